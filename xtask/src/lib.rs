@@ -1,9 +1,80 @@
 //! Datablox's build pipeline: manifests -> checked model -> plan -> archives and Engage extension.
 //!
 //! `main.rs` is a thin shell around the entry points defined here; the stages live in their own
-//! modules, listed in reading order.
+//! modules, listed in reading order: parse, validate, plan, build, write.
 
 pub mod error;
+pub mod manifest;
+pub mod model;
+pub mod check;
+pub mod plan;
 pub mod tree;
 pub mod hash;
 pub mod archive;
+pub mod extension;
+pub mod cache;
+pub mod build;
+pub mod output;
+pub mod progress;
+pub mod flags;
+
+use std::path::{Path, PathBuf};
+
+use error::{Diagnostic, Error, Result};
+
+/// Options of `cargo xtask dist`, gathered from the flags and the environment by `main`.
+#[derive(Clone, Debug)]
+pub struct DistOptions {
+    /// Where the extension tree, `SHA256SUMS` and `dist-manifest.json` go (default `target/dist`).
+    pub out_dir: Option<PathBuf>,
+    pub jobs: usize,
+    pub use_cache: bool,
+    pub source_date_epoch: Option<u64>,
+}
+
+/// What `dist` did, and the warnings validation found.
+#[derive(Debug)]
+pub struct DistReport {
+    pub summary: output::Summary,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// parse -> validate -> plan -> build -> write.
+pub fn dist(repo: &Path, options: &DistOptions, progress: &dyn progress::Progress) -> Result<DistReport> {
+    let checked = check::load(repo)?;
+    let out_dir = options.out_dir.clone().unwrap_or_else(|| repo.join("target").join("dist"));
+    let plan = plan::make(&checked.model, repo, options.source_date_epoch)?;
+    let old = cache::Cache::read(&out_dir);
+    let build_options = build::BuildOptions { jobs: options.jobs, use_cache: options.use_cache };
+    let built = build::build(&plan, &out_dir, &old, build_options, progress);
+    progress.end();
+    let summary = output::commit(&checked.model, &plan, built?, &out_dir)?;
+    Ok(DistReport { summary, warnings: checked.warnings })
+}
+
+/// The repository root: the nearest directory, from `start` up, that has `manifests/extension.toml`.
+pub fn find_repo(start: &Path) -> Result<PathBuf> {
+    start
+        .ancestors()
+        .find(|dir| dir.join("manifests").join(manifest::EXTENSION_MANIFEST).is_file())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| {
+            Error::new(
+                Diagnostic::error("no-repository", format!("no `manifests/extension.toml` in `{}` or above", start.display()))
+                    .help("run the command inside a Datablox repository"),
+            )
+        })
+}
+
+/// `SOURCE_DATE_EPOCH` as the reproducible-builds specification defines it: a decimal integer.
+pub fn parse_source_date_epoch(value: Option<&str>) -> Result<Option<u64>> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(text) => text.trim().parse::<u64>().map(Some).map_err(|_| {
+            Error::new(
+                Diagnostic::error("source-date-epoch", format!("SOURCE_DATE_EPOCH is `{text}`, not a number of seconds"))
+                    .help("set it to a non-negative integer, e.g. `git log -1 --format=%ct`, or unset it"),
+            )
+        }),
+    }
+}

@@ -1,1 +1,103 @@
-fn main() {}
+//! `cargo xtask`: reads the flags, calls the library, reports errors, chooses the exit code
+//! (0 success, 1 bad input, 2 bad usage).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{CommandFactory, Parser};
+use xtask::error::{Error, Severity};
+use xtask::flags::{Command, Xtask};
+use xtask::progress::{Bar, Progress, Silent};
+
+fn main() -> ExitCode {
+    let flags = match Xtask::try_parse() {
+        Ok(flags) => flags,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let Some(command) = flags.command else {
+        let _ = Xtask::command().print_help();
+        return ExitCode::SUCCESS;
+    };
+    match run(command) {
+        Ok(code) => code,
+        Err(error) => {
+            eprint!("{error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, Error> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io("read", std::path::Path::new("."), e))?;
+    let repo = xtask::find_repo(&cwd)?;
+    match command {
+        Command::Dist(flags) => {
+            let started = Instant::now();
+            let options = xtask::DistOptions {
+                out_dir: flags.out.map(|out| cwd.join(out)),
+                jobs: flags.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |n| n as usize),
+                use_cache: !flags.no_cache,
+                source_date_epoch: xtask::parse_source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?,
+            };
+            let interactive = !flags.json && std::io::stderr().is_terminal();
+            let progress: Box<dyn Progress> = if interactive { Box::new(Bar::new()) } else { Box::new(Silent) };
+            let report = xtask::dist(&repo, &options, progress.as_ref())?;
+            for warning in &report.warnings {
+                eprint!("{warning}");
+            }
+            let summary = &report.summary;
+            let seconds = started.elapsed().as_secs_f64();
+            if flags.json {
+                let mut value = serde_json::to_value(summary).expect("the summary serializes");
+                value["seconds"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
+                println!("{value}");
+            } else {
+                eprintln!(
+                    "    Finished {} resources, {} packages ({} built, {} unchanged), {} in {:.2}s -> {}",
+                    summary.resources,
+                    summary.packages,
+                    summary.rebuilt,
+                    summary.skipped,
+                    human_bytes(summary.bytes),
+                    seconds,
+                    summary.out_dir.strip_prefix(&cwd).unwrap_or(&summary.out_dir).display(),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(flags) => {
+            let diagnostics = match xtask::check::load(&repo) {
+                Ok(checked) => checked.warnings,
+                Err(error) => error.diagnostics,
+            };
+            let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+            if flags.json {
+                for diagnostic in &diagnostics {
+                    println!("{}", diagnostic.to_json());
+                }
+            } else {
+                for diagnostic in &diagnostics {
+                    eprint!("{diagnostic}");
+                }
+                let warnings = diagnostics.len() - errors;
+                eprintln!("    Checked manifests: {errors} errors, {warnings} warnings");
+            }
+            Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}

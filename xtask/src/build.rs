@@ -1,0 +1,339 @@
+//! `Plan` -> `Built`: every `sw_packages` file, built into a temporary file beside its final name
+//! or found intact from the previous build.
+//!
+//! All source trees are scanned (and validated: symlinks, FIFOs, hard links) before anything is
+//! written. Archives are then built on `jobs` threads, largest first, so one big block does not
+//! finish last alone; which thread builds what never changes the bytes. A resource is skipped
+//! when its source digest, its settings and its output on disk are those of the previous build;
+//! the stat cache spares rehashing files whose metadata did not change.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::archive::{self, ArchiveSettings};
+use crate::cache::{Cache, FileRecord, OutputRecord};
+use crate::error::{Error, IoContext, Result};
+use crate::hash::{self, to_hex};
+use crate::model::{Key, Kind};
+use crate::plan::{Plan, TREE};
+use crate::progress::Progress;
+use crate::tree::{self, EntryKind, Tree};
+
+pub const TOOL: &str = concat!("xtask ", env!("CARGO_PKG_VERSION"));
+
+#[derive(Clone, Copy, Debug)]
+pub struct BuildOptions {
+    pub jobs: usize,
+    /// Trust the stat cache. Off, every file is hashed again (the output is the same).
+    pub use_cache: bool,
+}
+
+/// One file of `sw_packages`, ready to be committed.
+#[derive(Clone, Debug)]
+pub struct BuiltPackage {
+    pub key: Key,
+    pub kind: Kind,
+    pub file_name: String,
+    /// The source digest, for packages built from a directory.
+    pub source_digest: Option<String>,
+    pub sha256: String,
+    pub size: u64,
+    /// Where the new bytes wait to be renamed into place; `None` when the file on disk is intact.
+    pub temp: Option<PathBuf>,
+    pub settings: String,
+}
+
+#[derive(Debug)]
+pub struct Built {
+    pub packages: Vec<BuiltPackage>,
+    /// The stat cache entries of every source file seen.
+    pub files: Vec<(PathBuf, FileRecord)>,
+    pub rebuilt: usize,
+    pub skipped: usize,
+    pub source_bytes: u64,
+}
+
+impl Built {
+    /// Removes the temporary files, after a failure.
+    pub fn discard(&self) {
+        for package in &self.packages {
+            if let Some(temp) = &package.temp {
+                let _ = std::fs::remove_file(temp);
+            }
+        }
+    }
+}
+
+pub fn packages_dir(out_dir: &Path) -> PathBuf {
+    out_dir.join(TREE).join("sw_packages")
+}
+
+/// A temporary name beside `path`, hidden, unique to this process.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
+}
+
+pub fn build(plan: &Plan, out_dir: &Path, old: &Cache, options: BuildOptions, progress: &dyn Progress) -> Result<Built> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.jobs.max(1))
+        .build()
+        .expect("a thread pool of a valid size");
+    let empty = Cache::default();
+    let cache = if options.use_cache { old } else { &empty };
+
+    // Scan and validate every tree before writing anything.
+    let trees: Vec<Result<Tree>> = pool.install(|| {
+        use rayon::prelude::*;
+        plan.archives.par_iter().map(|job| tree::scan(&job.dir, &job.top)).collect()
+    });
+    let mut diagnostics = Vec::new();
+    let mut scanned = Vec::new();
+    for result in trees {
+        match result {
+            Ok(tree) => scanned.push(tree),
+            Err(error) => diagnostics.extend(error.diagnostics),
+        }
+    }
+    if !diagnostics.is_empty() {
+        return Err(Error::many(diagnostics));
+    }
+
+    let dir = packages_dir(out_dir);
+    std::fs::create_dir_all(&dir).with_path("create", &dir)?;
+    let sizes: Vec<u64> = scanned.iter().map(tree_bytes).collect();
+    let source_bytes = sizes.iter().sum::<u64>() + plan.files.iter().filter_map(|f| f.source.metadata().ok()).map(|m| m.len()).sum::<u64>();
+    progress.begin(plan.archives.len() + plan.files.len(), source_bytes);
+
+    // Largest first: the order in which work starts, never the order of results.
+    let mut order: Vec<usize> = (0..scanned.len()).collect();
+    order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
+    let next = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<(BuiltPackage, Vec<(PathBuf, FileRecord)>, bool)>>>> =
+        (0..scanned.len()).map(|_| Mutex::new(None)).collect();
+    pool.scope(|scope| {
+        for _ in 0..options.jobs.max(1) {
+            scope.spawn(|_| {
+                loop {
+                    let position = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&index) = order.get(position) else { break };
+                    let job = &plan.archives[index];
+                    progress.working(&job.file_name);
+                    let result = build_archive(plan, job, &scanned[index], &dir, cache, old);
+                    progress.advance(sizes[index]);
+                    *results[index].lock().expect("no thread panics holding it") = Some(result);
+                }
+            });
+        }
+    });
+
+    let mut built = Built { packages: Vec::new(), files: Vec::new(), rebuilt: 0, skipped: 0, source_bytes };
+    let mut diagnostics = Vec::new();
+    for slot in results {
+        match slot.into_inner().expect("no thread panics holding it").expect("every job ran") {
+            Ok((package, files, rebuilt)) => {
+                if rebuilt { built.rebuilt += 1 } else { built.skipped += 1 }
+                built.packages.push(package);
+                built.files.extend(files);
+            }
+            Err(error) => diagnostics.extend(error.diagnostics),
+        }
+    }
+    for job in &plan.files {
+        match copy_file(job, &dir, cache, old) {
+            Ok((package, record, rebuilt)) => {
+                if rebuilt { built.rebuilt += 1 } else { built.skipped += 1 }
+                built.packages.push(package);
+                built.files.push(record);
+            }
+            Err(error) => diagnostics.extend(error.diagnostics),
+        }
+        progress.advance(job.source.metadata().map_or(0, |m| m.len()));
+    }
+    if !diagnostics.is_empty() {
+        built.discard();
+        return Err(Error::many(diagnostics));
+    }
+    built.packages.sort_by(|a, b| a.file_name.cmp(&b.file_name));
+    Ok(built)
+}
+
+fn tree_bytes(tree: &Tree) -> u64 {
+    tree.entries
+        .iter()
+        .map(|entry| match entry.kind {
+            EntryKind::File { size, .. } => size,
+            _ => 0,
+        })
+        .sum()
+}
+
+fn settings_text(plan: &Plan, top: &str) -> String {
+    format!(
+        "{TOOL}; {}; level {}; mtime {}; top {top}",
+        archive::DEFLATE_BACKEND,
+        plan.settings.level,
+        plan.settings.mtime()
+    )
+}
+
+/// The output on disk is the one the cache describes: same size, mtime and inode.
+fn intact(path: &Path, record: &OutputRecord) -> bool {
+    let Ok(metadata) = std::fs::symlink_metadata(path) else { return false };
+    let stat = tree::Stat::from_metadata(&metadata);
+    metadata.is_file() && stat.size == record.size && stat.mtime_ns == record.mtime_ns && stat.inode == record.inode
+}
+
+#[allow(clippy::type_complexity)]
+fn build_archive(
+    plan: &Plan,
+    job: &crate::plan::ArchiveJob,
+    tree: &Tree,
+    dir: &Path,
+    cache: &Cache,
+    old: &Cache,
+) -> Result<(BuiltPackage, Vec<(PathBuf, FileRecord)>, bool)> {
+    let settings = settings_text(plan, &job.top);
+    let final_path = dir.join(&job.file_name);
+    let previous = old.outputs.get(&job.file_name).filter(|r| r.settings == settings && intact(&final_path, r));
+    let package = |digest: String, sha256: String, size: u64, temp: Option<PathBuf>| BuiltPackage {
+        key: job.key.clone(),
+        kind: job.kind,
+        file_name: job.file_name.clone(),
+        source_digest: Some(digest),
+        sha256,
+        size,
+        temp,
+        settings: settings.clone(),
+    };
+
+    // With a previous output to compare against, find the digest by hashing only what the
+    // stat cache does not know; without one, the build below hashes while it compresses.
+    if let Some(previous) = previous {
+        let mut hashes = Vec::with_capacity(tree.entries.len());
+        let mut records = Vec::new();
+        for entry in &tree.entries {
+            let hash = match entry.kind {
+                EntryKind::File { .. } => {
+                    let hash = match cache.lookup(&entry.source, &entry.stat) {
+                        Some(hash) => hash,
+                        None => hash::hash_file(&entry.source)?,
+                    };
+                    records.push(Cache::record(&entry.source, &entry.stat, &hash));
+                    Some(hash)
+                }
+                _ => None,
+            };
+            hashes.push(hash);
+        }
+        let digest = to_hex(&hash::tree_digest(tree, &hashes));
+        if digest == previous.source_digest {
+            return Ok((package(digest, previous.sha256.clone(), previous.size, None), records, false));
+        }
+    }
+
+    let temp = temp_path(&final_path);
+    let result = (|| {
+        let file = File::create(&temp).with_path("create", &temp)?;
+        let mut writer = HashingWriter { inner: BufWriter::with_capacity(256 * 1024, file), hasher: Sha256::new(), bytes: 0 };
+        let report = archive::write_tgz(
+            tree,
+            &ArchiveSettings { mtime: plan.settings.mtime(), level: plan.settings.level },
+            &mut writer,
+        )?;
+        writer.inner.flush().with_path("write", &temp)?;
+        let file = writer.inner.into_inner().map_err(|e| Error::io("write", &temp, e.into_error()))?;
+        file.sync_all().with_path("write", &temp)?;
+        let records = tree
+            .entries
+            .iter()
+            .zip(&report.file_hashes)
+            .filter_map(|(entry, hash)| hash.map(|hash| Cache::record(&entry.source, &entry.stat, &hash)))
+            .collect();
+        let sha256: [u8; 32] = writer.hasher.finalize().into();
+        Ok((package(to_hex(&report.digest), to_hex(&sha256), writer.bytes, Some(temp.clone())), records, true))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
+}
+
+fn copy_file(job: &crate::plan::FileJob, dir: &Path, cache: &Cache, old: &Cache) -> Result<(BuiltPackage, (PathBuf, FileRecord), bool)> {
+    let settings = format!("{TOOL}; copy");
+    let final_path = dir.join(&job.file_name);
+    let metadata = std::fs::metadata(&job.source).with_path("read", &job.source)?;
+    let stat = tree::Stat::from_metadata(&metadata);
+    let hash = match cache.lookup(&job.source, &stat) {
+        Some(hash) => hash,
+        None => hash::hash_file(&job.source)?,
+    };
+    let record = Cache::record(&job.source, &stat, &hash);
+    let digest = to_hex(&hash);
+    let package = |temp| BuiltPackage {
+        key: job.key.clone(),
+        kind: Kind::Resource,
+        file_name: job.file_name.clone(),
+        source_digest: None,
+        sha256: digest.clone(),
+        size: stat.size,
+        temp,
+        settings: settings.clone(),
+    };
+    if let Some(previous) = old.outputs.get(&job.file_name)
+        && previous.settings == settings
+        && previous.sha256 == digest
+        && intact(&final_path, previous)
+    {
+        return Ok((package(None), record, false));
+    }
+    let temp = temp_path(&final_path);
+    std::fs::copy(&job.source, &temp).with_path("copy", &job.source)?;
+    // The copy keeps the source's permission bits; the package must not depend on them.
+    set_mode(&temp)?;
+    if hash::hash_file(&temp)? != hash {
+        let _ = std::fs::remove_file(&temp);
+        return Err(Error::io(
+            "copy",
+            &job.source,
+            std::io::Error::other("the file changed while it was copied; run again"),
+        ));
+    }
+    Ok((package(Some(temp)), record, true))
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).with_path("set permissions of", path)
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Hashes and counts what goes through it, so an archive is never read back to be checksummed.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        self.bytes += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

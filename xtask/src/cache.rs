@@ -1,0 +1,119 @@
+//! What the previous build left for the next one: a stat cache (file metadata -> content hash)
+//! and, per `sw_packages` file, the source digest and the output it produced under which settings.
+//!
+//! Stored as JSON in `<out>/.dist-cache.json`, outside the extension tree. A cache that is missing,
+//! unreadable or from another format is ignored: the build then hashes everything, and produces
+//! the same bytes.
+//!
+//! Racy entries are handled as git handles its index: a file whose mtime is not older than the
+//! time the cache was written may have changed within the same clock tick after it was hashed, so
+//! its cached hash is not trusted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::tree::Stat;
+
+pub const CACHE_FILE: &str = ".dist-cache.json";
+const FORMAT: u32 = 1;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Cache {
+    pub format: u32,
+    /// When the cache was written, in nanoseconds since the epoch.
+    pub written_at_ns: i128,
+    /// Absolute source path -> stat and content hash.
+    pub files: BTreeMap<PathBuf, FileRecord>,
+    /// `sw_packages` file name -> what produced it.
+    pub outputs: BTreeMap<String, OutputRecord>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileRecord {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub inode: u64,
+    pub mode: u32,
+    pub sha256: String,
+}
+
+/// One output file: the inputs it was built from and how to recognise it intact on disk.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutputRecord {
+    /// Everything besides the sources that the bytes depend on (tool, backend, level, mtime, top dir).
+    pub settings: String,
+    pub source_digest: String,
+    pub sha256: String,
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub inode: u64,
+}
+
+impl Cache {
+    /// Reads the cache of `out_dir`, or an empty one.
+    pub fn read(out_dir: &Path) -> Cache {
+        std::fs::read(out_dir.join(CACHE_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Cache>(&bytes).ok())
+            .filter(|cache| cache.format == FORMAT)
+            .unwrap_or_default()
+    }
+
+    /// The cached content hash of `path`, if its metadata is unchanged and it is not racy.
+    pub fn lookup(&self, path: &Path, stat: &Stat) -> Option<[u8; 32]> {
+        let record = self.files.get(path)?;
+        let same = record.size == stat.size
+            && record.mtime_ns == stat.mtime_ns
+            && record.ctime_ns == stat.ctime_ns
+            && record.inode == stat.inode
+            && record.mode == stat.mode;
+        if !same || stat.mtime_ns >= self.written_at_ns {
+            return None;
+        }
+        from_hex(&record.sha256)
+    }
+
+    pub fn record(path: &Path, stat: &Stat, sha256: &[u8; 32]) -> (PathBuf, FileRecord) {
+        (
+            path.to_path_buf(),
+            FileRecord {
+                size: stat.size,
+                mtime_ns: stat.mtime_ns,
+                ctime_ns: stat.ctime_ns,
+                inode: stat.inode,
+                mode: stat.mode,
+                sha256: crate::hash::to_hex(sha256),
+            },
+        )
+    }
+
+    /// Serialized with the format number and the current time, ready for `output` to write.
+    pub fn to_bytes(mut self, now_ns: i128) -> Vec<u8> {
+        self.format = FORMAT;
+        self.written_at_ns = now_ns;
+        let mut bytes = serde_json::to_vec(&self).expect("the cache always serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+}
+
+pub fn from_hex(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (index, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(index * 2..index * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Nanoseconds since the epoch, for `written_at_ns`.
+pub fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}

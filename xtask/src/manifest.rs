@@ -1,0 +1,505 @@
+//! TOML text -> serde structs that mirror the manifest files exactly, with spans.
+//!
+//! This module only parses: it knows the shape of `manifests/*.toml` (see `docs/manifests.md`) and
+//! rejects unknown fields, duplicate keys and syntax errors with the file, line and column. What
+//! the values mean (names, versions, references) is checked by `check`, which turns these structs
+//! into the `model`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{self, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer};
+use toml::Spanned;
+
+use crate::error::{Diagnostic, Error, IoContext, Result};
+
+/// The name of the manifest that describes the extension as a whole.
+pub const EXTENSION_MANIFEST: &str = "extension.toml";
+
+/// One manifest file: its path relative to the repository, its text and what it parsed to.
+#[derive(Debug)]
+pub struct Source<T> {
+    pub path: PathBuf,
+    pub text: String,
+    pub value: T,
+}
+
+impl<T> Source<T> {
+    /// An error diagnostic pointing at `span` of this file.
+    pub fn error(
+        &self,
+        code: &'static str,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic::error(code, message).file(&self.path).span(&self.text, span)
+    }
+
+    pub fn warning(
+        &self,
+        code: &'static str,
+        span: std::ops::Range<usize>,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic::warning(code, message).file(&self.path).span(&self.text, span)
+    }
+}
+
+/// Every manifest of a repository, parsed.
+#[derive(Debug)]
+pub struct RawManifests {
+    pub extension: Source<ExtensionFile>,
+    pub resources: Vec<Source<ResourceFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ExtensionFile {
+    pub extension: Spanned<ExtensionTable>,
+    #[serde(default)]
+    pub external: Vec<Spanned<External>>,
+    pub installer: Option<Installer>,
+    #[serde(default)]
+    pub install_spec: Vec<Spanned<InstallSpec>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ExtensionTable {
+    pub name: Spanned<String>,
+    pub version: Spanned<String>,
+    pub compression_level: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub inside: Vec<Spanned<RawConstraint>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct External {
+    pub name: Spanned<String>,
+    pub versions: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub platform: bool,
+    #[serde(default)]
+    pub output_ports: BTreeMap<String, BTreeMap<String, Spanned<RawProperty>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Installer {
+    pub application_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InstallSpec {
+    pub file: Spanned<String>,
+    pub choice: Option<String>,
+    #[serde(default)]
+    pub instance: Vec<Spanned<Instance>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Instance {
+    pub id: Spanned<String>,
+    pub key: Spanned<RawConstraint>,
+    pub inside: Option<Spanned<InstanceRef>>,
+    #[serde(default)]
+    pub environment: Vec<Spanned<InstanceRef>>,
+    #[serde(default)]
+    pub peers: Vec<Spanned<InstanceRef>>,
+    #[serde(default)]
+    pub config_port: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct InstanceRef {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub port_mapping: BTreeMap<String, String>,
+}
+
+/// A resource manifest: exactly one of `[block]` or `[resource]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceFile {
+    pub block: Option<Spanned<BlockTable>>,
+    pub resource: Option<Spanned<ResourceTable>>,
+}
+
+pub type RawPorts = BTreeMap<String, BTreeMap<String, Spanned<RawProperty>>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BlockTable {
+    pub name: Spanned<String>,
+    pub version: Spanned<String>,
+    pub display_name: Option<String>,
+    pub comment: Option<String>,
+    #[serde(default)]
+    pub requires: Vec<Spanned<RawConstraint>>,
+    pub inside: Option<Spanned<RawAlternatives>>,
+    pub peers: Option<Spanned<RawAlternatives>>,
+    #[serde(default)]
+    pub config_port: BTreeMap<String, Spanned<RawProperty>>,
+    pub source: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ResourceTable {
+    pub name: Spanned<String>,
+    pub version: Spanned<String>,
+    pub display_name: Option<String>,
+    pub comment: Option<String>,
+    pub manager: Option<Spanned<String>>,
+    pub driver: Option<Spanned<String>>,
+    pub package: Option<Spanned<OneOrMany<RawPackage>>>,
+    #[serde(default)]
+    pub config_port: BTreeMap<String, Spanned<RawProperty>>,
+    #[serde(default)]
+    pub input_ports: RawPorts,
+    #[serde(default)]
+    pub output_ports: RawPorts,
+    pub inside: Option<Spanned<RawAlternatives>>,
+    pub environment: Option<Spanned<RawAlternatives>>,
+    pub peers: Option<Spanned<RawAlternatives>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawPackage {
+    pub archive: Option<Spanned<String>>,
+    pub file: Option<Spanned<String>>,
+    pub pip: Option<Spanned<String>>,
+    pub easy_install: Option<Spanned<String>>,
+    pub dummy: Option<Spanned<bool>>,
+    pub filename: Option<String>,
+    pub downloader: Option<String>,
+}
+
+/// A property of a port: `"type"` or `{ type, default, fixed-value }`.
+#[derive(Debug)]
+pub struct RawProperty {
+    pub ty: String,
+    pub default: Option<toml::Value>,
+    pub fixed_value: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct PropertyTable {
+    #[serde(rename = "type")]
+    ty: String,
+    default: Option<toml::Value>,
+    fixed_value: Option<toml::Value>,
+}
+
+impl<'de> Deserialize<'de> for RawProperty {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PropertyVisitor;
+        impl<'de> Visitor<'de> for PropertyVisitor {
+            type Value = RawProperty;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a property type such as \"path\", or { type = ..., default = ... }")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RawProperty, E> {
+                Ok(RawProperty { ty: value.to_string(), default: None, fixed_value: None })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawProperty, A::Error> {
+                let table = PropertyTable::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(RawProperty {
+                    ty: table.ty,
+                    default: table.default,
+                    fixed_value: table.fixed_value,
+                })
+            }
+        }
+        deserializer.deserialize_any(PropertyVisitor)
+    }
+}
+
+/// A version spec as written: a string (`"1.0"`, `"*"`, `">=2.1, <3"`) or a range table.
+#[derive(Debug, Clone)]
+pub enum RawVersion {
+    Text(String),
+    Range(RangeTable),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RangeTable {
+    pub greater_than: Option<String>,
+    pub greater_than_or_equal: Option<String>,
+    pub less_than: Option<String>,
+    pub less_than_or_equal: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawVersion {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct VersionVisitor;
+        impl<'de> Visitor<'de> for VersionVisitor {
+            type Value = RawVersion;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a version such as \"1.0\", \"*\" or \">=2.1\", or a range table")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RawVersion, E> {
+                Ok(RawVersion::Text(value.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawVersion, A::Error> {
+                RangeTable::deserialize(MapAccessDeserializer::new(map)).map(RawVersion::Range)
+            }
+        }
+        deserializer.deserialize_any(VersionVisitor)
+    }
+}
+
+/// A constraint as written: `"NAME SPEC"` or `{ name, version, port-mapping }`.
+#[derive(Debug, Clone)]
+pub enum RawConstraint {
+    Short(String),
+    Full(FullConstraint),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FullConstraint {
+    pub name: String,
+    pub version: RawVersion,
+    #[serde(default)]
+    pub port_mapping: BTreeMap<String, String>,
+}
+
+impl<'de> Deserialize<'de> for RawConstraint {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ConstraintVisitor;
+        impl<'de> Visitor<'de> for ConstraintVisitor {
+            type Value = RawConstraint;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a constraint: \"NAME VERSION\" or { name, version, port-mapping }")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RawConstraint, E> {
+                Ok(RawConstraint::Short(value.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawConstraint, A::Error> {
+                FullConstraint::deserialize(MapAccessDeserializer::new(map)).map(RawConstraint::Full)
+            }
+        }
+        deserializer.deserialize_any(ConstraintVisitor)
+    }
+}
+
+/// `inside`, `environment` or `peers` as written: one constraint, an array (all of them),
+/// `{ all-of = [...] }` or `{ one-of = [...] }`.
+#[derive(Debug)]
+pub enum RawAlternatives {
+    One(Spanned<RawConstraint>),
+    AllOf(Vec<Spanned<RawConstraint>>),
+    OneOf(Vec<Spanned<RawConstraint>>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AlternativesTable {
+    one_of: Option<Vec<Spanned<RawConstraint>>>,
+    all_of: Option<Vec<Spanned<RawConstraint>>>,
+    name: Option<String>,
+    version: Option<RawVersion>,
+    #[serde(default)]
+    port_mapping: BTreeMap<String, String>,
+}
+
+impl<'de> Deserialize<'de> for RawAlternatives {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AlternativesVisitor;
+        impl<'de> Visitor<'de> for AlternativesVisitor {
+            type Value = RawAlternatives;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a constraint, an array of constraints, { all-of = [...] } or { one-of = [...] }")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawAlternatives, A::Error> {
+                let mut all = Vec::new();
+                while let Some(constraint) = seq.next_element()? {
+                    all.push(constraint);
+                }
+                Ok(RawAlternatives::AllOf(all))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawAlternatives, A::Error> {
+                let table = AlternativesTable::deserialize(MapAccessDeserializer::new(map))?;
+                match (table.one_of, table.all_of, table.name, table.version) {
+                    (Some(one_of), None, None, None) => Ok(RawAlternatives::OneOf(one_of)),
+                    (None, Some(all_of), None, None) => Ok(RawAlternatives::AllOf(all_of)),
+                    (None, None, Some(name), Some(version)) => {
+                        // The span of the whole value is attached by the caller's `Spanned`.
+                        Ok(RawAlternatives::One(Spanned::new(
+                            0..0,
+                            RawConstraint::Full(FullConstraint {
+                                name,
+                                version,
+                                port_mapping: table.port_mapping,
+                            }),
+                        )))
+                    }
+                    _ => Err(de::Error::custom(
+                        "expected `one-of`, `all-of`, or a single constraint with `name` and `version`",
+                    )),
+                }
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RawAlternatives, E> {
+                Ok(RawAlternatives::One(Spanned::new(0..0, RawConstraint::Short(value.to_string()))))
+            }
+        }
+        deserializer.deserialize_any(AlternativesVisitor)
+    }
+}
+
+/// A field that takes one table or an array of them.
+#[derive(Debug)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrManyVisitor<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table or an array of tables")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany<T>, A::Error> {
+                let mut all = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    all.push(item);
+                }
+                Ok(OneOrMany(all))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OneOrMany<T>, A::Error> {
+                Ok(OneOrMany(vec![T::deserialize(MapAccessDeserializer::new(map))?]))
+            }
+        }
+        deserializer.deserialize_any(OneOrManyVisitor(std::marker::PhantomData))
+    }
+}
+
+/// Reads `manifests/extension.toml` and every other `manifests/*.toml`, in byte-wise name order.
+/// Every file is parsed even when an earlier one fails, so all syntax errors are reported at once.
+pub fn read_all(repo: &Path) -> Result<RawManifests> {
+    let dir = repo.join("manifests");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_path("read the manifest directory", &dir)? {
+        let entry = entry.with_path("read the manifest directory", &dir)?;
+        let name = entry.file_name();
+        let is_toml = Path::new(&name).extension().is_some_and(|ext| ext == "toml");
+        if is_toml && entry.file_type().with_path("stat", &entry.path())?.is_file() {
+            names.push(name);
+        }
+    }
+    names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
+
+    let mut diagnostics = Vec::new();
+    let mut extension = None;
+    let mut resources = Vec::new();
+    for name in names {
+        let relative = Path::new("manifests").join(&name);
+        let text = match std::fs::read_to_string(dir.join(&name)) {
+            Ok(text) => text,
+            Err(error) => {
+                diagnostics.push(Error::io("read", &relative, error).diagnostics.remove(0));
+                continue;
+            }
+        };
+        if name == EXTENSION_MANIFEST {
+            match parse::<ExtensionFile>(&relative, &text) {
+                Ok(value) => extension = Some(Source { path: relative, text, value }),
+                Err(diagnostic) => diagnostics.push(diagnostic),
+            }
+        } else {
+            match parse::<ResourceFile>(&relative, &text) {
+                Ok(value) => resources.push(Source { path: relative, text, value }),
+                Err(diagnostic) => diagnostics.push(diagnostic),
+            }
+        }
+    }
+    let extension_path = Path::new("manifests").join(EXTENSION_MANIFEST);
+    if extension.is_none() && !diagnostics.iter().any(|d| d.file.as_deref() == Some(&extension_path)) {
+        diagnostics.push(
+            Diagnostic::error("missing-extension-manifest", "no extension manifest")
+                .file(&extension_path)
+                .help("create manifests/extension.toml with an [extension] table (see docs/manifests.md)"),
+        );
+    }
+    if !diagnostics.is_empty() {
+        return Err(Error::many(diagnostics));
+    }
+    Ok(RawManifests { extension: extension.expect("checked above"), resources })
+}
+
+/// Parses one TOML file, turning a syntax or schema error into a diagnostic with a line and column.
+pub fn parse<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Result<T, Diagnostic> {
+    toml::from_str(text).map_err(|error| {
+        let message = error.message().trim_end_matches('\n').to_string();
+        let (code, help) = describe_toml_error(&message);
+        let mut diagnostic = Diagnostic::error(code, message).file(path).help(help);
+        if let Some(span) = error.span() {
+            diagnostic = diagnostic.span(text, span);
+        }
+        diagnostic
+    })
+}
+
+fn describe_toml_error(message: &str) -> (&'static str, &'static str) {
+    if message.starts_with("unknown field") {
+        ("unknown-field", "remove the field or fix its spelling; docs/manifests.md lists the fields")
+    } else if message.contains("duplicate key") {
+        ("duplicate-key", "define each key once")
+    } else if message.starts_with("missing field") {
+        ("missing-field", "add the field; docs/manifests.md lists the required fields")
+    } else if message.starts_with("invalid type") || message.starts_with("expected") {
+        ("invalid-type", "see docs/manifests.md for the form this field takes")
+    } else {
+        ("toml-syntax", "fix the TOML syntax at this position")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_field_points_at_its_line() {
+        let text = "[block]\nname = \"A\"\nversion = \"1.0\"\nrequire = []\n";
+        let diagnostic = parse::<ResourceFile>(Path::new("manifests/a.toml"), text).unwrap_err();
+        assert_eq!(diagnostic.code, "unknown-field");
+        assert!(diagnostic.message.starts_with("unknown field `require`"), "{}", diagnostic.message);
+        assert_eq!(diagnostic.location.unwrap().line, 4);
+    }
+
+    #[test]
+    fn alternatives_take_every_form() {
+        let text = r#"
+[resource]
+name = "r"
+version = "1"
+manager = "m"
+inside = { one-of = ["a 1", { name = "b", version = ">=2", port-mapping = { host = "host" } }] }
+environment = ["c 1", "d *"]
+peers = { name = "e", version = { greater-than = "1" } }
+"#;
+        let file = parse::<ResourceFile>(Path::new("r.toml"), text).unwrap();
+        let resource = file.resource.unwrap().into_inner();
+        assert!(matches!(resource.inside.unwrap().into_inner(), RawAlternatives::OneOf(v) if v.len() == 2));
+        assert!(matches!(resource.environment.unwrap().into_inner(), RawAlternatives::AllOf(v) if v.len() == 2));
+        assert!(matches!(resource.peers.unwrap().into_inner(), RawAlternatives::One(_)));
+    }
+
+    #[test]
+    fn duplicate_key_is_an_error() {
+        let text = "[block]\nname = \"A\"\nname = \"B\"\nversion = \"1.0\"\n";
+        let diagnostic = parse::<ResourceFile>(Path::new("a.toml"), text).unwrap_err();
+        assert_eq!(diagnostic.code, "duplicate-key", "{diagnostic}");
+        assert_eq!(diagnostic.location.unwrap().line, 3);
+    }
+}
