@@ -1,0 +1,101 @@
+"""Deploy one block into a deployment home by running Engage's deployer on an install spec.
+
+The spec names the host (`dynamic-host *`: "this machine", resolved by the deployer) and the
+block inside it. Engage works out from the block's resource definition what else the block needs
+(framework, packages) and installs that first.
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+
+from datablox_framework import naming
+
+HOST_ID = "master-host"
+DYNAMIC_HOST_KEY = {"name": "dynamic-host", "version": "*"}
+
+
+class DeployError(Exception):
+    """The block could not be deployed into the home."""
+
+
+def _installed_resources(home):
+    """The instances of `<home>/config/installed_resources.json`, or [] when there is none."""
+    path = os.path.join(home, "config", "installed_resources.json")
+    if not os.path.exists(path):
+        return []
+    try:
+        with open(path) as handle:
+            instances = json.load(handle)
+    except (IOError, ValueError) as error:
+        raise DeployError("cannot read {}: {}".format(path, error))
+    if not isinstance(instances, list):
+        raise DeployError("{} must hold a JSON list of resource instances".format(path))
+    return [i for i in instances if isinstance(i, dict)]
+
+
+def install_spec_for_block(name, version, home):
+    """The Engage install spec (a list of resource instances) that installs block `name` `version`
+    on this host. Instance ids are unique, also against what is already installed in `home`, so
+    the deployer does not mistake the new block for an existing instance."""
+    key = naming.block_key(name, version)
+    taken = set(i.get("id") for i in _installed_resources(home))
+    block_id = naming.block_dir(name, version)
+    candidate, counter = block_id, 2
+    while candidate in taken or candidate == HOST_ID:
+        candidate = "{}-{}".format(block_id, counter)
+        counter += 1
+    host = {"id": HOST_ID, "key": dict(DYNAMIC_HOST_KEY)}
+    block = {"id": candidate, "key": key, "inside": {"id": HOST_ID, "key": dict(DYNAMIC_HOST_KEY)}}
+    return [host, block]
+
+
+def is_deployed(home, name, version):
+    """Whether the block's directory exists under `<home>/blox`."""
+    return os.path.isdir(os.path.join(home, "blox", naming.block_dir(name, version)))
+
+
+def deployer_path(home):
+    return os.path.join(home, "engage", "bin", "deployer")
+
+
+def run_command(argv):
+    """Run `argv`; returns (exit code, combined output)."""
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    output, _ = process.communicate()
+    return process.returncode, output
+
+
+def deploy_block(home, name, version, runner=None):
+    """Deploy block `name` `version` into `home` unless it is there already; returns its directory.
+
+    `runner(argv) -> (exit code, output)` runs the deployer; tests inject their own.
+    """
+    home = os.path.abspath(home)
+    target = os.path.join(home, "blox", naming.block_dir(name, version))
+    if is_deployed(home, name, version):
+        return target
+    deployer = deployer_path(home)
+    if not os.path.isfile(deployer):
+        raise DeployError(
+            "cannot deploy block `{} {}`: no Engage deployer at {} (help: this home was not set up by "
+            "Engage; deploy the caretaker with Engage first, or install the block by hand)".format(name, version, deployer))
+    spec = install_spec_for_block(name, version, home)
+    config_dir = os.path.join(home, "config")
+    if not os.path.isdir(config_dir):
+        os.makedirs(config_dir)
+    handle, spec_path = tempfile.mkstemp(prefix="install_{}_".format(naming.block_dir(name, version)),
+                                         suffix=".json", dir=config_dir)
+    with os.fdopen(handle, "w") as spec_file:
+        json.dump(spec, spec_file, indent=2, sort_keys=True)
+    code, output = (runner or run_command)([deployer, "-f", spec_path])
+    if code != 0:
+        tail = "\n".join((output or "").strip().splitlines()[-20:])
+        # The spec is kept so that the failing deployment can be replayed by hand.
+        raise DeployError("the deployer failed with exit code {} for block `{} {}` (spec kept at {}):\n{}".format(
+            code, name, version, spec_path, tail))
+    os.remove(spec_path)
+    if not is_deployed(home, name, version):
+        raise DeployError("the deployer succeeded but {} does not exist".format(target))
+    return target

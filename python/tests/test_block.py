@@ -1,0 +1,89 @@
+import unittest
+
+from datablox_framework.block import Block, BlockError, ConfigError, Log, Port
+
+
+class LogTest(unittest.TestCase):
+    def test_columns_and_rows(self):
+        log = Log()
+        log.append_field("a", [1, 2])
+        log.append_field("b", ["x", "y"])
+        self.assertEqual(len(log), 2)
+        self.assertEqual(list(log.iter_rows()), [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}])
+        log.append_row({"a": 3, "b": "z"})
+        self.assertEqual(log.log, {"a": [1, 2, 3], "b": ["x", "y", "z"]})
+        self.assertEqual(log.fields(), ["a", "b"])
+
+    def test_rows_must_match_fields(self):
+        log = Log.from_rows([{"a": 1}])
+        with self.assertRaises(BlockError):
+            log.append_row({"b": 2})
+        with self.assertRaises(BlockError):
+            log.append_field("c", [1, 2])
+        with self.assertRaises(BlockError):
+            log.append_field("a", [1])
+
+    def test_empty_and_copy(self):
+        self.assertEqual(len(Log()), 0)
+        original = Log({"a": [1]})
+        duplicate = original.copy()
+        duplicate.log["a"].append(2)
+        self.assertEqual(original.log["a"], [1])
+
+
+class Source(Block):
+    def on_load(self, config):
+        self.add_output("output", ["value"])
+        self.count = self.config_value(config, "count", kind=int)
+
+
+class BlockTest(unittest.TestCase):
+    def test_ports_and_push(self):
+        pushed = []
+        block = Source("s")
+        block.on_load({"count": 1})
+        block.set_emitter(lambda b, port, log: pushed.append((b.id, port, log)))
+        block.push("output", Log({"value": [1]}))
+        block.push("output", Log())  # empty logs are dropped
+        self.assertEqual(pushed, [("s", "output", Log({"value": [1]}))])
+        self.assertEqual(list(block.output_ports()), ["output"])
+        self.assertEqual(block.input_ports(), {})
+
+    def test_push_errors(self):
+        block = Source("s")
+        block.on_load({"count": 1})
+        with self.assertRaises(BlockError):
+            block.push("nope", Log({"value": [1]}))
+        with self.assertRaises(BlockError):
+            block.push("output", Log({"other": [1]}))
+        with self.assertRaises(BlockError):
+            block.push("output", {"value": [1]})
+        with self.assertRaises(BlockError):
+            block.add_output("output", [])
+
+    def test_unconnected_push_goes_nowhere(self):
+        block = Source("s")
+        block.on_load({"count": 1})
+        block.push("output", Log({"value": [1]}))
+
+    def test_config_errors_name_block_and_field(self):
+        with self.assertRaises(ConfigError) as caught:
+            Source("src").on_load({})
+        self.assertIn("`src`", str(caught.exception))
+        self.assertIn("`count`", str(caught.exception))
+        with self.assertRaises(ConfigError):
+            Source("src").on_load({"count": "three"})
+
+    def test_only_push_ports(self):
+        with self.assertRaises(BlockError):
+            Port("p", Port.INPUT, [], kind="pull")
+        with self.assertRaises(BlockError):
+            Port("p", "sideways", [])
+
+    def test_base_recv_push_explains(self):
+        with self.assertRaises(BlockError):
+            Block("b").recv_push("input", Log())
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,180 @@
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+from datablox_framework import caretaker
+from datablox_framework.caretaker import Caretaker, CaretakerError, CaretakerServer
+
+from helpers import DOUBLER_SOURCE, TempBloxpath
+
+PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class FakeAdapter(object):
+    """Deploys a block by writing a doubler block into the home's BLOXPATH."""
+
+    def __init__(self, bloxpath, fail=False):
+        self.bloxpath = bloxpath
+        self.fail = fail
+        self.calls = []
+
+    def deploy_block(self, home, name, version):
+        self.calls.append((home, name, version))
+        if self.fail:
+            raise RuntimeError("deployer exploded")
+        self.bloxpath.write_block(name, version)
+
+
+class CaretakerTest(unittest.TestCase):
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="home-")
+        # The home's blox directory is a TempBloxpath so the imported modules are cleaned up.
+        self.blox = TempBloxpath()
+        shutil.rmtree(self.blox.root)
+        self.blox.root = os.path.join(self.home, "blox")
+        os.makedirs(self.blox.root)
+
+    def tearDown(self):
+        self.blox.close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def test_installed_block_is_only_loaded(self):
+        self.blox.write_block("Care-Installed", "1.0")
+        adapter = FakeAdapter(self.blox)
+        summary = Caretaker(self.home, adapter).load_block("Care-Installed", "1.0")
+        self.assertEqual(adapter.calls, [])
+        self.assertFalse(summary["deployed"])
+        self.assertEqual(summary["ports"], ["input", "output"])
+        self.assertEqual(summary["directory"], os.path.join(self.home, "blox", "care_installed__1_0"))
+
+    def test_missing_block_is_deployed_by_the_adapter(self):
+        adapter = FakeAdapter(self.blox)
+        care = Caretaker(self.home, adapter)
+        summary = care.load_block("Care-Deployed", "1.0", {"factor": 4})
+        self.assertEqual(adapter.calls, [(os.path.abspath(self.home), "Care-Deployed", "1.0")])
+        self.assertTrue(summary["deployed"])
+        self.assertEqual(care.loaded[("care-deployed", "1.0")].factor, 4)
+        # A second load reuses the loaded block.
+        self.assertFalse(care.load_block("Care-Deployed", "1.0")["deployed"])
+        self.assertEqual(len(adapter.calls), 1)
+
+    def test_without_adapter_a_missing_block_fails_clearly(self):
+        with self.assertRaises(CaretakerError) as caught:
+            Caretaker(self.home, adapter=None).load_block("Care-Missing", "1.0")
+        self.assertIn("no deployment adapter", str(caught.exception))
+
+    def test_adapter_failure_is_reported(self):
+        with self.assertRaises(CaretakerError) as caught:
+            Caretaker(self.home, FakeAdapter(self.blox, fail=True)).load_block("Care-Fail", "1.0")
+        self.assertIn("deployer exploded", str(caught.exception))
+
+    def test_bad_name_is_an_error_answer(self):
+        answer = Caretaker(self.home, None).handle({"op": "load", "name": "bad_name", "version": "1.0"})
+        self.assertFalse(answer["ok"])
+        self.assertIn("reserved", answer["error"])
+        self.assertFalse(Caretaker(self.home, None).handle({"op": "dance"})["ok"])
+        self.assertFalse(Caretaker(self.home, None).handle([1])["ok"])
+
+
+def exchange(port, requests):
+    """Send line-delimited JSON requests on one connection; return the decoded answers."""
+    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        stream = connection.makefile("rwb")
+        answers = []
+        for request in requests:
+            line = request if isinstance(request, bytes) else json.dumps(request).encode("utf-8")
+            stream.write(line + b"\n")
+            stream.flush()
+            answers.append(json.loads(stream.readline().decode("utf-8")))
+        return answers
+    finally:
+        connection.close()
+
+
+class ServerTest(unittest.TestCase):
+    def setUp(self):
+        self.home = tempfile.mkdtemp(prefix="home-")
+        self.blox = TempBloxpath()
+        shutil.rmtree(self.blox.root)
+        self.blox.root = os.path.join(self.home, "blox")
+        os.makedirs(self.blox.root)
+
+    def tearDown(self):
+        self.blox.close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def test_protocol_in_a_thread(self):
+        adapter = FakeAdapter(self.blox)
+        server = CaretakerServer(Caretaker(self.home, adapter), port=0, client_timeout=5)
+        thread = threading.Thread(target=server.serve_until_stopped, kwargs={"idle_timeout": 20})
+        thread.start()
+        try:
+            answers = exchange(server.port, [
+                {"op": "ping"},
+                b"{broken",
+                {"op": "load", "name": "Served-Block", "version": "1.0"},
+                {"op": "load", "name": "Served-Block", "version": "1.0"},
+                {"op": "shutdown"},
+            ])
+        finally:
+            thread.join(30)
+        self.assertFalse(thread.is_alive())
+        self.assertEqual(answers[0]["pid"], os.getpid())
+        self.assertFalse(answers[1]["ok"])
+        self.assertIn("invalid JSON", answers[1]["error"])
+        self.assertTrue(answers[2]["block"]["deployed"])
+        self.assertFalse(answers[3]["block"]["deployed"])
+        self.assertEqual(answers[4], {"ok": True})
+
+    def test_idle_server_stops_by_itself(self):
+        server = CaretakerServer(Caretaker(self.home, None), port=0)
+        thread = threading.Thread(target=server.serve_until_stopped, kwargs={"idle_timeout": 0.5})
+        thread.start()
+        thread.join(10)
+        self.assertFalse(thread.is_alive())
+
+    def test_main_as_a_process_writes_and_removes_pid_file(self):
+        self.blox.write_block("Process-Block", "1.0")
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = PYTHON_DIR
+        process = subprocess.Popen(
+            [sys.executable, "-m", "datablox_framework.caretaker", "--home", self.home, "--port", "0",
+             "--idle-timeout", "20"],
+            stdout=subprocess.PIPE, env=environment, universal_newlines=True)
+        try:
+            line = process.stdout.readline()
+            self.assertTrue(line.startswith("caretaker listening on 127.0.0.1:"), line)
+            port = int(line.strip().rsplit(":", 1)[1])
+            pid_path = caretaker.pid_file(self.home)
+            with open(pid_path) as handle:
+                self.assertEqual(int(handle.read()), process.pid)
+            answers = exchange(port, [
+                {"op": "load", "name": "Process-Block", "version": "1.0"},
+                {"op": "load", "name": "Absent-Block", "version": "1.0"},
+                {"op": "shutdown"},
+            ])
+            self.assertEqual(process.wait(30), 0)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            process.stdout.close()
+        self.assertTrue(answers[0]["ok"])
+        self.assertFalse(answers[0]["block"]["deployed"])
+        # The process runs with python/ on its path, so the real adapter is found; this home has
+        # no Engage deployer, which the answer says.
+        self.assertFalse(answers[1]["ok"])
+        self.assertIn("no Engage deployer", answers[1]["error"])
+        self.assertEqual(answers[2], {"ok": True})
+        self.assertFalse(os.path.exists(pid_path))
+
+
+if __name__ == "__main__":
+    unittest.main()
