@@ -247,8 +247,8 @@ fn build_archive(
             &mut writer,
         )?;
         writer.inner.flush().with_path("write", &temp)?;
-        let file = writer.inner.into_inner().map_err(|e| Error::io("write", &temp, e.into_error()))?;
-        file.sync_all().with_path("write", &temp)?;
+        // No fsync, as in `output::write_atomically`: the cache's output records catch a short file.
+        drop(writer.inner.into_inner().map_err(|e| Error::io("write", &temp, e.into_error()))?);
         let records = tree
             .entries
             .iter()

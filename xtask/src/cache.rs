@@ -22,7 +22,8 @@ const FORMAT: u32 = 1;
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Cache {
     pub format: u32,
-    /// When the cache was written, in nanoseconds since the epoch.
+    /// When the build that wrote the cache started (before it looked at any file), in nanoseconds
+    /// since the epoch. A file modified after that may have changed after it was hashed.
     pub written_at_ns: i128,
     /// Absolute source path -> stat and content hash.
     pub files: BTreeMap<PathBuf, FileRecord>,
@@ -70,10 +71,26 @@ impl Cache {
             && record.ctime_ns == stat.ctime_ns
             && record.inode == stat.inode
             && record.mode == stat.mode;
-        if !same || stat.mtime_ns >= self.written_at_ns {
+        if !same || self.is_racy(stat.mtime_ns) {
             return None;
         }
         from_hex(&record.sha256)
+    }
+
+    /// Whether a file with this mtime may have changed, within one clock tick, after this cache
+    /// hashed it; its hash is then not trusted.
+    pub fn is_racy(&self, mtime_ns: i128) -> bool {
+        racy_at(mtime_ns, self.written_at_ns)
+    }
+
+    /// Whether this new cache, valid as of `started_ns`, must replace `old` on disk: an entry
+    /// changed, or an entry that `old` had to distrust as racy can now be trusted. A build that
+    /// changed nothing then writes nothing, not even the cache.
+    pub fn needs_write(&self, old: &Cache, started_ns: i128) -> bool {
+        old.format != FORMAT
+            || self.files != old.files
+            || self.outputs != old.outputs
+            || self.files.values().any(|record| old.is_racy(record.mtime_ns) && !racy_at(record.mtime_ns, started_ns))
     }
 
     pub fn record(path: &Path, stat: &Stat, sha256: &[u8; 32]) -> (PathBuf, FileRecord) {
@@ -100,6 +117,14 @@ impl Cache {
     }
 }
 
+/// File timestamps come from the kernel's coarse clock, which can lag the clock `now_ns` reads by
+/// a tick (up to 10 ms with HZ=100); a file is treated as racy that much earlier.
+const CLOCK_SLACK_NS: i128 = 20_000_000;
+
+fn racy_at(mtime_ns: i128, written_at_ns: i128) -> bool {
+    mtime_ns + CLOCK_SLACK_NS >= written_at_ns
+}
+
 pub fn from_hex(text: &str) -> Option<[u8; 32]> {
     if text.len() != 64 {
         return None;
@@ -111,7 +136,7 @@ pub fn from_hex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Nanoseconds since the epoch, for `written_at_ns`.
+/// Nanoseconds since the epoch, for `written_at_ns`: read when a build starts.
 pub fn now_ns() -> i128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -19,6 +19,9 @@ pub enum Command {
     Dist(DistFlags),
     /// Validate every manifest without building anything
     Check(CheckFlags),
+    /// Time `dist` against the shell pipelines on a generated corpus (see BENCHMARKS.md); runs a
+    /// release build of xtask, which it builds first when run from a debug build
+    Bench(BenchFlags),
 }
 
 #[derive(Debug, clap::Args)]
@@ -43,4 +46,24 @@ pub struct CheckFlags {
     /// Print one JSON object per diagnostic on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchFlags {
+    /// Corpus size, as gen_corpus.py defines it
+    #[arg(long, default_value = "small", value_parser = ["small", "medium", "large"])]
+    pub profile: String,
+    /// Rounds; every mode runs once per round and the table shows medians
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub runs: u32,
+    /// Corpus seed
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Also write the results as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Directory of gen_corpus.py and pack.sh (default: $DATABLOX_BENCH_TOOLS, else ../shared/bench
+    /// beside the repository)
+    #[arg(long, value_name = "DIR")]
+    pub corpus_tools: Option<PathBuf>,
 }

@@ -17,6 +17,7 @@ pub mod build;
 pub mod output;
 pub mod progress;
 pub mod flags;
+pub mod bench;
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +42,8 @@ pub struct DistReport {
 
 /// parse -> validate -> plan -> build -> write.
 pub fn dist(repo: &Path, options: &DistOptions, progress: &dyn progress::Progress) -> Result<DistReport> {
+    // Taken before any source file is looked at: files modified after it are racy next time.
+    let started_ns = cache::now_ns();
     let checked = check::load(repo)?;
     let out_dir = options.out_dir.clone().unwrap_or_else(|| repo.join("target").join("dist"));
     let plan = plan::make(&checked.model, repo, options.source_date_epoch)?;
@@ -48,7 +51,7 @@ pub fn dist(repo: &Path, options: &DistOptions, progress: &dyn progress::Progres
     let build_options = build::BuildOptions { jobs: options.jobs, use_cache: options.use_cache };
     let built = build::build(&plan, &out_dir, &old, build_options, progress);
     progress.end();
-    let summary = output::commit(&checked.model, &plan, built?, &out_dir)?;
+    let summary = output::commit(&checked.model, &plan, built?, &out_dir, &old, started_ns)?;
     Ok(DistReport { summary, warnings: checked.warnings })
 }
 

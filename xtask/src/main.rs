@@ -88,6 +88,25 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             }
             Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
+        Command::Bench(flags) => {
+            let mut log = |line: &str| eprintln!("{line}");
+            let options = xtask::bench::BenchOptions {
+                profile: flags.profile,
+                seed: flags.seed,
+                runs: flags.runs as usize,
+                tools: flags.corpus_tools.map(|dir| cwd.join(dir)),
+                xtask: xtask::bench::xtask_binary(&repo, &mut log)?,
+                jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
+            let report = xtask::bench::run(&repo, &options, &mut log)?;
+            println!("{}", report.table());
+            if let Some(path) = flags.json {
+                let path = cwd.join(path);
+                let json = serde_json::to_string_pretty(&report).expect("the report serializes");
+                std::fs::write(&path, json + "\n").map_err(|e| Error::io("write", &path, e))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::archive;
 use crate::build::{Built, TOOL, packages_dir, temp_path};
-use crate::cache::{CACHE_FILE, Cache, OutputRecord, now_ns};
+use crate::cache::{CACHE_FILE, Cache, OutputRecord};
 use crate::error::{IoContext, Result};
 use crate::extension::{self, Content};
 use crate::model::{Driver, Kind, Model, PackageSource};
@@ -39,7 +39,9 @@ pub struct Summary {
     pub out_dir: PathBuf,
 }
 
-pub fn commit(model: &Model, plan: &Plan, built: Built, out_dir: &Path) -> Result<Summary> {
+/// `old` is the cache the build started from and `started_ns` when it started; the cache is
+/// rewritten only when it changed.
+pub fn commit(model: &Model, plan: &Plan, built: Built, out_dir: &Path, old: &Cache, started_ns: i128) -> Result<Summary> {
     let tree_root = out_dir.join(TREE);
     let mut cache = Cache::default();
     let mut expected: BTreeSet<PathBuf> = BTreeSet::new();
@@ -72,7 +74,9 @@ pub fn commit(model: &Model, plan: &Plan, built: Built, out_dir: &Path) -> Resul
     }
 
     cache.files = built.files.iter().cloned().collect();
-    write_atomically(&out_dir.join(CACHE_FILE), &cache.to_bytes(now_ns()))?;
+    if cache.needs_write(old, started_ns) {
+        write_atomically(&out_dir.join(CACHE_FILE), &cache.to_bytes(started_ns))?;
+    }
 
     Ok(Summary {
         resources: model.resources.len(),
@@ -118,7 +122,11 @@ pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
     Ok(true)
 }
 
-/// Writes to a temporary name beside `path`, syncs, and renames into place.
+/// Writes to a temporary name beside `path` and renames it into place.
+///
+/// There is no fsync: it made a cold build wait on the disk for most of its time. A crash can
+/// then leave a short file under a final name, but the next build compares every output with the
+/// size, mtime and inode the cache recorded, and rebuilds it.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).with_path("create", parent)?;
@@ -127,7 +135,6 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let result = (|| {
         let mut file = std::fs::File::create(&temp).with_path("create", &temp)?;
         file.write_all(bytes).with_path("write", &temp)?;
-        file.sync_all().with_path("write", &temp)?;
         std::fs::rename(&temp, path).with_path("rename into place", path)
     })();
     if result.is_err() {
