@@ -3,7 +3,7 @@
 //! `main.rs` is a thin shell around the entry points defined here; the stages live in their own
 //! modules, listed in reading order.
 
-pub mod error;
-pub mod tree;
-pub mod hash;
 pub mod archive;
+pub mod error;
+pub mod hash;
+pub mod tree;
