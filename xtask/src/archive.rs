@@ -479,7 +479,13 @@ mod tests {
     }
 
     fn very_long_dir() -> String {
-        format!("{}/{}/{}/{}", "p".repeat(70), "q".repeat(70), "r".repeat(70), "s".repeat(70))
+        format!(
+            "{}/{}/{}/{}",
+            "p".repeat(70),
+            "q".repeat(70),
+            "r".repeat(70),
+            "s".repeat(70)
+        )
     }
 
     enum Item {
@@ -499,10 +505,25 @@ mod tests {
             Item::File(b("bin/run.sh"), b"#!/bin/sh\necho run\n".to_vec(), true),
             Item::File(b("sub/deep/nested/x.py"), text(3000), false),
             Item::Link(b("sub/link"), b("../a.txt")),
-            Item::File(format!("{long}/file_name_that_is_long.txt").into_bytes(), b"long\n".to_vec(), false),
-            Item::File(format!("{very_long}/very_long_file.py").into_bytes(), text(100), false),
-            Item::Link(b("to_long"), format!("./{very_long}/very_long_file.py").into_bytes()),
-            Item::File("emoji_😀_ü.txt".as_bytes().to_vec(), b"four bytes\n".to_vec(), false),
+            Item::File(
+                format!("{long}/file_name_that_is_long.txt").into_bytes(),
+                b"long\n".to_vec(),
+                false,
+            ),
+            Item::File(
+                format!("{very_long}/very_long_file.py").into_bytes(),
+                text(100),
+                false,
+            ),
+            Item::Link(
+                b("to_long"),
+                format!("./{very_long}/very_long_file.py").into_bytes(),
+            ),
+            Item::File(
+                "emoji_😀_ü.txt".as_bytes().to_vec(),
+                b"four bytes\n".to_vec(),
+                false,
+            ),
             Item::File(b"bad_\xff\xfe.bin".to_vec(), vec![0, 1, 2, 255], false),
             Item::File(b("blob.bin"), noise(700_000, 7), false),
             Item::File(b("zz_text.txt"), text(400_000), false),
@@ -548,7 +569,8 @@ mod tests {
                     let mode = if *executable { 0o777 } else { 0o666 } & !umask;
                     fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
                     let file = File::options().write(true).open(&path).unwrap();
-                    file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime)).unwrap();
+                    file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime))
+                        .unwrap();
                 }
                 Item::Link(relative, target) => {
                     let path = path_of(relative);
@@ -559,7 +581,9 @@ mod tests {
         }
         for directory in created {
             let handle = File::open(&directory).unwrap();
-            handle.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime + 17)).unwrap();
+            handle
+                .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime + 17))
+                .unwrap();
         }
         dir
     }
@@ -572,11 +596,16 @@ mod tests {
         (bytes, report)
     }
 
-    const SETTINGS: ArchiveSettings = ArchiveSettings { mtime: 1_700_000_000, level: 6 };
+    const SETTINGS: ArchiveSettings = ArchiveSettings {
+        mtime: 1_700_000_000,
+        level: 6,
+    };
 
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
         let mut tar_bytes = Vec::new();
-        flate2::read::GzDecoder::new(bytes).read_to_end(&mut tar_bytes).unwrap();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut tar_bytes)
+            .unwrap();
         tar_bytes
     }
 
@@ -585,7 +614,12 @@ mod tests {
         let first_root = tempfile::tempdir().unwrap();
         let second_root = tempfile::tempdir().unwrap();
         let first = make_block(first_root.path(), 0o022, 1_000_000, false);
-        let second = make_block(&second_root.path().join("elsewhere"), 0o077, 1_600_000_000, true);
+        let second = make_block(
+            &second_root.path().join("elsewhere"),
+            0o077,
+            1_600_000_000,
+            true,
+        );
         let (first_bytes, first_report) = archive(&first, &SETTINGS);
         let (second_bytes, second_report) = archive(&second, &SETTINGS);
         assert!(first_bytes == second_bytes, "archives differ");
@@ -621,7 +655,9 @@ mod tests {
             let index = tree
                 .entries
                 .iter()
-                .position(|candidate| path.strip_suffix(b"/").unwrap_or(&path) == candidate.path.as_slice())
+                .position(|candidate| {
+                    path.strip_suffix(b"/").unwrap_or(&path) == candidate.path.as_slice()
+                })
                 .unwrap_or_else(|| panic!("unexpected member {}", String::from_utf8_lossy(&path)));
             let source = &tree.entries[index];
             match &source.kind {
@@ -632,7 +668,10 @@ mod tests {
                 }
                 EntryKind::File { executable, size } => {
                     assert_eq!(header.entry_type(), tar::EntryType::Regular);
-                    assert_eq!(header.mode().unwrap(), if *executable { 0o755 } else { 0o644 });
+                    assert_eq!(
+                        header.mode().unwrap(),
+                        if *executable { 0o755 } else { 0o644 }
+                    );
                     let mut content = Vec::new();
                     entry.read_to_end(&mut content).unwrap();
                     assert_eq!(content.len() as u64, *size);
@@ -650,18 +689,34 @@ mod tests {
             seen.push(path.strip_suffix(b"/").unwrap_or(&path).to_vec());
         }
         // The top directory itself is the first member and comes with a slash.
-        let expected: Vec<Vec<u8>> = tree.entries.iter().map(|entry| entry.path.clone()).collect();
+        let expected: Vec<Vec<u8>> = tree
+            .entries
+            .iter()
+            .map(|entry| entry.path.clone())
+            .collect();
         assert_eq!(seen, expected, "every entry once, in tree order");
         let mut sorted = seen.clone();
         sorted.sort();
         assert_eq!(seen, sorted, "byte-wise sorted");
         assert!(seen.iter().any(|path| path.len() > 255));
-        assert!(seen.iter().any(|path| path.windows(4).any(|w| w == "😀".as_bytes())));
+        assert!(
+            seen.iter()
+                .any(|path| path.windows(4).any(|w| w == "😀".as_bytes()))
+        );
         assert!(seen.iter().any(|path| path.ends_with(b"bad_\xff\xfe.bin")));
-        let a_txt = seen.iter().position(|path| path.ends_with(b"/a.txt")).unwrap();
+        let a_txt = seen
+            .iter()
+            .position(|path| path.ends_with(b"/a.txt"))
+            .unwrap();
         let a_dir = seen.iter().position(|path| path.ends_with(b"/a")).unwrap();
-        assert!(a_dir < a_txt && seen[a_txt + 1].ends_with(b"/a/b.txt"), "`.` sorts before `/`");
-        assert_eq!(report.digest, crate::hash::tree_digest(&tree, &report.file_hashes));
+        assert!(
+            a_dir < a_txt && seen[a_txt + 1].ends_with(b"/a/b.txt"),
+            "`.` sorts before `/`"
+        );
+        assert_eq!(
+            report.digest,
+            crate::hash::tree_digest(&tree, &report.file_hashes)
+        );
         assert_eq!(to_hex(&report.digest).len(), 64);
     }
 
@@ -676,7 +731,11 @@ mod tests {
         assert_eq!(tar_bytes.len() % BLOCK, 0);
 
         let octal = |field: &[u8]| {
-            let digits: Vec<u8> = field.iter().copied().take_while(|&byte| byte != 0 && byte != b' ').collect();
+            let digits: Vec<u8> = field
+                .iter()
+                .copied()
+                .take_while(|&byte| byte != 0 && byte != b' ')
+                .collect();
             u64::from_str_radix(std::str::from_utf8(&digits).unwrap(), 8).unwrap()
         };
         let mut position = 0;
@@ -689,12 +748,26 @@ mod tests {
             }
             let typeflag = header[156];
             assert_eq!(&header[257..265], b"ustar  \0", "GNU magic and version");
-            assert!(header[265..297].iter().all(|&byte| byte == 0), "empty user name");
-            assert!(header[297..329].iter().all(|&byte| byte == 0), "empty group name");
-            assert!(header[329..512].iter().all(|&byte| byte == 0), "no devices, atime, ctime, sparse");
+            assert!(
+                header[265..297].iter().all(|&byte| byte == 0),
+                "empty user name"
+            );
+            assert!(
+                header[297..329].iter().all(|&byte| byte == 0),
+                "empty group name"
+            );
+            assert!(
+                header[329..512].iter().all(|&byte| byte == 0),
+                "no devices, atime, ctime, sparse"
+            );
             assert_eq!(octal(&header[108..116]), 0, "uid");
             assert_eq!(octal(&header[116..124]), 0, "gid");
-            let checksum: u64 = header[..148].iter().chain([b' '; 8].iter()).chain(header[156..].iter()).map(|&byte| u64::from(byte)).sum();
+            let checksum: u64 = header[..148]
+                .iter()
+                .chain([b' '; 8].iter())
+                .chain(header[156..].iter())
+                .map(|&byte| u64::from(byte))
+                .sum();
             assert_eq!(octal(&header[148..156]), checksum);
             let size = octal(&header[124..136]);
             if typeflag == b'L' || typeflag == b'K' {
@@ -716,8 +789,15 @@ mod tests {
             let padded = (size as usize).div_ceil(BLOCK) * BLOCK;
             position += BLOCK + padded;
         }
-        assert!(long_names >= 3 && long_links == 1, "{long_names} long names, {long_links} long links");
-        assert_eq!(tar_bytes.len(), position + 2 * BLOCK, "two zero blocks and no record padding");
+        assert!(
+            long_names >= 3 && long_links == 1,
+            "{long_names} long names, {long_links} long links"
+        );
+        assert_eq!(
+            tar_bytes.len(),
+            position + 2 * BLOCK,
+            "two zero blocks and no record padding"
+        );
         assert!(tar_bytes[position..].iter().all(|&byte| byte == 0));
     }
 
@@ -744,9 +824,19 @@ mod tests {
         let dir = make_block(root.path(), 0o022, 5, false);
         let (bytes, report) = archive(&dir, &SETTINGS);
         // 700 KB of noise stays about that size; 400 KB of repeated text nearly vanishes.
-        assert!(report.gz_bytes < 720_000 && report.gz_bytes > 690_000, "{}", report.gz_bytes);
+        assert!(
+            report.gz_bytes < 720_000 && report.gz_bytes > 690_000,
+            "{}",
+            report.gz_bytes
+        );
         assert_eq!(gunzip(&bytes).len() as u64, report.tar_bytes);
-        let (stored_bytes, _) = archive(&dir, &ArchiveSettings { level: 0, ..SETTINGS });
+        let (stored_bytes, _) = archive(
+            &dir,
+            &ArchiveSettings {
+                level: 0,
+                ..SETTINGS
+            },
+        );
         assert_eq!(gunzip(&stored_bytes), gunzip(&bytes));
     }
 
@@ -760,7 +850,11 @@ mod tests {
             let error = write_tgz(&tree, &SETTINGS, &mut Vec::new()).unwrap_err();
             let diagnostic = &error.diagnostics[0];
             assert_eq!(diagnostic.code, "changed-while-archiving");
-            assert!(diagnostic.message.contains("a.txt`"), "{}", diagnostic.message);
+            assert!(
+                diagnostic.message.contains("a.txt`"),
+                "{}",
+                diagnostic.message
+            );
             assert!(diagnostic.message.starts_with('`') && !diagnostic.message.ends_with('.'));
             assert!(diagnostic.help.as_deref().unwrap().contains("run again"));
         }
@@ -771,28 +865,64 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = make_block(root.path(), 0o022, 5, false);
         let tree = scan(&dir, TOP).unwrap();
-        let error = write_tgz(&tree, &ArchiveSettings { mtime: 0, level: 10 }, &mut Vec::new()).unwrap_err();
+        let error = write_tgz(
+            &tree,
+            &ArchiveSettings {
+                mtime: 0,
+                level: 10,
+            },
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert_eq!(error.diagnostics[0].code, "bad-level");
     }
 
     #[test]
     fn deflate_backend_matches_cargo_lock() {
-        let lock = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
+        let lock =
+            fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
         let package = |name: &str| {
-            let start = lock.find(&format!("[[package]]\nname = \"{name}\"\n")).unwrap_or_else(|| panic!("no {name}"));
+            let start = lock
+                .find(&format!("[[package]]\nname = \"{name}\"\n"))
+                .unwrap_or_else(|| panic!("no {name}"));
             let rest = &lock[start..];
-            let end = rest[1..].find("[[package]]").map_or(rest.len(), |end| end + 1);
+            let end = rest[1..]
+                .find("[[package]]")
+                .map_or(rest.len(), |end| end + 1);
             &rest[..end]
         };
         let version = |name: &str| {
             let block = package(name);
-            let line = block.lines().find(|line| line.starts_with("version = ")).unwrap();
-            line.trim_start_matches("version = ").trim_matches('"').to_string()
+            let line = block
+                .lines()
+                .find(|line| line.starts_with("version = "))
+                .unwrap();
+            line.trim_start_matches("version = ")
+                .trim_matches('"')
+                .to_string()
         };
-        assert_eq!(DEFLATE_BACKEND, format!("zlib-rs {} via flate2 {}", version("zlib-rs"), version("flate2")));
-        assert!(package("flate2").contains("dependencies = [\n \"zlib-rs\",\n]"), "flate2 must have no other backend");
-        for other in ["miniz_oxide", "libz-sys", "libz-ng-sys", "cloudflare-zlib-sys"] {
-            assert!(!lock.contains(&format!("name = \"{other}\"")), "{other} is in Cargo.lock");
+        assert_eq!(
+            DEFLATE_BACKEND,
+            format!(
+                "zlib-rs {} via flate2 {}",
+                version("zlib-rs"),
+                version("flate2")
+            )
+        );
+        assert!(
+            package("flate2").contains("dependencies = [\n \"zlib-rs\",\n]"),
+            "flate2 must have no other backend"
+        );
+        for other in [
+            "miniz_oxide",
+            "libz-sys",
+            "libz-ng-sys",
+            "cloudflare-zlib-sys",
+        ] {
+            assert!(
+                !lock.contains(&format!("name = \"{other}\"")),
+                "{other} is in Cargo.lock"
+            );
         }
     }
 
@@ -814,24 +944,56 @@ mod tests {
                 match &entry.kind {
                     EntryKind::Dir => assert!(metadata.is_dir()),
                     EntryKind::File { executable, .. } => {
-                        assert_eq!(fs::read(&extracted).unwrap(), fs::read(&entry.source).unwrap());
+                        assert_eq!(
+                            fs::read(&extracted).unwrap(),
+                            fs::read(&entry.source).unwrap()
+                        );
                         assert_eq!(metadata.permissions().mode() & 0o111 != 0, *executable);
                     }
                     EntryKind::Symlink { target } => {
-                        assert_eq!(fs::read_link(&extracted).unwrap().as_os_str().as_bytes(), target.as_slice());
+                        assert_eq!(
+                            fs::read_link(&extracted).unwrap().as_os_str().as_bytes(),
+                            target.as_slice()
+                        );
                     }
                 }
             }
         };
 
-        let available = |program: &str| Command::new(program).arg("--version").output().is_ok_and(|output| output.status.success());
+        let available = |program: &str| {
+            Command::new(program)
+                .arg("--version")
+                .output()
+                .is_ok_and(|output| output.status.success())
+        };
         if available("tar") {
-            let listing = Command::new("tar").arg("-tvzf").arg(&archive_path).output().unwrap();
-            assert!(listing.status.success(), "{}", String::from_utf8_lossy(&listing.stderr));
-            assert_eq!(listing.stdout.split(|&byte| byte == b'\n').filter(|line| !line.is_empty()).count(), tree.entries.len());
+            let listing = Command::new("tar")
+                .arg("-tvzf")
+                .arg(&archive_path)
+                .output()
+                .unwrap();
+            assert!(
+                listing.status.success(),
+                "{}",
+                String::from_utf8_lossy(&listing.stderr)
+            );
+            assert_eq!(
+                listing
+                    .stdout
+                    .split(|&byte| byte == b'\n')
+                    .filter(|line| !line.is_empty())
+                    .count(),
+                tree.entries.len()
+            );
             let into = root.path().join("gnu");
             fs::create_dir(&into).unwrap();
-            let status = Command::new("tar").arg("-xzf").arg(&archive_path).arg("-C").arg(&into).status().unwrap();
+            let status = Command::new("tar")
+                .arg("-xzf")
+                .arg(&archive_path)
+                .arg("-C")
+                .arg(&into)
+                .status()
+                .unwrap();
             assert!(status.success());
             check_extracted(&into);
         } else {
@@ -852,7 +1014,11 @@ mod tests {
                 .arg(tree.entries.len().to_string())
                 .output()
                 .unwrap();
-            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
             check_extracted(&into);
         } else {
             eprintln!("note: python3 not found, skipped");
