@@ -85,8 +85,17 @@ pub fn commit(model: &Model, plan: &Plan, built: Built, out_dir: &Path) -> Resul
     })
 }
 
-fn rename_packages(built: &Built, tree_root: &Path, cache: &mut Cache, expected: &mut BTreeSet<PathBuf>) -> Result<()> {
-    let dir = packages_dir(tree_root.parent().expect("the tree is inside the output directory"));
+fn rename_packages(
+    built: &Built,
+    tree_root: &Path,
+    cache: &mut Cache,
+    expected: &mut BTreeSet<PathBuf>,
+) -> Result<()> {
+    let dir = packages_dir(
+        tree_root
+            .parent()
+            .expect("the tree is inside the output directory"),
+    );
     for package in &built.packages {
         let path = dir.join(&package.file_name);
         if let Some(temp) = &package.temp {
@@ -97,7 +106,10 @@ fn rename_packages(built: &Built, tree_root: &Path, cache: &mut Cache, expected:
             package.file_name.clone(),
             OutputRecord {
                 settings: package.settings.clone(),
-                source_digest: package.source_digest.clone().unwrap_or_else(|| package.sha256.clone()),
+                source_digest: package
+                    .source_digest
+                    .clone()
+                    .unwrap_or_else(|| package.sha256.clone()),
                 sha256: package.sha256.clone(),
                 size: package.size,
                 mtime_ns: stat.mtime_ns,
@@ -140,7 +152,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// driver, temporary files of an interrupted run), then the directories left empty.
 fn remove_stale(tree_root: &Path, expected: &BTreeSet<PathBuf>) -> Result<()> {
     let mut directories = Vec::new();
-    for entry in walkdir::WalkDir::new(tree_root).min_depth(1).contents_first(true) {
+    for entry in walkdir::WalkDir::new(tree_root)
+        .min_depth(1)
+        .contents_first(true)
+    {
         let entry = entry.map_err(|e| crate::error::Error::io("read", tree_root, e.into()))?;
         let path = entry.path();
         if entry.file_type().is_dir() {
@@ -165,8 +180,13 @@ fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {
                 .packages
                 .iter()
                 .map(|package| match &package.source {
-                    PackageSource::Archive { file_name, .. } | PackageSource::File { file_name, .. } => {
-                        let kind = if matches!(package.source, PackageSource::Archive { .. }) { "archive" } else { "file" };
+                    PackageSource::Archive { file_name, .. }
+                    | PackageSource::File { file_name, .. } => {
+                        let kind = if matches!(package.source, PackageSource::Archive { .. }) {
+                            "archive"
+                        } else {
+                            "file"
+                        };
                         let built = built.packages.iter().find(|p| &p.file_name == file_name);
                         json!({
                             "kind": kind,
@@ -177,7 +197,9 @@ fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {
                         })
                     }
                     PackageSource::Pip(name) => json!({"kind": "pip", "location": name}),
-                    PackageSource::EasyInstall(name) => json!({"kind": "easy-install", "location": name}),
+                    PackageSource::EasyInstall(name) => {
+                        json!({"kind": "easy-install", "location": name})
+                    }
                     PackageSource::Dummy => json!({"kind": "dummy"}),
                 })
                 .collect();

@@ -5,3 +5,5 @@ mod support;
 
 mod dist;
 mod errors;
+mod python;
+mod reproducible;
