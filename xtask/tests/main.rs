@@ -7,3 +7,4 @@ mod dist;
 mod errors;
 mod python;
 mod reproducible;
+mod tidy;

@@ -225,7 +225,14 @@ fn two_clones_of_this_repository_give_identical_sha256sums() {
     let sums: Vec<String> = clones
         .iter()
         .map(|clone| {
+            let sources_before = source_files(clone.path());
             Run::new(xtask_command(clone.path(), &["dist"]).output().unwrap()).expect_success();
+            // Generated output never lands in source folders: only target/ changed.
+            assert_eq!(
+                sources_before,
+                source_files(clone.path()),
+                "dist wrote outside target/"
+            );
             std::fs::read_to_string(clone.path().join("target/dist/SHA256SUMS")).unwrap()
         })
         .collect();
@@ -235,4 +242,12 @@ fn two_clones_of_this_repository_give_identical_sha256sums() {
         sums[0]
     );
     assert_eq!(sums[0], sums[1]);
+}
+
+/// Every file outside `target/`, with its bytes.
+fn source_files(repo: &Path) -> BTreeMap<String, Vec<u8>> {
+    snapshot(repo)
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with("target/"))
+        .collect()
 }
