@@ -156,26 +156,39 @@ pub fn xtask_binary(repo: &Path, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     let release = current
         .parent()
         .and_then(Path::parent)
-        .map(|target| target.join("release").join(current.file_name().unwrap_or_default()))
+        .map(|target| {
+            target
+                .join("release")
+                .join(current.file_name().unwrap_or_default())
+        })
         .filter(|path| path.is_file());
     release.ok_or_else(|| {
         Error::new(
-            Diagnostic::error("bench-build", "cannot find the release binary of xtask next to the debug one")
-                .help("run `cargo run --release -p xtask -- bench`"),
+            Diagnostic::error(
+                "bench-build",
+                "cannot find the release binary of xtask next to the debug one",
+            )
+            .help("run `cargo run --release -p xtask -- bench`"),
         )
     })
 }
 
 pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Result<Report> {
     let tools = find_tools(repo, options.tools.as_deref())?;
-    let work = repo.join("target").join("bench").join(format!("{}-seed{}", options.profile, options.seed));
+    let work = repo
+        .join("target")
+        .join("bench")
+        .join(format!("{}-seed{}", options.profile, options.seed));
     let corpus = prepare_corpus(repo, &tools, &work, options, log)?;
     let bench_repo = corpus.repo.clone();
     let blox = bench_repo.join("blox");
     let outs = work.join("out");
     let mut notes = vec![
         "wall times include process start; the page cache is warm".to_string(),
-        format!("the one-file mode rewrites `{}` in a median-sized block", corpus.changed_file.display()),
+        format!(
+            "the one-file mode rewrites `{}` in a median-sized block",
+            corpus.changed_file.display()
+        ),
     ];
     if corpus.added_module_files > 0 {
         notes.push(format!(
@@ -200,19 +213,38 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
     warm(&blox)?;
     let warm_out = outs.join("dist-warm");
     remove_dir(&warm_out)?;
-    let first = run_mode(Mode::DistCold, options, &tools, &bench_repo, &warm_out, &corpus, time)?;
+    let first = run_mode(
+        Mode::DistCold,
+        options,
+        &tools,
+        &bench_repo,
+        &warm_out,
+        &corpus,
+        time,
+    )?;
     log(&format!("first dist: {:.2}s", first.0.wall_s));
 
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); modes.len()];
     let mut output_bytes: Vec<Option<u64>> = vec![None; modes.len()];
     for round in 0..options.runs {
         for (index, &mode) in modes.iter().enumerate() {
-            let out = if mode.is_incremental() { warm_out.clone() } else { outs.join(mode_dir(mode)) };
+            let out = if mode.is_incremental() {
+                warm_out.clone()
+            } else {
+                outs.join(mode_dir(mode))
+            };
             if !mode.is_incremental() {
                 remove_dir(&out)?;
             }
-            let (sample, bytes) = run_mode(mode, options, &tools, &bench_repo, &out, &corpus, time)?;
-            log(&format!("round {}/{}: {:<36} {:>8.3}s", round + 1, options.runs, mode.name(), sample.wall_s));
+            let (sample, bytes) =
+                run_mode(mode, options, &tools, &bench_repo, &out, &corpus, time)?;
+            log(&format!(
+                "round {}/{}: {:<36} {:>8.3}s",
+                round + 1,
+                options.runs,
+                mode.name(),
+                sample.wall_s
+            ));
             samples[index].push(sample);
             if bytes.is_some() {
                 output_bytes[index] = bytes;
@@ -225,7 +257,14 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         }
     }
 
-    Ok(summarize(options, corpus, modes, samples, output_bytes, notes))
+    Ok(summarize(
+        options,
+        corpus,
+        modes,
+        samples,
+        output_bytes,
+        notes,
+    ))
 }
 
 fn mode_dir(mode: Mode) -> &'static str {
@@ -247,13 +286,19 @@ fn summarize(
     notes: Vec<String>,
 ) -> Report {
     let walls = |mode: Mode| -> Option<Vec<f64>> {
-        modes.iter().position(|m| *m == mode).map(|i| samples[i].iter().map(|s| s.wall_s).collect())
+        modes
+            .iter()
+            .position(|m| *m == mode)
+            .map(|i| samples[i].iter().map(|s| s.wall_s).collect())
     };
     let best_shell = modes
         .iter()
         .copied()
         .filter(|m| m.is_shell())
-        .min_by(|a, b| median(&walls(*a).unwrap_or_default()).total_cmp(&median(&walls(*b).unwrap_or_default())))
+        .min_by(|a, b| {
+            median(&walls(*a).unwrap_or_default())
+                .total_cmp(&median(&walls(*b).unwrap_or_default()))
+        })
         .unwrap_or(Mode::Legacy);
     let legacy = walls(Mode::Legacy);
     let best = walls(best_shell);
@@ -275,9 +320,18 @@ fn summarize(
                 median_cpu_s: (!cpu.is_empty()).then(|| median(&cpu)),
                 peak_rss_mib: rss.map(|kib| kib as f64 / 1024.0),
                 output_bytes: bytes,
-                vs_legacy: legacy.as_ref().filter(|_| !incremental).map(|l| paired(&wall, l)),
-                vs_best_shell: best.as_ref().filter(|_| !incremental).map(|b| paired(&wall, b)),
-                vs_cold_dist: cold.as_ref().filter(|_| incremental).map(|c| paired(&wall, c)),
+                vs_legacy: legacy
+                    .as_ref()
+                    .filter(|_| !incremental)
+                    .map(|l| paired(&wall, l)),
+                vs_best_shell: best
+                    .as_ref()
+                    .filter(|_| !incremental)
+                    .map(|b| paired(&wall, b)),
+                vs_cold_dist: cold
+                    .as_ref()
+                    .filter(|_| incremental)
+                    .map(|c| paired(&wall, c)),
                 samples: samples.clone(),
             }
         })
@@ -286,29 +340,61 @@ fn summarize(
     let row = |mode: Mode| rows.iter().find(|r| r.mode == mode.name());
     let gzip6_bytes = row(Mode::Gzip).and_then(|r| r.output_bytes);
     let dist_bytes = row(Mode::DistCold).and_then(|r| r.output_bytes);
-    let dist_vs_gzip6_size = dist_bytes.zip(gzip6_bytes).map(|(d, g)| d as f64 / g as f64);
+    let dist_vs_gzip6_size = dist_bytes
+        .zip(gzip6_bytes)
+        .map(|(d, g)| d as f64 / g as f64);
     let mut targets = Vec::new();
     let mut target = |name: &str, value: Option<f64>, limit: f64| {
         if let Some(value) = value {
-            targets.push(Target { target: name.into(), value, limit, met: value <= limit });
+            targets.push(Target {
+                target: name.into(),
+                value,
+                limit,
+                met: value <= limit,
+            });
         }
     };
     let cold_row = row(Mode::DistCold);
-    target("cold dist / legacy loop", cold_row.and_then(|r| r.vs_legacy), 0.30);
-    target("cold dist / best shell pipeline", cold_row.and_then(|r| r.vs_best_shell), 0.65);
-    target("no-op dist / cold dist", row(Mode::DistNoop).and_then(|r| r.vs_cold_dist), 0.01);
-    target("touched dist / cold dist", row(Mode::DistTouch).and_then(|r| r.vs_cold_dist), 0.25);
-    target("one-file dist / cold dist", row(Mode::DistOneFile).and_then(|r| r.vs_cold_dist), 0.05);
+    target(
+        "cold dist / legacy loop",
+        cold_row.and_then(|r| r.vs_legacy),
+        0.30,
+    );
+    target(
+        "cold dist / best shell pipeline",
+        cold_row.and_then(|r| r.vs_best_shell),
+        0.65,
+    );
+    target(
+        "no-op dist / cold dist",
+        row(Mode::DistNoop).and_then(|r| r.vs_cold_dist),
+        0.01,
+    );
+    target(
+        "touched dist / cold dist",
+        row(Mode::DistTouch).and_then(|r| r.vs_cold_dist),
+        0.25,
+    );
+    target(
+        "one-file dist / cold dist",
+        row(Mode::DistOneFile).and_then(|r| r.vs_cold_dist),
+        0.05,
+    );
     let dist_rss = rows
         .iter()
         .filter(|r| r.mode.starts_with("dist"))
         .filter_map(|r| r.peak_rss_mib)
-        .fold(None, |max: Option<f64>, v| Some(max.map_or(v, |m| m.max(v))));
+        .fold(None, |max: Option<f64>, v| {
+            Some(max.map_or(v, |m| m.max(v)))
+        });
     target("dist peak RSS, MiB", dist_rss, 64.0);
     target("dist bytes / gzip -6 bytes", dist_vs_gzip6_size, 1.02);
 
     Report {
-        command: format!("cargo xtask bench --profile {} --runs {}", options.profile, options.runs),
+        command: format!(
+            "cargo xtask bench --profile {} --runs {}",
+            options.profile, options.runs
+        ),
         machine: machine(),
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         jobs: options.jobs,
@@ -337,10 +423,16 @@ impl Report {
         );
         text.push_str("| mode | wall s (median) | min–max | cpu s | peak RSS MiB | output bytes | vs legacy | vs best shell | vs cold dist |\n");
         text.push_str("|---|---|---|---|---|---|---|---|---|\n");
-        let number = |value: Option<f64>, digits: usize| value.map_or("".to_string(), |v| format!("{v:.digits$}"));
+        let number = |value: Option<f64>, digits: usize| {
+            value.map_or("".to_string(), |v| format!("{v:.digits$}"))
+        };
         for row in &self.rows {
             let counts = match row.samples.last() {
-                Some(Sample { rebuilt: Some(rebuilt), skipped: Some(skipped), .. }) => {
+                Some(Sample {
+                    rebuilt: Some(rebuilt),
+                    skipped: Some(skipped),
+                    ..
+                }) => {
                     format!(" ({rebuilt} built, {skipped} skipped)")
                 }
                 _ => String::new(),
@@ -362,7 +454,10 @@ impl Report {
         }
         text.push_str(&format!("\nbest shell pipeline: {}\n", self.best_shell));
         if let (Some(gzip), Some(ratio)) = (self.gzip6_bytes, self.dist_vs_gzip6_size) {
-            text.push_str(&format!("dist bytes vs gzip -6 ({}): {ratio:.4}\n", thousands(gzip)));
+            text.push_str(&format!(
+                "dist bytes vs gzip -6 ({}): {ratio:.4}\n",
+                thousands(gzip)
+            ));
         }
         text.push_str("\n| target | value | limit | met |\n|---|---|---|---|\n");
         for target in &self.targets {
@@ -401,12 +496,21 @@ pub fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let middle = sorted.len() / 2;
-    if sorted.len() % 2 == 1 { sorted[middle] } else { (sorted[middle - 1] + sorted[middle]) / 2.0 }
+    if sorted.len() % 2 == 1 {
+        sorted[middle]
+    } else {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    }
 }
 
 /// The median over rounds of `a[i] / b[i]`: each round's pair ran back to back, under the same load.
 pub fn paired(a: &[f64], b: &[f64]) -> f64 {
-    let ratios: Vec<f64> = a.iter().zip(b).filter(|(_, b)| **b > 0.0).map(|(a, b)| a / b).collect();
+    let ratios: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(_, b)| **b > 0.0)
+        .map(|(a, b)| a / b)
+        .collect();
     median(&ratios)
 }
 
@@ -429,32 +533,56 @@ fn find_tools(repo: &Path, flag: Option<&Path>) -> Result<PathBuf> {
 }
 
 fn which(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 const READY: &str = "corpus.ready";
 
 /// Generates the corpus once per profile and seed, makes every block dir a block, and writes the
 /// manifests and drivers around it.
-fn prepare_corpus(repo: &Path, tools: &Path, work: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Result<Corpus> {
+fn prepare_corpus(
+    repo: &Path,
+    tools: &Path,
+    work: &Path,
+    options: &BenchOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<Corpus> {
     let bench_repo = work.join("repo");
     let blox = bench_repo.join("blox");
     let ready = work.join(READY);
     if !ready.is_file() {
         remove_dir(work)?;
         std::fs::create_dir_all(&bench_repo).with_path("create", &bench_repo)?;
-        log(&format!("generating the {} corpus (seed {}) in {}", options.profile, options.seed, bench_repo.display()));
+        log(&format!(
+            "generating the {} corpus (seed {}) in {}",
+            options.profile,
+            options.seed,
+            bench_repo.display()
+        ));
         let output = Command::new("python3")
             .arg(tools.join("gen_corpus.py"))
-            .args(["--profile", &options.profile, "--seed", &options.seed.to_string(), "-j", &options.jobs.to_string()])
+            .args([
+                "--profile",
+                &options.profile,
+                "--seed",
+                &options.seed.to_string(),
+                "-j",
+                &options.jobs.to_string(),
+            ])
             .arg(&bench_repo)
             .stderr(Stdio::inherit())
             .output()
             .with_path("run", &tools.join("gen_corpus.py"))?;
         if !output.status.success() {
             return Err(Error::new(
-                Diagnostic::error("bench-corpus", format!("gen_corpus.py failed ({})", output.status))
-                    .help("check the profile name (small, medium, large) and that python3 is installed"),
+                Diagnostic::error(
+                    "bench-corpus",
+                    format!("gen_corpus.py failed ({})", output.status),
+                )
+                .help(
+                    "check the profile name (small, medium, large) and that python3 is installed",
+                ),
             ));
         }
         log(String::from_utf8_lossy(&output.stdout).trim());
@@ -477,7 +605,9 @@ fn prepare_corpus(repo: &Path, tools: &Path, work: &Path, options: &BenchOptions
     std::fs::create_dir_all(&drivers).with_path("create", &drivers)?;
     for driver in ["generic_blox_driver.py", "python_package_driver.py"] {
         let source = repo.join("engage-extension").join("drivers").join(driver);
-        let bytes = std::fs::read(&source).unwrap_or_else(|_| format!("# stand-in for {driver}, missing from the repository\n").into_bytes());
+        let bytes = std::fs::read(&source).unwrap_or_else(|_| {
+            format!("# stand-in for {driver}, missing from the repository\n").into_bytes()
+        });
         write(&drivers.join(driver), &String::from_utf8_lossy(&bytes))?;
     }
 
@@ -489,9 +619,19 @@ fn prepare_corpus(repo: &Path, tools: &Path, work: &Path, options: &BenchOptions
             )));
         };
         let display: Vec<String> = name.split('_').map(capitalize).collect();
-        let manifest = format!("[block]\nname = \"{}\"\nversion = \"{}\"\n", display.join("-"), version.replace('_', "."));
+        let manifest = format!(
+            "[block]\nname = \"{}\"\nversion = \"{}\"\n",
+            display.join("-"),
+            version.replace('_', ".")
+        );
         write(&manifests.join(format!("{name}.toml")), &manifest)?;
-        for (module, content) in [("__init__.py".to_string(), String::new()), (format!("b_{name}.py"), format!("\"\"\"Benchmark block {name}.\"\"\"\n"))] {
+        for (module, content) in [
+            ("__init__.py".to_string(), String::new()),
+            (
+                format!("b_{name}.py"),
+                format!("\"\"\"Benchmark block {name}.\"\"\"\n"),
+            ),
+        ] {
             let path = blox.join(dir_name).join(module);
             if !path.exists() {
                 write(&path, &content)?;
@@ -512,8 +652,13 @@ fn prepare_corpus(repo: &Path, tools: &Path, work: &Path, options: &BenchOptions
     }
     sizes.sort();
     let (_, median_dir) = sizes.get(sizes.len() / 2).cloned().unwrap_or_default();
-    let median_name = median_dir.split_once("__").map_or(median_dir.as_str(), |(n, _)| n).to_string();
-    let changed_file = PathBuf::from("blox").join(&median_dir).join(format!("b_{median_name}.py"));
+    let median_name = median_dir
+        .split_once("__")
+        .map_or(median_dir.as_str(), |(n, _)| n)
+        .to_string();
+    let changed_file = PathBuf::from("blox")
+        .join(&median_dir)
+        .join(format!("b_{median_name}.py"));
     Ok(Corpus {
         profile: options.profile.clone(),
         seed: options.seed,
@@ -531,12 +676,16 @@ fn prepare_corpus(repo: &Path, tools: &Path, work: &Path, options: &BenchOptions
 fn count_added(blox: &Path, block_dirs: &[String]) -> Result<usize> {
     let mut count = 0;
     for dir_name in block_dirs {
-        let name = dir_name.split_once("__").map_or(dir_name.as_str(), |(n, _)| n);
+        let name = dir_name
+            .split_once("__")
+            .map_or(dir_name.as_str(), |(n, _)| n);
         let path = blox.join(dir_name).join(format!("b_{name}.py"));
         let text = std::fs::read_to_string(&path).with_path("read", &path)?;
         if text.starts_with("\"\"\"Benchmark block") {
             count += 1;
-            if std::fs::metadata(blox.join(dir_name).join("__init__.py")).is_ok_and(|m| m.len() == 0) {
+            if std::fs::metadata(blox.join(dir_name).join("__init__.py"))
+                .is_ok_and(|m| m.len() == 0)
+            {
                 count += 1;
             }
         }
@@ -546,7 +695,10 @@ fn count_added(blox: &Path, block_dirs: &[String]) -> Result<usize> {
 
 fn capitalize(word: &str) -> String {
     let mut chars = word.chars();
-    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 const EXTENSION_TOML: &str = r#"# Written by `cargo xtask bench` around the generated corpus.
@@ -584,7 +736,9 @@ fn write(path: &Path, text: &str) -> Result<()> {
 
 fn remove_dir(path: &Path) -> Result<()> {
     match std::fs::remove_dir_all(path) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", path, error)),
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io("remove", path, error))
+        }
         _ => Ok(()),
     }
 }
@@ -597,7 +751,10 @@ fn dir_size(dir: &Path) -> Result<(usize, u64)> {
         let entry = entry.map_err(|e| Error::io("read", dir, e.into()))?;
         if entry.file_type().is_file() {
             files += 1;
-            bytes += entry.metadata().map_err(|e| Error::io("read", entry.path(), e.into()))?.len();
+            bytes += entry
+                .metadata()
+                .map_err(|e| Error::io("read", entry.path(), e.into()))?
+                .len();
         }
     }
     Ok((files, bytes))
@@ -620,7 +777,9 @@ fn archive_bytes(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(|entry| entry.ok())
-        .filter(|entry| entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "tgz"))
+        .filter(|entry| {
+            entry.file_type().is_file() && entry.path().extension().is_some_and(|e| e == "tgz")
+        })
         .filter_map(|entry| entry.metadata().ok())
         .map(|metadata| metadata.len())
         .sum()
@@ -648,14 +807,27 @@ fn run_mode(
         }
         Mode::DistOneFile => {
             let path = bench_repo.join(&corpus.changed_file);
-            let name = corpus.changed_file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            write(&path, &format!("\"\"\"Benchmark block {}.\"\"\"\nREVISION = {}\n", name.trim_start_matches("b_"), crate::cache::now_ns()))?;
+            let name = corpus
+                .changed_file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            write(
+                &path,
+                &format!(
+                    "\"\"\"Benchmark block {}.\"\"\"\nREVISION = {}\n",
+                    name.trim_start_matches("b_"),
+                    crate::cache::now_ns()
+                ),
+            )?;
         }
         _ => {}
     }
     let mut command = if time {
         let mut command = Command::new("/usr/bin/time");
-        command.args(["-f", "%e %U %S %M", "-o"]).arg(out.with_extension("time"));
+        command
+            .args(["-f", "%e %U %S %M", "-o"])
+            .arg(out.with_extension("time"));
         command
     } else {
         Command::new("env")
@@ -665,7 +837,16 @@ fn run_mode(
     }
     match mode {
         Mode::DistCold | Mode::DistNoop | Mode::DistTouch | Mode::DistOneFile => {
-            command.arg(&options.xtask).args(["dist", "--json", "--jobs", &options.jobs.to_string(), "--out"]).arg(out);
+            command
+                .arg(&options.xtask)
+                .args([
+                    "dist",
+                    "--json",
+                    "--jobs",
+                    &options.jobs.to_string(),
+                    "--out",
+                ])
+                .arg(out);
         }
         Mode::Legacy | Mode::Gzip | Mode::Pigz => {
             let (name, jobs) = match mode {
@@ -673,23 +854,52 @@ fn run_mode(
                 Mode::Gzip => ("gzip", "1"),
                 _ => ("pigz1", "2"),
             };
-            command.arg("bash").arg(tools.join("pack.sh")).args([name, jobs]).arg(bench_repo.join("blox")).arg(out);
+            command
+                .arg("bash")
+                .arg(tools.join("pack.sh"))
+                .args([name, jobs])
+                .arg(bench_repo.join("blox"))
+                .arg(out);
         }
     }
-    command.current_dir(bench_repo).env_remove("SOURCE_DATE_EPOCH").stdin(Stdio::null());
+    command
+        .current_dir(bench_repo)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .stdin(Stdio::null());
     let started = Instant::now();
-    let output = command.output().with_path("run a benchmark command in", bench_repo)?;
+    let output = command
+        .output()
+        .with_path("run a benchmark command in", bench_repo)?;
     let wall_s = started.elapsed().as_secs_f64();
-    check_status(output.status.success(), mode.name(), &String::from_utf8_lossy(&output.stderr))?;
+    check_status(
+        output.status.success(),
+        mode.name(),
+        &String::from_utf8_lossy(&output.stderr),
+    )?;
 
-    let mut sample = Sample { wall_s, cpu_s: None, peak_rss_kib: None, rebuilt: None, skipped: None };
+    let mut sample = Sample {
+        wall_s,
+        cpu_s: None,
+        peak_rss_kib: None,
+        rebuilt: None,
+        skipped: None,
+    };
     if time {
         let time_file = out.with_extension("time");
         let text = std::fs::read_to_string(&time_file).with_path("read", &time_file)?;
         // The last line: earlier ones may be "Command exited with non-zero status".
-        let fields: Vec<&str> = text.lines().last().unwrap_or_default().split_whitespace().collect();
+        let fields: Vec<&str> = text
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
         if let [_, user, system, rss] = fields[..] {
-            sample.cpu_s = user.parse::<f64>().ok().zip(system.parse::<f64>().ok()).map(|(u, s)| u + s);
+            sample.cpu_s = user
+                .parse::<f64>()
+                .ok()
+                .zip(system.parse::<f64>().ok())
+                .map(|(u, s)| u + s);
             sample.peak_rss_kib = rss.parse().ok();
         }
         let _ = std::fs::remove_file(&time_file);
@@ -716,12 +926,24 @@ fn check_status(success: bool, what: &str, stderr: &str) -> Result<()> {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|text| text.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|text| text.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kib| kib.parse::<u64>().ok()))
-        .map_or(String::new(), |kib| format!(", {:.0} GiB RAM", kib as f64 / 1024.0 / 1024.0));
+        .and_then(|text| {
+            text.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map_or(String::new(), |kib| {
+            format!(", {:.0} GiB RAM", kib as f64 / 1024.0 / 1024.0)
+        });
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     format!("{cores} cores, {cpu}{memory}")
 }

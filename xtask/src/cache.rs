@@ -90,7 +90,10 @@ impl Cache {
         old.format != FORMAT
             || self.files != old.files
             || self.outputs != old.outputs
-            || self.files.values().any(|record| old.is_racy(record.mtime_ns) && !racy_at(record.mtime_ns, started_ns))
+            || self
+                .files
+                .values()
+                .any(|record| old.is_racy(record.mtime_ns) && !racy_at(record.mtime_ns, started_ns))
     }
 
     pub fn record(path: &Path, stat: &Stat, sha256: &[u8; 32]) -> (PathBuf, FileRecord) {

@@ -32,19 +32,29 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> Result<ExitCode, Error> {
-    let cwd = std::env::current_dir().map_err(|e| Error::io("read", std::path::Path::new("."), e))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::io("read", std::path::Path::new("."), e))?;
     let repo = xtask::find_repo(&cwd)?;
     match command {
         Command::Dist(flags) => {
             let started = Instant::now();
             let options = xtask::DistOptions {
                 out_dir: flags.out.map(|out| cwd.join(out)),
-                jobs: flags.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |n| n as usize),
+                jobs: flags.jobs.map_or_else(
+                    || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    |n| n as usize,
+                ),
                 use_cache: !flags.no_cache,
-                source_date_epoch: xtask::parse_source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?,
+                source_date_epoch: xtask::parse_source_date_epoch(
+                    std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+                )?,
             };
             let interactive = !flags.json && std::io::stderr().is_terminal();
-            let progress: Box<dyn Progress> = if interactive { Box::new(Bar::new()) } else { Box::new(Silent) };
+            let progress: Box<dyn Progress> = if interactive {
+                Box::new(Bar::new())
+            } else {
+                Box::new(Silent)
+            };
             let report = xtask::dist(&repo, &options, progress.as_ref())?;
             for warning in &report.warnings {
                 eprint!("{warning}");
@@ -64,7 +74,11 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                     summary.skipped,
                     human_bytes(summary.bytes),
                     seconds,
-                    summary.out_dir.strip_prefix(&cwd).unwrap_or(&summary.out_dir).display(),
+                    summary
+                        .out_dir
+                        .strip_prefix(&cwd)
+                        .unwrap_or(&summary.out_dir)
+                        .display(),
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -74,7 +88,10 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 Ok(checked) => checked.warnings,
                 Err(error) => error.diagnostics,
             };
-            let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
             if flags.json {
                 for diagnostic in &diagnostics {
                     println!("{}", diagnostic.to_json());
@@ -86,7 +103,11 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 let warnings = diagnostics.len() - errors;
                 eprintln!("    Checked manifests: {errors} errors, {warnings} warnings");
             }
-            Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Bench(flags) => {
             let mut log = |line: &str| eprintln!("{line}");
@@ -118,5 +139,9 @@ fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

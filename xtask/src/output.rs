@@ -41,7 +41,14 @@ pub struct Summary {
 
 /// `old` is the cache the build started from and `started_ns` when it started; the cache is
 /// rewritten only when it changed.
-pub fn commit(model: &Model, plan: &Plan, built: Built, out_dir: &Path, old: &Cache, started_ns: i128) -> Result<Summary> {
+pub fn commit(
+    model: &Model,
+    plan: &Plan,
+    built: Built,
+    out_dir: &Path,
+    old: &Cache,
+    started_ns: i128,
+) -> Result<Summary> {
     let tree_root = out_dir.join(TREE);
     let mut cache = Cache::default();
     let mut expected: BTreeSet<PathBuf> = BTreeSet::new();
@@ -89,8 +96,17 @@ pub fn commit(model: &Model, plan: &Plan, built: Built, out_dir: &Path, old: &Ca
     })
 }
 
-fn rename_packages(built: &Built, tree_root: &Path, cache: &mut Cache, expected: &mut BTreeSet<PathBuf>) -> Result<()> {
-    let dir = packages_dir(tree_root.parent().expect("the tree is inside the output directory"));
+fn rename_packages(
+    built: &Built,
+    tree_root: &Path,
+    cache: &mut Cache,
+    expected: &mut BTreeSet<PathBuf>,
+) -> Result<()> {
+    let dir = packages_dir(
+        tree_root
+            .parent()
+            .expect("the tree is inside the output directory"),
+    );
     for package in &built.packages {
         let path = dir.join(&package.file_name);
         if let Some(temp) = &package.temp {
@@ -101,7 +117,10 @@ fn rename_packages(built: &Built, tree_root: &Path, cache: &mut Cache, expected:
             package.file_name.clone(),
             OutputRecord {
                 settings: package.settings.clone(),
-                source_digest: package.source_digest.clone().unwrap_or_else(|| package.sha256.clone()),
+                source_digest: package
+                    .source_digest
+                    .clone()
+                    .unwrap_or_else(|| package.sha256.clone()),
                 sha256: package.sha256.clone(),
                 size: package.size,
                 mtime_ns: stat.mtime_ns,
@@ -147,7 +166,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// driver, temporary files of an interrupted run), then the directories left empty.
 fn remove_stale(tree_root: &Path, expected: &BTreeSet<PathBuf>) -> Result<()> {
     let mut directories = Vec::new();
-    for entry in walkdir::WalkDir::new(tree_root).min_depth(1).contents_first(true) {
+    for entry in walkdir::WalkDir::new(tree_root)
+        .min_depth(1)
+        .contents_first(true)
+    {
         let entry = entry.map_err(|e| crate::error::Error::io("read", tree_root, e.into()))?;
         let path = entry.path();
         if entry.file_type().is_dir() {
@@ -172,8 +194,13 @@ fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {
                 .packages
                 .iter()
                 .map(|package| match &package.source {
-                    PackageSource::Archive { file_name, .. } | PackageSource::File { file_name, .. } => {
-                        let kind = if matches!(package.source, PackageSource::Archive { .. }) { "archive" } else { "file" };
+                    PackageSource::Archive { file_name, .. }
+                    | PackageSource::File { file_name, .. } => {
+                        let kind = if matches!(package.source, PackageSource::Archive { .. }) {
+                            "archive"
+                        } else {
+                            "file"
+                        };
                         let built = built.packages.iter().find(|p| &p.file_name == file_name);
                         json!({
                             "kind": kind,
@@ -184,7 +211,9 @@ fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {
                         })
                     }
                     PackageSource::Pip(name) => json!({"kind": "pip", "location": name}),
-                    PackageSource::EasyInstall(name) => json!({"kind": "easy-install", "location": name}),
+                    PackageSource::EasyInstall(name) => {
+                        json!({"kind": "easy-install", "location": name})
+                    }
                     PackageSource::Dummy => json!({"kind": "dummy"}),
                 })
                 .collect();
