@@ -53,6 +53,7 @@ pub fn dist(
         .out_dir
         .clone()
         .unwrap_or_else(|| repo.join("target").join("dist"));
+    output::check_out_dir(&out_dir)?;
     let plan = plan::make(&checked.model, repo, options.source_date_epoch)?;
     let old = cache::Cache::read(&out_dir);
     let build_options = build::BuildOptions {

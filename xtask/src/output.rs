@@ -68,6 +68,7 @@ pub fn commit(
         expected.insert(path);
     }
     remove_stale(&tree_root, &expected)?;
+    remove_temporaries(out_dir)?;
 
     let sums: String = built
         .packages
@@ -132,6 +133,25 @@ fn rename_packages(
     Ok(())
 }
 
+/// Refuses an output directory that holds a `datablox/` tree this tool did not write: stale-file
+/// removal would otherwise delete files of, say, a legacy extension kept there.
+pub fn check_out_dir(out_dir: &Path) -> Result<()> {
+    let tree = out_dir.join(TREE);
+    let ours = out_dir.join(CACHE_FILE).exists() || out_dir.join(DIST_MANIFEST_FILE).exists();
+    let occupied = std::fs::read_dir(&tree).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied && !ours {
+        return Err(crate::error::Error::new(
+            crate::error::Diagnostic::error(
+                "foreign-output",
+                format!("`{}` holds a `{TREE}` directory that `cargo xtask dist` did not write", out_dir.display()),
+            )
+            .file(&tree)
+            .help("choose another `--out` directory, or move that directory away: dist removes files it did not produce"),
+        ));
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` unless it already holds exactly them, so a no-op build rewrites nothing.
 pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
     if std::fs::read(path).is_ok_and(|existing| existing == bytes) {
@@ -181,6 +201,21 @@ fn remove_stale(tree_root: &Path, expected: &BTreeSet<PathBuf>) -> Result<()> {
     for dir in directories {
         // Fails, harmlessly, when the directory still holds files.
         let _ = std::fs::remove_dir(&dir);
+    }
+    Ok(())
+}
+
+/// Removes temporary files an interrupted run left beside `SHA256SUMS` and the dist manifest.
+fn remove_temporaries(out_dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(out_dir).with_path("read", out_dir)? {
+        let entry = entry.with_path("read", out_dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.')
+            && name.contains(".tmp")
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            std::fs::remove_file(entry.path()).with_path("remove the stale file", &entry.path())?;
+        }
     }
     Ok(())
 }

@@ -179,3 +179,47 @@ fn source_date_epoch_sets_every_mtime() {
             .unwrap();
     assert_eq!(manifest["source_date_epoch"], 1_700_000_000);
 }
+
+#[test]
+fn refuses_an_output_directory_holding_a_foreign_tree() {
+    let repo =
+        TempRepo::fixture().file("legacy/datablox/metadata/resource_definitions.json", "[]\n");
+    let run = repo.xtask(&["dist", "--out", "legacy"]).expect_failure(1);
+    assert!(run.stderr.contains("did not write"), "{}", run.stderr);
+    assert!(
+        repo.path()
+            .join("legacy/datablox/metadata/resource_definitions.json")
+            .exists(),
+        "the foreign file is kept"
+    );
+    assert!(
+        !repo.path().join("legacy/datablox/sw_packages").exists(),
+        "nothing written"
+    );
+}
+
+#[test]
+fn stale_files_and_interrupted_temporaries_are_removed() {
+    let repo = TempRepo::fixture();
+    repo.xtask(&["dist", "--out", "out"]).expect_success();
+    let out = repo.path().join("out");
+    std::fs::write(
+        out.join("datablox/sw_packages/.hello__1_0.tgz.tmp999"),
+        "partial",
+    )
+    .unwrap();
+    std::fs::write(out.join(".SHA256SUMS.tmp999"), "partial").unwrap();
+    let repo = repo.remove("manifests/deep-tree.toml");
+    repo.xtask(&["dist", "--out", "out"]).expect_success();
+    let files: Vec<String> = crate::support::snapshot(&out).into_keys().collect();
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.contains(".tmp999") || f.contains("deep_tree")),
+        "{files:#?}"
+    );
+    assert!(
+        !out.join("datablox/drivers/deep_tree__2_1").exists(),
+        "empty directories go too"
+    );
+}
