@@ -481,7 +481,7 @@ fn thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (index, c) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -529,7 +529,7 @@ fn find_tools(repo: &Path, flag: Option<&Path>) -> Result<PathBuf> {
             ));
         }
     }
-    Ok(dir.canonicalize().with_path("read", &dir)?)
+    dir.canonicalize().with_path("read", &dir)
 }
 
 fn which(program: &str) -> bool {

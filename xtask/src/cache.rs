@@ -145,3 +145,54 @@ pub fn now_ns() -> i128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(mtime_ns: i128) -> FileRecord {
+        FileRecord {
+            size: 1,
+            mtime_ns,
+            ctime_ns: mtime_ns,
+            inode: 7,
+            mode: 0o100644,
+            sha256: "00".repeat(32),
+        }
+    }
+
+    fn cache(written_at_ns: i128, mtime_ns: i128) -> Cache {
+        let mut cache = Cache {
+            format: FORMAT,
+            written_at_ns,
+            ..Cache::default()
+        };
+        cache.files.insert(PathBuf::from("/a"), record(mtime_ns));
+        cache
+    }
+
+    #[test]
+    fn racy_within_the_clock_slack() {
+        let second = 1_000_000_000;
+        assert!(cache(10 * second, 10 * second).is_racy(10 * second));
+        assert!(cache(10 * second, 0).is_racy(10 * second - CLOCK_SLACK_NS / 2));
+        assert!(!cache(10 * second, 0).is_racy(9 * second));
+    }
+
+    #[test]
+    fn an_unchanged_cache_is_not_written_again() {
+        let second = 1_000_000_000;
+        let old = cache(100 * second, 10 * second);
+        let new = cache(0, 10 * second);
+        assert!(!new.needs_write(&old, 200 * second));
+        // Another mtime, or no cache before: written.
+        assert!(cache(0, 11 * second).needs_write(&old, 200 * second));
+        assert!(new.needs_write(&Cache::default(), 200 * second));
+        // An entry the old cache had to distrust becomes trusted: written, so the next build
+        // does not hash it again.
+        let racy_old = cache(10 * second, 10 * second);
+        assert!(new.needs_write(&racy_old, 200 * second));
+        // Still racy for this build too: writing would not help.
+        assert!(!cache(0, 10 * second).needs_write(&racy_old, 10 * second));
+    }
+}

@@ -8,3 +8,5 @@ mod errors;
 mod python;
 mod reproducible;
 mod tidy;
+
+mod incremental;
