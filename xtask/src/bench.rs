@@ -439,7 +439,8 @@ impl Report {
             };
             text.push_str(&format!(
                 "| {}{} | {:.3} | {:.3}–{:.3} | {} | {} | {} | {} | {} | {} |\n",
-                row.mode,
+                // A `|` in a mode name would end the Markdown cell.
+                row.mode.replace('|', "\\|"),
                 counts,
                 row.median_wall_s,
                 row.min_wall_s,
