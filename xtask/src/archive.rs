@@ -441,3 +441,587 @@ fn looks_incompressible(data: &[u8]) -> bool {
     let n = data.len() as u128;
     256 * 10 * sum_of_squares < 11 * n * n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::to_hex;
+    use crate::tree::scan;
+    use std::ffi::OsStr;
+    use std::fs;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::time::{Duration, SystemTime};
+
+    const TOP: &str = "word_count__1_0";
+
+    /// Deterministic bytes that deflate cannot shrink (xorshift64).
+    fn noise(len: usize, mut state: u64) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn text(len: usize) -> Vec<u8> {
+        let line = b"def count_words(line):\n    return len(line.split())  # words\n";
+        line.iter().copied().cycle().take(len).collect()
+    }
+
+    fn long_dir() -> String {
+        format!("{}/{}", "d".repeat(60), "e".repeat(60))
+    }
+
+    fn very_long_dir() -> String {
+        format!(
+            "{}/{}/{}/{}",
+            "p".repeat(70),
+            "q".repeat(70),
+            "r".repeat(70),
+            "s".repeat(70)
+        )
+    }
+
+    enum Item {
+        Dir(&'static str),
+        File(Vec<u8>, Vec<u8>, bool),
+        Link(Vec<u8>, Vec<u8>),
+    }
+
+    fn items() -> Vec<Item> {
+        let long = long_dir();
+        let very_long = very_long_dir();
+        let b = |text: &str| text.as_bytes().to_vec();
+        vec![
+            Item::Dir("empty"),
+            Item::File(b("a.txt"), b"hello\n".to_vec(), false),
+            Item::File(b("a/b.txt"), b"sorted after a.txt\n".to_vec(), false),
+            Item::File(b("bin/run.sh"), b"#!/bin/sh\necho run\n".to_vec(), true),
+            Item::File(b("sub/deep/nested/x.py"), text(3000), false),
+            Item::Link(b("sub/link"), b("../a.txt")),
+            Item::File(
+                format!("{long}/file_name_that_is_long.txt").into_bytes(),
+                b"long\n".to_vec(),
+                false,
+            ),
+            Item::File(
+                format!("{very_long}/very_long_file.py").into_bytes(),
+                text(100),
+                false,
+            ),
+            Item::Link(
+                b("to_long"),
+                format!("./{very_long}/very_long_file.py").into_bytes(),
+            ),
+            Item::File(
+                "emoji_😀_ü.txt".as_bytes().to_vec(),
+                b"four bytes\n".to_vec(),
+                false,
+            ),
+            Item::File(b"bad_\xff\xfe.bin".to_vec(), vec![0, 1, 2, 255], false),
+            Item::File(b("blob.bin"), noise(700_000, 7), false),
+            Item::File(b("zz_text.txt"), text(400_000), false),
+            Item::File(b("zero"), Vec::new(), false),
+        ]
+    }
+
+    /// Writes the test block under `root`, as a checkout with the given umask, mtime and creation
+    /// order would. The umask is applied with explicit modes, because the process umask is
+    /// shared with the tests that run in parallel.
+    fn make_block(root: &Path, umask: u32, mtime: u64, reverse: bool) -> PathBuf {
+        let dir = root.join("blox").join(TOP);
+        fs::create_dir_all(&dir).unwrap();
+        let mut items = items();
+        if reverse {
+            items.reverse();
+        }
+        let dir_mode = 0o777 & !umask;
+        let path_of = |relative: &[u8]| dir.join(OsStr::from_bytes(relative));
+        let mut created = vec![dir.clone()];
+        let mut make_parents = |path: &Path| {
+            let parent = path.parent().unwrap();
+            fs::create_dir_all(parent).unwrap();
+            let mut ancestor = parent.to_path_buf();
+            while ancestor != dir {
+                fs::set_permissions(&ancestor, fs::Permissions::from_mode(dir_mode)).unwrap();
+                created.push(ancestor.clone());
+                ancestor.pop();
+            }
+        };
+        for item in &items {
+            match item {
+                Item::Dir(relative) => {
+                    let path = path_of(relative.as_bytes());
+                    make_parents(&path);
+                    fs::create_dir(&path).unwrap();
+                    fs::set_permissions(&path, fs::Permissions::from_mode(dir_mode)).unwrap();
+                }
+                Item::File(relative, content, executable) => {
+                    let path = path_of(relative);
+                    make_parents(&path);
+                    fs::write(&path, content).unwrap();
+                    let mode = if *executable { 0o777 } else { 0o666 } & !umask;
+                    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+                    let file = File::options().write(true).open(&path).unwrap();
+                    file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime))
+                        .unwrap();
+                }
+                Item::Link(relative, target) => {
+                    let path = path_of(relative);
+                    make_parents(&path);
+                    symlink(OsStr::from_bytes(target), &path).unwrap();
+                }
+            }
+        }
+        for directory in created {
+            let handle = File::open(&directory).unwrap();
+            handle
+                .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(mtime + 17))
+                .unwrap();
+        }
+        dir
+    }
+
+    fn archive(dir: &Path, settings: &ArchiveSettings) -> (Vec<u8>, ArchiveReport) {
+        let tree = scan(dir, TOP).unwrap();
+        let mut bytes = Vec::new();
+        let report = write_tgz(&tree, settings, &mut bytes).unwrap();
+        assert_eq!(report.gz_bytes, bytes.len() as u64);
+        (bytes, report)
+    }
+
+    const SETTINGS: ArchiveSettings = ArchiveSettings {
+        mtime: 1_700_000_000,
+        level: 6,
+    };
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut tar_bytes = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut tar_bytes)
+            .unwrap();
+        tar_bytes
+    }
+
+    #[test]
+    fn same_bytes_across_roots_mtimes_umasks_and_creation_order() {
+        let first_root = tempfile::tempdir().unwrap();
+        let second_root = tempfile::tempdir().unwrap();
+        let first = make_block(first_root.path(), 0o022, 1_000_000, false);
+        let second = make_block(
+            &second_root.path().join("elsewhere"),
+            0o077,
+            1_600_000_000,
+            true,
+        );
+        let (first_bytes, first_report) = archive(&first, &SETTINGS);
+        let (second_bytes, second_report) = archive(&second, &SETTINGS);
+        assert!(first_bytes == second_bytes, "archives differ");
+        assert_eq!(first_report, second_report);
+        // Different settings give different bytes but the same source digest.
+        let (other_bytes, other_report) = archive(&first, &ArchiveSettings { mtime: 0, level: 1 });
+        assert_ne!(other_bytes, first_bytes);
+        assert_eq!(other_report.digest, first_report.digest);
+        assert_eq!(other_report.file_hashes, first_report.file_hashes);
+    }
+
+    #[test]
+    fn every_header_is_normalised_and_content_round_trips() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = make_block(root.path(), 0o077, 123, false);
+        let (bytes, report) = archive(&dir, &SETTINGS);
+        let tree = scan(&dir, TOP).unwrap();
+
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+        let mut seen = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let header = entry.header().clone();
+            let path = entry.path_bytes().into_owned();
+            assert_eq!(header.mtime().unwrap(), SETTINGS.mtime);
+            assert_eq!(header.uid().unwrap(), 0);
+            assert_eq!(header.gid().unwrap(), 0);
+            assert_eq!(header.username_bytes(), Some(&b""[..]));
+            assert_eq!(header.groupname_bytes(), Some(&b""[..]));
+            assert!(header.as_gnu().is_some());
+            assert!(!path.starts_with(b"/") && !path.starts_with(b"./"));
+            assert!(path.starts_with(format!("{TOP}/").as_bytes()));
+            let index = tree
+                .entries
+                .iter()
+                .position(|candidate| {
+                    path.strip_suffix(b"/").unwrap_or(&path) == candidate.path.as_slice()
+                })
+                .unwrap_or_else(|| panic!("unexpected member {}", String::from_utf8_lossy(&path)));
+            let source = &tree.entries[index];
+            match &source.kind {
+                EntryKind::Dir => {
+                    assert!(path.ends_with(b"/"));
+                    assert_eq!(header.entry_type(), tar::EntryType::Directory);
+                    assert_eq!(header.mode().unwrap(), 0o755);
+                }
+                EntryKind::File { executable, size } => {
+                    assert_eq!(header.entry_type(), tar::EntryType::Regular);
+                    assert_eq!(
+                        header.mode().unwrap(),
+                        if *executable { 0o755 } else { 0o644 }
+                    );
+                    let mut content = Vec::new();
+                    entry.read_to_end(&mut content).unwrap();
+                    assert_eq!(content.len() as u64, *size);
+                    assert_eq!(content, fs::read(&source.source).unwrap());
+                    let expected = crate::hash::hash_file(&source.source).unwrap();
+                    assert_eq!(report.file_hashes[index], Some(expected));
+                }
+                EntryKind::Symlink { target } => {
+                    assert_eq!(header.entry_type(), tar::EntryType::Symlink);
+                    assert_eq!(header.mode().unwrap(), 0o777);
+                    assert_eq!(entry.link_name_bytes().unwrap().as_ref(), target.as_slice());
+                    assert_eq!(report.file_hashes[index], None);
+                }
+            }
+            seen.push(path.strip_suffix(b"/").unwrap_or(&path).to_vec());
+        }
+        // The top directory itself is the first member and comes with a slash.
+        let expected: Vec<Vec<u8>> = tree
+            .entries
+            .iter()
+            .map(|entry| entry.path.clone())
+            .collect();
+        assert_eq!(seen, expected, "every entry once, in tree order");
+        let mut sorted = seen.clone();
+        sorted.sort();
+        assert_eq!(seen, sorted, "byte-wise sorted");
+        assert!(seen.iter().any(|path| path.len() > 255));
+        assert!(
+            seen.iter()
+                .any(|path| path.windows(4).any(|w| w == "😀".as_bytes()))
+        );
+        assert!(seen.iter().any(|path| path.ends_with(b"bad_\xff\xfe.bin")));
+        let a_txt = seen
+            .iter()
+            .position(|path| path.ends_with(b"/a.txt"))
+            .unwrap();
+        let a_dir = seen.iter().position(|path| path.ends_with(b"/a")).unwrap();
+        assert!(
+            a_dir < a_txt && seen[a_txt + 1].ends_with(b"/a/b.txt"),
+            "`.` sorts before `/`"
+        );
+        assert_eq!(
+            report.digest,
+            crate::hash::tree_digest(&tree, &report.file_hashes)
+        );
+        assert_eq!(to_hex(&report.digest).len(), 64);
+    }
+
+    /// Walks the raw tar blocks, so the fields that the `tar` crate hides are checked too.
+    #[test]
+    fn raw_headers_and_end_of_archive_are_fixed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = make_block(root.path(), 0o022, 5, false);
+        let (bytes, report) = archive(&dir, &SETTINGS);
+        let tar_bytes = gunzip(&bytes);
+        assert_eq!(tar_bytes.len() as u64, report.tar_bytes);
+        assert_eq!(tar_bytes.len() % BLOCK, 0);
+
+        let octal = |field: &[u8]| {
+            let digits: Vec<u8> = field
+                .iter()
+                .copied()
+                .take_while(|&byte| byte != 0 && byte != b' ')
+                .collect();
+            u64::from_str_radix(std::str::from_utf8(&digits).unwrap(), 8).unwrap()
+        };
+        let mut position = 0;
+        let mut long_names = 0;
+        let mut long_links = 0;
+        loop {
+            let header = &tar_bytes[position..position + BLOCK];
+            if header.iter().all(|&byte| byte == 0) {
+                break;
+            }
+            let typeflag = header[156];
+            assert_eq!(&header[257..265], b"ustar  \0", "GNU magic and version");
+            assert!(
+                header[265..297].iter().all(|&byte| byte == 0),
+                "empty user name"
+            );
+            assert!(
+                header[297..329].iter().all(|&byte| byte == 0),
+                "empty group name"
+            );
+            assert!(
+                header[329..512].iter().all(|&byte| byte == 0),
+                "no devices, atime, ctime, sparse"
+            );
+            assert_eq!(octal(&header[108..116]), 0, "uid");
+            assert_eq!(octal(&header[116..124]), 0, "gid");
+            let checksum: u64 = header[..148]
+                .iter()
+                .chain([b' '; 8].iter())
+                .chain(header[156..].iter())
+                .map(|&byte| u64::from(byte))
+                .sum();
+            assert_eq!(octal(&header[148..156]), checksum);
+            let size = octal(&header[124..136]);
+            if typeflag == b'L' || typeflag == b'K' {
+                assert_eq!(&header[..14], b"././@LongLink\0");
+                assert_eq!(octal(&header[100..108]), 0o644);
+                assert_eq!(octal(&header[136..148]), 0);
+                assert!(header[157..257].iter().all(|&byte| byte == 0));
+                let data = &tar_bytes[position + BLOCK..position + BLOCK + size as usize];
+                assert_eq!(data.last(), Some(&0));
+                if typeflag == b'L' {
+                    long_names += 1;
+                } else {
+                    long_links += 1;
+                }
+            } else {
+                assert!([b'0', b'2', b'5'].contains(&typeflag));
+                assert_eq!(octal(&header[136..148]), SETTINGS.mtime);
+            }
+            let padded = (size as usize).div_ceil(BLOCK) * BLOCK;
+            position += BLOCK + padded;
+        }
+        assert!(
+            long_names >= 3 && long_links == 1,
+            "{long_names} long names, {long_links} long links"
+        );
+        assert_eq!(
+            tar_bytes.len(),
+            position + 2 * BLOCK,
+            "two zero blocks and no record padding"
+        );
+        assert!(tar_bytes[position..].iter().all(|&byte| byte == 0));
+    }
+
+    #[test]
+    fn gzip_header_has_no_name_no_mtime_and_a_fixed_os() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = make_block(root.path(), 0o022, 5, false);
+        let (bytes, _) = archive(&dir, &SETTINGS);
+        assert_eq!(&bytes[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        assert_eq!(bytes[3] & 0x08, 0, "no FNAME");
+        assert_eq!(&bytes[4..8], &[0; 4], "mtime 0");
+        let decoder = flate2::read::GzDecoder::new(bytes.as_slice());
+        let header = decoder.header().unwrap();
+        assert_eq!((header.filename(), header.mtime()), (None, 0));
+    }
+
+    #[test]
+    fn incompressible_chunks_are_stored_and_the_rest_compressed() {
+        assert!(looks_incompressible(&noise(CHUNK, 3)));
+        assert!(!looks_incompressible(&text(CHUNK)));
+        assert!(!looks_incompressible(&vec![0; CHUNK]));
+
+        let root = tempfile::tempdir().unwrap();
+        let dir = make_block(root.path(), 0o022, 5, false);
+        let (bytes, report) = archive(&dir, &SETTINGS);
+        // 700 KB of noise stays about that size; 400 KB of repeated text nearly vanishes.
+        assert!(
+            report.gz_bytes < 720_000 && report.gz_bytes > 690_000,
+            "{}",
+            report.gz_bytes
+        );
+        assert_eq!(gunzip(&bytes).len() as u64, report.tar_bytes);
+        let (stored_bytes, _) = archive(
+            &dir,
+            &ArchiveSettings {
+                level: 0,
+                ..SETTINGS
+            },
+        );
+        assert_eq!(gunzip(&stored_bytes), gunzip(&bytes));
+    }
+
+    #[test]
+    fn a_file_that_changes_size_is_an_error_naming_it() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = make_block(root.path(), 0o022, 5, false);
+        let tree = scan(&dir, TOP).unwrap();
+        for content in [&b"grown, longer than before\n"[..], &b""[..]] {
+            fs::write(dir.join("a.txt"), content).unwrap();
+            let error = write_tgz(&tree, &SETTINGS, &mut Vec::new()).unwrap_err();
+            let diagnostic = &error.diagnostics[0];
+            assert_eq!(diagnostic.code, "changed-while-archiving");
+            assert!(
+                diagnostic.message.contains("a.txt`"),
+                "{}",
+                diagnostic.message
+            );
+            assert!(diagnostic.message.starts_with('`') && !diagnostic.message.ends_with('.'));
+            assert!(diagnostic.help.as_deref().unwrap().contains("run again"));
+        }
+    }
+
+    #[test]
+    fn level_above_nine_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = make_block(root.path(), 0o022, 5, false);
+        let tree = scan(&dir, TOP).unwrap();
+        let error = write_tgz(
+            &tree,
+            &ArchiveSettings {
+                mtime: 0,
+                level: 10,
+            },
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert_eq!(error.diagnostics[0].code, "bad-level");
+    }
+
+    #[test]
+    fn deflate_backend_matches_cargo_lock() {
+        let lock =
+            fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
+        let package = |name: &str| {
+            let start = lock
+                .find(&format!("[[package]]\nname = \"{name}\"\n"))
+                .unwrap_or_else(|| panic!("no {name}"));
+            let rest = &lock[start..];
+            let end = rest[1..]
+                .find("[[package]]")
+                .map_or(rest.len(), |end| end + 1);
+            &rest[..end]
+        };
+        let version = |name: &str| {
+            let block = package(name);
+            let line = block
+                .lines()
+                .find(|line| line.starts_with("version = "))
+                .unwrap();
+            line.trim_start_matches("version = ")
+                .trim_matches('"')
+                .to_string()
+        };
+        assert_eq!(
+            DEFLATE_BACKEND,
+            format!(
+                "zlib-rs {} via flate2 {}",
+                version("zlib-rs"),
+                version("flate2")
+            )
+        );
+        assert!(
+            package("flate2").contains("dependencies = [\n \"zlib-rs\",\n]"),
+            "flate2 must have no other backend"
+        );
+        for other in [
+            "miniz_oxide",
+            "libz-sys",
+            "libz-ng-sys",
+            "cloudflare-zlib-sys",
+        ] {
+            assert!(
+                !lock.contains(&format!("name = \"{other}\"")),
+                "{other} is in Cargo.lock"
+            );
+        }
+    }
+
+    /// Python's `tarfile` and GNU tar list and extract what we write, when they are installed.
+    #[test]
+    fn python_and_gnu_tar_read_the_archive() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = make_block(root.path(), 0o022, 5, false);
+        let (bytes, _) = archive(&dir, &SETTINGS);
+        let archive_path = root.path().join("block.tgz");
+        fs::write(&archive_path, &bytes).unwrap();
+        let tree = scan(&dir, TOP).unwrap();
+
+        let check_extracted = |into: &Path| {
+            for entry in &tree.entries {
+                let extracted = into.join(OsStr::from_bytes(&entry.path));
+                let metadata = fs::symlink_metadata(&extracted)
+                    .unwrap_or_else(|_| panic!("missing {}", extracted.display()));
+                match &entry.kind {
+                    EntryKind::Dir => assert!(metadata.is_dir()),
+                    EntryKind::File { executable, .. } => {
+                        assert_eq!(
+                            fs::read(&extracted).unwrap(),
+                            fs::read(&entry.source).unwrap()
+                        );
+                        assert_eq!(metadata.permissions().mode() & 0o111 != 0, *executable);
+                    }
+                    EntryKind::Symlink { target } => {
+                        assert_eq!(
+                            fs::read_link(&extracted).unwrap().as_os_str().as_bytes(),
+                            target.as_slice()
+                        );
+                    }
+                }
+            }
+        };
+
+        let available = |program: &str| {
+            Command::new(program)
+                .arg("--version")
+                .output()
+                .is_ok_and(|output| output.status.success())
+        };
+        if available("tar") {
+            let listing = Command::new("tar")
+                .arg("-tvzf")
+                .arg(&archive_path)
+                .output()
+                .unwrap();
+            assert!(
+                listing.status.success(),
+                "{}",
+                String::from_utf8_lossy(&listing.stderr)
+            );
+            assert_eq!(
+                listing
+                    .stdout
+                    .split(|&byte| byte == b'\n')
+                    .filter(|line| !line.is_empty())
+                    .count(),
+                tree.entries.len()
+            );
+            let into = root.path().join("gnu");
+            fs::create_dir(&into).unwrap();
+            let status = Command::new("tar")
+                .arg("-xzf")
+                .arg(&archive_path)
+                .arg("-C")
+                .arg(&into)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            check_extracted(&into);
+        } else {
+            eprintln!("note: GNU tar not found, skipped");
+        }
+        if available("python3") {
+            let into = root.path().join("python");
+            let script = "import sys, tarfile\n\
+                with tarfile.open(sys.argv[1]) as archive:\n\
+                \x20   names = archive.getnames()\n\
+                \x20   assert len(names) == int(sys.argv[3]), names\n\
+                \x20   archive.extractall(sys.argv[2], **({'filter': 'tar'} if hasattr(tarfile, 'tar_filter') else {}))\n";
+            let output = Command::new("python3")
+                .arg("-c")
+                .arg(script)
+                .arg(&archive_path)
+                .arg(&into)
+                .arg(tree.entries.len().to_string())
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            check_extracted(&into);
+        } else {
+            eprintln!("note: python3 not found, skipped");
+        }
+    }
+}

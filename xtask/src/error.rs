@@ -32,13 +32,22 @@ impl Location {
     pub fn from_span(source: &str, span: Range<usize>) -> Location {
         let start = floor_char_boundary(source, span.start.min(source.len()));
         let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
-        let line_text = source[line_start..line_end].trim_end_matches('\r').to_string();
+        let line_end = source[start..]
+            .find('\n')
+            .map_or(source.len(), |i| start + i);
+        let line_text = source[line_start..line_end]
+            .trim_end_matches('\r')
+            .to_string();
         let line = source[..start].matches('\n').count() + 1;
         let column = source[line_start..start].chars().count() + 1;
         let end = floor_char_boundary(source, span.end.clamp(start, line_end));
         let width = source[start..end].chars().count().max(1);
-        Location { line, column, line_text, width }
+        Location {
+            line,
+            column,
+            line_text,
+            width,
+        }
     }
 }
 
@@ -74,7 +83,10 @@ impl Diagnostic {
     }
 
     pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(code, message)
+        }
     }
 
     pub fn file(mut self, path: impl Into<PathBuf>) -> Diagnostic {
@@ -118,7 +130,13 @@ impl fmt::Display for Diagnostic {
             (Some(file), Some(location)) => {
                 let number = location.line.to_string();
                 let pad = " ".repeat(number.len());
-                writeln!(f, "{pad}--> {}:{}:{}", file.display(), location.line, location.column)?;
+                writeln!(
+                    f,
+                    "{pad}--> {}:{}:{}",
+                    file.display(),
+                    location.line,
+                    location.column
+                )?;
                 writeln!(f, "{pad} |")?;
                 writeln!(f, "{number} | {}", location.line_text)?;
                 let indent: String = location
@@ -149,7 +167,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(diagnostic: Diagnostic) -> Error {
-        Error { diagnostics: vec![diagnostic] }
+        Error {
+            diagnostics: vec![diagnostic],
+        }
     }
 
     pub fn many(diagnostics: Vec<Diagnostic>) -> Error {
@@ -159,8 +179,11 @@ impl Error {
     /// A file-system error, always with the path it concerns.
     pub fn io(action: &str, path: &Path, error: std::io::Error) -> Error {
         Error::new(
-            Diagnostic::error("io", format!("cannot {action} `{}`: {error}", path.display()))
-                .file(path),
+            Diagnostic::error(
+                "io",
+                format!("cannot {action} `{}`: {error}", path.display()),
+            )
+            .file(path),
         )
     }
 }

@@ -108,3 +108,150 @@ pub fn hash_file(path: &Path) -> Result<Sha256> {
     }
     Ok(hasher.finalize().into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{Entry, Stat};
+    use std::path::PathBuf;
+
+    fn entry(path: &[u8], kind: EntryKind) -> Entry {
+        let stat = Stat {
+            size: 0,
+            mtime_ns: 0,
+            ctime_ns: 0,
+            inode: 0,
+            dev: 0,
+            mode: 0,
+        };
+        Entry {
+            path: path.to_vec(),
+            kind,
+            source: PathBuf::new(),
+            stat,
+        }
+    }
+
+    fn tree(entries: Vec<Entry>) -> Tree {
+        Tree {
+            top: "t".into(),
+            entries,
+        }
+    }
+
+    #[test]
+    fn hex_is_lowercase_sha256sum_style() {
+        let empty = hash_file(Path::new("/dev/null")).unwrap();
+        assert_eq!(
+            to_hex(&empty),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn hash_file_streams_files_larger_than_its_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big");
+        let content: Vec<u8> = (0..READ_BUFFER * 2 + 7).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &content).unwrap();
+        assert_eq!(
+            hash_file(&path).unwrap(),
+            <[u8; 32]>::from(Sha256Hasher::digest(&content))
+        );
+        let error = hash_file(&dir.path().join("missing")).unwrap_err();
+        assert!(error.diagnostics[0].message.contains("missing`"));
+    }
+
+    #[test]
+    fn digest_follows_the_documented_encoding() {
+        let content_hash = [7u8; 32];
+        let digest = tree_digest(
+            &tree(vec![
+                entry(b"t", EntryKind::Dir),
+                entry(
+                    b"t/f",
+                    EntryKind::File {
+                        executable: true,
+                        size: 3,
+                    },
+                ),
+                entry(
+                    b"t/l",
+                    EntryKind::Symlink {
+                        target: b"f".to_vec(),
+                    },
+                ),
+            ]),
+            &[None, Some(content_hash), None],
+        );
+        let mut expected = b"datablox-source-digest-v1\n".to_vec();
+        expected.extend(3u64.to_be_bytes());
+        expected.extend(1u64.to_be_bytes());
+        expected.extend(b"td");
+        expected.extend(3u64.to_be_bytes());
+        expected.extend(b"t/fx");
+        expected.extend(content_hash);
+        expected.extend(3u64.to_be_bytes());
+        expected.extend(b"t/ll");
+        expected.extend(1u64.to_be_bytes());
+        expected.extend(b"f");
+        assert_eq!(digest, <[u8; 32]>::from(Sha256Hasher::digest(&expected)));
+    }
+
+    #[test]
+    fn digest_sees_names_types_modes_targets_and_content_only() {
+        let base = |executable, target: &[u8], hash: u8| {
+            tree_digest(
+                &tree(vec![
+                    entry(
+                        b"t/a",
+                        EntryKind::File {
+                            executable,
+                            size: 1,
+                        },
+                    ),
+                    entry(
+                        b"t/b",
+                        EntryKind::Symlink {
+                            target: target.to_vec(),
+                        },
+                    ),
+                ]),
+                &[Some([hash; 32]), None],
+            )
+        };
+        let reference = base(false, b"a", 1);
+        assert_ne!(reference, base(true, b"a", 1));
+        assert_ne!(reference, base(false, b"aa", 1));
+        assert_ne!(reference, base(false, b"a", 2));
+        // Stat fields (sizes, mtimes, inodes) do not enter the digest.
+        let mut moved = tree(vec![
+            entry(
+                b"t/a",
+                EntryKind::File {
+                    executable: false,
+                    size: 1,
+                },
+            ),
+            entry(
+                b"t/b",
+                EntryKind::Symlink {
+                    target: b"a".to_vec(),
+                },
+            ),
+        ]);
+        moved.entries[0].stat.mtime_ns = 99;
+        assert_eq!(reference, tree_digest(&moved, &[Some([1; 32]), None]));
+        // Length prefixes keep `t/ab` + `c` apart from `t/a` + `bc`.
+        let split = |first: &[u8], second: &[u8]| {
+            tree_digest(
+                &tree(vec![
+                    entry(first, EntryKind::Dir),
+                    entry(second, EntryKind::Dir),
+                ]),
+                &[None, None],
+            )
+        };
+        assert_ne!(split(b"t/ab", b"c"), split(b"t/a", b"bc"));
+    }
+}

@@ -265,3 +265,207 @@ fn check_symlink(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::process::Command;
+
+    fn block() -> (tempfile::TempDir, PathBuf) {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("blox").join("a__1_0");
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        fs::write(dir.join("sub/x.py"), "x = 1\n").unwrap();
+        (root, dir)
+    }
+
+    fn single_problem(dir: &Path) -> Diagnostic {
+        let error = scan(dir, "a__1_0").unwrap_err();
+        assert_eq!(error.diagnostics.len(), 1, "{error}");
+        let diagnostic = error.diagnostics[0].clone();
+        assert!(diagnostic.help.is_some());
+        assert!(
+            diagnostic.message.chars().next().unwrap().is_lowercase()
+                || diagnostic.message.starts_with('`')
+        );
+        assert!(!diagnostic.message.ends_with('.'));
+        diagnostic
+    }
+
+    #[test]
+    fn entries_are_sorted_bytewise_with_the_top_first() {
+        let (_root, dir) = block();
+        fs::create_dir(dir.join("a")).unwrap();
+        fs::write(dir.join("a/b"), "").unwrap();
+        fs::write(dir.join("a.txt"), "").unwrap();
+        fs::write(dir.join("B"), "").unwrap();
+        symlink("sub/x.py", dir.join("link")).unwrap();
+        let tree = scan(&dir, "a__1_0").unwrap();
+        let paths: Vec<&[u8]> = tree
+            .entries
+            .iter()
+            .map(|entry| entry.path.as_slice())
+            .collect();
+        let expected: [&[u8]; 8] = [
+            b"a__1_0",
+            b"a__1_0/B",
+            b"a__1_0/a",
+            b"a__1_0/a.txt",
+            b"a__1_0/a/b",
+            b"a__1_0/link",
+            b"a__1_0/sub",
+            b"a__1_0/sub/x.py",
+        ];
+        assert_eq!(paths, expected);
+        assert_eq!(
+            tree.entries[5].kind,
+            EntryKind::Symlink {
+                target: b"sub/x.py".to_vec()
+            }
+        );
+        assert_eq!(
+            tree.entries[7].kind,
+            EntryKind::File {
+                executable: false,
+                size: 6
+            }
+        );
+        assert_eq!(tree.entries[0].source, dir);
+    }
+
+    #[test]
+    fn symlinks_inside_are_kept() {
+        let (_root, dir) = block();
+        symlink("../sub/./x.py", dir.join("sub/self")).unwrap();
+        symlink(".", dir.join("here")).unwrap();
+        symlink("sub", dir.join("sub_link")).unwrap();
+        assert!(scan(&dir, "a__1_0").is_ok());
+    }
+
+    #[test]
+    fn absolute_symlink_is_an_error_naming_link_and_target() {
+        let (_root, dir) = block();
+        symlink("/etc/passwd", dir.join("sub/abs")).unwrap();
+        let diagnostic = single_problem(&dir);
+        assert_eq!(diagnostic.code, "symlink-outside");
+        assert!(
+            diagnostic
+                .message
+                .contains(&format!("`{}`", dir.join("sub/abs").display())),
+            "{}",
+            diagnostic.message
+        );
+        assert!(diagnostic.message.contains("`/etc/passwd`"));
+        assert_eq!(
+            diagnostic.file.as_deref(),
+            Some(dir.join("sub/abs").as_path())
+        );
+    }
+
+    #[test]
+    fn escaping_symlinks_are_errors() {
+        let (_root, dir) = block();
+        symlink("../../etc", dir.join("sub/up")).unwrap();
+        let diagnostic = single_problem(&dir);
+        assert!(
+            diagnostic
+                .message
+                .contains("points outside the block: `../../etc`"),
+            "{}",
+            diagnostic.message
+        );
+        fs::remove_file(dir.join("sub/up")).unwrap();
+
+        // `here/..` is the parent of the block for the kernel, though it looks like `.` lexically.
+        symlink(".", dir.join("here")).unwrap();
+        symlink("here/../a__1_0/sub", dir.join("sneaky")).unwrap();
+        let diagnostic = single_problem(&dir);
+        assert!(
+            diagnostic
+                .message
+                .contains(&format!("`{}`", dir.join("sneaky").display())),
+            "{}",
+            diagnostic.message
+        );
+    }
+
+    #[test]
+    fn fifo_is_an_error_naming_it() {
+        let (_root, dir) = block();
+        let fifo = dir.join("sub/pipe");
+        let made = Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|status| status.success()) {
+            eprintln!("note: mkfifo not available, skipped");
+            return;
+        }
+        let diagnostic = single_problem(&dir);
+        assert_eq!(diagnostic.code, "special-file");
+        assert_eq!(
+            diagnostic.message,
+            format!("`{}` is a FIFO", fifo.display())
+        );
+    }
+
+    #[test]
+    fn hard_link_to_outside_is_an_error_but_inside_is_fine() {
+        let (root, dir) = block();
+        fs::hard_link(dir.join("sub/x.py"), dir.join("x_again.py")).unwrap();
+        assert!(scan(&dir, "a__1_0").is_ok());
+
+        fs::write(root.path().join("outside.txt"), "shared").unwrap();
+        fs::hard_link(root.path().join("outside.txt"), dir.join("sub/inside.txt")).unwrap();
+        let diagnostic = single_problem(&dir);
+        assert_eq!(diagnostic.code, "hard-link-outside");
+        assert!(
+            diagnostic
+                .message
+                .starts_with("hard link to outside the block: ")
+        );
+        assert!(
+            diagnostic
+                .message
+                .contains(&format!("`{}`", dir.join("sub/inside.txt").display()))
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let (_root, dir) = block();
+        symlink("/abs", dir.join("one")).unwrap();
+        symlink("../..", dir.join("two")).unwrap();
+        assert_eq!(scan(&dir, "a__1_0").unwrap_err().diagnostics.len(), 2);
+    }
+
+    #[test]
+    fn missing_directory_names_the_path() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = root.path().join("nope");
+        let error = scan(&missing, "nope").unwrap_err();
+        assert!(
+            error.diagnostics[0]
+                .message
+                .contains(&format!("`{}`", missing.display()))
+        );
+        assert_eq!(
+            error.diagnostics[0].file.as_deref(),
+            Some(missing.as_path())
+        );
+    }
+
+    #[test]
+    fn stat_records_size_inode_and_mode() {
+        let (_root, dir) = block();
+        let tree = scan(&dir, "a__1_0").unwrap();
+        let file = tree.entries.last().unwrap();
+        let metadata = fs::metadata(dir.join("sub/x.py")).unwrap();
+        assert_eq!(
+            (file.stat.size, file.stat.inode, file.stat.mode),
+            (6, metadata.ino(), metadata.mode())
+        );
+        assert_eq!(
+            file.stat.mtime_ns / 1_000_000_000,
+            i128::from(metadata.mtime())
+        );
+    }
+}

@@ -1,1 +1,7 @@
+//! The integration tests: one binary, so the suite links once. Each module runs the real `xtask`
+//! binary on temporary repositories.
 
+mod support;
+
+mod dist;
+mod errors;

@@ -1,0 +1,137 @@
+"""Engage driver of a third-party Python package installed by name (`PipLink`/`EasyInstallLink`).
+
+The package's `location` is a requirement (`pymongo==3.12`, a URL, ...). It is installed for the
+node's `python3` into `<genforma_home>/python` with `python3 -m pip install --target`, the directory
+the caretaker puts on PYTHONPATH. `EasyInstallLink` packages are installed the same way: pip
+accepts the same names and URLs, and easy_install cannot install into a plain directory that is
+not a site directory. After a successful install a marker
+`<genforma_home>/python/.datablox-installed/<name>-<version>` records the requirement;
+`is_installed` looks for it, because a requirement (a URL, say) does not always tell which
+`*.dist-info` directory pip will write. Input port: `host.genforma_home`.
+
+Valid Python 2.7 (Engage loads drivers with it) and Python 3.
+"""
+import os
+import re
+import subprocess
+
+import engage.drivers.resource_manager as resource_manager
+from engage.drivers.action import Context, check_installable_to_dir, ensure_dir_exists, make_action
+from engage.utils.log_setup import setup_engage_logger
+from engage.utils.user_error import EngageErrInf, UserError
+
+try:
+    text_type = unicode  # noqa: F821 (Python 2: JSON strings are unicode)
+except NameError:
+    text_type = str
+
+logger = setup_engage_logger(__name__)
+
+PYTHON = "python3"
+PIP_CLASSES = ("PipLink", "EasyInstallLink")
+
+ERR_NO_PIP = 1
+ERR_PIP_FAILED = 2
+ERR_WRONG_PACKAGE = 3
+ERR_NOT_INSTALLED = 4
+
+errors = {
+    ERR_NO_PIP: EngageErrInf(
+        __name__, ERR_NO_PIP,
+        "resource %(id)s needs `%(python)s -m pip`, which does not run here: %(why)s"),
+    ERR_PIP_FAILED: EngageErrInf(
+        __name__, ERR_PIP_FAILED,
+        "resource %(id)s: `%(command)s` failed with exit code %(code)s:\n%(output)s"),
+    ERR_WRONG_PACKAGE: EngageErrInf(
+        __name__, ERR_WRONG_PACKAGE,
+        "resource %(id)s: this driver installs Reference packages of class PipLink or EasyInstallLink, "
+        "not %(type)s/%(package_class)s"),
+    ERR_NOT_INSTALLED: EngageErrInf(
+        __name__, ERR_NOT_INSTALLED, "resource %(id)s: the install marker %(path)s is missing after install"),
+}
+
+
+def which(program):
+    """The path of `program` on PATH, or None (shutil.which is not in Python 2.7)."""
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = os.path.join(directory, program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def run(command):
+    """Run a command; return (exit code, combined output as text)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.communicate()[0]
+    return process.returncode, output.decode("utf-8", "replace")
+
+
+def marker_name(key):
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", "%s-%s" % (key["name"], key["version"]))
+
+
+@make_action
+def pip_install(self, requirement, target_dir):
+    command = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+               "--upgrade", "--target", target_dir, requirement]
+    code, output = run(command)
+    if code != 0:
+        # The last lines of pip's output say what went wrong; the rest is progress.
+        tail = "\n".join(output.strip().splitlines()[-20:])
+        raise UserError(errors[ERR_PIP_FAILED],
+                        msg_args={"id": self.ctx.props.id, "command": " ".join(command),
+                                  "code": code, "output": tail})
+
+
+@make_action
+def write_marker(self, marker_path, requirement):
+    directory = os.path.dirname(marker_path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory)
+    with open(marker_path, "w") as marker:
+        marker.write(requirement + "\n")
+
+
+def make_context(resource_json, dry_run=False):
+    ctx = Context(resource_json, logger, __file__, dry_run=dry_run)
+    ctx.check_port("input_ports.host", genforma_home=text_type)
+    return ctx
+
+
+class Manager(resource_manager.Manager):
+    REQUIRES_ROOT_ACCESS = False
+
+    def __init__(self, metadata, dry_run=False):
+        package_name = "%s %s" % (metadata.key["name"], metadata.key["version"])
+        resource_manager.Manager.__init__(self, metadata, package_name)
+        self.ctx = make_context(metadata.to_json(), dry_run=dry_run)
+        self.python_dir = os.path.join(self.ctx.props.input_ports.host.genforma_home, "python")
+        self.marker = os.path.join(self.python_dir, ".datablox-installed", marker_name(metadata.key))
+
+    def validate_pre_install(self):
+        if which(PYTHON) is None:
+            raise UserError(errors[ERR_NO_PIP],
+                            msg_args={"id": self.id, "python": PYTHON, "why": "%s is not on PATH" % PYTHON})
+        code, output = run([PYTHON, "-m", "pip", "--version"])
+        if code != 0:
+            raise UserError(errors[ERR_NO_PIP],
+                            msg_args={"id": self.id, "python": PYTHON, "why": output.strip()})
+        if not self.is_installed():
+            self.ctx.r(check_installable_to_dir, self.python_dir)
+
+    def is_installed(self):
+        return os.path.isfile(self.marker)
+
+    def install(self, package):
+        if package.type != "Reference" or package.package_class not in PIP_CLASSES:
+            raise UserError(errors[ERR_WRONG_PACKAGE],
+                            msg_args={"id": self.id, "type": package.type,
+                                      "package_class": package.package_class})
+        self.ctx.r(ensure_dir_exists, self.python_dir)
+        self.ctx.r(pip_install, package.location, self.python_dir)
+        self.ctx.r(write_marker, self.marker, package.location)
+
+    def validate_post_install(self):
+        if not self.ctx.dry_run and not self.is_installed():
+            raise UserError(errors[ERR_NOT_INSTALLED], msg_args={"id": self.id, "path": self.marker})

@@ -1,0 +1,1 @@
+"""Engage's driver package: extensions are copied in as `engage/drivers/<ext>/`."""

@@ -1,0 +1,1 @@
+"""Engage's utilities used by drivers: user errors and logging."""
