@@ -1217,6 +1217,26 @@ fn is_identifier(text: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Parses the string form of a constraint, `"NAME SPEC"`, as `requires` entries are written.
+pub fn parse_constraint_text(text: &str) -> Result<Constraint, String> {
+    let Some((name, spec)) = text.trim().split_once(char::is_whitespace) else {
+        return Err(format!("constraint `{text}` has no version"));
+    };
+    let version = parse_version_req(&RawVersion::Text(spec.trim().to_string()))?;
+    Ok(Constraint { name: name.to_string(), version, port_mapping: BTreeMap::new() })
+}
+
+/// Whether a block display name follows the rules: no `_` or `.`, and a Python module once mangled.
+pub fn block_name_problem(display: &str) -> Option<String> {
+    if display.is_empty() || display.contains(['_', '.']) {
+        Some(format!("block name `{display}` contains `_` or `.`, which are reserved by the name mangling"))
+    } else if !is_identifier(&mangle(display)) {
+        Some(format!("block name `{display}` does not give a Python module name (`{}`)", mangle(display)))
+    } else {
+        None
+    }
+}
+
 /// Parses a version spec: `"1.0"`, `"*"`, `"any"`, `">=2.1, <3"`, or a range table.
 pub fn parse_version_req(raw: &RawVersion) -> Result<VersionReq, String> {
     let bounds = match raw {

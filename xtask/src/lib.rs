@@ -16,6 +16,9 @@ pub mod cache;
 pub mod build;
 pub mod output;
 pub mod progress;
+pub mod scaffold;
+pub mod import;
+pub mod graph;
 pub mod flags;
 
 use std::path::{Path, PathBuf};

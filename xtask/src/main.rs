@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::{CommandFactory, Parser};
 use xtask::error::{Error, Severity};
-use xtask::flags::{Command, Xtask};
+use xtask::flags::{Command, GraphFormat, Xtask};
 use xtask::progress::{Bar, Progress, Silent};
 
 fn main() -> ExitCode {
@@ -87,6 +87,33 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 eprintln!("    Checked manifests: {errors} errors, {warnings} warnings");
             }
             Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::New(flags) => {
+            let options = xtask::scaffold::NewOptions { name: flags.name, version: flags.version, requires: flags.requires };
+            let created = xtask::scaffold::new(&repo, &options)?;
+            for warning in &created.warnings {
+                eprint!("{warning}");
+            }
+            eprintln!("     Created block `{}`", created.key);
+            for file in &created.files {
+                eprintln!("             {}", file.display());
+            }
+            let block_module = created.files[1].display();
+            eprintln!("Next: fill in {block_module} (its docstring says how), make {} say what the block does, then run", created.test_file.display());
+            eprintln!("      PYTHONPATH=python:blox python3 -m unittest discover -s blox -t blox -p 'test_*.py'");
+            eprintln!("      cargo xtask dist");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import(_flags) => unreachable!(),
+        Command::Graph(flags) => {
+            let checked = xtask::check::load(&repo)?;
+            let format = match flags.format {
+                GraphFormat::Mermaid => xtask::graph::Format::Mermaid,
+                GraphFormat::Dot => xtask::graph::Format::Dot,
+            };
+            let options = xtask::graph::GraphOptions { format, focus: flags.focus };
+            print!("{}", xtask::graph::render(&checked.model, &options)?);
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

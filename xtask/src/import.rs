@@ -1,0 +1,1 @@
+//! `cargo xtask import`: a legacy Engage extension tree -> TOML manifests.
