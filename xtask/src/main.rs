@@ -33,6 +33,9 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode, Error> {
     let cwd = std::env::current_dir().map_err(|e| Error::io("read", std::path::Path::new("."), e))?;
+    if let Command::Import(flags) = command {
+        return import(&cwd, flags);
+    }
     let repo = xtask::find_repo(&cwd)?;
     match command {
         Command::Dist(flags) => {
@@ -104,7 +107,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             eprintln!("      cargo xtask dist");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Import(_flags) => unreachable!(),
+        Command::Import(_) => unreachable!("handled above: import needs no repository"),
         Command::Graph(flags) => {
             let checked = xtask::check::load(&repo)?;
             let format = match flags.format {
@@ -116,6 +119,36 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `import` may create the repository, so it does not look for one first.
+fn import(cwd: &std::path::Path, flags: xtask::flags::ImportFlags) -> Result<ExitCode, Error> {
+    let out = match flags.out {
+        Some(out) => cwd.join(out),
+        None => xtask::find_repo(cwd).unwrap_or_else(|_| cwd.to_path_buf()).join("manifests"),
+    };
+    let options = xtask::import::ImportOptions { legacy: cwd.join(flags.legacy), blox: flags.blox.map(|b| cwd.join(b)), out, force: flags.force };
+    let report = xtask::import::import(&options)?;
+    for warning in &report.warnings {
+        eprint!("{warning}");
+    }
+    for file in &report.written {
+        eprintln!("       Wrote {}", file.display());
+    }
+    eprintln!(
+        "    Imported {} resources, skipped {}, {} warnings ({} files written, {} unchanged)",
+        report.imported.len(),
+        report.skipped.len(),
+        report.warnings.len(),
+        report.written.len(),
+        report.unchanged
+    );
+    if !report.skipped.is_empty() {
+        let skipped: Vec<String> = report.skipped.iter().map(|k| format!("`{k}`")).collect();
+        eprintln!("     Skipped {}", skipped.join(", "));
+    }
+    eprintln!("Next: cargo xtask check, then cargo xtask dist");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn human_bytes(bytes: u64) -> String {
