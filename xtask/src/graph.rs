@@ -122,7 +122,10 @@ fn kind_of(resource: &Resource) -> NodeKind {
 
 /// A node id both formats accept: letters, digits and `_`.
 fn node_id(prefix: &str, text: &str) -> String {
-    let body: String = text.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let body: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
     format!("{prefix}{body}")
 }
 
@@ -132,7 +135,10 @@ fn build(model: &Model) -> Graph {
     for resource in &model.resources {
         by_key.insert(&resource.key, nodes.len());
         nodes.push(Node {
-            id: node_id("r_", &format!("{}__{}", resource.key.name, resource.key.version)),
+            id: node_id(
+                "r_",
+                &format!("{}__{}", resource.key.name, resource.key.version),
+            ),
             label: resource.key.to_string(),
             kind: kind_of(resource),
         });
@@ -146,7 +152,11 @@ fn build(model: &Model) -> Graph {
             continue;
         }
         by_external.insert(&external.name, nodes.len());
-        let kind = if external.output_ports.contains_key("host") { NodeKind::Platform } else { NodeKind::External };
+        let kind = if external.output_ports.contains_key("host") {
+            NodeKind::Platform
+        } else {
+            NodeKind::External
+        };
         nodes.push(Node {
             id: node_id("x_", &external.name),
             label: format!("{} {}", external.name, external.versions.join(" | ")),
@@ -157,10 +167,14 @@ fn build(model: &Model) -> Graph {
     let mut edges = Vec::new();
     for resource in &model.resources {
         let from = by_key[&resource.key];
-        for (field, alternatives) in
-            [("inside", &resource.inside), ("environment", &resource.environment), ("peers", &resource.peers)]
-        {
-            let Some(alternatives) = alternatives else { continue };
+        for (field, alternatives) in [
+            ("inside", &resource.inside),
+            ("environment", &resource.environment),
+            ("peers", &resource.peers),
+        ] {
+            let Some(alternatives) = alternatives else {
+                continue;
+            };
             let one_of = matches!(alternatives, Alternatives::OneOf(_));
             for constraint in alternatives.constraints() {
                 let label = if one_of {
@@ -171,14 +185,21 @@ fn build(model: &Model) -> Graph {
                 let mut targets: BTreeSet<usize> = model
                     .resources
                     .iter()
-                    .filter(|r| r.key.name == constraint.name && constraint.version.matches(&r.key.version))
+                    .filter(|r| {
+                        r.key.name == constraint.name && constraint.version.matches(&r.key.version)
+                    })
                     .map(|r| by_key[&r.key])
                     .collect();
                 if let Some(&external) = by_external.get(constraint.name.as_str()) {
                     targets.insert(external);
                 }
                 for to in targets {
-                    edges.push(Edge { from, to, field, label: label.clone() });
+                    edges.push(Edge {
+                        from,
+                        to,
+                        field,
+                        label: label.clone(),
+                    });
                 }
             }
         }
@@ -189,24 +210,38 @@ fn build(model: &Model) -> Graph {
 /// Keeps the node named by `focus` and every node it reaches.
 fn focused(graph: Graph, model: &Model, focus: &str) -> Result<Graph> {
     let wanted = focus.trim();
-    let start = graph.nodes.iter().position(|node| node.label == wanted).or_else(|| {
-        let named: Vec<usize> = model
+    let start = graph
+        .nodes
+        .iter()
+        .position(|node| node.label == wanted)
+        .or_else(|| {
+            let named: Vec<usize> = model
+                .resources
+                .iter()
+                .enumerate()
+                .filter(|(_, resource)| resource.key.name == wanted)
+                .map(|(index, _)| index)
+                .collect();
+            match named.as_slice() {
+                [only] => Some(*only),
+                _ => None,
+            }
+        });
+    let Some(start) = start else {
+        let known: Vec<String> = model
             .resources
             .iter()
-            .enumerate()
-            .filter(|(_, resource)| resource.key.name == wanted)
-            .map(|(index, _)| index)
+            .map(|r| format!("`{}`", r.key))
             .collect();
-        match named.as_slice() {
-            [only] => Some(*only),
-            _ => None,
-        }
-    });
-    let Some(start) = start else {
-        let known: Vec<String> = model.resources.iter().map(|r| format!("`{}`", r.key)).collect();
         return Err(Error::new(
-            Diagnostic::error("unknown-focus", format!("no resource `{wanted}` to focus on"))
-                .help(format!("name a resource as `NAME VERSION`: {}", known.join(", "))),
+            Diagnostic::error(
+                "unknown-focus",
+                format!("no resource `{wanted}` to focus on"),
+            )
+            .help(format!(
+                "name a resource as `NAME VERSION`: {}",
+                known.join(", ")
+            )),
         ));
     };
     let mut kept = vec![false; graph.nodes.len()];
@@ -215,7 +250,13 @@ fn focused(graph: Graph, model: &Model, focus: &str) -> Result<Graph> {
         if std::mem::replace(&mut kept[node], true) {
             continue;
         }
-        stack.extend(graph.edges.iter().filter(|e| e.from == node && !kept[e.to]).map(|e| e.to));
+        stack.extend(
+            graph
+                .edges
+                .iter()
+                .filter(|e| e.from == node && !kept[e.to])
+                .map(|e| e.to),
+        );
     }
     let mut renumber = vec![usize::MAX; graph.nodes.len()];
     let mut nodes = Vec::new();
@@ -229,7 +270,11 @@ fn focused(graph: Graph, model: &Model, focus: &str) -> Result<Graph> {
         .edges
         .into_iter()
         .filter(|e| kept[e.from] && kept[e.to])
-        .map(|e| Edge { from: renumber[e.from], to: renumber[e.to], ..e })
+        .map(|e| Edge {
+            from: renumber[e.from],
+            to: renumber[e.to],
+            ..e
+        })
         .collect();
     Ok(Graph { nodes, edges })
 }
@@ -258,17 +303,29 @@ fn mermaid(graph: &Graph) -> String {
             _ => "-->",
         };
         let label = edge.label.replace('"', "#quot;");
-        writeln!(out, "    {} {arrow}|\"{label}\"| {}", graph.nodes[edge.from].id, graph.nodes[edge.to].id).unwrap();
+        writeln!(
+            out,
+            "    {} {arrow}|\"{label}\"| {}",
+            graph.nodes[edge.from].id, graph.nodes[edge.to].id
+        )
+        .unwrap();
     }
     for kind in used_kinds(graph) {
         let (fill, stroke) = kind.colours();
-        writeln!(out, "    classDef {} fill:{fill},stroke:{stroke},color:#111827", kind.class()).unwrap();
+        writeln!(
+            out,
+            "    classDef {} fill:{fill},stroke:{stroke},color:#111827",
+            kind.class()
+        )
+        .unwrap();
     }
     out
 }
 
 fn dot(graph: &Graph) -> String {
-    let mut out = String::from("digraph datablox {\n    rankdir=LR;\n    node [fontname=\"Helvetica\", style=filled];\n    edge [fontname=\"Helvetica\", fontsize=10];\n");
+    let mut out = String::from(
+        "digraph datablox {\n    rankdir=LR;\n    node [fontname=\"Helvetica\", style=filled];\n    edge [fontname=\"Helvetica\", fontsize=10];\n",
+    );
     let quote = |text: &str| format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""));
     for node in &graph.nodes {
         let (fill, stroke) = node.kind.colours();
@@ -295,8 +352,14 @@ fn dot(graph: &Graph) -> String {
             "peers" => ", style=bold, dir=both",
             _ => "",
         };
-        writeln!(out, "    {} -> {} [label={}{style}];", graph.nodes[edge.from].id, graph.nodes[edge.to].id, quote(&edge.label))
-            .unwrap();
+        writeln!(
+            out,
+            "    {} -> {} [label={}{style}];",
+            graph.nodes[edge.from].id,
+            graph.nodes[edge.to].id,
+            quote(&edge.label)
+        )
+        .unwrap();
     }
     out.push_str("}\n");
     out

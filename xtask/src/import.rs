@@ -65,7 +65,11 @@ const ENGAGE_STANDARD: &[(&str, &[&str], bool)] = &[
     ("PyYAML", &["any"], false),
 ];
 
-const METADATA_FILES: [&str; 3] = ["resource_definitions.json", "resource_library.json", "installer_config.json"];
+const METADATA_FILES: [&str; 3] = [
+    "resource_definitions.json",
+    "resource_library.json",
+    "installer_config.json",
+];
 
 /// How a legacy resource is installed.
 #[derive(Clone, Debug)]
@@ -107,25 +111,40 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport> {
     let legacy = &options.legacy;
     if !legacy.join("drivers").is_dir() && !legacy.join("metadata").is_dir() {
         return Err(Error::new(
-            Diagnostic::error("not-an-extension", format!("`{}` has neither `drivers/` nor `metadata/`", legacy.display()))
-                .file(legacy)
-                .help("name the legacy extension directory itself, e.g. `legacy/datablox`"),
+            Diagnostic::error(
+                "not-an-extension",
+                format!(
+                    "`{}` has neither `drivers/` nor `metadata/`",
+                    legacy.display()
+                ),
+            )
+            .file(legacy)
+            .help("name the legacy extension directory itself, e.g. `legacy/datablox`"),
         ));
     }
-    let legacy_parent = legacy.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let mut importer = Importer { options: options.clone(), legacy_parent, warnings: Vec::new(), files: BTreeMap::new() };
+    let legacy_parent = legacy
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let mut importer = Importer {
+        options: options.clone(),
+        legacy_parent,
+        warnings: Vec::new(),
+        files: BTreeMap::new(),
+    };
     let report = importer.run()?;
     importer.write(report)
 }
 
 impl Importer {
     fn shown(&self, path: &Path) -> PathBuf {
-        path.strip_prefix(&self.legacy_parent).map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
+        path.strip_prefix(&self.legacy_parent)
+            .map_or_else(|_| path.to_path_buf(), Path::to_path_buf)
     }
 
     fn warn(&mut self, code: &'static str, file: &Path, message: String, help: String) {
         let shown = self.shown(file);
-        self.warnings.push(Diagnostic::warning(code, message).file(shown).help(help));
+        self.warnings
+            .push(Diagnostic::warning(code, message).file(shown).help(help));
     }
 
     /// Reads a JSON file; a parse error is a warning pointing at its line and column.
@@ -133,7 +152,12 @@ impl Importer {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(error) => {
-                self.warn("unreadable", path, format!("cannot read `{}`: {error}", self.shown(path).display()), "fix the file's permissions or remove it".into());
+                self.warn(
+                    "unreadable",
+                    path,
+                    format!("cannot read `{}`: {error}", self.shown(path).display()),
+                    "fix the file's permissions or remove it".into(),
+                );
                 return None;
             }
         };
@@ -143,10 +167,13 @@ impl Importer {
                 let offset = line_column_offset(&text, error.line(), error.column());
                 let shown = self.shown(path);
                 self.warnings.push(
-                    Diagnostic::warning("invalid-json", format!("`{}` is not valid JSON: {error}", shown.display()))
-                        .file(shown)
-                        .span(&text, offset..offset + 1)
-                        .help("fix the JSON and import again; what it defines is skipped"),
+                    Diagnostic::warning(
+                        "invalid-json",
+                        format!("`{}` is not valid JSON: {error}", shown.display()),
+                    )
+                    .file(shown)
+                    .span(&text, offset..offset + 1)
+                    .help("fix the JSON and import again; what it defines is skipped"),
                 );
                 None
             }
@@ -161,18 +188,43 @@ impl Importer {
     }
 
     fn repo(&self) -> PathBuf {
-        self.options.out.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        self.options
+            .out
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 
     fn run(&mut self) -> Result<ImportReport> {
         let legacy = self.options.legacy.clone();
         let mut candidates: Vec<Candidate> = Vec::new();
         let mut seen: BTreeMap<Key, PathBuf> = BTreeMap::new();
-        let mut add = |importer: &mut Importer, candidate: Candidate, candidates: &mut Vec<Candidate>| {
+        let mut add = |importer: &mut Importer,
+                       candidate: Candidate,
+                       candidates: &mut Vec<Candidate>| {
             if let Some(first) = seen.get(&candidate.key) {
-                let message = format!("`{}` is defined twice: in `{}` and in `{}`", candidate.key, first.display(), candidate.origin.display());
-                let help = format!("Engage keeps one silently; the import keeps the one in `{}`: delete the other definition", first.display());
-                importer.warnings.push(Diagnostic::warning("duplicate-key", message).file(&candidate.origin).help(help));
+                let message = if *first == candidate.origin {
+                    format!(
+                        "`{}` is defined twice in `{}`",
+                        candidate.key,
+                        first.display()
+                    )
+                } else {
+                    format!(
+                        "`{}` is defined twice: in `{}` and in `{}`",
+                        candidate.key,
+                        first.display(),
+                        candidate.origin.display()
+                    )
+                };
+                let help = format!(
+                    "Engage keeps one silently; the import keeps the one in `{}`: delete the other definition",
+                    first.display()
+                );
+                importer.warnings.push(
+                    Diagnostic::warning("duplicate-key", message)
+                        .file(&candidate.origin)
+                        .help(help),
+                );
                 return;
             }
             seen.insert(candidate.key.clone(), candidate.origin.clone());
@@ -186,11 +238,23 @@ impl Importer {
             && let Some(value) = self.read_json(&library_path)
         {
             for entry in value.as_array().cloned().unwrap_or_default() {
-                let (Some(key), Some(module)) = (entry.get("key").and_then(key_of), entry.get("mgr_module_name").and_then(Value::as_str)) else {
-                    self.warn("bad-library-entry", &library_path, format!("a library entry lacks `key` or `mgr_module_name`: {entry}"), "complete the entry or remove it".into());
+                let (Some(key), Some(module)) = (
+                    entry.get("key").and_then(key_of),
+                    entry.get("mgr_module_name").and_then(Value::as_str),
+                ) else {
+                    self.warn(
+                        "bad-library-entry",
+                        &library_path,
+                        format!("a library entry lacks `key` or `mgr_module_name`: {entry}"),
+                        "complete the entry or remove it".into(),
+                    );
                     continue;
                 };
-                let packages = entry.get("packages").and_then(Value::as_array).cloned().unwrap_or_default();
+                let packages = entry
+                    .get("packages")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
                 library.insert(key, (module.to_string(), packages));
             }
         }
@@ -202,71 +266,153 @@ impl Importer {
         {
             for definition in value.as_array().cloned().unwrap_or_default() {
                 let Some(key) = definition.get("key").and_then(key_of) else {
-                    self.warn("bad-definition", &definitions_path, format!("a definition has no valid `key`: {definition}"), "give it a key {\"name\", \"version\"}".into());
+                    self.warn(
+                        "bad-definition",
+                        &definitions_path,
+                        format!("a definition has no valid `key`: {definition}"),
+                        "give it a key {\"name\", \"version\"}".into(),
+                    );
                     continue;
                 };
                 let Some((module, packages)) = library.get(&key).cloned() else {
                     let help = "add a library entry (`mgr_module_name`, `packages`) to metadata/resource_library.json, or a driver directory";
-                    self.warn("no-driver", &definitions_path, format!("`{key}` has a definition but no library entry, so nothing installs it"), help.into());
+                    self.warn(
+                        "no-driver",
+                        &definitions_path,
+                        format!(
+                            "`{key}` has a definition but no library entry, so nothing installs it"
+                        ),
+                        help.into(),
+                    );
                     continue;
                 };
                 let origin = self.shown(&definitions_path);
                 let object = definition.as_object().cloned().unwrap_or_default();
-                add(self, Candidate { key, definition: object, origin, driver: LegacyDriver::Library { module }, packages }, &mut candidates);
+                add(
+                    self,
+                    Candidate {
+                        key,
+                        definition: object,
+                        origin,
+                        driver: LegacyDriver::Library { module },
+                        packages,
+                    },
+                    &mut candidates,
+                );
             }
         }
 
         // Driver directories: blocks (the generic driver) and hand-written ones (services).
-        let mut dirs: Vec<PathBuf> = read_dir_sorted(&legacy.join("drivers"))?.into_iter().filter(|p| p.is_dir() && !is_cache(p)).collect();
+        let mut dirs: Vec<PathBuf> = read_dir_sorted(&legacy.join("drivers"))?
+            .into_iter()
+            .filter(|p| p.is_dir() && !is_cache(p))
+            .collect();
         dirs.sort();
         for dir in dirs {
             let resources_path = dir.join("resources.json");
             if !resources_path.is_file() {
                 continue;
             }
-            let Some(value) = self.read_json(&resources_path) else { continue };
+            let Some(value) = self.read_json(&resources_path) else {
+                continue;
+            };
             let packages_path = dir.join("packages.json");
-            let packages = if packages_path.is_file() { self.read_json(&packages_path) } else { None };
+            let packages = if packages_path.is_file() {
+                self.read_json(&packages_path)
+            } else {
+                None
+            };
             let Some(packages) = packages.and_then(|p| p.as_array().cloned()) else {
                 let help = "write packages.json: a non-empty JSON list of packages";
-                self.warn("no-packages", &packages_path, format!("driver directory `{}` has no usable packages.json; its resource is skipped", self.shown(&dir).display()), help.into());
+                self.warn(
+                    "no-packages",
+                    &packages_path,
+                    format!(
+                        "driver directory `{}` has no usable packages.json; its resource is skipped",
+                        self.shown(&dir).display()
+                    ),
+                    help.into(),
+                );
                 continue;
             };
             let driver_text = std::fs::read_to_string(dir.join("driver.py")).unwrap_or_default();
             let generic = driver_text.contains("generic_blox_driver");
-            let dir_name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let dir_name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             for definition in value.as_array().cloned().unwrap_or_default() {
                 let Some(key) = definition.get("key").and_then(key_of) else {
-                    self.warn("bad-definition", &resources_path, format!("a definition has no valid `key`: {definition}"), "give it a key {\"name\", \"version\"}".into());
+                    self.warn(
+                        "bad-definition",
+                        &resources_path,
+                        format!("a definition has no valid `key`: {definition}"),
+                        "give it a key {\"name\", \"version\"}".into(),
+                    );
                     continue;
                 };
                 if driver_dir_name(&key) != dir_name {
-                    let help = format!("Engage looks for `{key}` in `drivers/{}`: move the definition there", driver_dir_name(&key));
-                    self.warn("misplaced-definition", &resources_path, format!("`{key}` is defined in `drivers/{dir_name}`, which is not its driver directory"), help);
+                    let help = format!(
+                        "Engage looks for `{key}` in `drivers/{}`: move the definition there",
+                        driver_dir_name(&key)
+                    );
+                    self.warn(
+                        "misplaced-definition",
+                        &resources_path,
+                        format!("`{key}` is defined in `drivers/{dir_name}`, which is not its driver directory"),
+                        help,
+                    );
                     continue;
                 }
                 if library.contains_key(&key) {
                     // A library entry wins over a driver directory: the directory is dead code.
                     let help = "remove the driver directory, or the library entry";
-                    self.warn("shadowed-driver", &resources_path, format!("`{key}` has a library entry, which wins over this driver directory"), help.into());
+                    self.warn(
+                        "shadowed-driver",
+                        &resources_path,
+                        format!(
+                            "`{key}` has a library entry, which wins over this driver directory"
+                        ),
+                        help.into(),
+                    );
                     continue;
                 }
                 let origin = self.shown(&resources_path);
-                let driver = if generic { LegacyDriver::Block { dir: dir.clone() } } else { LegacyDriver::Directory { dir: dir.clone() } };
+                let driver = if generic {
+                    LegacyDriver::Block { dir: dir.clone() }
+                } else {
+                    LegacyDriver::Directory { dir: dir.clone() }
+                };
                 let object = definition.as_object().cloned().unwrap_or_default();
-                add(self, Candidate { key, definition: object, origin, driver, packages: packages.clone() }, &mut candidates);
+                add(
+                    self,
+                    Candidate {
+                        key,
+                        definition: object,
+                        origin,
+                        driver,
+                        packages: packages.clone(),
+                    },
+                    &mut candidates,
+                );
             }
         }
 
         let version = match std::fs::read_to_string(legacy.join("version.txt")) {
             Ok(text) if !text.trim().is_empty() => text.trim().to_string(),
             _ => {
-                self.warn("no-version", &legacy.join("version.txt"), "the legacy extension has no version.txt; using version 1.0".into(), "check `version` in manifests/extension.toml".into());
+                self.warn(
+                    "no-version",
+                    &legacy.join("version.txt"),
+                    "the legacy extension has no version.txt; using version 1.0".into(),
+                    "check `version` in manifests/extension.toml".into(),
+                );
                 "1.0".into()
             }
         };
         let default_inside = most_common_inside(&candidates);
 
+        let all_keys: BTreeSet<Key> = candidates.iter().map(|c| c.key.clone()).collect();
         // Convert; then drop, until nothing changes, every resource a constraint of which matches
         // nothing that is left.
         let mut converted: BTreeMap<Key, (Candidate, Manifest)> = BTreeMap::new();
@@ -296,44 +442,82 @@ impl Importer {
                 break;
             }
             for (key, origin, (name, version)) in dropped {
-                let what = if skipped.iter().any(|k| k.name == name) { "a resource the import skipped" } else { "nothing the extension or Engage defines" };
-                let message = format!("`{key}` needs `{name} {}`, which matches {what}; `{key}` is skipped", version_text(&version));
+                let what = if skipped.iter().any(|k| k.name == name) {
+                    "a resource the import skipped"
+                } else {
+                    "nothing the extension or Engage defines"
+                };
+                let message = format!(
+                    "`{key}` needs `{name} {}`, which matches {what}; `{key}` is skipped",
+                    version_text(&version)
+                );
                 let help = "define the missing resource, or fix the constraint's name or version, then import again";
-                self.warnings.push(Diagnostic::warning("unmatched-constraint", message).file(origin).help(help));
+                self.warnings.push(
+                    Diagnostic::warning("unmatched-constraint", message)
+                        .file(origin)
+                        .help(help),
+                );
                 converted.remove(&key);
                 skipped.insert(key);
             }
         }
 
-        self.orphan_blocks(&converted);
+        self.orphan_blocks(&all_keys);
         let defined: BTreeSet<Key> = converted.keys().cloned().collect();
         let extension = self.extension(&version, &default_inside, &converted, &defined);
         let out = self.manifest_dir();
-        self.files.insert(out.join("extension.toml"), Content::Text(extension));
+        self.files
+            .insert(out.join("extension.toml"), Content::Text(extension));
         // Block driver directories re-export the generic driver, which travels with them.
-        let generic = legacy.join("drivers").join(crate::extension::GENERIC_DRIVER);
-        if converted.values().any(|(c, _)| matches!(c.driver, LegacyDriver::Block { .. })) {
+        let generic = legacy
+            .join("drivers")
+            .join(crate::extension::GENERIC_DRIVER);
+        if converted
+            .values()
+            .any(|(c, _)| matches!(c.driver, LegacyDriver::Block { .. }))
+        {
             if generic.is_file() {
-                self.files.insert(PathBuf::from(DRIVER_SOURCES).join(crate::extension::GENERIC_DRIVER), Content::Copy(generic));
+                self.files.insert(
+                    PathBuf::from(DRIVER_SOURCES).join(crate::extension::GENERIC_DRIVER),
+                    Content::Copy(generic),
+                );
             } else {
-                let help = format!("copy the generic block driver to `{DRIVER_SOURCES}/{}` before `cargo xtask dist`", crate::extension::GENERIC_DRIVER);
-                self.warn("no-generic-driver", &generic, "the legacy extension has no generic block driver, which every block driver imports".into(), help);
+                let help = format!(
+                    "copy the generic block driver to `{DRIVER_SOURCES}/{}` before `cargo xtask dist`",
+                    crate::extension::GENERIC_DRIVER
+                );
+                self.warn(
+                    "no-generic-driver",
+                    &generic,
+                    "the legacy extension has no generic block driver, which every block driver imports".into(),
+                    help,
+                );
             }
         }
         let mut imported = Vec::new();
         for (key, (_, manifest)) in converted {
-            self.files.insert(out.join(&manifest.file_name), Content::Text(manifest.text));
+            self.files
+                .insert(out.join(&manifest.file_name), Content::Text(manifest.text));
             for (target, source) in manifest.copies {
                 self.files.insert(target, Content::Copy(source));
             }
             imported.push(key);
         }
-        Ok(ImportReport { imported, skipped: skipped.into_iter().collect(), ..ImportReport::default() })
+        Ok(ImportReport {
+            imported,
+            skipped: skipped.into_iter().collect(),
+            ..ImportReport::default()
+        })
     }
 
     /// The manifest directory, relative to the repository.
     fn manifest_dir(&self) -> PathBuf {
-        PathBuf::from(self.options.out.file_name().unwrap_or_else(|| "manifests".as_ref()))
+        PathBuf::from(
+            self.options
+                .out
+                .file_name()
+                .unwrap_or_else(|| "manifests".as_ref()),
+        )
     }
 }
 
@@ -345,19 +529,54 @@ struct Manifest {
 }
 
 impl Importer {
-    fn convert(&mut self, candidate: &Candidate, version: &str, default_inside: &Option<Value>) -> Option<Manifest> {
+    fn convert(
+        &mut self,
+        candidate: &Candidate,
+        version: &str,
+        default_inside: &Option<Value>,
+    ) -> Option<Manifest> {
         let key = &candidate.key;
         let origin = candidate.origin.clone();
         let skip = |importer: &mut Importer, code: &'static str, message: String, help: &str| {
-            importer.warnings.push(Diagnostic::warning(code, format!("{message}; `{key}` is skipped")).file(&origin).help(help.to_string()));
+            importer.warnings.push(
+                Diagnostic::warning(code, format!("{message}; `{key}` is skipped"))
+                    .file(&origin)
+                    .help(help.to_string()),
+            );
             None
         };
-        let allowed = ["key", "display_name", "comment", "config_port", "input_ports", "output_ports", "inside", "environment", "peers"];
-        if let Some(field) = candidate.definition.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return skip(self, "unsupported-field", format!("the definition of `{key}` has a field `{field}` the manifests cannot express"), "remove the field, or extend the manifest format");
+        let allowed = [
+            "key",
+            "display_name",
+            "comment",
+            "config_port",
+            "input_ports",
+            "output_ports",
+            "inside",
+            "environment",
+            "peers",
+        ];
+        if let Some(field) = candidate
+            .definition
+            .keys()
+            .find(|k| !allowed.contains(&k.as_str()))
+        {
+            return skip(
+                self,
+                "unsupported-field",
+                format!(
+                    "the definition of `{key}` has a field `{field}` the manifests cannot express"
+                ),
+                "remove the field, or extend the manifest format",
+            );
         }
         if candidate.packages.is_empty() {
-            return skip(self, "no-packages", format!("`{key}` has no package"), "add a package (a DummyPackage if there is nothing to install)");
+            return skip(
+                self,
+                "no-packages",
+                format!("`{key}` has no package"),
+                "add a package (a DummyPackage if there is nothing to install)",
+            );
         }
 
         // A block: the generic driver and a block directory in blox/.
@@ -365,8 +584,17 @@ impl Importer {
         let mut block_source = None;
         if let LegacyDriver::Block { .. } = &candidate.driver {
             let module = driver_dir_name(key).to_lowercase();
-            let Some(source) = self.blox_dir().map(|b| b.join(&module)).filter(|d| d.is_dir()) else {
-                return skip(self, "missing-block-directory", format!("block `{key}` has no block directory `blox/{module}`"), "restore the block's sources in blox/, or remove the driver directory");
+            let Some(source) = self
+                .blox_dir()
+                .map(|b| b.join(&module))
+                .filter(|d| d.is_dir())
+            else {
+                return skip(
+                    self,
+                    "missing-block-directory",
+                    format!("block `{key}` has no block directory `blox/{module}`"),
+                    "restore the block's sources in blox/, or remove the driver directory",
+                );
             };
             block_source = Some((module, source));
         }
@@ -374,18 +602,34 @@ impl Importer {
         let mut packages_toml = Vec::new();
         for package in &candidate.packages {
             let ty = package.get("type").and_then(Value::as_str).unwrap_or("");
-            let class = package.get("package_class").and_then(Value::as_str).unwrap_or("");
-            let location = package.get("location").and_then(Value::as_str).unwrap_or("");
+            let class = package
+                .get("package_class")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let location = package
+                .get("location")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             let mut fields = Vec::new();
             match (ty, class) {
                 ("Archive", "GzippedTarArchive") => {
                     let stem = location.strip_suffix(".tgz").unwrap_or(location);
                     let source = match &block_source {
-                        Some((module, source)) if module == stem => Some((PathBuf::from("blox").join(module), source.clone())),
+                        Some((module, source)) if module == stem => {
+                            Some((PathBuf::from("blox").join(module), source.clone()))
+                        }
                         _ => self.archive_source(stem),
                     };
-                    let Some((target, source)) = source.filter(|_| location.ends_with(".tgz")) else {
-                        return skip(self, "archive-without-source", format!("no build produces `{location}`, the archive of `{key}`: there is no directory `{stem}` beside the extension"), "put the archive's source directory beside the extension (or in blox/), or replace the package");
+                    let Some((target, source)) = source.filter(|_| location.ends_with(".tgz"))
+                    else {
+                        return skip(
+                            self,
+                            "archive-without-source",
+                            format!(
+                                "no build produces `{location}`, the archive of `{key}`: there is no directory `{stem}` beside the extension"
+                            ),
+                            "put the archive's source directory beside the extension (or in blox/), or replace the package",
+                        );
                     };
                     copies.extend(copy_tree(&source, &target));
                     fields.push(format!("archive = {}", tstr(&target.to_string_lossy())));
@@ -393,20 +637,37 @@ impl Importer {
                 ("File", "FilePackage") => {
                     let source = self.options.legacy.join("sw_packages").join(location);
                     if location.is_empty() || !source.is_file() {
-                        return skip(self, "missing-file", format!("`{key}` names the package file `{location}`, which is not in `sw_packages/`"), "add the file to sw_packages/, or fix the package's location");
+                        return skip(
+                            self,
+                            "missing-file",
+                            format!(
+                                "`{key}` names the package file `{location}`, which is not in `sw_packages/`"
+                            ),
+                            "add the file to sw_packages/, or fix the package's location",
+                        );
                     }
                     let target = PathBuf::from("engage-extension/files").join(location);
                     copies.push((target.clone(), source));
                     fields.push(format!("file = {}", tstr(&target.to_string_lossy())));
                 }
                 ("Reference", "PipLink") => fields.push(format!("pip = {}", tstr(location))),
-                ("Reference", "EasyInstallLink") => fields.push(format!("easy-install = {}", tstr(location))),
+                ("Reference", "EasyInstallLink") => {
+                    fields.push(format!("easy-install = {}", tstr(location)))
+                }
                 ("Reference", "DummyPackage") => fields.push("dummy = true".into()),
                 _ => {
-                    return skip(self, "unsupported-package", format!("`{key}` has a `{ty}`/`{class}` package, which the manifests cannot express"), "use an archive, file, pip, easy_install or dummy package");
+                    return skip(
+                        self,
+                        "unsupported-package",
+                        format!(
+                            "`{key}` has a `{ty}`/`{class}` package, which the manifests cannot express"
+                        ),
+                        "use an archive, file, pip, easy_install or dummy package",
+                    );
                 }
             }
-            for (json_field, toml_field) in [("filename", "filename"), ("downloader", "downloader")] {
+            for (json_field, toml_field) in [("filename", "filename"), ("downloader", "downloader")]
+            {
                 if let Some(value) = package.get(json_field).and_then(Value::as_str) {
                     fields.push(format!("{toml_field} = {}", tstr(value)));
                 }
@@ -416,14 +677,31 @@ impl Importer {
 
         // The block form when the definition is what the manifests would derive.
         if let Some((module, _)) = &block_source
-            && let Some(text) = block_manifest(candidate, module, version, default_inside, &candidate.packages)
+            && let Some(text) = block_manifest(
+                candidate,
+                module,
+                version,
+                default_inside,
+                &candidate.packages,
+            )
         {
-            return Some(Manifest { file_name: format!("{}.toml", mangle(&key.name)), text, copies });
+            return Some(Manifest {
+                file_name: format!("{}.toml", mangle(&key.name)),
+                text,
+                copies,
+            });
         }
 
         let mut text = String::new();
-        text.push_str(&format!("# Imported from {}.\n[resource]\n", candidate.origin.display()));
-        text.push_str(&format!("name = {}\nversion = {}\n", tstr(&key.name), tstr(&key.version)));
+        text.push_str(&format!(
+            "# Imported from {}.\n[resource]\n",
+            candidate.origin.display()
+        ));
+        text.push_str(&format!(
+            "name = {}\nversion = {}\n",
+            tstr(&key.name),
+            tstr(&key.version)
+        ));
         let definition = &candidate.definition;
         if let Some(display) = definition.get("display_name").and_then(Value::as_str) {
             text.push_str(&format!("display-name = {}\n", tstr(display)));
@@ -436,18 +714,35 @@ impl Importer {
                 let short = module.strip_prefix("engage.drivers.datablox.");
                 match short {
                     Some(name) if !name.contains('.') => {
-                        let source = self.options.legacy.join("drivers").join(format!("{name}.py"));
+                        let source = self
+                            .options
+                            .legacy
+                            .join("drivers")
+                            .join(format!("{name}.py"));
                         if !source.is_file() {
-                            return skip(self, "missing-manager", format!("the library entry of `{key}` names `{module}`, but there is no `drivers/{name}.py`"), "add the manager module to the legacy drivers/, or fix `mgr_module_name`");
+                            return skip(
+                                self,
+                                "missing-manager",
+                                format!(
+                                    "the library entry of `{key}` names `{module}`, but there is no `drivers/{name}.py`"
+                                ),
+                                "add the manager module to the legacy drivers/, or fix `mgr_module_name`",
+                            );
                         }
-                        copies.push((PathBuf::from(DRIVER_SOURCES).join(format!("{name}.py")), source));
+                        copies.push((
+                            PathBuf::from(DRIVER_SOURCES).join(format!("{name}.py")),
+                            source,
+                        ));
                         text.push_str(&format!("manager = {}\n", tstr(name)));
                     }
                     _ => text.push_str(&format!("manager = {}\n", tstr(module))),
                 }
             }
             LegacyDriver::Block { dir } | LegacyDriver::Directory { dir } => {
-                let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let target = PathBuf::from(DRIVER_SOURCES).join(&name);
                 for source in read_dir_sorted(dir).unwrap_or_default() {
                     if source.extension().is_some_and(|e| e == "py") && source.is_file() {
@@ -462,15 +757,25 @@ impl Importer {
         } else {
             text.push_str(&format!("package = [{}]\n", packages_toml.join(", ")));
         }
-        let has_host = definition.get("input_ports").and_then(|p| p.get("host")).is_some();
+        let has_host = definition
+            .get("input_ports")
+            .and_then(|p| p.get("host"))
+            .is_some();
         let inside = definition.get("inside");
         let derived_inside = default_inside.as_ref().map(|d| with_host(d, has_host));
         match (inside, &derived_inside) {
             (Some(inside), Some(derived)) if normalized(inside) == normalized(derived) => {}
-            (Some(inside), _) => text.push_str(&format!("inside = {}\n", alternatives_toml(inside)?)),
+            (Some(inside), _) => {
+                text.push_str(&format!("inside = {}\n", alternatives_toml(inside)?))
+            }
             (None, None) => {}
             (None, Some(_)) => {
-                return skip(self, "no-inside", format!("`{key}` says nowhere where it is installed (no `inside`)"), "add `inside` to the definition");
+                return skip(
+                    self,
+                    "no-inside",
+                    format!("`{key}` says nowhere where it is installed (no `inside`)"),
+                    "add `inside` to the definition",
+                );
             }
         }
         for field in ["environment", "peers"] {
@@ -484,13 +789,25 @@ impl Importer {
             text.push_str("\n[resource.config-port]\n");
             text.push_str(&properties_toml(config)?);
         }
-        for (field, table) in [("input_ports", "input-ports"), ("output_ports", "output-ports")] {
-            for (port, properties) in definition.get(field).and_then(Value::as_object).into_iter().flatten() {
+        for (field, table) in [
+            ("input_ports", "input-ports"),
+            ("output_ports", "output-ports"),
+        ] {
+            for (port, properties) in definition
+                .get(field)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
                 text.push_str(&format!("\n[resource.{table}.{}]\n", toml_key(port)));
                 text.push_str(&properties_toml(properties.as_object()?)?);
             }
         }
-        Some(Manifest { file_name: format!("{}.toml", key_file_stem(key)), text, copies })
+        Some(Manifest {
+            file_name: format!("{}.toml", key_file_stem(key)),
+            text,
+            copies,
+        })
     }
 
     /// The source directory of a non-block archive `<stem>.tgz`: `<stem>/` or `python/<stem>/`
@@ -507,30 +824,66 @@ impl Importer {
     }
 
     /// Block directories with sources that no imported resource packages.
-    fn orphan_blocks(&mut self, converted: &BTreeMap<Key, (Candidate, Manifest)>) {
+    fn orphan_blocks(&mut self, defined: &BTreeSet<Key>) {
         let Some(blox) = self.blox_dir() else { return };
-        let used: BTreeSet<String> = converted.keys().map(|k| driver_dir_name(k).to_lowercase()).collect();
+        let used: BTreeSet<String> = defined
+            .iter()
+            .map(|k| driver_dir_name(k).to_lowercase())
+            .collect();
         for dir in read_dir_sorted(&blox).unwrap_or_default() {
-            let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if !dir.is_dir() || name.starts_with('.') || is_cache(&dir) || used.contains(&name) {
                 continue;
             }
-            let has_sources = read_dir_sorted(&dir).unwrap_or_default().iter().any(|f| f.extension().is_some_and(|e| e == "py"));
+            let has_sources = read_dir_sorted(&dir)
+                .unwrap_or_default()
+                .iter()
+                .any(|f| f.extension().is_some_and(|e| e == "py"));
             if has_sources {
-                let help = format!("import it by hand: write a [block] manifest for it (`cargo xtask new` shows the shape) and copy `blox/{name}`, or delete the directory");
-                self.warn("block-without-resource", &dir, format!("block directory `blox/{name}` has sources but no resource defines it; it is not imported"), help);
+                let help = format!(
+                    "import it by hand: write a [block] manifest for it (`cargo xtask new` shows the shape) and copy `blox/{name}`, or delete the directory"
+                );
+                self.warn(
+                    "block-without-resource",
+                    &dir,
+                    format!("block directory `blox/{name}` has sources but no resource defines it; it is not imported"),
+                    help,
+                );
             }
         }
     }
 
-    fn extension(&mut self, version: &str, default_inside: &Option<Value>, converted: &BTreeMap<Key, (Candidate, Manifest)>, defined: &BTreeSet<Key>) -> String {
+    fn extension(
+        &mut self,
+        version: &str,
+        default_inside: &Option<Value>,
+        converted: &BTreeMap<Key, (Candidate, Manifest)>,
+        defined: &BTreeSet<Key>,
+    ) -> String {
         let legacy = self.options.legacy.clone();
-        let name = legacy.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = legacy
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if name != "datablox" {
-            self.warn("extension-name", &legacy, format!("the legacy extension is named `{name}`; the manifests name it `datablox`"), "block drivers import `engage.drivers.datablox`, so the extension must be `datablox`".into());
+            self.warn(
+                "extension-name",
+                &legacy,
+                format!("the legacy extension is named `{name}`; the manifests name it `datablox`"),
+                "block drivers import `engage.drivers.datablox`, so the extension must be `datablox`".into(),
+            );
         }
-        let mut text = format!("# The Datablox Engage extension, imported from {}. See docs/manifests.md.\n", self.shown(&legacy).display());
-        text.push_str(&format!("[extension]\nname = \"datablox\"\nversion = {}\n", tstr(version)));
+        let mut text = format!(
+            "# The Datablox Engage extension, imported from {}. See docs/manifests.md.\n",
+            self.shown(&legacy).display()
+        );
+        text.push_str(&format!(
+            "[extension]\nname = \"datablox\"\nversion = {}\n",
+            tstr(version)
+        ));
         if let Some(inside) = default_inside {
             let list: Vec<String> = match inside.get("one-of").and_then(Value::as_array) {
                 Some(all) => all.iter().filter_map(constraint_toml).collect(),
@@ -544,15 +897,23 @@ impl Importer {
         for (candidate, _) in converted.values() {
             for (name, _) in constraints_of(&candidate.definition) {
                 if !defined.iter().any(|k| k.name == name)
-                    && let Some((standard, _, _)) = ENGAGE_STANDARD.iter().find(|(n, _, _)| *n == name)
+                    && let Some((standard, _, _)) =
+                        ENGAGE_STANDARD.iter().find(|(n, _, _)| *n == name)
                 {
                     external.insert(standard);
                 }
             }
         }
-        for (name, versions, platform) in ENGAGE_STANDARD.iter().filter(|(n, _, _)| external.contains(n)) {
+        for (name, versions, platform) in ENGAGE_STANDARD
+            .iter()
+            .filter(|(n, _, _)| external.contains(n))
+        {
             let list: Vec<String> = versions.iter().map(|v| tstr(v)).collect();
-            text.push_str(&format!("\n[[external]]\nname = {}\nversions = [{}]\n", tstr(name), list.join(", ")));
+            text.push_str(&format!(
+                "\n[[external]]\nname = {}\nversions = [{}]\n",
+                tstr(name),
+                list.join(", ")
+            ));
             if *platform {
                 text.push_str("platform = true\n");
             }
@@ -564,25 +925,46 @@ impl Importer {
             && let Some(config) = self.read_json(&config_path)
         {
             if let Some(application) = config.get("application_name").and_then(Value::as_str) {
-                text.push_str(&format!("\n[installer]\napplication-name = {}\n", tstr(application)));
+                text.push_str(&format!(
+                    "\n[installer]\napplication-name = {}\n",
+                    tstr(application)
+                ));
             }
-            for option in config.get("install_spec_options").and_then(Value::as_array).into_iter().flatten() {
-                if let (Some(choice), Some(file)) = (option.get("choice_name").and_then(Value::as_str), option.get("file_name").and_then(Value::as_str)) {
+            for option in config
+                .get("install_spec_options")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(choice), Some(file)) = (
+                    option.get("choice_name").and_then(Value::as_str),
+                    option.get("file_name").and_then(Value::as_str),
+                ) {
                     choices.insert(file.to_string(), choice.to_string());
                 }
             }
         }
         let metadata = legacy.join("metadata");
         for path in read_dir_sorted(&metadata).unwrap_or_default() {
-            let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let file = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let is_spec = file.ends_with(".json") || file.ends_with(".json.tmpl");
             if !is_spec || METADATA_FILES.contains(&file.as_str()) || !path.is_file() {
                 continue;
             }
-            let Some(spec) = self.read_json(&path) else { continue };
+            let Some(spec) = self.read_json(&path) else {
+                continue;
+            };
             match install_spec_toml(&file, choices.get(&file), &spec, defined) {
                 Ok(spec_text) => text.push_str(&spec_text),
-                Err(problem) => self.warn("install-spec", &path, format!("install spec `{file}` is not imported: {problem}"), "fix the spec, or import the resources it installs first".into()),
+                Err(problem) => self.warn(
+                    "install-spec",
+                    &path,
+                    format!("install spec `{file}` is not imported: {problem}"),
+                    "fix the spec, or import the resources it installs first".into(),
+                ),
             }
         }
         text
@@ -606,9 +988,15 @@ impl Importer {
                 }
                 Ok(_) if !self.options.force => {
                     conflicts.push(
-                        Diagnostic::error("would-overwrite", format!("`{}` exists and differs from what the import would write", target.display()))
-                            .file(target)
-                            .help("move it away, or run again with `--force` to overwrite it"),
+                        Diagnostic::error(
+                            "would-overwrite",
+                            format!(
+                                "`{}` exists and differs from what the import would write",
+                                target.display()
+                            ),
+                        )
+                        .file(target)
+                        .help("move it away, or run again with `--force` to overwrite it"),
                     );
                     continue;
                 }
@@ -623,7 +1011,11 @@ impl Importer {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).with_path("create", parent)?;
             }
-            let temp = path.with_file_name(format!(".{}.import{}", path.file_name().unwrap().to_string_lossy(), std::process::id()));
+            let temp = path.with_file_name(format!(
+                ".{}.import{}",
+                path.file_name().unwrap().to_string_lossy(),
+                std::process::id()
+            ));
             std::fs::write(&temp, &bytes).with_path("write", &temp)?;
             std::fs::rename(&temp, &path).with_path("rename", &path)?;
             report.written.push(target);
@@ -634,12 +1026,24 @@ impl Importer {
 }
 
 /// The `[block]` manifest of a candidate whose definition has exactly the derived shape, or `None`.
-fn block_manifest(candidate: &Candidate, module: &str, version: &str, default_inside: &Option<Value>, packages: &[Value]) -> Option<String> {
+fn block_manifest(
+    candidate: &Candidate,
+    module: &str,
+    version: &str,
+    default_inside: &Option<Value>,
+    packages: &[Value],
+) -> Option<String> {
     let key = &candidate.key;
     let definition = &candidate.definition;
     let display = definition.get("display_name").and_then(Value::as_str)?;
-    let name = display.strip_suffix(" block").filter(|n| n.to_lowercase() == key.name).unwrap_or(&key.name);
-    if block_name_problem(name).is_some() || name.to_lowercase() != key.name || mangle(&key.version) != driver_dir_name(key).rsplit("__").next()? {
+    let name = display
+        .strip_suffix(" block")
+        .filter(|n| n.to_lowercase() == key.name)
+        .unwrap_or(&key.name);
+    if block_name_problem(name).is_some()
+        || name.to_lowercase() != key.name
+        || mangle(&key.version) != driver_dir_name(key).rsplit("__").next()?
+    {
         return None;
     }
     if format!("{}__{}", mangle(name), mangle(&key.version)) != module {
@@ -659,7 +1063,12 @@ fn block_manifest(candidate: &Candidate, module: &str, version: &str, default_in
     if environment.first().map(normalized) != Some(framework) {
         return None;
     }
-    let mut text = format!("# Imported from {}.\n[block]\nname = {}\nversion = {}\n", candidate.origin.display(), tstr(name), tstr(&key.version));
+    let mut text = format!(
+        "# Imported from {}.\n[block]\nname = {}\nversion = {}\n",
+        candidate.origin.display(),
+        tstr(name),
+        tstr(&key.version)
+    );
     if display != format!("{name} block") {
         text.push_str(&format!("display-name = {}\n", tstr(display)));
     }
@@ -693,7 +1102,9 @@ fn block_manifest(candidate: &Candidate, module: &str, version: &str, default_in
 fn most_common_inside(candidates: &[Candidate]) -> Option<Value> {
     let mut counts: Vec<(Value, usize)> = Vec::new();
     for candidate in candidates {
-        let Some(inside) = candidate.definition.get("inside") else { continue };
+        let Some(inside) = candidate.definition.get("inside") else {
+            continue;
+        };
         let plain = without_host(inside);
         if plain.get("all-of").is_some() {
             continue;
@@ -705,13 +1116,22 @@ fn most_common_inside(candidates: &[Candidate]) -> Option<Value> {
     }
     // The first of the most frequent, so that the choice does not depend on anything but the input.
     let best = counts.iter().map(|(_, count)| *count).max()?;
-    counts.into_iter().find(|(_, count)| *count == best).map(|(value, _)| value)
+    counts
+        .into_iter()
+        .find(|(_, count)| *count == best)
+        .map(|(value, _)| value)
 }
 
 fn each_constraint(value: &Value, f: &mut dyn FnMut(&mut Map<String, Value>)) -> Value {
     let mut value = value.clone();
     let list = value.as_object_mut().and_then(|o| {
-        if o.contains_key("one-of") { o.get_mut("one-of") } else if o.contains_key("all-of") { o.get_mut("all-of") } else { None }
+        if o.contains_key("one-of") {
+            o.get_mut("one-of")
+        } else if o.contains_key("all-of") {
+            o.get_mut("all-of")
+        } else {
+            None
+        }
     });
     match list.and_then(Value::as_array_mut) {
         Some(all) => all.iter_mut().filter_map(Value::as_object_mut).for_each(f),
@@ -743,26 +1163,46 @@ fn with_host(inside: &Value, host: bool) -> Value {
 /// Removes differences of notation that mean the same to Engage: `{"type": T}` is `T`.
 pub fn normalized(value: &Value) -> Value {
     match value {
-        Value::Object(object) if object.len() == 1 && object.get("type").is_some_and(Value::is_string) => object["type"].clone(),
-        Value::Object(object) => Value::Object(object.iter().map(|(k, v)| (k.clone(), normalized(v))).collect()),
+        Value::Object(object)
+            if object.len() == 1 && object.get("type").is_some_and(Value::is_string) =>
+        {
+            object["type"].clone()
+        }
+        Value::Object(object) => Value::Object(
+            object
+                .iter()
+                .map(|(k, v)| (k.clone(), normalized(v)))
+                .collect(),
+        ),
         Value::Array(all) => Value::Array(all.iter().map(normalized).collect()),
         other => other.clone(),
     }
 }
 
 fn key_of(value: &Value) -> Option<Key> {
-    Some(Key { name: value.get("name")?.as_str()?.to_string(), version: value.get("version")?.as_str()?.to_string() })
+    Some(Key {
+        name: value.get("name")?.as_str()?.to_string(),
+        version: value.get("version")?.as_str()?.to_string(),
+    })
 }
 
 /// (name, version JSON) of every constraint of `inside`, `environment` and `peers`.
 fn constraints_of(definition: &Map<String, Value>) -> Vec<(String, Value)> {
     let mut found = Vec::new();
     for field in ["inside", "environment", "peers"] {
-        let Some(value) = definition.get(field) else { continue };
-        let list = value.get("one-of").or_else(|| value.get("all-of")).and_then(Value::as_array).cloned().unwrap_or_else(|| vec![value.clone()]);
+        let Some(value) = definition.get(field) else {
+            continue;
+        };
+        let list = value
+            .get("one-of")
+            .or_else(|| value.get("all-of"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_else(|| vec![value.clone()]);
         for constraint in list {
             if let Some(key) = constraint.get("key")
-                && let (Some(name), Some(version)) = (key.get("name").and_then(Value::as_str), key.get("version"))
+                && let (Some(name), Some(version)) =
+                    (key.get("name").and_then(Value::as_str), key.get("version"))
             {
                 found.push((name.to_string(), version.clone()));
             }
@@ -790,8 +1230,12 @@ fn version_matches(spec: &Value, version: &str) -> bool {
 }
 
 fn matches_any((name, spec): &(String, Value), defined: &BTreeSet<Key>) -> bool {
-    defined.iter().any(|k| &k.name == name && version_matches(spec, &k.version))
-        || ENGAGE_STANDARD.iter().any(|(n, versions, _)| n == name && versions.iter().any(|v| version_matches(spec, v)))
+    defined
+        .iter()
+        .any(|k| &k.name == name && version_matches(spec, &k.version))
+        || ENGAGE_STANDARD
+            .iter()
+            .any(|(n, versions, _)| n == name && versions.iter().any(|v| version_matches(spec, v)))
 }
 
 fn version_text(spec: &Value) -> String {
@@ -805,7 +1249,11 @@ fn version_text(spec: &Value) -> String {
                 "less-than-or-equal" => "<=",
                 _ => "?",
             };
-            bounds.iter().map(|(op, bound)| format!("{}{}", symbol(op), bound.as_str().unwrap_or(""))).collect::<Vec<_>>().join(", ")
+            bounds
+                .iter()
+                .map(|(op, bound)| format!("{}{}", symbol(op), bound.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
         other => other.to_string(),
     }
@@ -816,7 +1264,10 @@ fn tstr(text: &str) -> String {
 }
 
 fn toml_key(key: &str) -> String {
-    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if bare { key.to_string() } else { tstr(key) }
 }
 
@@ -827,9 +1278,18 @@ fn toml_value(value: &Value) -> Option<String> {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => tstr(s),
-        Value::Array(all) => format!("[{}]", all.iter().map(toml_value).collect::<Option<Vec<_>>>()?.join(", ")),
+        Value::Array(all) => format!(
+            "[{}]",
+            all.iter()
+                .map(toml_value)
+                .collect::<Option<Vec<_>>>()?
+                .join(", ")
+        ),
         Value::Object(object) => {
-            let fields: Option<Vec<String>> = object.iter().map(|(k, v)| toml_value(v).map(|v| format!("{} = {v}", toml_key(k)))).collect();
+            let fields: Option<Vec<String>> = object
+                .iter()
+                .map(|(k, v)| toml_value(v).map(|v| format!("{} = {v}", toml_key(k))))
+                .collect();
             format!("{{ {} }}", fields?.join(", "))
         }
     })
@@ -841,10 +1301,18 @@ fn constraint_toml(constraint: &Value) -> Option<String> {
     let name = key.get("name")?.as_str()?;
     let version = key.get("version")?;
     let spec = version_text(version);
-    let mapping = constraint.get("port_mapping").and_then(Value::as_object).filter(|m| !m.is_empty());
+    let mapping = constraint
+        .get("port_mapping")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty());
     match mapping {
         None => Some(tstr(&format!("{name} {spec}"))),
-        Some(mapping) => Some(format!("{{ name = {}, version = {}, port-mapping = {} }}", tstr(name), tstr(&spec), toml_value(&Value::Object(mapping.clone()))?)),
+        Some(mapping) => Some(format!(
+            "{{ name = {}, version = {}, port-mapping = {} }}",
+            tstr(name),
+            tstr(&spec),
+            toml_value(&Value::Object(mapping.clone()))?
+        )),
     }
 }
 
@@ -867,7 +1335,9 @@ fn properties_toml(properties: &Map<String, Value>) -> Option<String> {
             Value::String(ty) => tstr(ty),
             Value::Object(object) => {
                 let known = ["type", "default", "fixed-value"];
-                if object.keys().any(|k| !known.contains(&k.as_str())) || !object.get("type").is_some_and(Value::is_string) {
+                if object.keys().any(|k| !known.contains(&k.as_str()))
+                    || !object.get("type").is_some_and(Value::is_string)
+                {
                     return None;
                 }
                 toml_value(property)?
@@ -879,38 +1349,80 @@ fn properties_toml(properties: &Map<String, Value>) -> Option<String> {
     Some(text)
 }
 
-fn install_spec_toml(file: &str, choice: Option<&String>, spec: &Value, defined: &BTreeSet<Key>) -> std::result::Result<String, String> {
-    let instances = spec.as_array().ok_or("it is not a JSON list of resource instances")?;
+fn install_spec_toml(
+    file: &str,
+    choice: Option<&String>,
+    spec: &Value,
+    defined: &BTreeSet<Key>,
+) -> std::result::Result<String, String> {
+    let instances = spec
+        .as_array()
+        .ok_or("it is not a JSON list of resource instances")?;
     let mut text = format!("\n[[install-spec]]\nfile = {}\n", tstr(file));
     if let Some(choice) = choice {
         text.push_str(&format!("choice = {}\n", tstr(choice)));
     }
     for instance in instances {
-        let id = instance.get("id").and_then(Value::as_str).ok_or("an instance has no `id`")?;
-        let key = instance.get("key").and_then(key_of).ok_or_else(|| format!("instance `{id}` has no valid `key`"))?;
-        let standard = ENGAGE_STANDARD.iter().any(|(n, versions, _)| *n == key.name && versions.contains(&key.version.as_str()));
+        let id = instance
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or("an instance has no `id`")?;
+        let key = instance
+            .get("key")
+            .and_then(key_of)
+            .ok_or_else(|| format!("instance `{id}` has no valid `key`"))?;
+        let standard = ENGAGE_STANDARD
+            .iter()
+            .any(|(n, versions, _)| *n == key.name && versions.contains(&key.version.as_str()));
         if key.name != "dynamic-host" && !defined.contains(&key) && !standard {
-            return Err(format!("instance `{id}` installs `{key}`, which is not imported"));
+            return Err(format!(
+                "instance `{id}` installs `{key}`, which is not imported"
+            ));
         }
-        text.push_str(&format!("[[install-spec.instance]]\nid = {}\nkey = {}\n", tstr(id), tstr(&key.to_string())));
+        text.push_str(&format!(
+            "[[install-spec.instance]]\nid = {}\nkey = {}\n",
+            tstr(id),
+            tstr(&key.to_string())
+        ));
         let reference = |value: &Value| -> Option<String> {
             let mut fields = vec![format!("id = {}", tstr(value.get("id")?.as_str()?))];
-            if let Some(mapping) = value.get("port_mapping").and_then(Value::as_object).filter(|m| !m.is_empty()) {
-                fields.push(format!("port-mapping = {}", toml_value(&Value::Object(mapping.clone()))?));
+            if let Some(mapping) = value
+                .get("port_mapping")
+                .and_then(Value::as_object)
+                .filter(|m| !m.is_empty())
+            {
+                fields.push(format!(
+                    "port-mapping = {}",
+                    toml_value(&Value::Object(mapping.clone()))?
+                ));
             }
             Some(format!("{{ {} }}", fields.join(", ")))
         };
         if let Some(inside) = instance.get("inside") {
-            text.push_str(&format!("inside = {}\n", reference(inside).ok_or_else(|| format!("`inside` of `{id}` has no id"))?));
+            text.push_str(&format!(
+                "inside = {}\n",
+                reference(inside).ok_or_else(|| format!("`inside` of `{id}` has no id"))?
+            ));
         }
         for field in ["environment", "peers"] {
             if let Some(list) = instance.get(field).and_then(Value::as_array) {
                 let all: Option<Vec<String>> = list.iter().map(reference).collect();
-                text.push_str(&format!("{field} = [{}]\n", all.ok_or_else(|| format!("`{field}` of `{id}` has a reference without id"))?.join(", ")));
+                text.push_str(&format!(
+                    "{field} = [{}]\n",
+                    all.ok_or_else(|| format!("`{field}` of `{id}` has a reference without id"))?
+                        .join(", ")
+                ));
             }
         }
-        if let Some(config) = instance.get("config_port").and_then(Value::as_object).filter(|c| !c.is_empty()) {
-            text.push_str(&format!("config-port = {}\n", toml_value(&Value::Object(config.clone())).ok_or("a config value is null")?));
+        if let Some(config) = instance
+            .get("config_port")
+            .and_then(Value::as_object)
+            .filter(|c| !c.is_empty())
+        {
+            text.push_str(&format!(
+                "config-port = {}\n",
+                toml_value(&Value::Object(config.clone())).ok_or("a config value is null")?
+            ));
         }
     }
     Ok(text)
@@ -918,7 +1430,17 @@ fn install_spec_toml(file: &str, choice: Option<&String>, spec: &Value, defined:
 
 /// The manifest file name of a non-block resource: its key name, plus the version when needed.
 fn key_file_stem(key: &Key) -> String {
-    let name: String = key.name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    let name: String = key
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
     name
 }
 
@@ -946,12 +1468,21 @@ fn copy_tree(source: &Path, target: &Path) -> Vec<(PathBuf, PathBuf)> {
         .filter_entry(|e| e.file_name() != "__pycache__")
         .filter_map(|e| e.ok())
         .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().ends_with(".pyc"))
-        .filter_map(|e| Some((target.join(e.path().strip_prefix(source).ok()?), e.path().to_path_buf())))
+        .filter_map(|e| {
+            Some((
+                target.join(e.path().strip_prefix(source).ok()?),
+                e.path().to_path_buf(),
+            ))
+        })
         .collect()
 }
 
 /// The byte offset of a 1-based line and column, as serde_json reports them.
 fn line_column_offset(text: &str, line: usize, column: usize) -> usize {
-    let start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
+    let start: usize = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum();
     (start + column.saturating_sub(1)).min(text.len())
 }

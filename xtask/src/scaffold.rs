@@ -39,31 +39,42 @@ pub fn new(repo: &Path, options: &NewOptions) -> Result<Created> {
     let display = options.name.trim();
     if let Some(problem) = check::block_name_problem(display) {
         let suggestion = display.replace(['_', '.'], "-");
-        return Err(Error::new(
-            Diagnostic::error("block-name", problem)
-                .help(format!("use letters, digits and `-` between words, starting with a letter, e.g. `{suggestion}`")),
-        ));
+        return Err(Error::new(Diagnostic::error("block-name", problem).help(format!(
+            "use letters, digits and `-` between words, starting with a letter, e.g. `{suggestion}`"
+        ))));
     }
     let version = options.version.trim();
     let version_module = mangle(version);
-    let version_ok = !version.is_empty() && version_module.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let version_ok = !version.is_empty()
+        && version_module
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
     if !version_ok {
         return Err(Error::new(
-            Diagnostic::error("bad-version", format!("`{}` is not a block version", options.version))
-                .help("write a version such as `1.0` (digits, letters, `.` and `-`)"),
+            Diagnostic::error(
+                "bad-version",
+                format!("`{}` is not a block version", options.version),
+            )
+            .help("write a version such as `1.0` (digits, letters, `.` and `-`)"),
         ));
     }
     let module = mangle(display);
     let package = format!("{module}__{version_module}");
-    let key = Key { name: display.to_lowercase(), version: version.to_string() };
+    let key = Key {
+        name: display.to_lowercase(),
+        version: version.to_string(),
+    };
 
     // The repository must be valid before we add to it, or the new block's check would be noise.
     let before = check::load(repo)?;
     if let Some(existing) = before.model.resources.iter().find(|r| r.key == key) {
         return Err(Error::new(
-            Diagnostic::error("duplicate-resource", format!("resource `{key}` already exists"))
-                .file(&existing.manifest)
-                .help("choose another name, or another version with `--version`"),
+            Diagnostic::error(
+                "duplicate-resource",
+                format!("resource `{key}` already exists"),
+            )
+            .file(&existing.manifest)
+            .help("choose another name, or another version with `--version`"),
         ));
     }
     let mut diagnostics = Vec::new();
@@ -84,17 +95,46 @@ pub fn new(repo: &Path, options: &NewOptions) -> Result<Created> {
             .iter()
             .filter(|r| r.key.name == constraint.name)
             .map(|r| r.key.version.as_str())
-            .chain(model.extension.externals.iter().filter(|e| e.name == constraint.name).flat_map(|e| e.versions.iter().map(String::as_str)))
+            .chain(
+                model
+                    .extension
+                    .externals
+                    .iter()
+                    .filter(|e| e.name == constraint.name)
+                    .flat_map(|e| e.versions.iter().map(String::as_str)),
+            )
             .collect();
-        if !defined.iter().any(|version| constraint.version.matches(version)) {
+        if !defined
+            .iter()
+            .any(|version| constraint.version.matches(version))
+        {
             let help = if defined.is_empty() {
-                let mut names: Vec<&str> = model.resources.iter().filter(|r| r.kind != crate::model::Kind::Block).map(|r| r.key.name.as_str()).collect();
+                let mut names: Vec<&str> = model
+                    .resources
+                    .iter()
+                    .filter(|r| r.kind != crate::model::Kind::Block)
+                    .map(|r| r.key.name.as_str())
+                    .collect();
                 names.dedup();
-                format!("no manifest defines `{}`; resources that can be required: {}", constraint.name, names.join(", "))
+                format!(
+                    "no manifest defines `{}`; resources that can be required: {}",
+                    constraint.name,
+                    names.join(", ")
+                )
             } else {
-                format!("defined versions of `{}`: {}", constraint.name, defined.join(", "))
+                format!(
+                    "defined versions of `{}`: {}",
+                    constraint.name,
+                    defined.join(", ")
+                )
             };
-            diagnostics.push(Diagnostic::error("unmatched-constraint", format!("`--requires {text}` matches no defined resource")).help(help));
+            diagnostics.push(
+                Diagnostic::error(
+                    "unmatched-constraint",
+                    format!("`--requires {text}` matches no defined resource"),
+                )
+                .help(help),
+            );
         }
     }
 
@@ -102,9 +142,18 @@ pub fn new(repo: &Path, options: &NewOptions) -> Result<Created> {
     let manifest = PathBuf::from("manifests").join(format!("{module}.toml"));
     let files: Vec<(PathBuf, String)> = vec![
         (block_dir.join("__init__.py"), String::new()),
-        (block_dir.join(format!("b_{module}.py")), block_source(display, &module)),
-        (block_dir.join(format!("test_{module}.py")), test_source(display, &module, &package)),
-        (manifest.clone(), manifest_source(display, version, &options.requires)),
+        (
+            block_dir.join(format!("b_{module}.py")),
+            block_source(display, &module),
+        ),
+        (
+            block_dir.join(format!("test_{module}.py")),
+            test_source(display, &module, &package),
+        ),
+        (
+            manifest.clone(),
+            manifest_source(display, version, &options.requires),
+        ),
     ];
     for path in [&block_dir, &manifest] {
         if repo.join(path).symlink_metadata().is_ok() {
@@ -123,9 +172,19 @@ pub fn new(repo: &Path, options: &NewOptions) -> Result<Created> {
     let result = write_all(repo, &block_dir, &files, &mut written).and_then(|()| check::load(repo));
     match result {
         Ok(after) => {
-            let warnings = after.warnings.into_iter().filter(|w| !before.warnings.contains(w)).collect();
+            let warnings = after
+                .warnings
+                .into_iter()
+                .filter(|w| !before.warnings.contains(w))
+                .collect();
             let test_file = files[2].0.clone();
-            Ok(Created { key, block_dir, files: written, test_file, warnings })
+            Ok(Created {
+                key,
+                block_dir,
+                files: written,
+                test_file,
+                warnings,
+            })
         }
         Err(error) => {
             // Leave the repository as it was: the new files only, never anything else.
@@ -138,13 +197,22 @@ pub fn new(repo: &Path, options: &NewOptions) -> Result<Created> {
     }
 }
 
-fn write_all(repo: &Path, block_dir: &Path, files: &[(PathBuf, String)], written: &mut Vec<PathBuf>) -> Result<()> {
+fn write_all(
+    repo: &Path,
+    block_dir: &Path,
+    files: &[(PathBuf, String)],
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
     let dir = repo.join(block_dir);
     std::fs::create_dir_all(&dir).with_path("create", &dir)?;
     for (relative, content) in files {
         let path = repo.join(relative);
         // `create_new` so that a file that appeared since the check is never overwritten.
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).with_path("create", &path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_path("create", &path)?;
         written.push(relative.clone());
         std::io::Write::write_all(&mut file, content.as_bytes()).with_path("write", &path)?;
     }
@@ -206,7 +274,10 @@ fn test_source(display: &str, module: &str, package: &str) -> String {
         .split(['-', ' '])
         .map(|word| {
             let mut chars = word.chars();
-            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
         })
         .collect();
     let class: String = words.chars().filter(char::is_ascii_alphanumeric).collect();

@@ -5,3 +5,4 @@ mod support;
 
 mod dist;
 mod errors;
+mod author;
