@@ -3,6 +3,6 @@
 
 mod support;
 
+mod author;
 mod dist;
 mod errors;
-mod author;
