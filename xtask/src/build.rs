@@ -75,11 +75,20 @@ pub fn packages_dir(out_dir: &Path) -> PathBuf {
 
 /// A temporary name beside `path`, hidden, unique to this process.
 pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
 }
 
-pub fn build(plan: &Plan, out_dir: &Path, old: &Cache, options: BuildOptions, progress: &dyn Progress) -> Result<Built> {
+pub fn build(
+    plan: &Plan,
+    out_dir: &Path,
+    old: &Cache,
+    options: BuildOptions,
+    progress: &dyn Progress,
+) -> Result<Built> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.max(1))
         .build()
@@ -90,7 +99,10 @@ pub fn build(plan: &Plan, out_dir: &Path, old: &Cache, options: BuildOptions, pr
     // Scan and validate every tree before writing anything.
     let trees: Vec<Result<Tree>> = pool.install(|| {
         use rayon::prelude::*;
-        plan.archives.par_iter().map(|job| tree::scan(&job.dir, &job.top)).collect()
+        plan.archives
+            .par_iter()
+            .map(|job| tree::scan(&job.dir, &job.top))
+            .collect()
     });
     let mut diagnostics = Vec::new();
     let mut scanned = Vec::new();
@@ -107,21 +119,29 @@ pub fn build(plan: &Plan, out_dir: &Path, old: &Cache, options: BuildOptions, pr
     let dir = packages_dir(out_dir);
     std::fs::create_dir_all(&dir).with_path("create", &dir)?;
     let sizes: Vec<u64> = scanned.iter().map(tree_bytes).collect();
-    let source_bytes = sizes.iter().sum::<u64>() + plan.files.iter().filter_map(|f| f.source.metadata().ok()).map(|m| m.len()).sum::<u64>();
+    let source_bytes = sizes.iter().sum::<u64>()
+        + plan
+            .files
+            .iter()
+            .filter_map(|f| f.source.metadata().ok())
+            .map(|m| m.len())
+            .sum::<u64>();
     progress.begin(plan.archives.len() + plan.files.len(), source_bytes);
 
     // Largest first: the order in which work starts, never the order of results.
     let mut order: Vec<usize> = (0..scanned.len()).collect();
     order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
     let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<Result<(BuiltPackage, Vec<(PathBuf, FileRecord)>, bool)>>>> =
+    let results: Vec<Mutex<Option<Result<Outcome>>>> =
         (0..scanned.len()).map(|_| Mutex::new(None)).collect();
     pool.scope(|scope| {
         for _ in 0..options.jobs.max(1) {
             scope.spawn(|_| {
                 loop {
                     let position = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&index) = order.get(position) else { break };
+                    let Some(&index) = order.get(position) else {
+                        break;
+                    };
                     let job = &plan.archives[index];
                     progress.working(&job.file_name);
                     let result = build_archive(plan, job, &scanned[index], &dir, cache, old);
@@ -132,24 +152,42 @@ pub fn build(plan: &Plan, out_dir: &Path, old: &Cache, options: BuildOptions, pr
         }
     });
 
-    let mut built = Built { packages: Vec::new(), files: Vec::new(), rebuilt: 0, skipped: 0, source_bytes };
+    let mut built = Built {
+        packages: Vec::new(),
+        files: Vec::new(),
+        rebuilt: 0,
+        skipped: 0,
+        source_bytes,
+    };
     let mut diagnostics = Vec::new();
     for slot in results {
-        match slot.into_inner().expect("no thread panics holding it").expect("every job ran") {
-            Ok((package, files, rebuilt)) => {
-                if rebuilt { built.rebuilt += 1 } else { built.skipped += 1 }
-                built.packages.push(package);
-                built.files.extend(files);
+        match slot
+            .into_inner()
+            .expect("no thread panics holding it")
+            .expect("every job ran")
+        {
+            Ok(outcome) => {
+                if outcome.rebuilt {
+                    built.rebuilt += 1
+                } else {
+                    built.skipped += 1
+                }
+                built.packages.push(outcome.package);
+                built.files.extend(outcome.files);
             }
             Err(error) => diagnostics.extend(error.diagnostics),
         }
     }
     for job in &plan.files {
         match copy_file(job, &dir, cache, old) {
-            Ok((package, record, rebuilt)) => {
-                if rebuilt { built.rebuilt += 1 } else { built.skipped += 1 }
-                built.packages.push(package);
-                built.files.push(record);
+            Ok(outcome) => {
+                if outcome.rebuilt {
+                    built.rebuilt += 1
+                } else {
+                    built.skipped += 1
+                }
+                built.packages.push(outcome.package);
+                built.files.extend(outcome.files);
             }
             Err(error) => diagnostics.extend(error.diagnostics),
         }
@@ -184,12 +222,23 @@ fn settings_text(plan: &Plan, top: &str) -> String {
 
 /// The output on disk is the one the cache describes: same size, mtime and inode.
 fn intact(path: &Path, record: &OutputRecord) -> bool {
-    let Ok(metadata) = std::fs::symlink_metadata(path) else { return false };
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
     let stat = tree::Stat::from_metadata(&metadata);
-    metadata.is_file() && stat.size == record.size && stat.mtime_ns == record.mtime_ns && stat.inode == record.inode
+    metadata.is_file()
+        && stat.size == record.size
+        && stat.mtime_ns == record.mtime_ns
+        && stat.inode == record.inode
 }
 
-#[allow(clippy::type_complexity)]
+/// One package: what it is, the stat-cache records of its sources, and whether it was rebuilt.
+struct Outcome {
+    package: BuiltPackage,
+    files: Vec<(PathBuf, FileRecord)>,
+    rebuilt: bool,
+}
+
 fn build_archive(
     plan: &Plan,
     job: &crate::plan::ArchiveJob,
@@ -197,10 +246,13 @@ fn build_archive(
     dir: &Path,
     cache: &Cache,
     old: &Cache,
-) -> Result<(BuiltPackage, Vec<(PathBuf, FileRecord)>, bool)> {
+) -> Result<Outcome> {
     let settings = settings_text(plan, &job.top);
     let final_path = dir.join(&job.file_name);
-    let previous = old.outputs.get(&job.file_name).filter(|r| r.settings == settings && intact(&final_path, r));
+    let previous = old
+        .outputs
+        .get(&job.file_name)
+        .filter(|r| r.settings == settings && intact(&final_path, r));
     let package = |digest: String, sha256: String, size: u64, temp: Option<PathBuf>| BuiltPackage {
         key: job.key.clone(),
         kind: job.kind,
@@ -233,30 +285,55 @@ fn build_archive(
         }
         let digest = to_hex(&hash::tree_digest(tree, &hashes));
         if digest == previous.source_digest {
-            return Ok((package(digest, previous.sha256.clone(), previous.size, None), records, false));
+            return Ok(Outcome {
+                package: package(digest, previous.sha256.clone(), previous.size, None),
+                files: records,
+                rebuilt: false,
+            });
         }
     }
 
     let temp = temp_path(&final_path);
     let result = (|| {
         let file = File::create(&temp).with_path("create", &temp)?;
-        let mut writer = HashingWriter { inner: BufWriter::with_capacity(256 * 1024, file), hasher: Sha256::new(), bytes: 0 };
+        let mut writer = HashingWriter {
+            inner: BufWriter::with_capacity(256 * 1024, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
         let report = archive::write_tgz(
             tree,
-            &ArchiveSettings { mtime: plan.settings.mtime(), level: plan.settings.level },
+            &ArchiveSettings {
+                mtime: plan.settings.mtime(),
+                level: plan.settings.level,
+            },
             &mut writer,
         )?;
         writer.inner.flush().with_path("write", &temp)?;
-        let file = writer.inner.into_inner().map_err(|e| Error::io("write", &temp, e.into_error()))?;
+        let file = writer
+            .inner
+            .into_inner()
+            .map_err(|e| Error::io("write", &temp, e.into_error()))?;
         file.sync_all().with_path("write", &temp)?;
         let records = tree
             .entries
             .iter()
             .zip(&report.file_hashes)
-            .filter_map(|(entry, hash)| hash.map(|hash| Cache::record(&entry.source, &entry.stat, &hash)))
+            .filter_map(|(entry, hash)| {
+                hash.map(|hash| Cache::record(&entry.source, &entry.stat, &hash))
+            })
             .collect();
         let sha256: [u8; 32] = writer.hasher.finalize().into();
-        Ok((package(to_hex(&report.digest), to_hex(&sha256), writer.bytes, Some(temp.clone())), records, true))
+        Ok(Outcome {
+            package: package(
+                to_hex(&report.digest),
+                to_hex(&sha256),
+                writer.bytes,
+                Some(temp.clone()),
+            ),
+            files: records,
+            rebuilt: true,
+        })
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
@@ -264,7 +341,12 @@ fn build_archive(
     result
 }
 
-fn copy_file(job: &crate::plan::FileJob, dir: &Path, cache: &Cache, old: &Cache) -> Result<(BuiltPackage, (PathBuf, FileRecord), bool)> {
+fn copy_file(
+    job: &crate::plan::FileJob,
+    dir: &Path,
+    cache: &Cache,
+    old: &Cache,
+) -> Result<Outcome> {
     let settings = format!("{TOOL}; copy");
     let final_path = dir.join(&job.file_name);
     let metadata = std::fs::metadata(&job.source).with_path("read", &job.source)?;
@@ -290,7 +372,11 @@ fn copy_file(job: &crate::plan::FileJob, dir: &Path, cache: &Cache, old: &Cache)
         && previous.sha256 == digest
         && intact(&final_path, previous)
     {
-        return Ok((package(None), record, false));
+        return Ok(Outcome {
+            package: package(None),
+            files: vec![record],
+            rebuilt: false,
+        });
     }
     let temp = temp_path(&final_path);
     std::fs::copy(&job.source, &temp).with_path("copy", &job.source)?;
@@ -304,13 +390,18 @@ fn copy_file(job: &crate::plan::FileJob, dir: &Path, cache: &Cache, old: &Cache)
             std::io::Error::other("the file changed while it was copied; run again"),
         ));
     }
-    Ok((package(Some(temp)), record, true))
+    Ok(Outcome {
+        package: package(Some(temp)),
+        files: vec![record],
+        rebuilt: true,
+    })
 }
 
 #[cfg(unix)]
 fn set_mode(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).with_path("set permissions of", path)
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .with_path("set permissions of", path)
 }
 
 #[cfg(not(unix))]

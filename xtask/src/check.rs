@@ -15,12 +15,13 @@ use toml::Spanned;
 
 use crate::error::{Diagnostic, Error, Result};
 use crate::manifest::{
-    self, BlockTable, RawAlternatives, RawConstraint, RawManifests, RawPackage, RawPorts, RawProperty,
-    RawVersion, ResourceTable, Source,
+    self, BlockTable, RawAlternatives, RawConstraint, RawManifests, RawPackage, RawPorts,
+    RawProperty, RawVersion, ResourceTable, Source,
 };
 use crate::model::{
-    Alternatives, Constraint, Driver, Extension, External, InstallSpec, Instance, InstanceRef, Key, Kind,
-    Model, Package, PackageSource, Ports, Property, RangeOp, Resource, VersionReq, driver_dir_name, mangle,
+    Alternatives, Constraint, Driver, Extension, External, InstallSpec, Instance, InstanceRef, Key,
+    Kind, Model, Package, PackageSource, Ports, Property, RangeOp, Resource, VersionReq,
+    driver_dir_name, mangle,
 };
 
 /// Where hand-written driver modules live, relative to the repository.
@@ -89,7 +90,13 @@ struct Checker<'a> {
 const EXTENSION_FILE: usize = usize::MAX;
 
 pub fn check(raw: &RawManifests, repo: &Path) -> Result<Checked> {
-    let mut checker = Checker { repo, raw, diagnostics: Vec::new(), warnings: Vec::new() };
+    let mut checker = Checker {
+        repo,
+        raw,
+        diagnostics: raw.parse_errors.clone(),
+        warnings: Vec::new(),
+    };
+    let complete = raw.parse_errors.is_empty();
     let mut extension = checker.extension();
     let mut drafts = Vec::new();
     for index in 0..raw.resources.len() {
@@ -101,12 +108,16 @@ pub fn check(raw: &RawManifests, repo: &Path) -> Result<Checked> {
     checker.unique_package_files(&drafts);
     let index = DefinedIndex::new(&drafts, &extension.externals);
     for draft in &drafts {
-        checker.references(draft, &index);
-        checker.port_feeds(draft, &index);
+        if complete {
+            checker.references(draft, &index);
+            checker.port_feeds(draft, &index);
+        }
         checker.property_references(draft);
     }
-    checker.cycles(&drafts, &index);
-    checker.install_specs(&mut extension, &index);
+    if complete {
+        checker.cycles(&drafts, &index);
+        checker.install_specs(&mut extension, &index);
+    }
     checker.unmanifested_blocks(&drafts);
     checker.unreachable_resources(&drafts, &index, &extension);
     checker.narrow_ranges(&drafts, &index);
@@ -116,7 +127,13 @@ pub fn check(raw: &RawManifests, repo: &Path) -> Result<Checked> {
     }
     let mut resources: Vec<Resource> = drafts.into_iter().map(|draft| draft.resource).collect();
     resources.sort_by(|a, b| a.key.cmp(&b.key));
-    Ok(Checked { model: Model { extension, resources }, warnings: checker.warnings })
+    Ok(Checked {
+        model: Model {
+            extension,
+            resources,
+        },
+        warnings: checker.warnings,
+    })
 }
 
 /// Every key defined by a manifest or declared external, with the output ports it provides.
@@ -145,7 +162,10 @@ impl DefinedIndex {
         DefinedIndex { by_name }
     }
 
-    fn matching<'a>(&'a self, constraint: &'a Constraint) -> impl Iterator<Item = &'a (String, Ports)> + 'a {
+    fn matching<'a>(
+        &'a self,
+        constraint: &'a Constraint,
+    ) -> impl Iterator<Item = &'a (String, Ports)> + 'a {
         self.by_name
             .get(&constraint.name)
             .into_iter()
@@ -156,14 +176,29 @@ impl DefinedIndex {
 
 impl Checker<'_> {
     fn source_path(&self, file: usize) -> &Path {
-        if file == EXTENSION_FILE { &self.raw.extension.path } else { &self.raw.resources[file].path }
+        if file == EXTENSION_FILE {
+            &self.raw.extension.path
+        } else {
+            &self.raw.resources[file].path
+        }
     }
 
     fn source_text(&self, file: usize) -> &str {
-        if file == EXTENSION_FILE { &self.raw.extension.text } else { &self.raw.resources[file].text }
+        if file == EXTENSION_FILE {
+            &self.raw.extension.text
+        } else {
+            &self.raw.resources[file].text
+        }
     }
 
-    fn error(&mut self, file: usize, code: &'static str, span: Range<usize>, message: String, help: String) {
+    fn error(
+        &mut self,
+        file: usize,
+        code: &'static str,
+        span: Range<usize>,
+        message: String,
+        help: String,
+    ) {
         let diagnostic = Diagnostic::error(code, message)
             .file(self.source_path(file))
             .span(self.source_text(file), span)
@@ -171,7 +206,14 @@ impl Checker<'_> {
         self.diagnostics.push(diagnostic);
     }
 
-    fn warn(&mut self, file: usize, code: &'static str, span: Range<usize>, message: String, help: String) {
+    fn warn(
+        &mut self,
+        file: usize,
+        code: &'static str,
+        span: Range<usize>,
+        message: String,
+        help: String,
+    ) {
         let diagnostic = Diagnostic::warning(code, message)
             .file(self.source_path(file))
             .span(self.source_text(file), span)
@@ -206,17 +248,31 @@ impl Checker<'_> {
                 6
             }
         };
-        let default_inside =
-            table.inside.iter().filter_map(|raw| self.constraint(EXTENSION_FILE, raw, 0..0)).map(|l| l.constraint).collect();
+        let default_inside = table
+            .inside
+            .iter()
+            .filter_map(|raw| self.constraint(EXTENSION_FILE, raw, 0..0))
+            .map(|l| l.constraint)
+            .collect();
 
         let mut externals = Vec::new();
         for raw in &source.value.external {
             let external = raw.get_ref();
-            let mut output_ports = self.ports(EXTENSION_FILE, &external.output_ports, PortKind::Output);
+            let mut output_ports =
+                self.ports(EXTENSION_FILE, &external.output_ports, PortKind::Output);
             if external.platform {
                 let host = HOST_PROPERTIES
                     .iter()
-                    .map(|(name, ty)| (name.to_string(), Property { ty: ty.to_string(), default: None, fixed_value: None }))
+                    .map(|(name, ty)| {
+                        (
+                            name.to_string(),
+                            Property {
+                                ty: ty.to_string(),
+                                default: None,
+                                fixed_value: None,
+                            },
+                        )
+                    })
                     .collect();
                 output_ports.insert("host".into(), host);
             }
@@ -231,7 +287,11 @@ impl Checker<'_> {
             }
             externals.push(External {
                 name: external.name.get_ref().clone(),
-                versions: external.versions.iter().map(|v| v.get_ref().clone()).collect(),
+                versions: external
+                    .versions
+                    .iter()
+                    .map(|v| v.get_ref().clone())
+                    .collect(),
                 output_ports,
             });
         }
@@ -241,7 +301,11 @@ impl Checker<'_> {
             compression_level,
             default_inside,
             externals,
-            application_name: source.value.installer.as_ref().map(|installer| installer.application_name.clone()),
+            application_name: source
+                .value
+                .installer
+                .as_ref()
+                .map(|installer| installer.application_name.clone()),
             install_specs: Vec::new(),
         }
     }
@@ -287,7 +351,12 @@ impl Checker<'_> {
         }
     }
 
-    fn block(&mut self, file: usize, spanned: &Spanned<BlockTable>, extension: &Extension) -> Draft {
+    fn block(
+        &mut self,
+        file: usize,
+        spanned: &Spanned<BlockTable>,
+        extension: &Extension,
+    ) -> Draft {
         let table = spanned.get_ref();
         let display = table.name.get_ref();
         if display.is_empty() || display.contains(['_', '.']) {
@@ -303,19 +372,35 @@ impl Checker<'_> {
                 file,
                 "block-name",
                 table.name.span(),
-                format!("block name `{display}` does not give a Python module name (`{}`)", mangle(display)),
+                format!(
+                    "block name `{display}` does not give a Python module name (`{}`)",
+                    mangle(display)
+                ),
                 "use letters, digits and `-`, starting with a letter".into(),
             );
         }
         self.version_text(file, &table.version);
         let version = table.version.get_ref();
         let module = format!("{}__{}", mangle(display), mangle(version));
-        let key = Key { name: display.to_lowercase(), version: version.clone() };
+        let key = Key {
+            name: display.to_lowercase(),
+            version: version.clone(),
+        };
 
-        let source_span = table.source.as_ref().map_or(table.name.span(), |s| s.span());
-        let source_text = table.source.as_ref().map_or(format!("blox/{module}"), |s| s.get_ref().clone());
-        let dir_name = Path::new(&source_text).file_name().map(|n| n.to_string_lossy().into_owned());
-        if let Some(dir) = self.repo_path(file, &source_text, source_span.clone(), "block directory") {
+        let source_span = table
+            .source
+            .as_ref()
+            .map_or(table.name.span(), |s| s.span());
+        let source_text = table
+            .source
+            .as_ref()
+            .map_or(format!("blox/{module}"), |s| s.get_ref().clone());
+        let dir_name = Path::new(&source_text)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        if let Some(dir) =
+            self.repo_path(file, &source_text, source_span.clone(), "block directory")
+        {
             let block_module = format!("b_{}.py", mangle(display));
             for required in ["__init__.py", block_module.as_str()] {
                 if !dir.join(required).is_file() {
@@ -343,15 +428,26 @@ impl Checker<'_> {
         let framework = Constraint {
             name: "datablox-framework".into(),
             version: VersionReq::Exact(extension.version.clone()),
-            port_mapping: BTreeMap::from([("datablox_framework".into(), "datablox_framework".into())]),
+            port_mapping: BTreeMap::from([(
+                "datablox_framework".into(),
+                "datablox_framework".into(),
+            )]),
         };
-        let mut environment = vec![Located { constraint: framework, file, span: table.name.span() }];
+        let mut environment = vec![Located {
+            constraint: framework,
+            file,
+            span: table.name.span(),
+        }];
         for raw in &table.requires {
             if let Some(located) = self.constraint(file, raw, 0..0) {
                 environment.push(located);
             }
         }
-        groups.push(LocatedGroup { field: "environment", group: Group::AllOf, constraints: environment });
+        groups.push(LocatedGroup {
+            field: "environment",
+            group: Group::AllOf,
+            constraints: environment,
+        });
         let inside = match &table.inside {
             Some(raw) => self.alternatives(file, "inside", raw),
             None => self.default_inside(file, table.name.span(), extension, false),
@@ -364,21 +460,35 @@ impl Checker<'_> {
         let home = Property {
             ty: "path".into(),
             default: None,
-            fixed_value: Some(format!("${{input_ports.datablox_framework.BLOXPATH}}/{module}").into()),
+            fixed_value: Some(
+                format!("${{input_ports.datablox_framework.BLOXPATH}}/{module}").into(),
+            ),
         };
-        let bloxpath = Property { ty: "path".into(), default: None, fixed_value: None };
+        let bloxpath = Property {
+            ty: "path".into(),
+            default: None,
+            fixed_value: None,
+        };
         let resource = Resource {
             key,
             kind: Kind::Block,
             manifest: self.raw.resources[file].path.clone(),
-            display_name: Some(table.display_name.clone().unwrap_or_else(|| format!("{display} block"))),
+            display_name: Some(
+                table
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{display} block")),
+            ),
             comment: table.comment.clone(),
             config_port: self.config_port(file, &table.config_port),
             input_ports: BTreeMap::from([(
                 "datablox_framework".into(),
                 BTreeMap::from([("BLOXPATH".into(), bloxpath)]),
             )]),
-            output_ports: BTreeMap::from([("block_info".into(), BTreeMap::from([("home".into(), home)]))]),
+            output_ports: BTreeMap::from([(
+                "block_info".into(),
+                BTreeMap::from([("home".into(), home)]),
+            )]),
             inside: None,
             environment: None,
             peers: None,
@@ -395,13 +505,27 @@ impl Checker<'_> {
         self.finish(file, table.name.span(), resource, groups)
     }
 
-    fn other(&mut self, file: usize, spanned: &Spanned<ResourceTable>, extension: &Extension) -> Draft {
+    fn other(
+        &mut self,
+        file: usize,
+        spanned: &Spanned<ResourceTable>,
+        extension: &Extension,
+    ) -> Draft {
         let table = spanned.get_ref();
         if table.name.get_ref().trim().is_empty() {
-            self.error(file, "resource-name", table.name.span(), "the resource name is empty".into(), "name the resource".into());
+            self.error(
+                file,
+                "resource-name",
+                table.name.span(),
+                "the resource name is empty".into(),
+                "name the resource".into(),
+            );
         }
         self.version_text(file, &table.version);
-        let key = Key { name: table.name.get_ref().clone(), version: table.version.get_ref().clone() };
+        let key = Key {
+            name: table.name.get_ref().clone(),
+            version: table.version.get_ref().clone(),
+        };
 
         let driver = match (&table.manager, &table.driver) {
             (Some(manager), None) => self.manager(file, manager),
@@ -415,7 +539,8 @@ impl Checker<'_> {
                         "driver-module",
                         driver.span(),
                         format!("driver directory `{}` has no `driver.py`", driver.get_ref()),
-                        "write the driver's `Manager` and `get_packages_filename()` in driver.py".into(),
+                        "write the driver's `Manager` and `get_packages_filename()` in driver.py"
+                            .into(),
                     );
                 }
                 Driver::Directory(PathBuf::from(driver.get_ref()))
@@ -464,7 +589,12 @@ impl Checker<'_> {
         let mut groups = Vec::new();
         match &table.inside {
             Some(raw) => groups.extend(self.alternatives(file, "inside", raw)),
-            None => groups.extend(self.default_inside(file, table.name.span(), extension, input_ports.contains_key("host"))),
+            None => groups.extend(self.default_inside(
+                file,
+                table.name.span(),
+                extension,
+                input_ports.contains_key("host"),
+            )),
         }
         if let Some(raw) = &table.environment {
             groups.extend(self.alternatives(file, "environment", raw));
@@ -490,9 +620,19 @@ impl Checker<'_> {
         self.finish(file, table.name.span(), resource, groups)
     }
 
-    fn finish(&mut self, file: usize, key_span: Range<usize>, mut resource: Resource, groups: Vec<LocatedGroup>) -> Draft {
+    fn finish(
+        &mut self,
+        file: usize,
+        key_span: Range<usize>,
+        mut resource: Resource,
+        groups: Vec<LocatedGroup>,
+    ) -> Draft {
         for group in &groups {
-            let constraints: Vec<Constraint> = group.constraints.iter().map(|l| l.constraint.clone()).collect();
+            let constraints: Vec<Constraint> = group
+                .constraints
+                .iter()
+                .map(|l| l.constraint.clone())
+                .collect();
             let value = match group.group {
                 Group::One => Alternatives::One(constraints[0].clone()),
                 Group::AllOf => Alternatives::AllOf(constraints),
@@ -504,13 +644,20 @@ impl Checker<'_> {
                 _ => resource.peers = Some(value),
             }
         }
-        Draft { resource, file, key_span, groups }
+        Draft {
+            resource,
+            file,
+            key_span,
+            groups,
+        }
     }
 
     fn manager(&mut self, file: usize, manager: &Spanned<String>) -> Driver {
         let name = manager.get_ref();
         if name.starts_with("engage.") {
-            return Driver::Library { module: name.clone() };
+            return Driver::Library {
+                module: name.clone(),
+            };
         }
         if !is_identifier(name) {
             self.error(
@@ -518,9 +665,16 @@ impl Checker<'_> {
                 "manager-module",
                 manager.span(),
                 format!("`{name}` is not a Python module name"),
-                format!("name a module of {DRIVER_SOURCES}/ (without `.py`), or a full `engage.` module"),
+                format!(
+                    "name a module of {DRIVER_SOURCES}/ (without `.py`), or a full `engage.` module"
+                ),
             );
-        } else if !self.repo.join(DRIVER_SOURCES).join(format!("{name}.py")).is_file() {
+        } else if !self
+            .repo
+            .join(DRIVER_SOURCES)
+            .join(format!("{name}.py"))
+            .is_file()
+        {
             self.error(
                 file,
                 "manager-module",
@@ -529,10 +683,17 @@ impl Checker<'_> {
                 format!("write `{DRIVER_SOURCES}/{name}.py`, or fix the name"),
             );
         }
-        Driver::Library { module: format!("engage.drivers.datablox.{name}") }
+        Driver::Library {
+            module: format!("engage.drivers.datablox.{name}"),
+        }
     }
 
-    fn package(&mut self, file: usize, package: &RawPackage, span: Range<usize>) -> Option<Package> {
+    fn package(
+        &mut self,
+        file: usize,
+        package: &RawPackage,
+        span: Range<usize>,
+    ) -> Option<Package> {
         let mut kinds = Vec::new();
         if let Some(archive) = &package.archive {
             kinds.push(("archive", archive.span()));
@@ -554,13 +715,17 @@ impl Checker<'_> {
                 file,
                 "package-kind",
                 span,
-                format!("a package has exactly one kind, this one has {}", kinds.len()),
+                format!(
+                    "a package has exactly one kind, this one has {}",
+                    kinds.len()
+                ),
                 "use one of `archive`, `file`, `pip`, `easy-install` or `dummy = true`".into(),
             );
             return None;
         }
         let source = if let Some(archive) = &package.archive {
-            let dir = self.repo_path(file, archive.get_ref(), archive.span(), "archive directory")?;
+            let dir =
+                self.repo_path(file, archive.get_ref(), archive.span(), "archive directory")?;
             if !dir.is_dir() {
                 self.error(
                     file,
@@ -572,7 +737,10 @@ impl Checker<'_> {
                 return None;
             }
             let base = dir.file_name()?.to_string_lossy().into_owned();
-            PackageSource::Archive { dir: PathBuf::from(archive.get_ref()), file_name: format!("{base}.tgz") }
+            PackageSource::Archive {
+                dir: PathBuf::from(archive.get_ref()),
+                file_name: format!("{base}.tgz"),
+            }
         } else if let Some(path) = &package.file {
             let full = self.repo_path(file, path.get_ref(), path.span(), "package file")?;
             if !full.is_file() {
@@ -586,7 +754,10 @@ impl Checker<'_> {
                 return None;
             }
             let base = full.file_name()?.to_string_lossy().into_owned();
-            PackageSource::File { path: PathBuf::from(path.get_ref()), file_name: base }
+            PackageSource::File {
+                path: PathBuf::from(path.get_ref()),
+                file_name: base,
+            }
         } else if let Some(pip) = &package.pip {
             PackageSource::Pip(pip.get_ref().clone())
         } else if let Some(easy) = &package.easy_install {
@@ -594,19 +765,37 @@ impl Checker<'_> {
         } else {
             let dummy = package.dummy.as_ref()?;
             if !dummy.get_ref() {
-                self.error(file, "package-kind", dummy.span(), "`dummy = false` is not a package".into(), "write `dummy = true`".into());
+                self.error(
+                    file,
+                    "package-kind",
+                    dummy.span(),
+                    "`dummy = false` is not a package".into(),
+                    "write `dummy = true`".into(),
+                );
             }
             PackageSource::Dummy
         };
-        Some(Package { source, filename: package.filename.clone(), downloader: package.downloader.clone() })
+        Some(Package {
+            source,
+            filename: package.filename.clone(),
+            downloader: package.downloader.clone(),
+        })
     }
 
     /// Resolves a repository-relative path: it must stay inside the repository, also through
     /// symbolic links, and exist.
-    fn repo_path(&mut self, file: usize, text: &str, span: Range<usize>, what: &str) -> Option<PathBuf> {
+    fn repo_path(
+        &mut self,
+        file: usize,
+        text: &str,
+        span: Range<usize>,
+        what: &str,
+    ) -> Option<PathBuf> {
         let relative = Path::new(text);
         let lexically_inside = !text.is_empty()
-            && relative.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+            && relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
         if !lexically_inside {
             self.error(
                 file,
@@ -633,7 +822,10 @@ impl Checker<'_> {
                 file,
                 "path-outside-repo",
                 span,
-                format!("{what} `{text}` resolves to `{}`, outside the repository", real.display()),
+                format!(
+                    "{what} `{text}` resolves to `{}`, outside the repository",
+                    real.display()
+                ),
                 "keep sources inside the repository; replace the symbolic link by the files".into(),
             );
             return None;
@@ -641,15 +833,26 @@ impl Checker<'_> {
         Some(full)
     }
 
-    fn config_port(&mut self, file: usize, raw: &BTreeMap<String, Spanned<RawProperty>>) -> BTreeMap<String, Property> {
+    fn config_port(
+        &mut self,
+        file: usize,
+        raw: &BTreeMap<String, Spanned<RawProperty>>,
+    ) -> BTreeMap<String, Property> {
         self.properties(file, raw, PortKind::Config)
     }
 
     fn ports(&mut self, file: usize, raw: &RawPorts, kind: PortKind) -> Ports {
-        raw.iter().map(|(port, properties)| (port.clone(), self.properties(file, properties, kind))).collect()
+        raw.iter()
+            .map(|(port, properties)| (port.clone(), self.properties(file, properties, kind)))
+            .collect()
     }
 
-    fn properties(&mut self, file: usize, raw: &BTreeMap<String, Spanned<RawProperty>>, kind: PortKind) -> BTreeMap<String, Property> {
+    fn properties(
+        &mut self,
+        file: usize,
+        raw: &BTreeMap<String, Spanned<RawProperty>>,
+        kind: PortKind,
+    ) -> BTreeMap<String, Property> {
         let mut checked = BTreeMap::new();
         for (name, property) in raw {
             let value = property.get_ref();
@@ -683,7 +886,13 @@ impl Checker<'_> {
         checked
     }
 
-    fn default_inside(&mut self, file: usize, span: Range<usize>, extension: &Extension, map_host: bool) -> Option<LocatedGroup> {
+    fn default_inside(
+        &mut self,
+        file: usize,
+        span: Range<usize>,
+        extension: &Extension,
+        map_host: bool,
+    ) -> Option<LocatedGroup> {
         if extension.default_inside.is_empty() {
             return None;
         }
@@ -695,14 +904,31 @@ impl Checker<'_> {
                 if map_host {
                     constraint.port_mapping.insert("host".into(), "host".into());
                 }
-                Located { constraint, file, span: span.clone() }
+                Located {
+                    constraint,
+                    file,
+                    span: span.clone(),
+                }
             })
             .collect();
-        let group = if constraints.len() == 1 { Group::One } else { Group::OneOf };
-        Some(LocatedGroup { field: "inside", group, constraints })
+        let group = if constraints.len() == 1 {
+            Group::One
+        } else {
+            Group::OneOf
+        };
+        Some(LocatedGroup {
+            field: "inside",
+            group,
+            constraints,
+        })
     }
 
-    fn alternatives(&mut self, file: usize, field: &'static str, raw: &Spanned<RawAlternatives>) -> Option<LocatedGroup> {
+    fn alternatives(
+        &mut self,
+        file: usize,
+        field: &'static str,
+        raw: &Spanned<RawAlternatives>,
+    ) -> Option<LocatedGroup> {
         let outer = raw.span();
         let (group, list): (Group, Vec<&Spanned<RawConstraint>>) = match raw.get_ref() {
             RawAlternatives::One(one) => (Group::One, vec![one]),
@@ -720,15 +946,37 @@ impl Checker<'_> {
             return None;
         }
         if list.is_empty() {
-            self.error(file, "empty-constraints", outer, format!("`{field}` lists no constraint"), format!("remove `{field}`, or add a constraint")) ;
+            self.error(
+                file,
+                "empty-constraints",
+                outer,
+                format!("`{field}` lists no constraint"),
+                format!("remove `{field}`, or add a constraint"),
+            );
             return None;
         }
-        let constraints = list.into_iter().filter_map(|c| self.constraint(file, c, outer.clone())).collect();
-        Some(LocatedGroup { field, group, constraints })
+        let constraints = list
+            .into_iter()
+            .filter_map(|c| self.constraint(file, c, outer.clone()))
+            .collect();
+        Some(LocatedGroup {
+            field,
+            group,
+            constraints,
+        })
     }
 
-    fn constraint(&mut self, file: usize, raw: &Spanned<RawConstraint>, fallback: Range<usize>) -> Option<Located> {
-        let span = if raw.span() == (0..0) { fallback } else { raw.span() };
+    fn constraint(
+        &mut self,
+        file: usize,
+        raw: &Spanned<RawConstraint>,
+        fallback: Range<usize>,
+    ) -> Option<Located> {
+        let span = if raw.span() == (0..0) {
+            fallback
+        } else {
+            raw.span()
+        };
         let (name, version, port_mapping) = match raw.get_ref() {
             RawConstraint::Short(text) => {
                 let Some((name, spec)) = text.trim().split_once(char::is_whitespace) else {
@@ -737,13 +985,26 @@ impl Checker<'_> {
                         "bad-constraint",
                         span,
                         format!("constraint `{text}` has no version"),
-                        format!("write \"{} 1.0\", \"{} *\" or \"{} >=1.0\"", text.trim(), text.trim(), text.trim()),
+                        format!(
+                            "write \"{} 1.0\", \"{} *\" or \"{} >=1.0\"",
+                            text.trim(),
+                            text.trim(),
+                            text.trim()
+                        ),
                     );
                     return None;
                 };
-                (name.to_string(), RawVersion::Text(spec.trim().to_string()), BTreeMap::new())
+                (
+                    name.to_string(),
+                    RawVersion::Text(spec.trim().to_string()),
+                    BTreeMap::new(),
+                )
             }
-            RawConstraint::Full(full) => (full.name.clone(), full.version.clone(), full.port_mapping.clone()),
+            RawConstraint::Full(full) => (
+                full.name.clone(),
+                full.version.clone(),
+                full.port_mapping.clone(),
+            ),
         };
         let version = match parse_version_req(&version) {
             Ok(version) => version,
@@ -753,12 +1014,21 @@ impl Checker<'_> {
                     "bad-version-spec",
                     span,
                     message,
-                    "write an exact version (\"1.0\"), \"*\", or a range such as \">=2.1, <3\"".into(),
+                    "write an exact version (\"1.0\"), \"*\", or a range such as \">=2.1, <3\""
+                        .into(),
                 );
                 return None;
             }
         };
-        Some(Located { constraint: Constraint { name, version, port_mapping }, file, span })
+        Some(Located {
+            constraint: Constraint {
+                name,
+                version,
+                port_mapping,
+            },
+            file,
+            span,
+        })
     }
 
     fn unique_keys(&mut self, drafts: &[Draft]) {
@@ -770,7 +1040,13 @@ impl Checker<'_> {
                     draft.resource.key,
                     first.resource.manifest.display()
                 );
-                self.error(draft.file, "duplicate-resource", draft.key_span.clone(), message, "give each version its own key, or remove one manifest".into());
+                self.error(
+                    draft.file,
+                    "duplicate-resource",
+                    draft.key_span.clone(),
+                    message,
+                    "give each version its own key, or remove one manifest".into(),
+                );
             } else {
                 seen.insert(&draft.resource.key, draft);
             }
@@ -790,7 +1066,8 @@ impl Checker<'_> {
                     "external-defined",
                     span,
                     format!("`{name}` is declared external, but a manifest defines it too"),
-                    "keys are defined exactly once: remove the [[external]] entry or the manifest".into(),
+                    "keys are defined exactly once: remove the [[external]] entry or the manifest"
+                        .into(),
                 );
             }
         }
@@ -801,12 +1078,22 @@ impl Checker<'_> {
         for draft in drafts {
             for package in &draft.resource.packages {
                 let name = match &package.source {
-                    PackageSource::Archive { file_name, .. } | PackageSource::File { file_name, .. } => file_name,
+                    PackageSource::Archive { file_name, .. }
+                    | PackageSource::File { file_name, .. } => file_name,
                     _ => continue,
                 };
                 if let Some(first) = seen.get(name) {
-                    let message = format!("package file `{name}` of `{}` is also the package of `{first}`", draft.resource.key);
-                    self.error(draft.file, "duplicate-package", draft.key_span.clone(), message, "sw_packages is flat: give the sources distinct names".into());
+                    let message = format!(
+                        "package file `{name}` of `{}` is also the package of `{first}`",
+                        draft.resource.key
+                    );
+                    self.error(
+                        draft.file,
+                        "duplicate-package",
+                        draft.key_span.clone(),
+                        message,
+                        "sw_packages is flat: give the sources distinct names".into(),
+                    );
                 } else {
                     seen.insert(name.clone(), &draft.resource.key);
                 }
@@ -827,7 +1114,10 @@ impl Checker<'_> {
                     None => {
                         message = format!(
                             "`{}` {} `{} {}`, which no manifest defines",
-                            draft.resource.key, verb(group.field), constraint.name, constraint.version
+                            draft.resource.key,
+                            verb(group.field),
+                            constraint.name,
+                            constraint.version
                         );
                         help = format!(
                             "add a manifest for `{}`, or declare it as an [[external]] in manifests/extension.toml if Engage defines it",
@@ -835,7 +1125,8 @@ impl Checker<'_> {
                         );
                     }
                     Some(versions) => {
-                        let known: BTreeSet<&str> = versions.iter().map(|(v, _)| v.as_str()).collect();
+                        let known: BTreeSet<&str> =
+                            versions.iter().map(|(v, _)| v.as_str()).collect();
                         message = format!(
                             "no definition of `{}` satisfies version `{}`",
                             constraint.name, constraint.version
@@ -846,7 +1137,13 @@ impl Checker<'_> {
                         );
                     }
                 }
-                self.error(located.file, "unmatched-constraint", located.span.clone(), message, help);
+                self.error(
+                    located.file,
+                    "unmatched-constraint",
+                    located.span.clone(),
+                    message,
+                    help,
+                );
             }
         }
     }
@@ -858,20 +1155,42 @@ impl Checker<'_> {
             for located in &group.constraints {
                 for (mine, theirs) in &located.constraint.port_mapping {
                     let Some(wanted) = resource.input_ports.get(mine) else {
-                        let message = format!("port mapping feeds `{mine}`, which is not an input port of `{}`", resource.key);
-                        self.error(located.file, "unknown-input-port", located.span.clone(), message, format!("declare input port `{mine}`, or fix the mapping"));
+                        let message = format!(
+                            "port mapping feeds `{mine}`, which is not an input port of `{}`",
+                            resource.key
+                        );
+                        self.error(
+                            located.file,
+                            "unknown-input-port",
+                            located.span.clone(),
+                            message,
+                            format!("declare input port `{mine}`, or fix the mapping"),
+                        );
                         continue;
                     };
                     for (version, ports) in index.matching(&located.constraint) {
                         let provided = ports.get(theirs);
-                        let missing: Vec<&String> = wanted.keys().filter(|p| provided.is_none_or(|port| !port.contains_key(*p))).collect();
+                        let missing: Vec<&String> = wanted
+                            .keys()
+                            .filter(|p| provided.is_none_or(|port| !port.contains_key(*p)))
+                            .collect();
                         if provided.is_none() || !missing.is_empty() {
                             let what = if provided.is_none() {
                                 format!("has no output port `{theirs}`")
                             } else {
-                                format!("output port `{theirs}` lacks {}", missing.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", "))
+                                format!(
+                                    "output port `{theirs}` lacks {}",
+                                    missing
+                                        .iter()
+                                        .map(|p| format!("`{p}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
                             };
-                            let message = format!("`{} {version}` {what}, which input port `{mine}` of `{}` needs", located.constraint.name, resource.key);
+                            let message = format!(
+                                "`{} {version}` {what}, which input port `{mine}` of `{}` needs",
+                                located.constraint.name, resource.key
+                            );
                             self.error(located.file, "port-mismatch", located.span.clone(), message, "map to an output port that provides those properties, or declare them on the other resource".into());
                         }
                     }
@@ -886,13 +1205,23 @@ impl Checker<'_> {
                 match group.group {
                     Group::One | Group::AllOf => fed |= group.constraints.iter().any(maps),
                     Group::OneOf => {
-                        let mapping: Vec<&Located> = group.constraints.iter().filter(|l| maps(l)).collect();
+                        let mapping: Vec<&Located> =
+                            group.constraints.iter().filter(|l| maps(l)).collect();
                         if mapping.len() == group.constraints.len() {
                             fed = true;
                         } else if !mapping.is_empty() {
                             for located in group.constraints.iter().filter(|l| !maps(l)) {
-                                let message = format!("this alternative of `{}` does not feed input port `{port}`, which the other alternatives feed", group.field);
-                                self.error(located.file, "unfed-input-port", located.span.clone(), message, format!("add `port-mapping = {{ {port} = \"...\" }}` to it"));
+                                let message = format!(
+                                    "this alternative of `{}` does not feed input port `{port}`, which the other alternatives feed",
+                                    group.field
+                                );
+                                self.error(
+                                    located.file,
+                                    "unfed-input-port",
+                                    located.span.clone(),
+                                    message,
+                                    format!("add `port-mapping = {{ {port} = \"...\" }}` to it"),
+                                );
                             }
                             fed = true;
                         }
@@ -900,7 +1229,10 @@ impl Checker<'_> {
                 }
             }
             if !fed {
-                let message = format!("input port `{port}` of `{}` is fed by no port mapping", resource.key);
+                let message = format!(
+                    "input port `{port}` of `{}` is fed by no port mapping",
+                    resource.key
+                );
                 self.error(draft.file, "unfed-input-port", draft.key_span.clone(), message, format!("add a constraint to `inside` or `environment` with `port-mapping = {{ {port} = \"<their output port>\" }}`"));
             }
         }
@@ -921,7 +1253,10 @@ impl Checker<'_> {
             let Some(text) = value.as_str() else { continue };
             for reference in references_in(text) {
                 if !resolves(resource, reference) {
-                    let message = format!("property `{name}` refers to `${{{reference}}}`, which `{}` does not define", resource.key);
+                    let message = format!(
+                        "property `{name}` refers to `${{{reference}}}`, which `{}` does not define",
+                        resource.key
+                    );
                     self.error(draft.file, "unresolved-reference", draft.key_span.clone(), message, "refer to `config_port.X`, `input_ports.P.X` or `output_ports.P.X` of this resource".into());
                 }
             }
@@ -929,7 +1264,11 @@ impl Checker<'_> {
     }
 
     fn cycles(&mut self, drafts: &[Draft], index: &DefinedIndex) {
-        let keys: BTreeMap<&Key, usize> = drafts.iter().enumerate().map(|(i, d)| (&d.resource.key, i)).collect();
+        let keys: BTreeMap<&Key, usize> = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (&d.resource.key, i))
+            .collect();
         let edges: Vec<Vec<usize>> = drafts
             .iter()
             .map(|draft| {
@@ -937,7 +1276,10 @@ impl Checker<'_> {
                 for group in draft.groups.iter().filter(|g| g.field != "peers") {
                     for located in &group.constraints {
                         for (version, _) in index.matching(&located.constraint) {
-                            let key = Key { name: located.constraint.name.clone(), version: version.clone() };
+                            let key = Key {
+                                name: located.constraint.name.clone(),
+                                version: version.clone(),
+                            };
                             if let Some(&target) = keys.get(&key) {
                                 targets.insert(target);
                             }
@@ -994,55 +1336,140 @@ impl Checker<'_> {
             let spec = raw.get_ref();
             let file = spec.file.get_ref();
             let plain = !file.is_empty() && !file.contains('/') && !file.starts_with('.');
-            if !plain || ["resource_definitions.json", "resource_library.json", "installer_config.json"].contains(&file.as_str()) {
+            if !plain
+                || [
+                    "resource_definitions.json",
+                    "resource_library.json",
+                    "installer_config.json",
+                ]
+                .contains(&file.as_str())
+            {
                 self.error(EXTENSION_FILE, "install-spec-file", spec.file.span(), format!("install spec file name `{file}` is not allowed"), "use a plain file name such as `install_spec.json`, distinct from the generated metadata".into());
             }
             if !files.insert(file.clone()) {
-                self.error(EXTENSION_FILE, "install-spec-file", spec.file.span(), format!("install spec `{file}` is written twice"), "give each install spec its own file".into());
+                self.error(
+                    EXTENSION_FILE,
+                    "install-spec-file",
+                    spec.file.span(),
+                    format!("install spec `{file}` is written twice"),
+                    "give each install spec its own file".into(),
+                );
             }
             let mut keys: BTreeMap<String, Key> = BTreeMap::new();
             let mut instances = Vec::new();
             for raw_instance in &spec.instance {
                 let instance = raw_instance.get_ref();
-                let Some(located) = self.constraint(EXTENSION_FILE, &instance.key, raw_instance.span()) else { continue };
-                let (VersionReq::Exact(version) | VersionReq::Any(version)) = &located.constraint.version else {
-                    self.error(EXTENSION_FILE, "instance-key", instance.key.span(), "an instance names an exact key, not a range".into(), "write \"NAME VERSION\"".into());
+                let Some(located) =
+                    self.constraint(EXTENSION_FILE, &instance.key, raw_instance.span())
+                else {
                     continue;
                 };
-                let key = Key { name: located.constraint.name.clone(), version: version.clone() };
-                let known = key.name == "dynamic-host" || index.by_name.get(&key.name).is_some_and(|v| v.iter().any(|(ver, _)| *ver == key.version));
+                let (VersionReq::Exact(version) | VersionReq::Any(version)) =
+                    &located.constraint.version
+                else {
+                    self.error(
+                        EXTENSION_FILE,
+                        "instance-key",
+                        instance.key.span(),
+                        "an instance names an exact key, not a range".into(),
+                        "write \"NAME VERSION\"".into(),
+                    );
+                    continue;
+                };
+                let key = Key {
+                    name: located.constraint.name.clone(),
+                    version: version.clone(),
+                };
+                let known = key.name == "dynamic-host"
+                    || index
+                        .by_name
+                        .get(&key.name)
+                        .is_some_and(|v| v.iter().any(|(ver, _)| *ver == key.version));
                 if !known {
-                    self.error(EXTENSION_FILE, "instance-key", instance.key.span(), format!("install spec `{file}` installs `{key}`, which no manifest defines"), "define the resource, or fix the key".into());
+                    self.error(
+                        EXTENSION_FILE,
+                        "instance-key",
+                        instance.key.span(),
+                        format!(
+                            "install spec `{file}` installs `{key}`, which no manifest defines"
+                        ),
+                        "define the resource, or fix the key".into(),
+                    );
                 }
-                if keys.insert(instance.id.get_ref().clone(), key.clone()).is_some() {
-                    self.error(EXTENSION_FILE, "instance-id", instance.id.span(), format!("instance id `{}` is used twice in `{file}`", instance.id.get_ref()), "give every instance a unique id".into());
+                if keys
+                    .insert(instance.id.get_ref().clone(), key.clone())
+                    .is_some()
+                {
+                    self.error(
+                        EXTENSION_FILE,
+                        "instance-id",
+                        instance.id.span(),
+                        format!(
+                            "instance id `{}` is used twice in `{file}`",
+                            instance.id.get_ref()
+                        ),
+                        "give every instance a unique id".into(),
+                    );
                 }
                 instances.push((raw_instance, key));
             }
             for (raw_instance, key) in instances {
                 let instance = raw_instance.get_ref();
-                let refer = |checker: &mut Checker, reference: &Spanned<manifest::InstanceRef>| -> Option<InstanceRef> {
+                let refer = |checker: &mut Checker,
+                             reference: &Spanned<manifest::InstanceRef>|
+                 -> Option<InstanceRef> {
                     let id = reference.get_ref().id.get_ref();
                     let Some(key) = keys.get(id) else {
-                        checker.error(EXTENSION_FILE, "instance-ref", reference.span(), format!("no instance `{id}` in `{file}`"), "refer to the id of an instance listed before in the same spec".into());
+                        checker.error(
+                            EXTENSION_FILE,
+                            "instance-ref",
+                            reference.span(),
+                            format!("no instance `{id}` in `{file}`"),
+                            "refer to the id of an instance listed before in the same spec".into(),
+                        );
                         return None;
                     };
-                    Some(InstanceRef { id: id.clone(), key: key.clone(), port_mapping: reference.get_ref().port_mapping.clone() })
+                    Some(InstanceRef {
+                        id: id.clone(),
+                        key: key.clone(),
+                        port_mapping: reference.get_ref().port_mapping.clone(),
+                    })
                 };
                 let inside = instance.inside.as_ref().and_then(|r| refer(self, r));
-                let environment = instance.environment.iter().filter_map(|r| refer(self, r)).collect();
-                let peers = instance.peers.iter().filter_map(|r| refer(self, r)).collect();
-                specs_push_instance(&mut specs, file, spec.choice.clone(), Instance {
-                    id: instance.id.get_ref().clone(),
-                    key,
-                    inside,
-                    environment,
-                    peers,
-                    config_port: instance.config_port.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect(),
-                });
+                let environment = instance
+                    .environment
+                    .iter()
+                    .filter_map(|r| refer(self, r))
+                    .collect();
+                let peers = instance
+                    .peers
+                    .iter()
+                    .filter_map(|r| refer(self, r))
+                    .collect();
+                specs_push_instance(
+                    &mut specs,
+                    file,
+                    spec.choice.clone(),
+                    Instance {
+                        id: instance.id.get_ref().clone(),
+                        key,
+                        inside,
+                        environment,
+                        peers,
+                        config_port: instance
+                            .config_port
+                            .iter()
+                            .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                            .collect(),
+                    },
+                );
             }
             if spec.instance.is_empty() {
-                specs.push(InstallSpec { file: file.clone(), choice: spec.choice.clone(), instances: Vec::new() });
+                specs.push(InstallSpec {
+                    file: file.clone(),
+                    choice: spec.choice.clone(),
+                    instances: Vec::new(),
+                });
             }
         }
         extension.install_specs = specs;
@@ -1051,8 +1478,17 @@ impl Checker<'_> {
     /// A resource that nothing installs is legal but suspicious. Blocks are the roots (the
     /// caretaker deploys them on demand), and so are the keys of the install specs; everything
     /// else must be reached from them through `inside`, `environment` or `peers`.
-    fn unreachable_resources(&mut self, drafts: &[Draft], index: &DefinedIndex, extension: &Extension) {
-        let position: BTreeMap<&Key, usize> = drafts.iter().enumerate().map(|(i, d)| (&d.resource.key, i)).collect();
+    fn unreachable_resources(
+        &mut self,
+        drafts: &[Draft],
+        index: &DefinedIndex,
+        extension: &Extension,
+    ) {
+        let position: BTreeMap<&Key, usize> = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (&d.resource.key, i))
+            .collect();
         let mut reached = vec![false; drafts.len()];
         let mut stack: Vec<usize> = Vec::new();
         for (i, draft) in drafts.iter().enumerate() {
@@ -1060,7 +1496,11 @@ impl Checker<'_> {
                 stack.push(i);
             }
         }
-        for instance in extension.install_specs.iter().flat_map(|spec| &spec.instances) {
+        for instance in extension
+            .install_specs
+            .iter()
+            .flat_map(|spec| &spec.instances)
+        {
             stack.extend(position.get(&instance.key).copied());
         }
         while let Some(node) = stack.pop() {
@@ -1069,17 +1509,36 @@ impl Checker<'_> {
             }
             for located in drafts[node].groups.iter().flat_map(|g| &g.constraints) {
                 for (version, _) in index.matching(&located.constraint) {
-                    let key = Key { name: located.constraint.name.clone(), version: version.clone() };
-                    stack.extend(position.get(&key).copied().filter(|&target| !reached[target]));
+                    let key = Key {
+                        name: located.constraint.name.clone(),
+                        version: version.clone(),
+                    };
+                    stack.extend(
+                        position
+                            .get(&key)
+                            .copied()
+                            .filter(|&target| !reached[target]),
+                    );
                 }
             }
         }
         for (draft, reached) in drafts.iter().zip(reached) {
             if !reached {
                 let key = &draft.resource.key;
-                let message = format!("no block, install spec or other resource needs `{key}`, so it is never installed");
-                let help = format!("require it from a block (`requires = [\"{} {}\"]`), add it to an install spec, or remove the manifest", key.name, key.version);
-                self.warn(draft.file, "unreachable-resource", draft.key_span.clone(), message, help);
+                let message = format!(
+                    "no block, install spec or other resource needs `{key}`, so it is never installed"
+                );
+                let help = format!(
+                    "require it from a block (`requires = [\"{} {}\"]`), add it to an install spec, or remove the manifest",
+                    key.name, key.version
+                );
+                self.warn(
+                    draft.file,
+                    "unreachable-resource",
+                    draft.key_span.clone(),
+                    message,
+                    help,
+                );
             }
         }
     }
@@ -1092,7 +1551,11 @@ impl Checker<'_> {
                 // Constraints derived from extension.toml or the block rules point at the name; they
                 // are checked once, where they are written.
                 if located.span != draft.key_span {
-                    written.push((located.file, located.constraint.clone(), located.span.clone()));
+                    written.push((
+                        located.file,
+                        located.constraint.clone(),
+                        located.span.clone(),
+                    ));
                 }
             }
         }
@@ -1108,10 +1571,18 @@ impl Checker<'_> {
             if !matches!(constraint.version, VersionReq::Range(_)) {
                 continue;
             }
-            let versions: BTreeSet<&str> = index.matching(&constraint).map(|(version, _)| version.as_str()).collect();
+            let versions: BTreeSet<&str> = index
+                .matching(&constraint)
+                .map(|(version, _)| version.as_str())
+                .collect();
             if let [only] = versions.into_iter().collect::<Vec<_>>().as_slice() {
-                let message = format!("version range `{}` of `{}` admits only one defined version, `{only}`", constraint.version, constraint.name);
-                let help = format!("write the exact version `{only}`, or define the other versions the range is meant to admit");
+                let message = format!(
+                    "version range `{}` of `{}` admits only one defined version, `{only}`",
+                    constraint.version, constraint.name
+                );
+                let help = format!(
+                    "write the exact version `{only}`, or define the other versions the range is meant to admit"
+                );
                 self.warn(file, "narrow-range", span, message, help);
             }
         }
@@ -1119,18 +1590,38 @@ impl Checker<'_> {
 
     /// An output port that no port mapping reads is dead weight, or a mapping was forgotten.
     /// The block port `block_info` is read by the generic block driver, not through a mapping.
-    fn unmapped_output_ports(&mut self, drafts: &[Draft], index: &DefinedIndex, extension: &Extension) {
+    fn unmapped_output_ports(
+        &mut self,
+        drafts: &[Draft],
+        index: &DefinedIndex,
+        extension: &Extension,
+    ) {
         let mut mapped: BTreeSet<(Key, String)> = BTreeSet::new();
-        for located in drafts.iter().flat_map(|d| &d.groups).flat_map(|g| &g.constraints) {
+        for located in drafts
+            .iter()
+            .flat_map(|d| &d.groups)
+            .flat_map(|g| &g.constraints)
+        {
             for (version, _) in index.matching(&located.constraint) {
                 for theirs in located.constraint.port_mapping.values() {
-                    let key = Key { name: located.constraint.name.clone(), version: version.clone() };
+                    let key = Key {
+                        name: located.constraint.name.clone(),
+                        version: version.clone(),
+                    };
                     mapped.insert((key, theirs.clone()));
                 }
             }
         }
-        for instance in extension.install_specs.iter().flat_map(|spec| &spec.instances) {
-            let references = instance.inside.iter().chain(&instance.environment).chain(&instance.peers);
+        for instance in extension
+            .install_specs
+            .iter()
+            .flat_map(|spec| &spec.instances)
+        {
+            let references = instance
+                .inside
+                .iter()
+                .chain(&instance.environment)
+                .chain(&instance.peers);
             for reference in references {
                 for theirs in reference.port_mapping.values() {
                     mapped.insert((reference.key.clone(), theirs.clone()));
@@ -1140,9 +1631,16 @@ impl Checker<'_> {
         for draft in drafts.iter().filter(|d| d.resource.kind != Kind::Block) {
             for port in draft.resource.output_ports.keys() {
                 if !mapped.contains(&(draft.resource.key.clone(), port.clone())) {
-                    let span = self.output_port_span(draft.file, port).unwrap_or_else(|| draft.key_span.clone());
-                    let message = format!("output port `{port}` of `{}` is mapped by no other resource", draft.resource.key);
-                    let help = format!("map it where it is needed (`port-mapping = {{ <input port> = \"{port}\" }}`), or remove the port");
+                    let span = self
+                        .output_port_span(draft.file, port)
+                        .unwrap_or_else(|| draft.key_span.clone());
+                    let message = format!(
+                        "output port `{port}` of `{}` is mapped by no other resource",
+                        draft.resource.key
+                    );
+                    let help = format!(
+                        "map it where it is needed (`port-mapping = {{ <input port> = \"{port}\" }}`), or remove the port"
+                    );
                     self.warn(draft.file, "unmapped-port", span, message, help);
                 }
             }
@@ -1155,13 +1653,18 @@ impl Checker<'_> {
         let first = table.output_ports.get(port)?.values().next()?;
         let text = self.source_text(file);
         let header = format!("[resource.output-ports.{port}]");
-        Some(text.find(&header).map_or(first.span(), |start| start..start + header.len()))
+        Some(
+            text.find(&header)
+                .map_or(first.span(), |start| start..start + header.len()),
+        )
     }
 
     /// A directory under `blox/` that no block manifest packages is legal but suspicious.
     fn unmanifested_blocks(&mut self, drafts: &[Draft]) {
         let blox = self.repo.join("blox");
-        let Ok(entries) = std::fs::read_dir(&blox) else { return };
+        let Ok(entries) = std::fs::read_dir(&blox) else {
+            return;
+        };
         let used: BTreeSet<PathBuf> = drafts
             .iter()
             .flat_map(|d| d.resource.packages.iter())
@@ -1189,10 +1692,19 @@ impl Checker<'_> {
     }
 }
 
-fn specs_push_instance(specs: &mut Vec<InstallSpec>, file: &str, choice: Option<String>, instance: Instance) {
+fn specs_push_instance(
+    specs: &mut Vec<InstallSpec>,
+    file: &str,
+    choice: Option<String>,
+    instance: Instance,
+) {
     match specs.iter_mut().find(|spec| spec.file == file) {
         Some(spec) => spec.instances.push(instance),
-        None => specs.push(InstallSpec { file: file.to_string(), choice, instances: vec![instance] }),
+        None => specs.push(InstallSpec {
+            file: file.to_string(),
+            choice,
+            instances: vec![instance],
+        }),
     }
 }
 
@@ -1213,7 +1725,9 @@ fn verb(field: &str) -> &'static str {
 
 fn is_identifier(text: &str) -> bool {
     let mut chars = text.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -1223,15 +1737,24 @@ pub fn parse_constraint_text(text: &str) -> Result<Constraint, String> {
         return Err(format!("constraint `{text}` has no version"));
     };
     let version = parse_version_req(&RawVersion::Text(spec.trim().to_string()))?;
-    Ok(Constraint { name: name.to_string(), version, port_mapping: BTreeMap::new() })
+    Ok(Constraint {
+        name: name.to_string(),
+        version,
+        port_mapping: BTreeMap::new(),
+    })
 }
 
 /// Whether a block display name follows the rules: no `_` or `.`, and a Python module once mangled.
 pub fn block_name_problem(display: &str) -> Option<String> {
     if display.is_empty() || display.contains(['_', '.']) {
-        Some(format!("block name `{display}` contains `_` or `.`, which are reserved by the name mangling"))
+        Some(format!(
+            "block name `{display}` contains `_` or `.`, which are reserved by the name mangling"
+        ))
     } else if !is_identifier(&mangle(display)) {
-        Some(format!("block name `{display}` does not give a Python module name (`{}`)", mangle(display)))
+        Some(format!(
+            "block name `{display}` does not give a Python module name (`{}`)",
+            mangle(display)
+        ))
     } else {
         None
     }
@@ -1271,7 +1794,9 @@ pub fn parse_version_req(raw: &RawVersion) -> Result<VersionReq, String> {
                     }
                     return Ok(VersionReq::Exact(rest.trim().to_string()));
                 } else {
-                    return Err(format!("`{part}` in `{text}` is neither a version nor a bound (>=, >, <, <=)"));
+                    return Err(format!(
+                        "`{part}` in `{text}` is neither a version nor a bound (>=, >, <, <=)"
+                    ));
                 };
                 let rest = rest.trim();
                 if rest.is_empty() || rest.contains(char::is_whitespace) {
@@ -1317,8 +1842,14 @@ fn resolves(resource: &Resource, reference: &str) -> bool {
     let parts: Vec<&str> = reference.split('.').collect();
     match parts.as_slice() {
         ["config_port", property] => resource.config_port.contains_key(*property),
-        ["input_ports", port, property] => resource.input_ports.get(*port).is_some_and(|p| p.contains_key(*property)),
-        ["output_ports", port, property] => resource.output_ports.get(*port).is_some_and(|p| p.contains_key(*property)),
+        ["input_ports", port, property] => resource
+            .input_ports
+            .get(*port)
+            .is_some_and(|p| p.contains_key(*property)),
+        ["output_ports", port, property] => resource
+            .output_ports
+            .get(*port)
+            .is_some_and(|p| p.contains_key(*property)),
         _ => false,
     }
 }
@@ -1327,11 +1858,16 @@ pub fn toml_to_json(value: &toml::Value) -> serde_json::Value {
     match value {
         toml::Value::String(s) => serde_json::Value::String(s.clone()),
         toml::Value::Integer(i) => serde_json::Value::from(*i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
         toml::Value::Boolean(b) => serde_json::Value::Bool(*b),
         toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
         toml::Value::Array(a) => serde_json::Value::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => serde_json::Value::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+        toml::Value::Table(t) => serde_json::Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -1351,7 +1887,10 @@ mod tests {
         assert_eq!(parse("any"), Ok(VersionReq::Any("any".into())));
         assert_eq!(
             parse(">=2.1, <3"),
-            Ok(VersionReq::Range(vec![(RangeOp::GreaterThanOrEqual, "2.1".into()), (RangeOp::LessThan, "3".into())]))
+            Ok(VersionReq::Range(vec![
+                (RangeOp::GreaterThanOrEqual, "2.1".into()),
+                (RangeOp::LessThan, "3".into())
+            ]))
         );
         assert!(parse(">= ").is_err());
         assert!(parse("1.0 2.0").is_err());
@@ -1359,6 +1898,9 @@ mod tests {
 
     #[test]
     fn references_are_found_and_resolved() {
-        assert_eq!(references_in("${input_ports.host.genforma_home}/blox/${config_port.x}"), ["input_ports.host.genforma_home", "config_port.x"]);
+        assert_eq!(
+            references_in("${input_ports.host.genforma_home}/blox/${config_port.x}"),
+            ["input_ports.host.genforma_home", "config_port.x"]
+        );
     }
 }

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Diagnostic, Error, Result};
-use crate::model::{Alternatives, Constraint, Driver, InstallSpec, Key, Kind, Model, Package, PackageSource, Property, Resource, VersionReq};
+use crate::model::{
+    Alternatives, Constraint, Driver, InstallSpec, Key, Kind, Model, Package, PackageSource,
+    Property, Resource, VersionReq,
+};
 
 pub const DEFINITIONS_FILE: &str = "metadata/resource_definitions.json";
 pub const LIBRARY_FILE: &str = "metadata/resource_library.json";
@@ -45,8 +48,14 @@ pub struct DriverSources {
 /// Every generated and copied file of the extension tree, sorted by path (archives excluded).
 pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile>> {
     let mut files = Vec::new();
-    files.push(bytes("version.txt", format!("{}\n", model.extension.version).into_bytes()));
-    files.push(bytes("drivers/__init__.py", b"\"\"\"Engage drivers of the Datablox extension.\"\"\"\n".to_vec()));
+    files.push(bytes(
+        "version.txt",
+        format!("{}\n", model.extension.version).into_bytes(),
+    ));
+    files.push(bytes(
+        "drivers/__init__.py",
+        b"\"\"\"Engage drivers of the Datablox extension.\"\"\"\n".to_vec(),
+    ));
 
     let mut definitions = Vec::new();
     let mut library = Vec::new();
@@ -63,22 +72,50 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
             Driver::Block => {
                 let dir = format!("drivers/{}", resource.driver_dir());
                 files.push(bytes(&format!("{dir}/__init__.py"), Vec::new()));
-                files.push(bytes(&format!("{dir}/driver.py"), block_driver(resource).into_bytes()));
-                files.push(json_file(&format!("{dir}/resources.json"), &json!([definition(resource)]))?);
-                files.push(json_file(&format!("{dir}/packages.json"), &packages(resource))?);
+                files.push(bytes(
+                    &format!("{dir}/driver.py"),
+                    block_driver(resource).into_bytes(),
+                ));
+                files.push(json_file(
+                    &format!("{dir}/resources.json"),
+                    &json!([definition(resource)]),
+                )?);
+                files.push(json_file(
+                    &format!("{dir}/packages.json"),
+                    &packages(resource),
+                )?);
             }
             Driver::Directory(source) => {
                 let dir = format!("drivers/{}", resource.driver_dir());
-                let copied = drivers.directories.get(source).map(Vec::as_slice).unwrap_or_default();
+                let copied = drivers
+                    .directories
+                    .get(source)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
                 for path in copied {
-                    let name = path.file_name().expect("listed files have names").to_string_lossy();
-                    files.push(OutputFile { path: format!("{dir}/{name}"), content: Content::Copy(path.clone()) });
+                    let name = path
+                        .file_name()
+                        .expect("listed files have names")
+                        .to_string_lossy();
+                    files.push(OutputFile {
+                        path: format!("{dir}/{name}"),
+                        content: Content::Copy(path.clone()),
+                    });
                 }
-                if !copied.iter().any(|p| p.file_name().is_some_and(|n| n == "__init__.py")) {
+                if !copied
+                    .iter()
+                    .any(|p| p.file_name().is_some_and(|n| n == "__init__.py"))
+                {
                     files.push(bytes(&format!("{dir}/__init__.py"), Vec::new()));
                 }
-                files.push(json_file(&format!("{dir}/resources.json"), &json!([definition(resource)]))?);
-                files.push(json_file(&format!("{dir}/packages.json"), &packages(resource))?);
+                files.push(json_file(
+                    &format!("{dir}/resources.json"),
+                    &json!([definition(resource)]),
+                )?);
+                files.push(json_file(
+                    &format!("{dir}/packages.json"),
+                    &packages(resource),
+                )?);
             }
         }
     }
@@ -86,8 +123,14 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
     files.push(json_file(LIBRARY_FILE, &Value::Array(library))?);
 
     for module in &drivers.modules {
-        let name = module.file_name().expect("listed files have names").to_string_lossy();
-        files.push(OutputFile { path: format!("drivers/{name}"), content: Content::Copy(module.clone()) });
+        let name = module
+            .file_name()
+            .expect("listed files have names")
+            .to_string_lossy();
+        files.push(OutputFile {
+            path: format!("drivers/{name}"),
+            content: Content::Copy(module.clone()),
+        });
     }
 
     if let Some(application) = &model.extension.application_name {
@@ -95,7 +138,11 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
             .extension
             .install_specs
             .iter()
-            .filter_map(|spec| spec.choice.as_ref().map(|choice| json!({"choice_name": choice, "file_name": spec.file})))
+            .filter_map(|spec| {
+                spec.choice
+                    .as_ref()
+                    .map(|choice| json!({"choice_name": choice, "file_name": spec.file}))
+            })
             .collect();
         let config = json!({
             "application_name": application,
@@ -106,7 +153,10 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
         files.push(json_file(INSTALLER_CONFIG_FILE, &config)?);
     }
     for spec in &model.extension.install_specs {
-        files.push(json_file(&format!("metadata/{}", spec.file), &install_spec(spec))?);
+        files.push(json_file(
+            &format!("metadata/{}", spec.file),
+            &install_spec(spec),
+        )?);
     }
 
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -120,7 +170,10 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
 }
 
 fn bytes(path: &str, content: Vec<u8>) -> OutputFile {
-    OutputFile { path: path.to_string(), content: Content::Bytes(content) }
+    OutputFile {
+        path: path.to_string(),
+        content: Content::Bytes(content),
+    }
 }
 
 /// Serializes `value` in the one JSON format of the tree, then re-reads it and checks that it
@@ -129,10 +182,16 @@ pub fn json_file(path: &str, value: &Value) -> Result<OutputFile> {
     let mut text = serde_json::to_string_pretty(value).expect("JSON values always serialize");
     text.push('\n');
     let reread: Value = serde_json::from_str(&text).map_err(|error| {
-        Error::new(Diagnostic::error("json-roundtrip", format!("generated `{path}` does not parse back: {error}")))
+        Error::new(Diagnostic::error(
+            "json-roundtrip",
+            format!("generated `{path}` does not parse back: {error}"),
+        ))
     })?;
     if &reread != value {
-        return Err(Error::new(Diagnostic::error("json-roundtrip", format!("generated `{path}` reads back differently"))));
+        return Err(Error::new(Diagnostic::error(
+            "json-roundtrip",
+            format!("generated `{path}` reads back differently"),
+        )));
     }
     Ok(bytes(path, text.into_bytes()))
 }
@@ -144,15 +203,21 @@ pub fn key_json(key: &Key) -> Value {
 fn version_json(version: &VersionReq) -> Value {
     match version {
         VersionReq::Exact(exact) | VersionReq::Any(exact) => Value::String(exact.clone()),
-        VersionReq::Range(bounds) => {
-            Value::Object(bounds.iter().map(|(op, bound)| (op.json_name().to_string(), Value::String(bound.clone()))).collect())
-        }
+        VersionReq::Range(bounds) => Value::Object(
+            bounds
+                .iter()
+                .map(|(op, bound)| (op.json_name().to_string(), Value::String(bound.clone())))
+                .collect(),
+        ),
     }
 }
 
 fn constraint_json(constraint: &Constraint) -> Value {
     let mut object = Map::new();
-    object.insert("key".into(), json!({"name": constraint.name, "version": version_json(&constraint.version)}));
+    object.insert(
+        "key".into(),
+        json!({"name": constraint.name, "version": version_json(&constraint.version)}),
+    );
     if !constraint.port_mapping.is_empty() {
         object.insert("port_mapping".into(), json!(constraint.port_mapping));
     }
@@ -162,8 +227,12 @@ fn constraint_json(constraint: &Constraint) -> Value {
 fn alternatives_json(alternatives: &Alternatives) -> Value {
     match alternatives {
         Alternatives::One(one) => constraint_json(one),
-        Alternatives::AllOf(all) => json!({"all-of": all.iter().map(constraint_json).collect::<Vec<_>>()}),
-        Alternatives::OneOf(all) => json!({"one-of": all.iter().map(constraint_json).collect::<Vec<_>>()}),
+        Alternatives::AllOf(all) => {
+            json!({"all-of": all.iter().map(constraint_json).collect::<Vec<_>>()})
+        }
+        Alternatives::OneOf(all) => {
+            json!({"one-of": all.iter().map(constraint_json).collect::<Vec<_>>()})
+        }
     }
 }
 
@@ -176,11 +245,21 @@ fn property_json(property: &Property) -> Value {
 }
 
 fn properties_json(properties: &BTreeMap<String, Property>) -> Value {
-    Value::Object(properties.iter().map(|(name, p)| (name.clone(), property_json(p))).collect())
+    Value::Object(
+        properties
+            .iter()
+            .map(|(name, p)| (name.clone(), property_json(p)))
+            .collect(),
+    )
 }
 
 fn ports_json(ports: &BTreeMap<String, BTreeMap<String, Property>>) -> Value {
-    Value::Object(ports.iter().map(|(name, p)| (name.clone(), properties_json(p))).collect())
+    Value::Object(
+        ports
+            .iter()
+            .map(|(name, p)| (name.clone(), properties_json(p)))
+            .collect(),
+    )
 }
 
 /// A resource definition, with only the fields that have content.
@@ -202,7 +281,11 @@ pub fn definition(resource: &Resource) -> Value {
     if !resource.output_ports.is_empty() {
         object.insert("output_ports".into(), ports_json(&resource.output_ports));
     }
-    for (field, value) in [("inside", &resource.inside), ("environment", &resource.environment), ("peers", &resource.peers)] {
+    for (field, value) in [
+        ("inside", &resource.inside),
+        ("environment", &resource.environment),
+        ("peers", &resource.peers),
+    ] {
         if let Some(value) = value {
             object.insert(field.into(), alternatives_json(value));
         }
@@ -212,7 +295,9 @@ pub fn definition(resource: &Resource) -> Value {
 
 fn package_json(package: &Package) -> Value {
     let (ty, class, location) = match &package.source {
-        PackageSource::Archive { file_name, .. } => ("Archive", "GzippedTarArchive", file_name.as_str()),
+        PackageSource::Archive { file_name, .. } => {
+            ("Archive", "GzippedTarArchive", file_name.as_str())
+        }
         PackageSource::File { file_name, .. } => ("File", "FilePackage", file_name.as_str()),
         PackageSource::Pip(name) => ("Reference", "PipLink", name.as_str()),
         PackageSource::EasyInstall(name) => ("Reference", "EasyInstallLink", name.as_str()),
@@ -238,7 +323,12 @@ pub fn packages(resource: &Resource) -> Value {
 fn block_driver(resource: &Resource) -> String {
     debug_assert_eq!(resource.kind, Kind::Block);
     // The docstring must stay a docstring whatever the display name holds.
-    let name = resource.display_name.as_deref().unwrap_or(&resource.key.name).replace('\\', "/").replace("\"\"\"", "'''");
+    let name = resource
+        .display_name
+        .as_deref()
+        .unwrap_or(&resource.key.name)
+        .replace('\\', "/")
+        .replace("\"\"\"", "'''");
     format!(
         r#"# -*- coding: utf-8 -*-
 """Engage driver of {name} {version}: the generic block driver with this block's packages.
@@ -281,10 +371,16 @@ fn install_spec(spec: &InstallSpec) -> Value {
                 object.insert("inside".into(), reference(inside));
             }
             if !instance.environment.is_empty() {
-                object.insert("environment".into(), Value::Array(instance.environment.iter().map(reference).collect()));
+                object.insert(
+                    "environment".into(),
+                    Value::Array(instance.environment.iter().map(reference).collect()),
+                );
             }
             if !instance.peers.is_empty() {
-                object.insert("peers".into(), Value::Array(instance.peers.iter().map(reference).collect()));
+                object.insert(
+                    "peers".into(),
+                    Value::Array(instance.peers.iter().map(reference).collect()),
+                );
             }
             if !instance.config_port.is_empty() {
                 object.insert("config_port".into(), json!(instance.config_port));

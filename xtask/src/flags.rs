@@ -6,7 +6,12 @@ use clap::{Parser, Subcommand};
 
 /// Datablox's build tasks. Run `cargo xtask <command> --help` for one command's options.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", version, disable_help_subcommand = true)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    version,
+    disable_help_subcommand = true
+)]
 pub struct Xtask {
     #[command(subcommand)]
     pub command: Option<Command>,

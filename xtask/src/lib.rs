@@ -3,23 +3,23 @@
 //! `main.rs` is a thin shell around the entry points defined here; the stages live in their own
 //! modules, listed in reading order: parse, validate, plan, build, write.
 
+pub mod archive;
+pub mod build;
+pub mod cache;
+pub mod check;
 pub mod error;
+pub mod extension;
+pub mod flags;
+pub mod graph;
+pub mod hash;
+pub mod import;
 pub mod manifest;
 pub mod model;
-pub mod check;
-pub mod plan;
-pub mod tree;
-pub mod hash;
-pub mod archive;
-pub mod extension;
-pub mod cache;
-pub mod build;
 pub mod output;
+pub mod plan;
 pub mod progress;
 pub mod scaffold;
-pub mod import;
-pub mod graph;
-pub mod flags;
+pub mod tree;
 
 use std::path::{Path, PathBuf};
 
@@ -43,28 +43,52 @@ pub struct DistReport {
 }
 
 /// parse -> validate -> plan -> build -> write.
-pub fn dist(repo: &Path, options: &DistOptions, progress: &dyn progress::Progress) -> Result<DistReport> {
+pub fn dist(
+    repo: &Path,
+    options: &DistOptions,
+    progress: &dyn progress::Progress,
+) -> Result<DistReport> {
     let checked = check::load(repo)?;
-    let out_dir = options.out_dir.clone().unwrap_or_else(|| repo.join("target").join("dist"));
+    let out_dir = options
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| repo.join("target").join("dist"));
+    output::check_out_dir(&out_dir)?;
     let plan = plan::make(&checked.model, repo, options.source_date_epoch)?;
     let old = cache::Cache::read(&out_dir);
-    let build_options = build::BuildOptions { jobs: options.jobs, use_cache: options.use_cache };
+    let build_options = build::BuildOptions {
+        jobs: options.jobs,
+        use_cache: options.use_cache,
+    };
     let built = build::build(&plan, &out_dir, &old, build_options, progress);
     progress.end();
     let summary = output::commit(&checked.model, &plan, built?, &out_dir)?;
-    Ok(DistReport { summary, warnings: checked.warnings })
+    Ok(DistReport {
+        summary,
+        warnings: checked.warnings,
+    })
 }
 
 /// The repository root: the nearest directory, from `start` up, that has `manifests/extension.toml`.
 pub fn find_repo(start: &Path) -> Result<PathBuf> {
     start
         .ancestors()
-        .find(|dir| dir.join("manifests").join(manifest::EXTENSION_MANIFEST).is_file())
+        .find(|dir| {
+            dir.join("manifests")
+                .join(manifest::EXTENSION_MANIFEST)
+                .is_file()
+        })
         .map(Path::to_path_buf)
         .ok_or_else(|| {
             Error::new(
-                Diagnostic::error("no-repository", format!("no `manifests/extension.toml` in `{}` or above", start.display()))
-                    .help("run the command inside a Datablox repository"),
+                Diagnostic::error(
+                    "no-repository",
+                    format!(
+                        "no `manifests/extension.toml` in `{}` or above",
+                        start.display()
+                    ),
+                )
+                .help("run the command inside a Datablox repository"),
             )
         })
 }
@@ -75,8 +99,13 @@ pub fn parse_source_date_epoch(value: Option<&str>) -> Result<Option<u64>> {
         None | Some("") => Ok(None),
         Some(text) => text.trim().parse::<u64>().map(Some).map_err(|_| {
             Error::new(
-                Diagnostic::error("source-date-epoch", format!("SOURCE_DATE_EPOCH is `{text}`, not a number of seconds"))
-                    .help("set it to a non-negative integer, e.g. `git log -1 --format=%ct`, or unset it"),
+                Diagnostic::error(
+                    "source-date-epoch",
+                    format!("SOURCE_DATE_EPOCH is `{text}`, not a number of seconds"),
+                )
+                .help(
+                    "set it to a non-negative integer, e.g. `git log -1 --format=%ct`, or unset it",
+                ),
             )
         }),
     }

@@ -32,7 +32,8 @@ fn main() -> ExitCode {
 }
 
 fn run(command: Command) -> Result<ExitCode, Error> {
-    let cwd = std::env::current_dir().map_err(|e| Error::io("read", std::path::Path::new("."), e))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::io("read", std::path::Path::new("."), e))?;
     if let Command::Import(flags) = command {
         return import(&cwd, flags);
     }
@@ -42,12 +43,21 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             let started = Instant::now();
             let options = xtask::DistOptions {
                 out_dir: flags.out.map(|out| cwd.join(out)),
-                jobs: flags.jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |n| n as usize),
+                jobs: flags.jobs.map_or_else(
+                    || std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    |n| n as usize,
+                ),
                 use_cache: !flags.no_cache,
-                source_date_epoch: xtask::parse_source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())?,
+                source_date_epoch: xtask::parse_source_date_epoch(
+                    std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+                )?,
             };
             let interactive = !flags.json && std::io::stderr().is_terminal();
-            let progress: Box<dyn Progress> = if interactive { Box::new(Bar::new()) } else { Box::new(Silent) };
+            let progress: Box<dyn Progress> = if interactive {
+                Box::new(Bar::new())
+            } else {
+                Box::new(Silent)
+            };
             let report = xtask::dist(&repo, &options, progress.as_ref())?;
             for warning in &report.warnings {
                 eprint!("{warning}");
@@ -67,7 +77,11 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                     summary.skipped,
                     human_bytes(summary.bytes),
                     seconds,
-                    summary.out_dir.strip_prefix(&cwd).unwrap_or(&summary.out_dir).display(),
+                    summary
+                        .out_dir
+                        .strip_prefix(&cwd)
+                        .unwrap_or(&summary.out_dir)
+                        .display(),
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -77,7 +91,10 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 Ok(checked) => checked.warnings,
                 Err(error) => error.diagnostics,
             };
-            let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+            let errors = diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
             if flags.json {
                 for diagnostic in &diagnostics {
                     println!("{}", diagnostic.to_json());
@@ -89,10 +106,18 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 let warnings = diagnostics.len() - errors;
                 eprintln!("    Checked manifests: {errors} errors, {warnings} warnings");
             }
-            Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::New(flags) => {
-            let options = xtask::scaffold::NewOptions { name: flags.name, version: flags.version, requires: flags.requires };
+            let options = xtask::scaffold::NewOptions {
+                name: flags.name,
+                version: flags.version,
+                requires: flags.requires,
+            };
             let created = xtask::scaffold::new(&repo, &options)?;
             for warning in &created.warnings {
                 eprint!("{warning}");
@@ -102,8 +127,13 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 eprintln!("             {}", file.display());
             }
             let block_module = created.files[1].display();
-            eprintln!("Next: fill in {block_module} (its docstring says how), make {} say what the block does, then run", created.test_file.display());
-            eprintln!("      PYTHONPATH=python:blox python3 -m unittest discover -s blox -t blox -p 'test_*.py'");
+            eprintln!(
+                "Next: fill in {block_module} (its docstring says how), make {} say what the block does, then run",
+                created.test_file.display()
+            );
+            eprintln!(
+                "      PYTHONPATH=python:blox python3 -m unittest discover -s blox -t blox -p 'test_*.py'"
+            );
             eprintln!("      cargo xtask dist");
             Ok(ExitCode::SUCCESS)
         }
@@ -114,7 +144,10 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 GraphFormat::Mermaid => xtask::graph::Format::Mermaid,
                 GraphFormat::Dot => xtask::graph::Format::Dot,
             };
-            let options = xtask::graph::GraphOptions { format, focus: flags.focus };
+            let options = xtask::graph::GraphOptions {
+                format,
+                focus: flags.focus,
+            };
             print!("{}", xtask::graph::render(&checked.model, &options)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -125,9 +158,16 @@ fn run(command: Command) -> Result<ExitCode, Error> {
 fn import(cwd: &std::path::Path, flags: xtask::flags::ImportFlags) -> Result<ExitCode, Error> {
     let out = match flags.out {
         Some(out) => cwd.join(out),
-        None => xtask::find_repo(cwd).unwrap_or_else(|_| cwd.to_path_buf()).join("manifests"),
+        None => xtask::find_repo(cwd)
+            .unwrap_or_else(|_| cwd.to_path_buf())
+            .join("manifests"),
     };
-    let options = xtask::import::ImportOptions { legacy: cwd.join(flags.legacy), blox: flags.blox.map(|b| cwd.join(b)), out, force: flags.force };
+    let options = xtask::import::ImportOptions {
+        legacy: cwd.join(flags.legacy),
+        blox: flags.blox.map(|b| cwd.join(b)),
+        out,
+        force: flags.force,
+    };
     let report = xtask::import::import(&options)?;
     for warning in &report.warnings {
         eprint!("{warning}");
@@ -159,5 +199,9 @@ fn human_bytes(bytes: u64) -> String {
         value /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

@@ -34,7 +34,9 @@ impl<T> Source<T> {
         span: std::ops::Range<usize>,
         message: impl Into<String>,
     ) -> Diagnostic {
-        Diagnostic::error(code, message).file(&self.path).span(&self.text, span)
+        Diagnostic::error(code, message)
+            .file(&self.path)
+            .span(&self.text, span)
     }
 
     pub fn warning(
@@ -43,7 +45,9 @@ impl<T> Source<T> {
         span: std::ops::Range<usize>,
         message: impl Into<String>,
     ) -> Diagnostic {
-        Diagnostic::warning(code, message).file(&self.path).span(&self.text, span)
+        Diagnostic::warning(code, message)
+            .file(&self.path)
+            .span(&self.text, span)
     }
 }
 
@@ -52,6 +56,10 @@ impl<T> Source<T> {
 pub struct RawManifests {
     pub extension: Source<ExtensionFile>,
     pub resources: Vec<Source<ResourceFile>>,
+    /// Resource manifests that did not parse. Their problems are reported with those `check`
+    /// finds in the others; checks that need the whole set are skipped, since they would
+    /// report references to what the broken files define.
+    pub parse_errors: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -208,7 +216,11 @@ impl<'de> Deserialize<'de> for RawProperty {
                 f.write_str("a property type such as \"path\", or { type = ..., default = ... }")
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<RawProperty, E> {
-                Ok(RawProperty { ty: value.to_string(), default: None, fixed_value: None })
+                Ok(RawProperty {
+                    ty: value.to_string(),
+                    default: None,
+                    fixed_value: None,
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawProperty, A::Error> {
                 let table = PropertyTable::deserialize(MapAccessDeserializer::new(map))?;
@@ -286,7 +298,8 @@ impl<'de> Deserialize<'de> for RawConstraint {
                 Ok(RawConstraint::Short(value.to_string()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawConstraint, A::Error> {
-                FullConstraint::deserialize(MapAccessDeserializer::new(map)).map(RawConstraint::Full)
+                FullConstraint::deserialize(MapAccessDeserializer::new(map))
+                    .map(RawConstraint::Full)
             }
         }
         deserializer.deserialize_any(ConstraintVisitor)
@@ -350,7 +363,10 @@ impl<'de> Deserialize<'de> for RawAlternatives {
                 }
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<RawAlternatives, E> {
-                Ok(RawAlternatives::One(Spanned::new(0..0, RawConstraint::Short(value.to_string()))))
+                Ok(RawAlternatives::One(Spanned::new(
+                    0..0,
+                    RawConstraint::Short(value.to_string()),
+                )))
             }
         }
         deserializer.deserialize_any(AlternativesVisitor)
@@ -377,7 +393,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
                 Ok(OneOrMany(all))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OneOrMany<T>, A::Error> {
-                Ok(OneOrMany(vec![T::deserialize(MapAccessDeserializer::new(map))?]))
+                Ok(OneOrMany(vec![T::deserialize(
+                    MapAccessDeserializer::new(map),
+                )?]))
             }
         }
         deserializer.deserialize_any(OneOrManyVisitor(std::marker::PhantomData))
@@ -392,8 +410,15 @@ pub fn read_all(repo: &Path) -> Result<RawManifests> {
     for entry in std::fs::read_dir(&dir).with_path("read the manifest directory", &dir)? {
         let entry = entry.with_path("read the manifest directory", &dir)?;
         let name = entry.file_name();
-        let is_toml = Path::new(&name).extension().is_some_and(|ext| ext == "toml");
-        if is_toml && entry.file_type().with_path("stat", &entry.path())?.is_file() {
+        let is_toml = Path::new(&name)
+            .extension()
+            .is_some_and(|ext| ext == "toml");
+        if is_toml
+            && entry
+                .file_type()
+                .with_path("stat", &entry.path())?
+                .is_file()
+        {
             names.push(name);
         }
     }
@@ -413,52 +438,82 @@ pub fn read_all(repo: &Path) -> Result<RawManifests> {
         };
         if name == EXTENSION_MANIFEST {
             match parse::<ExtensionFile>(&relative, &text) {
-                Ok(value) => extension = Some(Source { path: relative, text, value }),
-                Err(diagnostic) => diagnostics.push(diagnostic),
+                Ok(value) => {
+                    extension = Some(Source {
+                        path: relative,
+                        text,
+                        value,
+                    })
+                }
+                Err(error) => diagnostics.extend(error.diagnostics),
             }
         } else {
             match parse::<ResourceFile>(&relative, &text) {
-                Ok(value) => resources.push(Source { path: relative, text, value }),
-                Err(diagnostic) => diagnostics.push(diagnostic),
+                Ok(value) => resources.push(Source {
+                    path: relative,
+                    text,
+                    value,
+                }),
+                Err(error) => diagnostics.extend(error.diagnostics),
             }
         }
     }
     let extension_path = Path::new("manifests").join(EXTENSION_MANIFEST);
-    if extension.is_none() && !diagnostics.iter().any(|d| d.file.as_deref() == Some(&extension_path)) {
+    if extension.is_none()
+        && !diagnostics
+            .iter()
+            .any(|d| d.file.as_deref() == Some(&extension_path))
+    {
         diagnostics.push(
             Diagnostic::error("missing-extension-manifest", "no extension manifest")
                 .file(&extension_path)
                 .help("create manifests/extension.toml with an [extension] table (see docs/manifests.md)"),
         );
     }
-    if !diagnostics.is_empty() {
-        return Err(Error::many(diagnostics));
+    match extension {
+        Some(extension) => Ok(RawManifests {
+            extension,
+            resources,
+            parse_errors: diagnostics,
+        }),
+        None => Err(Error::many(diagnostics)),
     }
-    Ok(RawManifests { extension: extension.expect("checked above"), resources })
 }
 
 /// Parses one TOML file, turning a syntax or schema error into a diagnostic with a line and column.
-pub fn parse<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Result<T, Diagnostic> {
+pub fn parse<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Result<T> {
     toml::from_str(text).map_err(|error| {
-        let message = error.message().trim_end_matches('\n').to_string();
+        let message = match error.message().trim_end_matches('\n') {
+            "" => "invalid TOML".to_string(),
+            message => message.replace('\n', ": "),
+        };
         let (code, help) = describe_toml_error(&message);
         let mut diagnostic = Diagnostic::error(code, message).file(path).help(help);
         if let Some(span) = error.span() {
             diagnostic = diagnostic.span(text, span);
         }
-        diagnostic
+        Error::new(diagnostic)
     })
 }
 
 fn describe_toml_error(message: &str) -> (&'static str, &'static str) {
     if message.starts_with("unknown field") {
-        ("unknown-field", "remove the field or fix its spelling; docs/manifests.md lists the fields")
+        (
+            "unknown-field",
+            "remove the field or fix its spelling; docs/manifests.md lists the fields",
+        )
     } else if message.contains("duplicate key") {
         ("duplicate-key", "define each key once")
     } else if message.starts_with("missing field") {
-        ("missing-field", "add the field; docs/manifests.md lists the required fields")
+        (
+            "missing-field",
+            "add the field; docs/manifests.md lists the required fields",
+        )
     } else if message.starts_with("invalid type") || message.starts_with("expected") {
-        ("invalid-type", "see docs/manifests.md for the form this field takes")
+        (
+            "invalid-type",
+            "see docs/manifests.md for the form this field takes",
+        )
     } else {
         ("toml-syntax", "fix the TOML syntax at this position")
     }
@@ -471,9 +526,16 @@ mod tests {
     #[test]
     fn unknown_field_points_at_its_line() {
         let text = "[block]\nname = \"A\"\nversion = \"1.0\"\nrequire = []\n";
-        let diagnostic = parse::<ResourceFile>(Path::new("manifests/a.toml"), text).unwrap_err();
+        let diagnostic = parse::<ResourceFile>(Path::new("manifests/a.toml"), text)
+            .unwrap_err()
+            .diagnostics
+            .remove(0);
         assert_eq!(diagnostic.code, "unknown-field");
-        assert!(diagnostic.message.starts_with("unknown field `require`"), "{}", diagnostic.message);
+        assert!(
+            diagnostic.message.starts_with("unknown field `require`"),
+            "{}",
+            diagnostic.message
+        );
         assert_eq!(diagnostic.location.unwrap().line, 4);
     }
 
@@ -490,15 +552,25 @@ peers = { name = "e", version = { greater-than = "1" } }
 "#;
         let file = parse::<ResourceFile>(Path::new("r.toml"), text).unwrap();
         let resource = file.resource.unwrap().into_inner();
-        assert!(matches!(resource.inside.unwrap().into_inner(), RawAlternatives::OneOf(v) if v.len() == 2));
-        assert!(matches!(resource.environment.unwrap().into_inner(), RawAlternatives::AllOf(v) if v.len() == 2));
-        assert!(matches!(resource.peers.unwrap().into_inner(), RawAlternatives::One(_)));
+        assert!(
+            matches!(resource.inside.unwrap().into_inner(), RawAlternatives::OneOf(v) if v.len() == 2)
+        );
+        assert!(
+            matches!(resource.environment.unwrap().into_inner(), RawAlternatives::AllOf(v) if v.len() == 2)
+        );
+        assert!(matches!(
+            resource.peers.unwrap().into_inner(),
+            RawAlternatives::One(_)
+        ));
     }
 
     #[test]
     fn duplicate_key_is_an_error() {
         let text = "[block]\nname = \"A\"\nname = \"B\"\nversion = \"1.0\"\n";
-        let diagnostic = parse::<ResourceFile>(Path::new("a.toml"), text).unwrap_err();
+        let diagnostic = parse::<ResourceFile>(Path::new("a.toml"), text)
+            .unwrap_err()
+            .diagnostics
+            .remove(0);
         assert_eq!(diagnostic.code, "duplicate-key", "{diagnostic}");
         assert_eq!(diagnostic.location.unwrap().line, 3);
     }

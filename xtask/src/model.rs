@@ -80,8 +80,10 @@ impl std::fmt::Display for VersionReq {
         match self {
             VersionReq::Exact(version) | VersionReq::Any(version) => f.write_str(version),
             VersionReq::Range(bounds) => {
-                let parts: Vec<String> =
-                    bounds.iter().map(|(op, bound)| format!("{}{bound}", op.symbol())).collect();
+                let parts: Vec<String> = bounds
+                    .iter()
+                    .map(|(op, bound)| format!("{}{bound}", op.symbol()))
+                    .collect();
                 f.write_str(&parts.join(", "))
             }
         }
@@ -150,9 +152,15 @@ pub type Ports = BTreeMap<String, BTreeMap<String, Property>>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PackageSource {
     /// A reproducible `<file_name>` built from the directory `dir`.
-    Archive { dir: PathBuf, file_name: String },
+    Archive {
+        dir: PathBuf,
+        file_name: String,
+    },
     /// A file copied into `sw_packages` as `file_name`.
-    File { path: PathBuf, file_name: String },
+    File {
+        path: PathBuf,
+        file_name: String,
+    },
     Pip(String),
     EasyInstall(String),
     Dummy,
@@ -208,12 +216,16 @@ impl Resource {
 }
 
 pub fn driver_dir_name(key: &Key) -> String {
-    format!("{}__{}", key.name, key.version).replace(' ', "").replace(['.', '-'], "_")
+    format!("{}__{}", key.name, key.version)
+        .replace(' ', "")
+        .replace(['.', '-'], "_")
 }
 
 /// mangle(s): lower-case, `-` and `.` become `_`, spaces removed.
 pub fn mangle(text: &str) -> String {
-    text.to_lowercase().replace(' ', "").replace(['-', '.'], "_")
+    text.to_lowercase()
+        .replace(' ', "")
+        .replace(['-', '.'], "_")
 }
 
 /// A key Engage defines itself and the manifests rely on.
@@ -286,7 +298,19 @@ mod tests {
     #[test]
     fn names_are_mangled_as_engage_does() {
         assert_eq!(mangle("File-Crawler"), "file_crawler");
-        assert_eq!(driver_dir_name(&Key { name: "file-crawler".into(), version: "1.0".into() }), "file_crawler__1_0");
-        assert_eq!(driver_dir_name(&Key { name: "Data Blox".into(), version: "1.0".into() }), "DataBlox__1_0");
+        assert_eq!(
+            driver_dir_name(&Key {
+                name: "file-crawler".into(),
+                version: "1.0".into()
+            }),
+            "file_crawler__1_0"
+        );
+        assert_eq!(
+            driver_dir_name(&Key {
+                name: "Data Blox".into(),
+                version: "1.0".into()
+            }),
+            "DataBlox__1_0"
+        );
     }
 }

@@ -59,6 +59,7 @@ pub fn commit(model: &Model, plan: &Plan, built: Built, out_dir: &Path) -> Resul
         expected.insert(path);
     }
     remove_stale(&tree_root, &expected)?;
+    remove_temporaries(out_dir)?;
 
     let sums: String = built
         .packages
@@ -85,8 +86,17 @@ pub fn commit(model: &Model, plan: &Plan, built: Built, out_dir: &Path) -> Resul
     })
 }
 
-fn rename_packages(built: &Built, tree_root: &Path, cache: &mut Cache, expected: &mut BTreeSet<PathBuf>) -> Result<()> {
-    let dir = packages_dir(tree_root.parent().expect("the tree is inside the output directory"));
+fn rename_packages(
+    built: &Built,
+    tree_root: &Path,
+    cache: &mut Cache,
+    expected: &mut BTreeSet<PathBuf>,
+) -> Result<()> {
+    let dir = packages_dir(
+        tree_root
+            .parent()
+            .expect("the tree is inside the output directory"),
+    );
     for package in &built.packages {
         let path = dir.join(&package.file_name);
         if let Some(temp) = &package.temp {
@@ -97,7 +107,10 @@ fn rename_packages(built: &Built, tree_root: &Path, cache: &mut Cache, expected:
             package.file_name.clone(),
             OutputRecord {
                 settings: package.settings.clone(),
-                source_digest: package.source_digest.clone().unwrap_or_else(|| package.sha256.clone()),
+                source_digest: package
+                    .source_digest
+                    .clone()
+                    .unwrap_or_else(|| package.sha256.clone()),
                 sha256: package.sha256.clone(),
                 size: package.size,
                 mtime_ns: stat.mtime_ns,
@@ -105,6 +118,25 @@ fn rename_packages(built: &Built, tree_root: &Path, cache: &mut Cache, expected:
             },
         );
         expected.insert(path);
+    }
+    Ok(())
+}
+
+/// Refuses an output directory that holds a `datablox/` tree this tool did not write: stale-file
+/// removal would otherwise delete files of, say, a legacy extension kept there.
+pub fn check_out_dir(out_dir: &Path) -> Result<()> {
+    let tree = out_dir.join(TREE);
+    let ours = out_dir.join(CACHE_FILE).exists() || out_dir.join(DIST_MANIFEST_FILE).exists();
+    let occupied = std::fs::read_dir(&tree).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied && !ours {
+        return Err(crate::error::Error::new(
+            crate::error::Diagnostic::error(
+                "foreign-output",
+                format!("`{}` holds a `{TREE}` directory that `cargo xtask dist` did not write", out_dir.display()),
+            )
+            .file(&tree)
+            .help("choose another `--out` directory, or move that directory away: dist removes files it did not produce"),
+        ));
     }
     Ok(())
 }
@@ -140,7 +172,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// driver, temporary files of an interrupted run), then the directories left empty.
 fn remove_stale(tree_root: &Path, expected: &BTreeSet<PathBuf>) -> Result<()> {
     let mut directories = Vec::new();
-    for entry in walkdir::WalkDir::new(tree_root).min_depth(1).contents_first(true) {
+    for entry in walkdir::WalkDir::new(tree_root)
+        .min_depth(1)
+        .contents_first(true)
+    {
         let entry = entry.map_err(|e| crate::error::Error::io("read", tree_root, e.into()))?;
         let path = entry.path();
         if entry.file_type().is_dir() {
@@ -156,6 +191,21 @@ fn remove_stale(tree_root: &Path, expected: &BTreeSet<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Removes temporary files an interrupted run left beside `SHA256SUMS` and the dist manifest.
+fn remove_temporaries(out_dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(out_dir).with_path("read", out_dir)? {
+        let entry = entry.with_path("read", out_dir)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.')
+            && name.contains(".tmp")
+            && entry.file_type().is_ok_and(|t| t.is_file())
+        {
+            std::fs::remove_file(entry.path()).with_path("remove the stale file", &entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {
     let resources: Vec<Value> = model
         .resources
@@ -165,8 +215,13 @@ fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {
                 .packages
                 .iter()
                 .map(|package| match &package.source {
-                    PackageSource::Archive { file_name, .. } | PackageSource::File { file_name, .. } => {
-                        let kind = if matches!(package.source, PackageSource::Archive { .. }) { "archive" } else { "file" };
+                    PackageSource::Archive { file_name, .. }
+                    | PackageSource::File { file_name, .. } => {
+                        let kind = if matches!(package.source, PackageSource::Archive { .. }) {
+                            "archive"
+                        } else {
+                            "file"
+                        };
                         let built = built.packages.iter().find(|p| &p.file_name == file_name);
                         json!({
                             "kind": kind,
@@ -177,7 +232,9 @@ fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {
                         })
                     }
                     PackageSource::Pip(name) => json!({"kind": "pip", "location": name}),
-                    PackageSource::EasyInstall(name) => json!({"kind": "easy-install", "location": name}),
+                    PackageSource::EasyInstall(name) => {
+                        json!({"kind": "easy-install", "location": name})
+                    }
                     PackageSource::Dummy => json!({"kind": "dummy"}),
                 })
                 .collect();

@@ -58,7 +58,10 @@ pub struct Plan {
 }
 
 pub fn make(model: &Model, repo: &Path, source_date_epoch: Option<u64>) -> Result<Plan> {
-    let settings = Settings { source_date_epoch, level: model.extension.compression_level };
+    let settings = Settings {
+        source_date_epoch,
+        level: model.extension.compression_level,
+    };
     let mut archives = Vec::new();
     let mut files = Vec::new();
     for resource in &model.resources {
@@ -68,7 +71,11 @@ pub fn make(model: &Model, repo: &Path, source_date_epoch: Option<u64>) -> Resul
                     key: resource.key.clone(),
                     kind: resource.kind,
                     dir: repo.join(dir),
-                    top: dir.file_name().expect("checked: a directory").to_string_lossy().into_owned(),
+                    top: dir
+                        .file_name()
+                        .expect("checked: a directory")
+                        .to_string_lossy()
+                        .into_owned(),
                     file_name: file_name.clone(),
                 }),
                 PackageSource::File { path, file_name } => files.push(FileJob {
@@ -82,23 +89,42 @@ pub fn make(model: &Model, repo: &Path, source_date_epoch: Option<u64>) -> Resul
     }
     let drivers = driver_sources(model, repo)?;
     let tree = extension::generate(model, &drivers)?;
-    Ok(Plan { repo: repo.to_path_buf(), settings, archives, files, tree })
+    Ok(Plan {
+        repo: repo.to_path_buf(),
+        settings,
+        archives,
+        files,
+        tree,
+    })
 }
 
 /// Lists the hand-written driver code: every `engage-extension/drivers/*.py` and the `.py` files of
 /// each driver directory a manifest names, in byte-wise name order.
 fn driver_sources(model: &Model, repo: &Path) -> Result<DriverSources> {
-    let mut sources = DriverSources { modules: python_files(&repo.join(DRIVER_SOURCES))?, ..Default::default() };
+    let mut sources = DriverSources {
+        modules: python_files(&repo.join(DRIVER_SOURCES))?,
+        ..Default::default()
+    };
     let has_block = model.resources.iter().any(|r| r.kind == Kind::Block);
-    if has_block && !sources.modules.iter().any(|m| m.file_name().is_some_and(|n| n == GENERIC_DRIVER)) {
+    if has_block
+        && !sources
+            .modules
+            .iter()
+            .any(|m| m.file_name().is_some_and(|n| n == GENERIC_DRIVER))
+    {
         return Err(Error::new(
-            Diagnostic::error("missing-generic-driver", format!("there is no `{DRIVER_SOURCES}/{GENERIC_DRIVER}`"))
-                .help("every block driver imports the generic block driver: restore the file"),
+            Diagnostic::error(
+                "missing-generic-driver",
+                format!("there is no `{DRIVER_SOURCES}/{GENERIC_DRIVER}`"),
+            )
+            .help("every block driver imports the generic block driver: restore the file"),
         ));
     }
     for resource in &model.resources {
         if let Driver::Directory(dir) = &resource.driver {
-            sources.directories.insert(dir.clone(), python_files(&repo.join(dir))?);
+            sources
+                .directories
+                .insert(dir.clone(), python_files(&repo.join(dir))?);
         }
     }
     Ok(sources)

@@ -21,31 +21,61 @@ fn render(out: &std::path::Path) -> String {
 fn fixture_dist_matches_golden_files() {
     let repo = TempRepo::fixture();
     let run = repo.xtask(&["dist"]).expect_success();
-    assert!(run.stdout.is_empty(), "human output goes to stderr: {}", run.stdout);
-    assert!(run.stderr.contains("6 resources, 4 packages (4 built, 0 unchanged)"), "{}", run.stderr);
-    golden("fixture_dist.txt", &render(&repo.path().join("target/dist")));
+    assert!(
+        run.stdout.is_empty(),
+        "human output goes to stderr: {}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("6 resources, 4 packages (4 built, 0 unchanged)"),
+        "{}",
+        run.stderr
+    );
+    golden(
+        "fixture_dist.txt",
+        &render(&repo.path().join("target/dist")),
+    );
 }
 
 #[test]
 fn sha256sums_is_read_by_sha256sum() {
     let repo = TempRepo::fixture();
     repo.xtask(&["dist", "--out", "out"]).expect_success();
-    let check = std::process::Command::new("sha256sum").args(["-c", "--strict", "SHA256SUMS"]).current_dir(repo.path().join("out")).output().unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
-    let listed = String::from_utf8_lossy(&check.stdout).lines().filter(|l| l.ends_with(": OK")).count();
+    let check = std::process::Command::new("sha256sum")
+        .args(["-c", "--strict", "SHA256SUMS"])
+        .current_dir(repo.path().join("out"))
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let listed = String::from_utf8_lossy(&check.stdout)
+        .lines()
+        .filter(|l| l.ends_with(": OK"))
+        .count();
     assert_eq!(listed, 4, "every file of sw_packages is listed");
 }
 
 #[test]
 fn json_summary_goes_to_stdout() {
     let repo = TempRepo::fixture();
-    let run = repo.xtask(&["dist", "--json", "--out", "out"]).expect_success();
-    let summary: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("one JSON object");
+    let run = repo
+        .xtask(&["dist", "--json", "--out", "out"])
+        .expect_success();
+    let summary: serde_json::Value =
+        serde_json::from_str(run.stdout.trim()).expect("one JSON object");
     assert_eq!(summary["resources"], 6);
     assert_eq!(summary["packages"], 4);
     assert_eq!(summary["rebuilt"], 4);
     assert!(summary["seconds"].is_number());
-    assert!(!run.stderr.contains('\u{1b}'), "no progress bar off a terminal: {:?}", run.stderr);
+    assert!(
+        !run.stderr.contains('\u{1b}'),
+        "no progress bar off a terminal: {:?}",
+        run.stderr
+    );
 }
 
 #[test]
@@ -53,10 +83,18 @@ fn archives_have_normalised_headers_in_sorted_order() {
     let repo = TempRepo::fixture();
     repo.xtask(&["dist", "--out", "out"]).expect_success();
     let packages = repo.path().join("out/datablox/sw_packages");
-    for name in ["hello__1_0.tgz", "deep_tree__2_1.tgz", "datablox_framework.tgz"] {
+    for name in [
+        "hello__1_0.tgz",
+        "deep_tree__2_1.tgz",
+        "datablox_framework.tgz",
+    ] {
         let bytes = std::fs::read(packages.join(name)).unwrap();
         // gzip: magic, deflate, no FNAME (or other) flag, mtime 0.
-        assert_eq!(&bytes[..4], &[0x1f, 0x8b, 8, 0], "{name}: gzip header flags");
+        assert_eq!(
+            &bytes[..4],
+            &[0x1f, 0x8b, 8, 0],
+            "{name}: gzip header flags"
+        );
         assert_eq!(&bytes[4..8], &[0, 0, 0, 0], "{name}: gzip mtime");
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
         let top = name.trim_end_matches(".tgz");
@@ -65,7 +103,11 @@ fn archives_have_normalised_headers_in_sorted_order() {
             let entry = entry.unwrap();
             let header = entry.header();
             let path = entry.path_bytes().into_owned();
-            assert!(path.starts_with(top.as_bytes()), "{name}: one top directory, got {}", String::from_utf8_lossy(&path));
+            assert!(
+                path.starts_with(top.as_bytes()),
+                "{name}: one top directory, got {}",
+                String::from_utf8_lossy(&path)
+            );
             assert!(!path.starts_with(b"./") && !path.starts_with(b"/"));
             assert_eq!(header.mtime().unwrap(), 315_532_800);
             assert_eq!((header.uid().unwrap(), header.gid().unwrap()), (0, 0));
@@ -105,20 +147,79 @@ fn no_subcommand_lists_the_commands() {
 #[test]
 fn bad_source_date_epoch_is_an_error() {
     let repo = TempRepo::fixture();
-    let output = crate::support::xtask_command(repo.path(), &["dist"]).env("SOURCE_DATE_EPOCH", "yesterday").output().unwrap();
+    let output = crate::support::xtask_command(repo.path(), &["dist"])
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .unwrap();
     let run = crate::support::Run::new(output).expect_failure(1);
-    assert!(run.stderr.contains("SOURCE_DATE_EPOCH is `yesterday`"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("SOURCE_DATE_EPOCH is `yesterday`"),
+        "{}",
+        run.stderr
+    );
     assert!(!repo.path().join("target").exists(), "nothing written");
 }
 
 #[test]
 fn source_date_epoch_sets_every_mtime() {
     let repo = TempRepo::fixture();
-    let output = crate::support::xtask_command(repo.path(), &["dist", "--out", "out"]).env("SOURCE_DATE_EPOCH", "1700000000").output().unwrap();
+    let output = crate::support::xtask_command(repo.path(), &["dist", "--out", "out"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
     crate::support::Run::new(output).expect_success();
     let bytes = std::fs::read(repo.path().join("out/datablox/sw_packages/hello__1_0.tgz")).unwrap();
     let listing = list_archive(&bytes);
-    assert!(listing.lines().all(|line| line.contains(" 1700000000 ")), "{listing}");
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(repo.path().join("out/dist-manifest.json")).unwrap()).unwrap();
+    assert!(
+        listing.lines().all(|line| line.contains(" 1700000000 ")),
+        "{listing}"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(repo.path().join("out/dist-manifest.json")).unwrap())
+            .unwrap();
     assert_eq!(manifest["source_date_epoch"], 1_700_000_000);
+}
+
+#[test]
+fn refuses_an_output_directory_holding_a_foreign_tree() {
+    let repo =
+        TempRepo::fixture().file("legacy/datablox/metadata/resource_definitions.json", "[]\n");
+    let run = repo.xtask(&["dist", "--out", "legacy"]).expect_failure(1);
+    assert!(run.stderr.contains("did not write"), "{}", run.stderr);
+    assert!(
+        repo.path()
+            .join("legacy/datablox/metadata/resource_definitions.json")
+            .exists(),
+        "the foreign file is kept"
+    );
+    assert!(
+        !repo.path().join("legacy/datablox/sw_packages").exists(),
+        "nothing written"
+    );
+}
+
+#[test]
+fn stale_files_and_interrupted_temporaries_are_removed() {
+    let repo = TempRepo::fixture();
+    repo.xtask(&["dist", "--out", "out"]).expect_success();
+    let out = repo.path().join("out");
+    std::fs::write(
+        out.join("datablox/sw_packages/.hello__1_0.tgz.tmp999"),
+        "partial",
+    )
+    .unwrap();
+    std::fs::write(out.join(".SHA256SUMS.tmp999"), "partial").unwrap();
+    let repo = repo.remove("manifests/deep-tree.toml");
+    repo.xtask(&["dist", "--out", "out"]).expect_success();
+    let files: Vec<String> = crate::support::snapshot(&out).into_keys().collect();
+    assert!(
+        !files
+            .iter()
+            .any(|f| f.contains(".tmp999") || f.contains("deep_tree")),
+        "{files:#?}"
+    );
+    assert!(
+        !out.join("datablox/drivers/deep_tree__2_1").exists(),
+        "empty directories go too"
+    );
 }

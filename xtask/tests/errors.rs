@@ -7,43 +7,80 @@ use crate::support::{TempRepo, golden};
 /// the temporary path replaced by `$REPO`) with `golden/errors/<name>.stderr`.
 fn expect_error(name: &str, repo: TempRepo) {
     let run = repo.xtask(&["dist"]).expect_failure(1);
-    assert!(!repo.path().join("target").exists(), "{name}: nothing may be written on bad input");
+    assert!(
+        !repo.path().join("target").exists(),
+        "{name}: nothing may be written on bad input"
+    );
     let real = repo.path().canonicalize().unwrap();
-    let stderr = run.stderr.replace(&real.display().to_string(), "$REPO").replace(&repo.path().display().to_string(), "$REPO");
+    let stderr = run
+        .stderr
+        .replace(&real.display().to_string(), "$REPO")
+        .replace(&repo.path().display().to_string(), "$REPO");
     golden(&format!("errors/{name}.stderr"), &stderr);
     // `check` reports the same manifest problems without building.
     if !name.starts_with("tree_") {
         let check = repo.xtask(&["check"]).expect_failure(1);
-        assert!(check.stderr.contains(stderr.lines().next().unwrap()), "{name}: check agrees with dist:\n{}", check.stderr);
+        assert!(
+            check.stderr.contains(stderr.lines().next().unwrap()),
+            "{name}: check agrees with dist:\n{}",
+            check.stderr
+        );
     }
 }
 
 #[test]
 fn toml_syntax_error() {
-    expect_error("toml_syntax", TempRepo::fixture().file("manifests/hello.toml", "[block\nname = \"Hello\"\n"));
+    expect_error(
+        "toml_syntax",
+        TempRepo::fixture().file("manifests/hello.toml", "[block\nname = \"Hello\"\n"),
+    );
 }
 
 #[test]
 fn unknown_field() {
-    expect_error("unknown_field", TempRepo::fixture().file("manifests/hello.toml", "[block]\nname = \"Hello\"\nversion = \"1.0\"\nrequirez = []\n"));
+    expect_error(
+        "unknown_field",
+        TempRepo::fixture().file(
+            "manifests/hello.toml",
+            "[block]\nname = \"Hello\"\nversion = \"1.0\"\nrequirez = []\n",
+        ),
+    );
 }
 
 #[test]
 fn key_defined_twice() {
-    expect_error("duplicate_key", TempRepo::fixture().file("manifests/hello.toml", "[block]\nname = \"Hello\"\nversion = \"1.0\"\nversion = \"1.1\"\n"));
+    expect_error(
+        "duplicate_key",
+        TempRepo::fixture().file(
+            "manifests/hello.toml",
+            "[block]\nname = \"Hello\"\nversion = \"1.0\"\nversion = \"1.1\"\n",
+        ),
+    );
 }
 
 #[test]
 fn block_name_with_underscore_or_dot() {
     let repo = TempRepo::fixture()
-        .file("manifests/hello.toml", "[block]\nname = \"Hel_lo\"\nversion = \"1.0\"\n")
-        .file("manifests/dotted.toml", "[block]\nname = \"Dot.ted\"\nversion = \"1.0\"\n");
+        .file(
+            "manifests/hello.toml",
+            "[block]\nname = \"Hel_lo\"\nversion = \"1.0\"\n",
+        )
+        .file(
+            "manifests/dotted.toml",
+            "[block]\nname = \"Dot.ted\"\nversion = \"1.0\"\n",
+        );
     expect_error("block_name", repo);
 }
 
 #[test]
 fn dependency_no_manifest_defines() {
-    expect_error("unknown_dependency", TempRepo::fixture().file("manifests/hello.toml", "[block]\nname = \"Hello\"\nversion = \"1.0\"\nrequires = [\"indexer 2.0\"]\n"));
+    expect_error(
+        "unknown_dependency",
+        TempRepo::fixture().file(
+            "manifests/hello.toml",
+            "[block]\nname = \"Hello\"\nversion = \"1.0\"\nrequires = [\"indexer 2.0\"]\n",
+        ),
+    );
 }
 
 #[test]
@@ -53,7 +90,13 @@ fn version_constraint_no_definition_satisfies() {
 
 #[test]
 fn bad_version_spec() {
-    expect_error("bad_version_spec", TempRepo::fixture().file("manifests/hello.toml", "[block]\nname = \"Hello\"\nversion = \"1.0\"\nrequires = [\"greeting-table ~1\"]\n"));
+    expect_error(
+        "bad_version_spec",
+        TempRepo::fixture().file(
+            "manifests/hello.toml",
+            "[block]\nname = \"Hello\"\nversion = \"1.0\"\nrequires = [\"greeting-table ~1\"]\n",
+        ),
+    );
 }
 
 #[test]
@@ -67,23 +110,38 @@ fn dependency_cycle() {
 #[test]
 fn input_port_no_mapping_feeds() {
     let text = "[resource]\nname = \"requests\"\nversion = \"2.31\"\nmanager = \"misc_driver\"\npackage = { pip = \"requests\" }\n\n[resource.input-ports.fw]\nBLOXPATH = \"path\"\n";
-    expect_error("unfed_input_port", TempRepo::fixture().file("manifests/requests.toml", text));
+    expect_error(
+        "unfed_input_port",
+        TempRepo::fixture().file("manifests/requests.toml", text),
+    );
 }
 
 #[test]
 fn port_mapping_to_missing_properties() {
     let text = "[resource]\nname = \"requests\"\nversion = \"2.31\"\nmanager = \"misc_driver\"\npackage = { pip = \"requests\" }\nenvironment = { name = \"datablox-framework\", version = \"1.0\", port-mapping = { fw = \"datablox_framework\" } }\n\n[resource.input-ports.fw]\nBLOXPATH = \"path\"\nLOGDIR = \"path\"\n";
-    expect_error("port_mismatch", TempRepo::fixture().file("manifests/requests.toml", text));
+    expect_error(
+        "port_mismatch",
+        TempRepo::fixture().file("manifests/requests.toml", text),
+    );
 }
 
 #[test]
 fn source_directory_missing() {
-    expect_error("missing_source", TempRepo::fixture().file("manifests/ghost.toml", "[block]\nname = \"Ghost\"\nversion = \"1.0\"\n"));
+    expect_error(
+        "missing_source",
+        TempRepo::fixture().file(
+            "manifests/ghost.toml",
+            "[block]\nname = \"Ghost\"\nversion = \"1.0\"\n",
+        ),
+    );
 }
 
 #[test]
 fn source_directory_outside_the_repo() {
-    let repo = TempRepo::fixture().file("manifests/hello.toml", "[block]\nname = \"Hello\"\nversion = \"1.0\"\nsource = \"../hello__1_0\"\n");
+    let repo = TempRepo::fixture().file(
+        "manifests/hello.toml",
+        "[block]\nname = \"Hello\"\nversion = \"1.0\"\nsource = \"../hello__1_0\"\n",
+    );
     expect_error("source_outside", repo);
 }
 
@@ -95,18 +153,35 @@ fn source_directory_symlinked_outside_the_repo() {
     std::fs::rename(repo.path().join("blox/hello__1_0"), &target).unwrap();
     std::os::unix::fs::symlink(&target, repo.path().join("blox/hello__1_0")).unwrap();
     let run = repo.xtask(&["dist"]).expect_failure(1);
-    assert!(run.stderr.contains("resolves to") && run.stderr.contains("outside the repository"), "{}", run.stderr);
-    assert!(run.stderr.contains("manifests/hello.toml:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("resolves to") && run.stderr.contains("outside the repository"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("manifests/hello.toml:"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
 fn block_module_missing() {
-    expect_error("missing_block_module", TempRepo::fixture().remove("blox/hello__1_0/b_hello.py"));
+    expect_error(
+        "missing_block_module",
+        TempRepo::fixture().remove("blox/hello__1_0/b_hello.py"),
+    );
 }
 
 #[test]
 fn resource_defined_twice() {
-    expect_error("duplicate_resource", TempRepo::fixture().file("manifests/hello-again.toml", "[block]\nname = \"Hello\"\nversion = \"1.0\"\n"));
+    expect_error(
+        "duplicate_resource",
+        TempRepo::fixture().file(
+            "manifests/hello-again.toml",
+            "[block]\nname = \"Hello\"\nversion = \"1.0\"\n",
+        ),
+    );
 }
 
 #[test]
@@ -122,14 +197,21 @@ fn every_problem_is_reported_at_once() {
 fn tree_symlink_pointing_outside_the_block() {
     let repo = TempRepo::fixture();
     std::os::unix::fs::symlink("/etc/passwd", repo.path().join("blox/hello__1_0/passwd")).unwrap();
-    std::os::unix::fs::symlink("../deep_tree__2_1/b_deep_tree.py", repo.path().join("blox/hello__1_0/sibling.py")).unwrap();
+    std::os::unix::fs::symlink(
+        "../deep_tree__2_1/b_deep_tree.py",
+        repo.path().join("blox/hello__1_0/sibling.py"),
+    )
+    .unwrap();
     expect_error("tree_symlink_outside", repo);
 }
 
 #[test]
 fn tree_fifo_in_a_block() {
     let repo = TempRepo::fixture();
-    let status = std::process::Command::new("mkfifo").arg(repo.path().join("blox/hello__1_0/queue")).status().unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(repo.path().join("blox/hello__1_0/queue"))
+        .status()
+        .unwrap();
     assert!(status.success());
     expect_error("tree_fifo", repo);
 }
@@ -137,6 +219,10 @@ fn tree_fifo_in_a_block() {
 #[test]
 fn tree_hard_link_to_outside_the_block() {
     let repo = TempRepo::fixture();
-    std::fs::hard_link(repo.path().join("manifests/hello.toml"), repo.path().join("blox/hello__1_0/linked.toml")).unwrap();
+    std::fs::hard_link(
+        repo.path().join("manifests/hello.toml"),
+        repo.path().join("blox/hello__1_0/linked.toml"),
+    )
+    .unwrap();
     expect_error("tree_hard_link", repo);
 }

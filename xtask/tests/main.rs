@@ -6,3 +6,6 @@ mod support;
 mod author;
 mod dist;
 mod errors;
+mod python;
+mod reproducible;
+mod tidy;

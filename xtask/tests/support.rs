@@ -5,7 +5,10 @@ use std::process::{Command, Output};
 
 /// The repository this test suite belongs to.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn fixture_dir() -> PathBuf {
@@ -20,7 +23,12 @@ pub struct TempRepo {
 impl TempRepo {
     /// An empty repository.
     pub fn empty() -> TempRepo {
-        TempRepo { dir: tempfile::Builder::new().prefix("xtask-test-").tempdir().unwrap() }
+        TempRepo {
+            dir: tempfile::Builder::new()
+                .prefix("xtask-test-")
+                .tempdir()
+                .unwrap(),
+        }
     }
 
     /// A copy of the fixture repository `xtask/tests/fixtures/repo`.
@@ -52,10 +60,6 @@ impl TempRepo {
         self
     }
 
-    pub fn read(&self, relative: &str) -> String {
-        std::fs::read_to_string(self.path().join(relative)).unwrap()
-    }
-
     pub fn xtask(&self, args: &[&str]) -> Run {
         Run::new(xtask_command(self.path(), args).output().unwrap())
     }
@@ -64,7 +68,11 @@ impl TempRepo {
 /// The real binary, run in `dir` with a clean, fixed environment.
 pub fn xtask_command(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command.args(args).current_dir(dir).env_remove("SOURCE_DATE_EPOCH").env("NO_COLOR", "1");
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .env("NO_COLOR", "1");
     command
 }
 
@@ -102,12 +110,24 @@ impl Run {
     }
 
     pub fn expect_success(self) -> Run {
-        assert!(self.status.success(), "expected success, got {}\nstdout:\n{}\nstderr:\n{}", self.status, self.stdout, self.stderr);
+        assert!(
+            self.status.success(),
+            "expected success, got {}\nstdout:\n{}\nstderr:\n{}",
+            self.status,
+            self.stdout,
+            self.stderr
+        );
         self
     }
 
     pub fn expect_failure(self, code: i32) -> Run {
-        assert_eq!(self.status.code(), Some(code), "expected exit {code}\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
 }
@@ -148,7 +168,16 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         .into_iter()
         .map(|e| e.unwrap())
         .filter(|e| e.file_type().is_file() && e.file_name() != ".dist-cache.json")
-        .map(|e| (e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .map(|e| {
+            (
+                e.path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -165,7 +194,10 @@ pub fn list_archive(bytes: &[u8]) -> String {
             tar::EntryType::Regular => '-',
             other => panic!("unexpected entry type {other:?}"),
         };
-        let link = entry.link_name_bytes().map(|l| format!(" -> {}", String::from_utf8_lossy(&l))).unwrap_or_default();
+        let link = entry
+            .link_name_bytes()
+            .map(|l| format!(" -> {}", String::from_utf8_lossy(&l)))
+            .unwrap_or_default();
         lines.push_str(&format!(
             "{kind} {:o} {}/{} '{}'/'{}' {} {:>6} {}{link}\n",
             header.mode().unwrap(),

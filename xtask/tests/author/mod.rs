@@ -19,3 +19,8 @@ pub fn write_files(root: &Path, files: &[(&str, &str)]) {
         std::fs::write(path, content).unwrap();
     }
 }
+
+/// The text of a file of a temporary repository.
+pub fn read(repo: &crate::support::TempRepo, relative: &str) -> String {
+    std::fs::read_to_string(repo.path().join(relative)).unwrap()
+}

@@ -1,5 +1,6 @@
 //! `cargo xtask new`: the files it writes, its report, and its refusals.
 
+use super::read;
 use crate::support::{TempRepo, golden};
 
 #[test]
@@ -11,17 +12,17 @@ fn new_block_passes_check_dist_and_its_own_test() {
     golden("author/new.stderr", &run.stderr);
     golden(
         "author/new_manifest.toml",
-        &repo.read("manifests/text_stats.toml"),
+        &read(&repo, "manifests/text_stats.toml"),
     );
     golden(
         "author/new_block.py",
-        &repo.read("blox/text_stats__1_0/b_text_stats.py"),
+        &read(&repo, "blox/text_stats__1_0/b_text_stats.py"),
     );
     golden(
         "author/new_test.py",
-        &repo.read("blox/text_stats__1_0/test_text_stats.py"),
+        &read(&repo, "blox/text_stats__1_0/test_text_stats.py"),
     );
-    assert_eq!(repo.read("blox/text_stats__1_0/__init__.py"), "");
+    assert_eq!(read(&repo, "blox/text_stats__1_0/__init__.py"), "");
     repo.xtask(&["check"]).expect_success();
     let dist = repo.xtask(&["dist"]).expect_success();
     assert!(
@@ -91,5 +92,5 @@ fn new_writes_nothing_when_it_refuses() {
         !repo.path().join("blox/other__1_0").exists(),
         "nothing is written when a path exists"
     );
-    assert_eq!(repo.read("manifests/other.toml"), "# taken\n");
+    assert_eq!(read(&repo, "manifests/other.toml"), "# taken\n");
 }
