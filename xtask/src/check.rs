@@ -119,6 +119,9 @@ pub fn check(raw: &RawManifests, repo: &Path) -> Result<Checked> {
         checker.install_specs(&mut extension, &index);
     }
     checker.unmanifested_blocks(&drafts);
+    checker.unreachable_resources(&drafts, &index, &extension);
+    checker.narrow_ranges(&drafts, &index);
+    checker.unmapped_output_ports(&drafts, &index, &extension);
     if !checker.diagnostics.is_empty() {
         return Err(Error::many(checker.diagnostics));
     }
@@ -201,6 +204,21 @@ impl Checker<'_> {
             .span(self.source_text(file), span)
             .help(help);
         self.diagnostics.push(diagnostic);
+    }
+
+    fn warn(
+        &mut self,
+        file: usize,
+        code: &'static str,
+        span: Range<usize>,
+        message: String,
+        help: String,
+    ) {
+        let diagnostic = Diagnostic::warning(code, message)
+            .file(self.source_path(file))
+            .span(self.source_text(file), span)
+            .help(help);
+        self.warnings.push(diagnostic);
     }
 
     fn extension(&mut self) -> Extension {
@@ -1457,6 +1475,190 @@ impl Checker<'_> {
         extension.install_specs = specs;
     }
 
+    /// A resource that nothing installs is legal but suspicious. Blocks are the roots (the
+    /// caretaker deploys them on demand), and so are the keys of the install specs; everything
+    /// else must be reached from them through `inside`, `environment` or `peers`.
+    fn unreachable_resources(
+        &mut self,
+        drafts: &[Draft],
+        index: &DefinedIndex,
+        extension: &Extension,
+    ) {
+        let position: BTreeMap<&Key, usize> = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (&d.resource.key, i))
+            .collect();
+        let mut reached = vec![false; drafts.len()];
+        let mut stack: Vec<usize> = Vec::new();
+        for (i, draft) in drafts.iter().enumerate() {
+            if draft.resource.kind == Kind::Block {
+                stack.push(i);
+            }
+        }
+        for instance in extension
+            .install_specs
+            .iter()
+            .flat_map(|spec| &spec.instances)
+        {
+            stack.extend(position.get(&instance.key).copied());
+        }
+        while let Some(node) = stack.pop() {
+            if std::mem::replace(&mut reached[node], true) {
+                continue;
+            }
+            for located in drafts[node].groups.iter().flat_map(|g| &g.constraints) {
+                for (version, _) in index.matching(&located.constraint) {
+                    let key = Key {
+                        name: located.constraint.name.clone(),
+                        version: version.clone(),
+                    };
+                    stack.extend(
+                        position
+                            .get(&key)
+                            .copied()
+                            .filter(|&target| !reached[target]),
+                    );
+                }
+            }
+        }
+        for (draft, reached) in drafts.iter().zip(reached) {
+            if !reached {
+                let key = &draft.resource.key;
+                let message = format!(
+                    "no block, install spec or other resource needs `{key}`, so it is never installed"
+                );
+                let help = format!(
+                    "require it from a block (`requires = [\"{} {}\"]`), add it to an install spec, or remove the manifest",
+                    key.name, key.version
+                );
+                self.warn(
+                    draft.file,
+                    "unreachable-resource",
+                    draft.key_span.clone(),
+                    message,
+                    help,
+                );
+            }
+        }
+    }
+
+    /// A range that only one defined version satisfies reads as "any of these", but pins one.
+    fn narrow_ranges(&mut self, drafts: &[Draft], index: &DefinedIndex) {
+        let mut written: Vec<(usize, Constraint, Range<usize>)> = Vec::new();
+        for draft in drafts {
+            for located in draft.groups.iter().flat_map(|g| &g.constraints) {
+                // Constraints derived from extension.toml or the block rules point at the name; they
+                // are checked once, where they are written.
+                if located.span != draft.key_span {
+                    written.push((
+                        located.file,
+                        located.constraint.clone(),
+                        located.span.clone(),
+                    ));
+                }
+            }
+        }
+        // Parsed a second time; its errors were reported by `extension` already.
+        let reported = self.diagnostics.len();
+        for raw in &self.raw.extension.value.extension.get_ref().inside {
+            if let Some(located) = self.constraint(EXTENSION_FILE, raw, 0..0) {
+                written.push((EXTENSION_FILE, located.constraint, located.span));
+            }
+        }
+        self.diagnostics.truncate(reported);
+        for (file, constraint, span) in written {
+            if !matches!(constraint.version, VersionReq::Range(_)) {
+                continue;
+            }
+            let versions: BTreeSet<&str> = index
+                .matching(&constraint)
+                .map(|(version, _)| version.as_str())
+                .collect();
+            if let [only] = versions.into_iter().collect::<Vec<_>>().as_slice() {
+                let message = format!(
+                    "version range `{}` of `{}` admits only one defined version, `{only}`",
+                    constraint.version, constraint.name
+                );
+                let help = format!(
+                    "write the exact version `{only}`, or define the other versions the range is meant to admit"
+                );
+                self.warn(file, "narrow-range", span, message, help);
+            }
+        }
+    }
+
+    /// An output port that no port mapping reads is dead weight, or a mapping was forgotten.
+    /// The block port `block_info` is read by the generic block driver, not through a mapping.
+    fn unmapped_output_ports(
+        &mut self,
+        drafts: &[Draft],
+        index: &DefinedIndex,
+        extension: &Extension,
+    ) {
+        let mut mapped: BTreeSet<(Key, String)> = BTreeSet::new();
+        for located in drafts
+            .iter()
+            .flat_map(|d| &d.groups)
+            .flat_map(|g| &g.constraints)
+        {
+            for (version, _) in index.matching(&located.constraint) {
+                for theirs in located.constraint.port_mapping.values() {
+                    let key = Key {
+                        name: located.constraint.name.clone(),
+                        version: version.clone(),
+                    };
+                    mapped.insert((key, theirs.clone()));
+                }
+            }
+        }
+        for instance in extension
+            .install_specs
+            .iter()
+            .flat_map(|spec| &spec.instances)
+        {
+            let references = instance
+                .inside
+                .iter()
+                .chain(&instance.environment)
+                .chain(&instance.peers);
+            for reference in references {
+                for theirs in reference.port_mapping.values() {
+                    mapped.insert((reference.key.clone(), theirs.clone()));
+                }
+            }
+        }
+        for draft in drafts.iter().filter(|d| d.resource.kind != Kind::Block) {
+            for port in draft.resource.output_ports.keys() {
+                if !mapped.contains(&(draft.resource.key.clone(), port.clone())) {
+                    let span = self
+                        .output_port_span(draft.file, port)
+                        .unwrap_or_else(|| draft.key_span.clone());
+                    let message = format!(
+                        "output port `{port}` of `{}` is mapped by no other resource",
+                        draft.resource.key
+                    );
+                    let help = format!(
+                        "map it where it is needed (`port-mapping = {{ <input port> = \"{port}\" }}`), or remove the port"
+                    );
+                    self.warn(draft.file, "unmapped-port", span, message, help);
+                }
+            }
+        }
+    }
+
+    /// The span of `[resource.output-ports.<port>]` (or of the first property of the port).
+    fn output_port_span(&self, file: usize, port: &str) -> Option<Range<usize>> {
+        let table = self.raw.resources[file].value.resource.as_ref()?.get_ref();
+        let first = table.output_ports.get(port)?.values().next()?;
+        let text = self.source_text(file);
+        let header = format!("[resource.output-ports.{port}]");
+        Some(
+            text.find(&header)
+                .map_or(first.span(), |start| start..start + header.len()),
+        )
+    }
+
     /// A directory under `blox/` that no block manifest packages is legal but suspicious.
     fn unmanifested_blocks(&mut self, drafts: &[Draft]) {
         let blox = self.repo.join("blox");
@@ -1527,6 +1729,35 @@ fn is_identifier(text: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses the string form of a constraint, `"NAME SPEC"`, as `requires` entries are written.
+pub fn parse_constraint_text(text: &str) -> Result<Constraint, String> {
+    let Some((name, spec)) = text.trim().split_once(char::is_whitespace) else {
+        return Err(format!("constraint `{text}` has no version"));
+    };
+    let version = parse_version_req(&RawVersion::Text(spec.trim().to_string()))?;
+    Ok(Constraint {
+        name: name.to_string(),
+        version,
+        port_mapping: BTreeMap::new(),
+    })
+}
+
+/// Whether a block display name follows the rules: no `_` or `.`, and a Python module once mangled.
+pub fn block_name_problem(display: &str) -> Option<String> {
+    if display.is_empty() || display.contains(['_', '.']) {
+        Some(format!(
+            "block name `{display}` contains `_` or `.`, which are reserved by the name mangling"
+        ))
+    } else if !is_identifier(&mangle(display)) {
+        Some(format!(
+            "block name `{display}` does not give a Python module name (`{}`)",
+            mangle(display)
+        ))
+    } else {
+        None
+    }
 }
 
 /// Parses a version spec: `"1.0"`, `"*"`, `"any"`, `">=2.1, <3"`, or a range table.

@@ -27,6 +27,14 @@ pub enum Command {
     /// Time `dist` against the shell pipelines on a generated corpus (see BENCHMARKS.md); runs a
     /// release build of xtask, which it builds first when run from a debug build
     Bench(BenchFlags),
+    /// Scaffold a block: blox/<module>__<version>/ with a block class, a test that passes, and
+    /// manifests/<module>.toml
+    New(NewFlags),
+    /// Migrate a legacy Engage extension (drivers/*/resources.json, metadata/*.json, install specs)
+    /// and its blox/ directory into TOML manifests
+    Import(ImportFlags),
+    /// Print the resource dependency graph as Mermaid or Graphviz DOT text on stdout
+    Graph(GraphFlags),
 }
 
 #[derive(Debug, clap::Args)]
@@ -71,4 +79,51 @@ pub struct BenchFlags {
     /// beside the repository)
     #[arg(long, value_name = "DIR")]
     pub corpus_tools: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NewFlags {
+    /// The block's display name, e.g. `File-Crawler` (letters, digits and `-`; no `_` or `.`)
+    #[arg(value_name = "BLOCK_NAME")]
+    pub name: String,
+    /// The block's version
+    #[arg(long, default_value = "1.0")]
+    pub version: String,
+    /// Resources the block needs, as `"NAME VERSION"` (e.g. `"chardet 5.2"`); checked against the
+    /// manifests
+    #[arg(long, value_name = "KEY", num_args = 1..)]
+    pub requires: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ImportFlags {
+    /// The legacy extension directory (the `datablox/` tree with drivers/ and metadata/)
+    #[arg(value_name = "LEGACY_EXTENSION_DIR")]
+    pub legacy: PathBuf,
+    /// The legacy blox/ directory (default: `blox/` beside the extension directory, if present)
+    #[arg(long, value_name = "DIR")]
+    pub blox: Option<PathBuf>,
+    /// Where the manifests go (default: manifests/ of the repository, or of the current
+    /// directory); block sources and drivers go beside it
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Overwrite manifests and files that exist
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GraphFlags {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+    pub format: GraphFormat,
+    /// Keep only this resource (`"NAME VERSION"`, or `NAME`) and what it needs, transitively
+    #[arg(long, value_name = "KEY")]
+    pub focus: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
 }

@@ -11,12 +11,15 @@ pub mod check;
 pub mod error;
 pub mod extension;
 pub mod flags;
+pub mod graph;
 pub mod hash;
+pub mod import;
 pub mod manifest;
 pub mod model;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod scaffold;
 pub mod tree;
 
 use std::path::{Path, PathBuf};

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use clap::{CommandFactory, Parser};
 use xtask::error::{Error, Severity};
-use xtask::flags::{Command, Xtask};
+use xtask::flags::{Command, GraphFormat, Xtask};
 use xtask::progress::{Bar, Progress, Silent};
 
 fn main() -> ExitCode {
@@ -34,6 +34,9 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode, Error> {
     let cwd =
         std::env::current_dir().map_err(|e| Error::io("read", std::path::Path::new("."), e))?;
+    if let Command::Import(flags) = command {
+        return import(&cwd, flags);
+    }
     let repo = xtask::find_repo(&cwd)?;
     match command {
         Command::Dist(flags) => {
@@ -128,7 +131,83 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::New(flags) => {
+            let options = xtask::scaffold::NewOptions {
+                name: flags.name,
+                version: flags.version,
+                requires: flags.requires,
+            };
+            let created = xtask::scaffold::new(&repo, &options)?;
+            for warning in &created.warnings {
+                eprint!("{warning}");
+            }
+            eprintln!("     Created block `{}`", created.key);
+            for file in &created.files {
+                eprintln!("             {}", file.display());
+            }
+            let block_module = created.files[1].display();
+            eprintln!(
+                "Next: fill in {block_module} (its docstring says how), make {} say what the block does, then run",
+                created.test_file.display()
+            );
+            eprintln!(
+                "      PYTHONPATH=python:blox python3 -m unittest discover -s blox -t blox -p 'test_*.py'"
+            );
+            eprintln!("      cargo xtask dist");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import(_) => unreachable!("handled above: import needs no repository"),
+        Command::Graph(flags) => {
+            let checked = xtask::check::load(&repo)?;
+            let format = match flags.format {
+                GraphFormat::Mermaid => xtask::graph::Format::Mermaid,
+                GraphFormat::Dot => xtask::graph::Format::Dot,
+            };
+            let options = xtask::graph::GraphOptions {
+                format,
+                focus: flags.focus,
+            };
+            print!("{}", xtask::graph::render(&checked.model, &options)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// `import` may create the repository, so it does not look for one first.
+fn import(cwd: &std::path::Path, flags: xtask::flags::ImportFlags) -> Result<ExitCode, Error> {
+    let out = match flags.out {
+        Some(out) => cwd.join(out),
+        None => xtask::find_repo(cwd)
+            .unwrap_or_else(|_| cwd.to_path_buf())
+            .join("manifests"),
+    };
+    let options = xtask::import::ImportOptions {
+        legacy: cwd.join(flags.legacy),
+        blox: flags.blox.map(|b| cwd.join(b)),
+        out,
+        force: flags.force,
+    };
+    let report = xtask::import::import(&options)?;
+    for warning in &report.warnings {
+        eprint!("{warning}");
+    }
+    for file in &report.written {
+        eprintln!("       Wrote {}", file.display());
+    }
+    eprintln!(
+        "    Imported {} resources, skipped {}, {} warnings ({} files written, {} unchanged)",
+        report.imported.len(),
+        report.skipped.len(),
+        report.warnings.len(),
+        report.written.len(),
+        report.unchanged
+    );
+    if !report.skipped.is_empty() {
+        let skipped: Vec<String> = report.skipped.iter().map(|k| format!("`{k}`")).collect();
+        eprintln!("     Skipped {}", skipped.join(", "));
+    }
+    eprintln!("Next: cargo xtask check, then cargo xtask dist");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn human_bytes(bytes: u64) -> String {

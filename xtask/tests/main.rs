@@ -3,6 +3,7 @@
 
 mod support;
 
+mod author;
 mod dist;
 mod errors;
 mod python;
