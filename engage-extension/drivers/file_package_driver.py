@@ -1,8 +1,8 @@
 """Engage driver of a data file shipped in `sw_packages` (a `File`/`FilePackage` package).
 
 The file is copied to `<genforma_home>/data/<file name>`. The resource's definition gives that path
-as the output port `file.path` (fixed value `${input_ports.host.genforma_home}/data/<file name>`),
-so that resources mapping the port know where the file is, and `is_installed` needs no package.
+as the config property `path` (default `${input_ports.host.genforma_home}/data/<file name>`), so
+the path is part of the resource's metadata, and `is_installed` needs no package.
 Input port: `host.genforma_home`.
 
 Valid Python 2.7 (Engage loads drivers with it) and Python 3.
@@ -29,7 +29,7 @@ ERR_NOT_INSTALLED = 3
 errors = {
     ERR_PATH_NOT_IN_DATA: EngageErrInf(
         __name__, ERR_PATH_NOT_IN_DATA,
-        "resource %(id)s: output port file.path is %(path)s, expected a file directly in %(data_dir)s"),
+        "resource %(id)s: config property path is %(path)s, expected a file directly in %(data_dir)s"),
     ERR_NO_FILE: EngageErrInf(
         __name__, ERR_NO_FILE,
         "resource %(id)s: package file %(file)s does not exist (is it in sw_packages?)"),
@@ -57,7 +57,7 @@ def copy_file(self, source, dest):
 def make_context(resource_json, dry_run=False):
     ctx = Context(resource_json, logger, __file__, dry_run=dry_run)
     ctx.check_port("input_ports.host", genforma_home=text_type)
-    ctx.check_port("output_ports.file", path=text_type)
+    ctx.check_port("config_port", path=text_type)
     return ctx
 
 
@@ -69,7 +69,7 @@ class Manager(resource_manager.Manager):
         resource_manager.Manager.__init__(self, metadata, package_name)
         self.ctx = make_context(metadata.to_json(), dry_run=dry_run)
         self.data_dir = os.path.join(self.ctx.props.input_ports.host.genforma_home, "data")
-        self.path = self.ctx.props.output_ports.file.path
+        self.path = self.ctx.props.config_port.path
 
     def validate_pre_install(self):
         data_dir = os.path.normpath(os.path.abspath(self.data_dir))

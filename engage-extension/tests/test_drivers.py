@@ -54,8 +54,8 @@ FRAMEWORK_DEFINITION = {
 FILE_DEFINITION = {
     "key": {"name": "mime-types-table", "version": "1.0"},
     "input_ports": {"host": {"genforma_home": "path"}},
-    "output_ports": {"file": {"path": {
-        "type": "path", "fixed-value": "${input_ports.host.genforma_home}/data/mime.types"}}},
+    "config_port": {"path": {
+        "type": "path", "default": "${input_ports.host.genforma_home}/data/mime.types"}},
 }
 
 CARETAKER_DEFINITION = {
@@ -329,7 +329,7 @@ class FilePackageDriverTest(TempDirTestCase):
             FILE_DEFINITION, "mime-types", {"host": {"genforma_home": self.home}})
         if path is not None:
             instance = metadata.to_json()
-            instance["output_ports"]["file"]["path"] = path
+            instance["config_port"]["path"] = path
             metadata = engage_testing.ResourceMetadata(instance)
         return import_driver("file_package_driver").Manager(metadata)
 

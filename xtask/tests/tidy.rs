@@ -119,3 +119,15 @@ fn code_is_formatted() {
         String::from_utf8_lossy(&output.stdout)
     );
 }
+
+#[test]
+fn the_repository_manifests_have_no_warnings() {
+    let output = crate::support::xtask_command(&repo_root(), &["check", "--json"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.trim().is_empty(),
+        "`cargo xtask check` reports:\n{stdout}"
+    );
+}
