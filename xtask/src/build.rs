@@ -52,7 +52,7 @@ pub struct BuiltPackage {
 pub struct Built {
     pub packages: Vec<BuiltPackage>,
     /// The stat cache entries of every source file seen.
-    pub files: Vec<(PathBuf, FileRecord)>,
+    pub files: Vec<(String, FileRecord)>,
     pub rebuilt: usize,
     pub skipped: usize,
     pub source_bytes: u64,
@@ -235,7 +235,7 @@ fn intact(path: &Path, record: &OutputRecord) -> bool {
 /// One package: what it is, the stat-cache records of its sources, and whether it was rebuilt.
 struct Outcome {
     package: BuiltPackage,
-    files: Vec<(PathBuf, FileRecord)>,
+    files: Vec<(String, FileRecord)>,
     rebuilt: bool,
 }
 
@@ -276,7 +276,7 @@ fn build_archive(
                         Some(hash) => hash,
                         None => hash::hash_file(&entry.source)?,
                     };
-                    records.push(Cache::record(&entry.source, &entry.stat, &hash));
+                    records.extend(Cache::record(&entry.source, &entry.stat, &hash));
                     Some(hash)
                 }
                 _ => None,
@@ -322,7 +322,7 @@ fn build_archive(
             .iter()
             .zip(&report.file_hashes)
             .filter_map(|(entry, hash)| {
-                hash.map(|hash| Cache::record(&entry.source, &entry.stat, &hash))
+                hash.and_then(|hash| Cache::record(&entry.source, &entry.stat, &hash))
             })
             .collect();
         let sha256: [u8; 32] = writer.hasher.finalize().into();
@@ -376,7 +376,7 @@ fn copy_file(
     {
         return Ok(Outcome {
             package: package(None),
-            files: vec![record],
+            files: record.clone().into_iter().collect(),
             rebuilt: false,
         });
     }
@@ -394,7 +394,7 @@ fn copy_file(
     }
     Ok(Outcome {
         package: package(Some(temp)),
-        files: vec![record],
+        files: record.into_iter().collect(),
         rebuilt: true,
     })
 }

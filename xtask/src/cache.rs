@@ -10,7 +10,7 @@
 //! its cached hash is not trusted.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,8 +25,11 @@ pub struct Cache {
     /// When the build that wrote the cache started (before it looked at any file), in nanoseconds
     /// since the epoch. A file modified after that may have changed after it was hashed.
     pub written_at_ns: i128,
-    /// Absolute source path -> stat and content hash.
-    pub files: BTreeMap<PathBuf, FileRecord>,
+    /// Absolute source path -> stat and content hash. Keyed by the path as text: string keys
+    /// compare with one `memcmp`, where `Path`s compare component by component, which made
+    /// reading and probing a cache of thousands of files cost more than the build it spared.
+    /// Paths that are not UTF-8 are not cached; their files are hashed on every build.
+    pub files: BTreeMap<String, FileRecord>,
     /// `sw_packages` file name -> what produced it.
     pub outputs: BTreeMap<String, OutputRecord>,
 }
@@ -65,7 +68,7 @@ impl Cache {
 
     /// The cached content hash of `path`, if its metadata is unchanged and it is not racy.
     pub fn lookup(&self, path: &Path, stat: &Stat) -> Option<[u8; 32]> {
-        let record = self.files.get(path)?;
+        let record = self.files.get(path.to_str()?)?;
         let same = record.size == stat.size
             && record.mtime_ns == stat.mtime_ns
             && record.ctime_ns == stat.ctime_ns
@@ -96,9 +99,10 @@ impl Cache {
                 .any(|record| old.is_racy(record.mtime_ns) && !racy_at(record.mtime_ns, started_ns))
     }
 
-    pub fn record(path: &Path, stat: &Stat, sha256: &[u8; 32]) -> (PathBuf, FileRecord) {
-        (
-            path.to_path_buf(),
+    /// The cache entry of a file just hashed, or `None` if its path cannot be a key.
+    pub fn record(path: &Path, stat: &Stat, sha256: &[u8; 32]) -> Option<(String, FileRecord)> {
+        Some((
+            path.to_str()?.to_string(),
             FileRecord {
                 size: stat.size,
                 mtime_ns: stat.mtime_ns,
@@ -107,7 +111,7 @@ impl Cache {
                 mode: stat.mode,
                 sha256: crate::hash::to_hex(sha256),
             },
-        )
+        ))
     }
 
     /// Serialized with the format number and the current time, ready for `output` to write.
@@ -167,7 +171,7 @@ mod tests {
             written_at_ns,
             ..Cache::default()
         };
-        cache.files.insert(PathBuf::from("/a"), record(mtime_ns));
+        cache.files.insert("/a".to_string(), record(mtime_ns));
         cache
     }
 

@@ -5,7 +5,7 @@
 //! Every file is written under a temporary name and renamed, so an interrupted run never leaves a
 //! truncated file under a final name.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -51,7 +51,7 @@ pub fn commit(
 ) -> Result<Summary> {
     let tree_root = out_dir.join(TREE);
     let mut cache = Cache::default();
-    let mut expected: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut expected: HashSet<PathBuf> = HashSet::new();
 
     let renamed = rename_packages(&built, &tree_root, &mut cache, &mut expected);
     if let Err(error) = renamed {
@@ -101,7 +101,7 @@ fn rename_packages(
     built: &Built,
     tree_root: &Path,
     cache: &mut Cache,
-    expected: &mut BTreeSet<PathBuf>,
+    expected: &mut HashSet<PathBuf>,
 ) -> Result<()> {
     let dir = packages_dir(
         tree_root
@@ -184,7 +184,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Removes files of the tree that this build did not produce (a deleted block's archive and
 /// driver, temporary files of an interrupted run), then the directories left empty.
-fn remove_stale(tree_root: &Path, expected: &BTreeSet<PathBuf>) -> Result<()> {
+fn remove_stale(tree_root: &Path, expected: &HashSet<PathBuf>) -> Result<()> {
     let mut directories = Vec::new();
     for entry in walkdir::WalkDir::new(tree_root)
         .min_depth(1)
