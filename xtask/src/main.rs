@@ -11,6 +11,7 @@ use xtask::flags::{Command, GraphFormat, Xtask};
 use xtask::progress::{Bar, Progress, Silent};
 
 fn main() -> ExitCode {
+    fix_malloc_mmap_threshold();
     let flags = match Xtask::try_parse() {
         Ok(flags) => flags,
         Err(error) => {
@@ -209,6 +210,25 @@ fn import(cwd: &std::path::Path, flags: xtask::flags::ImportFlags) -> Result<Exi
     eprintln!("Next: cargo xtask check, then cargo xtask dist");
     Ok(ExitCode::SUCCESS)
 }
+
+/// glibc raises its mmap threshold each time a large block is freed, after which every archive's
+/// 256 KiB buffers and compressor state come from the heap and fragment it: peak RSS then grows
+/// with the number of archives (77 MiB on the 200-block benchmark corpus, for 11 MiB of live
+/// heap). A fixed threshold keeps large buffers in their own mappings, returned on free (22 MiB).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn fix_malloc_mmap_threshold() {
+    const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+    unsafe extern "C" {
+        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+    }
+    // SAFETY: mallopt only changes a malloc tunable; it is called before any thread starts.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn fix_malloc_mmap_threshold() {}
 
 fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
