@@ -185,6 +185,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Removes files of the tree that this build did not produce (a deleted block's archive and
 /// driver, temporary files of an interrupted run), then the directories left empty.
 fn remove_stale(tree_root: &Path, expected: &HashSet<PathBuf>) -> Result<()> {
+    // Directories that hold an expected file stay; the others are removed once emptied.
+    let kept: HashSet<&Path> = expected
+        .iter()
+        .flat_map(|path| path.ancestors().skip(1))
+        .collect();
     let mut directories = Vec::new();
     for entry in walkdir::WalkDir::new(tree_root)
         .min_depth(1)
@@ -193,14 +198,16 @@ fn remove_stale(tree_root: &Path, expected: &HashSet<PathBuf>) -> Result<()> {
         let entry = entry.map_err(|e| crate::error::Error::io("read", tree_root, e.into()))?;
         let path = entry.path();
         if entry.file_type().is_dir() {
-            directories.push(path.to_path_buf());
+            if !kept.contains(path) {
+                directories.push(path.to_path_buf());
+            }
         } else if !expected.contains(path) {
             std::fs::remove_file(path).with_path("remove the stale file", path)?;
         }
     }
+    // Deepest first (walkdir lists contents first), so a parent is empty when its turn comes.
     for dir in directories {
-        // Fails, harmlessly, when the directory still holds files.
-        let _ = std::fs::remove_dir(&dir);
+        std::fs::remove_dir(&dir).with_path("remove the stale directory", &dir)?;
     }
     Ok(())
 }

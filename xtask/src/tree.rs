@@ -22,7 +22,8 @@ pub enum EntryKind {
 }
 
 /// What a stat cache needs to tell later whether a file may have changed (from `lstat`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Only files are stat'ed; directories and symlinks carry the default (all zero).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stat {
     pub size: u64,
     pub mtime_ns: i128,
@@ -106,7 +107,15 @@ pub fn scan(dir: &Path, top: &str) -> Result<Tree> {
             }
         })?;
         let source = item.path().to_path_buf();
-        let metadata = fs::symlink_metadata(&source).with_path("read metadata of", &source)?;
+        // Directories and symlinks are not stat'ed: their type comes from the directory listing,
+        // and only files' metadata is ever used (size, mode, links, the stat cache). That spares a
+        // third of a scan's system calls, which is most of what a build with no change costs.
+        let listed_type = item.file_type();
+        let metadata = if listed_type.is_dir() || listed_type.is_symlink() {
+            None
+        } else {
+            Some(fs::symlink_metadata(&source).with_path("read metadata of", &source)?)
+        };
         let relative = source
             .strip_prefix(dir)
             .expect("walkdir yields paths under its root");
@@ -116,10 +125,12 @@ pub fn scan(dir: &Path, top: &str) -> Result<Tree> {
             path.extend_from_slice(component.as_os_str().as_bytes());
         }
 
-        let file_type = metadata.file_type();
+        let file_type = metadata
+            .as_ref()
+            .map_or(listed_type, fs::Metadata::file_type);
         let kind = if file_type.is_dir() {
             EntryKind::Dir
-        } else if file_type.is_file() {
+        } else if let Some(metadata) = metadata.as_ref().filter(|_| file_type.is_file()) {
             let counter = links
                 .entry((metadata.dev(), metadata.ino()))
                 .or_insert((metadata.nlink(), 0));
@@ -156,7 +167,9 @@ pub fn scan(dir: &Path, top: &str) -> Result<Tree> {
             path,
             kind,
             source,
-            stat: Stat::from_metadata(&metadata),
+            stat: metadata
+                .as_ref()
+                .map_or_else(Stat::default, Stat::from_metadata),
         });
     }
 
