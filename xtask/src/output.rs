@@ -44,7 +44,7 @@ pub struct Summary {
 pub fn commit(
     model: &Model,
     plan: &Plan,
-    built: Built,
+    mut built: Built,
     out_dir: &Path,
     old: &Cache,
     started_ns: i128,
@@ -81,7 +81,7 @@ pub fn commit(
         write_if_changed(&out_dir.join(DIST_MANIFEST_FILE), &bytes)?;
     }
 
-    cache.files = built.files.iter().cloned().collect();
+    cache.files = std::mem::take(&mut built.files).into_iter().collect();
     if cache.needs_write(old, started_ns) {
         write_atomically(&out_dir.join(CACHE_FILE), &cache.to_bytes(started_ns))?;
     }
