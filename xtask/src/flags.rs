@@ -48,6 +48,9 @@ pub struct DistFlags {
     /// Print the summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
+    /// Print how long each stage took, on stderr
+    #[arg(long)]
+    pub timings: bool,
     /// Hash every source file again instead of trusting the stat cache (for CI checkouts whose
     /// mtimes are new); the output is the same
     #[arg(long)]

@@ -41,6 +41,8 @@ pub struct DistOptions {
 pub struct DistReport {
     pub summary: output::Summary,
     pub warnings: Vec<Diagnostic>,
+    /// How long each stage took, in order, for `--timings`.
+    pub timings: Vec<(&'static str, std::time::Duration)>,
 }
 
 /// parse -> validate -> plan -> build -> write.
@@ -51,25 +53,53 @@ pub fn dist(
 ) -> Result<DistReport> {
     // Taken before any source file is looked at: files modified after it are racy next time.
     let started_ns = cache::now_ns();
+    let mut timings = Timings::start();
     let checked = check::load(repo)?;
+    timings.lap("parse and check manifests");
     let out_dir = options
         .out_dir
         .clone()
         .unwrap_or_else(|| repo.join("target").join("dist"));
     output::check_out_dir(&out_dir)?;
     let plan = plan::make(&checked.model, repo, options.source_date_epoch)?;
+    timings.lap("plan and generate the extension tree");
     let old = cache::Cache::read(&out_dir);
+    timings.lap("read the build cache");
     let build_options = build::BuildOptions {
         jobs: options.jobs,
         use_cache: options.use_cache,
     };
     let built = build::build(&plan, &out_dir, &old, build_options, progress);
     progress.end();
+    timings.lap("scan, hash and build packages");
     let summary = output::commit(&checked.model, &plan, built?, &out_dir, &old, started_ns)?;
+    timings.lap("write the output");
     Ok(DistReport {
         summary,
         warnings: checked.warnings,
+        timings: timings.laps,
     })
+}
+
+/// Stage durations of one run: measured, never printed here.
+struct Timings {
+    last: std::time::Instant,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Timings {
+    fn start() -> Timings {
+        Timings {
+            last: std::time::Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, stage: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((stage, now - self.last));
+        self.last = now;
+    }
 }
 
 /// The repository root: the nearest directory, from `start` up, that has `manifests/extension.toml`.

@@ -63,6 +63,11 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             for warning in &report.warnings {
                 eprint!("{warning}");
             }
+            if flags.timings {
+                for (stage, duration) in &report.timings {
+                    eprintln!("{:>10.1} ms  {stage}", duration.as_secs_f64() * 1000.0);
+                }
+            }
             let summary = &report.summary;
             let seconds = started.elapsed().as_secs_f64();
             if flags.json {
