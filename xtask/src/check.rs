@@ -20,8 +20,7 @@ use crate::manifest::{
 };
 use crate::model::{
     Alternatives, Constraint, Driver, Extension, External, InstallSpec, Instance, InstanceRef, Key,
-    Kind, Model, Package, PackageSource, Ports, Property, RangeOp, Resource, VersionReq,
-    driver_dir_name, mangle,
+    Kind, Model, Package, PackageSource, Ports, Property, RangeOp, Resource, VersionReq, mangle,
 };
 
 /// Where hand-written driver modules live, relative to the repository.
@@ -1895,11 +1894,6 @@ pub fn toml_to_json(value: &toml::Value) -> serde_json::Value {
                 .collect(),
         ),
     }
-}
-
-/// The driver directory name of a key, re-exported for callers that only hold a key.
-pub fn driver_dir(key: &Key) -> String {
-    driver_dir_name(key)
 }
 
 #[cfg(test)]

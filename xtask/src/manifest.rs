@@ -26,31 +26,6 @@ pub struct Source<T> {
     pub value: T,
 }
 
-impl<T> Source<T> {
-    /// An error diagnostic pointing at `span` of this file.
-    pub fn error(
-        &self,
-        code: &'static str,
-        span: std::ops::Range<usize>,
-        message: impl Into<String>,
-    ) -> Diagnostic {
-        Diagnostic::error(code, message)
-            .file(&self.path)
-            .span(&self.text, span)
-    }
-
-    pub fn warning(
-        &self,
-        code: &'static str,
-        span: std::ops::Range<usize>,
-        message: impl Into<String>,
-    ) -> Diagnostic {
-        Diagnostic::warning(code, message)
-            .file(&self.path)
-            .span(&self.text, span)
-    }
-}
-
 /// Every manifest of a repository, parsed.
 #[derive(Debug)]
 pub struct RawManifests {

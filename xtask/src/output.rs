@@ -260,8 +260,9 @@ fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {
                 })
                 .collect();
             let driver = match &resource.driver {
-                Driver::Block => format!("drivers/{}", resource.driver_dir()),
-                Driver::Directory(_) => format!("drivers/{}", resource.driver_dir()),
+                Driver::Block | Driver::Directory(_) => {
+                    format!("drivers/{}", resource.driver_dir())
+                }
                 Driver::Library { module } => module.clone(),
             };
             json!({
