@@ -21,6 +21,8 @@ import engage.drivers.utils
 from engage.drivers.action import Context, check_installable_to_dir, ensure_dir_exists
 from engage.utils.log_setup import setup_engage_logger
 from engage.utils.user_error import EngageErrInf, UserError
+# One PATH lookup for the extension: the driver that checks the system python3 owns it.
+from engage.drivers.datablox.system_python_driver import which
 
 try:
     text_type = unicode  # noqa: F821 (Python 2: JSON strings are unicode)
@@ -66,15 +68,6 @@ errors = {
 
 def get_packages_filename():
     return engage.drivers.utils.get_packages_filename(__file__)
-
-
-def which(program):
-    """The path of `program` on PATH, or None (shutil.which is not in Python 2.7)."""
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        candidate = os.path.join(directory, program)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def port_number(value):
