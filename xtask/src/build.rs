@@ -59,6 +59,16 @@ pub struct Built {
 }
 
 impl Built {
+    fn add(&mut self, outcome: Outcome) {
+        if outcome.rebuilt {
+            self.rebuilt += 1
+        } else {
+            self.skipped += 1
+        }
+        self.packages.push(outcome.package);
+        self.files.extend(outcome.files);
+    }
+
     /// Removes the temporary files, after a failure.
     pub fn discard(&self) {
         for package in &self.packages {
@@ -166,32 +176,18 @@ pub fn build(
             .expect("no thread panics holding it")
             .expect("every job ran")
         {
-            Ok(outcome) => {
-                if outcome.rebuilt {
-                    built.rebuilt += 1
-                } else {
-                    built.skipped += 1
-                }
-                built.packages.push(outcome.package);
-                built.files.extend(outcome.files);
-            }
+            Ok(outcome) => built.add(outcome),
             Err(error) => diagnostics.extend(error.diagnostics),
         }
     }
     for job in &plan.files {
         match copy_file(job, &dir, cache, old) {
             Ok(outcome) => {
-                if outcome.rebuilt {
-                    built.rebuilt += 1
-                } else {
-                    built.skipped += 1
-                }
-                built.packages.push(outcome.package);
-                built.files.extend(outcome.files);
+                progress.advance(outcome.package.size);
+                built.add(outcome);
             }
             Err(error) => diagnostics.extend(error.diagnostics),
         }
-        progress.advance(job.source.metadata().map_or(0, |m| m.len()));
     }
     if !diagnostics.is_empty() {
         built.discard();
