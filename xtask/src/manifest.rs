@@ -382,24 +382,32 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
 pub fn read_all(repo: &Path) -> Result<RawManifests> {
     let dir = repo.join("manifests");
     let mut names = Vec::new();
+    let mut diagnostics = Vec::new();
     for entry in std::fs::read_dir(&dir).with_path("read the manifest directory", &dir)? {
         let entry = entry.with_path("read the manifest directory", &dir)?;
         let name = entry.file_name();
         let is_toml = Path::new(&name)
             .extension()
             .is_some_and(|ext| ext == "toml");
-        if is_toml
-            && entry
-                .file_type()
-                .with_path("stat", &entry.path())?
-                .is_file()
-        {
-            names.push(name);
+        if !is_toml {
+            continue;
+        }
+        let relative = Path::new("manifests").join(&name);
+        let file_type = entry.file_type().with_path("stat", &entry.path())?;
+        match manifest_problem(repo, &entry.path(), file_type) {
+            None => names.push(name),
+            Some((problem, help)) => diagnostics.push(
+                Diagnostic::error(
+                    "manifest-not-file",
+                    format!("manifest `{}` {problem}", relative.display()),
+                )
+                .file(&relative)
+                .help(help),
+            ),
         }
     }
     names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
-
-    let mut diagnostics = Vec::new();
+    diagnostics.sort_by(|a, b| a.file.cmp(&b.file));
     let mut extension = None;
     let mut resources = Vec::new();
     for name in names {
@@ -453,6 +461,51 @@ pub fn read_all(repo: &Path) -> Result<RawManifests> {
         }),
         None => Err(Error::many(diagnostics)),
     }
+}
+
+/// Why a `manifests/*.toml` entry cannot be read as a manifest, with what to do; `None` when it
+/// can. A symbolic link is followed when it leads to a regular file inside the repository, like
+/// the sources a manifest names; anything but a regular file (a FIFO would block the read
+/// forever) is refused rather than skipped, so no manifest is silently dropped.
+fn manifest_problem(
+    repo: &Path,
+    path: &Path,
+    file_type: std::fs::FileType,
+) -> Option<(String, &'static str)> {
+    if file_type.is_file() {
+        return None;
+    }
+    if !file_type.is_symlink() {
+        return Some((
+            "is not a regular file".into(),
+            "replace it by a TOML file, or remove it",
+        ));
+    }
+    let (Ok(real), Ok(real_repo)) = (path.canonicalize(), repo.canonicalize()) else {
+        return Some((
+            "is a symbolic link to nothing".into(),
+            "fix the symbolic link, or remove it",
+        ));
+    };
+    if !real.starts_with(&real_repo) {
+        return Some((
+            format!(
+                "is a symbolic link to `{}`, outside the repository",
+                real.display()
+            ),
+            "keep manifests inside the repository; replace the symbolic link by the file",
+        ));
+    }
+    if !real.is_file() {
+        return Some((
+            format!(
+                "is a symbolic link to `{}`, which is not a regular file",
+                real.display()
+            ),
+            "point the link at a TOML file, or remove it",
+        ));
+    }
+    None
 }
 
 /// Parses one TOML file, turning a syntax or schema error into a diagnostic with a line and column.

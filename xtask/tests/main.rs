@@ -4,6 +4,7 @@
 mod support;
 
 mod author;
+mod corpus;
 mod dist;
 mod errors;
 mod python;
