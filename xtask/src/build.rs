@@ -17,8 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::archive::{self, ArchiveSettings};
 use crate::cache::{Cache, FileRecord, OutputRecord};
-use crate::exclude::Excludes;
 use crate::error::{Error, IoContext, Result};
+use crate::exclude::Excludes;
 use crate::hash::{self, to_hex};
 use crate::model::{Key, Kind};
 use crate::plan::{Plan, TREE};

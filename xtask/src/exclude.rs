@@ -100,7 +100,10 @@ pub struct RuleSet {
 impl RuleSet {
     pub fn from_lines(text: &[u8]) -> RuleSet {
         RuleSet {
-            patterns: text.split(|&byte| byte == b'\n').filter_map(Pattern::parse).collect(),
+            patterns: text
+                .split(|&byte| byte == b'\n')
+                .filter_map(Pattern::parse)
+                .collect(),
             ..RuleSet::default()
         }
     }
@@ -168,8 +171,7 @@ impl Excludes {
         if let Some(set) = read_gitignore(dir)? {
             excludes.sets.push(set);
         }
-        excludes.manifest =
-            RuleSet::from_lines(exclude.join("\n").as_bytes());
+        excludes.manifest = RuleSet::from_lines(exclude.join("\n").as_bytes());
         Ok(excludes)
     }
 
@@ -261,7 +263,9 @@ fn wildmatch(pattern: &[u8], text: &[u8], segment_start: bool) -> bool {
                 return false;
             };
             match match_class(rest, byte) {
-                Some((matched, after)) => byte != b'/' && matched && wildmatch(after, text_rest, false),
+                Some((matched, after)) => {
+                    byte != b'/' && matched && wildmatch(after, text_rest, false)
+                }
                 // No closing `]`: the `[` is literal.
                 None => byte == b'[' && wildmatch(rest, text_rest, false),
             }
@@ -380,7 +384,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("blox/a__1_0");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(root.path().join(".gitignore"), "/blox/a__1_0/data/\n*.tmp\n").unwrap();
+        std::fs::write(
+            root.path().join(".gitignore"),
+            "/blox/a__1_0/data/\n*.tmp\n",
+        )
+        .unwrap();
         std::fs::write(root.path().join("blox/.gitignore"), "!keep.tmp\n").unwrap();
         std::fs::write(dir.join(".gitignore"), "/local.txt\n").unwrap();
         let excludes =

@@ -130,6 +130,9 @@ pub struct BlockTable {
     #[serde(default)]
     pub config_port: BTreeMap<String, Spanned<RawProperty>>,
     pub source: Option<Spanned<String>>,
+    /// Files of the block directory left out of its archive (gitignore patterns).
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +166,9 @@ pub struct RawPackage {
     pub dummy: Option<Spanned<bool>>,
     pub filename: Option<String>,
     pub downloader: Option<String>,
+    /// For `archive`: files of the directory left out of the archive (gitignore patterns).
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 /// A property of a port: `"type"` or `{ type, default, fixed-value }`.
@@ -472,6 +478,12 @@ fn manifest_problem(
     path: &Path,
     file_type: std::fs::FileType,
 ) -> Option<(String, &'static str)> {
+    if path.file_name().and_then(|name| name.to_str()).is_none() {
+        return Some((
+            "has a name that is not UTF-8".into(),
+            "rename it: diagnostics and `--json` name manifests by their UTF-8 names",
+        ));
+    }
     if file_type.is_file() {
         return None;
     }

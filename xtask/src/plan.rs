@@ -69,13 +69,17 @@ pub fn make(model: &Model, repo: &Path, source_date_epoch: Option<u64>) -> Resul
     for resource in &model.resources {
         for package in &resource.packages {
             match &package.source {
-                PackageSource::Archive { dir, file_name } => archives.push(ArchiveJob {
+                PackageSource::Archive {
+                    dir,
+                    file_name,
+                    exclude,
+                } => archives.push(ArchiveJob {
                     key: resource.key.clone(),
                     kind: resource.kind,
                     dir: repo.join(dir),
                     top: archive_top(dir, &resource.manifest)?,
                     file_name: file_name.clone(),
-                    exclude: Vec::new(),
+                    exclude: exclude.clone(),
                 }),
                 PackageSource::File { path, file_name } => files.push(FileJob {
                     key: resource.key.clone(),
@@ -173,7 +177,11 @@ fn python_files(dir: &Path, repo: &Path) -> Result<Vec<PathBuf>> {
                     problems.push(
                         Diagnostic::error(
                             "driver-not-file",
-                            format!("driver file `{}` leads to `{}`, which is not a regular file", path.display(), real.display()),
+                            format!(
+                                "driver file `{}` leads to `{}`, which is not a regular file",
+                                path.display(),
+                                real.display()
+                            ),
                         )
                         .file(&path)
                         .help("replace the symbolic link by the driver's code"),
@@ -199,7 +207,10 @@ fn python_files(dir: &Path, repo: &Path) -> Result<Vec<PathBuf>> {
                     problems.push(
                         Diagnostic::error(
                             "symlink-outside",
-                            format!("driver file `{}` is a symbolic link to nothing", path.display()),
+                            format!(
+                                "driver file `{}` is a symbolic link to nothing",
+                                path.display()
+                            ),
                         )
                         .file(&path)
                         .help("fix or remove the symbolic link"),
@@ -241,7 +252,10 @@ pub fn check_out_dir(plan: &Plan, out_dir: &Path) -> Result<()> {
         sources.push((job.dir.clone(), format!("the source of `{}`", job.key)));
     }
     for job in &plan.files {
-        sources.push((job.source.clone(), format!("the package file of `{}`", job.key)));
+        sources.push((
+            job.source.clone(),
+            format!("the package file of `{}`", job.key),
+        ));
     }
     sources.push((plan.repo.join("manifests"), "the manifests".into()));
     for file in &plan.tree {

@@ -2,10 +2,11 @@
 //!
 //! The walk never follows symlinks. It accepts directories, regular files and symlinks that stay
 //! inside the directory; it rejects absolute or escaping symlinks, FIFOs, sockets, devices and
-//! regular files hard-linked to something outside the directory and names that are not UTF-8,
-//! reporting every such problem at once. What `exclude` excludes (`__pycache__/`, `.gitignore`d
-//! files, the manifest's `exclude` list) is left out before any check. Entries are sorted byte-wise by member path, so the order does not depend on readdir
-//! order, the locale or anything else. Reading file contents is left to `hash` and `archive`.
+//! regular files hard-linked to something outside the directory, reporting every such problem at
+//! once. What `exclude` excludes (`__pycache__/`, `.gitignore`d files, the manifest's `exclude`
+//! list) is left out before any check. Entries are sorted byte-wise by member path, so the order
+//! does not depend on readdir order, the locale or anything else. Reading file contents is left
+//! to `hash` and `archive`.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, Metadata};
@@ -133,20 +134,6 @@ pub fn scan_excluding(dir: &Path, top: &str, excludes: &Excludes) -> Result<Tree
         }
         let inside = &path[top.len() + 1..];
         if excludes.is_excluded(inside, listed_type.is_dir()) {
-            if listed_type.is_dir() {
-                items.skip_current_dir();
-            }
-            continue;
-        }
-        if std::str::from_utf8(inside).is_err() {
-            problems.push(
-                Diagnostic::error(
-                    "name-not-utf8",
-                    format!("the name of `{}` is not UTF-8", source.display()),
-                )
-                .file(&source)
-                .help("rename it: archive member names are UTF-8, so that every node extracts the same name"),
-            );
             if listed_type.is_dir() {
                 items.skip_current_dir();
             }

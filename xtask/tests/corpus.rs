@@ -220,10 +220,24 @@ fn corpus() {
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    let failures: Vec<String> = names
-        .iter()
-        .filter_map(|name| run_case(name, &corpus_dir().join(name), &built).err())
-        .collect();
+    // A few cases at a time: each spends most of its time waiting for the binary.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(name) = names.get(index) else { break };
+                    if let Err(failure) = run_case(name, &corpus_dir().join(name), &built) {
+                        failures.lock().unwrap().push(failure);
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort();
     assert!(
         names.len() >= 45,
         "the corpus has {} cases, keep at least 45",

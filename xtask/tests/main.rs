@@ -12,3 +12,4 @@ mod reproducible;
 mod tidy;
 
 mod incremental;
+mod inputs;
