@@ -80,10 +80,24 @@ def install_block(home, name, version, runner=None):
 
 
 def run_command(argv):
-    """Run `argv`; returns (exit code, combined output)."""
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-    output, _ = process.communicate()
+    """Run `argv` with no input (the deployer must never wait for a prompt); returns (exit code,
+    combined output)."""
+    with open(os.devnull) as devnull:
+        process = subprocess.Popen(argv, stdin=devnull, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   universal_newlines=True)
+        output, _ = process.communicate()
     return process.returncode, output
+
+
+def deployer_argv(home, spec_path):
+    """The deployer's command line, as Engage's `engine/deploy_spec.py` `process_args` reads it: the
+    spec is the one positional argument (`-f` is `--logfile-name`); `-a` (`--additive-install`)
+    when the home already records installed resources (the deployer refuses the home otherwise,
+    and refuses `-a` without them); `-g` generates component passwords instead of prompting."""
+    argv = [deployer_path(home), "-g"]
+    if os.path.exists(os.path.join(home, "config", "installed_resources.json")):
+        argv.append("-a")
+    return argv + [spec_path]
 
 
 def deploy_block(home, name, version, runner=None):
@@ -119,7 +133,7 @@ def deploy_block(home, name, version, runner=None):
                                          suffix=".json", dir=config_dir)
     with os.fdopen(handle, "w") as spec_file:
         json.dump(spec, spec_file, indent=2, sort_keys=True)
-    code, output = (runner or run_command)([deployer, "-f", spec_path])
+    code, output = (runner or run_command)(deployer_argv(home, spec_path))
     if code != 0:
         tail = "\n".join((output or "").strip().splitlines()[-20:])
         # The spec is kept so that the failing deployment can be replayed by hand.
