@@ -5,6 +5,7 @@ mod support;
 
 mod author;
 mod corpus;
+mod deploy;
 mod dist;
 mod errors;
 mod python;
