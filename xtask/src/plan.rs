@@ -130,7 +130,7 @@ fn driver_sources(model: &Model, repo: &Path) -> Result<DriverSources> {
     let launcher = repo.join(DEPLOYER_LAUNCHER);
     if launcher.is_file() {
         sources.deployer.push(("bin/deploy".to_string(), launcher));
-        for module in python_files(&repo.join(DEPLOYER_PACKAGE))? {
+        for module in python_files(&repo.join(DEPLOYER_PACKAGE), repo)? {
             let name = module.file_name().expect("listed files have names");
             let path = format!("bin/datablox_deployer/{}", name.to_string_lossy());
             sources.deployer.push((path, module));
