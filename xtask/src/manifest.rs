@@ -414,18 +414,31 @@ pub fn read_all(repo: &Path) -> Result<RawManifests> {
     }
     names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
     diagnostics.sort_by(|a, b| a.file.cmp(&b.file));
-    let mut extension = None;
-    let mut resources = Vec::new();
+    let mut texts = Vec::new();
     for name in names {
         let relative = Path::new("manifests").join(&name);
-        let text = match std::fs::read_to_string(dir.join(&name)) {
-            Ok(text) => text,
+        match std::fs::read_to_string(dir.join(&name)) {
+            Ok(text) => texts.push((relative, text)),
             Err(error) => {
-                diagnostics.push(Error::io("read", &relative, error).diagnostics.remove(0));
-                continue;
+                diagnostics.push(Error::io("read", &relative, error).diagnostics.remove(0))
             }
-        };
-        if name == EXTENSION_MANIFEST {
+        }
+    }
+    parse_all(texts, diagnostics)
+}
+
+/// Parses manifest texts (path relative to the repository, text), in the order given; the one
+/// named `manifests/extension.toml` is the extension manifest. `diagnostics` are problems found
+/// while reading, reported with the parse errors. Touches no disk: the fuzz targets call it.
+pub fn parse_all(
+    texts: Vec<(PathBuf, String)>,
+    mut diagnostics: Vec<Diagnostic>,
+) -> Result<RawManifests> {
+    let extension_path = Path::new("manifests").join(EXTENSION_MANIFEST);
+    let mut extension = None;
+    let mut resources = Vec::new();
+    for (relative, text) in texts {
+        if relative == extension_path {
             match parse::<ExtensionFile>(&relative, &text) {
                 Ok(value) => {
                     extension = Some(Source {
@@ -447,7 +460,6 @@ pub fn read_all(repo: &Path) -> Result<RawManifests> {
             }
         }
     }
-    let extension_path = Path::new("manifests").join(EXTENSION_MANIFEST);
     if extension.is_none()
         && !diagnostics
             .iter()
