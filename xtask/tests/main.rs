@@ -5,6 +5,7 @@ mod support;
 
 mod author;
 mod dist;
+mod engage;
 mod errors;
 mod python;
 mod reproducible;

@@ -34,16 +34,18 @@ impl Checker<'_> {
             .enumerate()
             .map(|(i, d)| (&d.resource.key, i))
             .collect();
-        // Each (resource, property) is reported once, naming the first deployment that needs it.
-        let mut reported: BTreeSet<(usize, String)> = BTreeSet::new();
+        // Each resource without a default is reported once, with every deployment that needs it.
+        let mut needed_by: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
 
         for (root, draft) in drafts.iter().enumerate() {
             if draft.resource.kind != Kind::Block {
                 continue;
             }
-            let deployment = format!("deploying `{}` on demand", draft.resource.key);
             for node in closure(drafts, index, &position, root) {
-                self.needs_defaults(&drafts[node], &deployment, &mut reported);
+                needed_by
+                    .entry(node)
+                    .or_default()
+                    .insert(format!("deploying `{}` on demand", draft.resource.key));
             }
         }
 
@@ -79,25 +81,30 @@ impl Checker<'_> {
                         );
                     }
                 }
-                let deployment = format!("installing install spec `{}`", spec.file);
                 for node in closure(drafts, index, &position, root) {
                     if node != root && !listed.contains_key(&drafts[node].resource.key) {
-                        self.needs_defaults(&drafts[node], &deployment, &mut reported);
+                        needed_by
+                            .entry(node)
+                            .or_default()
+                            .insert(format!("installing install spec `{}`", spec.file));
                     }
                 }
             }
         }
+        for (node, deployments) in needed_by {
+            self.needs_defaults(&drafts[node], &deployments.into_iter().collect::<Vec<_>>());
+        }
     }
 
     /// Every config property of `draft` without a default is an error: nobody gives it a value.
-    fn needs_defaults(
-        &mut self,
-        draft: &Draft,
-        deployment: &str,
-        reported: &mut BTreeSet<(usize, String)>,
-    ) {
+    fn needs_defaults(&mut self, draft: &Draft, deployments: &[String]) {
+        let deployment = match deployments {
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+            [] => return,
+        };
         for (name, property) in &draft.resource.config_port {
-            if property.default.is_some() || !reported.insert((draft.file, name.clone())) {
+            if property.default.is_some() {
                 continue;
             }
             let span = self.property_span(draft, PortKind::Config, "", name);

@@ -12,7 +12,7 @@
 //! - `packages` — how a resource is installed: manager module or driver directory, packages;
 //! - `paths` — repository paths: inside the repository (also through symbolic links), existing;
 //! - `references` — unique keys, constraints that match definitions, port mappings and input
-//!   ports fed, `${...}` references;
+//!   ports fed, `${...}` references and property values as Engage's config engine reads them;
 //! - `cycles` — dependency cycles over `inside` and `environment`;
 //! - `install_specs` — the install specs of `extension.toml` and the installer's configuration;
 //! - `deployments` — config values: what a block's on-demand deployment or an install spec pulls

@@ -1,6 +1,8 @@
 //! References between resources: every key defined once, every constraint matched by a
 //! definition, port mappings that exist on both sides and provide what the input port declares,
-//! every input port fed, and `${...}` references that resolve.
+//! every input port fed; and the values of a definition as Engage's config engine reads them:
+//! `${...}` references that it resolves, plain config defaults, a `fixed-value` on every output
+//! property.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -246,11 +248,17 @@ impl Checker<'_> {
                     draft.file,
                     "property-value",
                     span.clone(),
-                    format!(
-                        "the {what} of property `{name}` is a {}, which Engage's config engine refuses for type `{}`",
-                        if value.is_array() { "list" } else { "table" },
-                        property.ty
-                    ),
+                    match kind {
+                        PortKind::Config => format!(
+                            "the default of config property `{name}` is a {}, but Engage's config engine takes only plain values as config defaults",
+                            if value.is_array() { "list" } else { "table" },
+                        ),
+                        _ => format!(
+                            "the fixed-value of property `{name}` is a {}, which Engage's config engine refuses for type `{}`",
+                            if value.is_array() { "list" } else { "table" },
+                            property.ty
+                        ),
+                    },
                     "give a string, a number or a boolean (a table only as the `fixed-value` of a `type = \"map\"` property)"
                         .into(),
                 );
@@ -259,10 +267,10 @@ impl Checker<'_> {
             let Some(text) = value.as_str() else { continue };
             for piece in template_pieces(text) {
                 let (code, message, help) = match piece {
-                    Piece::Unterminated(at) => (
+                    Piece::Unterminated(_) => (
                         "unterminated-reference",
                         format!(
-                            "the {what} of property `{name}` has `${{` without a closing `}}` (at byte {at}): Engage's config engine keeps it as literal text"
+                            "the {what} of property `{name}` has `${{` without a closing `}}`: Engage's config engine keeps it as literal text"
                         ),
                         "close the reference (`${config_port.X}` or `${input_ports.P.X}`), or write `$$` for a literal `$`".to_string(),
                     ),
