@@ -4,6 +4,7 @@
 mod support;
 
 mod author;
+mod deploy;
 mod dist;
 mod engage;
 mod errors;
