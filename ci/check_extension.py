@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks a generated Engage extension tree rule by rule as Engage's own code would, without Engage.
 
-Usage: check_extension.py [--static] DIST_DIR
+Usage: check_extension.py [--static] [--json] DIST_DIR
 
 Checks `DIST_DIR/datablox` (written by `cargo xtask dist`). Every rule restates one piece of
 Engage's source and names it (file and function) in a comment and in its message; paths are those
@@ -32,8 +32,8 @@ of Engage's repository: `python_pkg/engage/...` (its Python 2.7 engine and drive
 
 What it cannot see: Engage's standard metadata beyond the keys listed in STANDARD below, the
 constraint solver's choices, and anything a driver does against the real system (pip, the network).
-Prints one line per problem (`file: what (Engage: where)`) and a summary; exits 1 if there is any
-problem, 2 on bad usage. Python 3, standard library only.
+Prints one line per problem (`file: what (Engage: where)`) and a summary (with --json, one JSON
+object: ok, tree, summary, problems); exits 1 if there is any problem, 2 on bad usage. Python 3, standard library only.
 """
 import json
 import os
@@ -1030,18 +1030,23 @@ def main(argv):
         print(__doc__)
         return 0
     static_only = "--static" in args
-    args = [arg for arg in args if arg != "--static"]
+    as_json = "--json" in args
+    args = [arg for arg in args if arg not in ("--static", "--json")]
     if len(args) != 1 or args[0].startswith("-"):
-        print("usage: check_extension.py [--static] DIST_DIR", file=sys.stderr)
+        print("usage: check_extension.py [--static] [--json] DIST_DIR", file=sys.stderr)
         return 2
     tree = os.path.join(os.path.abspath(args[0]), EXTENSION)
     checker = Checker(tree)
     ran = checker.run(static_only)
-    for file_name, message in checker.problems:
-        print("%s: %s" % (file_name, message))
     summary = "%d resource definitions, %d driver directories" % (len(checker.definitions), len(checker.driver_dirs))
     if ran is not None:
         summary += ", drivers imported under %d interpreter(s), %d resources installed" % ran
+    if as_json:
+        print(json.dumps({"ok": not checker.problems, "tree": tree, "summary": summary,
+                          "problems": [{"file": f, "message": m} for f, m in checker.problems]}, indent=2))
+        return 1 if checker.problems else 0
+    for file_name, message in checker.problems:
+        print("%s: %s" % (file_name, message))
     if checker.problems:
         print("check_extension: %d problem(s) in %s (%s)" % (len(checker.problems), tree, summary))
         return 1

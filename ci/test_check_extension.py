@@ -369,6 +369,17 @@ class CheckExtensionTest(CheckerTestCase):
         self.assertEqual(code, 1, output)
         self.assertIn("drivers/generic_blox_driver.py: python3: does not import: SyntaxError", output)
 
+    def test_json_report(self):
+        tree = Tree()
+        del tree.installer["log_level"]
+        code, output = self.check(tree, "--static", "--json")
+        self.assertEqual(code, 1, output)
+        report = json.loads(output)
+        self.assertFalse(report["ok"])
+        self.assertIn({"file": "metadata/installer_config.json",
+                       "message": "missing required property log_level (Engage: python_pkg/engage/engine/"
+                                  "installer_config.py parse_installer_config)"}, report["problems"])
+
     def test_usage(self):
         result = subprocess.run([sys.executable, CHECKER], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.assertEqual(result.returncode, 2)
