@@ -1,13 +1,18 @@
-"""Deploy one block into a deployment home by running Engage's deployer on an install spec.
+"""Deploy one block into a deployment home, with the deployer the home has:
 
-The spec names the host (`dynamic-host *`: "this machine", resolved by the deployer) and the
-block inside it. Engage works out from the block's resource definition what else the block needs
-(framework, packages) and installs that first.
+- a home the Datablox node deployer made (`<home>/engage/bin/deployer` beside its package
+  `datablox_deployer/`): `deployer --home HOME name@version`, run with this Python;
+- a real Engage home (`engage/bin/deployer` is Engage's): an install spec naming the host
+  (`dynamic-host *`: "this machine", resolved by the deployer) and the block inside it, given to
+  `deployer -f SPEC`.
+Either works out from the block's resource definition what else the block needs (framework,
+packages) and installs that first.
 """
 
 import json
 import os
 import subprocess
+import sys
 import tempfile
 
 from datablox_framework import naming
@@ -60,6 +65,20 @@ def deployer_path(home):
     return os.path.join(home, "engage", "bin", "deployer")
 
 
+def is_node_deployer_home(home):
+    """Whether `home` was made by the Datablox node deployer (its package is beside the deployer)."""
+    return os.path.isdir(os.path.join(home, "engage", "bin", "datablox_deployer"))
+
+
+def install_block(home, name, version, runner=None):
+    """Deploy the block unless it is installed; returns {"status": "already installed" | "installed",
+    "directory": ...}. An installed block costs one directory check and runs no deployer."""
+    home = os.path.abspath(home)
+    if is_deployed(home, name, version):
+        return {"status": "already installed", "directory": os.path.join(home, "blox", naming.block_dir(name, version))}
+    return {"status": "installed", "directory": deploy_block(home, name, version, runner)}
+
+
 def run_command(argv):
     """Run `argv` with no input (the deployer must never wait for a prompt); returns (exit code,
     combined output)."""
@@ -91,10 +110,21 @@ def deploy_block(home, name, version, runner=None):
     if is_deployed(home, name, version):
         return target
     deployer = deployer_path(home)
+    if os.path.isfile(deployer) and is_node_deployer_home(home):
+        key = naming.block_key(name, version)
+        code, output = (runner or run_command)(
+            [sys.executable, deployer, "--home", home, "{}@{}".format(key["name"], key["version"])])
+        if code != 0:
+            tail = "\n".join((output or "").strip().splitlines()[-20:])
+            raise DeployError("the node deployer failed with exit code {} for block `{} {}`:\n{}".format(code, name, version, tail))
+        if not is_deployed(home, name, version):
+            raise DeployError("the deployer succeeded but {} does not exist".format(target))
+        return target
     if not os.path.isfile(deployer):
         raise DeployError(
             "cannot deploy block `{} {}`: no Engage deployer at {} (help: this home was not set up by "
-            "Engage; deploy the caretaker with Engage first, or install the block by hand)".format(name, version, deployer))
+            "Engage nor by the node deployer; deploy the caretaker first with `python3 datablox/bin/deploy "
+            "--home HOME`, or install the block by hand)".format(name, version, deployer))
     spec = install_spec_for_block(name, version, home)
     config_dir = os.path.join(home, "config")
     if not os.path.isdir(config_dir):
