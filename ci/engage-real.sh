@@ -900,13 +900,35 @@ EOF
         local drc=0
         (cd "$home" && "$home/engage/bin/deployer" -d "$home" -g "${specs[$i]}") >"$out" 2>&1 || drc=$?
         local installed="$home/config/installed_resources.json"
-        if [[ $drc == 0 && -f $installed ]]; then
+        # Services the deployment started (the caretaker) are stopped with Engage's own `svcctl
+        # stop` (every resource, in reverse install order); a process still running under the home
+        # afterwards is a failure of the driver's stop, and is killed so the next deployment starts clean.
+        local stop_note=""
+        if [[ -f $installed ]]; then
+            if ! (cd "$home" && "$home/engage/bin/svcctl" -d "$home" stop) >"$logs/svcctl-stop-$name.log" 2>&1; then
+                stop_note="; svcctl stop failed (log ${logs#"$run"/}/svcctl-stop-$name.log)"
+            fi
+        fi
+        local pid leftover=()
+        for pid in $(pgrep -f -- "$home/" || true); do
+            leftover+=("$pid")
+            kill -KILL "$pid" 2>/dev/null || true
+        done
+        if [[ ${#leftover[@]} -gt 0 ]]; then
+            stop_note="$stop_note; still running after svcctl stop: pid ${leftover[*]} (killed)"
+        fi
+        if [[ $drc == 0 && -f $installed && -z $stop_note ]]; then
             results+=("OK      $name: installed $(python3 -c 'import json,sys; print(", ".join(r["id"] for r in json.load(open(sys.argv[1]))))' "$installed")")
         else
             failed=$((failed + 1))
             printf -- '--- %s: FAILED (deployer exit %s, log %s)\n' "$name" "$drc" "${out#"$run"/}"
-            report_failure "$home" "$out"
-            results+=("FAILED  $name: $(cat "$out.reason" 2>/dev/null)")
+            if [[ $drc == 0 && -f $installed ]]; then
+                printf '    deployed, but%s\n' "${stop_note#;}"
+                results+=("FAILED  $name: deployed, but${stop_note#;}")
+            else
+                report_failure "$home" "$out"
+                results+=("FAILED  $name: $(cat "$out.reason" 2>/dev/null)")
+            fi
         fi
         cp -r "$home/log" "$logs/home-log-$name" 2>/dev/null || true
     done
@@ -914,7 +936,8 @@ EOF
     printf '\n=== engage-real summary (%s) ===\n' "$(date -u +%Y-%m-%dT%H:%MZ)"
     printf 'checked: config engine built from %s with 3 patches; bootstrap.py --never-download;\n' "$ENGAGE_SRC"
     printf '         install_extension.py %s/datablox; deployer -g on each spec into a fresh bootstrapped home;\n' "$dist"
-    printf '         OK = deployer exit 0 and config/installed_resources.json written (ids listed)\n'
+    printf '         OK = deployer exit 0, config/installed_resources.json written (ids listed), and\n'
+    printf '              svcctl stop stopped what it started (no process left under the home)\n'
     printf '%s\n' "${results[@]}"
     printf '%d deployments, %d OK, %d FAILED\n' "$total" "$((total - failed))" "$failed"
     [[ $failed == 0 ]]
