@@ -9,9 +9,11 @@ mod deploy;
 mod dist;
 mod engage;
 mod errors;
+mod fuzz;
 mod python;
 mod reproducible;
 mod tidy;
 
 mod incremental;
 mod inputs;
+mod properties;
