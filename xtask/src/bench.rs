@@ -956,6 +956,21 @@ fn machine() -> String {
     format!("{cores} cores, {cpu}{memory}")
 }
 
+/// The corpus repository of `options` (generated on first use) and its work directory, for
+/// benchmarks that live in other modules (`bench_deploy`).
+pub fn corpus(
+    repo: &Path,
+    options: &BenchOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Corpus, PathBuf)> {
+    let tools = find_tools(repo, options.tools.as_deref())?;
+    let work = repo
+        .join("target")
+        .join("bench")
+        .join(format!("{}-seed{}", options.profile, options.seed));
+    Ok((prepare_corpus(repo, &tools, &work, options, log)?, work))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
