@@ -5,7 +5,6 @@
 
 pub mod archive;
 pub mod bench;
-pub mod bench_deploy;
 pub mod build;
 pub mod cache;
 pub mod check;

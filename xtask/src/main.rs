@@ -175,7 +175,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 println!("{}", report.table());
                 json = serde_json::to_value(&report).expect("the report serializes");
             }
-            let deploy = xtask::bench_deploy::run(&repo, &options, &mut log)?;
+            let deploy = xtask::bench::deploy::run(&repo, &options, &mut log)?;
             println!("{}", deploy.table());
             json["deploy"] = serde_json::to_value(&deploy).expect("the report serializes");
             if let Some(path) = flags.json {

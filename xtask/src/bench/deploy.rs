@@ -13,13 +13,13 @@
 //! between runs, untimed. Prints nothing: progress goes through `log`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
+use xshell::{Shell, cmd};
 
-use crate::bench::{BenchOptions, median};
+use super::{BenchOptions, median};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 
 #[derive(Clone, Debug, Serialize)]
@@ -51,17 +51,18 @@ const MODES: [&str; 5] = [
 ];
 
 pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Result<DeployReport> {
-    let (corpus, work) = crate::bench::corpus(repo, options, log)?;
+    let (corpus, work) = super::corpus(repo, options, log)?;
     let dist = work.join("out").join("deploy-dist");
-    let status = Command::new(&options.xtask)
-        .arg("dist")
-        .arg("--out")
-        .arg(&dist)
-        .current_dir(&corpus.repo)
+    let sh = Shell::new().map_err(|e| shell_error(&e))?;
+    sh.change_dir(&corpus.repo);
+    let xtask = &options.xtask;
+    let output = cmd!(sh, "{xtask} dist --out {dist}")
+        .quiet()
+        .ignore_status()
         .output()
-        .with_path("run", &options.xtask)?;
-    if !status.status.success() {
-        return Err(failure("dist of the bench corpus", &status.stderr));
+        .map_err(|e| shell_error(&e))?;
+    if !output.status.success() {
+        return Err(failure("dist of the bench corpus", &output.stderr));
     }
     let tree = dist.join("datablox");
     let sw = tree.join("sw_packages");
@@ -85,19 +86,19 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
     let python = repo.join("python");
     let pycache = work.join("out").join("deploy-pycache");
     let deployer = |tree: &Path, args: &[String]| -> Result<f64> {
+        let home = &home;
         let started = Instant::now();
-        let output = Command::new("python3")
-            .args(["-m", "datablox_deployer", "--home"])
-            .arg(&home)
-            .arg("--tree")
-            .arg(tree)
-            .args(["--platform", "ubuntu-linux", "14.04"])
-            .args(args)
-            .env("PYTHONPATH", &python)
-            // Bytecode cached as a home's own deployer caches it, outside the repository.
-            .env("PYTHONPYCACHEPREFIX", &pycache)
-            .output()
-            .with_path("run", Path::new("python3"))?;
+        let output = cmd!(
+            sh,
+            "python3 -m datablox_deployer --home {home} --tree {tree} --platform ubuntu-linux 14.04 {args...}"
+        )
+        .env("PYTHONPATH", &python)
+        // Bytecode cached as a home's own deployer caches it, outside the repository.
+        .env("PYTHONPYCACHEPREFIX", &pycache)
+        .quiet()
+        .ignore_status()
+        .output()
+        .map_err(|e| shell_error(&e))?;
         let seconds = started.elapsed().as_secs_f64();
         if !output.status.success() {
             return Err(failure("the node deployer", &output.stderr));
@@ -107,14 +108,13 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
     let shell = |script: &str| -> Result<f64> {
         reset(&tar_out)?;
         std::fs::create_dir_all(&tar_out).with_path("create", &tar_out)?;
+        let (sw, tar_out, dist) = (&sw, &tar_out, &dist);
         let started = Instant::now();
-        let output = Command::new("sh")
-            .args(["-c", script, "sh"])
-            .arg(&sw)
-            .arg(&tar_out)
-            .arg(&dist)
+        let output = cmd!(sh, "sh -c {script} sh {sw} {tar_out} {dist}")
+            .quiet()
+            .ignore_status()
             .output()
-            .with_path("run", Path::new("sh"))?;
+            .map_err(|e| shell_error(&e))?;
         let seconds = started.elapsed().as_secs_f64();
         if !output.status.success() {
             return Err(failure("the shell loop", &output.stderr));
@@ -141,10 +141,10 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
                 }
                 _ => {
                     let started = Instant::now();
-                    Command::new("python3")
-                        .args(["-c", "pass"])
-                        .status()
-                        .with_path("run", Path::new("python3"))?;
+                    cmd!(sh, "python3 -c pass")
+                        .quiet()
+                        .run()
+                        .map_err(|e| shell_error(&e))?;
                     started.elapsed().as_secs_f64()
                 }
             };
@@ -229,6 +229,13 @@ fn reset(path: &PathBuf) -> Result<()> {
         std::fs::remove_dir_all(path).with_path("remove", path)?;
     }
     Ok(())
+}
+
+fn shell_error(error: &xshell::Error) -> Error {
+    Error::new(
+        Diagnostic::error("bench-deploy", format!("cannot run a deploy mode: {error}"))
+            .help("the deploy modes need `python3`, `sh`, `tar` and `sha256sum` on PATH"),
+    )
 }
 
 fn failure(what: &str, stderr: &[u8]) -> Error {
