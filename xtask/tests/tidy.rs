@@ -49,9 +49,18 @@ fn every_block_directory_has_a_manifest() {
 fn every_module_is_in_the_codemap_and_documented() {
     let architecture = std::fs::read_to_string(repo_root().join("ARCHITECTURE.md")).unwrap();
     let mut problems = Vec::new();
-    for entry in std::fs::read_dir(repo_root().join("xtask/src")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    // Top-level modules by file name (`check.rs`) or directory (`check/`), the files of a module
+    // directory by their path below `xtask/src` (`check/paths.rs`).
+    let src = repo_root().join("xtask/src");
+    for entry in walkdir::WalkDir::new(&src).min_depth(1).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let relative = entry.path().strip_prefix(&src).unwrap();
+        let mut name = relative.to_string_lossy().replace('\\', "/");
+        if entry.file_type().is_dir() {
+            name.push('/');
+        } else if !name.ends_with(".rs") {
+            continue;
+        }
         if !architecture.contains(&format!("`{name}`")) {
             problems.push(format!(
                 "xtask/src/{name}: describe it in ARCHITECTURE.md's codemap"
