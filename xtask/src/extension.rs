@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Diagnostic, Error, Result};
+use crate::manifest::UrlList;
 use crate::model::{
     Alternatives, Constraint, Driver, InstallSpec, Key, Kind, Model, Package, PackageSource,
     Property, Resource, VersionReq,
@@ -146,6 +147,7 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
             .collect();
         let config = json!({
             "application_name": application,
+            "log_level": model.extension.log_level.as_deref().unwrap_or("INFO"),
             "resource_def_file_name": Path::new(DEFINITIONS_FILE).file_name().unwrap().to_string_lossy(),
             "software_library_file_name": Path::new(LIBRARY_FILE).file_name().unwrap().to_string_lossy(),
             "install_spec_options": choices,
@@ -294,19 +296,34 @@ pub fn definition(resource: &Resource) -> Value {
 }
 
 fn package_json(package: &Package) -> Value {
+    let text = |s: &str| Value::String(s.into());
     let (ty, class, location) = match &package.source {
         PackageSource::Archive { file_name, .. } => {
-            ("Archive", "GzippedTarArchive", file_name.as_str())
+            ("Archive", "GzippedTarArchive", text(file_name))
         }
-        PackageSource::File { file_name, .. } => ("File", "FilePackage", file_name.as_str()),
-        PackageSource::Pip(name) => ("Reference", "PipLink", name.as_str()),
-        PackageSource::EasyInstall(name) => ("Reference", "EasyInstallLink", name.as_str()),
-        PackageSource::Dummy => ("Reference", "DummyPackage", ""),
+        PackageSource::File { file_name, .. } => ("File", "FilePackage", text(file_name)),
+        PackageSource::Pip(name) => ("Reference", "PipLink", text(name)),
+        PackageSource::EasyInstall(name) => ("Reference", "EasyInstallLink", text(name)),
+        PackageSource::Dummy => ("Reference", "DummyPackage", text("")),
+        PackageSource::AptGet(name) => ("Reference", "AptGet", text(name)),
+        PackageSource::MacPorts(name) => ("Reference", "MacPorts", text(name)),
+        PackageSource::Url { location, class } => {
+            let ty = if class == "FilePackage" {
+                "File"
+            } else {
+                "Archive"
+            };
+            let location = match location {
+                UrlList::One(url) => text(url),
+                UrlList::Mirrors(all) => Value::Array(all.iter().map(|u| text(u)).collect()),
+            };
+            (ty, class.as_str(), location)
+        }
     };
     let mut object = Map::new();
     object.insert("type".into(), Value::String(ty.into()));
     object.insert("package_class".into(), Value::String(class.into()));
-    object.insert("location".into(), Value::String(location.into()));
+    object.insert("location".into(), location);
     if let Some(filename) = &package.filename {
         object.insert("filename".into(), Value::String(filename.clone()));
     }

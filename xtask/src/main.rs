@@ -181,6 +181,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
 
 /// `import` may create the repository, so it does not look for one first.
 fn import(cwd: &std::path::Path, flags: xtask::flags::ImportFlags) -> Result<ExitCode, Error> {
+    let into_text = flags.into.as_ref().map(|into| into.display().to_string());
     let target = match flags.into {
         Some(into) => cwd.join(into),
         None => xtask::find_repo(cwd).unwrap_or_else(|_| cwd.to_path_buf()),
@@ -222,10 +223,10 @@ fn import(cwd: &std::path::Path, flags: xtask::flags::ImportFlags) -> Result<Exi
         let skipped: Vec<String> = report.skipped.iter().map(|k| format!("`{k}`")).collect();
         eprintln!("     Skipped {}", skipped.join(", "));
     }
-    eprintln!(
-        "Next: cargo xtask check, then cargo xtask dist (in {})",
-        options.target.display()
-    );
+    match into_text {
+        Some(into) => eprintln!("Next: cd {into}, then cargo xtask check and cargo xtask dist"),
+        None => eprintln!("Next: cargo xtask check, then cargo xtask dist"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

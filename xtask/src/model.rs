@@ -192,6 +192,15 @@ pub enum PackageSource {
     Pip(String),
     EasyInstall(String),
     Dummy,
+    /// Downloaded by Engage's `downloader` from `location` (one URL or mirrors); `class` is the
+    /// Engage package class (`GzippedTarArchive`, `ZipArchive`, `FilePackage`).
+    Url {
+        location: crate::manifest::UrlList,
+        class: String,
+    },
+    /// A system package, installed by apt-get (Linux) or MacPorts (macOS).
+    AptGet(String),
+    MacPorts(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -296,6 +305,7 @@ pub struct Extension {
     pub default_inside: Vec<Constraint>,
     pub externals: Vec<External>,
     pub application_name: Option<String>,
+    pub log_level: Option<String>,
     pub install_specs: Vec<InstallSpec>,
 }
 

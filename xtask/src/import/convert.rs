@@ -97,12 +97,15 @@ pub fn convert(legacy: &Legacy, existing: &BTreeMap<Key, String>, notes: &mut No
 
     let mut converted = Converted::default();
     let extension = converter.extension(&default_inside, &externals, &imported);
-    converted
-        .files
-        .insert(PathBuf::from("manifests/extension.toml"), Content::Text(extension));
+    converted.files.insert(
+        PathBuf::from("manifests/extension.toml"),
+        Content::Text(extension),
+    );
     // The generic block driver travels with the blocks, whose driver directories re-export it.
     let blocks_need_generic = manifests.iter().any(|m| m.text.contains("[block]"))
-        || manifests.iter().any(|m| m.text.contains("generic_blox_driver"));
+        || manifests
+            .iter()
+            .any(|m| m.text.contains("generic_blox_driver"));
     if blocks_need_generic {
         match legacy.modules.get(GENERIC_DRIVER) {
             Some(path) => {
@@ -202,7 +205,11 @@ impl Converter<'_> {
             .push(Diagnostic::warning(code, message).file(file).help(help));
     }
 
-    fn resource(&mut self, definition: &Definition, default_inside: &Option<Value>) -> Option<Manifest> {
+    fn resource(
+        &mut self,
+        definition: &Definition,
+        default_inside: &Option<Value>,
+    ) -> Option<Manifest> {
         let key = &definition.key;
         let origin = definition.origin.clone();
         let dir_name = driver_dir_name(key);
@@ -216,14 +223,27 @@ impl Converter<'_> {
                     "remove the driver directory, or the library entry",
                 );
             }
-            (Installer::Library { module: entry.module.clone() }, entry.packages.clone(), self.shown(&self.legacy.library_path))
+            (
+                Installer::Library {
+                    module: entry.module.clone(),
+                },
+                entry.packages.clone(),
+                self.shown(&self.legacy.library_path),
+            )
         } else {
             match self.legacy.drivers.get(&dir_name) {
-                Some(dir) if dir.has_driver && dir.packages.as_ref().is_some_and(|p| !p.is_empty()) => (
-                    Installer::Directory { dir: dir.path.clone(), generic: dir.generic },
-                    dir.packages.clone().unwrap_or_default(),
-                    self.shown(&dir.path.join("packages.json")),
-                ),
+                Some(dir)
+                    if dir.has_driver && dir.packages.as_ref().is_some_and(|p| !p.is_empty()) =>
+                {
+                    (
+                        Installer::Directory {
+                            dir: dir.path.clone(),
+                            generic: dir.generic,
+                        },
+                        dir.packages.clone().unwrap_or_default(),
+                        self.shown(&dir.path.join("packages.json")),
+                    )
+                }
                 Some(dir) if dir.has_driver => {
                     let shown = self.shown(&dir.path.join("packages.json"));
                     self.warn(
@@ -247,7 +267,11 @@ impl Converter<'_> {
         };
         let (installer, packages, packages_origin) = installer;
 
-        if let Some(field) = definition.json.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        if let Some(field) = definition
+            .json
+            .keys()
+            .find(|k| !FIELDS.contains(&k.as_str()))
+        {
             self.warn(
                 "unsupported-field",
                 &origin,
@@ -294,7 +318,12 @@ impl Converter<'_> {
             } else {
                 (format!("it is left out, and Engage installs `{key}` from the next package of its list"), "nothing to do if the fallback is what you want; else pass `--sources NAME=DIR` with its source".to_string())
             };
-            self.warn("unbuilt-package", &packages_origin, format!("{problem}; {what}"), help);
+            self.warn(
+                "unbuilt-package",
+                &packages_origin,
+                format!("{problem}; {what}"),
+                help,
+            );
         }
         if kept.is_empty() {
             return None;
@@ -302,8 +331,21 @@ impl Converter<'_> {
 
         // The block form when the definition is what the manifests would derive.
         if let Installer::Directory { generic: true, .. } = &installer
-            && let Some(text) = block_manifest(definition, &module, &self.legacy.version, default_inside, &packages)
+            && let Some(mut text) = block_manifest(
+                definition,
+                &module,
+                &self.legacy.version,
+                default_inside,
+                &packages,
+            )
         {
+            // The block directory is `blox/<module>` unless the legacy tree keeps it elsewhere.
+            if let Some(source) = self.legacy.source_of(&format!("{module}.tgz")) {
+                let target = self.target_of(&source);
+                if target != Path::new("blox").join(&module) {
+                    text.push_str(&format!("source = {}\n", tstr(&slash(&target))));
+                }
+            }
             return Some(Manifest {
                 key: key.clone(),
                 stem: mangle(&key.name),
@@ -315,7 +357,11 @@ impl Converter<'_> {
         }
 
         let mut text = format!("# Imported from {}.\n[resource]\n", origin.display());
-        text.push_str(&format!("name = {}\nversion = {}\n", tstr(&key.name), tstr(&key.version)));
+        text.push_str(&format!(
+            "name = {}\nversion = {}\n",
+            tstr(&key.name),
+            tstr(&key.version)
+        ));
         let json = &definition.json;
         if let Some(display) = json.get("display_name").and_then(Value::as_str) {
             text.push_str(&format!("display-name = {}\n", tstr(display)));
@@ -337,7 +383,10 @@ impl Converter<'_> {
                             );
                             return None;
                         };
-                        copies.push((PathBuf::from(DRIVER_SOURCES).join(format!("{name}.py")), Content::Copy(source.clone())));
+                        copies.push((
+                            PathBuf::from(DRIVER_SOURCES).join(format!("{name}.py")),
+                            Content::Copy(source.clone()),
+                        ));
                         text.push_str(&format!("manager = {}\n", tstr(name)));
                     }
                     // Engage's own modules (`engage.drivers.genforma.pip`, ...) are named as they are.
@@ -346,14 +395,24 @@ impl Converter<'_> {
             }
             Installer::Directory { dir, .. } => {
                 let target = PathBuf::from(DRIVER_SOURCES).join(file_name(dir));
-                for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name().into_iter().filter_entry(|e| e.file_name() != "__pycache__").filter_map(|e| e.ok()) {
+                for entry in walkdir::WalkDir::new(dir)
+                    .min_depth(1)
+                    .sort_by_file_name()
+                    .into_iter()
+                    .filter_entry(|e| e.file_name() != "__pycache__")
+                    .filter_map(|e| e.ok())
+                {
                     let relative = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-                    let generated = relative == Path::new("resources.json") || relative == Path::new("packages.json");
+                    let generated = relative == Path::new("resources.json")
+                        || relative == Path::new("packages.json");
                     let compiled = entry.file_name().to_string_lossy().ends_with(".pyc");
                     if generated || compiled || entry.file_type().is_dir() {
                         continue;
                     }
-                    copies.push((target.join(relative), Content::Copy(entry.path().to_path_buf())));
+                    copies.push((
+                        target.join(relative),
+                        Content::Copy(entry.path().to_path_buf()),
+                    ));
                 }
                 text.push_str(&format!("driver = {}\n", tstr(&slash(&target))));
             }
@@ -363,7 +422,10 @@ impl Converter<'_> {
         } else {
             text.push_str(&format!("package = [{}]\n", kept.join(", ")));
         }
-        let has_host = json.get("input_ports").and_then(|p| p.get("host")).is_some();
+        let has_host = json
+            .get("input_ports")
+            .and_then(|p| p.get("host"))
+            .is_some();
         let derived_inside = default_inside.as_ref().map(|d| with_host(d, has_host));
         let unexpressible = |converter: &mut Converter, what: &str| {
             converter.warn(
@@ -385,7 +447,9 @@ impl Converter<'_> {
                 self.warn(
                     "no-inside",
                     &origin,
-                    format!("`{key}` says nowhere where it is installed (no `inside`); it is skipped"),
+                    format!(
+                        "`{key}` says nowhere where it is installed (no `inside`); it is skipped"
+                    ),
                     "add `inside` to the definition",
                 );
                 return None;
@@ -408,8 +472,16 @@ impl Converter<'_> {
             text.push_str("\n[resource.config-port]\n");
             text.push_str(&properties);
         }
-        for (field, table) in [("input_ports", "input-ports"), ("output_ports", "output-ports")] {
-            for (port, properties) in json.get(field).and_then(Value::as_object).into_iter().flatten() {
+        for (field, table) in [
+            ("input_ports", "input-ports"),
+            ("output_ports", "output-ports"),
+        ] {
+            for (port, properties) in json
+                .get(field)
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+            {
                 let Some(properties) = properties.as_object().and_then(properties_toml) else {
                     return unexpressible(self, field);
                 };
@@ -428,31 +500,57 @@ impl Converter<'_> {
     }
 
     fn block_directory_exists(&self, module: &str) -> bool {
-        self.legacy.blox.as_ref().is_some_and(|blox| blox.join(module).is_dir())
-            || self.legacy.sources.get(&format!("{module}.tgz")).is_some_and(|s| s.path.is_dir())
+        self.legacy
+            .blox
+            .as_ref()
+            .is_some_and(|blox| blox.join(module).is_dir())
+            || self
+                .legacy
+                .sources
+                .get(&format!("{module}.tgz"))
+                .is_some_and(|s| s.path.is_dir())
     }
 
     /// A block whose block directory is gone: nothing builds its archive. Reported once.
-    fn missing_block(&mut self, key: &Key, installer: &Installer, module: &str, origin: &Path) -> Option<Manifest> {
+    fn missing_block(
+        &mut self,
+        key: &Key,
+        installer: &Installer,
+        module: &str,
+        origin: &Path,
+    ) -> Option<Manifest> {
         let (file, remove) = match installer {
-            Installer::Directory { dir, .. } => (self.shown(dir), format!("delete `drivers/{}`", file_name(dir))),
-            Installer::Library { .. } => (origin.to_path_buf(), "delete its definition and library entry".to_string()),
+            Installer::Directory { dir, .. } => (
+                self.shown(dir),
+                format!("delete `drivers/{}`", file_name(dir)),
+            ),
+            Installer::Library { .. } => (
+                origin.to_path_buf(),
+                "delete its definition and library entry".to_string(),
+            ),
         };
         let (message, help) = match &self.legacy.blox {
             Some(blox) => (
-                format!("block `{key}`: its block directory `{}` is gone, so nothing builds `{module}.tgz`; `{key}` is skipped", self.shown(&blox.join(module)).display()),
+                format!(
+                    "block `{key}`: its block directory `{}` is gone, so nothing builds `{module}.tgz`; `{key}` is skipped",
+                    self.shown(&blox.join(module)).display()
+                ),
                 format!("restore the block's sources, or {remove}"),
             ),
             None if !self.blox_reported => {
                 self.blox_reported = true;
                 (
-                    format!("block `{key}`: no `blox/` directory was found beside the extension or above it, so nothing builds `{module}.tgz`; `{key}` is skipped, as is every block"),
+                    format!(
+                        "block `{key}`: no `blox/` directory was found beside the extension or above it, so nothing builds `{module}.tgz`; `{key}` is skipped, as is every block"
+                    ),
                     "pass `--blox DIR` with the legacy blox/ directory".to_string(),
                 )
             }
             None => (
-                format!("block `{key}`: no `blox/` directory, so nothing builds `{module}.tgz`; `{key}` is skipped"),
-                "pass `--blox DIR`".to_string(),
+                format!(
+                    "block `{key}`: no `blox/` directory (see above), so nothing builds `{module}.tgz`; `{key}` is skipped"
+                ),
+                "give the legacy blox/ directory with --blox".to_string(),
             ),
         };
         self.warn("missing-block-directory", &file, message, help);
@@ -460,7 +558,12 @@ impl Converter<'_> {
     }
 
     fn package(&mut self, package: &Value) -> PackageOutcome {
-        let text = |field: &str| package.get(field).and_then(Value::as_str).map(str::to_string);
+        let text = |field: &str| {
+            package
+                .get(field)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
         let (Some(ty), Some(class)) = (text("type"), text("package_class")) else {
             return PackageOutcome::Invalid("has no `type` or `package_class`".into());
         };
@@ -468,13 +571,34 @@ impl Converter<'_> {
             "GzippedTarArchive" | "ZipArchive" => "Archive",
             "FilePackage" => "File",
             "PipLink" | "EasyInstallLink" | "DummyPackage" | "AptGet" | "MacPorts" => "Reference",
-            other => return PackageOutcome::Invalid(format!("has the package class `{other}`, which Engage does not know")),
+            other => {
+                return PackageOutcome::Invalid(format!(
+                    "has the package class `{other}`, which Engage does not know"
+                ));
+            }
         };
         if ty != expected {
-            return PackageOutcome::Invalid(format!("is a `{class}` of type `{ty}`; Engage wants type `{expected}`"));
+            return PackageOutcome::Invalid(format!(
+                "is a `{class}` of type `{ty}`; Engage wants type `{expected}`"
+            ));
         }
-        if let Some(field) = package.as_object().and_then(|o| o.keys().find(|k| !["type", "package_class", "location", "filename", "downloader"].contains(&k.as_str())).cloned()) {
-            return PackageOutcome::Invalid(format!("has a field `{field}` the manifests cannot express"));
+        if let Some(field) = package.as_object().and_then(|o| {
+            o.keys()
+                .find(|k| {
+                    ![
+                        "type",
+                        "package_class",
+                        "location",
+                        "filename",
+                        "downloader",
+                    ]
+                    .contains(&k.as_str())
+                })
+                .cloned()
+        }) {
+            return PackageOutcome::Invalid(format!(
+                "has a field `{field}` the manifests cannot express"
+            ));
         }
         let downloader = text("downloader");
         let mut extra = String::new();
@@ -490,41 +614,86 @@ impl Converter<'_> {
             let url = match &location {
                 Value::String(one) => tstr(one),
                 Value::Array(all) if all.iter().all(Value::is_string) && !all.is_empty() => {
-                    format!("[{}]", all.iter().filter_map(Value::as_str).map(tstr).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "[{}]",
+                        all.iter()
+                            .filter_map(Value::as_str)
+                            .map(tstr)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 }
                 _ => return PackageOutcome::Invalid("has no usable `location`".into()),
             };
             if text("filename").is_none() {
-                return PackageOutcome::Invalid("has a `downloader` but no `filename`, which Engage requires".into());
+                return PackageOutcome::Invalid(
+                    "has a `downloader` but no `filename`, which Engage requires".into(),
+                );
             }
-            return PackageOutcome::Kept(format!("{{ url = {url}, class = {}{extra} }}", tstr(&class)), Vec::new());
+            return PackageOutcome::Kept(
+                format!("{{ url = {url}, class = {}{extra} }}", tstr(&class)),
+                Vec::new(),
+            );
         }
         let Some(location) = location.as_str().map(str::to_string) else {
-            return PackageOutcome::Invalid("has a `location` that is not a string (a list needs a `downloader`)".into());
+            return PackageOutcome::Invalid(
+                "has a `location` that is not a string (a list needs a `downloader`)".into(),
+            );
         };
-        let reference = |kind: &str| PackageOutcome::Kept(format!("{{ {kind} = {}{extra} }}", tstr(&location)), Vec::new());
+        let reference = |kind: &str| {
+            PackageOutcome::Kept(
+                format!("{{ {kind} = {}{extra} }}", tstr(&location)),
+                Vec::new(),
+            )
+        };
         match class.as_str() {
             "PipLink" => return reference("pip"),
             "EasyInstallLink" => return reference("easy-install"),
             "AptGet" => return reference("apt-get"),
             "MacPorts" => return reference("macports"),
-            "DummyPackage" => return PackageOutcome::Kept(format!("{{ dummy = true{extra} }}"), Vec::new()),
+            "DummyPackage" => {
+                return PackageOutcome::Kept(format!("{{ dummy = true{extra} }}"), Vec::new());
+            }
             _ => {}
         }
         // A file of sw_packages: it needs a source the build can take.
-        let plain_name = !location.is_empty() && Path::new(&location).components().count() == 1 && matches!(Path::new(&location).components().next(), Some(Component::Normal(_)));
+        let plain_name = !location.is_empty()
+            && Path::new(&location).components().count() == 1
+            && matches!(
+                Path::new(&location).components().next(),
+                Some(Component::Normal(_))
+            );
         if !plain_name {
-            return PackageOutcome::Unbuilt(format!("the package `{location}` is not a file name of sw_packages, so no build can produce it"));
+            return PackageOutcome::Unbuilt(format!(
+                "the package `{location}` is not a file name of sw_packages, so no build can produce it"
+            ));
         }
         let Some(source) = self.legacy.source_of(&location) else {
-            return PackageOutcome::Unbuilt(format!("no build produces `{location}`: neither the legacy Makefile nor `--sources` names its source, and no directory `{}` exists where legacy trees keep sources", archive_stem(&location).unwrap_or(&location)));
+            return PackageOutcome::Unbuilt(format!(
+                "no build produces `{location}`: neither the legacy Makefile nor `--sources` names its source, and no directory `{}` exists where legacy trees keep sources",
+                archive_stem(&location).unwrap_or(&location)
+            ));
         };
+        if !source.path.exists() && !source.path.is_symlink() {
+            let by = if source.origin == Origin::Makefile {
+                "the legacy Makefile builds it"
+            } else {
+                "`--sources` names"
+            };
+            return PackageOutcome::Unbuilt(format!(
+                "no build produces `{location}`: {by} from `{}`, which is not there",
+                self.shown(&source.path).display()
+            ));
+        }
         if source.origin == Origin::Guess && self.guessed.insert(location.clone()) {
             let shown = self.shown(&source.path);
             self.warn(
                 "guessed-source",
                 &shown,
-                format!("nothing names the source of `{location}`; the import takes `{}` (a guess)", shown.display()),
+                format!(
+                    "nothing names the source of `{location}`; the import takes `{}` (a guess)",
+                    shown.display()
+                ),
                 format!("check it, or pass `--sources {location}=DIR`"),
             );
         }
@@ -535,7 +704,10 @@ impl Converter<'_> {
                 if format!("{}.tgz", file_name(&target)) != location {
                     fields.push_str(&format!(", name = {}", tstr(&location)));
                 }
-                PackageOutcome::Kept(format!("{{ {fields}{extra} }}"), copy_tree(&source.path, &target))
+                PackageOutcome::Kept(
+                    format!("{{ {fields}{extra} }}"),
+                    copy_tree(&source.path, &target),
+                )
             }
             "FilePackage" if source.path.is_file() => {
                 let target = self.target_of(&source);
@@ -543,18 +715,48 @@ impl Converter<'_> {
                 if file_name(&target) != location {
                     fields.push_str(&format!(", name = {}", tstr(&location)));
                 }
-                PackageOutcome::Kept(format!("{{ {fields}{extra} }}"), vec![(target, Content::Copy(source.path.clone()))])
+                PackageOutcome::Kept(
+                    format!("{{ {fields}{extra} }}"),
+                    vec![(target, Content::Copy(source.path.clone()))],
+                )
             }
-            "ZipArchive" => PackageOutcome::Unbuilt(format!("no build produces the zip archive `{location}` (`{}` is there, but the manifests build .tgz archives only)", self.shown(&source.path).display())),
-            _ => PackageOutcome::Unbuilt(format!("no build produces `{location}`: its source `{}` is not a {}", self.shown(&source.path).display(), if expected == "File" { "file" } else { "directory" })),
+            "ZipArchive" => PackageOutcome::Unbuilt(format!(
+                "no build produces the zip archive `{location}` (`{}` is there, but the manifests build .tgz archives only)",
+                self.shown(&source.path).display()
+            )),
+            _ if source.origin == Origin::Shipped => PackageOutcome::Unbuilt(format!(
+                "no build produces `{location}`: it lies prebuilt in sw_packages/, and nothing says which directory it is made from"
+            )),
+            _ => PackageOutcome::Unbuilt(format!(
+                "no build produces `{location}`: its source `{}` is not a {}",
+                self.shown(&source.path).display(),
+                if expected == "File" {
+                    "file"
+                } else {
+                    "directory"
+                }
+            )),
         }
     }
 
     /// Where a source is copied in the target project: the same path as in the legacy tree when
     /// it lies inside it, else `engage-extension/files/` (for files) or `sources/` (directories).
     fn target_of(&self, source: &SourceOf) -> PathBuf {
+        // Blocks, and files inside them, go to blox/ wherever the legacy tree kept them.
+        if let Some(blox) = &self.legacy.blox
+            && let Ok(inside) = source.path.strip_prefix(blox)
+            && inside
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)))
+            && !inside.as_os_str().is_empty()
+        {
+            return Path::new("blox").join(inside);
+        }
         let relative = shown(&self.legacy.root, &source.path);
-        let inside = relative.is_relative() && relative.components().all(|c| matches!(c, Component::Normal(_)));
+        let inside = relative.is_relative()
+            && relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
         let shipped = source.origin == Origin::Shipped;
         if inside && !shipped && !relative.as_os_str().is_empty() {
             return relative;
@@ -568,15 +770,27 @@ impl Converter<'_> {
     }
 
     /// Checks every constraint of the imported resources; returns the standard keys to declare.
-    fn references(&mut self, manifests: &[Manifest], imported: &BTreeSet<Key>, skipped: &BTreeSet<Key>) -> Vec<External> {
+    fn references(
+        &mut self,
+        manifests: &[Manifest],
+        imported: &BTreeSet<Key>,
+        skipped: &BTreeSet<Key>,
+    ) -> Vec<External> {
         let standard = standard();
         let mut used: BTreeSet<usize> = BTreeSet::new();
         for manifest in manifests {
             for (name, version) in constraints_of(&manifest.definition) {
-                let defined = imported.iter().any(|k| k.name == name && version.matches(&k.version));
+                let defined = imported
+                    .iter()
+                    .any(|k| k.name == name && version.matches(&k.version));
                 let mut from_standard = false;
                 for (index, external) in standard.iter().enumerate() {
-                    if *external.name.get_ref() == name && external.versions.iter().any(|v| version.matches(v.get_ref())) {
+                    if *external.name.get_ref() == name
+                        && external
+                            .versions
+                            .iter()
+                            .any(|v| version.matches(v.get_ref()))
+                    {
                         used.insert(index);
                         from_standard = true;
                     }
@@ -585,7 +799,10 @@ impl Converter<'_> {
                     continue;
                 }
                 let key = &manifest.key;
-                let what = if skipped.iter().any(|k| k.name == name && version.matches(&k.version)) {
+                let what = if skipped
+                    .iter()
+                    .any(|k| k.name == name && version.matches(&k.version))
+                {
                     "a resource the import skipped (see above)"
                 } else {
                     "nothing the legacy tree or Engage's standard metadata defines"
@@ -598,10 +815,20 @@ impl Converter<'_> {
                 );
             }
         }
-        standard.into_iter().enumerate().filter(|(i, _)| used.contains(i)).map(|(_, e)| e).collect()
+        standard
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| used.contains(i))
+            .map(|(_, e)| e)
+            .collect()
     }
 
-    fn extension(&mut self, default_inside: &Option<Value>, externals: &[External], imported: &BTreeSet<Key>) -> String {
+    fn extension(
+        &mut self,
+        default_inside: &Option<Value>,
+        externals: &[External],
+        imported: &BTreeSet<Key>,
+    ) -> String {
         let legacy = self.legacy;
         let mut text = "# The Datablox Engage extension, imported from a legacy tree. See docs/manifests.md.\n[extension]\nname = \"datablox\"\n".to_string();
         text.push_str(&format!("version = {}\n", tstr(&legacy.version)));
@@ -632,15 +859,25 @@ impl Converter<'_> {
             if !installer.is_empty() {
                 text.push_str(&format!("\n[installer]\n{installer}"));
             }
-            for option in config.get("install_spec_options").and_then(Value::as_array).into_iter().flatten() {
-                if let (Some(choice), Some(file)) = (option.get("choice_name").and_then(Value::as_str), option.get("file_name").and_then(Value::as_str)) {
+            for option in config
+                .get("install_spec_options")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(choice), Some(file)) = (
+                    option.get("choice_name").and_then(Value::as_str),
+                    option.get("file_name").and_then(Value::as_str),
+                ) {
                     choices.insert(file.to_string(), choice.to_string());
                 }
             }
         }
         for (file, path, spec) in &legacy.install_specs {
             // Engage appends `.tmpl` to an option's file name to find the template.
-            let choice = choices.remove(file).or_else(|| file.strip_suffix(".tmpl").and_then(|f| choices.remove(f)));
+            let choice = choices
+                .remove(file)
+                .or_else(|| file.strip_suffix(".tmpl").and_then(|f| choices.remove(f)));
             match install_spec_toml(file, choice.as_ref(), spec, imported) {
                 Ok(spec_text) => text.push_str(&spec_text),
                 Err(problem) => {
@@ -668,11 +905,20 @@ impl Converter<'_> {
 }
 
 /// The `[block]` manifest of a definition whose shape is the derived one, or `None`.
-fn block_manifest(definition: &Definition, module: &str, version: &str, default_inside: &Option<Value>, packages: &[Value]) -> Option<String> {
+fn block_manifest(
+    definition: &Definition,
+    module: &str,
+    version: &str,
+    default_inside: &Option<Value>,
+    packages: &[Value],
+) -> Option<String> {
     let key = &definition.key;
     let json = &definition.json;
     let display = json.get("display_name").and_then(Value::as_str)?;
-    let name = display.strip_suffix(" block").filter(|n| n.to_lowercase() == key.name).unwrap_or(&key.name);
+    let name = display
+        .strip_suffix(" block")
+        .filter(|n| n.to_lowercase() == key.name)
+        .unwrap_or(&key.name);
     if block_name_problem(name).is_some() || name.to_lowercase() != key.name {
         return None;
     }
@@ -693,7 +939,12 @@ fn block_manifest(definition: &Definition, module: &str, version: &str, default_
     if environment.first().map(normalized) != Some(framework) {
         return None;
     }
-    let mut text = format!("# Imported from {}.\n[block]\nname = {}\nversion = {}\n", definition.origin.display(), tstr(name), tstr(&key.version));
+    let mut text = format!(
+        "# Imported from {}.\n[block]\nname = {}\nversion = {}\n",
+        definition.origin.display(),
+        tstr(name),
+        tstr(&key.version)
+    );
     if display != format!("{name} block") {
         text.push_str(&format!("display-name = {}\n", tstr(display)));
     }
@@ -741,7 +992,10 @@ fn most_common_inside(definitions: &[Definition]) -> Option<Value> {
     }
     // The first of the most frequent, so that the choice depends on nothing but the input.
     let best = counts.iter().map(|(_, count)| *count).max()?;
-    counts.into_iter().find(|(_, count)| *count == best).map(|(value, _)| value)
+    counts
+        .into_iter()
+        .find(|(_, count)| *count == best)
+        .map(|(value, _)| value)
 }
 
 fn each_constraint(value: &Value, f: &mut dyn FnMut(&mut Map<String, Value>)) -> Value {
@@ -786,11 +1040,17 @@ fn with_host(inside: &Value, host: bool) -> Value {
 /// empty port mapping is none.
 pub fn normalized(value: &Value) -> Value {
     match value {
-        Value::Object(object) if object.len() == 1 && object.get("type").is_some_and(Value::is_string) => object["type"].clone(),
+        Value::Object(object)
+            if object.len() == 1 && object.get("type").is_some_and(Value::is_string) =>
+        {
+            object["type"].clone()
+        }
         Value::Object(object) => Value::Object(
             object
                 .iter()
-                .filter(|(k, v)| !(k.as_str() == "port_mapping" && v.as_object().is_some_and(Map::is_empty)))
+                .filter(|(k, v)| {
+                    !(k.as_str() == "port_mapping" && v.as_object().is_some_and(Map::is_empty))
+                })
                 .map(|(k, v)| (k.clone(), normalized(v)))
                 .collect(),
         ),
@@ -806,10 +1066,18 @@ fn constraints_of(definition: &Map<String, Value>) -> Vec<(String, VersionReq)> 
         let Some(value) = definition.get(field) else {
             continue;
         };
-        let list = value.get("one-of").or_else(|| value.get("all-of")).and_then(Value::as_array).cloned().unwrap_or_else(|| vec![value.clone()]);
+        let list = value
+            .get("one-of")
+            .or_else(|| value.get("all-of"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_else(|| vec![value.clone()]);
         for constraint in list {
             if let Some(key) = constraint.get("key")
-                && let (Some(name), Some(version)) = (key.get("name").and_then(Value::as_str), key.get("version").and_then(VersionReq::from_json))
+                && let (Some(name), Some(version)) = (
+                    key.get("name").and_then(Value::as_str),
+                    key.get("version").and_then(VersionReq::from_json),
+                )
             {
                 found.push((name.to_string(), version));
             }
@@ -820,12 +1088,18 @@ fn constraints_of(definition: &Map<String, Value>) -> Vec<(String, VersionReq)> 
 
 fn is_module_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// A path with `/` separators, as manifests write them.
 fn slash(path: &Path) -> String {
-    path.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 pub fn tstr(text: &str) -> String {
@@ -833,7 +1107,10 @@ pub fn tstr(text: &str) -> String {
 }
 
 fn toml_key(key: &str) -> String {
-    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if bare { key.to_string() } else { tstr(key) }
 }
 
@@ -844,9 +1121,18 @@ fn toml_value(value: &Value) -> Option<String> {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         Value::String(s) => tstr(s),
-        Value::Array(all) => format!("[{}]", all.iter().map(toml_value).collect::<Option<Vec<_>>>()?.join(", ")),
+        Value::Array(all) => format!(
+            "[{}]",
+            all.iter()
+                .map(toml_value)
+                .collect::<Option<Vec<_>>>()?
+                .join(", ")
+        ),
         Value::Object(object) => {
-            let fields: Option<Vec<String>> = object.iter().map(|(k, v)| toml_value(v).map(|v| format!("{} = {v}", toml_key(k)))).collect();
+            let fields: Option<Vec<String>> = object
+                .iter()
+                .map(|(k, v)| toml_value(v).map(|v| format!("{} = {v}", toml_key(k))))
+                .collect();
             format!("{{ {} }}", fields?.join(", "))
         }
     })
@@ -868,13 +1154,21 @@ fn constraint_toml(constraint: &Value) -> Option<String> {
     let key = constraint.get("key")?;
     let name = key.get("name")?.as_str()?;
     let spec = version_toml(&VersionReq::from_json(key.get("version")?)?)?;
-    let mapping = constraint.get("port_mapping").and_then(Value::as_object).filter(|m| !m.is_empty());
+    let mapping = constraint
+        .get("port_mapping")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty());
     if name.is_empty() || name.contains(char::is_whitespace) {
         return None;
     }
     match mapping {
         None => Some(tstr(&format!("{name} {spec}"))),
-        Some(mapping) => Some(format!("{{ name = {}, version = {}, port-mapping = {} }}", tstr(name), tstr(&spec), toml_value(&Value::Object(mapping.clone()))?)),
+        Some(mapping) => Some(format!(
+            "{{ name = {}, version = {}, port-mapping = {} }}",
+            tstr(name),
+            tstr(&spec),
+            toml_value(&Value::Object(mapping.clone()))?
+        )),
     }
 }
 
@@ -897,7 +1191,9 @@ fn properties_toml(properties: &Map<String, Value>) -> Option<String> {
             Value::String(ty) => tstr(ty),
             Value::Object(object) => {
                 let known = ["type", "default", "fixed-value"];
-                if object.keys().any(|k| !known.contains(&k.as_str())) || !object.get("type").is_some_and(Value::is_string) {
+                if object.keys().any(|k| !known.contains(&k.as_str()))
+                    || !object.get("type").is_some_and(Value::is_string)
+                {
                     return None;
                 }
                 toml_value(property)?
@@ -910,8 +1206,16 @@ fn properties_toml(properties: &Map<String, Value>) -> Option<String> {
 }
 
 fn external_toml(external: &External) -> String {
-    let versions: Vec<String> = external.versions.iter().map(|v| tstr(v.get_ref())).collect();
-    let mut text = format!("\n[[external]]\nname = {}\nversions = [{}]\n", tstr(external.name.get_ref()), versions.join(", "));
+    let versions: Vec<String> = external
+        .versions
+        .iter()
+        .map(|v| tstr(v.get_ref()))
+        .collect();
+    let mut text = format!(
+        "\n[[external]]\nname = {}\nversions = [{}]\n",
+        tstr(external.name.get_ref()),
+        versions.join(", ")
+    );
     if external.platform {
         text.push_str("platform = true\n");
     }
@@ -920,7 +1224,10 @@ fn external_toml(external: &External) -> String {
             .output_ports
             .iter()
             .map(|(port, properties)| {
-                let list: Vec<String> = properties.iter().map(|(name, p)| format!("{} = {}", toml_key(name), tstr(&p.get_ref().ty))).collect();
+                let list: Vec<String> = properties
+                    .iter()
+                    .map(|(name, p)| format!("{} = {}", toml_key(name), tstr(&p.get_ref().ty)))
+                    .collect();
                 format!("{} = {{ {} }}", toml_key(port), list.join(", "))
             })
             .collect();
@@ -929,37 +1236,77 @@ fn external_toml(external: &External) -> String {
     text
 }
 
-fn install_spec_toml(file: &str, choice: Option<&String>, spec: &Value, imported: &BTreeSet<Key>) -> Result<String, String> {
-    let instances = spec.as_array().ok_or("it is not a JSON list of resource instances")?;
+fn install_spec_toml(
+    file: &str,
+    choice: Option<&String>,
+    spec: &Value,
+    imported: &BTreeSet<Key>,
+) -> Result<String, String> {
+    let instances = spec
+        .as_array()
+        .ok_or("it is not a JSON list of resource instances")?;
     let mut text = format!("\n[[install-spec]]\nfile = {}\n", tstr(file));
     if let Some(choice) = choice {
         text.push_str(&format!("choice = {}\n", tstr(choice)));
     }
     for instance in instances {
-        let id = instance.get("id").and_then(Value::as_str).ok_or("an instance has no `id`")?;
-        let key = instance.get("key").and_then(super::legacy::key_of).ok_or_else(|| format!("instance `{id}` has no valid `key`"))?;
+        let id = instance
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or("an instance has no `id`")?;
+        let key = instance
+            .get("key")
+            .and_then(super::legacy::key_of)
+            .ok_or_else(|| format!("instance `{id}` has no valid `key`"))?;
         if key.name != "dynamic-host" && !imported.contains(&key) {
-            return Err(format!("instance `{id}` installs `{key}`, which is not imported"));
+            return Err(format!(
+                "instance `{id}` installs `{key}`, which is not imported"
+            ));
         }
-        text.push_str(&format!("[[install-spec.instance]]\nid = {}\nkey = {}\n", tstr(id), tstr(&key.to_string())));
+        text.push_str(&format!(
+            "[[install-spec.instance]]\nid = {}\nkey = {}\n",
+            tstr(id),
+            tstr(&key.to_string())
+        ));
         let reference = |value: &Value| -> Option<String> {
             let mut fields = vec![format!("id = {}", tstr(value.get("id")?.as_str()?))];
-            if let Some(mapping) = value.get("port_mapping").and_then(Value::as_object).filter(|m| !m.is_empty()) {
-                fields.push(format!("port-mapping = {}", toml_value(&Value::Object(mapping.clone()))?));
+            if let Some(mapping) = value
+                .get("port_mapping")
+                .and_then(Value::as_object)
+                .filter(|m| !m.is_empty())
+            {
+                fields.push(format!(
+                    "port-mapping = {}",
+                    toml_value(&Value::Object(mapping.clone()))?
+                ));
             }
             Some(format!("{{ {} }}", fields.join(", ")))
         };
         if let Some(inside) = instance.get("inside") {
-            text.push_str(&format!("inside = {}\n", reference(inside).ok_or_else(|| format!("`inside` of `{id}` has no id"))?));
+            text.push_str(&format!(
+                "inside = {}\n",
+                reference(inside).ok_or_else(|| format!("`inside` of `{id}` has no id"))?
+            ));
         }
         for field in ["environment", "peers"] {
             if let Some(list) = instance.get(field).and_then(Value::as_array) {
                 let all: Option<Vec<String>> = list.iter().map(reference).collect();
-                text.push_str(&format!("{field} = [{}]\n", all.ok_or_else(|| format!("`{field}` of `{id}` has a reference without id"))?.join(", ")));
+                text.push_str(&format!(
+                    "{field} = [{}]\n",
+                    all.ok_or_else(|| format!("`{field}` of `{id}` has a reference without id"))?
+                        .join(", ")
+                ));
             }
         }
-        if let Some(config) = instance.get("config_port").and_then(Value::as_object).filter(|c| !c.is_empty()) {
-            text.push_str(&format!("config-port = {}\n", toml_value(&Value::Object(config.clone())).ok_or("a config value is null")?));
+        if let Some(config) = instance
+            .get("config_port")
+            .and_then(Value::as_object)
+            .filter(|c| !c.is_empty())
+        {
+            text.push_str(&format!(
+                "config-port = {}\n",
+                toml_value(&Value::Object(config.clone())).ok_or("a config value is null")?
+            ));
         }
     }
     Ok(text)
@@ -967,8 +1314,21 @@ fn install_spec_toml(file: &str, choice: Option<&String>, spec: &Value, imported
 
 /// The manifest file stem of a non-block resource: its key name, made safe as a file name.
 fn file_stem(name: &str) -> String {
-    let stem: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
-    if stem.is_empty() { "resource".into() } else { stem }
+    let stem: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if stem.is_empty() {
+        "resource".into()
+    } else {
+        stem
+    }
 }
 
 /// Every file and symbolic link under `source`, as (target path, content), skipping caches.
@@ -980,6 +1340,11 @@ fn copy_tree(source: &Path, target: &Path) -> Vec<(PathBuf, Content)> {
         .filter_entry(|e| e.file_name() != "__pycache__")
         .filter_map(|e| e.ok())
         .filter(|e| !e.file_type().is_dir() && !e.file_name().to_string_lossy().ends_with(".pyc"))
-        .filter_map(|e| Some((target.join(e.path().strip_prefix(source).ok()?), Content::Copy(e.path().to_path_buf()))))
+        .filter_map(|e| {
+            Some((
+                target.join(e.path().strip_prefix(source).ok()?),
+                Content::Copy(e.path().to_path_buf()),
+            ))
+        })
         .collect()
 }

@@ -52,6 +52,8 @@ pub enum Origin {
     Argument,
     /// It lies in the legacy extension's `sw_packages/`.
     Shipped,
+    /// A block directory `<blox>/<stem>`, the generic block driver's convention.
+    Blox,
     /// Nothing says so, but a directory of that name exists: reported as a guess.
     Guess,
 }
@@ -102,24 +104,33 @@ impl Legacy {
     /// The source of `name` (an `sw_packages` file), or a guess: a directory named after the
     /// archive's stem in the places legacy trees keep sources.
     pub fn source_of(&self, name: &str) -> Option<SourceOf> {
-        if let Some(found) = self.sources.get(name) {
+        let found = self.sources.get(name);
+        // A prebuilt archive in sw_packages is not its source: a directory of its name is.
+        let prebuilt =
+            found.is_some_and(|s| s.origin == Origin::Shipped) && archive_stem(name).is_some();
+        if let Some(found) = found.filter(|_| !prebuilt) {
             return Some(found.clone());
         }
-        let stem = archive_stem(name)?;
-        let parent = self.root.clone();
-        let mut places = Vec::new();
-        if let Some(blox) = &self.blox {
-            places.push(blox.join(stem));
+        let Some(stem) = archive_stem(name) else {
+            return found.cloned();
+        };
+        if let Some(blox) = &self.blox
+            && blox.join(stem).is_dir()
+        {
+            return Some(SourceOf {
+                path: blox.join(stem),
+                origin: Origin::Blox,
+            });
         }
-        places.push(parent.join(stem));
-        places.push(parent.join("python").join(stem));
-        places
+        let parent = self.root.clone();
+        [parent.join(stem), parent.join("python").join(stem)]
             .into_iter()
             .find(|dir| dir.is_dir())
             .map(|path| SourceOf {
                 path,
                 origin: Origin::Guess,
             })
+            .or_else(|| found.cloned())
     }
 }
 
@@ -240,10 +251,12 @@ pub fn read(options: &ImportOptions, notes: &mut Notes) -> Result<Legacy> {
             let text = std::fs::read_to_string(&driver_py).ok();
             let packages_path = path.join("packages.json");
             let packages = if packages_path.is_file() {
-                reader.read_json(&packages_path).and_then(|value| match value {
-                    Value::Array(list) => Some(list),
-                    _ => None,
-                })
+                reader
+                    .read_json(&packages_path)
+                    .and_then(|value| match value {
+                        Value::Array(list) => Some(list),
+                        _ => None,
+                    })
             } else {
                 None
             };
@@ -270,9 +283,9 @@ pub fn read(options: &ImportOptions, notes: &mut Notes) -> Result<Legacy> {
         };
         // Engage's own `{"resource_def_version", "resource_definitions"}` form, or a bare list.
         let list = match value {
-            Value::Object(mut object) => object
-                .remove("resource_definitions")
-                .unwrap_or(Value::Null),
+            Value::Object(mut object) => {
+                object.remove("resource_definitions").unwrap_or(Value::Null)
+            }
             other => other,
         };
         let origin = reader.shown(&path);
@@ -287,11 +300,15 @@ pub fn read(options: &ImportOptions, notes: &mut Notes) -> Result<Legacy> {
                 continue;
             };
             if let Some(first) = seen.get(&key) {
-                let message = format!(
-                    "`{key}` is defined twice: in `{}` and in `{}`",
-                    first.display(),
-                    origin.display()
-                );
+                let message = if *first == origin {
+                    format!("`{key}` is defined twice in `{}`", first.display())
+                } else {
+                    format!(
+                        "`{key}` is defined twice: in `{}` and in `{}`",
+                        first.display(),
+                        origin.display()
+                    )
+                };
                 let help = format!(
                     "Engage keeps one silently; the import keeps the one in `{}`: delete the other definition",
                     first.display()
@@ -330,7 +347,9 @@ pub fn read(options: &ImportOptions, notes: &mut Notes) -> Result<Legacy> {
             reader.warn(
                 "orphan-library-entry",
                 &legacy.library_path,
-                format!("the library entry of `{key}` belongs to no definition; it is not imported"),
+                format!(
+                    "the library entry of `{key}` belongs to no definition; it is not imported"
+                ),
                 "define the resource, or delete the entry",
             );
         }
@@ -575,7 +594,12 @@ fn each_loop_value(
     match loop_dirs {
         Some((var, dirs)) if out.contains(var.as_str()) || source.contains(var.as_str()) => dirs
             .iter()
-            .map(|dir| (out.replace(var.as_str(), dir), source.replace(var.as_str(), dir)))
+            .map(|dir| {
+                (
+                    out.replace(var.as_str(), dir),
+                    source.replace(var.as_str(), dir),
+                )
+            })
             .collect(),
         _ => vec![(out.to_string(), source.to_string())],
     }

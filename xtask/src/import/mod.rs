@@ -61,18 +61,37 @@ pub enum Content {
 pub type Notes = Vec<Diagnostic>;
 
 pub fn import(options: &ImportOptions) -> Result<ImportReport> {
+    // `..` in the paths given is resolved first, so that what lies inside the legacy tree is seen
+    // to be inside it.
+    let options = &ImportOptions {
+        legacy: legacy::normalize(&options.legacy),
+        blox: options.blox.as_deref().map(legacy::normalize),
+        target: legacy::normalize(&options.target),
+        sources: options
+            .sources
+            .iter()
+            .map(|(name, dir)| (name.clone(), legacy::normalize(dir)))
+            .collect(),
+        force: options.force,
+    };
     let extension = &options.legacy;
     if !extension.join("drivers").is_dir() && !extension.join("metadata").is_dir() {
         let nested = extension.join("datablox");
         let help = if nested.join("drivers").is_dir() || nested.join("metadata").is_dir() {
-            format!("name the extension directory itself: `{}`", nested.display())
+            format!(
+                "name the extension directory itself: `{}`",
+                nested.display()
+            )
         } else {
             "name the legacy extension directory itself (the one holding drivers/ and metadata/), e.g. `legacy/engage/datablox`".to_string()
         };
         return Err(Error::new(
             Diagnostic::error(
                 "not-an-extension",
-                format!("`{}` has neither `drivers/` nor `metadata/`", extension.display()),
+                format!(
+                    "`{}` has neither `drivers/` nor `metadata/`",
+                    extension.display()
+                ),
             )
             .file(extension)
             .help(help),
@@ -81,8 +100,14 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport> {
     for (name, dir) in &options.sources {
         if !dir.exists() {
             return Err(Error::new(
-                Diagnostic::error("bad-sources", format!("`--sources {name}={}`: no such file or directory", dir.display()))
-                    .help("give the directory (or file) the package is made from"),
+                Diagnostic::error(
+                    "bad-sources",
+                    format!(
+                        "`--sources {name}={}`: no such file or directory",
+                        dir.display()
+                    ),
+                )
+                .help("give the directory (or file) the package is made from"),
             ));
         }
     }
@@ -96,7 +121,12 @@ pub fn import(options: &ImportOptions) -> Result<ImportReport> {
         skipped: converted.skipped.clone(),
         ..ImportReport::default()
     };
-    write::write(&options.target, &converted.files, options.force, &mut report)?;
+    write::write(
+        &options.target,
+        &converted.files,
+        options.force,
+        &mut report,
+    )?;
     report.warnings = notes;
     Ok(report)
 }

@@ -31,7 +31,10 @@ pub fn write(
         if !safe || relative.as_os_str().is_empty() {
             return Err(Error::new(Diagnostic::error(
                 "unsafe-target",
-                format!("the import would write `{}`, outside the target", relative.display()),
+                format!(
+                    "the import would write `{}`, outside the target",
+                    relative.display()
+                ),
             )));
         }
         if let Some(link) = linked_ancestor(target, relative) {
@@ -75,8 +78,7 @@ pub fn write(
             Diagnostic::error(
                 "would-overwrite",
                 format!(
-                    "the project at `{}` already has {} of the files the import writes, with other content",
-                    target.display(),
+                    "the target project already has {} of the files the import writes, with other content",
                     conflicts.len()
                 ),
             )
@@ -86,7 +88,10 @@ pub fn write(
             diagnostics.push(
                 Diagnostic::error(
                     "would-overwrite",
-                    format!("`{}` exists and differs from what the import would write", relative.display()),
+                    format!(
+                        "`{}` exists and differs from what the import would write",
+                        relative.display()
+                    ),
                 )
                 .file(relative),
             );
@@ -113,8 +118,11 @@ pub fn write(
         if path.is_dir() && !path.is_symlink() {
             let _ = std::fs::remove_file(&temp);
             return Err(Error::new(
-                Diagnostic::error("would-overwrite", format!("`{}` is a directory", relative.display()))
-                    .help("move it away, or import into another directory with `--into DIR`"),
+                Diagnostic::error(
+                    "would-overwrite",
+                    format!("`{}` is a directory", relative.display()),
+                )
+                .help("move it away, or import into another directory with `--into DIR`"),
             ));
         }
         std::fs::rename(&temp, &path).with_path("rename", &path)?;
@@ -130,7 +138,10 @@ fn linked_ancestor(target: &Path, relative: &Path) -> Option<PathBuf> {
     components.pop();
     for component in components {
         path.push(component);
-        if path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
             return Some(path);
         }
     }
@@ -216,6 +227,7 @@ fn make_link(to: &Path, at: &Path) -> Result<()> {
 
 #[cfg(not(unix))]
 fn make_link(to: &Path, at: &Path) -> Result<()> {
-    let data = std::fs::read(at.parent().unwrap_or(Path::new(".")).join(to)).with_path("read", to)?;
+    let data =
+        std::fs::read(at.parent().unwrap_or(Path::new(".")).join(to)).with_path("read", to)?;
     std::fs::write(at, data).with_path("write", at)
 }
