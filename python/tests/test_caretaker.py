@@ -53,15 +53,58 @@ class CaretakerTest(unittest.TestCase):
         self.assertEqual(summary["ports"], ["input", "output"])
         self.assertEqual(summary["directory"], os.path.join(self.home, "blox", "care_installed__1_0"))
 
+    def test_run_topology_deploys_once_and_counts_per_block(self):
+        source = """
+from datablox_framework.block import Block, Log
+
+class {cls}(Block):
+    def on_load(self, config):
+        self.count = config["count"]
+        self.add_output("output", ["value"])
+    def on_start(self):
+        self.push("output", Log({{"value": list(range(self.count))}}))
+"""
+        self.blox.write_block("Numbers", "1.0", source.format(cls="numbers"))
+        adapter = FakeAdapter(self.blox)
+        care = Caretaker(self.home, adapter)
+        topology = {"blocks": [{"id": "n", "name": "Numbers", "version": "1.0", "args": {"count": 3}},
+                               {"id": "d", "name": "Care-Doubler", "version": "1.0", "args": {"factor": 10}}],
+                    "connections": [{"from": "n.output", "to": "d.input"}]}
+        answer = care.handle({"op": "run", "topology": topology})
+        self.assertTrue(answer["ok"], answer)
+        self.assertEqual(answer["deployed"], ["Care-Doubler 1.0"])
+        self.assertEqual(answer["counts"], {"n": {"emitted": 3, "received": 0}, "d": {"emitted": 3, "received": 3}})
+        self.assertEqual(answer["result"], {"blocks": 2, "delivered": 1, "order": ["n", "d"]})
+        # Another run with other args: its own instances, nothing deployed.
+        topology["blocks"][0]["args"] = {"count": 5}
+        answer = care.handle({"op": "run", "topology": topology})
+        self.assertEqual((answer["deployed"], answer["counts"]["d"]["received"]), ([], 5))
+        self.assertEqual(len(adapter.calls), 1)
+
+    def test_run_topology_errors_name_the_block_or_connection(self):
+        care = Caretaker(self.home, None)
+        self.assertIn("needs string `id`", care.handle({"op": "run", "topology": {"blocks": [{"id": "x"}]}})["error"])
+        answer = care.handle({"op": "run", "topology": {"blocks": [{"id": "x", "name": "Absent", "version": "1.0"}]}})
+        self.assertIn("block `Absent 1.0` is not installed", answer["error"])
+        self.blox.write_block("Care-One", "1.0")
+        answer = care.handle({"op": "run", "topology": {
+            "blocks": [{"id": "a", "name": "Care-One", "version": "1.0"}],
+            "connections": [{"from": "a.output", "to": "b.input"}]}})
+        self.assertIn("topology connection #1: no block `b` in the graph", answer["error"])
+
     def test_missing_block_is_deployed_by_the_adapter(self):
         adapter = FakeAdapter(self.blox)
         care = Caretaker(self.home, adapter)
         summary = care.load_block("Care-Deployed", "1.0", {"factor": 4})
         self.assertEqual(adapter.calls, [(os.path.abspath(self.home), "Care-Deployed", "1.0")])
         self.assertTrue(summary["deployed"])
-        self.assertEqual(care.loaded[("care-deployed", "1.0")].factor, 4)
-        # A second load reuses the loaded block.
-        self.assertFalse(care.load_block("Care-Deployed", "1.0")["deployed"])
+        self.assertEqual(care.loaded[("care-deployed", "1.0", '{"factor": 4}')].factor, 4)
+        # A second load with the same config reuses the loaded block; another config gets its own.
+        self.assertFalse(care.load_block("Care-Deployed", "1.0", {"factor": 4})["deployed"])
+        self.assertEqual(len(care.loaded), 1)
+        self.assertFalse(care.load_block("Care-Deployed", "1.0", {"factor": 5})["deployed"])
+        self.assertEqual(sorted(b.factor for b in care.loaded.values()), [4, 5])
+        self.assertEqual(len(adapter.calls), 1)
         self.assertEqual(len(adapter.calls), 1)
 
     def test_without_adapter_a_missing_block_fails_clearly(self):

@@ -4,6 +4,7 @@
 mod support;
 
 mod author;
+mod deploy;
 mod dist;
 mod errors;
 mod python;
