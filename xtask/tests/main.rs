@@ -6,6 +6,7 @@ mod support;
 mod author;
 mod deploy;
 mod dist;
+mod engage;
 mod errors;
 mod python;
 mod reproducible;
