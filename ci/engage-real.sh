@@ -688,7 +688,7 @@ class Package(object):
         raise NotImplementedError("engage_utils stand-in: new-style package entries are not supported: %r"
                                   % (package_json,))
 EOF
-    (cd "$src" && "$PYTHON27" setup.py -q sdist --formats=gztar -d "$dest" >/dev/null)
+    (cd "$src" && "$PYTHON27" setup.py -q sdist --formats=gztar -d "$dest" >/dev/null 2>&1)
     [[ -f $dest/engage_utils-1.0.tar.gz ]] || die "packing the engage_utils stand-in failed"
 }
 
@@ -903,7 +903,7 @@ config = efl.get_installer_config()
 for i in range(len(config.install_spec_options)):
     print(efl.get_install_spec_template_file(i))
 EOF
-            results+=("OK      installer-config: $(tr '\n' ' ' <"$ic_out" | sed "s#$home/##g")")
+            results+=("OK      installer-config: $(paste -sd' ' "$ic_out" | sed "s#$home/##g")")
         else
             failed=$((failed + 1))
             results+=("FAILED  installer-config: $(grep -v '^\s' "$ic_out" | tail -n 1 | sed "s#$home/##g" | cut -c1-300)")
@@ -1013,7 +1013,8 @@ EOF
     printf '         that home by the caretaker'"'"'s own adapter (install_block), as on a node\n'
     printf '         OK = deployer exit 0, config/installed_resources.json written (ids listed), and\n'
     printf '              svcctl stop stopped what it started (no process left under the home)\n'
-    printf '%s\n' "${results[@]}"
+    # Paths under the run directory would differ on every run: print them as HOME/...
+    printf '%s\n' "${results[@]}" | sed -e "s#$home#HOME#g" -e 's/ (spec kept at [^)]*)//' -e 's/ *$//'
     printf '%d checks, %d OK, %d FAILED\n' "$total" "$((total - failed))" "$failed"
     [[ $failed == 0 ]]
 }
