@@ -4,6 +4,7 @@
 mod support;
 
 mod author;
+mod corpus;
 mod deploy;
 mod dist;
 mod engage;
@@ -13,3 +14,4 @@ mod reproducible;
 mod tidy;
 
 mod incremental;
+mod inputs;
