@@ -49,11 +49,10 @@ impl Checker<'_> {
         }
     }
 
-    /// Each of our manager modules installs one kind of package (its docstring says which), and
     /// Engage hands `install()` the entry's package as an object of its class
-    /// (`engine/library.py` `LibraryEntry.get_package`): a kind the module does not install
-    /// fails at deploy time. Engage installs an `easy-install` package (`EasyInstallLink`) with
-    /// its own easy_install driver, never with pip.
+    /// (`engine/library.py` `LibraryEntry.get_package`), and installs an `easy-install` package
+    /// (`EasyInstallLink`) with its own easy_install driver, never with pip: our
+    /// `pip_package_driver` refuses one at deploy time, so `check` refuses it first.
     pub(super) fn package_fits_manager(
         &mut self,
         file: usize,
@@ -67,32 +66,19 @@ impl Checker<'_> {
         let Some(name) = module.strip_prefix("engage.drivers.datablox.") else {
             return;
         };
-        let accepted: &[&str] = match name {
-            "pip_package_driver" => &["pip"],
-            "python_package_driver" => &["archive"],
-            "file_package_driver" => &["file"],
-            "system_python_driver" => &["dummy"],
-            _ => return,
-        };
+        // Only the pairing Engage itself gives another driver is refused here; the kinds each of
+        // our modules installs are checked by `ci/check_extension.py` on the built tree.
+        if name != "pip_package_driver" {
+            return;
+        }
         for package in packages {
-            let kind = match package.source {
-                PackageSource::Archive { .. } => "archive",
-                PackageSource::File { .. } => "file",
-                PackageSource::Pip(_) => "pip",
-                PackageSource::EasyInstall(_) => "easy-install",
-                PackageSource::Dummy => "dummy",
-            };
-            if !accepted.contains(&kind) {
+            if let PackageSource::EasyInstall(_) = package.source {
                 self.error(
                     file,
                     "package-manager",
                     span.clone(),
-                    format!("manager `{name}` installs {} packages, not `{kind}`", accepted.join(", ")),
-                    if kind == "easy-install" {
-                        "write `package = { pip = ... }`: Engage installs an easy-install package with its own easy_install driver, not with pip".into()
-                    } else {
-                        format!("give it a `{}` package, or another manager", accepted[0])
-                    },
+                    "manager `pip_package_driver` installs pip packages, not `easy-install`".into(),
+                    "write `package = { pip = ... }`: Engage installs an easy-install package with its own easy_install driver, not with pip".into(),
                 );
             }
         }
