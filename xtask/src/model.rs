@@ -49,7 +49,8 @@ impl RangeOp {
     }
 }
 
-/// A version constraint: exact, any (`*` or `any`, kept as written), or a range.
+/// A version constraint: exact, `*`/`any` (kept as written; to Engage these are versions like
+/// any other, which some definitions have, e.g. `pip any`), or a range.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VersionReq {
     Exact(String),
@@ -58,12 +59,15 @@ pub enum VersionReq {
 }
 
 impl VersionReq {
+    /// Whether a defined `version` satisfies the constraint, as Engage's config engine decides
+    /// (`config_src/config/generate.ml`, `matches`; `resources.ml`, `scalar_gt` and its
+    /// siblings): an exact version, `*` and `any` alike, equals the defined version as a string,
+    /// and bounds compare strings byte by byte (`"2.10" < "2.9"`), not as dotted numbers.
     pub fn matches(&self, version: &str) -> bool {
         match self {
-            VersionReq::Exact(exact) => exact == version,
-            VersionReq::Any(_) => true,
+            VersionReq::Exact(exact) | VersionReq::Any(exact) => exact == version,
             VersionReq::Range(bounds) => bounds.iter().all(|(op, bound)| {
-                let order = compare_versions(version, bound);
+                let order = version.as_bytes().cmp(bound.as_bytes());
                 match op {
                     RangeOp::GreaterThan => order == Ordering::Greater,
                     RangeOp::GreaterThanOrEqual => order != Ordering::Less,
@@ -71,6 +75,34 @@ impl VersionReq {
                     RangeOp::LessThanOrEqual => order != Ordering::Greater,
                 }
             }),
+        }
+    }
+}
+
+impl VersionReq {
+    /// A version as Engage's JSON writes it: a string (exact, or `*`/`any`), or a range object.
+    pub fn from_json(value: &serde_json::Value) -> Option<VersionReq> {
+        match value {
+            serde_json::Value::String(text) if text == "*" || text == "any" => {
+                Some(VersionReq::Any(text.clone()))
+            }
+            serde_json::Value::String(text) => Some(VersionReq::Exact(text.clone())),
+            serde_json::Value::Object(bounds) if !bounds.is_empty() => {
+                let mut range = Vec::new();
+                for (name, bound) in bounds {
+                    let op = [
+                        RangeOp::GreaterThan,
+                        RangeOp::GreaterThanOrEqual,
+                        RangeOp::LessThan,
+                        RangeOp::LessThanOrEqual,
+                    ]
+                    .into_iter()
+                    .find(|op| op.json_name() == name)?;
+                    range.push((op, bound.as_str()?.to_string()));
+                }
+                Some(VersionReq::Range(range))
+            }
+            _ => None,
         }
     }
 }
@@ -166,6 +198,15 @@ pub enum PackageSource {
     Pip(String),
     EasyInstall(String),
     Dummy,
+    /// Downloaded by Engage's `downloader` from `location` (one URL or mirrors); `class` is the
+    /// Engage package class (`GzippedTarArchive`, `ZipArchive`, `FilePackage`).
+    Url {
+        location: crate::manifest::UrlList,
+        class: String,
+    },
+    /// A system package, installed by apt-get (Linux) or MacPorts (macOS).
+    AptGet(String),
+    MacPorts(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -272,6 +313,7 @@ pub struct Extension {
     pub default_inside: Vec<Constraint>,
     pub externals: Vec<External>,
     pub application_name: Option<String>,
+    pub log_level: Option<String>,
     pub install_specs: Vec<InstallSpec>,
 }
 
@@ -297,6 +339,12 @@ mod tests {
         ]);
         assert!(range.matches("2.1") && range.matches("2.12") && !range.matches("3.0"));
         assert_eq!(range.to_string(), ">=2.1, <3");
+        // Engage compares version strings byte by byte, and `*`/`any` are versions, not
+        // wildcards: check must not accept a match Engage's solver would not find.
+        let from_2_9 = VersionReq::Range(vec![(RangeOp::GreaterThanOrEqual, "2.9".into())]);
+        assert!(!from_2_9.matches("2.10") && from_2_9.matches("2.9.1"));
+        assert!(!VersionReq::Any("*".into()).matches("1.0"));
+        assert!(VersionReq::Any("any".into()).matches("any"));
     }
 
     #[test]
