@@ -4,10 +4,12 @@
 mod support;
 
 mod author;
+mod crash;
 mod dist;
 mod errors;
 mod python;
 mod reproducible;
 mod tidy;
+mod writer;
 
 mod incremental;
