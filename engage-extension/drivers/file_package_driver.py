@@ -76,8 +76,11 @@ class Manager(resource_manager.Manager):
         if os.path.dirname(os.path.normpath(os.path.abspath(self.path))) != data_dir:
             raise UserError(errors[ERR_PATH_NOT_IN_DATA],
                             msg_args={"id": self.id, "path": self.path, "data_dir": data_dir})
+        # `<home>/data` is shared by every file package (and may exist before the first one):
+        # check only the file this driver creates; Engage's check_installable_to_dir refuses a
+        # path that exists and needs its parent writable or creatable.
         if not self.is_installed():
-            self.ctx.r(check_installable_to_dir, self.data_dir)
+            self.ctx.r(check_installable_to_dir, self.path)
 
     def is_installed(self):
         return os.path.isfile(self.path)

@@ -1,13 +1,19 @@
-"""Engage driver of a third-party Python package installed by name (`PipLink`/`EasyInstallLink`).
+"""Engage driver of a third-party Python package installed by name with pip (a `PipLink` package).
 
 The package's `location` is a requirement (`pymongo==3.12`, a URL, ...). It is installed for the
 node's `python3` into `<genforma_home>/python` with `python3 -m pip install --target`, the directory
-the caretaker puts on PYTHONPATH. `EasyInstallLink` packages are installed the same way: pip
-accepts the same names and URLs, and easy_install cannot install into a plain directory that is
-not a site directory. After a successful install a marker
+the caretaker puts on PYTHONPATH. After a successful install a marker
 `<genforma_home>/python/.datablox-installed/<name>-<version>` records the requirement;
 `is_installed` looks for it, because a requirement (a URL, say) does not always tell which
 `*.dist-info` directory pip will write. Input port: `host.genforma_home`.
+
+What `install(package)` receives is Engage's package object (`engage/engine/library.py`): a
+`PipLink` entry becomes a `PipPythonPackage`, which has `type` and `location` but no
+`package_class` attribute; its class name (also `to_json()["package_class"]`) says what it is,
+as Engage's own pip and easy_install drivers tell packages apart by class and `type`. An
+`EasyInstallLink` (`EasyInstallPythonPackage`) is refused: Engage installs those with its
+easy_install driver, so a library entry that names this driver declares its package as `PipLink`.
+`<genforma_home>/python` is shared: the driver checks only the marker it creates.
 
 Valid Python 2.7 (Engage loads drivers with it) and Python 3.
 """
@@ -30,7 +36,8 @@ except NameError:
 logger = setup_engage_logger(__name__)
 
 PYTHON = "python3"
-PIP_CLASSES = ("PipLink", "EasyInstallLink")
+# Engage's class for a `PipLink` package entry (`engage/engine/library.py`).
+PIP_PACKAGE_CLASS = "PipPythonPackage"
 
 ERR_NO_PIP = 1
 ERR_PIP_FAILED = 2
@@ -46,8 +53,8 @@ errors = {
         "resource %(id)s: `%(command)s` failed with exit code %(code)s:\n%(output)s"),
     ERR_WRONG_PACKAGE: EngageErrInf(
         __name__, ERR_WRONG_PACKAGE,
-        "resource %(id)s: this driver installs Reference packages of class PipLink or EasyInstallLink, "
-        "not %(type)s/%(package_class)s"),
+        "resource %(id)s: this driver installs PipLink packages (Engage's PipPythonPackage), "
+        "not a %(package_class)s of type %(type)s; declare the package as pip in its manifest"),
     ERR_NOT_INSTALLED: EngageErrInf(
         __name__, ERR_NOT_INSTALLED, "resource %(id)s: the install marker %(path)s is missing after install"),
 }
@@ -58,6 +65,14 @@ def run(command):
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output = process.communicate()[0]
     return process.returncode, output.decode("utf-8", "replace")
+
+
+def package_class_name(package):
+    """What a library package is: its class name, as `to_json()["package_class"]` gives it."""
+    to_json = getattr(package, "to_json", None)
+    if to_json is not None:
+        return to_json().get("package_class")
+    return type(package).__name__
 
 
 def marker_name(key):
@@ -110,17 +125,21 @@ class Manager(resource_manager.Manager):
         if code != 0:
             raise UserError(errors[ERR_NO_PIP],
                             msg_args={"id": self.id, "python": PYTHON, "why": output.strip()})
+        # `<home>/python` exists on every node Engage bootstraps, and Engage's
+        # check_installable_to_dir refuses a path that exists: check only the marker this driver
+        # creates (its parent writable or creatable, the marker absent).
         if not self.is_installed():
-            self.ctx.r(check_installable_to_dir, self.python_dir)
+            self.ctx.r(check_installable_to_dir, self.marker)
 
     def is_installed(self):
         return os.path.isfile(self.marker)
 
     def install(self, package):
-        if package.type != "Reference" or package.package_class not in PIP_CLASSES:
+        package_class = package_class_name(package)
+        if getattr(package, "type", None) != "Reference" or package_class != PIP_PACKAGE_CLASS:
             raise UserError(errors[ERR_WRONG_PACKAGE],
-                            msg_args={"id": self.id, "type": package.type,
-                                      "package_class": package.package_class})
+                            msg_args={"id": self.id, "type": getattr(package, "type", None),
+                                      "package_class": package_class})
         self.ctx.r(ensure_dir_exists, self.python_dir)
         self.ctx.r(pip_install, package.location, self.python_dir)
         self.ctx.r(write_marker, self.marker, package.location)

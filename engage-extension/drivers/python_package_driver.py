@@ -3,7 +3,8 @@
 The archive (e.g. `datablox_framework.tgz`) holds one top-level directory, the Python package
 itself. It is installed as `<genforma_home>/python/<package>`, where `<package>` is the mangled key
 name (`datablox-framework` -> `datablox_framework`), so that `is_installed` can answer without the
-archive. Input port: `host.genforma_home`.
+archive. `<genforma_home>/python` itself is shared: Engage's bootstrap creates it, so the driver
+checks and creates only its own package directory in it. Input port: `host.genforma_home`.
 
 Valid Python 2.7 (Engage loads drivers with it) and Python 3.
 """
@@ -79,8 +80,11 @@ class Manager(resource_manager.Manager):
         self.package_dir = os.path.join(self.python_dir, self.package_name_on_disk)
 
     def validate_pre_install(self):
+        # `<home>/python` is shared (Engage's bootstrap makes it, other packages install there), and
+        # Engage's check_installable_to_dir refuses a directory that exists: check only the
+        # package directory this driver creates.
         if not self.is_installed():
-            self.ctx.r(check_installable_to_dir, self.python_dir)
+            self.ctx.r(check_installable_to_dir, self.package_dir)
 
     def is_installed(self):
         return os.path.isdir(self.package_dir)

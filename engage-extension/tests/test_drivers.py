@@ -215,6 +215,60 @@ class ImportTest(unittest.TestCase):
             self.assertEqual(json.load(packages)[0]["package_class"], "DummyPackage")
 
 
+class StubFollowsEngageTest(TempDirTestCase):
+    """The stub refuses what Engage's own code refuses (engage/drivers/action.py, engine/library.py)."""
+
+    def context(self):
+        from engage.drivers.action import Context
+        from engage.utils.log_setup import setup_engage_logger
+        return Context({"id": "r1", "input_ports": {"host": {"genforma_home": self.home}}},
+                       setup_engage_logger(__name__), __file__)
+
+    def test_check_installable_to_dir_refuses_an_existing_directory(self):
+        from engage.drivers.action import check_installable_to_dir
+        ctx = self.context()
+        ctx.r(check_installable_to_dir, os.path.join(self.home, "new"))
+        with self.assertRaises(UserError) as raised:
+            ctx.r(check_installable_to_dir, self.home)
+        self.assertIn("Installation directory '%s' already exists" % self.home, str(raised.exception))
+
+    def test_packages_are_engages_classes_without_package_class(self):
+        expected = {"GzippedTarArchive": "GzippedTarFilePackage", "FilePackage": "FilePackage",
+                    "PipLink": "PipPythonPackage", "EasyInstallLink": "EasyInstallPythonPackage",
+                    "DummyPackage": "DummyPackage"}
+        kinds = {"GzippedTarArchive": "Archive", "FilePackage": "File"}
+        for package_class, class_name in sorted(expected.items()):
+            package = engage_testing.package_from_json(
+                {"type": kinds.get(package_class, "Reference"), "package_class": package_class, "location": "x"},
+                self.sw_packages)
+            self.assertEqual(type(package).__name__, class_name)
+            self.assertFalse(hasattr(package, "package_class"), package_class)
+            self.assertEqual(package.to_json()["package_class"], class_name)
+
+    def test_package_type_must_go_with_its_class(self):
+        from engage.engine.library import LibraryParseError
+        with self.assertRaises(LibraryParseError):
+            engage_testing.package_from_json({"type": "Archive", "package_class": "PipLink", "location": "x"},
+                                             self.sw_packages)
+
+    def test_an_action_error_becomes_a_user_error_and_id_is_required(self):
+        from engage.drivers.action import Context, make_action
+
+        @make_action
+        def fails(self):
+            raise ValueError("boom")
+
+        with self.assertRaises(UserError) as raised:
+            self.context().r(fails)
+        self.assertIn("boom", str(raised.exception))
+        with self.assertRaises(UserError):
+            Context({"key": {}}, self.context().logger, __file__)
+
+    def test_service_base_class_has_no_pid_file(self):
+        metadata = engage_testing.ResourceMetadata({"id": "s", "key": {"name": "s", "version": "1"}})
+        self.assertIsNone(service_manager.Manager(metadata, "s 1").get_pid_file_path())
+
+
 class GenericBlockDriverTest(TempDirTestCase):
     BLOCK_FILES = {"word_count__1_0/__init__.py": "",
                    "word_count__1_0/b_word_count.py": "class word_count(object):\n    pass\n"}
@@ -287,7 +341,8 @@ class GenericBlockDriverTest(TempDirTestCase):
             before = self.all_paths()
             package = self.archive_package("hostile.tgz", files, links)
             before = self.all_paths()
-            with self.assertRaises(engage_testing.PackageError) as raised:
+            # The archive's error is raised in an action, which Engage's Context.r turns into a UserError.
+            with self.assertRaises(UserError) as raised:
                 self.manager().install(package)
             self.assertIn("hostile.tgz", str(raised.exception), label)
             # BLOXPATH may have been created; nothing else may appear, least of all outside the home.
@@ -314,6 +369,17 @@ class PythonPackageDriverTest(TempDirTestCase):
         self.assertTrue(os.path.isfile(os.path.join(self.home, "python", "datablox_framework", "caretaker.py")))
         # No staging directory is left behind.
         self.assertEqual(os.listdir(os.path.join(self.home, "python")), ["datablox_framework"])
+
+    def test_installs_into_a_home_whose_python_dir_exists(self):
+        # Engage's bootstrap makes <home>/python (a virtualenv); the driver must not check it
+        # with check_installable_to_dir, which refuses an existing directory.
+        os.makedirs(os.path.join(self.home, "python", "lib"))
+        package = self.archive_package("datablox_framework.tgz", {"datablox_framework/__init__.py": ""})
+        manager = self.manager()
+        manager.validate_pre_install()
+        manager.install(package)
+        manager.validate_post_install()
+        self.assertEqual(sorted(os.listdir(os.path.join(self.home, "python"))), ["datablox_framework", "lib"])
 
     def test_refuses_archive_named_differently(self):
         package = self.archive_package("datablox_framework.tgz", {"framework/__init__.py": ""})
@@ -345,6 +411,19 @@ class FilePackageDriverTest(TempDirTestCase):
         manager.validate_post_install()
         with open(os.path.join(self.home, "data", "mime.types")) as installed:
             self.assertEqual(installed.read(), "text/plain txt\n")
+
+    def test_installs_into_a_home_whose_data_dir_exists(self):
+        # <home>/data is shared by every file package: another one may have made it.
+        os.makedirs(os.path.join(self.home, "data"))
+        write(os.path.join(self.home, "data", "other.txt"), "")
+        write(os.path.join(self.sw_packages, "mime.types"), "text/plain txt\n")
+        package = engage_testing.package_from_json(
+            {"type": "File", "package_class": "FilePackage", "location": "mime.types"}, self.sw_packages)
+        manager = self.manager()
+        manager.validate_pre_install()
+        manager.install(package)
+        manager.validate_post_install()
+        self.assertEqual(sorted(os.listdir(os.path.join(self.home, "data"))), ["mime.types", "other.txt"])
 
     def test_missing_package_file_is_a_user_error(self):
         package = engage_testing.package_from_json(
@@ -389,7 +468,7 @@ class PipPackageDriverTest(FakePython3TestCase):
         manager = self.manager()
         manager.validate_pre_install()
         self.assertFalse(manager.is_installed())
-        manager.install(self.package("EasyInstallLink"))
+        manager.install(self.package())
         self.assertTrue(manager.is_installed())
         manager.validate_post_install()
         with open(record) as handle:
@@ -397,6 +476,29 @@ class PipPackageDriverTest(FakePython3TestCase):
         self.assertEqual(calls[0], "-m pip --version")
         self.assertTrue(calls[1].startswith("-m pip install "), calls[1])
         self.assertIn("--target %s pymongo==3.12" % os.path.join(self.home, "python"), calls[1])
+
+    def test_installs_engages_pip_package_into_existing_python_dir(self):
+        # What Engage hands over: a PipPythonPackage (no `package_class` attribute) and a home
+        # whose <home>/python exists already.
+        record = os.path.join(self.root, "pip-args")
+        self.use_fake_python3('echo "$@" >> "%s"\n' % record)
+        os.makedirs(os.path.join(self.home, "python", "lib"))
+        package = self.package()
+        self.assertEqual(type(package).__name__, "PipPythonPackage")
+        self.assertFalse(hasattr(package, "package_class"))
+        manager = self.manager()
+        manager.validate_pre_install()
+        manager.install(package)
+        manager.validate_post_install()
+        with open(record) as handle:
+            self.assertIn("pymongo==3.12", handle.read())
+
+    def test_refuses_easy_install_packages(self):
+        # Engage installs an EasyInstallLink with its easy_install driver, not with pip.
+        self.use_fake_python3("exit 0\n")
+        with self.assertRaises(UserError) as raised:
+            self.manager().install(self.package("EasyInstallLink"))
+        self.assertIn("EasyInstallPythonPackage", str(raised.exception))
 
     def test_pip_failure_is_a_user_error_with_its_output(self):
         self.use_fake_python3('echo "No matching distribution found"; exit 1\n')
@@ -495,6 +597,24 @@ class CaretakerDriverTest(TempDirTestCase):
         self.assertFalse(manager.is_running())
         self.assertFalse(os.path.exists(pid_file))
         manager.stop()  # stopping a stopped caretaker is fine
+
+    def test_pid_file_is_told_to_engages_process_monitor(self):
+        manager = self.manager()
+        pid_file = os.path.join(self.home, "log", "caretaker.pid")
+        self.assertEqual(manager.get_pid_file_path(), pid_file)
+        manager.install(None)
+        manager.start()
+        self.assertEqual(engage_testing_pid(manager.get_pid_file_path()), engage_testing_pid(pid_file))
+        self.assertIsNotNone(engage_testing_pid(pid_file))
+        manager.stop()
+
+    def test_installs_into_an_existing_home(self):
+        # The home and <home>/python exist (Engage made them); only log/ is the driver's to make.
+        manager = self.manager()
+        self.assertFalse(manager.is_installed())
+        manager.validate_pre_install()
+        manager.install(None)
+        self.assertTrue(manager.is_installed())
 
     def test_start_failure_reports_log(self):
         write(os.path.join(self.home, "python", "datablox_framework", "caretaker.py"),

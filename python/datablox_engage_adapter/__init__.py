@@ -1,4 +1,5 @@
-"""Datablox Engage adapter: deploys blocks into a node's deployment home with Engage's deployer.
+"""Datablox Engage adapter: deploys blocks into a node's deployment home with its deployer
+(Engage's, or the Datablox node deployer's).
 
 Its presence is how the Datablox loader knows it runs under a deployment: it is only installed
 on deployed nodes (in `<home>/python`), never in a standalone checkout's environment by default.
@@ -6,7 +7,7 @@ on deployed nodes (in `<home>/python`), never in a standalone checkout's environ
 
 import os
 
-from .deploy import DeployError, deploy_block, install_spec_for_block, is_deployed
+from .deploy import DeployError, deploy_block, install_block, install_spec_for_block, is_deployed
 
 
 def bloxpath(home):
@@ -24,4 +25,4 @@ def deployment_home():
     return os.path.dirname(os.path.dirname(package_dir))
 
 
-__all__ = ["bloxpath", "deployment_home", "deploy_block", "is_deployed", "install_spec_for_block", "DeployError"]
+__all__ = ["bloxpath", "deployment_home", "deploy_block", "install_block", "is_deployed", "install_spec_for_block", "DeployError"]

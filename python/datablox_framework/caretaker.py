@@ -8,6 +8,13 @@ Run as a server:  python3 -m datablox_framework.caretaker --home DIR --port N
 It speaks line-delimited JSON on 127.0.0.1, one request per line, one answer per line:
   {"op": "ping"}                                   -> {"ok": true, "pid": ...}
   {"op": "load", "name": "Dump", "version": "1.0"} -> {"ok": true, "block": {...}}
+  {"op": "run", "topology": {"blocks": [{"id": "src", "name": "Dir-Source", "version": "1.0",
+                                         "args": {"directory": "/data"}}, ...],
+                              "connections": [{"from": "src.output", "to": "count.input"}, ...]}}
+      -> {"ok": true, "result": {"blocks": N, "delivered": N, "order": [...]},
+          "counts": {"src": {"emitted": N, "received": N}, ...}, "deployed": ["Word-Count 1.0", ...]}
+     Each run has its own block instances (configured with their `args`); blocks that are not
+     installed are deployed first, through the adapter.
   {"op": "shutdown"}                               -> {"ok": true}, then the server stops
 Errors answer {"ok": false, "error": "..."}.
 """
@@ -21,7 +28,7 @@ import sys
 import threading
 import time
 
-from . import loader, naming
+from . import loader, naming, runtime
 
 
 class CaretakerError(Exception):
@@ -51,35 +58,79 @@ class Caretaker(object):
         return os.path.join(self.bloxpath, naming.block_dir(name, version))
 
     def load_block(self, name, version, config=None):
-        """Load (deploying first if needed) and configure block `name` `version`; returns a summary."""
+        """Load (deploying first if needed) and configure block `name` `version`; returns a summary.
+        Each distinct `config` gets its own instance."""
         try:
             key = naming.block_key(name, version)
         except ValueError as error:
             raise CaretakerError(str(error))
         with self._lock:
-            block_key = (key["name"], version)
+            block_key = (key["name"], version, json.dumps(config or {}, sort_keys=True, default=str))
             if block_key in self.loaded:
                 return self._summary(self.loaded[block_key], deployed=False)
-            deployed = False
-            if not os.path.isdir(self.block_path(name, version)):
-                if self.adapter is None:
-                    raise CaretakerError(
-                        "block `{} {}` is not installed in {} and no deployment adapter is available "
-                        "(help: install the block there, or install `datablox_engage_adapter` so the "
-                        "caretaker can deploy it)".format(name, version, self.bloxpath))
-                try:
-                    self.adapter.deploy_block(self.home, name, version)
-                except Exception as error:
-                    raise CaretakerError("deploying block `{} {}` failed: {}".format(name, version, error))
-                if not os.path.isdir(self.block_path(name, version)):
-                    raise CaretakerError("the adapter reported success but `{}` does not exist".format(self.block_path(name, version)))
-                deployed = True
+            deployed = self._ensure_installed(name, version)
             try:
                 block = loader.create_block("{}-{}".format(key["name"], version), name, version, config, [self.bloxpath])
             except Exception as error:
                 raise CaretakerError("block `{} {}` is installed but cannot be loaded: {}".format(name, version, error))
             self.loaded[block_key] = block
             return self._summary(block, deployed)
+
+    def _ensure_installed(self, name, version):
+        """Deploy the block through the adapter unless it is in BLOXPATH; returns whether it deployed."""
+        deployed = False
+        if not os.path.isdir(self.block_path(name, version)):
+            if self.adapter is None:
+                raise CaretakerError(
+                    "block `{} {}` is not installed in {} and no deployment adapter is available "
+                    "(help: install the block there, or install `datablox_engage_adapter` so the "
+                    "caretaker can deploy it)".format(name, version, self.bloxpath))
+            try:
+                self.adapter.deploy_block(self.home, name, version)
+            except Exception as error:
+                raise CaretakerError("deploying block `{} {}` failed: {}".format(name, version, error))
+            if not os.path.isdir(self.block_path(name, version)):
+                raise CaretakerError("the adapter reported success but `{}` does not exist".format(self.block_path(name, version)))
+            deployed = True
+        return deployed
+
+    def run_topology(self, topology):
+        """Run a topology (see the module's doc); returns the answer's fields."""
+        if not isinstance(topology, dict) or not isinstance(topology.get("blocks"), list):
+            raise CaretakerError("a topology is an object with a `blocks` list and a `connections` list")
+        graph = runtime.Graph([self.bloxpath])
+        deployed = []
+        for index, spec in enumerate(topology["blocks"]):
+            if not isinstance(spec, dict) or not all(isinstance(spec.get(f), str) for f in ("id", "name", "version")):
+                raise CaretakerError("topology block #{}: needs string `id`, `name` and `version`".format(index + 1))
+            name, version = spec["name"], spec["version"]
+            try:
+                naming.block_key(name, version)
+            except ValueError as error:
+                raise CaretakerError("topology block `{}`: {}".format(spec["id"], error))
+            with self._lock:
+                if self._ensure_installed(name, version):
+                    deployed.append("{} {}".format(name, version))
+            try:
+                graph.add(spec["id"], name, version, spec.get("args") or {})
+            except Exception as error:
+                raise CaretakerError("topology block `{}` ({} {}): {}".format(spec["id"], name, version, error))
+        for index, connection in enumerate(topology.get("connections", [])):
+            ends = [connection.get("from"), connection.get("to")] if isinstance(connection, dict) else connection
+            if not (isinstance(ends, list) and len(ends) == 2 and all(isinstance(e, str) and "." in e for e in ends)):
+                raise CaretakerError("topology connection #{}: expected {{\"from\": \"block.port\", \"to\": \"block.port\"}}".format(index + 1))
+            (source, source_port), (target, target_port) = (e.rsplit(".", 1) for e in ends)
+            try:
+                graph.connect(source, source_port, target, target_port)
+            except Exception as error:
+                raise CaretakerError("topology connection #{}: {}".format(index + 1, error))
+        try:
+            order = graph.topological_order()
+            graph.run()
+        except Exception as error:
+            raise CaretakerError("the run failed: {}: {}".format(type(error).__name__, error))
+        return {"result": {"blocks": len(graph.blocks), "delivered": graph.delivered, "order": order},
+                "counts": graph.counts, "deployed": deployed}
 
     def _summary(self, block, deployed):
         return {
@@ -114,10 +165,14 @@ class Caretaker(object):
             if op == "load":
                 block = self.load_block(request.get("name"), request.get("version"), request.get("config"))
                 return {"ok": True, "block": block}
+            if op == "run":
+                answer = {"ok": True}
+                answer.update(self.run_topology(request.get("topology")))
+                return answer
             if op == "shutdown":
                 errors = self.shutdown()
                 return {"ok": not errors, "errors": errors} if errors else {"ok": True}
-            return {"ok": False, "error": "unknown op {!r} (known: ping, load, shutdown)".format(op)}
+            return {"ok": False, "error": "unknown op {!r} (known: ping, load, run, shutdown)".format(op)}
         except CaretakerError as error:
             return {"ok": False, "error": str(error)}
 

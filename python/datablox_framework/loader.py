@@ -3,7 +3,8 @@
 BLOXPATH is a list of directories, each holding block directories (`file_crawler__1_0/`). It
 comes, in this order, from the caller, from the `BLOXPATH` environment variable, or from the
 Datablox Engage adapter. The adapter is only importable on a deployed node, so its presence is
-how the loader knows it runs under a deployment; without it, the loader runs standalone.
+how the loader knows it runs under a deployment (deployed mode: a missing block is deployed
+into the home, with what it needs, before it is loaded); without it, the loader runs standalone.
 """
 
 import importlib
@@ -49,8 +50,23 @@ def resolve_bloxpath(bloxpath=None):
         "the blocks, or run under a deployment (with `datablox_engage_adapter` installed)")
 
 
+def deployed_mode(bloxpath=None):
+    """The adapter when the loader runs under a deployment (no BLOXPATH given or in the
+    environment, and `datablox_engage_adapter` importable), else None: standalone."""
+    if bloxpath is not None or os.environ.get("BLOXPATH"):
+        return None
+    return deployment_adapter()
+
+
 def find_block_dir(name, version, bloxpath=None):
-    """The BLOXPATH directory that holds the block `name` `version`, or a BlockNotFound."""
+    """The BLOXPATH directory that holds the block `name` `version`, or a BlockNotFound. In
+    deployed mode, a block that is not installed is deployed (with what it needs) first."""
+    adapter = deployed_mode(bloxpath)
+    if adapter is not None:
+        try:
+            adapter.install_block(adapter.deployment_home(), name, version)
+        except adapter.DeployError as error:
+            raise BlockNotFound("block `{} {}` is not installed and deploying it failed: {}".format(name, version, error))
     directory = naming.block_dir(name, version)
     module_file = naming.block_module(name) + ".py"
     searched = resolve_bloxpath(bloxpath)

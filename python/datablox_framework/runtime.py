@@ -39,6 +39,8 @@ class Graph(object):
         self.connections = []
         self._queue = collections.deque()
         self.delivered = 0
+        # Per block id: records it emitted (once per push, whatever the fan-out) and received.
+        self.counts = {}
 
     def add(self, block_id, name, version, config=None):
         """Load block `name` `version` from BLOXPATH as `block_id` and configure it."""
@@ -62,6 +64,7 @@ class Graph(object):
             raise GraphError("`{}` is not a Block".format(block))
         block.set_emitter(self._enqueue)
         self.blocks[block.id] = block
+        self.counts[block.id] = {"emitted": 0, "received": 0}
         return block
 
     def connect(self, source_id, source_port, target_id, target_port):
@@ -89,6 +92,7 @@ class Graph(object):
             raise GraphError("no block `{}` in the graph (blocks: {})".format(block_id, ", ".join(self.blocks) or "none"))
 
     def _enqueue(self, block, port, log):
+        self.counts[block.id]["emitted"] += len(log)
         for connection in self.connections:
             if connection.source_id == block.id and connection.source_port == port:
                 # Each receiver gets its own copy, so one block changing a batch cannot change
@@ -105,6 +109,7 @@ class Graph(object):
                 raise BlockError("block `{}` port `{}` received a log from {}.{} without field(s) {}".format(
                     target.id, connection.target_port, connection.source_id, connection.source_port, ", ".join(missing)))
             target.recv_push(connection.target_port, log)
+            self.counts[target.id]["received"] += len(log)
             self.delivered += 1
 
     def topological_order(self):

@@ -60,7 +60,13 @@ class InstallSpecTest(unittest.TestCase):
 FAKE_DEPLOYER = '''\
 #!{python}
 import json, os, sys
-spec_path = sys.argv[sys.argv.index("-f") + 1]
+# As Engage's deployer (engine/deploy_spec.py process_args): one positional argument, the spec.
+options = [arg for arg in sys.argv[1:] if arg.startswith("-")]
+arguments = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+if len(arguments) != 1 or set(options) - set(["-a", "-g"]):
+    print("deployer: error: Incorrect number of arguments - expecting install spec name")
+    sys.exit(2)
+spec_path = arguments[0]
 home = os.path.dirname(os.path.dirname(os.path.abspath(spec_path)))
 with open(spec_path) as handle:
     spec = json.load(handle)
@@ -116,13 +122,34 @@ class DeployBlockTest(unittest.TestCase):
         seen = []
 
         def runner(argv):
-            with open(argv[2]) as handle:
+            with open(argv[-1]) as handle:
                 seen.append(json.load(handle))
             os.makedirs(os.path.join(self.home, "blox", "null__1_0"))
             return 0, "ok"
 
         deploy.deploy_block(self.home, "Null", "1.0", runner=runner)
         self.assertEqual(seen[0][1]["key"], {"name": "null", "version": "1.0"})
+
+    def test_deployer_command_line_follows_engage(self):
+        # The spec is positional (`-f` would be Engage's --logfile-name); `-a` only once the home
+        # records installed resources, as Engage's deployer requires.
+        self.install_fake_deployer()
+        calls = []
+
+        def runner(argv):
+            calls.append(argv)
+            os.makedirs(os.path.join(self.home, "blox", "null__1_0"))
+            return 0, ""
+
+        deploy.deploy_block(self.home, "Null", "1.0", runner=runner)
+        deployer = deploy.deployer_path(self.home)
+        self.assertEqual(calls[0][:2], [deployer, "-g"])
+        self.assertNotIn("-f", calls[0])
+        self.assertNotIn("-a", calls[0])
+        with open(os.path.join(self.home, "config", "installed_resources.json"), "w") as handle:
+            handle.write("[]")
+        spec_path = os.path.join(self.home, "config", "spec.json")
+        self.assertEqual(deploy.deployer_argv(self.home, spec_path), [deployer, "-g", "-a", spec_path])
 
     def test_deployer_failure_keeps_spec_and_reports_output(self):
         self.install_fake_deployer()

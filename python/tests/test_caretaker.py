@@ -59,9 +59,13 @@ class CaretakerTest(unittest.TestCase):
         summary = care.load_block("Care-Deployed", "1.0", {"factor": 4})
         self.assertEqual(adapter.calls, [(os.path.abspath(self.home), "Care-Deployed", "1.0")])
         self.assertTrue(summary["deployed"])
-        self.assertEqual(care.loaded[("care-deployed", "1.0")].factor, 4)
-        # A second load reuses the loaded block.
-        self.assertFalse(care.load_block("Care-Deployed", "1.0")["deployed"])
+        self.assertEqual(care.loaded[("care-deployed", "1.0", '{"factor": 4}')].factor, 4)
+        # A second load with the same config reuses the loaded block; another config gets its own.
+        self.assertFalse(care.load_block("Care-Deployed", "1.0", {"factor": 4})["deployed"])
+        self.assertEqual(len(care.loaded), 1)
+        self.assertFalse(care.load_block("Care-Deployed", "1.0", {"factor": 5})["deployed"])
+        self.assertEqual(sorted(b.factor for b in care.loaded.values()), [4, 5])
+        self.assertEqual(len(adapter.calls), 1)
         self.assertEqual(len(adapter.calls), 1)
 
     def test_without_adapter_a_missing_block_fails_clearly(self):

@@ -43,6 +43,10 @@ pub struct DriverSources {
     pub modules: Vec<PathBuf>,
     /// For each hand-written driver directory: its `.py` files.
     pub directories: BTreeMap<PathBuf, Vec<PathBuf>>,
+    /// The node deployer: `bin/...` path in the tree -> repository file (`engage-extension/bin/deploy`
+    /// and `python/datablox_deployer/*.py`). Engage's `install_extension.py` copies only
+    /// `metadata/`, `drivers/` and `sw_packages/`, so `bin/` is ignored by Engage's own tools.
+    pub deployer: Vec<(String, PathBuf)>,
 }
 
 /// Every generated and copied file of the extension tree, sorted by path (archives excluded).
@@ -130,6 +134,13 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
         files.push(OutputFile {
             path: format!("drivers/{name}"),
             content: Content::Copy(module.clone()),
+        });
+    }
+
+    for (path, source) in &drivers.deployer {
+        files.push(OutputFile {
+            path: path.clone(),
+            content: Content::Copy(source.clone()),
         });
     }
 

@@ -10,6 +10,9 @@ use crate::model::{Driver, Key, Kind, Model, PackageSource};
 
 /// The name of the extension tree inside the output directory.
 pub const TREE: &str = "datablox";
+/// The node deployer's launcher and package, shipped as `bin/` of the tree when the launcher exists.
+pub const DEPLOYER_LAUNCHER: &str = "engage-extension/bin/deploy";
+pub const DEPLOYER_PACKAGE: &str = "python/datablox_deployer";
 /// Every archive entry's mtime when `SOURCE_DATE_EPOCH` is not set: 1980-01-01T00:00:00Z, the
 /// first instant every archive format can store. Fixed, so archives do not depend on checkout time.
 pub const DEFAULT_MTIME: u64 = 315_532_800;
@@ -119,6 +122,15 @@ fn driver_sources(model: &Model, repo: &Path) -> Result<DriverSources> {
             )
             .help("every block driver imports the generic block driver: restore the file"),
         ));
+    }
+    let launcher = repo.join(DEPLOYER_LAUNCHER);
+    if launcher.is_file() {
+        sources.deployer.push(("bin/deploy".to_string(), launcher));
+        for module in python_files(&repo.join(DEPLOYER_PACKAGE))? {
+            let name = module.file_name().expect("listed files have names");
+            let path = format!("bin/datablox_deployer/{}", name.to_string_lossy());
+            sources.deployer.push((path, module));
+        }
     }
     for resource in &model.resources {
         if let Driver::Directory(dir) = &resource.driver {

@@ -39,7 +39,7 @@ pub fn new(repo: &Path, options: &NewOptions) -> Result<Created> {
     let display = options.name.trim();
     if let Some(problem) = check::block_name_problem(display) {
         let suggestion = display.replace(['_', '.'], "-");
-        return Err(Error::new(Diagnostic::error("block-name", problem).help(format!(
+        return Err(Error::new(Diagnostic::error(problem.code, problem.message).help(format!(
             "use letters, digits and `-` between words, starting with a letter, e.g. `{suggestion}`"
         ))));
     }
@@ -81,9 +81,9 @@ pub fn new(repo: &Path, options: &NewOptions) -> Result<Created> {
     for text in &options.requires {
         let constraint = match check::parse_constraint_text(text) {
             Ok(constraint) => constraint,
-            Err(message) => {
+            Err(problem) => {
                 diagnostics.push(
-                    Diagnostic::error("bad-constraint", format!("`--requires {text}`: {message}"))
+                    Diagnostic::error("bad-constraint", format!("`--requires {text}`: {}", problem.message))
                         .help("write `--requires \"NAME VERSION\"`, e.g. `--requires \"chardet 5.2\"` or `\"simplejson >=3.0\"`"),
                 );
                 continue;

@@ -1,6 +1,7 @@
 //! Checks of the repository itself, so reviewers need not remember them: every block directory
 //! has a manifest, every module is in ARCHITECTURE.md, every `.rs` file starts with `//!`, no
-//! generated file is tracked, no line ends in whitespace, and the code is formatted.
+//! generated file is tracked, no line ends in whitespace, the code is formatted, and the `ci/`
+//! shell scripts parse.
 
 use std::process::Command;
 
@@ -49,9 +50,18 @@ fn every_block_directory_has_a_manifest() {
 fn every_module_is_in_the_codemap_and_documented() {
     let architecture = std::fs::read_to_string(repo_root().join("ARCHITECTURE.md")).unwrap();
     let mut problems = Vec::new();
-    for entry in std::fs::read_dir(repo_root().join("xtask/src")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    // Top-level modules by file name (`check.rs`) or directory (`check/`), the files of a module
+    // directory by their path below `xtask/src` (`check/paths.rs`).
+    let src = repo_root().join("xtask/src");
+    for entry in walkdir::WalkDir::new(&src).min_depth(1).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let relative = entry.path().strip_prefix(&src).unwrap();
+        let mut name = relative.to_string_lossy().replace('\\', "/");
+        if entry.file_type().is_dir() {
+            name.push('/');
+        } else if !name.ends_with(".rs") {
+            continue;
+        }
         if !architecture.contains(&format!("`{name}`")) {
             problems.push(format!(
                 "xtask/src/{name}: describe it in ARCHITECTURE.md's codemap"
@@ -130,4 +140,49 @@ fn the_repository_manifests_have_no_warnings() {
         output.status.success() && stdout.trim().is_empty(),
         "`cargo xtask check` reports:\n{stdout}"
     );
+}
+
+#[test]
+fn ci_shell_scripts_parse_and_engage_real_refuses_a_missing_argument() {
+    // `bash -n` on every shell script under ci/ (they are run by hand or by the release job, never
+    // by `cargo test`, so a syntax error would otherwise go unseen).
+    let scripts: Vec<String> = tracked_files()
+        .into_iter()
+        .filter(|name| name.starts_with("ci/") && name.ends_with(".sh"))
+        .collect();
+    assert!(
+        scripts.iter().any(|s| s == "ci/engage-real.sh"),
+        "{scripts:?}"
+    );
+    for script in &scripts {
+        let output = Command::new("bash")
+            .args(["-n", script])
+            .current_dir(repo_root())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // Usage errors exit 2 before any set-up work; --help exits 0.
+    let script = repo_root().join("ci/engage-real.sh");
+    let output = Command::new("bash").arg(&script).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Usage: ci/engage-real.sh"));
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg("/nonexistent-engage-checkout")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is not an Engage source checkout"));
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ENGAGE_SRC"));
 }

@@ -4,7 +4,8 @@ The caretaker is `python3 -m datablox_framework.caretaker --home <genforma_home>
 run with PYTHONPATH=<genforma_home>/python (where the framework and the adapter are installed).
 Its package is a DummyPackage: installing only creates the node's `python/` and `log/` directories.
 Ports: input `host.genforma_home`, config `port` (the TCP port the caretaker listens on).
-The pid is kept in `<home>/log/caretaker.pid`, its output goes to `<home>/log/caretaker.log`.
+The pid is kept in `<home>/log/caretaker.pid` (what `get_pid_file_path()` tells Engage's process
+monitor), its output goes to `<home>/log/caretaker.log`.
 
 The build copies this directory into `drivers/datablox_caretaker__1_0/` and adds `resources.json`
 and `packages.json`. Valid Python 2.7 (Engage loads drivers with it) and Python 3.
@@ -176,6 +177,11 @@ class Manager(service_manager.Manager):
         config = getattr(self.ctx.props, "config_port", None)
         self.port_value = getattr(config, "port", None) if config is not None else None
 
+    def get_pid_file_path(self):
+        """The caretaker's pid file, so that Engage's process monitor can watch it
+        (`engage/drivers/service_manager.py` returns None unless a service overrides this)."""
+        return self.pid_file
+
     def _port(self):
         port = port_number(self.port_value)
         if port is None:
@@ -191,8 +197,12 @@ class Manager(service_manager.Manager):
     def validate_pre_install(self):
         self._python()
         self._port()
+        # The home exists (Engage made it), and Engage's check_installable_to_dir refuses a
+        # directory that exists: check only the directories this driver will create.
         if not self.is_installed():
-            self.ctx.r(check_installable_to_dir, self.home)
+            for path in (self.python_dir, self.log_dir):
+                if not os.path.isdir(path):
+                    self.ctx.r(check_installable_to_dir, path)
 
     def is_installed(self):
         return os.path.isdir(self.python_dir) and os.path.isdir(self.log_dir)

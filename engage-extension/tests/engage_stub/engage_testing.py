@@ -7,26 +7,30 @@ import json
 import os
 import re
 import shutil
-import tarfile
 
 STUB_DIR = os.path.dirname(os.path.abspath(__file__))
 
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
 
 
-class PackageError(Exception):
-    """A package that must not be installed (e.g. an archive that would write outside its directory)."""
-
-
 class ResourceMetadata(object):
-    """What a driver's `Manager` receives: `key`, `id` and `to_json()`."""
+    """What a driver's `Manager` receives; mirrors `engage/drivers/resource_metadata.py` `ResourceMD`:
+    `id`, `key`, `properties`, `config_port`, `input_ports`, `output_ports`, `is_installed()` (the
+    `installed` property) and `to_json()`."""
 
     def __init__(self, instance_json):
         # A JSON round trip gives the instance the types Engage's would have: `unicode` strings
         # under Python 2, so drivers are tested against `ctx.check_port(..., x=unicode)`.
         self._json = json.loads(json.dumps(instance_json))
-        self.key = self._json["key"]
         self.id = self._json["id"]
+        self.key = self._json["key"]
+        self.properties = self._json.setdefault("properties", {})
+        self.config_port = self._json.setdefault("config_port", {})
+        self.input_ports = self._json.setdefault("input_ports", {})
+        self.output_ports = self._json.setdefault("output_ports", {})
+
+    def is_installed(self):
+        return bool(self.properties.get("installed"))
 
     def to_json(self):
         return json.loads(json.dumps(self._json))
@@ -79,113 +83,12 @@ def make_instance(definition, instance_id, input_ports, config_port=None):
     return ResourceMetadata(instance)
 
 
-class Package(object):
-    def __init__(self, package_json, sw_packages_dir):
-        self.type = package_json.get("type")
-        self.package_class = package_json.get("package_class")
-        self.location = package_json.get("location")
-        self.filename = package_json.get("filename")
-        self.sw_packages_dir = sw_packages_dir
-
-    def _local_path(self):
-        return os.path.join(self.sw_packages_dir, self.location)
-
-
-class FilePackage(Package):
-    """A plain file of the package cache."""
-
-    def get_file(self):
-        return self._local_path()
-
-
-class ReferencePackage(Package):
-    """Installed by name (pip, easy_install, apt-get) or nothing at all (DummyPackage)."""
-
-
-class ArchivePackage(Package):
-    """A gzipped tar archive of the package cache holding exactly one top-level directory."""
-
-    def extract(self, parent_dir, desired_common_dirname=None):
-        """Unpack into `parent_dir`; return the name of the top-level directory created.
-
-        Every member is checked before anything is written, so a hostile archive writes nothing.
-        """
-        archive_path = self._local_path()
-        if self.package_class != "GzippedTarArchive":
-            raise PackageError("%s: the stub only extracts GzippedTarArchive, not %s"
-                               % (archive_path, self.package_class))
-        with tarfile.open(archive_path, "r:gz") as archive:
-            members = archive.getmembers()
-            top_dir = check_members(archive_path, members)
-            if os.path.lexists(os.path.join(parent_dir, top_dir)):
-                # Extracting over an existing tree could follow links in it out of parent_dir.
-                raise PackageError("%s: %s already exists in %s" % (archive_path, top_dir, parent_dir))
-            archive.extractall(parent_dir, members)
-        if desired_common_dirname and desired_common_dirname != top_dir:
-            os.rename(os.path.join(parent_dir, top_dir), os.path.join(parent_dir, desired_common_dirname))
-            top_dir = desired_common_dirname
-        return top_dir
-
-
-def _parts(path):
-    return [part for part in path.split("/") if part not in ("", ".")]
-
-
-def check_members(archive_path, members):
-    """Refuse members that could write outside the top directory; return that directory's name.
-
-    Refused: absolute names, `..` components, names outside a single top-level directory, devices
-    and fifos, hard links to names outside it, and symbolic links that are absolute or contain
-    `..` (a relative link without `..` can only point into its own directory's subtree, even
-    through other such links, so no chain of links leads out).
-    """
-    top_dirs = set()
-    for member in members:
-        name = member.name
-        where = "%s: member %r" % (archive_path, name)
-        if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-            raise PackageError("%s has an absolute path" % where)
-        parts = _parts(name)
-        if not parts:
-            raise PackageError("%s has an empty path" % where)
-        if ".." in parts:
-            raise PackageError("%s has a `..` component" % where)
-        top_dirs.add(parts[0])
-        if member.issym():
-            target = member.linkname
-            if target.startswith("/") or ".." in _parts(target):
-                raise PackageError("%s is a symbolic link to %r, outside the archive's directory"
-                                   % (where, target))
-        elif member.islnk():
-            target_parts = _parts(member.linkname)
-            if member.linkname.startswith("/") or ".." in target_parts or not target_parts:
-                raise PackageError("%s is a hard link to %r, outside the archive's directory"
-                                   % (where, member.linkname))
-        elif not (member.isfile() or member.isdir()):
-            raise PackageError("%s is neither a file, a directory nor a link" % where)
-    if len(top_dirs) != 1:
-        raise PackageError("%s: expected exactly one top-level directory, found %s"
-                           % (archive_path, ", ".join(sorted(top_dirs)) or "none"))
-    top_dir = top_dirs.pop()
-    for member in members:
-        if _parts(member.name) == [top_dir] and not member.isdir():
-            raise PackageError("%s: the top-level entry %r is not a directory" % (archive_path, top_dir))
-        if member.islnk() and _parts(member.linkname)[0] != top_dir:
-            raise PackageError("%s: member %r is a hard link to %r, outside %s"
-                               % (archive_path, member.name, member.linkname, top_dir))
-    return top_dir
-
-
 def package_from_json(package_json, sw_packages_dir):
-    """The library package of a `packages.json` entry, reading files from `sw_packages_dir`."""
-    kind = package_json.get("type")
-    if kind == "Archive":
-        return ArchivePackage(package_json, sw_packages_dir)
-    if kind == "File":
-        return FilePackage(package_json, sw_packages_dir)
-    if kind == "Reference":
-        return ReferencePackage(package_json, sw_packages_dir)
-    raise PackageError("unknown package type %r" % (kind,))
+    """The library package of a `packages.json` entry, as Engage builds it (`engage.engine.library`:
+    `GzippedTarFilePackage`, `PipPythonPackage`, ...), reading files from `sw_packages_dir`."""
+    # Imported here: tests lay out their own `engage` package before the first use.
+    from engage.engine import library
+    return library.parse_package(package_json, sw_packages_dir)
 
 
 def _ignore_bytecode(directory, names):

@@ -1,167 +1,280 @@
 """Actions: small steps a driver runs through a `Context` (`ctx.r(action, *args)`).
 
-An action is a class built from a function by `@make_action`; when run, its `self.ctx` is the
-context. With `dry_run=True` the context logs the actions instead of running them.
+Mirrors `engage/drivers/action.py` of Engage (Python 2.7), written for our tests: the same names,
+the same checks and the same failures, so that a driver that passes here does not fail there.
+What each piece mirrors is named beside it. Python 2.7 and 3.
 """
 import os
+import shutil
+import sys
 
-from engage.utils.user_error import EngageErrInf, UserError
+from engage.utils.user_error import EngageErrInf, UserError, convert_exc_to_user_error
 
 try:
     _text_types = (unicode, str)  # noqa: F821 (Python 2)
 except NameError:
     _text_types = (str,)
 
-ERR_PORT_MISSING = 1
-ERR_PROPERTY_MISSING = 2
-ERR_PROPERTY_TYPE = 3
-ERR_NOT_INSTALLABLE = 4
-ERR_NOT_A_DIR = 5
-ERR_EXTRACT_TARGET_EXISTS = 6
+# Error codes and texts of Engage's `action.py` (`define_error` calls), for the errors drivers meet.
+ERR_DIR_NOT_FOUND = 1
+ERR_UNEXPECTED_EXC_IN_ACTION = 4
+ERR_PROP_NOT_FOUND = 5
+ERR_PROP_TYPE_NOT_STR = 6
+ERR_PROP_TYPE_NOMATCH = 7
+ERR_MISSING_ID_PROP = 8
+ERR_INSTDIR_NOT_WRITABLE = 9
+ERR_INSTDIR_ALREADY_EXISTS = 10
 
-_errors = {
-    ERR_PORT_MISSING: EngageErrInf(__name__, ERR_PORT_MISSING,
-                                   "resource %(id)s has no port %(port)s"),
-    ERR_PROPERTY_MISSING: EngageErrInf(__name__, ERR_PROPERTY_MISSING,
-                                       "resource %(id)s: port %(port)s has no property %(prop)s"),
-    ERR_PROPERTY_TYPE: EngageErrInf(__name__, ERR_PROPERTY_TYPE,
-                                    "resource %(id)s: property %(port)s.%(prop)s is %(actual)s, expected %(expected)s"),
-    ERR_NOT_INSTALLABLE: EngageErrInf(__name__, ERR_NOT_INSTALLABLE,
-                                      "cannot install to %(dir)s: %(why)s"),
-    ERR_NOT_A_DIR: EngageErrInf(__name__, ERR_NOT_A_DIR, "directory %(dir)s does not exist"),
-    ERR_EXTRACT_TARGET_EXISTS: EngageErrInf(__name__, ERR_EXTRACT_TARGET_EXISTS,
-                                            "cannot extract package as %(dir)s: it already exists"),
+errors = {
+    ERR_DIR_NOT_FOUND: EngageErrInf(
+        __name__, ERR_DIR_NOT_FOUND, "Required directory '%(dirpath)s' not found for resource %(resid)s"),
+    ERR_UNEXPECTED_EXC_IN_ACTION: EngageErrInf(
+        __name__, ERR_UNEXPECTED_EXC_IN_ACTION,
+        "Unexpected exception '%(exc)s' in resource '%(id)s' action: %(action)s"),
+    ERR_PROP_NOT_FOUND: EngageErrInf(
+        __name__, ERR_PROP_NOT_FOUND, "Resource '%(id)s' missing required property '%(name)s'"),
+    ERR_PROP_TYPE_NOT_STR: EngageErrInf(
+        __name__, ERR_PROP_TYPE_NOT_STR,
+        "Property '%(name)s' of resource '%(id)s' has wrong type: expecting str or unicode, got '%(type)s'"),
+    ERR_PROP_TYPE_NOMATCH: EngageErrInf(
+        __name__, ERR_PROP_TYPE_NOMATCH,
+        "Property '%(name)s' of resource '%(id)s' has wrong type: expecting '%(exptype)s', got '%(type)s'"),
+    ERR_MISSING_ID_PROP: EngageErrInf(
+        __name__, ERR_MISSING_ID_PROP, "Resource context missing required property 'id'"),
+    ERR_INSTDIR_NOT_WRITABLE: EngageErrInf(
+        __name__, ERR_INSTDIR_NOT_WRITABLE,
+        "Installation parent directory '%(dir)s' is not writable for resource '%(id)s'"),
+    ERR_INSTDIR_ALREADY_EXISTS: EngageErrInf(
+        __name__, ERR_INSTDIR_ALREADY_EXISTS,
+        "Installation directory '%(dir)s' already exists for resource '%(id)s'"),
 }
 
 
-class _Props(object):
-    """A JSON object seen by attribute: `props.input_ports.host.genforma_home`."""
+def _dir_path_is_writable(dir_path):
+    """Mirrors `engage/utils/path.py` `dir_path_is_writable`: the nearest existing ancestor
+    (or the path itself) is a writable directory."""
+    previous = None
+    path = dir_path
+    while path != previous:
+        if os.path.isdir(path):
+            return os.access(path, os.W_OK)
+        previous = path
+        path = os.path.dirname(path)
+    return False
 
-    def __init__(self, value, path):
-        self._value = value
-        self._path = path
+
+def _flatten(value, prefix, into):
+    """The `substitutions` map of Engage's `Context` (`_Config._make_flattened_map`): one entry per
+    leaf, named by its dotted path; a nested object is not an entry of its own."""
+    for name, child in value.items():
+        qualified = prefix + "." + name if prefix else name
+        if isinstance(child, dict):
+            _flatten(child, qualified, into)
+        elif isinstance(child, list):
+            into[qualified] = repr(child)
+        else:
+            into[qualified] = child
+
+
+class _Config(object):
+    """Mirrors `action.py` `_Config`: a JSON object read by attribute, read-only."""
+
+    def __init__(self, props, qualified_name=None):
+        wrapped = {}
+        for name, value in props.items():
+            wrapped[name] = self._wrap(name, value, qualified_name)
+        self.__dict__["_props"] = wrapped
+        self.__dict__["_qualified_name"] = qualified_name
+
+    @staticmethod
+    def _wrap(name, value, parent):
+        qualified = parent + "." + name if parent else name
+        if isinstance(value, dict):
+            return _Config(value, qualified)
+        if isinstance(value, list):
+            return [_Config._wrap("%s[%d]" % (name, index), item, parent) for index, item in enumerate(value)]
+        return value
+
+    def _get(self, qualified_name):
+        first, _, rest = qualified_name.partition(".")
+        if first in self._props and not rest:
+            return self._props[first]
+        if first in self._props and isinstance(self._props[first], _Config):
+            return self._props[first]._get(rest)
+        raise AttributeError("Property '%s' not found" % qualified_name)
 
     def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        if name not in self._value:
-            raise AttributeError("%s has no %s" % (self._path or "resource", name))
-        return _wrap(self._value[name], (self._path + "." if self._path else "") + name)
+        if name in self._props:
+            return self._props[name]
+        raise AttributeError("%s not an attribute" % name)
 
-    def __contains__(self, name):
-        return name in self._value
+    def __setattr__(self, name, value):
+        raise AttributeError("Error in setting attribute '%s': Configuration objects are read-only" % name)
 
     def __repr__(self):
-        return "<props %s %r>" % (self._path, self._value)
-
-
-def _wrap(value, path):
-    return _Props(value, path) if isinstance(value, dict) else value
+        return repr(self._props)
 
 
 class Context(object):
-    """The properties of one resource instance, plus the way to run actions on it."""
+    """Mirrors `action.py` `Context`: the instance's properties plus the way to run actions."""
 
-    def __init__(self, resource_json, logger, filepath, sudo_password_fn=None, dry_run=False):
-        self.resource_json = resource_json
+    def __init__(self, resource_config_props, logger, filepath, sudo_password_fn=None, dry_run=False):
+        self.props = _Config(resource_config_props)
         self.logger = logger
-        self.filepath = filepath
+        # Engage's loggers have an `action` level; a plain logger gets it mapped to debug.
+        if not hasattr(self.logger, "action"):
+            self.logger.action = self.logger.debug
+        self.filepath = os.path.abspath(os.path.expanduser(filepath))
         self.sudo_password_fn = sudo_password_fn
         self.dry_run = dry_run
-        self.props = _Props(resource_json, "")
+        self.substitutions = {}
+        _flatten(resource_config_props, "", self.substitutions)
+        if "id" not in self.substitutions:
+            raise UserError(errors[ERR_MISSING_ID_PROP])
+
+    def checkp(self, qualified_prop_name, typ=None):
+        """Mirrors `Context.checkp`: the property is a leaf of the instance, a string unless `typ`."""
+        if qualified_prop_name not in self.substitutions:
+            raise UserError(errors[ERR_PROP_NOT_FOUND], msg_args={"id": self.props.id, "name": qualified_prop_name})
+        value = self.props._get(qualified_prop_name)
+        if typ is None and not isinstance(value, _text_types):
+            raise UserError(errors[ERR_PROP_TYPE_NOT_STR],
+                            msg_args={"id": self.props.id, "name": qualified_prop_name,
+                                      "type": type(value).__name__})
+        if typ is not None and not isinstance(value, typ):
+            raise UserError(errors[ERR_PROP_TYPE_NOMATCH],
+                            msg_args={"id": self.props.id, "name": qualified_prop_name,
+                                      "type": type(value).__name__, "exptype": typ.__name__})
+        return self
 
     def check_port(self, port_name, **properties):
-        """Check that `port_name` ("input_ports.host") has each property with the given type."""
-        value = self.resource_json
-        for part in port_name.split("."):
-            if not isinstance(value, dict) or part not in value:
-                raise UserError(_errors[ERR_PORT_MISSING],
-                                msg_args={"id": self.resource_json.get("id"), "port": port_name})
-            value = value[part]
-        for prop, expected in properties.items():
-            if prop not in value:
-                raise UserError(_errors[ERR_PROPERTY_MISSING],
-                                msg_args={"id": self.resource_json.get("id"), "port": port_name,
-                                          "prop": prop})
-            if not isinstance(value[prop], expected):
-                raise UserError(_errors[ERR_PROPERTY_TYPE],
-                                msg_args={"id": self.resource_json.get("id"), "port": port_name,
-                                          "prop": prop, "actual": type(value[prop]).__name__,
-                                          "expected": expected.__name__})
+        """Mirrors `Context.check_port`: a text type accepts `str` or `unicode` alike."""
+        for prop, typ in properties.items():
+            if typ in _text_types:
+                self.checkp(port_name + "." + prop)
+            else:
+                self.checkp(port_name + "." + prop, typ=typ)
+        return self
+
+    def _run(self, action, base, args, kwargs):
+        assert isinstance(action, base), \
+            "passed an action of type %s, not an instance of %s" % (type(action).__name__, base.__name__)
+        described = "%s %s" % (action.NAME, " ".join(str(arg) for arg in args))
+        self.logger.action(described)
+        try:
+            if self.dry_run:
+                return action.dry_run(*args, **kwargs)
+            return action.run(*args, **kwargs)
+        except UserError:
+            raise
+        except Exception as error:
+            # As Engage does: any other exception of an action becomes a UserError.
+            raise convert_exc_to_user_error(sys.exc_info(), errors[ERR_UNEXPECTED_EXC_IN_ACTION],
+                                            msg_args={"exc": repr(error), "action": described,
+                                                      "id": self.props.id})
 
     def r(self, action_class, *args, **kwargs):
-        """Run an action (its result is not returned: use `rv` for that)."""
-        self.rv(action_class, *args, **kwargs)
+        """Mirrors `Context.r`: runs an `Action` (not a `ValueAction`) and returns the context."""
+        self._run(action_class(self), Action, args, kwargs)
+        return self
 
-    def rv(self, action_class, *args, **kwargs):
-        """Run an action and return its result (None in a dry run)."""
-        action = action_class(self)
-        if self.dry_run:
-            self.logger.info("dry run: %s%r", action.NAME, args)
-            return None
-        return action.run(*args, **kwargs)
+    def rv(self, value_action_class, *args, **kwargs):
+        """Mirrors `Context.rv`: runs a `ValueAction` and returns its value."""
+        return self._run(value_action_class(self), ValueAction, args, kwargs)
 
 
 class Action(object):
+    """Mirrors `action.py` `Action`: run for its side effects; `run` returns nothing useful."""
     NAME = "action"
 
     def __init__(self, ctx):
         self.ctx = ctx
 
     def run(self, *args, **kwargs):
-        raise NotImplementedError(self.NAME)
+        pass
+
+    def dry_run(self, *args, **kwargs):
+        pass
+
+
+class ValueAction(object):
+    """Mirrors `action.py` `ValueAction` (not a subclass of `Action`, as in Engage)."""
+    NAME = "value_action"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+
+    def run(self, *args, **kwargs):
+        pass
+
+    def dry_run(self, *args, **kwargs):
+        pass
 
 
 def make_action(function):
-    """Turn `def f(self, ...)` into an action class whose `run` calls it with `self.ctx` set."""
+    """Mirrors `action.py` `make_action`: `def f(self, ...)` becomes an `Action`; its value is dropped."""
 
     def run(self, *args, **kwargs):
-        return function(self, *args, **kwargs)
+        function(self, *args, **kwargs)
 
     # Built with type() because Python 2 cannot set a class's __doc__ after the fact.
     return type(function.__name__, (Action,),
                 {"NAME": function.__name__, "__doc__": function.__doc__, "run": run})
 
 
-@make_action
-def check_installable_to_dir(self, dir_path):
-    """The directory either exists and is writable, or can be created (its nearest ancestor is writable)."""
-    if os.path.exists(dir_path):
+def make_value_action(function):
+    """Mirrors `action.py` `make_value_action`: `def f(self, ...)` becomes a `ValueAction`."""
+
+    def run(self, *args, **kwargs):
+        return function(self, *args, **kwargs)
+
+    return type(function.__name__, (ValueAction,),
+                {"NAME": function.__name__, "__doc__": function.__doc__, "run": run})
+
+
+class check_installable_to_dir(Action):
+    """Mirrors `action.py` `check_installable_to_dir`: the parent of `install_dir` is writable (or
+    can be created) and `install_dir` does NOT exist yet. A directory that exists is refused."""
+    NAME = "check_installable_to_dir"
+
+    def run(self, install_dir):
+        parent_dir = os.path.dirname(install_dir)
+        if not _dir_path_is_writable(parent_dir):
+            raise UserError(errors[ERR_INSTDIR_NOT_WRITABLE], msg_args={"dir": parent_dir, "id": self.ctx.props.id})
+        if os.path.exists(install_dir):
+            raise UserError(errors[ERR_INSTDIR_ALREADY_EXISTS], msg_args={"dir": install_dir, "id": self.ctx.props.id})
+
+    def dry_run(self, install_dir):
+        if os.path.exists(install_dir):
+            self.ctx.logger.warning("install directory '%s' already exists" % install_dir)
+
+
+class check_dir_exists(Action):
+    """Mirrors `action.py` `check_dir_exists`."""
+    NAME = "check_dir_exists"
+
+    def run(self, dir_path):
         if not os.path.isdir(dir_path):
-            raise UserError(_errors[ERR_NOT_INSTALLABLE],
-                            msg_args={"dir": dir_path, "why": "it exists and is not a directory"})
-        if not os.access(dir_path, os.W_OK):
-            raise UserError(_errors[ERR_NOT_INSTALLABLE],
-                            msg_args={"dir": dir_path, "why": "it is not writable"})
-        return
-    ancestor = os.path.dirname(os.path.abspath(dir_path))
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor) or not os.access(ancestor, os.W_OK):
-        raise UserError(_errors[ERR_NOT_INSTALLABLE],
-                        msg_args={"dir": dir_path, "why": "%s is not a writable directory" % ancestor})
+            raise UserError(errors[ERR_DIR_NOT_FOUND], msg_args={"dirpath": dir_path, "resid": self.ctx.props.id})
+
+    def dry_run(self, dir_path):
+        if not os.path.isdir(dir_path):
+            self.ctx.logger.warning("Directory '%s' does not exist" % dir_path)
 
 
 @make_action
 def ensure_dir_exists(self, dir_path):
-    if not os.path.isdir(dir_path):
+    """Mirrors `action.py` `ensure_dir_exists`."""
+    if not os.path.exists(dir_path):
         os.makedirs(dir_path)
 
 
 @make_action
-def check_dir_exists(self, dir_path):
-    if not os.path.isdir(dir_path):
-        raise UserError(_errors[ERR_NOT_A_DIR], msg_args={"dir": dir_path})
-
-
-@make_action
-def extract_package_as_dir(self, package, dest_dir):
-    """Extract an archive package into the parent of `dest_dir`, then rename its top directory to `dest_dir`."""
-    dest_dir = os.path.abspath(dest_dir)
-    if os.path.exists(dest_dir):
-        raise UserError(_errors[ERR_EXTRACT_TARGET_EXISTS], msg_args={"dir": dest_dir})
-    parent_dir = os.path.dirname(dest_dir)
-    top_dir = package.extract(parent_dir)
-    extracted = os.path.join(parent_dir, top_dir)
-    if extracted != dest_dir:
-        os.rename(extracted, dest_dir)
+def extract_package_as_dir(self, package, desired_extract_path):
+    """Mirrors `action.py` `extract_package_as_dir`: extract into the parent, then move the top
+    directory to `desired_extract_path` when its name differs."""
+    parent_dir = os.path.dirname(desired_extract_path)
+    desired_dirname = os.path.basename(desired_extract_path)
+    extracted_dir = package.extract(parent_dir)
+    if extracted_dir != desired_dirname:
+        shutil.move(os.path.join(parent_dir, extracted_dir), desired_extract_path)

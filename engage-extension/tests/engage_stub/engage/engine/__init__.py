@@ -1,0 +1,1 @@
+"""Engage's engine: here only the library's package classes (`library.py`)."""

@@ -1,0 +1,26 @@
+"""The Datablox node deployer: deploys resources of the Datablox Engage extension into a
+deployment home with nothing but Python 3's standard library (no Engage, no Rust).
+
+It ships inside the extension as `datablox/bin/deploy` plus this package, and a home it made
+holds its own copy as `<home>/engage/bin/deployer`. Parts, in the order a deploy uses them:
+
+  extension  the extension tree: definitions, library entries, packages, SHA256SUMS, install specs
+  resolve    requested keys -> resource instances as Engage resolves them (inside, environment,
+             peers, version ranges, one-of, port mappings, `${...}` values), dependencies first
+  safetar    archive checks (digest, members, links, bombs) and extraction into a staging dir
+  home       the home's layout, its lock, installed_resources.json and installing each package kind
+  service    start/stop/status of service resources (the caretaker), pid files and logs in log/
+  cli        the command line (`deploy --help`)
+"""
+
+class DeployError(Exception):
+    """A deploy cannot go on; the message names what (file, archive, member, resource) and what to do.
+
+    `code` is the exit code: 1 for bad input or a failed install, 2 for bad usage."""
+
+    def __init__(self, message, code=1):
+        Exception.__init__(self, message)
+        self.code = code
+
+
+__all__ = ["DeployError"]

@@ -1,0 +1,133 @@
+"""The command line: `deploy --home DIR [RESOURCE...]` and `deploy --home DIR start|stop|status`."""
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from . import DeployError, safetar, service
+from .deploy import Options, deploy
+from .extension import key_text
+from .home import Home
+
+DESCRIPTION = """\
+Deploy resources of the Datablox extension into a deployment home, with Python 3 only.
+
+With RESOURCEs (`word-count 1.0`, `word-count@1.0`, or `word-count` when one version is defined),
+installs each and, first, everything it needs; with none, what the extension's
+caretaker_install_spec.json installs (the caretaker, the framework and the adapter). What is
+installed with the same archive digest is left alone; a changed archive is replaced.
+
+  start|stop|status [SERVICE]   control a service of the home (the caretaker)
+"""
+
+EPILOG = """\
+The home: engage/ (this extension, SHA256SUMS, bin/deployer), config/installed_resources.json,
+python/ (PYTHONPATH), blox/ (BLOXPATH), log/ (deploy.log, services' pid files and logs).
+Exit codes: 0 done, 1 refused or failed (the home keeps whole resources only), 2 bad usage.
+"""
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="deploy", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("resources", nargs="*", metavar="RESOURCE", help="what to deploy (default: the caretaker's install spec)")
+    p.add_argument("--home", required=True, help="the deployment home (created when missing)")
+    p.add_argument("--tree", help="the extension tree to deploy from (default: the one this deployer is in)")
+    p.add_argument("--spec", metavar="FILE", help="an install spec of the extension's metadata/ to deploy instead of caretaker_install_spec.json")
+    p.add_argument("--platform", nargs=2, metavar=("NAME", "VERSION"),
+                   help="the host's platform key (default: from the system, e.g. ubuntu-linux 14.04)")
+    p.add_argument("--config", action="append", default=[], metavar="ID.PROP=VALUE",
+                   help="a config port value of an instance (its id, or its key as `name version`); JSON values are parsed")
+    p.add_argument("--find-links", metavar="DIR", help="install pip packages from the wheels in DIR only (no index); remembered by the home")
+    p.add_argument("--port", type=int, help="with start: the TCP port (default: the service's config port; 0 = any)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (what, in which order, why) and change nothing")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    p.add_argument("--max-members", type=int, default=safetar.MAX_MEMBERS, help=argparse.SUPPRESS)
+    p.add_argument("--max-bytes", type=int, default=safetar.MAX_BYTES, help=argparse.SUPPRESS)
+    return p
+
+
+def default_tree():
+    """The tree around this deployer: `<tree>/bin/datablox_deployer/cli.py`."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_config(items):
+    config = {}
+    for item in items:
+        target, sep, value = item.partition("=")
+        owner, dot, prop = target.rpartition(".")
+        if not sep or not dot or not owner or not prop:
+            raise DeployError("--config {}: expected ID.PROP=VALUE".format(item), 2)
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+        config.setdefault(owner, {})[prop] = value
+    return config
+
+
+def setup_log(home):
+    logger = logging.getLogger("datablox_deployer")
+    logger.setLevel(logging.INFO)
+    # Opened at the first line: a refused deploy leaves the home's files as they were.
+    handler = logging.FileHandler(home.path("log", "deploy.log"), delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s pid %(process)d %(message)s"))
+    logger.addHandler(handler)
+    return logger.info
+
+
+def print_steps(steps, home, dry_run, changed):
+    out = sys.stderr
+    for step in steps:
+        line = "  {:<10} {:<28} {:<16} {}".format(step.action, key_text(step.planned.key), step.kind, step.planned.reason)
+        if step.action != "keep":
+            line += "  ({})".format(step.why)
+        out.write(line + "\n")
+    done = [s for s in steps if s.action != "keep"]
+    out.write("{} {} resource(s), {} already installed, in {}{}\n".format(
+        "Plan: would deploy" if dry_run else "Deployed", len(done), len(steps) - len(done), home.root,
+        "; engage/ updated" if changed else ""))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
+    home = Home(args.home)
+    try:
+        if args.resources and args.resources[0] in ("start", "stop", "status"):
+            action, names = args.resources[0], args.resources[1:]
+            if len(names) > 1:
+                raise DeployError("{} takes at most one SERVICE".format(action), 2)
+            name = names[0] if names else None
+            if action == "start":
+                result = service.start(home, name, args.port)
+            elif action == "stop":
+                result = service.stop(home, name)
+            else:
+                result = service.status(home, name)
+            if args.json:
+                sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+            else:
+                sys.stderr.write("{}: {}{}\n".format(result["service"], "running" if result["running"] else "stopped",
+                                                     " (pid {}, port {})".format(result["pid"], result["port"]) if result["running"] else ""))
+            return 0
+        options = Options(args.home, args.tree or default_tree(), args.resources, args.spec,
+                          tuple(args.platform) if args.platform else None, parse_config(args.config),
+                          args.find_links, args.max_members, args.max_bytes)
+        if not args.dry_run:
+            options.log = setup_log(home)
+        steps, changed = deploy(options, dry_run=args.dry_run)
+        if args.json:
+            sys.stdout.write(json.dumps({"home": home.root, "dry_run": args.dry_run, "engage_updated": changed,
+                                         "steps": [s.to_json(home) for s in steps]}, sort_keys=True, indent=2) + "\n")
+        else:
+            print_steps(steps, home, args.dry_run, changed)
+        return 0
+    except DeployError as error:
+        sys.stderr.write("error: {}\n".format(error))
+        return error.code
+    except KeyboardInterrupt:
+        return 130

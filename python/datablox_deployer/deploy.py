@@ -1,0 +1,240 @@
+"""One deploy: requests -> plan (what, in which order, why) -> each step applied under the home's
+lock. `plan()` writes nothing; `deploy()` holds the lock from reading installed_resources.json to
+writing it, so two deployers on one home never both install a resource.
+"""
+
+import os
+import re
+import shutil
+import sys
+
+from . import DeployError, safetar
+from .extension import Extension, key_text, key_tuple
+from .home import Home
+from .resolve import HOST_ID, Resolver, compare_versions, detect_platform, host_instance
+
+PIP_CLASSES = ("PipLink", "EasyInstallLink")
+
+
+class Options(object):
+    def __init__(self, home, tree, requests=(), spec=None, platform=None, config=None, find_links=None,
+                 max_members=safetar.MAX_MEMBERS, max_bytes=safetar.MAX_BYTES, log=None):
+        self.home = Home(home)
+        self.tree = tree
+        self.requests = list(requests)
+        self.spec = spec
+        self.platform = platform
+        self.config = dict(config or {})
+        self.find_links = find_links
+        self.limits = (max_members, max_bytes)
+        self.log = log or (lambda message: None)
+
+
+class Step(object):
+    """What a deploy does with one resource."""
+
+    def __init__(self, planned, kind, target, location, action, why):
+        self.planned = planned
+        self.kind = kind
+        self.target = target
+        self.location = location
+        self.action = action
+        self.why = why
+
+    def to_json(self, home):
+        target = self.target
+        if target and target.startswith(home.root + os.sep):
+            target = os.path.relpath(target, home.root)
+        return {"id": self.planned.id, "key": dict(self.planned.instance["key"]), "kind": self.kind,
+                "action": self.action, "reason": self.planned.reason, "why": self.why, "target": target}
+
+
+def parse_request(extension, text):
+    """`name version`, `name@version` or `name` (when one version is defined) -> key."""
+    match = re.match(r"^\s*([^\s@]+)(?:\s+|@)(\S+)\s*$", text)
+    name, version = (match.group(1), match.group(2)) if match else (text.strip(), None)
+    found = extension.find(name, version)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        known = sorted(set(k[0] for k in extension.order))
+        raise DeployError("unknown resource `{}` (help: one of {})".format(text, ", ".join(known)), 2)
+    raise DeployError("`{}` has versions {}: name one, e.g. `{}@{}`".format(
+        name, ", ".join(k[1] for k in found), found[0][0], found[-1][1]), 2)
+
+
+def requested(extension, options):
+    """[(key, id or None, config)] from the RESOURCE arguments, else from the install spec."""
+    if options.requests:
+        return [(parse_request(extension, text), None) for text in options.requests]
+    spec = extension.spec(options.spec) if options.spec else extension.spec()
+    out = []
+    for instance in spec:
+        key = instance.get("key", {})
+        if key.get("name") == "dynamic-host":
+            continue
+        if instance.get("config_port"):
+            options.config.setdefault(instance["id"], {}).update(instance["config_port"])
+        out.append((key_tuple(key), instance.get("id")))
+    return out
+
+
+def classify(extension, home, planned):
+    """(kind, target, location) of a resource's first package."""
+    key = planned.key
+    packages = extension.packages.get(key)
+    if packages is None:
+        raise DeployError("`{}` has no packages in {} (help: rebuild the extension)".format(key_text(key), extension.root))
+    if not packages:
+        return "none", None, None
+    package = packages[0]
+    kind, cls, location = package.get("type"), package.get("package_class"), package.get("location", "")
+    instance = planned.instance
+    if kind == "Archive":
+        block_home = instance.get("output_ports", {}).get("block_info", {}).get("home")
+        if block_home:
+            bloxpath = instance.get("input_ports", {}).get("datablox_framework", {}).get("BLOXPATH")
+            if bloxpath and os.path.dirname(os.path.normpath(block_home)) != os.path.normpath(bloxpath):
+                raise DeployError("`{}`: its home {} is not directly in BLOXPATH {}".format(key_text(key), block_home, bloxpath))
+            target = block_home
+            kind = "block"
+        else:
+            top = location[:-len(".tgz")] if location.endswith(".tgz") else location.rsplit(".", 1)[0]
+            target = home.path("python", top)
+            kind = "python-archive"
+    elif kind == "File":
+        target = instance.get("config_port", {}).get("path") or home.path("data", location)
+        kind = "file"
+    elif cls in PIP_CLASSES:
+        return "pip", None, location
+    elif cls == "DummyPackage":
+        return ("system-python" if extension.managers.get(key, "").endswith("system_python_driver") else "dummy"), None, None
+    else:
+        raise DeployError("`{}`: package class {} is not supported by the node deployer (help: deploy it "
+                          "with Engage, or install it by hand)".format(key_text(key), cls))
+    target = os.path.normpath(target)
+    if not target.startswith(home.root + os.sep):
+        raise DeployError("`{}`: its target {} is outside the home {}".format(key_text(key), target, home.root))
+    return kind, target, location
+
+
+def decide(extension, planned, kind, target, location):
+    """(action, why) for one resource: install, replace, reinstall or keep."""
+    if not planned.existing:
+        return "install", "not installed"
+    recorded = planned.instance.get("properties", {}).get("datablox_package", {})
+    if kind in ("block", "python-archive", "file"):
+        current = extension.sums.get(location)
+        if recorded.get("sha256") != current:
+            return "replace", "{} changed: {} -> {}".format(location, (recorded.get("sha256") or "none")[:12], (current or "none")[:12])
+        if not os.path.exists(target):
+            return "reinstall", "{} is missing".format(target)
+    return "keep", "installed"
+
+
+def plan(options, extension, installed):
+    home = options.home
+    platform_key = options.platform or host_platform(installed) or detect_platform(extension)
+    host = host_instance(home.root, platform_key)
+    resolver = Resolver(extension, host, installed, options.config)
+    for key, instance_id in requested(extension, options):
+        resolver.request(key, instance_id)
+    steps = []
+    for planned in resolver.order:
+        kind, target, location = classify(extension, home, planned)
+        action, why = decide(extension, planned, kind, target, location)
+        steps.append(Step(planned, kind, target, location, action, why))
+    return host, steps
+
+
+def host_platform(installed):
+    for instance in installed:
+        if instance.get("id") == HOST_ID:
+            return key_tuple(instance["key"])
+    return None
+
+
+def prepare_step(options, extension, step):
+    """Everything a step needs, made in staging; checks that refuse happen here. Returns a
+    `commit()` function that puts the result into place and fills the install record."""
+    home = options.home
+    record = {"kind": step.kind}
+    if step.location:
+        record["location"] = step.location
+    if step.target:
+        record["path"] = step.target
+    if step.kind in ("block", "python-archive"):
+        prepared, record["sha256"] = home.prepare_archive(extension, step.location, options.limits)
+        return record, lambda: home.place(prepared, step.target)
+    if step.kind == "file":
+        prepared, record["sha256"] = home.prepare_file(extension, step.location)
+        return record, lambda: home.place(prepared, step.target)
+    if step.kind == "pip":
+        module = re.sub("[.-]", "_", step.planned.key[0].lower())
+        if home.importable(module):
+            record["how"] = "already importable"
+            return record, lambda: None
+        target, output = home.prepare_pip(step.location, options.find_links)
+        record["how"] = "pip install --target"
+
+        def commit():
+            options.log(output)
+            for name in sorted(os.listdir(target)):
+                home.place(os.path.join(target, name), home.path("python", name))
+        return record, commit
+    if step.kind == "system-python":
+        wanted = step.planned.key[1]
+        have = "{}.{}".format(*sys.version_info[:2])
+        if compare_versions(have, wanted) < 0:
+            raise DeployError("`{}` needs Python {} or newer, this is {} (help: run the deployer with a "
+                              "newer python3)".format(key_text(step.planned.key), wanted, have))
+        record["python"] = sys.executable
+    return record, lambda: None
+
+
+def deploy(options, dry_run=False):
+    """Deploys; returns (steps, engage_changed). With dry_run, plans only and writes nothing.
+
+    Under the home's lock: plan against what is installed; prepare every step in `.staging/`
+    (digests, archive checks, extraction, pip), so that any refusal leaves the home as it was;
+    then update `engage/`, and put each resource into place and record it, one at a time."""
+    home = options.home
+    extension = Extension(options.tree)
+    if dry_run:
+        return plan(options, extension, home.installed())[1], False
+    created = not os.path.exists(home.root)
+    try:
+        with home.locked():
+            home.clean_staging()
+            settings = home.settings()
+            if options.find_links:
+                settings["find_links"] = os.path.abspath(options.find_links)
+            options.find_links = settings.get("find_links")
+            installed = home.installed()
+            host, steps = plan(options, extension, installed)
+            work = [s for s in steps if s.action != "keep"]
+            prepared = [prepare_step(options, extension, step) for step in work]
+            home.make_layout()
+            if options.find_links and home.settings() != settings:
+                home.save_settings(settings)
+            changed = home.sync_engage(extension)
+            instances = [host] + [i for i in installed if i.get("id") != HOST_ID]
+            if not installed:
+                home.write_installed(instances)
+            for step, (record, commit) in zip(work, prepared):
+                commit()
+                props = step.planned.instance.setdefault("properties", {})
+                props["installed"] = True
+                props["datablox_package"] = record
+                if not step.planned.existing:
+                    instances.append(step.planned.instance)
+                home.write_installed(instances)
+                options.log("{} {} ({}): {}".format(step.action, key_text(step.planned.key), step.planned.reason, step.why))
+            home.clean_staging()
+            return steps, changed
+    except BaseException:
+        if os.path.isdir(home.staging):
+            shutil.rmtree(home.staging, ignore_errors=True)
+        if created and os.path.isdir(home.root) and set(os.listdir(home.root)) <= {".deploy.lock"}:
+            shutil.rmtree(home.root, ignore_errors=True)
+        raise

@@ -1,0 +1,361 @@
+"""The node deployer (`datablox_deployer`), run as a program on small extension trees."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import unittest
+
+from deployer_tree import (REPO, Tree, constraint, deployer, snapshot, tgz, tree_archive, wheel)
+
+from datablox_deployer import resolve
+
+
+def installed(home):
+    with open(os.path.join(home, "config", "installed_resources.json")) as handle:
+        return json.load(handle)
+
+
+def by_name(instances):
+    return dict((i["key"]["name"], i) for i in instances)
+
+
+class DeployerCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="deployer-")
+        self.home = os.path.join(self.tmp, "home")
+        self.tree = Tree(self.tmp)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def deploy(self, *args, **kwargs):
+        expect = kwargs.pop("expect", 0)
+        run = deployer(self.home, self.tree, *args, **kwargs)
+        self.assertEqual(run.returncode, expect, "stdout:\n{}\nstderr:\n{}".format(run.stdout, run.stderr))
+        return run
+
+    def plan(self, *args):
+        return json.loads(self.deploy("--dry-run", "--json", *args).stdout)["steps"]
+
+
+class LayoutTest(DeployerCase):
+    def test_home_layout_and_installed_resources(self):
+        block = self.tree.block("alpha", "1.0")
+        self.tree.write()
+        run = self.deploy("alpha 1.0", "--json")
+        report = json.loads(run.stdout)
+        self.assertEqual([(s["key"]["name"], s["action"]) for s in report["steps"]], [("fw", "install"), ("alpha", "install")])
+        for part in ("engage/metadata/resource_definitions.json", "engage/sw_packages/fw.tgz", "engage/SHA256SUMS",
+                     "config/installed_resources.json", "python/fw/__init__.py", "blox/__init__.py",
+                     "blox/{}/b_alpha.py".format(block), "log/deploy.log"):
+            self.assertTrue(os.path.exists(os.path.join(self.home, part)), part)
+        # The home's SHA256SUMS checks with `sha256sum -c` from <home>/engage.
+        check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=os.path.join(self.home, "engage"),
+                               stdout=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(check.returncode, 0, check.stdout)
+        instances = installed(self.home)
+        self.assertEqual([i["id"] for i in instances], ["master-host", "__fw__1_0", "__alpha__1_0"])
+        host, fw, alpha = instances
+        self.assertEqual(host["key"], {"name": "ubuntu-linux", "version": "14.04"})
+        self.assertEqual(host["output_ports"]["host"]["genforma_home"], self.home)
+        # Engage's ResourceMD fields, resolved.
+        for instance in instances:
+            self.assertEqual(sorted(k for k in instance if k != "inside"),
+                             ["config_port", "environment", "id", "input_ports", "key", "output_ports", "peers", "properties"])
+            self.assertTrue(instance["properties"]["installed"])
+        self.assertEqual(alpha["inside"], {"id": "master-host", "key": host["key"], "port_mapping": {"host": "host"}})
+        self.assertEqual(alpha["environment"], [{"id": "__fw__1_0", "key": {"name": "fw", "version": "1.0"},
+                                                 "port_mapping": {"datablox_framework": "datablox_framework"}}])
+        self.assertEqual(alpha["input_ports"]["datablox_framework"]["BLOXPATH"], os.path.join(self.home, "blox"))
+        self.assertEqual(alpha["output_ports"]["block_info"]["home"], os.path.join(self.home, "blox", block))
+        self.assertEqual(fw["properties"]["datablox_package"]["kind"], "python-archive")
+        self.assertEqual(len(alpha["properties"]["datablox_package"]["sha256"]), 64)
+
+    def test_dry_run_writes_nothing_and_says_why(self):
+        self.tree.block("alpha", "1.0")
+        self.tree.write()
+        steps = self.plan("alpha")
+        self.assertEqual([(s["key"]["name"], s["action"], s["reason"]) for s in steps],
+                         [("fw", "install", "environment of alpha 1.0"), ("alpha", "install", "requested")])
+        self.assertFalse(os.path.exists(self.home))
+
+    def test_unknown_resource_is_a_usage_error(self):
+        self.tree.write()
+        run = self.deploy("nothing", expect=2)
+        self.assertIn("unknown resource `nothing`", run.stderr)
+        self.assertFalse(os.path.exists(self.home))
+
+
+class ResolutionTest(DeployerCase):
+    def test_ranges_pick_the_newest_satisfying_version(self):
+        for version in ("1.0", "2.0", "3.0"):
+            self.tree.resource("lib", version, {"type": "Reference", "package_class": "DummyPackage", "location": ""})
+        self.tree.block("user", "1.0", needs=[constraint("lib", {"greater-than-or-equal": "1.5", "less-than": "3.0"})])
+        self.tree.write()
+        steps = self.plan("user")
+        self.assertIn(("lib", "2.0"), [(s["key"]["name"], s["key"]["version"]) for s in steps])
+
+    def test_one_of_takes_the_first_satisfiable_alternative(self):
+        # `missing` is not defined, so the first alternative fails; `b` resolves; `c` is never tried.
+        for name in ("b", "c"):
+            self.tree.resource(name, "1.0", {"type": "Reference", "package_class": "DummyPackage", "location": ""})
+        self.tree.resource("user", "1.0", {"type": "Reference", "package_class": "DummyPackage", "location": ""},
+                           environment={"one-of": [constraint("missing", "1.0"), constraint("b", "1.0"), constraint("c", "1.0")]})
+        self.tree.write()
+        names = [s["key"]["name"] for s in self.plan("user")]
+        self.assertEqual(names, ["b", "user"])
+
+    def test_peers_are_installed_after_and_dependencies_once(self):
+        self.tree.block("dump", "1.0")
+        self.tree.block("join", "1.0", peers=constraint("dump", "1.0"))
+        self.tree.write()
+        self.deploy("join")
+        instances = installed(self.home)
+        self.assertEqual([i["key"]["name"] for i in instances], ["ubuntu-linux", "fw", "join", "dump"])
+        self.assertEqual(by_name(instances)["join"]["peers"][0]["id"], "__dump__1_0")
+
+    def test_unsatisfiable_names_the_chain(self):
+        self.tree.resource("mid", "1.0", {"type": "Reference", "package_class": "DummyPackage", "location": ""},
+                           environment=constraint("leaf", {"greater-than": "2.0"}))
+        self.tree.resource("leaf", "1.0", {"type": "Reference", "package_class": "DummyPackage", "location": ""})
+        self.tree.block("top", "1.0", needs=[constraint("mid", "1.0")])
+        self.tree.write()
+        run = self.deploy("top", expect=1)
+        self.assertIn("top 1.0 (requested) -> environment mid 1.0 -> environment leaf >2.0", run.stderr)
+        self.assertIn("no version of `leaf` satisfies >2.0 (defined: 1.0)", run.stderr)
+        self.assertFalse(os.path.exists(self.home))
+
+    def test_platform_the_host_is_not_is_refused(self):
+        self.tree.block("alpha", "1.0")
+        self.tree.write()
+        run = self.deploy("alpha", "--platform", "ubuntu-linux", "22.04", expect=1)
+        self.assertIn("inside: the host `ubuntu-linux 22.04` is none of ubuntu-linux 14.04, mac-osx >=10.5", run.stderr)
+
+    def test_config_port_without_a_value_is_refused_and_can_be_given(self):
+        self.tree.resource("needs-config", "1.0", {"type": "Reference", "package_class": "DummyPackage", "location": ""},
+                           config_port={"directory": "path", "batch": {"type": "int", "default": 100}},
+                           output_ports={"out": {"where": {"type": "path", "fixed-value": "${config_port.directory}/x"}}})
+        self.tree.write()
+        run = self.deploy("needs-config", expect=1)
+        self.assertIn("no initial value given for config port property `directory`", run.stderr)
+        self.deploy("needs-config", "--config", "__needs_config__1_0.directory=/data")
+        instance = by_name(installed(self.home))["needs-config"]
+        self.assertEqual(instance["config_port"], {"directory": "/data", "batch": 100})
+        self.assertEqual(instance["output_ports"]["out"]["where"], "/data/x")
+
+    def test_version_comparison(self):
+        self.assertTrue(resolve.satisfies("10.10", {"greater-than-or-equal": "10.5"}))
+        self.assertFalse(resolve.satisfies("10.4", {"greater-than-or-equal": "10.5"}))
+        self.assertTrue(resolve.satisfies("2.0", "*"))
+        self.assertFalse(resolve.satisfies("2.0", "2.0.1"))
+
+
+class PackageKindsTest(DeployerCase):
+    def test_file_package_goes_to_its_configured_path(self):
+        self.tree.resource("table", "1.0", {"type": "File", "package_class": "FilePackage", "location": "table.json"},
+                           input_ports={"host": {"genforma_home": "path"}},
+                           config_port={"path": {"type": "path", "default": "${input_ports.host.genforma_home}/data/table.json"}},
+                           mgr="engage.drivers.datablox.file_package_driver")
+        self.tree.sw["table.json"] = b'{"txt": "text"}\n'
+        self.tree.write()
+        self.deploy("table")
+        with open(os.path.join(self.home, "data", "table.json"), "rb") as handle:
+            self.assertEqual(handle.read(), b'{"txt": "text"}\n')
+
+    def test_pip_from_a_local_wheel_directory(self):
+        wheels = os.path.join(self.tmp, "wheels")
+        os.makedirs(wheels)
+        wheel(wheels, "dbxtestpkg", "0.3", "ANSWER = 42\n")
+        self.tree.resource("dbxtestpkg", "0.3", {"type": "Reference", "package_class": "PipLink", "location": "dbxtestpkg==0.3"},
+                           mgr="engage.drivers.datablox.pip_package_driver")
+        self.tree.write()
+        self.deploy("dbxtestpkg", "--find-links", wheels)
+        check = subprocess.run([sys.executable, "-c", "import dbxtestpkg; print(dbxtestpkg.ANSWER)"],
+                               env=dict(os.environ, PYTHONPATH=os.path.join(self.home, "python")),
+                               stdout=subprocess.PIPE, universal_newlines=True)
+        self.assertEqual(check.stdout.strip(), "42")
+        record = by_name(installed(self.home))["dbxtestpkg"]["properties"]["datablox_package"]
+        self.assertEqual(record["how"], "pip install --target")
+        # The home remembers the wheel directory for later, on-demand deploys.
+        with open(os.path.join(self.home, "config", "deployer.json")) as handle:
+            self.assertEqual(json.load(handle)["find_links"], wheels)
+
+    def test_pip_package_already_importable_is_accepted(self):
+        self.tree.resource("json", "2.0", {"type": "Reference", "package_class": "EasyInstallLink", "location": "json==2.0"},
+                           mgr="engage.drivers.datablox.pip_package_driver")
+        self.tree.write()
+        self.deploy("json")
+        self.assertEqual(by_name(installed(self.home))["json"]["properties"]["datablox_package"]["how"], "already importable")
+
+    def test_pip_failure_leaves_the_home_as_it_was(self):
+        self.tree.resource("nosuchpkg", "1.0", {"type": "Reference", "package_class": "PipLink", "location": "nosuchpkg==1.0"})
+        self.tree.write()
+        self.deploy("fw")
+        before = snapshot(self.home)
+        empty = os.path.join(self.tmp, "empty")
+        os.makedirs(empty)
+        run = self.deploy("nosuchpkg", "--find-links", empty, expect=1)
+        self.assertIn("pip could not install `nosuchpkg==1.0`", run.stderr)
+        self.assertEqual(snapshot(self.home), before)
+
+    def test_dummy_and_system_python_are_recorded(self):
+        self.tree.resource("python3", "3.6", {"type": "Reference", "package_class": "DummyPackage", "location": ""},
+                           mgr="engage.drivers.datablox.system_python_driver")
+        self.tree.resource("too-new-python", "99.0", {"type": "Reference", "package_class": "DummyPackage", "location": ""},
+                           mgr="engage.drivers.datablox.system_python_driver")
+        self.tree.write()
+        self.deploy("python3")
+        self.assertEqual(by_name(installed(self.home))["python3"]["properties"]["datablox_package"]["kind"], "system-python")
+        run = self.deploy("too-new-python", expect=1)
+        self.assertIn("needs Python 99.0 or newer", run.stderr)
+
+
+class IdempotenceTest(DeployerCase):
+    def test_second_run_installs_nothing_and_a_changed_archive_is_replaced(self):
+        block = self.tree.block("alpha", "1.0")
+        self.tree.write()
+        self.deploy("alpha")
+        first = snapshot(self.home)
+        steps = json.loads(self.deploy("alpha", "--json").stdout)["steps"]
+        self.assertEqual([s["action"] for s in steps], ["keep"])
+        self.assertEqual(snapshot(self.home), first)
+        self.tree.block("alpha", "1.0", files={"__init__.py": b"", "b_alpha.py": b"# version two\n"})
+        self.tree.write()
+        steps = json.loads(self.deploy("alpha", "--json").stdout)["steps"]
+        self.assertEqual([(s["key"]["name"], s["action"]) for s in steps], [("alpha", "replace")])
+        with open(os.path.join(self.home, "blox", block, "b_alpha.py")) as handle:
+            self.assertEqual(handle.read(), "# version two\n")
+        self.assertEqual([i["id"] for i in installed(self.home)], ["master-host", "__fw__1_0", "__alpha__1_0"])
+
+    def test_a_removed_directory_is_reinstalled(self):
+        block = self.tree.block("alpha", "1.0")
+        self.tree.write()
+        self.deploy("alpha")
+        shutil.rmtree(os.path.join(self.home, "blox", block))
+        steps = json.loads(self.deploy("alpha", "--json").stdout)["steps"]
+        self.assertEqual([s["action"] for s in steps], ["reinstall"])
+        self.assertTrue(os.path.isfile(os.path.join(self.home, "blox", block, "b_alpha.py")))
+
+
+class LockTest(DeployerCase):
+    def test_two_concurrent_deployers_install_each_resource_once(self):
+        self.tree.block("alpha", "1.0")
+        self.tree.write()
+        results = []
+
+        def run():
+            results.append(deployer(self.home, self.tree, "alpha", "--json"))
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual([r.returncode for r in results], [0, 0], [r.stderr for r in results])
+        actions = sorted(tuple(s["action"] for s in json.loads(r.stdout)["steps"]) for r in results)
+        # One installs framework and block; the other, waiting on the lock, finds them installed.
+        self.assertEqual(actions, [("install", "install"), ("keep",)])
+        self.assertEqual([i["id"] for i in installed(self.home)], ["master-host", "__fw__1_0", "__alpha__1_0"])
+
+
+class CrashTest(DeployerCase):
+    def test_killed_at_each_point_then_completed(self):
+        self.tree.block("alpha", "1.0")
+        self.tree.block("beta", "1.0")
+        self.tree.write()
+        clean_home = self.home
+        self.home = os.path.join(self.tmp, "clean")
+        self.deploy("alpha", "beta")
+        expected = snapshot(self.home)
+        self.home = clean_home
+        for point in ("extracted@1", "extracted@3", "placed@2", "recorded@1", "recorded@3"):
+            shutil.rmtree(self.home, ignore_errors=True)
+            run = deployer(self.home, self.tree, "alpha", "beta", env={"DATABLOX_DEPLOY_CRASH": point})
+            self.assertEqual(run.returncode, -9, "{}: {}".format(point, run.stderr))
+            # Whole resources or none: every recorded resource is in place.
+            for instance in installed(self.home) if os.path.exists(os.path.join(self.home, "config", "installed_resources.json")) else []:
+                path = instance["properties"].get("datablox_package", {}).get("path")
+                if path:
+                    self.assertTrue(os.path.isdir(path), "{}: {} recorded but missing".format(point, path))
+            self.deploy("alpha", "beta")
+            after = snapshot(self.home)
+            self.assertEqual(sorted(after), sorted(expected), point)
+            for path, (kind, content, mode) in expected.items():
+                if kind == "file" and not path.startswith(("config/", "log/")):
+                    self.assertEqual(after[path], (kind, content, mode), "{}: {}".format(point, path))
+            self.assertEqual([i["id"] for i in installed(self.home)],
+                             ["master-host", "__fw__1_0", "__alpha__1_0", "__beta__1_0"], point)
+
+
+class HostileArchiveTest(DeployerCase):
+    TOP = "evil__1_0"
+
+    def hostile(self, members, expected_message, **sums):
+        self.tree.block("evil", "1.0", archive=tgz(members))
+        self.tree.sums_override.update(sums)
+        self.tree.write()
+        self.deploy("fw")
+        before = snapshot(self.home)
+        run = self.deploy("evil", "--max-bytes", "100000", "--max-members", "50", expect=1)
+        self.assertIn("refusing sw_packages/evil__1_0.tgz", run.stderr)
+        self.assertIn(expected_message, run.stderr)
+        self.assertEqual(snapshot(self.home), before)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "escaped")))
+        return run
+
+    def top(self):
+        return ({"name": self.TOP, "type": tarfile.DIRTYPE, "mode": 0o755}, None)
+
+    def test_traversal(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/../../escaped"}, b"x")], "member `evil__1_0/../../escaped`: a `..` component")
+
+    def test_absolute_path(self):
+        self.hostile([self.top(), ({"name": "/tmp/escaped"}, b"x")], "member `/tmp/escaped`: an absolute path")
+
+    def test_escaping_symlink(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/link", "type": tarfile.SYMTYPE, "linkname": "../../escaped"}, None)],
+                     "member `evil__1_0/link`: a symbolic link to `../../escaped`")
+
+    def test_absolute_symlink(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/link", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, None)],
+                     "a symbolic link to `/etc/passwd`")
+
+    def test_escaping_hard_link(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/hard", "type": tarfile.LNKTYPE, "linkname": "etc/passwd"}, None)],
+                     "member `evil__1_0/hard`: a hard link to `etc/passwd`")
+
+    def test_device(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/dev", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}, None)],
+                     "member `evil__1_0/dev`: a device")
+
+    def test_fifo(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/pipe", "type": tarfile.FIFOTYPE}, None)], "member `evil__1_0/pipe`: a FIFO")
+
+    def test_wrong_top_directory(self):
+        self.hostile([({"name": "other"}, b"x")], "member `other`: outside the archive's expected top directory `evil__1_0/`")
+
+    def test_tampered_digest(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/__init__.py"}, b"")], "but SHA256SUMS says " + "0" * 64,
+                     **{"evil__1_0.tgz": "0" * 64})
+
+    def test_size_bomb(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/zeros"}, bytes(200000))], "more than 100000 bytes of content")
+
+    def test_member_count_bomb(self):
+        members = [self.top()] + [({"name": "{}/f{}".format(self.TOP, i)}, b"") for i in range(60)]
+        self.hostile(members, "more than 50 members")
+
+    def test_a_good_archive_passes_the_same_checks(self):
+        self.tree.block("good", "1.0", archive=tree_archive("good__1_0", {"__init__.py": b"", "sub/inner.txt": b"x"}))
+        self.tree.write()
+        self.deploy("good", "--max-bytes", "100000", "--max-members", "50")
+        self.assertTrue(os.path.isfile(os.path.join(self.home, "blox", "good__1_0", "sub", "inner.txt")))
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,173 @@
+//! The install specs of `extension.toml`: plain, distinct file names; instances with exact keys
+//! that are defined, unique ids, and references to instances of the same spec.
+
+use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+
+use toml::Spanned;
+
+use super::definitions::toml_to_json;
+use super::{Checker, DefinedIndex, EXTENSION_FILE};
+use crate::manifest;
+use crate::model::{Extension, InstallSpec, Instance, InstanceRef, Key, VersionReq};
+
+impl Checker<'_> {
+    pub(super) fn install_specs(&mut self, extension: &mut Extension, index: &DefinedIndex) {
+        let raw_specs = &self.raw.extension.value.install_spec;
+        let mut files = BTreeSet::new();
+        let mut specs = Vec::new();
+        for raw in raw_specs {
+            let spec = raw.get_ref();
+            let file = spec.file.get_ref();
+            let plain = !file.is_empty() && !file.contains('/') && !file.starts_with('.');
+            if !plain
+                || [
+                    "resource_definitions.json",
+                    "resource_library.json",
+                    "installer_config.json",
+                ]
+                .contains(&file.as_str())
+            {
+                self.error(EXTENSION_FILE, "install-spec-file", spec.file.span(), format!("install spec file name `{file}` is not allowed"), "use a plain file name such as `install_spec.json`, distinct from the generated metadata".into());
+            }
+            if !files.insert(file.clone()) {
+                self.error(
+                    EXTENSION_FILE,
+                    "install-spec-file",
+                    spec.file.span(),
+                    format!("install spec `{file}` is written twice"),
+                    "give each install spec its own file".into(),
+                );
+            }
+            let mut keys: BTreeMap<String, Key> = BTreeMap::new();
+            let mut instances = Vec::new();
+            for raw_instance in &spec.instance {
+                let instance = raw_instance.get_ref();
+                let Some(located) =
+                    self.constraint(EXTENSION_FILE, &instance.key, raw_instance.span())
+                else {
+                    continue;
+                };
+                let (VersionReq::Exact(version) | VersionReq::Any(version)) =
+                    &located.constraint.version
+                else {
+                    self.error(
+                        EXTENSION_FILE,
+                        "instance-key",
+                        instance.key.span(),
+                        "an instance names an exact key, not a range".into(),
+                        "write \"NAME VERSION\"".into(),
+                    );
+                    continue;
+                };
+                let key = Key {
+                    name: located.constraint.name.clone(),
+                    version: version.clone(),
+                };
+                let known = key.name == "dynamic-host" || index.defines(&key.name, &key.version);
+                if !known {
+                    self.error(
+                        EXTENSION_FILE,
+                        "instance-key",
+                        instance.key.span(),
+                        format!(
+                            "install spec `{file}` installs `{key}`, which no manifest defines"
+                        ),
+                        "define the resource, or fix the key".into(),
+                    );
+                }
+                if keys
+                    .insert(instance.id.get_ref().clone(), key.clone())
+                    .is_some()
+                {
+                    self.error(
+                        EXTENSION_FILE,
+                        "instance-id",
+                        instance.id.span(),
+                        format!(
+                            "instance id `{}` is used twice in `{file}`",
+                            instance.id.get_ref()
+                        ),
+                        "give every instance a unique id".into(),
+                    );
+                }
+                instances.push((raw_instance, key));
+            }
+            for (raw_instance, key) in instances {
+                let instance = raw_instance.get_ref();
+                let refer = |checker: &mut Checker,
+                             reference: &Spanned<manifest::InstanceRef>|
+                 -> Option<InstanceRef> {
+                    let id = reference.get_ref().id.get_ref();
+                    let Some(key) = keys.get(id) else {
+                        checker.error(
+                            EXTENSION_FILE,
+                            "instance-ref",
+                            reference.span(),
+                            format!("no instance `{id}` in `{file}`"),
+                            "refer to the id of an instance listed before in the same spec".into(),
+                        );
+                        return None;
+                    };
+                    Some(InstanceRef {
+                        id: id.clone(),
+                        key: key.clone(),
+                        port_mapping: reference.get_ref().port_mapping.clone(),
+                    })
+                };
+                let inside = instance.inside.as_ref().and_then(|r| refer(self, r));
+                let environment = instance
+                    .environment
+                    .iter()
+                    .filter_map(|r| refer(self, r))
+                    .collect();
+                let peers = instance
+                    .peers
+                    .iter()
+                    .filter_map(|r| refer(self, r))
+                    .collect();
+                specs_push_instance(
+                    &mut specs,
+                    file,
+                    spec.choice.clone(),
+                    Instance {
+                        id: instance.id.get_ref().clone(),
+                        key,
+                        inside,
+                        environment,
+                        peers,
+                        config_port: instance
+                            .config_port
+                            .iter()
+                            .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                            .collect(),
+                    },
+                );
+            }
+            if spec.instance.is_empty() {
+                specs.push(InstallSpec {
+                    file: file.clone(),
+                    choice: spec.choice.clone(),
+                    instances: Vec::new(),
+                });
+            }
+        }
+        extension.install_specs = specs;
+    }
+}
+
+fn specs_push_instance(
+    specs: &mut Vec<InstallSpec>,
+    file: &str,
+    choice: Option<String>,
+    instance: Instance,
+) {
+    match specs.iter_mut().find(|spec| spec.file == file) {
+        Some(spec) => spec.instances.push(instance),
+        None => specs.push(InstallSpec {
+            file: file.to_string(),
+            choice,
+            instances: vec![instance],
+        }),
+    }
+}
