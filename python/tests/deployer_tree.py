@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -116,6 +117,14 @@ class Tree(object):
             lines.append("{}  datablox/sw_packages/{}\n".format(digest, name))
         with open(os.path.join(self.dist, "SHA256SUMS"), "w") as handle:
             handle.write("".join(lines))
+        # The deployer ships in the tree as `dist` ships it: bin/deploy and bin/datablox_deployer/.
+        package = os.path.join(self.path, "bin", "datablox_deployer")
+        os.makedirs(package, exist_ok=True)
+        shutil.copyfile(os.path.join(REPO, "engage-extension", "bin", "deploy"), os.path.join(self.path, "bin", "deploy"))
+        source = os.path.join(REPO, "python", "datablox_deployer")
+        for name in sorted(os.listdir(source)):
+            if name.endswith(".py"):
+                shutil.copyfile(os.path.join(source, name), os.path.join(package, name))
         return self
 
 

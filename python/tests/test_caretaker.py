@@ -53,6 +53,45 @@ class CaretakerTest(unittest.TestCase):
         self.assertEqual(summary["ports"], ["input", "output"])
         self.assertEqual(summary["directory"], os.path.join(self.home, "blox", "care_installed__1_0"))
 
+    def test_run_topology_deploys_once_and_counts_per_block(self):
+        source = """
+from datablox_framework.block import Block, Log
+
+class {cls}(Block):
+    def on_load(self, config):
+        self.count = config["count"]
+        self.add_output("output", ["value"])
+    def on_start(self):
+        self.push("output", Log({{"value": list(range(self.count))}}))
+"""
+        self.blox.write_block("Numbers", "1.0", source.format(cls="numbers"))
+        adapter = FakeAdapter(self.blox)
+        care = Caretaker(self.home, adapter)
+        topology = {"blocks": [{"id": "n", "name": "Numbers", "version": "1.0", "args": {"count": 3}},
+                               {"id": "d", "name": "Care-Doubler", "version": "1.0", "args": {"factor": 10}}],
+                    "connections": [{"from": "n.output", "to": "d.input"}]}
+        answer = care.handle({"op": "run", "topology": topology})
+        self.assertTrue(answer["ok"], answer)
+        self.assertEqual(answer["deployed"], ["Care-Doubler 1.0"])
+        self.assertEqual(answer["counts"], {"n": {"emitted": 3, "received": 0}, "d": {"emitted": 3, "received": 3}})
+        self.assertEqual(answer["result"], {"blocks": 2, "delivered": 1, "order": ["n", "d"]})
+        # Another run with other args: its own instances, nothing deployed.
+        topology["blocks"][0]["args"] = {"count": 5}
+        answer = care.handle({"op": "run", "topology": topology})
+        self.assertEqual((answer["deployed"], answer["counts"]["d"]["received"]), ([], 5))
+        self.assertEqual(len(adapter.calls), 1)
+
+    def test_run_topology_errors_name_the_block_or_connection(self):
+        care = Caretaker(self.home, None)
+        self.assertIn("needs string `id`", care.handle({"op": "run", "topology": {"blocks": [{"id": "x"}]}})["error"])
+        answer = care.handle({"op": "run", "topology": {"blocks": [{"id": "x", "name": "Absent", "version": "1.0"}]}})
+        self.assertIn("block `Absent 1.0` is not installed", answer["error"])
+        self.blox.write_block("Care-One", "1.0")
+        answer = care.handle({"op": "run", "topology": {
+            "blocks": [{"id": "a", "name": "Care-One", "version": "1.0"}],
+            "connections": [{"from": "a.output", "to": "b.input"}]}})
+        self.assertIn("topology connection #1: no block `b` in the graph", answer["error"])
+
     def test_missing_block_is_deployed_by_the_adapter(self):
         adapter = FakeAdapter(self.blox)
         care = Caretaker(self.home, adapter)

@@ -91,6 +91,57 @@ class LayoutTest(DeployerCase):
         self.assertFalse(os.path.exists(self.home))
 
 
+BLOCK_SOURCE = b"""
+from datablox_framework.block import Block
+
+class alpha(Block):
+    def on_load(self, config):
+        self.add_input("input", ["value"])
+"""
+
+
+class DeployedModeTest(DeployerCase):
+    """The adapter and the loader on a home the node deployer made."""
+
+    def run_python(self, code, **env):
+        environment = dict(os.environ, PYTHONPATH=os.path.join(REPO, "python"), PYTHONDONTWRITEBYTECODE="1",
+                           DATABLOX_HOME=self.home)
+        environment.pop("BLOXPATH", None)
+        environment.update(env)
+        return subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, env=environment)
+
+    def setUp(self):
+        DeployerCase.setUp(self)
+        self.tree.block("alpha", "1.0", files={"__init__.py": b"", "b_alpha.py": BLOCK_SOURCE})
+        self.tree.write()
+        self.deploy("fw")
+        self.assertTrue(os.path.isfile(os.path.join(self.home, "engage", "bin", "deployer")))
+
+    def test_loader_deploys_a_missing_block_before_loading_it(self):
+        run = self.run_python("from datablox_framework import loader; "
+                              "print(loader.load_block_class('alpha', '1.0').__name__)")
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(run.stdout.strip(), "alpha")
+        self.assertEqual([i["id"] for i in installed(self.home)], ["master-host", "__fw__1_0", "__alpha__1_0"])
+
+    def test_install_block_reports_already_installed_without_work(self):
+        code = ("import json, datablox_engage_adapter as a; "
+                "print(json.dumps([a.install_block(a.deployment_home(), 'alpha', '1.0')['status'] for _ in range(2)]))")
+        run = self.run_python(code)
+        self.assertEqual(run.returncode, 0, run.stderr)
+        self.assertEqual(json.loads(run.stdout), ["installed", "already installed"])
+
+    def test_standalone_loader_names_the_block_and_bloxpath(self):
+        bloxpath = os.path.join(self.tmp, "elsewhere")
+        os.makedirs(bloxpath)
+        run = self.run_python("from datablox_framework import loader; loader.load_block_class('alpha', '1.0')",
+                              BLOXPATH=bloxpath)
+        self.assertNotEqual(run.returncode, 0)
+        self.assertIn("block `alpha 1.0` is not installed: no `alpha__1_0/b_alpha.py` under BLOXPATH ({})".format(bloxpath), run.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.home, "blox", "alpha__1_0")))
+
+
 class ResolutionTest(DeployerCase):
     def test_ranges_pick_the_newest_satisfying_version(self):
         for version in ("1.0", "2.0", "3.0"):

@@ -24,6 +24,9 @@ pub enum Command {
     Dist(DistFlags),
     /// Validate every manifest without building anything
     Check(CheckFlags),
+    /// Deploy into a deployment home with the node deployer: builds the dist when needed, then
+    /// runs `python3 <dist>/datablox/bin/deploy --home DIR` (Python 3 only, no Engage)
+    Deploy(DeployFlags),
     /// Time `dist` against the shell pipelines on a generated corpus (see BENCHMARKS.md); runs a
     /// release build of xtask, which it builds first when run from a debug build
     Bench(BenchFlags),
@@ -74,6 +77,29 @@ pub struct VerifyFlags {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print the result as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployFlags {
+    /// The deployment home (created when missing)
+    #[arg(long, value_name = "DIR")]
+    pub home: PathBuf,
+    /// The dist directory to build and deploy from (default: target/dist under the repository)
+    #[arg(long, value_name = "DIR")]
+    pub dist: Option<PathBuf>,
+    /// What to deploy: `NAME VERSION`, `NAME@VERSION` or `NAME` (default: what
+    /// caretaker_install_spec.json installs: the caretaker, the framework and the adapter)
+    #[arg(value_name = "RESOURCE")]
+    pub resources: Vec<String>,
+    /// Install pip packages from the wheels in DIR only (no package index); the home remembers it
+    #[arg(long, value_name = "DIR")]
+    pub find_links: Option<PathBuf>,
+    /// Print the plan (what, in which order, why) and change nothing in the home
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the deployer's result as JSON on stdout
     #[arg(long)]
     pub json: bool,
 }

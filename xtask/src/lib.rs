@@ -8,6 +8,7 @@ pub mod bench;
 pub mod build;
 pub mod cache;
 pub mod check;
+pub mod deploy;
 pub mod error;
 pub mod extension;
 pub mod fault;

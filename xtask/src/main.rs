@@ -107,6 +107,43 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Deploy(flags) => {
+            let options = xtask::deploy::DeployOptions {
+                dist: xtask::DistOptions {
+                    out_dir: flags.dist.map(|out| cwd.join(out)),
+                    jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    use_cache: true,
+                    source_date_epoch: xtask::parse_source_date_epoch(
+                        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+                    )?,
+                    wait: xtask::output::Wait::Block(say_waiting),
+                },
+                home: cwd.join(flags.home),
+                resources: flags.resources,
+                find_links: flags.find_links.map(|dir| cwd.join(dir)),
+                dry_run: flags.dry_run,
+                json: flags.json,
+            };
+            let deployed = xtask::deploy::deploy(&repo, &options, &Silent)?;
+            for warning in &deployed.dist.warnings {
+                eprint!("{warning}");
+            }
+            let summary = &deployed.dist.summary;
+            eprintln!(
+                "       Built {} packages ({} rebuilt, {} unchanged) -> {}",
+                summary.packages,
+                summary.rebuilt,
+                summary.skipped,
+                summary.out_dir.display()
+            );
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&deployed.stdout);
+            let _ = std::io::stderr().write_all(&deployed.stderr);
+            // The deployer's own exit code: 0 done, 1 refused or failed, 2 bad usage.
+            Ok(ExitCode::from(
+                u8::try_from(deployed.exit_code).unwrap_or(1),
+            ))
+        }
         Command::Check(flags) => {
             let diagnostics = match xtask::check::load(&repo) {
                 Ok(checked) => checked.warnings,

@@ -5,6 +5,7 @@ mod support;
 
 mod author;
 mod crash;
+mod deploy;
 mod dist;
 mod errors;
 mod python;

@@ -1,0 +1,92 @@
+//! `cargo xtask deploy`: brings the dist up to date with `dist()` (incremental: unchanged
+//! packages are not rebuilt), then runs the node deployer that dist contains,
+//! `python3 <dist>/datablox/bin/deploy --home DIR ...`, through xshell. There is one deployer,
+//! the Python one a node runs; this command only builds what it deploys and hands over.
+
+use std::path::{Path, PathBuf};
+
+use xshell::{Shell, cmd};
+
+use crate::error::{Diagnostic, Error, Result};
+use crate::{DistOptions, DistReport, dist, plan, progress::Progress};
+
+/// Options of `cargo xtask deploy`.
+#[derive(Clone, Debug)]
+pub struct DeployOptions {
+    pub dist: DistOptions,
+    pub home: PathBuf,
+    /// Resources to deploy (`name version`, `name@version`, `name`); none: the caretaker's spec.
+    pub resources: Vec<String>,
+    pub find_links: Option<PathBuf>,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+/// What the deployer printed and how it exited; `main` passes both on.
+#[derive(Debug)]
+pub struct Deployed {
+    pub dist: DistReport,
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// The launcher `dist` writes into the tree.
+pub fn launcher(out_dir: &Path) -> PathBuf {
+    out_dir.join(plan::TREE).join("bin").join("deploy")
+}
+
+pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> Result<Deployed> {
+    let report = dist(repo, &options.dist, progress)?;
+    let launcher = launcher(&report.summary.out_dir);
+    if !launcher.is_file() {
+        return Err(Error::new(
+            Diagnostic::error(
+                "no-deployer",
+                format!("the dist has no node deployer at {}", launcher.display()),
+            )
+            .help(format!(
+                "restore `{}` and `{}/`",
+                plan::DEPLOYER_LAUNCHER,
+                plan::DEPLOYER_PACKAGE
+            )),
+        ));
+    }
+    let sh = Shell::new().map_err(|e| shell_error(&e))?;
+    let home = &options.home;
+    let mut flags: Vec<String> = Vec::new();
+    if let Some(dir) = &options.find_links {
+        flags.push("--find-links".into());
+        flags.push(dir.display().to_string());
+    }
+    if options.dry_run {
+        flags.push("--dry-run".into());
+    }
+    if options.json {
+        flags.push("--json".into());
+    }
+    let resources = &options.resources;
+    let output = cmd!(
+        sh,
+        "python3 {launcher} --home {home} {flags...} {resources...}"
+    )
+    .env("PYTHONDONTWRITEBYTECODE", "1")
+    .quiet()
+    .ignore_status()
+    .output()
+    .map_err(|e| shell_error(&e))?;
+    Ok(Deployed {
+        dist: report,
+        // A deployer killed by a signal has no code: report it as a failure.
+        exit_code: output.status.code().unwrap_or(1),
+        stdout: output.stdout,
+        stderr: output.stderr,
+    })
+}
+
+fn shell_error(error: &xshell::Error) -> Error {
+    Error::new(
+        Diagnostic::error("python3", format!("cannot run the node deployer: {error}"))
+            .help("the deployer needs `python3` (3.6 or newer) on PATH"),
+    )
+}
