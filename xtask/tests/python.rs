@@ -2,22 +2,29 @@
 //! framework's, adapter's and drivers' unit tests (Python 3, and 2.7 for the drivers where it is
 //! installed), and the Engage-like checker on the extension built from this repository.
 
-use std::process::Command;
+use std::ffi::OsStr;
+use std::process::Output;
+
+use xshell::{Shell, cmd};
 
 use crate::support::{Run, TempRepo, repo_root, xtask_command};
 
-fn python3() -> Command {
-    let mut command = Command::new("python3");
-    command.env("PYTHONDONTWRITEBYTECODE", "1");
-    command
+/// Runs a Python 3 script (through xshell, like every command xtask runs) and returns its output,
+/// whatever its exit status.
+fn python3(script: &str, args: &[&OsStr]) -> Output {
+    let sh = Shell::new().unwrap();
+    let script = repo_root().join(script);
+    cmd!(sh, "python3 {script} {args...}")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .quiet()
+        .ignore_status()
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn python_unit_tests_pass() {
-    let output = python3()
-        .arg(repo_root().join("ci/python_tests.py"))
-        .output()
-        .unwrap();
+    let output = python3("ci/python_tests.py", &[]);
     let run = Run::new(output);
     let closing = run
         .stdout
@@ -51,11 +58,7 @@ fn the_repository_extension_passes_the_engage_checker() {
     )
     .expect_success();
     assert!(!run.stderr.contains("error"), "{}", run.stderr);
-    let output = python3()
-        .arg(repo_root().join("ci/check_extension.py"))
-        .arg(&out_dir)
-        .output()
-        .unwrap();
+    let output = python3("ci/check_extension.py", &[out_dir.as_os_str()]);
     let check = Run::new(output);
     assert!(
         check.status.success(),

@@ -1,0 +1,139 @@
+//! `cargo xtask bench`: generates the benchmark corpus, wraps it in a repository that `dist`
+//! accepts, and times `dist` against the shell pipelines of `pack.sh`, side by side.
+//!
+//! Every mode runs once per round, in the same order (A B C A B C …), so ratios between modes
+//! hold on a noisy machine. Each command runs under `/usr/bin/time`, which reports its peak RSS.
+//! This module prints nothing: it reports progress through a callback and returns a `Report`,
+//! which `main` prints as a table and writes as JSON.
+//!
+//! Three concerns, one module each: `corpus` (generate the corpus, wrap it in a repository),
+//! `run` (the timed commands, every one through xshell) and `report` (medians, paired ratios,
+//! targets, the table). A new mode is a `run::Mode` variant: its command in `run`, its row and
+//! targets in `report`.
+
+mod corpus;
+mod report;
+mod run;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+
+pub use corpus::Corpus;
+use report::summarize;
+pub use report::{Report, Row, Sample, Target, median, paired};
+pub use run::xtask_binary;
+
+use corpus::{find_tools, prepare_corpus, remove_dir, warm};
+use run::{Mode, mode_dir, run_mode, which};
+
+/// Where `gen_corpus.py` and `pack.sh` are, unless `--corpus-tools` says otherwise.
+pub const TOOLS_ENV: &str = "DATABLOX_BENCH_TOOLS";
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// `small`, `medium` or `large`, as `gen_corpus.py` knows them.
+    pub profile: String,
+    pub seed: u64,
+    pub runs: usize,
+    /// The directory holding `gen_corpus.py` and `pack.sh`.
+    pub tools: Option<PathBuf>,
+    /// The `xtask` binary to time.
+    pub xtask: PathBuf,
+    /// Threads of `dist` and of `gen_corpus.py`.
+    pub jobs: usize,
+}
+
+pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Result<Report> {
+    let tools = find_tools(repo, options.tools.as_deref())?;
+    let work = repo
+        .join("target")
+        .join("bench")
+        .join(format!("{}-seed{}", options.profile, options.seed));
+    let corpus = prepare_corpus(repo, &tools, &work, options, log)?;
+    let bench_repo = corpus.repo.clone();
+    let blox = bench_repo.join("blox");
+    let outs = work.join("out");
+    let mut notes = vec![
+        "wall times include process start; the page cache is warm".to_string(),
+        format!(
+            "the one-file mode rewrites `{}` in a median-sized block",
+            corpus.changed_file.display()
+        ),
+    ];
+    if corpus.added_module_files > 0 {
+        notes.push(format!(
+            "the bench added {} `__init__.py`/`b_<name>.py` files to the corpus copy so every directory is a block; all modes pack them",
+            corpus.added_module_files
+        ));
+    }
+
+    let time = Path::new("/usr/bin/time").is_file();
+    if !time {
+        notes.push("`/usr/bin/time` is missing: no peak RSS or CPU times".into());
+    }
+    let mut modes = vec![Mode::DistCold, Mode::Legacy, Mode::Gzip];
+    if which("pigz") {
+        modes.push(Mode::Pigz);
+    } else {
+        notes.push("`pigz` is missing (`apt-get install -y pigz`): its row is skipped".into());
+    }
+    modes.extend([Mode::DistNoop, Mode::DistTouch, Mode::DistOneFile]);
+
+    log("warming the page cache");
+    warm(&blox)?;
+    let warm_out = outs.join("dist-warm");
+    remove_dir(&warm_out)?;
+    let first = run_mode(
+        Mode::DistCold,
+        options,
+        &tools,
+        &bench_repo,
+        &warm_out,
+        &corpus,
+        time,
+    )?;
+    log(&format!("first dist: {:.2}s", first.0.wall_s));
+
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); modes.len()];
+    let mut output_bytes: Vec<Option<u64>> = vec![None; modes.len()];
+    for round in 0..options.runs {
+        for (index, &mode) in modes.iter().enumerate() {
+            let out = if mode.is_incremental() {
+                warm_out.clone()
+            } else {
+                outs.join(mode_dir(mode))
+            };
+            if !mode.is_incremental() {
+                remove_dir(&out)?;
+            }
+            let (sample, bytes) =
+                run_mode(mode, options, &tools, &bench_repo, &out, &corpus, time)?;
+            log(&format!(
+                "round {}/{}: {:<36} {:>8.3}s",
+                round + 1,
+                options.runs,
+                mode.name(),
+                sample.wall_s
+            ));
+            samples[index].push(sample);
+            if bytes.is_some() {
+                output_bytes[index] = bytes;
+            }
+        }
+    }
+    for mode in &modes {
+        if !mode.is_incremental() {
+            remove_dir(&outs.join(mode_dir(*mode)))?;
+        }
+    }
+
+    Ok(summarize(
+        options,
+        corpus,
+        modes,
+        samples,
+        output_bytes,
+        notes,
+    ))
+}

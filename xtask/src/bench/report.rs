@@ -1,0 +1,345 @@
+//! The numbers: medians and min–max per mode, paired ratios (each round's pair ran back to back),
+//! the targets with met / not met, and the report as a Markdown table or JSON.
+
+use serde::Serialize;
+
+use super::run::Mode;
+use super::{BenchOptions, Corpus};
+
+/// One run of one mode.
+#[derive(Clone, Debug, Serialize)]
+pub struct Sample {
+    pub wall_s: f64,
+    pub cpu_s: Option<f64>,
+    pub peak_rss_kib: Option<u64>,
+    /// `rebuilt` and `skipped` of `dist --json`.
+    pub rebuilt: Option<u64>,
+    pub skipped: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub mode: String,
+    pub median_wall_s: f64,
+    pub min_wall_s: f64,
+    pub max_wall_s: f64,
+    pub median_cpu_s: Option<f64>,
+    /// The largest peak RSS over the runs (for a pipeline: of its largest process).
+    pub peak_rss_mib: Option<f64>,
+    /// Total bytes of the archives written, for the modes that write them all.
+    pub output_bytes: Option<u64>,
+    /// Paired ratios: the median over rounds of this run's wall time over the other's.
+    pub vs_legacy: Option<f64>,
+    pub vs_best_shell: Option<f64>,
+    pub vs_cold_dist: Option<f64>,
+    pub samples: Vec<Sample>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    pub target: String,
+    pub value: f64,
+    pub limit: f64,
+    pub met: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub command: String,
+    pub machine: String,
+    pub cores: usize,
+    pub jobs: usize,
+    pub runs: usize,
+    pub corpus: Corpus,
+    pub best_shell: String,
+    /// `gzip -6` reference: the bytes of `tar | gzip -n -6`, per block, over the same files.
+    pub gzip6_bytes: Option<u64>,
+    pub dist_vs_gzip6_size: Option<f64>,
+    pub rows: Vec<Row>,
+    pub targets: Vec<Target>,
+    pub notes: Vec<String>,
+}
+
+pub(super) fn summarize(
+    options: &BenchOptions,
+    corpus: Corpus,
+    modes: Vec<Mode>,
+    samples: Vec<Vec<Sample>>,
+    output_bytes: Vec<Option<u64>>,
+    notes: Vec<String>,
+) -> Report {
+    let walls = |mode: Mode| -> Option<Vec<f64>> {
+        modes
+            .iter()
+            .position(|m| *m == mode)
+            .map(|i| samples[i].iter().map(|s| s.wall_s).collect())
+    };
+    let best_shell = modes
+        .iter()
+        .copied()
+        .filter(|m| m.is_shell())
+        .min_by(|a, b| {
+            median(&walls(*a).unwrap_or_default())
+                .total_cmp(&median(&walls(*b).unwrap_or_default()))
+        })
+        .unwrap_or(Mode::Legacy);
+    let legacy = walls(Mode::Legacy);
+    let best = walls(best_shell);
+    let cold = walls(Mode::DistCold);
+    let rows: Vec<Row> = modes
+        .iter()
+        .zip(&samples)
+        .zip(&output_bytes)
+        .map(|((&mode, samples), &bytes)| {
+            let wall: Vec<f64> = samples.iter().map(|s| s.wall_s).collect();
+            let cpu: Vec<f64> = samples.iter().filter_map(|s| s.cpu_s).collect();
+            let rss = samples.iter().filter_map(|s| s.peak_rss_kib).max();
+            let incremental = mode.is_incremental();
+            Row {
+                mode: mode.name().into(),
+                median_wall_s: median(&wall),
+                min_wall_s: wall.iter().copied().fold(f64::INFINITY, f64::min),
+                max_wall_s: wall.iter().copied().fold(0.0, f64::max),
+                median_cpu_s: (!cpu.is_empty()).then(|| median(&cpu)),
+                peak_rss_mib: rss.map(|kib| kib as f64 / 1024.0),
+                output_bytes: bytes,
+                vs_legacy: legacy
+                    .as_ref()
+                    .filter(|_| !incremental)
+                    .map(|l| paired(&wall, l)),
+                vs_best_shell: best
+                    .as_ref()
+                    .filter(|_| !incremental)
+                    .map(|b| paired(&wall, b)),
+                vs_cold_dist: cold
+                    .as_ref()
+                    .filter(|_| incremental)
+                    .map(|c| paired(&wall, c)),
+                samples: samples.clone(),
+            }
+        })
+        .collect();
+
+    let row = |mode: Mode| rows.iter().find(|r| r.mode == mode.name());
+    let gzip6_bytes = row(Mode::Gzip).and_then(|r| r.output_bytes);
+    let dist_bytes = row(Mode::DistCold).and_then(|r| r.output_bytes);
+    let dist_vs_gzip6_size = dist_bytes
+        .zip(gzip6_bytes)
+        .map(|(d, g)| d as f64 / g as f64);
+    let mut targets = Vec::new();
+    let mut target = |name: &str, value: Option<f64>, limit: f64| {
+        if let Some(value) = value {
+            targets.push(Target {
+                target: name.into(),
+                value,
+                limit,
+                met: value <= limit,
+            });
+        }
+    };
+    let cold_row = row(Mode::DistCold);
+    target(
+        "cold dist / legacy loop",
+        cold_row.and_then(|r| r.vs_legacy),
+        0.30,
+    );
+    target(
+        "cold dist / best shell pipeline",
+        cold_row.and_then(|r| r.vs_best_shell),
+        0.65,
+    );
+    target(
+        "no-op dist / cold dist",
+        row(Mode::DistNoop).and_then(|r| r.vs_cold_dist),
+        0.01,
+    );
+    target(
+        "touched dist / cold dist",
+        row(Mode::DistTouch).and_then(|r| r.vs_cold_dist),
+        0.25,
+    );
+    target(
+        "one-file dist / cold dist",
+        row(Mode::DistOneFile).and_then(|r| r.vs_cold_dist),
+        0.05,
+    );
+    let dist_rss = rows
+        .iter()
+        .filter(|r| r.mode.starts_with("dist"))
+        .filter_map(|r| r.peak_rss_mib)
+        .fold(None, |max: Option<f64>, v| {
+            Some(max.map_or(v, |m| m.max(v)))
+        });
+    target("dist peak RSS, MiB", dist_rss, 64.0);
+    target("dist bytes / gzip -6 bytes", dist_vs_gzip6_size, 1.02);
+
+    Report {
+        command: format!(
+            "cargo xtask bench --profile {} --runs {}",
+            options.profile, options.runs
+        ),
+        machine: machine(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        jobs: options.jobs,
+        runs: options.runs,
+        corpus,
+        best_shell: best_shell.name().into(),
+        gzip6_bytes,
+        dist_vs_gzip6_size,
+        rows,
+        targets,
+        notes,
+    }
+}
+
+impl Report {
+    /// The report as a Markdown table, with the targets and notes below it.
+    pub fn table(&self) -> String {
+        let mut text = format!(
+            "{} ({} runs, {}); corpus: {} blocks, {} files, {:.1} MB\n\n",
+            self.command,
+            self.runs,
+            self.machine,
+            self.corpus.blocks,
+            self.corpus.files,
+            self.corpus.bytes as f64 / 1e6
+        );
+        text.push_str("| mode | wall s (median) | min–max | cpu s | peak RSS MiB | output bytes | vs legacy | vs best shell | vs cold dist |\n");
+        text.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        let number = |value: Option<f64>, digits: usize| {
+            value.map_or("".to_string(), |v| format!("{v:.digits$}"))
+        };
+        for row in &self.rows {
+            let counts = match row.samples.last() {
+                Some(Sample {
+                    rebuilt: Some(rebuilt),
+                    skipped: Some(skipped),
+                    ..
+                }) => {
+                    format!(" ({rebuilt} built, {skipped} skipped)")
+                }
+                _ => String::new(),
+            };
+            text.push_str(&format!(
+                "| {}{} | {:.3} | {:.3}–{:.3} | {} | {} | {} | {} | {} | {} |\n",
+                // A `|` in a mode name would end the Markdown cell.
+                row.mode.replace('|', "\\|"),
+                counts,
+                row.median_wall_s,
+                row.min_wall_s,
+                row.max_wall_s,
+                number(row.median_cpu_s, 2),
+                number(row.peak_rss_mib, 1),
+                row.output_bytes.map_or(String::new(), thousands),
+                number(row.vs_legacy, 3),
+                number(row.vs_best_shell, 3),
+                number(row.vs_cold_dist, 4),
+            ));
+        }
+        text.push_str(&format!("\nbest shell pipeline: {}\n", self.best_shell));
+        if let (Some(gzip), Some(ratio)) = (self.gzip6_bytes, self.dist_vs_gzip6_size) {
+            text.push_str(&format!(
+                "dist bytes vs gzip -6 ({}): {ratio:.4}\n",
+                thousands(gzip)
+            ));
+        }
+        text.push_str("\n| target | value | limit | met |\n|---|---|---|---|\n");
+        for target in &self.targets {
+            text.push_str(&format!(
+                "| {} | {:.4} | {} | {} |\n",
+                target.target,
+                target.value,
+                target.limit,
+                if target.met { "yes" } else { "no" }
+            ));
+        }
+        text.push('\n');
+        for note in &self.notes {
+            text.push_str(&format!("note: {note}\n"));
+        }
+        text
+    }
+}
+
+fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (index, c) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[middle]
+    } else {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    }
+}
+
+/// The median over rounds of `a[i] / b[i]`: each round's pair ran back to back, under the same load.
+pub fn paired(a: &[f64], b: &[f64]) -> f64 {
+    let ratios: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(_, b)| **b > 0.0)
+        .map(|(a, b)| a / b)
+        .collect();
+    median(&ratios)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map_or(String::new(), |kib| {
+            format!(", {:.0} GiB RAM", kib as f64 / 1024.0 / 1024.0)
+        });
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cores} cores, {cpu}{memory}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_paired_ratio() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+        assert_eq!(paired(&[1.0, 2.0, 3.0], &[2.0, 2.0, 2.0]), 1.0);
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(133_387_651), "133,387,651");
+    }
+}
