@@ -402,10 +402,33 @@ class Checker:
         if not os.path.exists(self.path(relative)):
             return  # optional
         config = self.load_json(relative)
-        for value in strings_in(config):
-            if re.search(r"\.(json|tmpl)$", value) and "/" not in value:
-                if not os.path.isfile(self.path("metadata", value)):
-                    self.problem(relative, "names %s, which is not in metadata/" % value)
+        if not isinstance(config, dict):
+            self.problem(relative, "is not a JSON object")
+            return
+        # engine/installer_config.py parse_installer_config: required string properties.
+        for name in ("resource_def_file_name", "software_library_file_name", "log_level",
+                     "application_name"):
+            if not isinstance(config.get(name), str):
+                self.problem(relative, "lacks the string property %s" % name)
+        for name in ("resource_def_file_name", "software_library_file_name"):
+            value = config.get(name)
+            if isinstance(value, str) and not os.path.isfile(self.path("metadata", value)):
+                self.problem(relative, "names %s, which is not in metadata/" % value)
+        # installer_config.py _parse_install_spec_options: a list of options with choice_name
+        # and file_name; engine/engage_file_layout.py get_install_spec_template_file reads the
+        # template at file_name + ".tmpl".
+        options = config.get("install_spec_options")
+        if not isinstance(options, list):
+            self.problem(relative, "lacks the list install_spec_options")
+            return
+        for option in options:
+            if not isinstance(option, dict) or not all(k in option for k in ("choice_name", "file_name")):
+                self.problem(relative, "has an install spec option without choice_name and file_name")
+                continue
+            template = "%s.tmpl" % option["file_name"]
+            if not os.path.isfile(self.path("metadata", template)):
+                self.problem(relative, "option %s: Engage reads metadata/%s, which is not there"
+                             % (option["choice_name"], template))
 
     def check_install_specs(self):
         metadata = self.path("metadata")
@@ -569,17 +592,6 @@ class Checker:
         if static_only or not os.path.isdir(self.path("drivers")):
             return None
         return self.check_drivers()
-
-
-def strings_in(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings_in(item)
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from strings_in(item)
 
 
 def version_tuple(version):

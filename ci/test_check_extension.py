@@ -53,7 +53,8 @@ LIBRARY = [
 ]
 INSTALLER = {"application_name": "Datablox", "resource_def_file_name": "resource_definitions.json",
              "software_library_file_name": "resource_library.json",
-             "install_spec_options": [{"choice_name": "Datablox framework", "file_name": "caretaker_install_spec.json"}]}
+             "log_level": "INFO",
+             "install_spec_options": [{"choice_name": "Datablox framework", "file_name": "install_spec.json"}]}
 SPEC = [{"id": "master-host", "key": {"name": "dynamic-host", "version": "*"}},
         {"id": "framework", "key": FRAMEWORK["key"],
          "inside": {"id": "master-host", "key": {"name": "dynamic-host", "version": "*"},
@@ -104,6 +105,7 @@ class Tree:
         put("metadata/resource_library.json", self.library)
         put("metadata/installer_config.json", INSTALLER)
         put("metadata/caretaker_install_spec.json", SPEC)
+        put("metadata/install_spec.json.tmpl", SPEC)  # Engage appends .tmpl to the file_name
         put("drivers/__init__.py", "")
         for module in ("generic_blox_driver.py", "python_package_driver.py", "system_python_driver.py"):
             shutil.copy(os.path.join(SOURCE_DRIVERS, module), os.path.join(tree, "drivers"))

@@ -196,7 +196,9 @@ pub struct Resource {
     pub kind: Kind,
     /// The manifest it comes from, relative to the repository.
     pub manifest: PathBuf,
-    pub display_name: Option<String>,
+    /// Engage's `display_name`, required on every definition (`parse_rdef.ml`, `parse_rdef`):
+    /// from the manifest, else derived.
+    pub display_name: String,
     pub comment: Option<String>,
     pub config_port: BTreeMap<String, Property>,
     pub input_ports: Ports,

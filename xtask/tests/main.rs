@@ -7,6 +7,7 @@ mod author;
 mod crash;
 mod deploy;
 mod dist;
+mod engage;
 mod errors;
 mod python;
 mod reproducible;

@@ -218,12 +218,10 @@ impl Checker<'_> {
             key,
             kind: Kind::Block,
             manifest: self.raw.resources[file].path.clone(),
-            display_name: Some(
-                table
-                    .display_name
-                    .clone()
-                    .unwrap_or_else(|| format!("{display} block")),
-            ),
+            display_name: table
+                .display_name
+                .clone()
+                .unwrap_or_else(|| format!("{display} block")),
             comment: table.comment.clone(),
             config_port: self.config_port(file, &table.config_port),
             input_ports: BTreeMap::from([(
@@ -348,10 +346,16 @@ impl Checker<'_> {
             groups.extend(self.alternatives(file, "peers", raw));
         }
         let resource = Resource {
-            key,
             kind: Kind::Resource,
             manifest: self.raw.resources[file].path.clone(),
-            display_name: table.display_name.clone(),
+            // Engage's config engine refuses the whole merged definitions file when one lacks
+            // `display_name` (`config_src/config/parse_rdef.ml`, `parse_rdef`: a required
+            // property), and `python_pkg/engage/utils/rdef.py` (`Resource.__init__`) raises
+            // `KeyError`: a resource without one gets its key as a name.
+            display_name: table
+                .display_name
+                .clone()
+                .unwrap_or_else(|| key.to_string()),
             comment: table.comment.clone(),
             config_port: self.config_port(file, &table.config_port),
             input_ports,
@@ -361,6 +365,7 @@ impl Checker<'_> {
             peers: None,
             packages,
             driver,
+            key,
         };
         self.finish(file, table.name.span(), resource, groups)
     }

@@ -1,5 +1,6 @@
 //! The install specs of `extension.toml`: plain, distinct file names; instances with exact keys
-//! that are defined, unique ids, and references to instances of the same spec.
+//! that are defined, unique ids, and references to instances of the same spec; and the
+//! installer's configuration (`[installer]` and the specs it offers as choices).
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
@@ -7,12 +8,21 @@ use std::collections::BTreeSet;
 use toml::Spanned;
 
 use super::definitions::toml_to_json;
+use super::deployments::InstanceSpans;
 use super::{Checker, DefinedIndex, EXTENSION_FILE};
+use crate::extension::TEMPLATE_SUFFIX;
 use crate::manifest;
 use crate::model::{Extension, InstallSpec, Instance, InstanceRef, Key, VersionReq};
 
 impl Checker<'_> {
-    pub(super) fn install_specs(&mut self, extension: &mut Extension, index: &DefinedIndex) {
+    /// Checks the install specs and puts them into `extension`; returns where each instance is
+    /// written.
+    pub(super) fn install_specs(
+        &mut self,
+        extension: &mut Extension,
+        index: &DefinedIndex,
+    ) -> InstanceSpans {
+        let mut instance_spans = InstanceSpans::new();
         let raw_specs = &self.raw.extension.value.install_spec;
         let mut files = BTreeSet::new();
         let mut specs = Vec::new();
@@ -91,6 +101,10 @@ impl Checker<'_> {
                         "give every instance a unique id".into(),
                     );
                 }
+                instance_spans.insert(
+                    (file.clone(), instance.id.get_ref().clone()),
+                    instance.id.span(),
+                );
                 instances.push((raw_instance, key));
             }
             for (raw_instance, key) in instances {
@@ -153,6 +167,84 @@ impl Checker<'_> {
             }
         }
         extension.install_specs = specs;
+        self.installer(extension);
+        instance_spans
+    }
+
+    /// The installer's configuration, `metadata/installer_config.json`, made of `[installer]` and
+    /// the install specs with a `choice`.
+    fn installer(&mut self, extension: &Extension) {
+        let raw_specs = &self.raw.extension.value.install_spec;
+        let chosen: Vec<&Spanned<String>> = raw_specs
+            .iter()
+            .filter(|raw| raw.get_ref().choice.is_some())
+            .map(|raw| &raw.get_ref().file)
+            .collect();
+        for file in &chosen {
+            // `python_pkg/engage/engine/engage_file_layout.py` (`get_install_spec_template_file`)
+            // finds an option's spec at its `file_name` + `.tmpl`; the generated `file_name` is
+            // the spec's file without `.tmpl`.
+            let stem = file.get_ref().strip_suffix(TEMPLATE_SUFFIX);
+            if stem.is_none_or(str::is_empty) {
+                self.error(
+                    EXTENSION_FILE,
+                    "install-spec-template",
+                    file.span(),
+                    format!(
+                        "install spec `{}` is an installer choice, but its file name does not end in `{TEMPLATE_SUFFIX}`",
+                        file.get_ref()
+                    ),
+                    format!(
+                        "name it `{}{TEMPLATE_SUFFIX}`: Engage's installer appends `{TEMPLATE_SUFFIX}` to the choice's file name to find its template",
+                        file.get_ref()
+                    ),
+                );
+            }
+        }
+        let installer_span = || {
+            let text = &self.raw.extension.text;
+            text.find("[installer]")
+                .map_or(0..0, |start| start..start + "[installer]".len())
+        };
+        match (&extension.application_name, chosen.first()) {
+            // `engine/cmdline_install.py` (`select_configuration`) picks one of the options.
+            (Some(_), None) => {
+                let span = installer_span();
+                self.error(
+                    EXTENSION_FILE,
+                    "installer-choice",
+                    span,
+                    "`[installer]` offers no install spec: Engage's installer needs at least one choice".into(),
+                    "add `choice = \"...\"` to an `[[install-spec]]` whose file ends in `.tmpl`, or remove `[installer]`".into(),
+                );
+            }
+            (None, Some(file)) => {
+                let span = file.span();
+                self.error(
+                    EXTENSION_FILE,
+                    "installer-choice",
+                    span,
+                    "install spec has a `choice`, but there is no `[installer]` to offer it".into(),
+                    "add `[installer]` with `application-name`, or remove `choice`".into(),
+                );
+            }
+            _ => {}
+        }
+        // `engine/installer_config.py` (`parse_installer_config`) requires `application_name`.
+        if extension
+            .application_name
+            .as_ref()
+            .is_some_and(|name| name.trim().is_empty())
+        {
+            let span = installer_span();
+            self.error(
+                EXTENSION_FILE,
+                "installer-application",
+                span,
+                "`application-name` is empty".into(),
+                "name the application, e.g. \"Datablox\"".into(),
+            );
+        }
     }
 }
 
