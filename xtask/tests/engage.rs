@@ -178,3 +178,22 @@ fn an_installer_offers_a_choice() {
     let repo = TempRepo::fixture().file("manifests/extension.toml", &text);
     expect_refused("installer_choice", repo);
 }
+
+/// `config_src/config/generate.ml`: an instance's `inside` and its port mapping come from the
+/// spec alone (`find_inside_ref`), every input port needs a mapping (`find_port_map`), and a
+/// mapping reads an output port the referenced resource has (`map_input_ports`).
+#[test]
+fn install_spec_instances_are_wired_as_engage_wires_them() {
+    let text =
+        std::fs::read_to_string(crate::support::fixture_dir().join("manifests/extension.toml"))
+            .unwrap()
+            .replace(
+                "port-mapping = { host = \"host\" }",
+                "port-mapping = { host = \"hosts\" }",
+            );
+    let text = format!(
+        "{text}\n[[install-spec]]\nfile = \"bare_spec.json\"\n[[install-spec.instance]]\nid = \"svc\"\nkey = \"fixture-service 0.3\"\n"
+    );
+    let repo = TempRepo::fixture().file("manifests/extension.toml", &text);
+    expect_refused("instance_wiring", repo);
+}

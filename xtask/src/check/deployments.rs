@@ -12,14 +12,11 @@
 //! in without listing it gets none.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Range;
 
 use super::definitions::PortKind;
+use super::install_specs::InstanceSpans;
 use super::{Checker, DefinedIndex, Draft, EXTENSION_FILE};
 use crate::model::{Extension, Key, Kind};
-
-/// Where an instance of an install spec is written in `extension.toml`.
-pub(super) type InstanceSpans = BTreeMap<(String, String), Range<usize>>;
 
 impl Checker<'_> {
     pub(super) fn deployments(

@@ -4,15 +4,18 @@
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
+use std::ops::Range;
 
 use toml::Spanned;
 
 use super::definitions::toml_to_json;
-use super::deployments::InstanceSpans;
-use super::{Checker, DefinedIndex, EXTENSION_FILE};
+use super::{Checker, DefinedIndex, Draft, EXTENSION_FILE};
 use crate::extension::TEMPLATE_SUFFIX;
 use crate::manifest;
 use crate::model::{Extension, InstallSpec, Instance, InstanceRef, Key, VersionReq};
+
+/// Where each instance of an install spec is written in `extension.toml`, by (file, id).
+pub(super) type InstanceSpans = BTreeMap<(String, String), Range<usize>>;
 
 impl Checker<'_> {
     /// Checks the install specs and puts them into `extension`; returns where each instance is
@@ -169,6 +172,117 @@ impl Checker<'_> {
         extension.install_specs = specs;
         self.installer(extension);
         instance_spans
+    }
+
+    /// The port mappings of an install spec's instances, as Engage's config engine uses them
+    /// (`config_src/config/generate.ml`): an instance's `inside` reference, with its port mapping,
+    /// is taken from the spec alone (`find_inside_ref` fails with "ID NOT FOUND" when the spec
+    /// gives none); its environment and peer references from the spec, else from the definition's
+    /// constraints (`find_env_refs`, `find_peer_refs`); and every input port must be fed by one of
+    /// them (`find_port_map`, `assert false`) from an output port of the referenced resource.
+    pub(super) fn instance_feeds(
+        &mut self,
+        drafts: &[Draft],
+        index: &DefinedIndex,
+        extension: &Extension,
+        instance_spans: &InstanceSpans,
+    ) {
+        for spec in &extension.install_specs {
+            for instance in &spec.instances {
+                let span = instance_spans
+                    .get(&(spec.file.clone(), instance.id.clone()))
+                    .cloned()
+                    .unwrap_or(0..0);
+                for reference in instance
+                    .inside
+                    .iter()
+                    .chain(&instance.environment)
+                    .chain(&instance.peers)
+                {
+                    for theirs in reference.port_mapping.values() {
+                        let provided = if reference.key.name == "dynamic-host" {
+                            theirs == "host"
+                        } else {
+                            index
+                                .by_name
+                                .get(&reference.key.name)
+                                .is_some_and(|versions| {
+                                    versions.iter().any(|(version, ports)| {
+                                        *version == reference.key.version
+                                            && ports.contains_key(theirs)
+                                    })
+                                })
+                        };
+                        if !provided {
+                            self.error(
+                                EXTENSION_FILE,
+                                "instance-port-mapping",
+                                span.clone(),
+                                format!(
+                                    "instance `{}` of `{}` maps output port `{theirs}` of `{}` (instance `{}`), which it does not have",
+                                    instance.id, spec.file, reference.key, reference.id
+                                ),
+                                "map an output port of the referenced resource (a host provides `host`)".into(),
+                            );
+                        }
+                    }
+                }
+                let Some(draft) = drafts.iter().find(|d| d.resource.key == instance.key) else {
+                    continue; // `dynamic-host` and the externals are Engage's
+                };
+                let resource = &draft.resource;
+                if resource.inside.is_some() && instance.inside.is_none() {
+                    self.error(
+                        EXTENSION_FILE,
+                        "instance-inside",
+                        span.clone(),
+                        format!(
+                            "instance `{}` of `{}` says nothing about where `{}` is installed, but its definition has `inside`",
+                            instance.id, spec.file, resource.key
+                        ),
+                        "add `inside = { id = \"<host instance>\", port-mapping = { ... } }`: Engage takes an instance's `inside` from the spec alone".into(),
+                    );
+                }
+                for port in resource.input_ports.keys() {
+                    let listed = |name: &str| {
+                        instance
+                            .environment
+                            .iter()
+                            .chain(&instance.peers)
+                            .any(|r| r.key.name == name)
+                    };
+                    let by_spec = instance
+                        .inside
+                        .iter()
+                        .chain(&instance.environment)
+                        .chain(&instance.peers)
+                        .any(|r| r.port_mapping.contains_key(port));
+                    let by_definition = draft
+                        .groups
+                        .iter()
+                        .filter(|g| g.field != "inside")
+                        .flat_map(|g| &g.constraints)
+                        .any(|l| {
+                            l.constraint.port_mapping.contains_key(port)
+                                && !listed(&l.constraint.name)
+                        });
+                    if !by_spec && !by_definition {
+                        self.error(
+                            EXTENSION_FILE,
+                            "instance-unfed-port",
+                            span.clone(),
+                            format!(
+                                "no port mapping of instance `{}` of `{}` feeds input port `{port}` of `{}`",
+                                instance.id, spec.file, resource.key
+                            ),
+                            format!(
+                                "map it in the instance's `inside` (e.g. `port-mapping = {{ {port} = \"{port}\" }}`) or environment; Engage uses only the spec's mapping for `inside`"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// The installer's configuration, `metadata/installer_config.json`, made of `[installer]` and

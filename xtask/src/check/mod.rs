@@ -138,6 +138,7 @@ pub fn check(raw: &RawManifests, repo: &Path) -> Result<Checked> {
     if complete {
         checker.cycles(&drafts, &index);
         let instance_spans = checker.install_specs(&mut extension, &index);
+        checker.instance_feeds(&drafts, &index, &extension, &instance_spans);
         checker.deployments(&drafts, &index, &extension, &instance_spans);
     }
     checker.unmanifested_blocks(&drafts);
