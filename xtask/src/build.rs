@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::archive::{self, ArchiveSettings};
 use crate::cache::{Cache, FileRecord, OutputRecord};
 use crate::error::{Error, IoContext, Result};
+use crate::exclude::Excludes;
 use crate::fault;
 use crate::hash::{self, to_hex};
 use crate::model::{Key, Kind};
@@ -92,7 +93,10 @@ pub fn scan(plan: &Plan, options: BuildOptions) -> Result<Vec<Tree>> {
         use rayon::prelude::*;
         plan.archives
             .par_iter()
-            .map(|job| tree::scan(&job.dir, &job.top))
+            .map(|job| {
+                let excludes = Excludes::for_package(&plan.repo, &job.dir, &job.exclude)?;
+                tree::scan_excluding(&job.dir, &job.top, &excludes)
+            })
             .collect()
     });
     let mut diagnostics = Vec::new();

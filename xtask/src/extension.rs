@@ -67,7 +67,26 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
 
     let mut definitions = Vec::new();
     let mut library = Vec::new();
+    // Driver directory name -> the manifest that produces it: two keys can mangle to one name.
+    let mut driver_dirs: BTreeMap<String, &Path> = BTreeMap::new();
     for resource in &model.resources {
+        if !matches!(resource.driver, Driver::Library { .. })
+            && let Some(first) = driver_dirs.insert(resource.driver_dir(), &resource.manifest)
+        {
+            return Err(Error::new(
+                Diagnostic::error(
+                    "driver-dir-collision",
+                    format!(
+                        "`{}` and `{}` both produce the driver directory `datablox/drivers/{}`",
+                        first.display(),
+                        resource.manifest.display(),
+                        resource.driver_dir()
+                    ),
+                )
+                .file(&resource.manifest)
+                .help("driver directories are named after the key with `-`, `.` and spaces mangled: rename one resource"),
+            ));
+        }
         match &resource.driver {
             Driver::Library { module } => {
                 definitions.push(definition(resource));

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod check;
 pub mod deploy;
 pub mod error;
+pub mod exclude;
 pub mod extension;
 pub mod fault;
 pub mod flags;
@@ -66,6 +67,7 @@ pub fn dist(
     let out_dir = out_dir(repo, options.out_dir.as_deref());
     output::check_out_dir(&out_dir)?;
     let plan = plan::make(&checked.model, repo, options.source_date_epoch)?;
+    plan::check_out_dir(&plan, &out_dir)?;
     timings.lap("plan and generate the extension tree");
     let build_options = build::BuildOptions { jobs: options.jobs };
     // Every tree is scanned and validated before the output directory is created or locked.
@@ -138,7 +140,8 @@ pub fn find_repo(start: &Path) -> Result<PathBuf> {
                         start.display()
                     ),
                 )
-                .help("run the command inside a Datablox repository"),
+                .file(start.join("manifests").join(manifest::EXTENSION_MANIFEST))
+                .help("run the command inside a Datablox repository (its root has `manifests/extension.toml`)"),
             )
         })
 }

@@ -155,6 +155,8 @@ pub enum PackageSource {
     Archive {
         dir: PathBuf,
         file_name: String,
+        /// Patterns (gitignore syntax, relative to `dir`) of files left out of the archive.
+        exclude: Vec<String>,
     },
     /// A file copied into `sw_packages` as `file_name`.
     File {

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Diagnostic, Error, IoContext, Result};
+use crate::exclude::Excludes;
 use crate::extension::Content;
 use crate::hash::{self, to_hex};
 use crate::output::{self, DIST_MANIFEST_FILE, SUMS_FILE, Wait};
@@ -81,7 +82,8 @@ pub fn verify(repo: &Path, out_dir: &Path, wait: Wait) -> Result<VerifyReport> {
     // What dist would produce now: package names, their sources' digests, the tree.
     let mut expected: BTreeMap<String, (String, String)> = BTreeMap::new();
     for job in &plan.archives {
-        let scanned = tree::scan(&job.dir, &job.top)?;
+        let excludes = Excludes::for_package(&plan.repo, &job.dir, &job.exclude)?;
+        let scanned = tree::scan_excluding(&job.dir, &job.top, &excludes)?;
         let hashes = scanned
             .entries
             .iter()

@@ -4,6 +4,7 @@
 mod support;
 
 mod author;
+mod corpus;
 mod crash;
 mod deploy;
 mod dist;
@@ -15,3 +16,4 @@ mod tidy;
 mod writer;
 
 mod incremental;
+mod inputs;

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::PathBuf;
 
 use toml::Spanned;
 
 use super::names::{block_name_problem, parse_constraint_text, parse_version_spec};
+use super::paths::normalise;
 use super::{Checker, Draft, EXTENSION_FILE, Group, HOST_PROPERTIES, Located, LocatedGroup};
 use crate::manifest::{
     self, BlockTable, RawAlternatives, RawConstraint, RawPorts, RawProperty, ResourceTable, Source,
@@ -237,8 +237,9 @@ impl Checker<'_> {
             peers: None,
             packages: vec![Package {
                 source: PackageSource::Archive {
-                    dir: PathBuf::from(&source_text),
+                    dir: normalise(&source_text),
                     file_name: format!("{module}.tgz"),
+                    exclude: table.exclude.clone(),
                 },
                 filename: None,
                 downloader: None,
@@ -286,7 +287,7 @@ impl Checker<'_> {
                             .into(),
                     );
                 }
-                Driver::Directory(PathBuf::from(driver.get_ref()))
+                Driver::Directory(normalise(driver.get_ref()))
             }
             (Some(_), Some(driver)) => {
                 self.error(
@@ -378,6 +379,10 @@ impl Checker<'_> {
         groups: Vec<LocatedGroup>,
     ) -> Draft {
         for group in &groups {
+            // Every constraint of the group was refused (and reported): nothing to record.
+            if group.constraints.is_empty() {
+                continue;
+            }
             let constraints: Vec<Constraint> = group
                 .constraints
                 .iter()
