@@ -5,6 +5,7 @@ mod support;
 
 mod author;
 mod corpus;
+mod crash;
 mod deploy;
 mod dist;
 mod engage;
@@ -13,6 +14,7 @@ mod fuzz;
 mod python;
 mod reproducible;
 mod tidy;
+mod writer;
 
 mod incremental;
 mod inputs;
