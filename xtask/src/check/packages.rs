@@ -12,6 +12,9 @@ use super::{Checker, DRIVER_SOURCES, Draft};
 use crate::manifest::RawPackage;
 use crate::model::{Driver, Key, Package, PackageSource};
 
+/// The downloader classes Engage registers (`engine/library.py`, `register_downloader_class`).
+const DOWNLOADERS: [&str; 2] = ["HTTPDownloader", "CloudfilesDownloader"];
+
 impl Checker<'_> {
     pub(super) fn manager(&mut self, file: usize, manager: &Spanned<String>) -> Driver {
         let name = manager.get_ref();
@@ -168,6 +171,34 @@ impl Checker<'_> {
             }
             PackageSource::Dummy
         };
+        // `python_pkg/engage/engine/library.py` (`_parse_package`): a file or archive package
+        // with a `downloader` names a registered downloader class and the `filename` it
+        // downloads to; a reference package ignores both.
+        let is_file = matches!(
+            source,
+            PackageSource::Archive { .. } | PackageSource::File { .. }
+        );
+        if let Some(downloader) = package.downloader.as_deref().filter(|_| is_file) {
+            if !DOWNLOADERS.contains(&downloader) {
+                self.error(
+                    file,
+                    "package-downloader",
+                    span.clone(),
+                    format!("`{downloader}` is not a downloader Engage knows"),
+                    format!("use one of {}", DOWNLOADERS.join(", ")),
+                );
+            }
+            if package.filename.is_none() {
+                self.error(
+                    file,
+                    "package-downloader",
+                    span.clone(),
+                    format!("a package with downloader `{downloader}` needs a `filename`"),
+                    "add `filename = \"<file name in sw_packages>\"`: Engage downloads to it"
+                        .into(),
+                );
+            }
+        }
         Some(Package {
             source,
             filename: package.filename.clone(),
