@@ -54,6 +54,11 @@ use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::hash::{Sha256, tree_digest};
 use crate::tree::{Entry, EntryKind, Stat, Tree};
 
+/// The version of the bytes `write_tgz` produces for a given tree and settings: part of every
+/// archive's cache key. Bump it with any change to the archive bytes; a golden test
+/// (`archive_format` in `xtask/tests/dist.rs`) pins the bytes of each version and fails until then.
+pub const ARCHIVE_FORMAT: u32 = 1;
+
 /// The deflate implementation whose output the archives are reproducible with.
 pub const DEFLATE_BACKEND: &str = "zlib-rs 0.6.8 via flate2 1.1.11";
 
