@@ -163,6 +163,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 tools: flags.corpus_tools.map(|dir| cwd.join(dir)),
                 xtask: xtask::bench::xtask_binary(&repo, &mut log)?,
                 jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                cold_compile: flags.cold_compile,
             };
             let report = xtask::bench::run(&repo, &options, &mut log)?;
             println!("{}", report.table());
