@@ -207,9 +207,12 @@ fn tree_bytes(tree: &Tree) -> u64 {
         .sum()
 }
 
+/// What an archive's bytes depend on besides its sources: the cache key's other half. The archive
+/// format version, not the tool's, so that a change to the bytes is never mistaken for no change.
 fn settings_text(plan: &Plan, top: &str) -> String {
     format!(
-        "{TOOL}; {}; level {}; mtime {}; top {top}",
+        "archive format {}; {}; level {}; mtime {}; top {top}",
+        archive::ARCHIVE_FORMAT,
         archive::DEFLATE_BACKEND,
         plan.settings.level,
         plan.settings.mtime()
