@@ -46,7 +46,7 @@ DIST is the output of `cargo xtask dist` (default: target/dist); its `datablox/`
 Options:
   --keep        keep the run directory (deployment homes, logs) and print its path
   --work DIR    work and cache directory (default: target/engage-real)
-  --only NAME   deploy only this (`caretaker` or a block's key name); repeatable
+  --only NAME   check only this (`installer-config`, `caretaker` or a block's key name); repeatable
   -h, --help    print this help
 
 Exit status: 0 every deployment succeeded, 1 a deployment failed, 2 usage or set-up error.
@@ -859,14 +859,16 @@ inner_main() {
 
     # What to deploy: the caretaker's spec, then every block of the extension (a driver directory
     # whose resources.json defines a resource inside a host).
-    local -a names=() specs=()
+    local -a names=() specs=() versions=()
     names+=("caretaker")
+    versions+=("1.0")
     specs+=("$dist/datablox/metadata/caretaker_install_spec.json")
     local name version
     while IFS=' ' read -r name version; do
         [[ -n $name ]] || continue
         block_spec "$name" "$version" "$run/spec-$name.json"
         names+=("$name")
+        versions+=("$version")
         specs+=("$run/spec-$name.json")
     done < <(python3 - "$dist/datablox/drivers" <<'EOF'
 import json, os, sys
@@ -887,6 +889,26 @@ EOF
     )
 
     local i failed=0 total=0 results=()
+
+    # The installer's configuration, as Engage's `install` command reads it (the deployer does not):
+    # engine/engage_file_layout.py get_installer_config -> engine/installer_config.py
+    # parse_installer_config, then get_install_spec_template_file for each install spec option.
+    local ic_out=$logs/installer-config.log
+    if [[ -z ${ENGAGE_REAL_ONLY:-} || " $ENGAGE_REAL_ONLY " == *" installer-config "* ]]; then
+        total=$((total + 1))
+        if (cd "$home" && "$home/engage/bin/python" - <<'EOF') >"$ic_out" 2>&1; then
+from engage.engine.engage_file_layout import get_engine_layout_mgr
+efl = get_engine_layout_mgr("datablox")
+config = efl.get_installer_config()
+for i in range(len(config.install_spec_options)):
+    print(efl.get_install_spec_template_file(i))
+EOF
+            results+=("OK      installer-config: $(tr '\n' ' ' <"$ic_out" | sed "s#$home/##g")")
+        else
+            failed=$((failed + 1))
+            results+=("FAILED  installer-config: $(grep -v '^\s' "$ic_out" | tail -n 1 | sed "s#$home/##g" | cut -c1-300)")
+        fi
+    fi
     for i in "${!names[@]}"; do
         name=${names[$i]}
         if [[ -n ${ENGAGE_REAL_ONLY:-} && " $ENGAGE_REAL_ONLY " != *" $name "* ]]; then
@@ -900,23 +922,99 @@ EOF
         local drc=0
         (cd "$home" && "$home/engage/bin/deployer" -d "$home" -g "${specs[$i]}") >"$out" 2>&1 || drc=$?
         local installed="$home/config/installed_resources.json"
-        if [[ $drc == 0 && -f $installed ]]; then
+        # Services the deployment started (the caretaker) are stopped with Engage's own `svcctl
+        # stop` (every resource, in reverse install order); a process still running under the home
+        # afterwards is a failure of the driver's stop, and is killed so the next deployment starts clean.
+        local stop_note=""
+        if [[ -f $installed ]]; then
+            if ! (cd "$home" && "$home/engage/bin/svcctl" -d "$home" stop) >"$logs/svcctl-stop-$name.log" 2>&1; then
+                stop_note="; svcctl stop failed (log ${logs#"$run"/}/svcctl-stop-$name.log)"
+            fi
+        fi
+        local pid leftover=()
+        for pid in $(pgrep -f -- "$home/" || true); do
+            leftover+=("$pid")
+            kill -KILL "$pid" 2>/dev/null || true
+        done
+        if [[ ${#leftover[@]} -gt 0 ]]; then
+            stop_note="$stop_note; still running after svcctl stop: pid ${leftover[*]} (killed)"
+        fi
+        if [[ $drc == 0 && -f $installed && -z $stop_note ]]; then
             results+=("OK      $name: installed $(python3 -c 'import json,sys; print(", ".join(r["id"] for r in json.load(open(sys.argv[1]))))' "$installed")")
         else
             failed=$((failed + 1))
             printf -- '--- %s: FAILED (deployer exit %s, log %s)\n' "$name" "$drc" "${out#"$run"/}"
-            report_failure "$home" "$out"
-            results+=("FAILED  $name: $(cat "$out.reason" 2>/dev/null)")
+            if [[ $drc == 0 && -f $installed ]]; then
+                printf '    deployed, but%s\n' "${stop_note#;}"
+                results+=("FAILED  $name: deployed, but${stop_note#;}")
+            else
+                report_failure "$home" "$out"
+                results+=("FAILED  $name: $(cat "$out.reason" 2>/dev/null)")
+            fi
         fi
         cp -r "$home/log" "$logs/home-log-$name" 2>/dev/null || true
     done
 
+    # The node scenario: what the caretaker does on a node. One home: Engage deploys the caretaker,
+    # then the caretaker's own code (datablox_engage_adapter.install_block, as installed in
+    # <home>/python) deploys each block on demand into that same home, additively.
+    if [[ -z ${ENGAGE_REAL_ONLY:-} || " $ENGAGE_REAL_ONLY " == *" node "* ]]; then
+        rm -rf "$home"
+        tar -xf "$run/home.tar" -C "$run"
+        total=$((total + 1))
+        local node_out=$logs/node-caretaker.log drc=0
+        log "node: deployer caretaker, then the adapter deploys each block into the same home"
+        (cd "$home" && "$home/engage/bin/deployer" -d "$home" -g "$dist/datablox/metadata/caretaker_install_spec.json") \
+            >"$node_out" 2>&1 || drc=$?
+        if [[ $drc != 0 ]]; then
+            failed=$((failed + 1))
+            printf -- '--- node: caretaker FAILED (deployer exit %s, log %s)\n' "$drc" "${node_out#"$run"/}"
+            report_failure "$home" "$node_out"
+            results+=("FAILED  node: caretaker: $(cat "$node_out.reason" 2>/dev/null)")
+        else
+            results+=("OK      node: caretaker")
+            local j
+            for j in "${!names[@]}"; do
+                name=${names[$j]}
+                [[ $name != caretaker ]] || continue
+                total=$((total + 1))
+                local block_out=$logs/node-$name.log
+                if (cd "$home" && python3 - "$home" "$name" "${versions[$j]}" <<'EOF') >"$block_out" 2>&1; then
+import sys
+home, name, version = sys.argv[1:]
+sys.path.insert(0, home + "/python")
+from datablox_engage_adapter.deploy import DeployError, install_block
+try:
+    print(install_block(home, name, version)["status"])
+except DeployError as error:
+    print(error)
+    sys.exit(1)
+EOF
+                    results+=("OK      node: $name: adapter install_block: $(tail -n 1 "$block_out")")
+                else
+                    failed=$((failed + 1))
+                    printf -- '--- node: %s FAILED (log %s)\n' "$name" "${block_out#"$run"/}"
+                    report_failure "$home" "$block_out"
+                    results+=("FAILED  node: $name: $(grep -v '^\s*$' "$block_out" | head -n 1 | cut -c1-200) / $(cat "$block_out.reason" 2>/dev/null)")
+                fi
+            done
+            (cd "$home" && "$home/engage/bin/svcctl" -d "$home" stop) >"$logs/node-svcctl-stop.log" 2>&1 || true
+            cp "$home/config/installed_resources.json" "$logs/node-installed_resources.json" 2>/dev/null || true
+        fi
+        local pid
+        for pid in $(pgrep -f -- "$home/" || true); do kill -KILL "$pid" 2>/dev/null || true; done
+    fi
+
     printf '\n=== engage-real summary (%s) ===\n' "$(date -u +%Y-%m-%dT%H:%MZ)"
     printf 'checked: config engine built from %s with 3 patches; bootstrap.py --never-download;\n' "$ENGAGE_SRC"
-    printf '         install_extension.py %s/datablox; deployer -g on each spec into a fresh bootstrapped home;\n' "$dist"
-    printf '         OK = deployer exit 0 and config/installed_resources.json written (ids listed)\n'
+    printf '         install_extension.py %s/datablox; installer_config.json read by Engage'"'"'s file layout;\n' "$dist"
+    printf '         deployer -g on each spec (caretaker_install_spec.json; per block: its key only) into a fresh\n'
+    printf '         copy of the bootstrapped home; node: the caretaker deployed, then each block deployed into\n'
+    printf '         that home by the caretaker'"'"'s own adapter (install_block), as on a node\n'
+    printf '         OK = deployer exit 0, config/installed_resources.json written (ids listed), and\n'
+    printf '              svcctl stop stopped what it started (no process left under the home)\n'
     printf '%s\n' "${results[@]}"
-    printf '%d deployments, %d OK, %d FAILED\n' "$total" "$((total - failed))" "$failed"
+    printf '%d checks, %d OK, %d FAILED\n' "$total" "$((total - failed))" "$failed"
     [[ $failed == 0 ]]
 }
 

@@ -2,11 +2,10 @@
 
 import argparse
 import json
-import logging
 import os
 import sys
 
-from . import DeployError, safetar, service
+from . import DeployError, safetar
 from .deploy import Options, deploy
 from .extension import key_text
 from .home import Home
@@ -70,6 +69,8 @@ def parse_config(items):
 
 
 def setup_log(home):
+    import logging
+
     logger = logging.getLogger("datablox_deployer")
     logger.setLevel(logging.INFO)
     # Opened at the first line: a refused deploy leaves the home's files as they were.
@@ -98,6 +99,8 @@ def main(argv=None):
     home = Home(args.home)
     try:
         if args.resources and args.resources[0] in ("start", "stop", "status"):
+            from . import service
+
             action, names = args.resources[0], args.resources[1:]
             if len(names) > 1:
                 raise DeployError("{} takes at most one SERVICE".format(action), 2)

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import sys
+import time
 
 from . import DeployError, safetar
 from .extension import Extension, key_text, key_tuple
@@ -14,6 +15,7 @@ from .home import Home
 from .resolve import HOST_ID, Resolver, compare_versions, detect_platform, host_instance
 
 PIP_CLASSES = ("PipLink", "EasyInstallLink")
+RECORD_EVERY = float(os.environ.get("DATABLOX_DEPLOY_RECORD_EVERY", "0.25"))
 
 
 class Options(object):
@@ -221,14 +223,22 @@ def deploy(options, dry_run=False):
             instances = [host] + [i for i in installed if i.get("id") != HOST_ID]
             if not installed:
                 home.write_installed(instances)
-            for step, (record, commit) in zip(work, prepared):
+            # installed_resources.json is rewritten after a resource at most every RECORD_EVERY
+            # seconds (and once at the end, synced): a resource placed but not yet recorded when
+            # a deploy is killed is installed again by the next run, never half there.
+            last_write = time.monotonic()
+            for index, (step, (record, commit)) in enumerate(zip(work, prepared)):
                 commit()
                 props = step.planned.instance.setdefault("properties", {})
                 props["installed"] = True
                 props["datablox_package"] = record
                 if not step.planned.existing:
                     instances.append(step.planned.instance)
-                home.write_installed(instances)
+                if index + 1 == len(work):
+                    home.write_installed(instances)
+                elif time.monotonic() - last_write >= RECORD_EVERY:
+                    home.write_installed(instances, sync=False)
+                    last_write = time.monotonic()
                 options.log("{} {} ({}): {}".format(step.action, key_text(step.planned.key), step.planned.reason, step.why))
             home.clean_staging()
             return steps, changed

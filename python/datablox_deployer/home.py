@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 
@@ -53,15 +52,26 @@ def crash_point(name):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def write_atomically(path, data):
-    """Write bytes to a temporary file beside `path`, fsync it, and os.replace() it into place."""
+def link_or_copy(source, target):
+    """A hard link when source and target share a file system, else a copy. Safe for package
+    files: `dist` replaces a changed file by renaming a new one over it, never in place."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def write_atomically(path, data, sync=True):
+    """Write bytes to a temporary file beside `path` (fsync'ed unless `sync` is false) and
+    os.replace() it into place."""
     directory = os.path.dirname(path)
     handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()
-            os.fsync(out.fileno())
+            if sync:
+                os.fsync(out.fileno())
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -163,9 +173,9 @@ class Home(object):
             raise DeployError("{}: expected a JSON list of resource instances".format(self.installed_file))
         return instances
 
-    def write_installed(self, instances):
+    def write_installed(self, instances, sync=True):
         text = json.dumps(instances, sort_keys=True, indent=2) + "\n"
-        write_atomically(self.installed_file, text.encode("utf-8"))
+        write_atomically(self.installed_file, text.encode("utf-8"), sync)
         crash_point("recorded")
 
     def settings(self):
@@ -200,7 +210,7 @@ class Home(object):
         for part in ENGAGE_PARTS:
             source = extension.path(part)
             if os.path.isdir(source):
-                shutil.copytree(source, os.path.join(new, part),
+                shutil.copytree(source, os.path.join(new, part), copy_function=link_or_copy,
                                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             elif os.path.isfile(source):
                 shutil.copyfile(source, os.path.join(new, part))
@@ -271,6 +281,8 @@ class Home(object):
         """`pip install --target` into staging; returns the target directory, whose top-level
         entries are then renamed into `<home>/python`. With `find_links`, from that directory
         only (`--no-index`), so no network is needed. Also returns pip's output, for the log."""
+        import subprocess
+
         target = os.path.join(self.new_staging("pip"), "target")
         command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
                    "--no-input", "--target", target, requirement]

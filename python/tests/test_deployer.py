@@ -326,7 +326,9 @@ class CrashTest(DeployerCase):
         self.home = clean_home
         for point in ("extracted@1", "extracted@3", "placed@2", "recorded@1", "recorded@3"):
             shutil.rmtree(self.home, ignore_errors=True)
-            run = deployer(self.home, self.tree, "alpha", "beta", env={"DATABLOX_DEPLOY_CRASH": point})
+            # Every resource recorded as soon as it is placed, so each point is reached.
+            run = deployer(self.home, self.tree, "alpha", "beta",
+                           env={"DATABLOX_DEPLOY_CRASH": point, "DATABLOX_DEPLOY_RECORD_EVERY": "0"})
             self.assertEqual(run.returncode, -9, "{}: {}".format(point, run.stderr))
             # Whole resources or none: every recorded resource is in place.
             for instance in installed(self.home) if os.path.exists(os.path.join(self.home, "config", "installed_resources.json")) else []:

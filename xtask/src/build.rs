@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::archive::{self, ArchiveSettings};
 use crate::cache::{Cache, FileRecord, OutputRecord};
 use crate::error::{Error, IoContext, Result};
+use crate::exclude::Excludes;
 use crate::hash::{self, to_hex};
 use crate::model::{Key, Kind};
 use crate::plan::{Plan, TREE};
@@ -111,7 +112,10 @@ pub fn build(
         use rayon::prelude::*;
         plan.archives
             .par_iter()
-            .map(|job| tree::scan(&job.dir, &job.top))
+            .map(|job| {
+                let excludes = Excludes::for_package(&plan.repo, &job.dir, &job.exclude)?;
+                tree::scan_excluding(&job.dir, &job.top, &excludes)
+            })
             .collect()
     });
     let mut diagnostics = Vec::new();

@@ -178,12 +178,22 @@ impl Error {
 
     /// A file-system error, always with the path it concerns.
     pub fn io(action: &str, path: &Path, error: std::io::Error) -> Error {
+        let help = match error.kind() {
+            std::io::ErrorKind::InvalidData => "save the file as UTF-8 text",
+            std::io::ErrorKind::NotFound => "check that the path exists",
+            std::io::ErrorKind::PermissionDenied => "check the permissions of the path",
+            std::io::ErrorKind::InvalidFilename => {
+                "shorten the path: a name has at most 255 bytes on most file systems"
+            }
+            _ => "check the path and the file system, then run the command again",
+        };
         Error::new(
             Diagnostic::error(
                 "io",
                 format!("cannot {action} `{}`: {error}", path.display()),
             )
-            .file(path),
+            .file(path)
+            .help(help),
         )
     }
 }

@@ -21,6 +21,10 @@ pub const DEFINITIONS_FILE: &str = "metadata/resource_definitions.json";
 pub const LIBRARY_FILE: &str = "metadata/resource_library.json";
 pub const INSTALLER_CONFIG_FILE: &str = "metadata/installer_config.json";
 pub const GENERIC_DRIVER: &str = "generic_blox_driver.py";
+/// What Engage appends to an install spec option's `file_name` to find its template.
+pub const TEMPLATE_SUFFIX: &str = ".tmpl";
+/// The installer's `log_level` (`INFO`, one of `utils/log_setup.py`'s level names).
+pub const INSTALLER_LOG_LEVEL: &str = "INFO";
 
 /// One file of the extension tree, relative to its root.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,7 +67,26 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
 
     let mut definitions = Vec::new();
     let mut library = Vec::new();
+    // Driver directory name -> the manifest that produces it: two keys can mangle to one name.
+    let mut driver_dirs: BTreeMap<String, &Path> = BTreeMap::new();
     for resource in &model.resources {
+        if !matches!(resource.driver, Driver::Library { .. })
+            && let Some(first) = driver_dirs.insert(resource.driver_dir(), &resource.manifest)
+        {
+            return Err(Error::new(
+                Diagnostic::error(
+                    "driver-dir-collision",
+                    format!(
+                        "`{}` and `{}` both produce the driver directory `datablox/drivers/{}`",
+                        first.display(),
+                        resource.manifest.display(),
+                        resource.driver_dir()
+                    ),
+                )
+                .file(&resource.manifest)
+                .help("driver directories are named after the key with `-`, `.` and spaces mangled: rename one resource"),
+            ));
+        }
         match &resource.driver {
             Driver::Library { module } => {
                 definitions.push(definition(resource));
@@ -145,23 +168,10 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
     }
 
     if let Some(application) = &model.extension.application_name {
-        let choices: Vec<Value> = model
-            .extension
-            .install_specs
-            .iter()
-            .filter_map(|spec| {
-                spec.choice
-                    .as_ref()
-                    .map(|choice| json!({"choice_name": choice, "file_name": spec.file}))
-            })
-            .collect();
-        let config = json!({
-            "application_name": application,
-            "resource_def_file_name": Path::new(DEFINITIONS_FILE).file_name().unwrap().to_string_lossy(),
-            "software_library_file_name": Path::new(LIBRARY_FILE).file_name().unwrap().to_string_lossy(),
-            "install_spec_options": choices,
-        });
-        files.push(json_file(INSTALLER_CONFIG_FILE, &config)?);
+        files.push(json_file(
+            INSTALLER_CONFIG_FILE,
+            &installer_config(application, &model.extension.install_specs),
+        )?);
     }
     for spec in &model.extension.install_specs {
         files.push(json_file(
@@ -178,6 +188,35 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
         ));
     }
     Ok(files)
+}
+
+/// What Engage's installer reads first. `python_pkg/engage/engine/installer_config.py`
+/// (`parse_installer_config`) requires `resource_def_file_name`, `software_library_file_name`,
+/// `log_level` and `application_name` as strings, and `install_spec_options` as a list whose
+/// options each have `choice_name` and `file_name` (`_parse_install_spec_options`).
+/// `engine/engage_file_layout.py` (`get_install_spec_template_file`) appends `.tmpl` to an
+/// option's `file_name` to find its template, so the name is written without it (`check` makes
+/// every chosen spec's file end in `.tmpl`). `log_level` is only stored by Engage; the level
+/// names are those of `utils/log_setup.py`.
+fn installer_config(application: &str, specs: &[InstallSpec]) -> Value {
+    let choices: Vec<Value> = specs
+        .iter()
+        .filter_map(|spec| {
+            let choice = spec.choice.as_ref()?;
+            let file_name = spec
+                .file
+                .strip_suffix(TEMPLATE_SUFFIX)
+                .unwrap_or(&spec.file);
+            Some(json!({"choice_name": choice, "file_name": file_name}))
+        })
+        .collect();
+    json!({
+        "application_name": application,
+        "resource_def_file_name": Path::new(DEFINITIONS_FILE).file_name().unwrap().to_string_lossy(),
+        "software_library_file_name": Path::new(LIBRARY_FILE).file_name().unwrap().to_string_lossy(),
+        "log_level": INSTALLER_LOG_LEVEL,
+        "install_spec_options": choices,
+    })
 }
 
 fn bytes(path: &str, content: Vec<u8>) -> OutputFile {
@@ -277,9 +316,10 @@ fn ports_json(ports: &BTreeMap<String, BTreeMap<String, Property>>) -> Value {
 pub fn definition(resource: &Resource) -> Value {
     let mut object = Map::new();
     object.insert("key".into(), key_json(&resource.key));
-    if let Some(name) = &resource.display_name {
-        object.insert("display_name".into(), Value::String(name.clone()));
-    }
+    object.insert(
+        "display_name".into(),
+        Value::String(resource.display_name.clone()),
+    );
     if let Some(comment) = &resource.comment {
         object.insert("comment".into(), Value::String(comment.clone()));
     }
@@ -336,8 +376,6 @@ fn block_driver(resource: &Resource) -> String {
     // The docstring must stay a docstring whatever the display name holds.
     let name = resource
         .display_name
-        .as_deref()
-        .unwrap_or(&resource.key.name)
         .replace('\\', "/")
         .replace("\"\"\"", "'''");
     format!(

@@ -101,6 +101,9 @@ pub struct BenchFlags {
     /// Corpus seed
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Run only the deploy modes (the node deployer against a `tar xzf` loop), not `dist`'s
+    #[arg(long)]
+    pub deploy_only: bool,
     /// Also write the results as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

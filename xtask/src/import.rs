@@ -940,7 +940,9 @@ impl Importer {
                     option.get("choice_name").and_then(Value::as_str),
                     option.get("file_name").and_then(Value::as_str),
                 ) {
-                    choices.insert(file.to_string(), choice.to_string());
+                    // Engage finds a choice's spec at `file_name` + `.tmpl`
+                    // (`engine/engage_file_layout.py`, `get_install_spec_template_file`).
+                    choices.insert(format!("{file}.tmpl"), choice.to_string());
                 }
             }
         }

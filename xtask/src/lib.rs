@@ -10,6 +10,7 @@ pub mod cache;
 pub mod check;
 pub mod deploy;
 pub mod error;
+pub mod exclude;
 pub mod extension;
 pub mod flags;
 pub mod graph;
@@ -63,6 +64,7 @@ pub fn dist(
         .unwrap_or_else(|| repo.join("target").join("dist"));
     output::check_out_dir(&out_dir)?;
     let plan = plan::make(&checked.model, repo, options.source_date_epoch)?;
+    plan::check_out_dir(&plan, &out_dir)?;
     timings.lap("plan and generate the extension tree");
     let old = cache::Cache::read(&out_dir);
     timings.lap("read the build cache");
@@ -122,7 +124,8 @@ pub fn find_repo(start: &Path) -> Result<PathBuf> {
                         start.display()
                     ),
                 )
-                .help("run the command inside a Datablox repository"),
+                .file(start.join("manifests").join(manifest::EXTENSION_MANIFEST))
+                .help("run the command inside a Datablox repository (its root has `manifests/extension.toml`)"),
             )
         })
 }

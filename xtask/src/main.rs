@@ -161,15 +161,27 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 seed: flags.seed,
                 runs: flags.runs as usize,
                 tools: flags.corpus_tools.map(|dir| cwd.join(dir)),
-                xtask: xtask::bench::xtask_binary(&repo, &mut log)?,
+                // The deploy modes time the Python deployer; `dist` only prepares their input.
+                xtask: if flags.deploy_only {
+                    std::env::current_exe().map_err(|e| Error::io("find", &cwd, e))?
+                } else {
+                    xtask::bench::xtask_binary(&repo, &mut log)?
+                },
                 jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
                 cold_compile: flags.cold_compile,
             };
-            let report = xtask::bench::run(&repo, &options, &mut log)?;
-            println!("{}", report.table());
+            let mut json = serde_json::json!({});
+            if !flags.deploy_only {
+                let report = xtask::bench::run(&repo, &options, &mut log)?;
+                println!("{}", report.table());
+                json = serde_json::to_value(&report).expect("the report serializes");
+            }
+            let deploy = xtask::bench::deploy::run(&repo, &options, &mut log)?;
+            println!("{}", deploy.table());
+            json["deploy"] = serde_json::to_value(&deploy).expect("the report serializes");
             if let Some(path) = flags.json {
                 let path = cwd.join(path);
-                let json = serde_json::to_string_pretty(&report).expect("the report serializes");
+                let json = serde_json::to_string_pretty(&json).expect("the report serializes");
                 std::fs::write(&path, json + "\n").map_err(|e| Error::io("write", &path, e))?;
             }
             Ok(ExitCode::SUCCESS)

@@ -130,6 +130,9 @@ pub struct BlockTable {
     #[serde(default)]
     pub config_port: BTreeMap<String, Spanned<RawProperty>>,
     pub source: Option<Spanned<String>>,
+    /// Files of the block directory left out of its archive (gitignore patterns).
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +166,9 @@ pub struct RawPackage {
     pub dummy: Option<Spanned<bool>>,
     pub filename: Option<String>,
     pub downloader: Option<String>,
+    /// For `archive`: files of the directory left out of the archive (gitignore patterns).
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 /// A property of a port: `"type"` or `{ type, default, fixed-value }`.
@@ -382,36 +388,57 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
 pub fn read_all(repo: &Path) -> Result<RawManifests> {
     let dir = repo.join("manifests");
     let mut names = Vec::new();
+    let mut diagnostics = Vec::new();
     for entry in std::fs::read_dir(&dir).with_path("read the manifest directory", &dir)? {
         let entry = entry.with_path("read the manifest directory", &dir)?;
         let name = entry.file_name();
         let is_toml = Path::new(&name)
             .extension()
             .is_some_and(|ext| ext == "toml");
-        if is_toml
-            && entry
-                .file_type()
-                .with_path("stat", &entry.path())?
-                .is_file()
-        {
-            names.push(name);
+        if !is_toml {
+            continue;
+        }
+        let relative = Path::new("manifests").join(&name);
+        let file_type = entry.file_type().with_path("stat", &entry.path())?;
+        match manifest_problem(repo, &entry.path(), file_type) {
+            None => names.push(name),
+            Some((problem, help)) => diagnostics.push(
+                Diagnostic::error(
+                    "manifest-not-file",
+                    format!("manifest `{}` {problem}", relative.display()),
+                )
+                .file(&relative)
+                .help(help),
+            ),
         }
     }
     names.sort_by(|a, b| a.as_encoded_bytes().cmp(b.as_encoded_bytes()));
-
-    let mut diagnostics = Vec::new();
-    let mut extension = None;
-    let mut resources = Vec::new();
+    diagnostics.sort_by(|a, b| a.file.cmp(&b.file));
+    let mut texts = Vec::new();
     for name in names {
         let relative = Path::new("manifests").join(&name);
-        let text = match std::fs::read_to_string(dir.join(&name)) {
-            Ok(text) => text,
+        match std::fs::read_to_string(dir.join(&name)) {
+            Ok(text) => texts.push((relative, text)),
             Err(error) => {
-                diagnostics.push(Error::io("read", &relative, error).diagnostics.remove(0));
-                continue;
+                diagnostics.push(Error::io("read", &relative, error).diagnostics.remove(0))
             }
-        };
-        if name == EXTENSION_MANIFEST {
+        }
+    }
+    parse_all(texts, diagnostics)
+}
+
+/// Parses manifest texts (path relative to the repository, text), in the order given; the one
+/// named `manifests/extension.toml` is the extension manifest. `diagnostics` are problems found
+/// while reading, reported with the parse errors. Touches no disk: the fuzz targets call it.
+pub fn parse_all(
+    texts: Vec<(PathBuf, String)>,
+    mut diagnostics: Vec<Diagnostic>,
+) -> Result<RawManifests> {
+    let extension_path = Path::new("manifests").join(EXTENSION_MANIFEST);
+    let mut extension = None;
+    let mut resources = Vec::new();
+    for (relative, text) in texts {
+        if relative == extension_path {
             match parse::<ExtensionFile>(&relative, &text) {
                 Ok(value) => {
                     extension = Some(Source {
@@ -433,7 +460,6 @@ pub fn read_all(repo: &Path) -> Result<RawManifests> {
             }
         }
     }
-    let extension_path = Path::new("manifests").join(EXTENSION_MANIFEST);
     if extension.is_none()
         && !diagnostics
             .iter()
@@ -453,6 +479,57 @@ pub fn read_all(repo: &Path) -> Result<RawManifests> {
         }),
         None => Err(Error::many(diagnostics)),
     }
+}
+
+/// Why a `manifests/*.toml` entry cannot be read as a manifest, with what to do; `None` when it
+/// can. A symbolic link is followed when it leads to a regular file inside the repository, like
+/// the sources a manifest names; anything but a regular file (a FIFO would block the read
+/// forever) is refused rather than skipped, so no manifest is silently dropped.
+fn manifest_problem(
+    repo: &Path,
+    path: &Path,
+    file_type: std::fs::FileType,
+) -> Option<(String, &'static str)> {
+    if path.file_name().and_then(|name| name.to_str()).is_none() {
+        return Some((
+            "has a name that is not UTF-8".into(),
+            "rename it: diagnostics and `--json` name manifests by their UTF-8 names",
+        ));
+    }
+    if file_type.is_file() {
+        return None;
+    }
+    if !file_type.is_symlink() {
+        return Some((
+            "is not a regular file".into(),
+            "replace it by a TOML file, or remove it",
+        ));
+    }
+    let (Ok(real), Ok(real_repo)) = (path.canonicalize(), repo.canonicalize()) else {
+        return Some((
+            "is a symbolic link to nothing".into(),
+            "fix the symbolic link, or remove it",
+        ));
+    };
+    if !real.starts_with(&real_repo) {
+        return Some((
+            format!(
+                "is a symbolic link to `{}`, outside the repository",
+                real.display()
+            ),
+            "keep manifests inside the repository; replace the symbolic link by the file",
+        ));
+    }
+    if !real.is_file() {
+        return Some((
+            format!(
+                "is a symbolic link to `{}`, which is not a regular file",
+                real.display()
+            ),
+            "point the link at a TOML file, or remove it",
+        ));
+    }
+    None
 }
 
 /// Parses one TOML file, turning a syntax or schema error into a diagnostic with a line and column.

@@ -155,6 +155,8 @@ pub enum PackageSource {
     Archive {
         dir: PathBuf,
         file_name: String,
+        /// Patterns (gitignore syntax, relative to `dir`) of files left out of the archive.
+        exclude: Vec<String>,
     },
     /// A file copied into `sw_packages` as `file_name`.
     File {
@@ -196,7 +198,9 @@ pub struct Resource {
     pub kind: Kind,
     /// The manifest it comes from, relative to the repository.
     pub manifest: PathBuf,
-    pub display_name: Option<String>,
+    /// Engage's `display_name`, required on every definition (`parse_rdef.ml`, `parse_rdef`):
+    /// from the manifest, else derived.
+    pub display_name: String,
     pub comment: Option<String>,
     pub config_port: BTreeMap<String, Property>,
     pub input_ports: Ports,

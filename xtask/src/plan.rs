@@ -1,11 +1,11 @@
 //! `Model` + what is on disk -> `Plan`: which archives to build, which files to copy, which
 //! extension files to generate. Lists directories, writes nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::check::DRIVER_SOURCES;
 use crate::error::{Diagnostic, Error, IoContext, Result};
-use crate::extension::{self, DriverSources, GENERIC_DRIVER, OutputFile};
+use crate::extension::{self, Content, DriverSources, GENERIC_DRIVER, OutputFile};
 use crate::model::{Driver, Key, Kind, Model, PackageSource};
 
 /// The name of the extension tree inside the output directory.
@@ -40,6 +40,8 @@ pub struct ArchiveJob {
     /// The archive's single top-level directory: the source directory's name.
     pub top: String,
     pub file_name: String,
+    /// The manifest's `exclude` patterns (gitignore syntax, relative to `dir`).
+    pub exclude: Vec<String>,
 }
 
 /// One `sw_packages` file copied as it is.
@@ -70,16 +72,17 @@ pub fn make(model: &Model, repo: &Path, source_date_epoch: Option<u64>) -> Resul
     for resource in &model.resources {
         for package in &resource.packages {
             match &package.source {
-                PackageSource::Archive { dir, file_name } => archives.push(ArchiveJob {
+                PackageSource::Archive {
+                    dir,
+                    file_name,
+                    exclude,
+                } => archives.push(ArchiveJob {
                     key: resource.key.clone(),
                     kind: resource.kind,
                     dir: repo.join(dir),
-                    top: dir
-                        .file_name()
-                        .expect("checked: a directory")
-                        .to_string_lossy()
-                        .into_owned(),
+                    top: archive_top(dir, &resource.manifest)?,
                     file_name: file_name.clone(),
+                    exclude: exclude.clone(),
                 }),
                 PackageSource::File { path, file_name } => files.push(FileJob {
                     key: resource.key.clone(),
@@ -105,7 +108,7 @@ pub fn make(model: &Model, repo: &Path, source_date_epoch: Option<u64>) -> Resul
 /// each driver directory a manifest names, in byte-wise name order.
 fn driver_sources(model: &Model, repo: &Path) -> Result<DriverSources> {
     let mut sources = DriverSources {
-        modules: python_files(&repo.join(DRIVER_SOURCES))?,
+        modules: python_files(&repo.join(DRIVER_SOURCES), repo)?,
         ..Default::default()
     };
     let has_block = model.resources.iter().any(|r| r.kind == Kind::Block);
@@ -120,13 +123,14 @@ fn driver_sources(model: &Model, repo: &Path) -> Result<DriverSources> {
                 "missing-generic-driver",
                 format!("there is no `{DRIVER_SOURCES}/{GENERIC_DRIVER}`"),
             )
+            .file(Path::new(DRIVER_SOURCES).join(GENERIC_DRIVER))
             .help("every block driver imports the generic block driver: restore the file"),
         ));
     }
     let launcher = repo.join(DEPLOYER_LAUNCHER);
     if launcher.is_file() {
         sources.deployer.push(("bin/deploy".to_string(), launcher));
-        for module in python_files(&repo.join(DEPLOYER_PACKAGE))? {
+        for module in python_files(&repo.join(DEPLOYER_PACKAGE), repo)? {
             let name = module.file_name().expect("listed files have names");
             let path = format!("bin/datablox_deployer/{}", name.to_string_lossy());
             sources.deployer.push((path, module));
@@ -136,23 +140,204 @@ fn driver_sources(model: &Model, repo: &Path) -> Result<DriverSources> {
         if let Driver::Directory(dir) = &resource.driver {
             sources
                 .directories
-                .insert(dir.clone(), python_files(&repo.join(dir))?);
+                .insert(dir.clone(), python_files(&repo.join(dir), repo)?);
         }
     }
     Ok(sources)
 }
 
-fn python_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The archive's top directory: the last component of its source directory. `check` refuses a
+/// path without one (the repository itself), so this error only guards against a bug there.
+fn archive_top(dir: &Path, manifest: &Path) -> Result<String> {
+    match dir.components().next_back() {
+        Some(Component::Normal(name)) => Ok(name.to_string_lossy().into_owned()),
+        _ => Err(Error::new(
+            Diagnostic::error(
+                "archive-not-dir",
+                format!("archive directory `{}` has no name", dir.display()),
+            )
+            .file(manifest)
+            .help("name a directory below the repository root, e.g. `python/my_package`"),
+        )),
+    }
+}
+
+/// The `.py` files of a driver directory, sorted. They are copied into the extension, so like the
+/// files of a block they must come from inside the repository: a symbolic link is followed only
+/// when it resolves inside `repo`, and anything but a regular file with a `.py` name is an error.
+fn python_files(dir: &Path, repo: &Path) -> Result<Vec<PathBuf>> {
     if !dir.exists() {
         return Ok(Vec::new());
     }
+    let real_repo = repo.canonicalize().with_path("resolve", repo)?;
     let mut files = Vec::new();
+    let mut problems = Vec::new();
     for entry in std::fs::read_dir(dir).with_path("read", dir)? {
-        let path = entry.with_path("read", dir)?.path();
-        if path.extension().is_some_and(|e| e == "py") && path.is_file() {
-            files.push(path);
+        let entry = entry.with_path("read", dir)?;
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "py") {
+            continue;
         }
+        let file_type = entry.file_type().with_path("read metadata of", &path)?;
+        if file_type.is_symlink() {
+            match path.canonicalize() {
+                Ok(real) if real.starts_with(&real_repo) && real.is_file() => {}
+                Ok(real) if real.starts_with(&real_repo) => {
+                    if real.is_dir() {
+                        continue;
+                    }
+                    problems.push(
+                        Diagnostic::error(
+                            "driver-not-file",
+                            format!(
+                                "driver file `{}` leads to `{}`, which is not a regular file",
+                                path.display(),
+                                real.display()
+                            ),
+                        )
+                        .file(&path)
+                        .help("replace the symbolic link by the driver's code"),
+                    );
+                    continue;
+                }
+                Ok(real) => {
+                    problems.push(
+                        Diagnostic::error(
+                            "symlink-outside",
+                            format!(
+                                "driver file `{}` is a symbolic link to `{}`, outside the repository",
+                                path.display(),
+                                real.display()
+                            ),
+                        )
+                        .file(&path)
+                        .help("keep driver code inside the repository; replace the symbolic link by a copy of the file"),
+                    );
+                    continue;
+                }
+                Err(_) => {
+                    problems.push(
+                        Diagnostic::error(
+                            "symlink-outside",
+                            format!(
+                                "driver file `{}` is a symbolic link to nothing",
+                                path.display()
+                            ),
+                        )
+                        .file(&path)
+                        .help("fix or remove the symbolic link"),
+                    );
+                    continue;
+                }
+            }
+        } else if file_type.is_dir() {
+            continue;
+        } else if !file_type.is_file() {
+            problems.push(
+                Diagnostic::error(
+                    "special-file",
+                    format!("driver file `{}` is not a regular file", path.display()),
+                )
+                .file(&path)
+                .help("remove it; only regular `.py` files are copied into the extension"),
+            );
+            continue;
+        }
+        files.push(path);
+    }
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| a.file.cmp(&b.file));
+        return Err(Error::many(problems));
     }
     files.sort();
     Ok(files)
+}
+
+/// Refuses an output directory that overlaps what the build reads: inside a package's source
+/// directory (the output would be packed into its own archive, growing on every run), equal to
+/// one, or holding one (stale-file removal could delete sources). Compares real paths, so a
+/// symbolic link or `..` in `--out` changes nothing.
+pub fn check_out_dir(plan: &Plan, out_dir: &Path) -> Result<()> {
+    let out = real_path(out_dir);
+    let mut sources: Vec<(PathBuf, String)> = Vec::new();
+    for job in &plan.archives {
+        sources.push((job.dir.clone(), format!("the source of `{}`", job.key)));
+    }
+    for job in &plan.files {
+        sources.push((
+            job.source.clone(),
+            format!("the package file of `{}`", job.key),
+        ));
+    }
+    sources.push((plan.repo.join("manifests"), "the manifests".into()));
+    for file in &plan.tree {
+        if let Content::Copy(path) = &file.content
+            && let Some(parent) = path.parent()
+        {
+            sources.push((parent.to_path_buf(), "hand-written driver code".into()));
+        }
+    }
+    let mut overlaps = Vec::new();
+    for (source, what) in sources {
+        let real = real_path(&source);
+        let relation = if out == real {
+            "is"
+        } else if out.starts_with(&real) {
+            "lies inside"
+        } else if real.starts_with(&out) {
+            "contains"
+        } else {
+            continue;
+        };
+        let shown = source.strip_prefix(&plan.repo).unwrap_or(&source);
+        overlaps.push(format!("{relation} `{}`, {what}", shown.display()));
+    }
+    overlaps.dedup();
+    let Some(first) = overlaps.first() else {
+        return Ok(());
+    };
+    let others = match overlaps.len() - 1 {
+        0 => String::new(),
+        1 => " (and 1 other source)".to_string(),
+        n => format!(" (and {n} other sources)"),
+    };
+    Err(Error::new(
+        Diagnostic::error(
+            "out-overlaps-sources",
+            format!(
+                "the output directory `{}` {first}{others}",
+                out_dir.display()
+            ),
+        )
+        .file(out_dir)
+        .help("write the output outside the sources the build reads, e.g. `--out target/dist` (the default)"),
+    ))
+}
+
+/// `path` with symbolic links and `..` resolved, also when its last components do not exist yet.
+fn real_path(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut existing = path;
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            let mut result = real;
+            for component in missing.iter().rev() {
+                match component {
+                    Component::ParentDir => {
+                        result.pop();
+                    }
+                    Component::CurDir => {}
+                    other => result.push(other),
+                }
+            }
+            return result;
+        }
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                missing.push(last);
+                existing = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }

@@ -3,8 +3,10 @@
 //! The walk never follows symlinks. It accepts directories, regular files and symlinks that stay
 //! inside the directory; it rejects absolute or escaping symlinks, FIFOs, sockets, devices and
 //! regular files hard-linked to something outside the directory, reporting every such problem at
-//! once. Entries are sorted byte-wise by member path, so the order does not depend on readdir
-//! order, the locale or anything else. Reading file contents is left to `hash` and `archive`.
+//! once. What `exclude` excludes (`__pycache__/`, `.gitignore`d files, the manifest's `exclude`
+//! list) is left out before any check. Entries are sorted byte-wise by member path, so the order
+//! does not depend on readdir order, the locale or anything else. Reading file contents is left
+//! to `hash` and `archive`.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, Metadata};
@@ -13,6 +15,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Diagnostic, Error, IoContext, Result};
+use crate::exclude::{self, Excludes};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
@@ -67,8 +70,17 @@ pub struct Tree {
     pub entries: Vec<Entry>,
 }
 
-/// Scans `dir` into a `Tree` whose member paths start with `top`.
+/// Scans `dir` into a `Tree` whose member paths start with `top`, leaving out what the built-in
+/// rules of `exclude` exclude (`__pycache__/`, `*.pyc`, …) and what `.gitignore` files inside
+/// `dir` ignore.
 pub fn scan(dir: &Path, top: &str) -> Result<Tree> {
+    scan_excluding(dir, top, &Excludes::built_in())
+}
+
+/// Scans `dir` leaving out what `excludes` (and the `.gitignore` files found inside `dir`)
+/// exclude: such entries are neither listed nor checked, and excluded directories not entered.
+pub fn scan_excluding(dir: &Path, top: &str, excludes: &Excludes) -> Result<Tree> {
+    let mut excludes = excludes.clone();
     let top_metadata = fs::symlink_metadata(dir).with_path("read metadata of", dir)?;
     if !top_metadata.is_dir() {
         return Err(Diagnostic::error(
@@ -94,7 +106,8 @@ pub fn scan(dir: &Path, top: &str) -> Result<Tree> {
         .follow_links(false)
         .follow_root_links(false)
         .min_depth(1);
-    for item in walker {
+    let mut items = walker.into_iter();
+    while let Some(item) = items.next() {
         let item = item.map_err(|error| {
             let path = error.path().unwrap_or(dir).to_path_buf();
             match error.into_io_error() {
@@ -111,11 +124,6 @@ pub fn scan(dir: &Path, top: &str) -> Result<Tree> {
         // and only files' metadata is ever used (size, mode, links, the stat cache). That spares a
         // third of a scan's system calls, which is most of what a build with no change costs.
         let listed_type = item.file_type();
-        let metadata = if listed_type.is_dir() || listed_type.is_symlink() {
-            None
-        } else {
-            Some(fs::symlink_metadata(&source).with_path("read metadata of", &source)?)
-        };
         let relative = source
             .strip_prefix(dir)
             .expect("walkdir yields paths under its root");
@@ -124,6 +132,23 @@ pub fn scan(dir: &Path, top: &str) -> Result<Tree> {
             path.push(b'/');
             path.extend_from_slice(component.as_os_str().as_bytes());
         }
+        let inside = &path[top.len() + 1..];
+        if excludes.is_excluded(inside, listed_type.is_dir()) {
+            if listed_type.is_dir() {
+                items.skip_current_dir();
+            }
+            continue;
+        }
+        if listed_type.is_dir()
+            && let Some(rules) = exclude::read_gitignore(&source)?
+        {
+            excludes.push_nested(inside, rules);
+        }
+        let metadata = if listed_type.is_dir() || listed_type.is_symlink() {
+            None
+        } else {
+            Some(fs::symlink_metadata(&source).with_path("read metadata of", &source)?)
+        };
 
         let file_type = metadata
             .as_ref()

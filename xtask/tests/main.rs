@@ -4,11 +4,14 @@
 mod support;
 
 mod author;
+mod corpus;
 mod deploy;
 mod dist;
+mod engage;
 mod errors;
 mod python;
 mod reproducible;
 mod tidy;
 
 mod incremental;
+mod inputs;

@@ -9,9 +9,11 @@
 //! Three concerns, one module each: `corpus` (generate the corpus, wrap it in a repository),
 //! `run` (the timed commands, every one through xshell) and `report` (medians, paired ratios,
 //! targets, the table). A new mode is a `run::Mode` variant: its command in `run`, its row and
-//! targets in `report`.
+//! targets in `report`. `deploy` times the node deployer on the same corpus (its own modes and
+//! table, `--deploy-only` to run only them).
 
 mod corpus;
+pub mod deploy;
 mod report;
 mod run;
 
@@ -164,4 +166,19 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         },
         notes,
     ))
+}
+
+/// The corpus repository of `options` (generated on first use) and its work directory, for the
+/// deploy modes.
+pub fn corpus(
+    repo: &Path,
+    options: &BenchOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<(Corpus, PathBuf)> {
+    let tools = find_tools(repo, options.tools.as_deref())?;
+    let work = repo
+        .join("target")
+        .join("bench")
+        .join(format!("{}-seed{}", options.profile, options.seed));
+    Ok((prepare_corpus(repo, &tools, &work, options, log)?, work))
 }

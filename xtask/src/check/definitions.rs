@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::PathBuf;
 
 use toml::Spanned;
 
 use super::names::{block_name_problem, parse_constraint_text, parse_version_spec};
+use super::paths::normalise;
 use super::{Checker, Draft, EXTENSION_FILE, Group, HOST_PROPERTIES, Located, LocatedGroup};
 use crate::manifest::{
     self, BlockTable, RawAlternatives, RawConstraint, RawPorts, RawProperty, ResourceTable, Source,
@@ -218,12 +218,10 @@ impl Checker<'_> {
             key,
             kind: Kind::Block,
             manifest: self.raw.resources[file].path.clone(),
-            display_name: Some(
-                table
-                    .display_name
-                    .clone()
-                    .unwrap_or_else(|| format!("{display} block")),
-            ),
+            display_name: table
+                .display_name
+                .clone()
+                .unwrap_or_else(|| format!("{display} block")),
             comment: table.comment.clone(),
             config_port: self.config_port(file, &table.config_port),
             input_ports: BTreeMap::from([(
@@ -239,8 +237,9 @@ impl Checker<'_> {
             peers: None,
             packages: vec![Package {
                 source: PackageSource::Archive {
-                    dir: PathBuf::from(&source_text),
+                    dir: normalise(&source_text),
                     file_name: format!("{module}.tgz"),
+                    exclude: table.exclude.clone(),
                 },
                 filename: None,
                 downloader: None,
@@ -288,7 +287,7 @@ impl Checker<'_> {
                             .into(),
                     );
                 }
-                Driver::Directory(PathBuf::from(driver.get_ref()))
+                Driver::Directory(normalise(driver.get_ref()))
             }
             (Some(_), Some(driver)) => {
                 self.error(
@@ -348,10 +347,16 @@ impl Checker<'_> {
             groups.extend(self.alternatives(file, "peers", raw));
         }
         let resource = Resource {
-            key,
             kind: Kind::Resource,
             manifest: self.raw.resources[file].path.clone(),
-            display_name: table.display_name.clone(),
+            // Engage's config engine refuses the whole merged definitions file when one lacks
+            // `display_name` (`config_src/config/parse_rdef.ml`, `parse_rdef`: a required
+            // property), and `python_pkg/engage/utils/rdef.py` (`Resource.__init__`) raises
+            // `KeyError`: a resource without one gets its key as a name.
+            display_name: table
+                .display_name
+                .clone()
+                .unwrap_or_else(|| key.to_string()),
             comment: table.comment.clone(),
             config_port: self.config_port(file, &table.config_port),
             input_ports,
@@ -361,6 +366,7 @@ impl Checker<'_> {
             peers: None,
             packages,
             driver,
+            key,
         };
         self.finish(file, table.name.span(), resource, groups)
     }
@@ -373,6 +379,10 @@ impl Checker<'_> {
         groups: Vec<LocatedGroup>,
     ) -> Draft {
         for group in &groups {
+            // Every constraint of the group was refused (and reported): nothing to record.
+            if group.constraints.is_empty() {
+                continue;
+            }
             let constraints: Vec<Constraint> = group
                 .constraints
                 .iter()

@@ -12,14 +12,17 @@
 //! - `packages` — how a resource is installed: manager module or driver directory, packages;
 //! - `paths` — repository paths: inside the repository (also through symbolic links), existing;
 //! - `references` — unique keys, constraints that match definitions, port mappings and input
-//!   ports fed, `${...}` references;
+//!   ports fed, `${...}` references and property values as Engage's config engine reads them;
 //! - `cycles` — dependency cycles over `inside` and `environment`;
-//! - `install_specs` — the install specs of `extension.toml`;
+//! - `install_specs` — the install specs of `extension.toml` and the installer's configuration;
+//! - `deployments` — config values: what a block's on-demand deployment or an install spec pulls
+//!   in must get a value for every config property;
 //! - `lints` — warnings: unreachable resources, narrow ranges, unmapped output ports, block
 //!   directories without a manifest.
 
 mod cycles;
 mod definitions;
+mod deployments;
 mod install_specs;
 mod lints;
 mod names;
@@ -134,7 +137,9 @@ pub fn check(raw: &RawManifests, repo: &Path) -> Result<Checked> {
     }
     if complete {
         checker.cycles(&drafts, &index);
-        checker.install_specs(&mut extension, &index);
+        let instance_spans = checker.install_specs(&mut extension, &index);
+        checker.instance_feeds(&drafts, &index, &extension, &instance_spans);
+        checker.deployments(&drafts, &index, &extension, &instance_spans);
     }
     checker.unmanifested_blocks(&drafts);
     checker.unreachable_resources(&drafts, &index, &extension);
@@ -229,6 +234,35 @@ impl Checker<'_> {
             .span(self.source_text(file), span)
             .help(help);
         self.diagnostics.push(diagnostic);
+    }
+
+    /// Where property `name` of a port is written in `draft`'s manifest (`port` is ignored for
+    /// the config port); the key when the property is derived.
+    fn property_span(
+        &self,
+        draft: &Draft,
+        kind: definitions::PortKind,
+        port: &str,
+        name: &str,
+    ) -> Range<usize> {
+        use definitions::PortKind;
+        let value = &self.raw.resources[draft.file].value;
+        let found = match (&value.block, &value.resource) {
+            (Some(block), _) if kind == PortKind::Config => {
+                block.get_ref().config_port.get(name).map(|p| p.span())
+            }
+            (_, Some(resource)) => {
+                let table = resource.get_ref();
+                match kind {
+                    PortKind::Config => table.config_port.get(name),
+                    PortKind::Input => table.input_ports.get(port).and_then(|p| p.get(name)),
+                    PortKind::Output => table.output_ports.get(port).and_then(|p| p.get(name)),
+                }
+                .map(|p| p.span())
+            }
+            _ => None,
+        };
+        found.unwrap_or_else(|| draft.key_span.clone())
     }
 
     /// An error for a `Problem` of `names`.

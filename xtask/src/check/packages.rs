@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::path::PathBuf;
 
 use toml::Spanned;
 
 use super::names::is_identifier;
+use super::paths::normalise;
 use super::{Checker, DRIVER_SOURCES, Draft};
 use crate::manifest::RawPackage;
 use crate::model::{Driver, Key, Package, PackageSource};
@@ -84,9 +84,26 @@ impl Checker<'_> {
             );
             return None;
         }
+        if package.archive.is_none() && !package.exclude.is_empty() {
+            self.error(
+                file,
+                "exclude-not-archive",
+                span.clone(),
+                "`exclude` applies to an `archive` package only".into(),
+                "remove `exclude`: other packages are not built from a directory".into(),
+            );
+        }
         let source = if let Some(archive) = &package.archive {
             let dir =
                 self.repo_path(file, archive.get_ref(), archive.span(), "archive directory")?;
+            if !self.outside_build_output(
+                file,
+                archive.get_ref(),
+                archive.span(),
+                "archive directory",
+            ) {
+                return None;
+            }
             if !dir.is_dir() {
                 self.error(
                     file,
@@ -99,8 +116,9 @@ impl Checker<'_> {
             }
             let base = dir.file_name()?.to_string_lossy().into_owned();
             PackageSource::Archive {
-                dir: PathBuf::from(archive.get_ref()),
+                dir: normalise(archive.get_ref()),
                 file_name: format!("{base}.tgz"),
+                exclude: package.exclude.clone(),
             }
         } else if let Some(path) = &package.file {
             let full = self.repo_path(file, path.get_ref(), path.span(), "package file")?;
@@ -115,8 +133,22 @@ impl Checker<'_> {
                 return None;
             }
             let base = full.file_name()?.to_string_lossy().into_owned();
+            if let Some(bad) = base.chars().find(|c| c.is_control() || *c == '\\') {
+                self.error(
+                    file,
+                    "package-file-name",
+                    path.span(),
+                    format!(
+                        "the name of package file `{}` holds `{}`, which a `SHA256SUMS` line cannot hold",
+                        path.get_ref().escape_debug(),
+                        bad.escape_debug()
+                    ),
+                    "rename the file: printable characters only".into(),
+                );
+                return None;
+            }
             PackageSource::File {
-                path: PathBuf::from(path.get_ref()),
+                path: normalise(path.get_ref()),
                 file_name: base,
             }
         } else if let Some(pip) = &package.pip {

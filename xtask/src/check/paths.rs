@@ -8,6 +8,15 @@ use std::path::{Component, Path, PathBuf};
 use super::Checker;
 use crate::model::mangle;
 
+/// A repository-relative path as the model keeps it: without `.` components, so that `./blox/x`,
+/// `blox/./x/` and `blox/x` are one path.
+pub(super) fn normalise(text: &str) -> PathBuf {
+    Path::new(text)
+        .components()
+        .filter(|component| !matches!(component, Component::CurDir))
+        .collect()
+}
+
 impl Checker<'_> {
     /// Resolves a repository-relative path: it must stay inside the repository, also through
     /// symbolic links, and exist.
@@ -30,6 +39,16 @@ impl Checker<'_> {
                 span,
                 format!("{what} `{text}` lies outside the repository"),
                 "use a path relative to the repository root, without `..`".into(),
+            );
+            return None;
+        }
+        if normalise(text).as_os_str().is_empty() {
+            self.error(
+                file,
+                "path-is-repo",
+                span,
+                format!("{what} `{text}` is the repository itself"),
+                "name a directory or file below the repository root".into(),
             );
             return None;
         }
@@ -86,6 +105,40 @@ impl Checker<'_> {
         Some(full)
     }
 
+    /// Whether a source directory stays clear of `target/`, where builds write (`dist`'s default
+    /// output is `target/dist`): a source holding it would pack its own output, growing on every
+    /// run, and a source inside it is build output. Reports the problem when it does not.
+    pub(super) fn outside_build_output(
+        &mut self,
+        file: usize,
+        text: &str,
+        span: Range<usize>,
+        what: &str,
+    ) -> bool {
+        let relative = normalise(text);
+        let target = Path::new("target");
+        if !relative.starts_with(target) && !target.starts_with(&relative) {
+            return true;
+        }
+        let relation = if relative == target {
+            "is"
+        } else if relative.starts_with(target) {
+            "lies inside"
+        } else {
+            "contains"
+        };
+        self.error(
+            file,
+            "source-in-build-output",
+            span,
+            format!(
+                "{what} `{text}` {relation} `target/`, where `cargo xtask dist` writes its output"
+            ),
+            "keep sources out of `target/`; name a directory of the sources instead".into(),
+        );
+        false
+    }
+
     /// A block's source directory: it exists inside the repository, holds `__init__.py` and the
     /// block module, and is named `<module>__<version>`, the directory the block driver installs.
     pub(super) fn block_sources(
@@ -96,10 +149,11 @@ impl Checker<'_> {
         display: &str,
         module: &str,
     ) {
-        let dir_name = Path::new(source_text)
+        let dir_name = normalise(source_text)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned());
         if let Some(dir) = self.repo_path(file, source_text, source_span.clone(), "block directory")
+            && self.outside_build_output(file, source_text, source_span.clone(), "block directory")
         {
             let block_module = format!("b_{}.py", mangle(display));
             for required in ["__init__.py", block_module.as_str()] {

@@ -1,10 +1,13 @@
 //! References between resources: every key defined once, every constraint matched by a
 //! definition, port mappings that exist on both sides and provide what the input port declares,
-//! every input port fed, and `${...}` references that resolve.
+//! every input port fed; and the values of a definition as Engage's config engine reads them:
+//! `${...}` references that it resolves, plain config defaults, a `fixed-value` on every output
+//! property.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
+use super::definitions::PortKind;
 use super::{Checker, DefinedIndex, Draft, EXTENSION_FILE, Group, Located};
 use crate::model::{Key, Resource};
 
@@ -188,27 +191,107 @@ impl Checker<'_> {
         }
     }
 
+    /// The values of a definition as Engage's config engine reads them: `${...}` references in
+    /// config-port defaults and output-port fixed values, and the shape of those values.
     pub(super) fn property_references(&mut self, draft: &Draft) {
         let resource = &draft.resource;
         let mut values = Vec::new();
         for (name, property) in &resource.config_port {
-            values.extend(property.default.iter().map(|v| (name, v)));
-        }
-        for port in resource.output_ports.values() {
-            for (name, property) in port {
-                values.extend(property.fixed_value.iter().map(|v| (name, v)));
+            if let Some(default) = &property.default {
+                values.push((PortKind::Config, "", name, property, default));
             }
         }
-        for (name, value) in values {
-            let Some(text) = value.as_str() else { continue };
-            for reference in references_in(text) {
-                if !resolves(resource, reference) {
-                    let message = format!(
-                        "property `{name}` refers to `${{{reference}}}`, which `{}` does not define",
-                        resource.key
-                    );
-                    self.error(draft.file, "unresolved-reference", draft.key_span.clone(), message, "refer to `config_port.X`, `input_ports.P.X` or `output_ports.P.X` of this resource".into());
+        let mut unset = Vec::new();
+        for (port, properties) in &resource.output_ports {
+            for (name, property) in properties {
+                match &property.fixed_value {
+                    Some(fixed) => {
+                        values.push((PortKind::Output, port.as_str(), name, property, fixed))
+                    }
+                    None => unset.push((port, name)),
                 }
+            }
+        }
+        // `config_src/config/generate.ml`: `map_output_ports` leaves a property without a value
+        // out of the instance's output port, and `map_input_ports` then fails (`assert false`)
+        // on every port mapping that reads the port.
+        for (port, name) in unset {
+            let span = self.property_span(draft, PortKind::Output, port, name);
+            self.error(
+                draft.file,
+                "output-without-value",
+                span,
+                format!(
+                    "property `{name}` of output port `{port}` of `{}` has no `fixed-value`, so Engage's config engine gives it no value",
+                    resource.key
+                ),
+                "give it a `fixed-value` (it may refer to `${config_port.X}` or `${input_ports.P.X}`)".into(),
+            );
+        }
+        for (kind, port, name, property, value) in values {
+            let span = self.property_span(draft, kind, port, name);
+            let what = match kind {
+                PortKind::Config => "default",
+                _ => "fixed-value",
+            };
+            // `config_src/config/parse_rdef.ml` (`parse_property_value`): a table is a value only
+            // for the type "map", an array only for a list type, which a manifest cannot declare;
+            // `generate.ml` (`get_config_ports`) fails (`assert false`) on a table as a config
+            // default.
+            let shape_ok = match value {
+                serde_json::Value::Object(_) => property.ty == "map" && kind != PortKind::Config,
+                serde_json::Value::Array(_) => false,
+                _ => true,
+            };
+            if !shape_ok {
+                self.error(
+                    draft.file,
+                    "property-value",
+                    span.clone(),
+                    match kind {
+                        PortKind::Config => format!(
+                            "the default of config property `{name}` is a {}, but Engage's config engine takes only plain values as config defaults",
+                            if value.is_array() { "list" } else { "table" },
+                        ),
+                        _ => format!(
+                            "the fixed-value of property `{name}` is a {}, which Engage's config engine refuses for type `{}`",
+                            if value.is_array() { "list" } else { "table" },
+                            property.ty
+                        ),
+                    },
+                    "give a string, a number or a boolean (a table only as the `fixed-value` of a `type = \"map\"` property)"
+                        .into(),
+                );
+                continue;
+            }
+            let Some(text) = value.as_str() else { continue };
+            for piece in template_pieces(text) {
+                let (code, message, help) = match piece {
+                    Piece::Unterminated(_) => (
+                        "unterminated-reference",
+                        format!(
+                            "the {what} of property `{name}` has `${{` without a closing `}}`: Engage's config engine keeps it as literal text"
+                        ),
+                        "close the reference (`${config_port.X}` or `${input_ports.P.X}`), or write `$$` for a literal `$`".to_string(),
+                    ),
+                    Piece::NotAReference(inner) => (
+                        "malformed-reference",
+                        format!(
+                            "the {what} of property `{name}` has `${{{inner}}}`, which is not a reference to Engage's config engine (only letters, digits, `_` and `.`): it stays literal text"
+                        ),
+                        "write `${config_port.X}` or `${input_ports.P.X}`, or `$$` for a literal `$`".to_string(),
+                    ),
+                    Piece::Reference(reference) => match resolve(resource, reference) {
+                        Ok(()) => continue,
+                        Err(why) => (
+                            "unresolved-reference",
+                            format!("property `{name}` refers to `${{{reference}}}`, {why}"),
+                            "refer to `config_port.X` or `input_ports.P.X` of this resource"
+                                .to_string(),
+                        ),
+                    },
+                };
+                self.error(draft.file, code, span.clone(), message, help);
             }
         }
     }
@@ -222,32 +305,83 @@ fn verb(field: &str) -> &'static str {
     }
 }
 
-/// The `X.Y.Z` of every `${X.Y.Z}` in a property value.
-fn references_in(text: &str) -> Vec<&str> {
-    let mut found = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else { break };
-        found.push(&after[..end]);
-        rest = &after[end + 1..];
-    }
-    found
+/// What Engage's config engine sees in a string value.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece<'a> {
+    /// `${X}` with `X` made of ASCII letters, digits, `_` and `.`: a reference to `X`.
+    Reference(&'a str),
+    /// `${...}` whose inside is not a variable name: literal text to the config engine.
+    NotAReference(&'a str),
+    /// `${` with no `}` after it, at this byte offset: literal text too.
+    Unterminated(usize),
 }
 
-fn resolves(resource: &Resource, reference: &str) -> bool {
+/// The pieces of `text` that are or look like references, as `config_src/config/templates.ml`
+/// (`parse_string`, `variable_pat`, `dollar_escape_pat`) reads them: `${[0-9a-zA-Z_.]+}` is a
+/// reference, `$$` an escaped `$`, anything else literal text.
+fn template_pieces(text: &str) -> Vec<Piece<'_>> {
+    let bytes = text.as_bytes();
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    while at + 1 < bytes.len() {
+        if bytes[at] != b'$' {
+            at += 1;
+            continue;
+        }
+        match bytes[at + 1] {
+            b'$' => at += 2,
+            b'{' => {
+                let inner_start = at + 2;
+                let name_len = bytes[inner_start..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'.')
+                    .count();
+                let end = inner_start + name_len;
+                if name_len > 0 && bytes.get(end) == Some(&b'}') {
+                    pieces.push(Piece::Reference(&text[inner_start..end]));
+                    at = end + 1;
+                } else if let Some(close) = text[inner_start..].find('}') {
+                    pieces.push(Piece::NotAReference(
+                        &text[inner_start..inner_start + close],
+                    ));
+                    at = inner_start;
+                } else {
+                    pieces.push(Piece::Unterminated(at));
+                    at = inner_start;
+                }
+            }
+            _ => at += 1,
+        }
+    }
+    pieces
+}
+
+/// Whether a reference resolves in `resource`, as Engage's config engine resolves it: only
+/// `config_port.X` and `input_ports.P.X` are references (`config_src/config/parse_rdef.ml`,
+/// `parse_port_reference`; `generate.ml`, `port_reference_of_string`), their property must be
+/// declared (`generate.ml`, `check_ports_exist_in_rdef`), and a config reference has exactly one
+/// property name (`generate.ml`, `json_of_port_reference`), as has an input reference to a
+/// property without a value of its own.
+fn resolve(resource: &Resource, reference: &str) -> Result<(), String> {
     let parts: Vec<&str> = reference.split('.').collect();
     match parts.as_slice() {
-        ["config_port", property] => resource.config_port.contains_key(*property),
-        ["input_ports", port, property] => resource
-            .input_ports
-            .get(*port)
-            .is_some_and(|p| p.contains_key(*property)),
-        ["output_ports", port, property] => resource
-            .output_ports
-            .get(*port)
-            .is_some_and(|p| p.contains_key(*property)),
-        _ => false,
+        ["config_port", property] if resource.config_port.contains_key(*property) => Ok(()),
+        ["config_port", property] => Err(format!(
+            "but `{}` has no config property `{property}`",
+            resource.key
+        )),
+        ["input_ports", port, property] => match resource.input_ports.get(*port) {
+            None => Err(format!("but `{}` has no input port `{port}`", resource.key)),
+            Some(properties) if properties.contains_key(*property) => Ok(()),
+            Some(_) => Err(format!(
+                "but input port `{port}` of `{}` has no property `{property}`",
+                resource.key
+            )),
+        },
+        ["output_ports", ..] => {
+            Err("but Engage's config engine does not resolve references to output ports".into())
+        }
+        _ => Err("which is neither `config_port.X` nor `input_ports.P.X`".into()),
     }
 }
 
@@ -256,10 +390,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn references_are_found_and_resolved() {
+    fn template_pieces_follow_the_config_engine() {
         assert_eq!(
-            references_in("${input_ports.host.genforma_home}/blox/${config_port.x}"),
-            ["input_ports.host.genforma_home", "config_port.x"]
+            template_pieces("${input_ports.host.genforma_home}/blox/${config_port.x}"),
+            [
+                Piece::Reference("input_ports.host.genforma_home"),
+                Piece::Reference("config_port.x")
+            ]
         );
+        assert_eq!(template_pieces("$${config_port.x} costs $5"), []);
+        assert_eq!(
+            template_pieces("${input_ports.host.genforma_home/blox"),
+            [Piece::Unterminated(0)]
+        );
+        assert_eq!(
+            template_pieces("a ${input-ports.x} b"),
+            [Piece::NotAReference("input-ports.x")]
+        );
+        assert_eq!(
+            template_pieces("${${config_port.x}"),
+            [
+                Piece::NotAReference("${config_port.x"),
+                Piece::Reference("config_port.x")
+            ]
+        );
+        assert_eq!(template_pieces("${}"), [Piece::NotAReference("")]);
     }
 }
