@@ -49,7 +49,8 @@ impl RangeOp {
     }
 }
 
-/// A version constraint: exact, any (`*` or `any`, kept as written), or a range.
+/// A version constraint: exact, `*`/`any` (kept as written; to Engage these are versions like
+/// any other, which some definitions have, e.g. `pip any`), or a range.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VersionReq {
     Exact(String),
@@ -58,12 +59,15 @@ pub enum VersionReq {
 }
 
 impl VersionReq {
+    /// Whether a defined `version` satisfies the constraint, as Engage's config engine decides
+    /// (`config_src/config/generate.ml`, `matches`; `resources.ml`, `scalar_gt` and its
+    /// siblings): an exact version, `*` and `any` alike, equals the defined version as a string,
+    /// and bounds compare strings byte by byte (`"2.10" < "2.9"`), not as dotted numbers.
     pub fn matches(&self, version: &str) -> bool {
         match self {
-            VersionReq::Exact(exact) => exact == version,
-            VersionReq::Any(_) => true,
+            VersionReq::Exact(exact) | VersionReq::Any(exact) => exact == version,
             VersionReq::Range(bounds) => bounds.iter().all(|(op, bound)| {
-                let order = compare_versions(version, bound);
+                let order = version.as_bytes().cmp(bound.as_bytes());
                 match op {
                     RangeOp::GreaterThan => order == Ordering::Greater,
                     RangeOp::GreaterThanOrEqual => order != Ordering::Less,
@@ -297,6 +301,12 @@ mod tests {
         ]);
         assert!(range.matches("2.1") && range.matches("2.12") && !range.matches("3.0"));
         assert_eq!(range.to_string(), ">=2.1, <3");
+        // Engage compares version strings byte by byte, and `*`/`any` are versions, not
+        // wildcards: check must not accept a match Engage's solver would not find.
+        let from_2_9 = VersionReq::Range(vec![(RangeOp::GreaterThanOrEqual, "2.9".into())]);
+        assert!(!from_2_9.matches("2.10") && from_2_9.matches("2.9.1"));
+        assert!(!VersionReq::Any("*".into()).matches("1.0"));
+        assert!(VersionReq::Any("any".into()).matches("any"));
     }
 
     #[test]

@@ -103,7 +103,7 @@ fn bad_version_spec() {
 fn dependency_cycle() {
     let repo = TempRepo::fixture()
         .file("manifests/greeting-table.toml", "[resource]\nname = \"greeting-table\"\nversion = \"1.0\"\nmanager = \"misc_driver\"\npackage = { file = \"engage-extension/files/greetings.json\" }\nenvironment = \"requests 2.31\"\n")
-        .file("manifests/requests.toml", "[resource]\nname = \"requests\"\nversion = \"2.31\"\nmanager = \"misc_driver\"\npackage = { pip = \"requests\" }\nenvironment = [\"greeting-table *\"]\n");
+        .file("manifests/requests.toml", "[resource]\nname = \"requests\"\nversion = \"2.31\"\nmanager = \"misc_driver\"\npackage = { pip = \"requests\" }\nenvironment = [\"greeting-table 1.0\"]\n");
     expect_error("dependency_cycle", repo);
 }
 

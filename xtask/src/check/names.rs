@@ -64,7 +64,7 @@ pub fn parse_constraint_text(text: &str) -> Result<Constraint, Problem> {
         return Err(Problem {
             code: "bad-constraint",
             message: format!("constraint `{text}` has no version"),
-            help: format!("write \"{name} 1.0\", \"{name} *\" or \"{name} >=1.0\""),
+            help: format!("write \"{name} 1.0\" or \"{name} >=1.0\""),
         });
     };
     let version = parse_version_spec(&RawVersion::Text(spec.trim().to_string()))?;
@@ -80,7 +80,7 @@ pub(super) fn parse_version_spec(raw: &RawVersion) -> Result<VersionReq, Problem
     parse_version_req(raw).map_err(|message| Problem {
         code: "bad-version-spec",
         message,
-        help: "write an exact version (\"1.0\"), \"*\", or a range such as \">=2.1, <3\"".into(),
+        help: "write an exact version (\"1.0\") or a range such as \">=2.1, <3\"".into(),
     })
 }
 
