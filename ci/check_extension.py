@@ -27,8 +27,11 @@ of Engage's repository: `python_pkg/engage/...` (its Python 2.7 engine and drive
                 _load_newstyle_entry; drivers/resource_manager.py and service_manager.py (the
                 contract, incl. get_pid_file_path); engine/install_sequencer.py run_install: every
                 resource our drivers install is installed into a home laid out as Engage's
-                bootstrap leaves it (python/ and data/ exist), with Engage-like package objects
-                from the stub of engage-extension/tests/engage_stub, pip replaced by a recorder.
+                bootstrap leaves it (python/ with the virtualenv's bin/python, data/), with
+                Engage-like package objects from the stub of engage-extension/tests/engage_stub,
+                pip replaced by a stand-in that writes what pip's --target writes; the
+                virtualenv's interpreter must survive every install (drivers/genforma/python.py
+                validate_post_install checks it on every deployment).
 
 What it cannot see: Engage's standard metadata beyond the keys listed in STANDARD below, the
 constraint solver's choices, and anything a driver does against the real system (pip, the network).
@@ -99,6 +102,27 @@ TEMPLATE_TOKEN = re.compile(r"\$\{([0-9A-Za-z_.]+)\}|\$\$")
 INSTALLER_PROPERTY_TYPES = {"string", "hostname", "password", "int", "file", "path-to-be-created",
                             "install-subdir", "yes-or-no", "lov"}
 APP_ARCHIVE_TYPES = {"django-archive", "war-file"}
+
+# `python3 -m pip` for the driver probe: nothing is downloaded; an install writes what pip's
+# --target writes (the package, its dist-info, its scripts in <target>/bin), replacing an
+# existing entry only with --upgrade, as pip does.
+FAKE_PIP = r'''import os, re, shutil, sys
+args = sys.argv[1:]
+if args[:3] == ["-m", "pip", "--version"]:
+    print("pip (check_extension's stand-in)")
+    sys.exit(0)
+target = args[args.index("--target") + 1]
+name = re.split(r"[=<>!~ ;\[]", os.path.basename(args[-1]))[0] or "package"
+for entry, file_name in ((name.replace("-", "_"), "__init__.py"), (name + ".dist-info", "METADATA"),
+                         ("bin", name + "-script")):
+    path = os.path.join(target, entry)
+    if os.path.exists(path):
+        if "--upgrade" not in args:
+            continue
+        shutil.rmtree(path)
+    os.makedirs(path)
+    open(os.path.join(path, file_name), "w").close()
+'''
 
 RDEF = "config_src/config/parse_rdef.ml"
 GENERATE = "config_src/config/generate.ml"
@@ -993,13 +1017,21 @@ class Checker:
             home = os.path.join(work, "home")
             for directory in ("python", "config", "data", "engage"):
                 os.makedirs(os.path.join(home, directory))
+            # The virtualenv's interpreter, which Engage's python driver checks on every deployment.
+            os.makedirs(os.path.join(home, "python", "bin"))
+            with open(os.path.join(home, "python", "bin", "python"), "w") as handle:
+                handle.write("")
             bin_dir = os.path.join(work, "bin")
             os.makedirs(bin_dir)
+            fake_pip = os.path.join(work, "fake_pip.py")
+            with open(fake_pip, "w") as handle:
+                handle.write(FAKE_PIP)
             fake_python3 = os.path.join(bin_dir, "python3")
             with open(fake_python3, "w") as handle:
-                handle.write("#!/bin/sh\necho \"$@\" >> \"%s\"\n" % os.path.join(work, "pip-calls"))
+                handle.write("#!/bin/sh\nexec '%s' '%s' \"$@\"\n" % (sys.executable, fake_pip))
             os.chmod(fake_python3, stat.S_IRWXU)
-            request = {"home": home, "sw_packages": self.path("sw_packages"), "installs": self.installs(home)}
+            request = {"home": home, "sw_packages": self.path("sw_packages"), "installs": self.installs(home),
+                       "keep": ["python/bin/python"]}
             self.run_probe(interpreters.python3(), "install", request, engage_root, "install",
                            path=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]))
             return len(pythons), len(request["installs"])

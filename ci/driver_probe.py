@@ -122,6 +122,15 @@ def probe_installs(request):
             manager.validate_post_install()
             if not manager.is_installed():
                 report(where, "%s: is_installed() is false after install" % entry["id"])
+            # What Engage's bootstrap put in the home must survive: its python resource's driver
+            # (drivers/genforma/python.py validate_post_install, which run_install calls for an
+            # installed resource) checks <home>/python/bin/python on every later deployment.
+            for kept in request.get("keep", []):
+                if not os.path.exists(os.path.join(request["home"], kept)):
+                    report(where, "%s: installing it removed <home>/%s, which Engage's bootstrap made; every "
+                           "later deployment in this home fails" % (entry["id"], kept),
+                           "python_pkg/engage/drivers/genforma/python.py Manager.validate_post_install")
+                    request["keep"].remove(kept)
             for pattern in entry.get("expect", []):
                 if not glob.glob(os.path.join(request["home"], pattern)):
                     report(where, "%s: after install, nothing matches <home>/%s" % (entry["id"], pattern))

@@ -214,6 +214,15 @@ class DefectsOfIssue12Test(CheckerTestCase):
         self.assert_problem(tree, "drivers/pip_package_driver.py: install: chardet__5_2",
                             "AttributeError", "package_class", static=False)
 
+    def test_pip_driver_replaces_the_virtualenvs_bin(self):
+        # Found by real Engage after the six: pip --target <home>/python --upgrade replaced the
+        # virtualenv's bin/ with the package's scripts.
+        tree = Tree()
+        tree.edit_driver("pip_package_driver.py", '"--target", staging, requirement]',
+                         '"--upgrade", "--target", target_dir, requirement]')
+        self.assert_problem(tree, "drivers/pip_package_driver.py: install: chardet__5_2: installing it removed "
+                            "<home>/python/bin/python", "genforma/python.py", static=False)
+
     def test_3_easy_install_package_given_to_the_pip_driver(self):
         tree = Tree()
         tree.library[2]["packages"][0]["package_class"] = "EasyInstallLink"

@@ -1,8 +1,9 @@
 """Engage driver of a third-party Python package installed by name with pip (a `PipLink` package).
 
 The package's `location` is a requirement (`pymongo==3.12`, a URL, ...). It is installed for the
-node's `python3` into `<genforma_home>/python` with `python3 -m pip install --target`, the directory
-the caretaker puts on PYTHONPATH. After a successful install a marker
+node's `python3` with `python3 -m pip install --target` into a staging directory, and its importable
+entries are moved into `<genforma_home>/python`, the directory the caretaker puts on PYTHONPATH
+(which is also the virtualenv Engage's bootstrap made: its `bin/`, `lib/`, ... are left alone). After a successful install a marker
 `<genforma_home>/python/.datablox-installed/<name>-<version>` records the requirement;
 `is_installed` looks for it, because a requirement (a URL, say) does not always tell which
 `*.dist-info` directory pip will write. Input port: `host.genforma_home`.
@@ -19,7 +20,9 @@ Valid Python 2.7 (Engage loads drivers with it) and Python 3.
 """
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 
 import engage.drivers.resource_manager as resource_manager
 from engage.drivers.action import Context, check_installable_to_dir, ensure_dir_exists, make_action
@@ -38,6 +41,10 @@ logger = setup_engage_logger(__name__)
 PYTHON = "python3"
 # Engage's class for a `PipLink` package entry (`engage/engine/library.py`).
 PIP_PACKAGE_CLASS = "PipPythonPackage"
+# What a virtualenv (and pip's --target for scripts and data) keeps at the top of `<home>/python`:
+# never moved in from pip's staging directory.
+VIRTUALENV_ENTRIES = frozenset(["bin", "Scripts", "include", "lib", "lib64", "local", "share", "etc",
+                                "pyvenv.cfg"])
 
 ERR_NO_PIP = 1
 ERR_PIP_FAILED = 2
@@ -79,17 +86,44 @@ def marker_name(key):
     return re.sub(r"[^A-Za-z0-9_.-]", "_", "%s-%s" % (key["name"], key["version"]))
 
 
+def remove_path(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    else:
+        os.remove(path)
+
+
 @make_action
 def pip_install(self, requirement, target_dir):
-    command = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-               "--upgrade", "--target", target_dir, requirement]
-    code, output = run(command)
-    if code != 0:
-        # The last lines of pip's output say what went wrong; the rest is progress.
-        tail = "\n".join(output.strip().splitlines()[-20:])
-        raise UserError(errors[ERR_PIP_FAILED],
-                        msg_args={"id": self.ctx.props.id, "command": " ".join(command),
-                                  "code": code, "output": tail})
+    """Install into a fresh staging directory beside the target, then move in what Python imports.
+
+    `<home>/python` is also the virtualenv Engage's bootstrap made (`bin/python`, `lib/`, ...):
+    `pip install --target <home>/python --upgrade` would replace its `bin/` with the package's
+    scripts (chardet ships `bin/chardetect`), and Engage's python driver then finds no
+    `<home>/python/bin/python` for any later deployment. So pip writes into the staging directory,
+    and only the importable entries (packages, modules, `*.dist-info`) move into `<home>/python`,
+    each replacing an older copy of itself; the virtualenv's own entries are never touched.
+    """
+    staging = tempfile.mkdtemp(prefix=".pip-", dir=target_dir)
+    try:
+        command = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+                   "--target", staging, requirement]
+        code, output = run(command)
+        if code != 0:
+            # The last lines of pip's output say what went wrong; the rest is progress.
+            tail = "\n".join(output.strip().splitlines()[-20:])
+            raise UserError(errors[ERR_PIP_FAILED],
+                            msg_args={"id": self.ctx.props.id, "command": " ".join(command),
+                                      "code": code, "output": tail})
+        for name in sorted(os.listdir(staging)):
+            if name in VIRTUALENV_ENTRIES or name.startswith("."):
+                continue
+            destination = os.path.join(target_dir, name)
+            if os.path.lexists(destination):
+                remove_path(destination)
+            os.rename(os.path.join(staging, name), destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @make_action

@@ -475,7 +475,10 @@ class PipPackageDriverTest(FakePython3TestCase):
             calls = handle.read().splitlines()
         self.assertEqual(calls[0], "-m pip --version")
         self.assertTrue(calls[1].startswith("-m pip install "), calls[1])
-        self.assertIn("--target %s pymongo==3.12" % os.path.join(self.home, "python"), calls[1])
+        # pip writes into a staging directory inside <home>/python, never into <home>/python itself.
+        self.assertIn("--target %s" % os.path.join(self.home, "python", ".pip-"), calls[1])
+        self.assertTrue(calls[1].endswith(" pymongo==3.12"), calls[1])
+        self.assertNotIn("--upgrade", calls[1])
 
     def test_installs_engages_pip_package_into_existing_python_dir(self):
         # What Engage hands over: a PipPythonPackage (no `package_class` attribute) and a home
@@ -492,6 +495,33 @@ class PipPackageDriverTest(FakePython3TestCase):
         manager.validate_post_install()
         with open(record) as handle:
             self.assertIn("pymongo==3.12", handle.read())
+
+    def test_leaves_the_homes_virtualenv_alone(self):
+        # <home>/python is also the virtualenv Engage's bootstrap made. pip --target writes a
+        # package's scripts to <target>/bin and, with --upgrade, replaces what is there.
+        write(os.path.join(self.root, "fake_pip.py"), FAKE_PIP)
+        bin_dir = os.path.join(self.root, "bin")
+        os.makedirs(bin_dir)
+        fake = os.path.join(bin_dir, "python3")
+        write(fake, "#!/bin/sh\nexec '%s' '%s' \"$@\"\n" % (sys.executable, os.path.join(self.root, "fake_pip.py")))
+        os.chmod(fake, stat.S_IRWXU)
+        old_path = os.environ.get("PATH", "")
+        os.environ["PATH"] = bin_dir
+        self.addCleanup(os.environ.__setitem__, "PATH", old_path)
+        python_dir = os.path.join(self.home, "python")
+        os.makedirs(os.path.join(python_dir, "bin"))
+        write(os.path.join(python_dir, "bin", "python"), "the virtualenv's python")
+        os.makedirs(os.path.join(python_dir, "pymongo"))
+        write(os.path.join(python_dir, "pymongo", "old.py"), "")
+        manager = self.manager()
+        manager.validate_pre_install()
+        manager.install(self.package())
+        manager.validate_post_install()
+        self.assertEqual(os.listdir(os.path.join(python_dir, "bin")), ["python"])
+        self.assertEqual(os.listdir(os.path.join(python_dir, "pymongo")), ["__init__.py"])
+        self.assertTrue(os.path.isdir(os.path.join(python_dir, "pymongo-3.12.dist-info")))
+        self.assertEqual(sorted(name for name in os.listdir(python_dir) if name.startswith(".")),
+                         [".datablox-installed"])
 
     def test_refuses_easy_install_packages(self):
         # Engage installs an EasyInstallLink with its easy_install driver, not with pip.
@@ -540,6 +570,27 @@ class SystemPythonDriverTest(FakePython3TestCase):
         with self.assertRaises(UserError) as raised:
             manager.validate_pre_install()
         self.assertIn("python3", str(raised.exception))
+
+
+# A stand-in for `python3 -m pip` that behaves as pip's --target does: the package, its dist-info
+# and its scripts (in <target>/bin) are written into the target; an entry that exists is replaced
+# with --upgrade and left alone without it.
+FAKE_PIP = '''import os, shutil, sys
+args = sys.argv[1:]
+if args[:3] == ["-m", "pip", "--version"]:
+    sys.exit(0)
+target = args[args.index("--target") + 1]
+entries = {"pymongo": ("__init__.py", ""), "pymongo-3.12.dist-info": ("METADATA", ""), "bin": ("pymongo-cli", "")}
+for name, (file_name, text) in sorted(entries.items()):
+    path = os.path.join(target, name)
+    if os.path.exists(path):
+        if "--upgrade" not in args:
+            continue
+        shutil.rmtree(path)
+    os.makedirs(path)
+    with open(os.path.join(path, file_name), "w") as handle:
+        handle.write(text)
+'''
 
 
 def free_port():
