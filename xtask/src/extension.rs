@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value, json};
 
 use crate::error::{Diagnostic, Error, Result};
+use crate::manifest::UrlList;
 use crate::model::{
     Alternatives, Constraint, Driver, InstallSpec, Key, Kind, Model, Package, PackageSource,
     Property, Resource, VersionReq,
@@ -23,7 +24,8 @@ pub const INSTALLER_CONFIG_FILE: &str = "metadata/installer_config.json";
 pub const GENERIC_DRIVER: &str = "generic_blox_driver.py";
 /// What Engage appends to an install spec option's `file_name` to find its template.
 pub const TEMPLATE_SUFFIX: &str = ".tmpl";
-/// The installer's `log_level` (`INFO`, one of `utils/log_setup.py`'s level names).
+/// The installer's default `log_level` (`INFO`, one of `utils/log_setup.py`'s level names);
+/// `[installer] log-level` sets another.
 pub const INSTALLER_LOG_LEVEL: &str = "INFO";
 
 /// One file of the extension tree, relative to its root.
@@ -170,7 +172,11 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
     if let Some(application) = &model.extension.application_name {
         files.push(json_file(
             INSTALLER_CONFIG_FILE,
-            &installer_config(application, &model.extension.install_specs),
+            &installer_config(
+                application,
+                model.extension.log_level.as_deref(),
+                &model.extension.install_specs,
+            ),
         )?);
     }
     for spec in &model.extension.install_specs {
@@ -198,7 +204,7 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
 /// option's `file_name` to find its template, so the name is written without it (`check` makes
 /// every chosen spec's file end in `.tmpl`). `log_level` is only stored by Engage; the level
 /// names are those of `utils/log_setup.py`.
-fn installer_config(application: &str, specs: &[InstallSpec]) -> Value {
+fn installer_config(application: &str, log_level: Option<&str>, specs: &[InstallSpec]) -> Value {
     let choices: Vec<Value> = specs
         .iter()
         .filter_map(|spec| {
@@ -214,7 +220,7 @@ fn installer_config(application: &str, specs: &[InstallSpec]) -> Value {
         "application_name": application,
         "resource_def_file_name": Path::new(DEFINITIONS_FILE).file_name().unwrap().to_string_lossy(),
         "software_library_file_name": Path::new(LIBRARY_FILE).file_name().unwrap().to_string_lossy(),
-        "log_level": INSTALLER_LOG_LEVEL,
+        "log_level": log_level.unwrap_or(INSTALLER_LOG_LEVEL),
         "install_spec_options": choices,
     })
 }
@@ -345,19 +351,34 @@ pub fn definition(resource: &Resource) -> Value {
 }
 
 fn package_json(package: &Package) -> Value {
+    let text = |s: &str| Value::String(s.into());
     let (ty, class, location) = match &package.source {
         PackageSource::Archive { file_name, .. } => {
-            ("Archive", "GzippedTarArchive", file_name.as_str())
+            ("Archive", "GzippedTarArchive", text(file_name))
         }
-        PackageSource::File { file_name, .. } => ("File", "FilePackage", file_name.as_str()),
-        PackageSource::Pip(name) => ("Reference", "PipLink", name.as_str()),
-        PackageSource::EasyInstall(name) => ("Reference", "EasyInstallLink", name.as_str()),
-        PackageSource::Dummy => ("Reference", "DummyPackage", ""),
+        PackageSource::File { file_name, .. } => ("File", "FilePackage", text(file_name)),
+        PackageSource::Pip(name) => ("Reference", "PipLink", text(name)),
+        PackageSource::EasyInstall(name) => ("Reference", "EasyInstallLink", text(name)),
+        PackageSource::Dummy => ("Reference", "DummyPackage", text("")),
+        PackageSource::AptGet(name) => ("Reference", "AptGet", text(name)),
+        PackageSource::MacPorts(name) => ("Reference", "MacPorts", text(name)),
+        PackageSource::Url { location, class } => {
+            let ty = if class == "FilePackage" {
+                "File"
+            } else {
+                "Archive"
+            };
+            let location = match location {
+                UrlList::One(url) => text(url),
+                UrlList::Mirrors(all) => Value::Array(all.iter().map(|u| text(u)).collect()),
+            };
+            (ty, class.as_str(), location)
+        }
     };
     let mut object = Map::new();
     object.insert("type".into(), Value::String(ty.into()));
     object.insert("package_class".into(), Value::String(class.into()));
-    object.insert("location".into(), Value::String(location.into()));
+    object.insert("location".into(), location);
     if let Some(filename) = &package.filename {
         object.insert("filename".into(), Value::String(filename.clone()));
     }

@@ -132,19 +132,36 @@ pub struct NewFlags {
 
 #[derive(Debug, clap::Args)]
 pub struct ImportFlags {
-    /// The legacy extension directory (the `datablox/` tree with drivers/ and metadata/)
+    /// The legacy extension directory (the `datablox/` tree with drivers/ and metadata/, e.g.
+    /// `legacy/engage/datablox`)
     #[arg(value_name = "LEGACY_EXTENSION_DIR")]
     pub legacy: PathBuf,
-    /// The legacy blox/ directory (default: `blox/` beside the extension directory, if present)
+    /// The legacy blox/ directory (default: where the legacy Makefile takes the blocks from, else
+    /// `blox/` beside the extension directory or one level up)
     #[arg(long, value_name = "DIR")]
     pub blox: Option<PathBuf>,
-    /// Where the manifests go (default: manifests/ of the repository, or of the current
-    /// directory); block sources and drivers go beside it
+    /// The project to import into (default: the repository around the current directory, else
+    /// the current directory); a new directory gives a project of its own
     #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Overwrite manifests and files that exist
+    pub into: Option<PathBuf>,
+    /// The source of a package, when the legacy Makefile does not say it: `NAME=DIR`, e.g.
+    /// `datablox_framework.tgz=../legacy/datablox_framework` (repeatable)
+    #[arg(long, value_name = "NAME=DIR", value_parser = parse_source)]
+    pub sources: Vec<(String, PathBuf)>,
+    /// Merge into a project that has files of the same names: replace them (they are listed)
     #[arg(long)]
     pub force: bool,
+}
+
+fn parse_source(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !name.contains('/') && !dir.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(dir)))
+        }
+        _ => Err(format!(
+            "`{text}` is not NAME=DIR (a package file name of sw_packages, then its source)"
+        )),
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -116,6 +116,9 @@ fn kind_of(resource: &Resource) -> NodeKind {
         Some(PackageSource::File { .. }) => NodeKind::File,
         Some(PackageSource::Pip(_) | PackageSource::EasyInstall(_)) => NodeKind::Pip,
         Some(PackageSource::Dummy) => NodeKind::Dummy,
+        Some(PackageSource::Url { class, .. }) if class == "FilePackage" => NodeKind::File,
+        Some(PackageSource::Url { .. }) => NodeKind::Archive,
+        Some(PackageSource::AptGet(_) | PackageSource::MacPorts(_)) => NodeKind::Package,
         None => NodeKind::Package,
     }
 }

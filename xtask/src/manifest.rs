@@ -73,6 +73,8 @@ pub struct External {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Installer {
     pub application_name: String,
+    /// The installer's `log_level` (Engage stores it; default `INFO`).
+    pub log_level: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,11 +166,26 @@ pub struct RawPackage {
     pub pip: Option<Spanned<String>>,
     pub easy_install: Option<Spanned<String>>,
     pub dummy: Option<Spanned<bool>>,
+    pub url: Option<Spanned<UrlList>>,
+    pub apt_get: Option<Spanned<String>>,
+    pub macports: Option<Spanned<String>>,
+    /// The Engage package class of a `url` package.
+    pub class: Option<Spanned<String>>,
+    /// The file name in sw_packages of an `archive` or `file` package, if not the derived one.
+    pub name: Option<Spanned<String>>,
     pub filename: Option<String>,
     pub downloader: Option<String>,
     /// For `archive`: files of the directory left out of the archive (gitignore patterns).
     #[serde(default)]
     pub exclude: Vec<String>,
+}
+
+/// The `location` of a downloaded package: one URL, or mirrors tried in turn.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum UrlList {
+    One(String),
+    Mirrors(Vec<String>),
 }
 
 /// A property of a port: `"type"` or `{ type, default, fixed-value }`.

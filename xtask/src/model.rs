@@ -79,6 +79,34 @@ impl VersionReq {
     }
 }
 
+impl VersionReq {
+    /// A version as Engage's JSON writes it: a string (exact, or `*`/`any`), or a range object.
+    pub fn from_json(value: &serde_json::Value) -> Option<VersionReq> {
+        match value {
+            serde_json::Value::String(text) if text == "*" || text == "any" => {
+                Some(VersionReq::Any(text.clone()))
+            }
+            serde_json::Value::String(text) => Some(VersionReq::Exact(text.clone())),
+            serde_json::Value::Object(bounds) if !bounds.is_empty() => {
+                let mut range = Vec::new();
+                for (name, bound) in bounds {
+                    let op = [
+                        RangeOp::GreaterThan,
+                        RangeOp::GreaterThanOrEqual,
+                        RangeOp::LessThan,
+                        RangeOp::LessThanOrEqual,
+                    ]
+                    .into_iter()
+                    .find(|op| op.json_name() == name)?;
+                    range.push((op, bound.as_str()?.to_string()));
+                }
+                Some(VersionReq::Range(range))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for VersionReq {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -170,6 +198,15 @@ pub enum PackageSource {
     Pip(String),
     EasyInstall(String),
     Dummy,
+    /// Downloaded by Engage's `downloader` from `location` (one URL or mirrors); `class` is the
+    /// Engage package class (`GzippedTarArchive`, `ZipArchive`, `FilePackage`).
+    Url {
+        location: crate::manifest::UrlList,
+        class: String,
+    },
+    /// A system package, installed by apt-get (Linux) or MacPorts (macOS).
+    AptGet(String),
+    MacPorts(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,6 +313,7 @@ pub struct Extension {
     pub default_inside: Vec<Constraint>,
     pub externals: Vec<External>,
     pub application_name: Option<String>,
+    pub log_level: Option<String>,
     pub install_specs: Vec<InstallSpec>,
 }
 

@@ -257,6 +257,11 @@ fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {
                         json!({"kind": "easy-install", "location": name})
                     }
                     PackageSource::Dummy => json!({"kind": "dummy"}),
+                    PackageSource::Url { location, class } => {
+                        json!({"kind": "url", "class": class, "location": location})
+                    }
+                    PackageSource::AptGet(name) => json!({"kind": "apt-get", "location": name}),
+                    PackageSource::MacPorts(name) => json!({"kind": "macports", "location": name}),
                 })
                 .collect();
             let driver = match &resource.driver {

@@ -108,6 +108,11 @@ impl Checker<'_> {
                 .installer
                 .as_ref()
                 .map(|installer| installer.application_name.clone()),
+            log_level: source
+                .value
+                .installer
+                .as_ref()
+                .and_then(|installer| installer.log_level.clone()),
             install_specs: Vec::new(),
         }
     }

@@ -3,14 +3,18 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::path::Path;
 
 use toml::Spanned;
 
 use super::names::is_identifier;
 use super::paths::normalise;
 use super::{Checker, DRIVER_SOURCES, Draft};
-use crate::manifest::RawPackage;
+use crate::manifest::{RawPackage, UrlList};
 use crate::model::{Driver, Key, Package, PackageSource};
+
+/// The Engage package classes a `url` package may name (Engage's downloadable classes).
+const URL_CLASSES: [&str; 3] = ["GzippedTarArchive", "ZipArchive", "FilePackage"];
 
 impl Checker<'_> {
     pub(super) fn manager(&mut self, file: usize, manager: &Spanned<String>) -> Driver {
@@ -56,21 +60,22 @@ impl Checker<'_> {
         span: Range<usize>,
     ) -> Option<Package> {
         let mut kinds = Vec::new();
-        if let Some(archive) = &package.archive {
-            kinds.push(("archive", archive.span()));
-        }
-        if let Some(path) = &package.file {
-            kinds.push(("file", path.span()));
-        }
-        if let Some(pip) = &package.pip {
-            kinds.push(("pip", pip.span()));
-        }
-        if let Some(easy) = &package.easy_install {
-            kinds.push(("easy-install", easy.span()));
-        }
-        if let Some(dummy) = &package.dummy {
-            kinds.push(("dummy", dummy.span()));
-        }
+        let mut kind = |name: &'static str, span: Option<Range<usize>>| {
+            if let Some(span) = span {
+                kinds.push((name, span));
+            }
+        };
+        kind("archive", package.archive.as_ref().map(Spanned::span));
+        kind("file", package.file.as_ref().map(Spanned::span));
+        kind("pip", package.pip.as_ref().map(Spanned::span));
+        kind(
+            "easy-install",
+            package.easy_install.as_ref().map(Spanned::span),
+        );
+        kind("dummy", package.dummy.as_ref().map(Spanned::span));
+        kind("url", package.url.as_ref().map(Spanned::span));
+        kind("apt-get", package.apt_get.as_ref().map(Spanned::span));
+        kind("macports", package.macports.as_ref().map(Spanned::span));
         if kinds.len() != 1 {
             self.error(
                 file,
@@ -80,10 +85,57 @@ impl Checker<'_> {
                     "a package has exactly one kind, this one has {}",
                     kinds.len()
                 ),
-                "use one of `archive`, `file`, `pip`, `easy-install` or `dummy = true`".into(),
+                "use one of `archive`, `file`, `pip`, `easy-install`, `url`, `apt-get`, `macports` or `dummy = true`".into(),
             );
             return None;
         }
+        let kind = kinds[0].0;
+
+        // `name` renames a file of sw_packages; `class` says what a download is.
+        if let Some(name) = &package.name {
+            let plain = !name.get_ref().is_empty()
+                && Path::new(name.get_ref()).components().count() == 1
+                && !name.get_ref().contains(['/', '\\'])
+                && !name.get_ref().chars().any(char::is_control)
+                && !matches!(name.get_ref().as_str(), "." | "..");
+            if !matches!(kind, "archive" | "file") {
+                self.error(
+                    file,
+                    "package-name",
+                    name.span(),
+                    format!("`name` applies to `archive` and `file` packages, not to `{kind}`"),
+                    "remove `name`".into(),
+                );
+                return None;
+            }
+            if !plain {
+                self.error(file, "package-name", name.span(), format!("`{}` is not a file name", name.get_ref()), "sw_packages is flat: give a plain file name such as `datablox_engage_adapter.tgz`".into());
+                return None;
+            }
+            if kind == "archive" && !name.get_ref().ends_with(".tgz") {
+                self.error(
+                    file,
+                    "package-name",
+                    name.span(),
+                    format!("archive name `{}` does not end in `.tgz`", name.get_ref()),
+                    "archives are gzipped tar files: name it `<something>.tgz`".into(),
+                );
+                return None;
+            }
+        }
+        if let Some(class) = &package.class
+            && kind != "url"
+        {
+            self.error(
+                file,
+                "package-class",
+                class.span(),
+                format!("`class` applies to `url` packages, not to `{kind}`"),
+                "remove `class`".into(),
+            );
+            return None;
+        }
+        let named = |base: String| package.name.as_ref().map_or(base, |n| n.get_ref().clone());
         if package.archive.is_none() && !package.exclude.is_empty() {
             self.error(
                 file,
@@ -117,7 +169,7 @@ impl Checker<'_> {
             let base = dir.file_name()?.to_string_lossy().into_owned();
             PackageSource::Archive {
                 dir: normalise(archive.get_ref()),
-                file_name: format!("{base}.tgz"),
+                file_name: named(format!("{base}.tgz")),
                 exclude: package.exclude.clone(),
             }
         } else if let Some(path) = &package.file {
@@ -149,12 +201,30 @@ impl Checker<'_> {
             }
             PackageSource::File {
                 path: normalise(path.get_ref()),
-                file_name: base,
+                file_name: named(base),
             }
         } else if let Some(pip) = &package.pip {
             PackageSource::Pip(pip.get_ref().clone())
         } else if let Some(easy) = &package.easy_install {
             PackageSource::EasyInstall(easy.get_ref().clone())
+        } else if let Some(url) = &package.url {
+            self.url_package(file, url, package)?
+        } else if let Some(name) = package.apt_get.as_ref().or(package.macports.as_ref()) {
+            if name.get_ref().trim().is_empty() {
+                self.error(
+                    file,
+                    "package-location",
+                    name.span(),
+                    format!("the `{kind}` package names no system package"),
+                    "name the package, e.g. `apt-get = \"redis-server\"`".into(),
+                );
+                return None;
+            }
+            if package.apt_get.is_some() {
+                PackageSource::AptGet(name.get_ref().clone())
+            } else {
+                PackageSource::MacPorts(name.get_ref().clone())
+            }
         } else {
             let dummy = package.dummy.as_ref()?;
             if !dummy.get_ref() {
@@ -172,6 +242,64 @@ impl Checker<'_> {
             source,
             filename: package.filename.clone(),
             downloader: package.downloader.clone(),
+        })
+    }
+
+    /// A downloaded package: Engage's package class, a `downloader` to fetch it and the
+    /// `filename` to keep it under (Engage requires both once a downloader is named).
+    fn url_package(
+        &mut self,
+        file: usize,
+        url: &Spanned<UrlList>,
+        package: &RawPackage,
+    ) -> Option<PackageSource> {
+        let urls: Vec<&String> = match url.get_ref() {
+            UrlList::One(one) => vec![one],
+            UrlList::Mirrors(all) => all.iter().collect(),
+        };
+        if urls.is_empty() || urls.iter().any(|u| u.trim().is_empty()) {
+            self.error(
+                file,
+                "package-location",
+                url.span(),
+                "a `url` package needs at least one non-empty URL".into(),
+                "write `url = \"https://...\"` or a list of mirrors".into(),
+            );
+            return None;
+        }
+        let Some(class) = &package.class else {
+            self.error(
+                file,
+                "package-class",
+                url.span(),
+                "a `url` package does not say what it downloads".into(),
+                "add `class = \"GzippedTarArchive\"`, `\"ZipArchive\"` or `\"FilePackage\"`".into(),
+            );
+            return None;
+        };
+        if !URL_CLASSES.contains(&class.get_ref().as_str()) {
+            self.error(
+                file,
+                "package-class",
+                class.span(),
+                format!(
+                    "`{}` is not a package class Engage downloads",
+                    class.get_ref()
+                ),
+                format!(
+                    "use one of {}",
+                    URL_CLASSES.map(|c| format!("`{c}`")).join(", ")
+                ),
+            );
+            return None;
+        }
+        if package.downloader.is_none() || package.filename.is_none() {
+            self.error(file, "package-downloader", url.span(), "a `url` package needs `downloader` and `filename`: without a downloader Engage looks for the location in its package cache".into(), "add `downloader = \"HTTPDownloader\"` and `filename = \"<file name once downloaded>\"`".into());
+            return None;
+        }
+        Some(PackageSource::Url {
+            location: url.get_ref().clone(),
+            class: class.get_ref().clone(),
         })
     }
 

@@ -4,6 +4,7 @@
 mod check;
 mod graph;
 mod import;
+mod import_legacy;
 mod new;
 
 use std::path::Path;
