@@ -231,3 +231,102 @@ fn make_link(to: &Path, at: &Path) -> Result<()> {
         std::fs::read(at.parent().unwrap_or(Path::new(".")).join(to)).with_path("read", to)?;
     std::fs::write(at, data).with_path("write", at)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(entries: &[(&str, &str)]) -> BTreeMap<PathBuf, Content> {
+        entries
+            .iter()
+            .map(|(path, text)| (PathBuf::from(path), Content::Text(text.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn a_target_outside_the_project_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("project");
+        std::fs::create_dir(&target).unwrap();
+        let plan = files(&[
+            ("manifests/a.toml", "a"),
+            ("engage-extension/files/../../../escape.txt", "x"),
+        ]);
+        let error = write(&target, &plan, true, &mut ImportReport::default()).unwrap_err();
+        assert_eq!(error.diagnostics[0].code, "unsafe-target");
+        assert!(!dir.path().join("escape.txt").exists());
+        assert!(!target.join("manifests").exists(), "nothing written");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_on_the_way_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("project");
+        std::fs::create_dir_all(dir.path().join("elsewhere")).unwrap();
+        std::fs::create_dir(&target).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), target.join("blox")).unwrap();
+        let plan = files(&[("blox/a__1_0/b_a.py", "")]);
+        let error = write(&target, &plan, true, &mut ImportReport::default()).unwrap_err();
+        assert_eq!(error.diagnostics[0].code, "symlink-on-the-way");
+        assert!(
+            std::fs::read_dir(dir.path().join("elsewhere"))
+                .unwrap()
+                .next()
+                .is_none()
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn copies_keep_links_and_executable_bits_and_refusals_list_each_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source");
+        std::fs::create_dir(&source).unwrap();
+        std::fs::write(source.join("run.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(
+            source.join("run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("run.sh", source.join("link")).unwrap();
+        let target = dir.path().join("project");
+        let mut plan = BTreeMap::new();
+        plan.insert(
+            PathBuf::from("x/run.sh"),
+            Content::Copy(source.join("run.sh")),
+        );
+        plan.insert(PathBuf::from("x/link"), Content::Copy(source.join("link")));
+        let mut report = ImportReport::default();
+        write(&target, &plan, false, &mut report).unwrap();
+        let mode = std::fs::metadata(target.join("x/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_ne!(mode & 0o111, 0);
+        assert_eq!(
+            std::fs::read_link(target.join("x/link")).unwrap(),
+            PathBuf::from("run.sh")
+        );
+        assert_eq!(report.written.len(), 2);
+
+        // Same content again: unchanged. Other content without --force: refused, file by file.
+        let mut again = ImportReport::default();
+        write(&target, &plan, false, &mut again).unwrap();
+        assert_eq!((again.written.len(), again.unchanged), (0, 2));
+        std::fs::write(target.join("x/run.sh"), "changed").unwrap();
+        let error = write(&target, &plan, false, &mut ImportReport::default()).unwrap_err();
+        assert_eq!(error.diagnostics.len(), 2);
+        assert!(
+            error.diagnostics[0]
+                .help
+                .as_ref()
+                .unwrap()
+                .contains("--into")
+        );
+        let mut forced = ImportReport::default();
+        write(&target, &plan, true, &mut forced).unwrap();
+        assert_eq!(forced.replaced, [PathBuf::from("x/run.sh")]);
+    }
+}
