@@ -688,7 +688,7 @@ class Package(object):
         raise NotImplementedError("engage_utils stand-in: new-style package entries are not supported: %r"
                                   % (package_json,))
 EOF
-    (cd "$src" && "$PYTHON27" setup.py -q sdist --formats=gztar -d "$dest" >/dev/null)
+    (cd "$src" && "$PYTHON27" setup.py -q sdist --formats=gztar -d "$dest" >/dev/null 2>&1)
     [[ -f $dest/engage_utils-1.0.tar.gz ]] || die "packing the engage_utils stand-in failed"
 }
 
@@ -903,7 +903,7 @@ config = efl.get_installer_config()
 for i in range(len(config.install_spec_options)):
     print(efl.get_install_spec_template_file(i))
 EOF
-            results+=("OK      installer-config: $(tr '\n' ' ' <"$ic_out" | sed "s#$home/##g")")
+            results+=("OK      installer-config: $(paste -sd' ' "$ic_out" | sed "s#$home/##g")")
         else
             failed=$((failed + 1))
             results+=("FAILED  installer-config: $(grep -v '^\s' "$ic_out" | tail -n 1 | sed "s#$home/##g" | cut -c1-300)")
@@ -920,8 +920,28 @@ EOF
         local out=$logs/deploy-$name.log
         log "deployer $name"
         local drc=0
-        (cd "$home" && "$home/engage/bin/deployer" -d "$home" -g "${specs[$i]}") >"$out" 2>&1 || drc=$?
+        # --mgt-backends print: Engage registers every installed service with its management
+        # backends (engine/mgt_registration.py register_with_mgt_backends), asking each service's
+        # driver for get_pid_file_path(); the `print` backend prints what a process monitor gets.
+        (cd "$home" && "$home/engage/bin/deployer" -d "$home" -g --mgt-backends print "${specs[$i]}") >"$out" 2>&1 || drc=$?
         local installed="$home/config/installed_resources.json"
+        local monitor_note
+        monitor_note=$(python3 - "$out" <<'EOF'
+import json, sys
+text = open(sys.argv[1]).read()
+decoder = json.JSONDecoder()
+at = text.find('{\n  "services"')
+notes = []
+while at >= 0:
+    info, end = decoder.raw_decode(text[at:])
+    for svc in info.get("services", []):
+        if not svc.get("pidfile"):
+            notes.append("; service %s gives Engage's process monitor no pid file (get_pid_file_path() is None)"
+                         % svc.get("resource_id"))
+    at = text.find('{\n  "services"', at + end)
+print("".join(notes))
+EOF
+        )
         # Services the deployment started (the caretaker) are stopped with Engage's own `svcctl
         # stop` (every resource, in reverse install order); a process still running under the home
         # afterwards is a failure of the driver's stop, and is killed so the next deployment starts clean.
@@ -939,6 +959,7 @@ EOF
         if [[ ${#leftover[@]} -gt 0 ]]; then
             stop_note="$stop_note; still running after svcctl stop: pid ${leftover[*]} (killed)"
         fi
+        stop_note="$stop_note$monitor_note"
         if [[ $drc == 0 && -f $installed && -z $stop_note ]]; then
             results+=("OK      $name: installed $(python3 -c 'import json,sys; print(", ".join(r["id"] for r in json.load(open(sys.argv[1]))))' "$installed")")
         else
@@ -1012,8 +1033,10 @@ EOF
     printf '         copy of the bootstrapped home; node: the caretaker deployed, then each block deployed into\n'
     printf '         that home by the caretaker'"'"'s own adapter (install_block), as on a node\n'
     printf '         OK = deployer exit 0, config/installed_resources.json written (ids listed), and\n'
-    printf '              svcctl stop stopped what it started (no process left under the home)\n'
-    printf '%s\n' "${results[@]}"
+    printf '              every service has a pid file for Engage'"'"'s process monitor (--mgt-backends print),\n'
+    printf '              and svcctl stop stopped what it started (no process left under the home)\n'
+    # Paths under the run directory would differ on every run: print them as HOME/...
+    printf '%s\n' "${results[@]}" | sed -e "s#$home#HOME#g" -e 's/ (spec kept at [^)]*)//' -e 's/ *$//'
     printf '%d checks, %d OK, %d FAILED\n' "$total" "$((total - failed))" "$failed"
     [[ $failed == 0 ]]
 }
