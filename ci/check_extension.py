@@ -655,8 +655,16 @@ class Checker:
                 self.problem(where, "package #%d: wrong package type %r for %s, expecting %r"
                              % (index, kind, package_class, PACKAGE_CLASSES[package_class][0]),
                              LIBRARY + " _parse_package")
+            if isinstance(location, list) and location and all(isinstance(url, str) for url in location):
+                # A list of mirrors (get_json_property with UnionType(unicode, str, list)); only a
+                # downloader can fetch it.
+                if package.get("downloader") is None:
+                    self.problem(where, "package #%d: a list of locations needs a downloader" % index,
+                                 LIBRARY + " _parse_package")
+                continue
             if not isinstance(location, str):
-                self.problem(where, "package #%d: location must be a string" % index, LIBRARY + " _parse_package")
+                self.problem(where, "package #%d: location must be a string or a list of URLs" % index,
+                             LIBRARY + " _parse_package")
                 continue
             if package_class == "DummyPackage" and location != "":
                 self.problem(where, "package #%d: a DummyPackage has location \"\"" % index)

@@ -324,6 +324,7 @@ impl Checker<'_> {
                         packages.push(package);
                     }
                 }
+                self.package_fits_manager(file, &driver, &packages, list.span());
             }
             other => self.error(
                 file,

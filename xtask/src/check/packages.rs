@@ -53,6 +53,41 @@ impl Checker<'_> {
         }
     }
 
+    /// Engage hands `install()` the entry's package as an object of its class
+    /// (`engine/library.py` `LibraryEntry.get_package`), and installs an `easy-install` package
+    /// (`EasyInstallLink`) with its own easy_install driver, never with pip: our
+    /// `pip_package_driver` refuses one at deploy time, so `check` refuses it first.
+    pub(super) fn package_fits_manager(
+        &mut self,
+        file: usize,
+        driver: &Driver,
+        packages: &[Package],
+        span: Range<usize>,
+    ) {
+        let Driver::Library { module } = driver else {
+            return;
+        };
+        let Some(name) = module.strip_prefix("engage.drivers.datablox.") else {
+            return;
+        };
+        // Only the pairing Engage itself gives another driver is refused here; the kinds each of
+        // our modules installs are checked by `ci/check_extension.py` on the built tree.
+        if name != "pip_package_driver" {
+            return;
+        }
+        for package in packages {
+            if let PackageSource::EasyInstall(_) = package.source {
+                self.error(
+                    file,
+                    "package-manager",
+                    span.clone(),
+                    "manager `pip_package_driver` installs pip packages, not `easy-install`".into(),
+                    "write `package = { pip = ... }`: Engage installs an easy-install package with its own easy_install driver, not with pip".into(),
+                );
+            }
+        }
+    }
+
     pub(super) fn package(
         &mut self,
         file: usize,
