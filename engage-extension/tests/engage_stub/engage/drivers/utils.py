@@ -1,4 +1,4 @@
-"""Helpers for driver modules."""
+"""Helpers for driver modules; mirrors `engage/drivers/utils.py` `get_packages_filename`."""
 import os
 
 
