@@ -26,6 +26,8 @@ use crate::error::{Diagnostic, Error, IoContext, Result};
 pub struct DeployRow {
     pub mode: String,
     pub wall_s: f64,
+    /// Median user + system CPU seconds, children included (GNU time), when measured.
+    pub cpu_s: Option<f64>,
     pub min_s: f64,
     pub max_s: f64,
 }
@@ -35,8 +37,10 @@ pub struct DeployReport {
     pub blocks: usize,
     pub archive_bytes: u64,
     pub rows: Vec<DeployRow>,
-    /// Deploy of every block over the plain `tar xzf` loop (target: at most 1.0).
+    /// Deploy of every block over the plain `tar xzf` loop, wall (target: at most 1.0).
     pub deploy_vs_tar_loop: f64,
+    /// The same ratio in CPU seconds, when measured.
+    pub deploy_vs_tar_loop_cpu: Option<f64>,
     /// Median seconds of the on-demand mode (target: at most 0.1).
     pub one_block_s: f64,
     pub notes: Vec<String>,
@@ -85,47 +89,70 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
     let tar_out = runs_dir.join("tar");
     let python = repo.join("python");
     let pycache = work.join("out").join("deploy-pycache");
-    let deployer = |tree: &Path, args: &[String]| -> Result<f64> {
-        let home = &home;
-        let started = Instant::now();
-        let output = cmd!(
-            sh,
-            "python3 -m datablox_deployer --home {home} --tree {tree} --platform ubuntu-linux 14.04 {args...}"
-        )
-        .env("PYTHONPATH", &python)
-        // Bytecode cached as a home's own deployer caches it, outside the repository.
-        .env("PYTHONPYCACHEPREFIX", &pycache)
-        .quiet()
-        .ignore_status()
-        .output()
-        .map_err(|e| shell_error(&e))?;
-        let seconds = started.elapsed().as_secs_f64();
-        if !output.status.success() {
-            return Err(failure("the node deployer", &output.stderr));
-        }
-        Ok(seconds)
+    // CPU seconds (user + system, children included) from GNU time when it is there (run through
+    // `env`, as a program name cannot be a list that may be empty): on a
+    // loaded machine they say more than wall times do.
+    let cpu_file = runs_dir.join("cpu");
+    let time: Vec<String> = if Path::new("/usr/bin/time").is_file() {
+        vec![
+            "/usr/bin/time".into(),
+            "-f".into(),
+            "%U %S".into(),
+            "-o".into(),
+            cpu_file.display().to_string(),
+        ]
+    } else {
+        Vec::new()
     };
-    let shell = |script: &str| -> Result<f64> {
-        reset(&tar_out)?;
-        std::fs::create_dir_all(&tar_out).with_path("create", &tar_out)?;
-        let (sw, tar_out, dist) = (&sw, &tar_out, &dist);
+    let timed = |command: xshell::Cmd, what: &str| -> Result<(f64, Option<f64>)> {
         let started = Instant::now();
-        let output = cmd!(sh, "sh -c {script} sh {sw} {tar_out} {dist}")
+        let output = command
             .quiet()
             .ignore_status()
             .output()
             .map_err(|e| shell_error(&e))?;
         let seconds = started.elapsed().as_secs_f64();
         if !output.status.success() {
-            return Err(failure("the shell loop", &output.stderr));
+            return Err(failure(what, &output.stderr));
         }
-        Ok(seconds)
+        let cpu = std::fs::read_to_string(&cpu_file).ok().and_then(|text| {
+            let parts: Vec<f64> = text
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            (parts.len() == 2).then(|| parts[0] + parts[1])
+        });
+        Ok((seconds, cpu))
+    };
+    let deployer = |tree: &Path, args: &[String]| -> Result<(f64, Option<f64>)> {
+        let (home, time) = (&home, &time);
+        let command = cmd!(
+            sh,
+            "env {time...} python3 -m datablox_deployer --home {home} --tree {tree} --platform ubuntu-linux 14.04 {args...}"
+        )
+        .env("PYTHONPATH", &python)
+        // Bytecode cached as a home's own deployer caches it (whatever the caller's
+        // PYTHONDONTWRITEBYTECODE), but outside the repository.
+        .env_remove("PYTHONDONTWRITEBYTECODE")
+        .env("PYTHONPYCACHEPREFIX", &pycache);
+        timed(command, "the node deployer")
+    };
+    let shell = |script: &str| -> Result<(f64, Option<f64>)> {
+        reset(&tar_out)?;
+        std::fs::create_dir_all(&tar_out).with_path("create", &tar_out)?;
+        let (sw, tar_out, dist, time) = (&sw, &tar_out, &dist, &time);
+        timed(
+            cmd!(sh, "env {time...} sh -c {script} sh {sw} {tar_out} {dist}"),
+            "the shell loop",
+        )
     };
 
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); MODES.len()];
+    let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); MODES.len()];
+    std::fs::create_dir_all(&runs_dir).with_path("create", &runs_dir)?;
     for round in 0..options.runs {
         for (index, mode) in MODES.iter().enumerate() {
-            let seconds = match index {
+            let (seconds, cpu) = match index {
                 0 => {
                     reset(&home)?;
                     deployer(&tree, &keys)?
@@ -140,28 +167,28 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
                     deployer(&home.join("engage"), std::slice::from_ref(&one))?
                 }
                 _ => {
-                    let started = Instant::now();
-                    cmd!(sh, "python3 -c pass")
-                        .quiet()
-                        .run()
-                        .map_err(|e| shell_error(&e))?;
-                    started.elapsed().as_secs_f64()
+                    let time = &time;
+                    timed(cmd!(sh, "env {time...} python3 -c pass"), "python3")?
                 }
             };
             log(&format!(
-                "round {}/{}: {mode:<44} {seconds:>8.3}s",
+                "round {}/{}: {mode:<48} {seconds:>8.3}s wall {}",
                 round + 1,
-                options.runs
+                options.runs,
+                cpu.map_or(String::new(), |c| format!("{c:.2}s cpu"))
             ));
             samples[index].push(seconds);
+            cpus[index].extend(cpu);
         }
     }
     reset(&runs_dir)?;
     let rows: Vec<DeployRow> = MODES
         .iter()
         .zip(&samples)
-        .map(|(mode, s)| DeployRow {
+        .zip(&cpus)
+        .map(|((mode, s), cpu)| DeployRow {
             mode: mode.to_string(),
+            cpu_s: (!cpu.is_empty()).then(|| median(cpu)),
             wall_s: median(s),
             min_s: s.iter().copied().fold(f64::INFINITY, f64::min),
             max_s: s.iter().copied().fold(0.0, f64::max),
@@ -171,6 +198,7 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         blocks: keys.len(),
         archive_bytes,
         deploy_vs_tar_loop: rows[0].wall_s / rows[1].wall_s,
+        deploy_vs_tar_loop_cpu: rows[0].cpu_s.zip(rows[1].cpu_s).map(|(a, b)| a / b),
         one_block_s: rows[3].wall_s,
         rows,
         notes: vec![
@@ -183,14 +211,18 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
 impl DeployReport {
     pub fn table(&self) -> String {
         let mut text = format!(
-            "deploy modes: {} blocks, {:.1} MB of archives\n\n| mode | wall s (median) | min–max |\n|---|---|---|\n",
+            "deploy modes: {} blocks, {:.1} MB of archives\n\n| mode | wall s (median) | min–max | cpu s (median) |\n|---|---|---|---|\n",
             self.blocks,
             self.archive_bytes as f64 / 1e6
         );
         for row in &self.rows {
             text.push_str(&format!(
-                "| {} | {:.3} | {:.3}–{:.3} |\n",
-                row.mode, row.wall_s, row.min_s, row.max_s
+                "| {} | {:.3} | {:.3}–{:.3} | {} |\n",
+                row.mode,
+                row.wall_s,
+                row.min_s,
+                row.max_s,
+                row.cpu_s.map_or("–".to_string(), |c| format!("{c:.3}"))
             ));
         }
         text.push_str(&format!(
@@ -200,6 +232,11 @@ impl DeployReport {
             self.one_block_s,
             if self.one_block_s <= 0.1 { "yes" } else { "no" },
         ));
+        if let Some(ratio) = self.deploy_vs_tar_loop_cpu {
+            text.push_str(&format!(
+                "deploy every block / tar xzf loop in CPU seconds: {ratio:.3}\n"
+            ));
+        }
         for note in &self.notes {
             text.push_str(&format!("note: {note}\n"));
         }
