@@ -131,6 +131,8 @@ def main(argv=None):
         return 0
     except DeployError as error:
         sys.stderr.write("error: {}\n".format(error))
+        if args.json:
+            sys.stdout.write(json.dumps({"error": str(error), "exit_code": error.code}, sort_keys=True) + "\n")
         return error.code
     except KeyboardInterrupt:
         return 130

@@ -89,6 +89,10 @@ class LayoutTest(DeployerCase):
         run = self.deploy("nothing", expect=2)
         self.assertIn("unknown resource `nothing`", run.stderr)
         self.assertFalse(os.path.exists(self.home))
+        # With --json, the error is also on stdout, for machines.
+        answer = json.loads(self.deploy("nothing", "--json", expect=2).stdout)
+        self.assertEqual(answer["exit_code"], 2)
+        self.assertIn("unknown resource `nothing`", answer["error"])
 
 
 BLOCK_SOURCE = b"""

@@ -77,8 +77,10 @@ use crate::hash::{Sha256, tree_digest};
 use crate::tree::{Entry, EntryKind, Stat, Tree};
 
 /// The version of the bytes `write_tgz` produces for a given tree and settings: part of every
-/// archive's cache key. Bump it with any change to the archive bytes. 2: tar streams over one
-/// segment (1 MiB) are compressed as independent segments.
+/// archive's cache key. Bump it with any change to the archive bytes; a golden test
+/// (`archive_format_version_pins_the_archive_bytes`) pins the bytes of each version and fails
+/// until then. 2: a tar stream longer than one segment (1 MiB) is compressed as independent
+/// segments.
 pub const ARCHIVE_FORMAT: u32 = 2;
 
 /// The deflate implementation whose output the archives are reproducible with.

@@ -1,11 +1,13 @@
-//! `Plan` -> `Built`: every `sw_packages` file, built into a temporary file beside its final name
-//! or found intact from the previous build.
+//! `Plan` -> `Built`: every `sw_packages` file, built into the run's staging directory (see
+//! `output`) or found intact from the previous build.
 //!
 //! All source trees are scanned (and validated: symlinks, FIFOs, hard links) before anything is
 //! written. Archives are then built on `jobs` threads, largest first, so one big block does not
 //! finish last alone; which thread builds what never changes the bytes. A resource is skipped
 //! when its source digest, its settings and its output on disk are those of the previous build;
-//! the stat cache spares rehashing files whose metadata did not change.
+//! the stat cache spares rehashing files whose metadata did not change. A package built again
+//! whose bytes equal the file on disk is not replaced (with `--no-cache`, every package is built
+//! again and compared so).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -19,8 +21,10 @@ use crate::archive::{self, ArchiveSettings};
 use crate::cache::{Cache, FileRecord, OutputRecord};
 use crate::error::{Error, IoContext, Result};
 use crate::exclude::Excludes;
+use crate::fault;
 use crate::hash::{self, to_hex};
 use crate::model::{Key, Kind};
+use crate::output::Staging;
 use crate::plan::{Plan, TREE};
 use crate::progress::Progress;
 use crate::tree::{self, EntryKind, Tree};
@@ -30,8 +34,6 @@ pub const TOOL: &str = concat!("xtask ", env!("CARGO_PKG_VERSION"));
 #[derive(Clone, Copy, Debug)]
 pub struct BuildOptions {
     pub jobs: usize,
-    /// Trust the stat cache. Off, every file is hashed again (the output is the same).
-    pub use_cache: bool,
 }
 
 /// One file of `sw_packages`, ready to be committed.
@@ -44,7 +46,7 @@ pub struct BuiltPackage {
     pub source_digest: Option<String>,
     pub sha256: String,
     pub size: u64,
-    /// Where the new bytes wait to be renamed into place; `None` when the file on disk is intact.
+    /// Where the new bytes wait in the staging directory; `None` when the file on disk is intact.
     pub temp: Option<PathBuf>,
     pub settings: String,
 }
@@ -57,6 +59,8 @@ pub struct Built {
     pub rebuilt: usize,
     pub skipped: usize,
     pub source_bytes: u64,
+    /// Where the new packages wait; `output::commit` takes it.
+    pub staging: Option<Staging>,
 }
 
 impl Built {
@@ -69,46 +73,23 @@ impl Built {
         self.packages.push(outcome.package);
         self.files.extend(outcome.files);
     }
-
-    /// Removes the temporary files, after a failure.
-    pub fn discard(&self) {
-        for package in &self.packages {
-            if let Some(temp) = &package.temp {
-                let _ = std::fs::remove_file(temp);
-            }
-        }
-    }
 }
 
 pub fn packages_dir(out_dir: &Path) -> PathBuf {
     out_dir.join(TREE).join("sw_packages")
 }
 
-/// A temporary name beside `path`, hidden, unique to this process.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
-}
-
-pub fn build(
-    plan: &Plan,
-    out_dir: &Path,
-    old: &Cache,
-    options: BuildOptions,
-    progress: &dyn Progress,
-) -> Result<Built> {
-    let pool = rayon::ThreadPoolBuilder::new()
+fn pool(options: BuildOptions) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.max(1))
         .build()
-        .expect("a thread pool of a valid size");
-    let empty = Cache::default();
-    let cache = if options.use_cache { old } else { &empty };
+        .expect("a thread pool of a valid size")
+}
 
-    // Scan and validate every tree before writing anything.
-    let trees: Vec<Result<Tree>> = pool.install(|| {
+/// Scans and validates every tree of `plan.archives`, in order: done before the output directory
+/// is locked or anything is written.
+pub fn scan(plan: &Plan, options: BuildOptions) -> Result<Vec<Tree>> {
+    let trees: Vec<Result<Tree>> = pool(options).install(|| {
         use rayon::prelude::*;
         plan.archives
             .par_iter()
@@ -129,9 +110,29 @@ pub fn build(
     if !diagnostics.is_empty() {
         return Err(Error::many(diagnostics));
     }
+    Ok(scanned)
+}
 
-    let dir = packages_dir(out_dir);
-    std::fs::create_dir_all(&dir).with_path("create", &dir)?;
+/// Builds every package of `plan` (`scanned` are its trees, from `scan`) into a new staging
+/// directory of `out_dir`, which the caller has locked.
+pub fn build(
+    plan: &Plan,
+    scanned: Vec<Tree>,
+    out_dir: &Path,
+    cache: &Cache,
+    options: BuildOptions,
+    progress: &dyn Progress,
+) -> Result<Built> {
+    let pool = pool(options);
+    fault::point("scan")?;
+    let staging = Staging::create(out_dir)?;
+    let dir = staging.packages_dir();
+    // Outputs on disk are compared only through real directories: a symlink planted in place
+    // of `sw_packages` (or of the tree) is never taken for the previous build's output.
+    let final_dir = packages_dir(out_dir);
+    let real_dir = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    let final_dir = (real_dir(&out_dir.join(TREE)) && real_dir(&final_dir)).then_some(final_dir);
+    let final_dir = final_dir.as_deref();
     let sizes: Vec<u64> = scanned.iter().map(tree_bytes).collect();
     let source_bytes = sizes.iter().sum::<u64>()
         + plan
@@ -158,7 +159,7 @@ pub fn build(
                     };
                     let job = &plan.archives[index];
                     progress.working(&job.file_name);
-                    let result = build_archive(plan, job, &scanned[index], &dir, cache, old);
+                    let result = build_archive(plan, job, &scanned[index], &dir, final_dir, cache);
                     progress.advance(sizes[index]);
                     *results[index].lock().expect("no thread panics holding it") = Some(result);
                 }
@@ -172,6 +173,7 @@ pub fn build(
         rebuilt: 0,
         skipped: 0,
         source_bytes,
+        staging: None,
     };
     let mut diagnostics = Vec::new();
     for slot in results {
@@ -185,7 +187,7 @@ pub fn build(
         }
     }
     for job in &plan.files {
-        match copy_file(job, &dir, cache, old) {
+        match copy_file(job, &dir, final_dir, cache) {
             Ok(outcome) => {
                 progress.advance(outcome.package.size);
                 built.add(outcome);
@@ -194,9 +196,9 @@ pub fn build(
         }
     }
     if !diagnostics.is_empty() {
-        built.discard();
         return Err(Error::many(diagnostics));
     }
+    built.staging = Some(staging);
     built.packages.sort_by(|a, b| a.file_name.cmp(&b.file_name));
     Ok(built)
 }
@@ -224,8 +226,8 @@ fn settings_text(plan: &Plan, top: &str) -> String {
 }
 
 /// The output on disk is the one the cache describes: same size, mtime and inode.
-fn intact(path: &Path, record: &OutputRecord) -> bool {
-    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+fn intact(path: Option<&Path>, record: &OutputRecord) -> bool {
+    let Some(Ok(metadata)) = path.map(std::fs::symlink_metadata) else {
         return false;
     };
     let stat = tree::Stat::from_metadata(&metadata);
@@ -242,20 +244,34 @@ struct Outcome {
     rebuilt: bool,
 }
 
+/// Whether the regular file at `path` holds exactly the `size` bytes with this SHA-256: read and
+/// hashed, nothing trusted.
+fn same_file(path: Option<&Path>, size: u64, sha256: &str) -> Result<bool> {
+    let Some(path) = path else {
+        return Ok(false);
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_file() && metadata.len() == size => {
+            Ok(to_hex(&hash::hash_file(path)?) == sha256)
+        }
+        _ => Ok(false),
+    }
+}
+
 fn build_archive(
     plan: &Plan,
     job: &crate::plan::ArchiveJob,
     tree: &Tree,
     dir: &Path,
+    final_dir: Option<&Path>,
     cache: &Cache,
-    old: &Cache,
 ) -> Result<Outcome> {
     let settings = settings_text(plan, &job.top);
-    let final_path = dir.join(&job.file_name);
-    let previous = old
+    let final_path = final_dir.map(|dir| dir.join(&job.file_name));
+    let previous = cache
         .outputs
         .get(&job.file_name)
-        .filter(|r| r.settings == settings && intact(&final_path, r));
+        .filter(|r| r.settings == settings && intact(final_path.as_deref(), r));
     let package = |digest: String, sha256: String, size: u64, temp: Option<PathBuf>| BuiltPackage {
         key: job.key.clone(),
         kind: job.kind,
@@ -277,7 +293,11 @@ fn build_archive(
                 EntryKind::File { .. } => {
                     let hash = match cache.lookup(&entry.source, &entry.stat) {
                         Some(hash) => hash,
-                        None => hash::hash_file(&entry.source)?,
+                        None => {
+                            let hash = hash::hash_file(&entry.source)?;
+                            fault::point("hash")?;
+                            hash
+                        }
                     };
                     records.extend(Cache::record(&entry.source, &entry.stat, &hash));
                     Some(hash)
@@ -296,9 +316,9 @@ fn build_archive(
         }
     }
 
-    let temp = temp_path(&final_path);
-    let result = (|| {
-        let file = File::create(&temp).with_path("create", &temp)?;
+    let temp = dir.join(&job.file_name);
+    {
+        let file = File::create_new(&temp).with_path("create", &temp)?;
         let mut writer = HashingWriter {
             inner: BufWriter::with_capacity(256 * 1024, file),
             hasher: Sha256::new(),
@@ -328,32 +348,35 @@ fn build_archive(
                 hash.and_then(|hash| Cache::record(&entry.source, &entry.stat, &hash))
             })
             .collect();
-        let sha256: [u8; 32] = writer.hasher.finalize().into();
+        let sha256 = to_hex(&writer.hasher.finalize().into());
+        fault::point("archive")?;
+        // Built again but the same bytes (no cache, or a cache that did not describe the file):
+        // the file on disk stays, so nothing is rewritten.
+        let unchanged = same_file(final_path.as_deref(), writer.bytes, &sha256)?;
+        if unchanged {
+            std::fs::remove_file(&temp).with_path("remove", &temp)?;
+        }
         Ok(Outcome {
             package: package(
                 to_hex(&report.digest),
-                to_hex(&sha256),
+                sha256,
                 writer.bytes,
-                Some(temp.clone()),
+                (!unchanged).then(|| temp.clone()),
             ),
             files: records,
-            rebuilt: true,
+            rebuilt: !unchanged,
         })
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
     }
-    result
 }
 
 fn copy_file(
     job: &crate::plan::FileJob,
     dir: &Path,
+    final_dir: Option<&Path>,
     cache: &Cache,
-    old: &Cache,
 ) -> Result<Outcome> {
-    let settings = format!("{TOOL}; copy");
-    let final_path = dir.join(&job.file_name);
+    let settings = "copy".to_string();
+    let final_path = final_dir.map(|dir| dir.join(&job.file_name));
     let metadata = std::fs::metadata(&job.source).with_path("read", &job.source)?;
     let stat = tree::Stat::from_metadata(&metadata);
     let hash = match cache.lookup(&job.source, &stat) {
@@ -372,23 +395,28 @@ fn copy_file(
         temp,
         settings: settings.clone(),
     };
-    if let Some(previous) = old.outputs.get(&job.file_name)
-        && previous.settings == settings
-        && previous.sha256 == digest
-        && intact(&final_path, previous)
-    {
+    let previous = cache.outputs.get(&job.file_name);
+    let intact = previous.is_some_and(|previous| {
+        previous.settings == settings
+            && previous.sha256 == digest
+            && intact(final_path.as_deref(), previous)
+    });
+    if intact || same_file(final_path.as_deref(), stat.size, &digest)? {
         return Ok(Outcome {
             package: package(None),
             files: record.clone().into_iter().collect(),
             rebuilt: false,
         });
     }
-    let temp = temp_path(&final_path);
-    std::fs::copy(&job.source, &temp).with_path("copy", &job.source)?;
+    let temp = dir.join(&job.file_name);
+    let mut source = File::open(&job.source).with_path("read", &job.source)?;
+    let mut target = File::create_new(&temp).with_path("create", &temp)?;
+    std::io::copy(&mut source, &mut target).with_path("copy", &job.source)?;
+    drop(target);
+    fault::point("copy")?;
     // The copy keeps the source's permission bits; the package must not depend on them.
     set_mode(&temp)?;
     if hash::hash_file(&temp)? != hash {
-        let _ = std::fs::remove_file(&temp);
         return Err(Error::io(
             "copy",
             &job.source,
@@ -423,6 +451,7 @@ struct HashingWriter<W: Write> {
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        fault::point("compress").map_err(|_| std::io::Error::other("failure injected"))?;
         let written = self.inner.write(buf)?;
         self.hasher.update(&buf[..written]);
         self.bytes += written as u64;

@@ -1,9 +1,19 @@
 //! What the previous build left for the next one: a stat cache (file metadata -> content hash)
 //! and, per `sw_packages` file, the source digest and the output it produced under which settings.
 //!
-//! Stored as JSON in `<out>/.dist-cache.json`, outside the extension tree. A cache that is missing,
-//! unreadable or from another format is ignored: the build then hashes everything, and produces
-//! the same bytes.
+//! Stored in `<out>/.dist-cache.json`, outside the extension tree: a header line with the format
+//! and the SHA-256 of the rest, then JSON. A cache that is missing, unreadable, from another
+//! format or whose checksum does not match (a corrupted but parseable file) is ignored: the build
+//! then hashes everything, and produces the same bytes.
+//!
+//! What a cached run trusts, and what it does not: a source file whose size, mtime, ctime, inode
+//! and mode are those recorded (and not racy, below) has the recorded content hash; an output file
+//! whose size, mtime and inode are those recorded holds the recorded SHA-256, which goes into
+//! `SHA256SUMS` without reading the file again. So a change that keeps all of these (bytes
+//! rewritten in place and the mtime set back) is not seen by a cached run: `cargo xtask verify`
+//! reports it and `dist --no-cache` repairs it. `--no-cache` reads no cache at all: it hashes
+//! every source, builds every package and hashes what it writes (leaving a file on disk that
+//! already holds the same bytes untouched).
 //!
 //! Racy entries are handled as git handles its index: a file whose mtime is not older than the
 //! time the cache was written may have changed within the same clock tick after it was hashed, so
@@ -17,7 +27,9 @@ use serde::{Deserialize, Serialize};
 use crate::tree::Stat;
 
 pub const CACHE_FILE: &str = ".dist-cache.json";
-const FORMAT: u32 = 1;
+/// 2: the checksummed header line.
+const FORMAT: u32 = 2;
+const MAGIC: &str = "xtask-dist-cache";
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Cache {
@@ -57,13 +69,29 @@ pub struct OutputRecord {
 }
 
 impl Cache {
-    /// Reads the cache of `out_dir`, or an empty one.
+    /// Reads the cache of `out_dir`, or an empty one when there is none that can be trusted.
     pub fn read(out_dir: &Path) -> Cache {
-        std::fs::read(out_dir.join(CACHE_FILE))
+        let path = out_dir.join(CACHE_FILE);
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Cache::default();
+        }
+        std::fs::read(&path)
             .ok()
-            .and_then(|bytes| serde_json::from_slice::<Cache>(&bytes).ok())
-            .filter(|cache| cache.format == FORMAT)
+            .and_then(|bytes| Cache::from_bytes(&bytes))
             .unwrap_or_default()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Cache> {
+        let newline = bytes.iter().position(|&b| b == b'\n')?;
+        let header = std::str::from_utf8(&bytes[..newline]).ok()?;
+        let body = &bytes[newline + 1..];
+        let expected = format!("{MAGIC} {FORMAT} {}", crate::hash::to_hex(&sha256(body)));
+        if header != expected {
+            return None;
+        }
+        serde_json::from_slice::<Cache>(body)
+            .ok()
+            .filter(|cache| cache.format == FORMAT)
     }
 
     /// The cached content hash of `path`, if its metadata is unchanged and it is not racy.
@@ -114,14 +142,23 @@ impl Cache {
         ))
     }
 
-    /// Serialized with the format number and the current time, ready for `output` to write.
+    /// Serialized with the format number, the current time and the checksum, ready for
+    /// `output` to write.
     pub fn to_bytes(mut self, now_ns: i128) -> Vec<u8> {
         self.format = FORMAT;
         self.written_at_ns = now_ns;
-        let mut bytes = serde_json::to_vec(&self).expect("the cache always serializes");
-        bytes.push(b'\n');
+        let mut body = serde_json::to_vec(&self).expect("the cache always serializes");
+        body.push(b'\n');
+        let mut bytes =
+            format!("{MAGIC} {FORMAT} {}\n", crate::hash::to_hex(&sha256(&body))).into_bytes();
+        bytes.extend_from_slice(&body);
         bytes
     }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// File timestamps come from the kernel's coarse clock, which can lag the clock `now_ns` reads by
@@ -173,6 +210,19 @@ mod tests {
         };
         cache.files.insert("/a".to_string(), record(mtime_ns));
         cache
+    }
+
+    #[test]
+    fn a_cache_reads_back_and_a_corrupted_one_is_ignored() {
+        let written = cache(5, 1).to_bytes(9);
+        let read = Cache::from_bytes(&written).expect("a cache reads back");
+        assert_eq!((read.written_at_ns, read.files.len()), (9, 1));
+        // Still JSON, still parseable, but not what was written: not trusted.
+        let text = String::from_utf8(written).unwrap();
+        let corrupted = text.replace(&"00".repeat(32), &"11".repeat(32));
+        assert_ne!(corrupted, text);
+        assert_eq!(Cache::from_bytes(corrupted.as_bytes()), None);
+        assert_eq!(Cache::from_bytes(b"{}"), None);
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub enum Command {
     Import(ImportFlags),
     /// Print the resource dependency graph as Mermaid or Graphviz DOT text on stdout
     Graph(GraphFlags),
+    /// Check a built output against itself and the sources: every archive's SHA-256 against
+    /// SHA256SUMS and dist-manifest.json, every source digest against the current sources, the
+    /// extension tree against what dist would write; exit 1 with the list of differences
+    Verify(VerifyFlags),
 }
 
 #[derive(Debug, clap::Args)]
@@ -45,8 +49,8 @@ pub struct DistFlags {
     /// Output directory (default: target/dist under the repository)
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Archives built at once (default: all cores); the output does not depend on it
-    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Archives built at once, 1 to 1024 (default: all cores); the output does not depend on it
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_JOBS))]
     pub jobs: Option<u32>,
     /// Print the summary as JSON on stdout
     #[arg(long)]
@@ -58,6 +62,23 @@ pub struct DistFlags {
     /// mtimes are new); the output is the same
     #[arg(long)]
     pub no_cache: bool,
+    /// Fail at once (exit code 3) instead of waiting when another dist is writing the output
+    /// directory
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+/// The most `--jobs`: more threads than this only cost memory.
+pub const MAX_JOBS: i64 = 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyFlags {
+    /// The output directory to check (default: target/dist under the repository)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the result as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod error;
 pub mod exclude;
 pub mod extension;
+pub mod fault;
 pub mod flags;
 pub mod graph;
 pub mod hash;
@@ -23,6 +24,7 @@ pub mod plan;
 pub mod progress;
 pub mod scaffold;
 pub mod tree;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -34,8 +36,12 @@ pub struct DistOptions {
     /// Where the extension tree, `SHA256SUMS` and `dist-manifest.json` go (default `target/dist`).
     pub out_dir: Option<PathBuf>,
     pub jobs: usize,
+    /// Read the build cache. Off (`--no-cache`), nothing from it is trusted: every source is
+    /// hashed, every package built, and what is written is hashed.
     pub use_cache: bool,
     pub source_date_epoch: Option<u64>,
+    /// What to do when another run holds the output directory.
+    pub wait: output::Wait,
 }
 
 /// What `dist` did, and the warnings validation found.
@@ -58,23 +64,28 @@ pub fn dist(
     let mut timings = Timings::start();
     let checked = check::load(repo)?;
     timings.lap("parse and check manifests");
-    let out_dir = options
-        .out_dir
-        .clone()
-        .unwrap_or_else(|| repo.join("target").join("dist"));
+    let out_dir = out_dir(repo, options.out_dir.as_deref());
     output::check_out_dir(&out_dir)?;
     let plan = plan::make(&checked.model, repo, options.source_date_epoch)?;
     plan::check_out_dir(&plan, &out_dir)?;
     timings.lap("plan and generate the extension tree");
-    let old = cache::Cache::read(&out_dir);
-    timings.lap("read the build cache");
-    let build_options = build::BuildOptions {
-        jobs: options.jobs,
-        use_cache: options.use_cache,
+    let build_options = build::BuildOptions { jobs: options.jobs };
+    // Every tree is scanned and validated before the output directory is created or locked.
+    let scanned = build::scan(&plan, build_options)?;
+    timings.lap("scan the sources");
+    // Held until the end of the run (or until the process dies).
+    let _lock = output::lock(&out_dir, options.wait, true)?;
+    output::prepare(&out_dir)?;
+    timings.lap("lock the output directory");
+    let old = if options.use_cache {
+        cache::Cache::read(&out_dir)
+    } else {
+        cache::Cache::default()
     };
-    let built = build::build(&plan, &out_dir, &old, build_options, progress);
+    timings.lap("read the build cache");
+    let built = build::build(&plan, scanned, &out_dir, &old, build_options, progress);
     progress.end();
-    timings.lap("scan, hash and build packages");
+    timings.lap("hash and build packages");
     let summary = output::commit(&checked.model, &plan, built?, &out_dir, &old, started_ns)?;
     timings.lap("write the output");
     Ok(DistReport {
@@ -82,6 +93,11 @@ pub fn dist(
         warnings: checked.warnings,
         timings: timings.laps,
     })
+}
+
+/// The output directory: `--out`, else `target/dist` in the repository.
+pub fn out_dir(repo: &Path, out: Option<&Path>) -> PathBuf {
+    out.map_or_else(|| repo.join("target").join("dist"), Path::to_path_buf)
 }
 
 /// Stage durations of one run: measured, never printed here.
@@ -130,20 +146,34 @@ pub fn find_repo(start: &Path) -> Result<PathBuf> {
         })
 }
 
-/// `SOURCE_DATE_EPOCH` as the reproducible-builds specification defines it: a decimal integer.
+/// The largest mtime a tar header's 12-byte octal field holds: 8^11 - 1 seconds (year 2242).
+pub const MAX_SOURCE_DATE_EPOCH: u64 = 0o77_777_777_777;
+
+/// `SOURCE_DATE_EPOCH` as the reproducible-builds specification defines it: ASCII decimal digits
+/// only (no sign, no spaces), and at most what a tar header holds. Empty counts as unset.
 pub fn parse_source_date_epoch(value: Option<&str>) -> Result<Option<u64>> {
-    match value {
-        None | Some("") => Ok(None),
-        Some(text) => text.trim().parse::<u64>().map(Some).map_err(|_| {
-            Error::new(
-                Diagnostic::error(
-                    "source-date-epoch",
-                    format!("SOURCE_DATE_EPOCH is `{text}`, not a number of seconds"),
-                )
-                .help(
-                    "set it to a non-negative integer, e.g. `git log -1 --format=%ct`, or unset it",
-                ),
+    let text = match value {
+        None | Some("") => return Ok(None),
+        Some(text) => text,
+    };
+    let invalid = |why: &str| {
+        Error::new(
+            Diagnostic::error(
+                "source-date-epoch",
+                format!("SOURCE_DATE_EPOCH is `{}`, {why}", text.escape_debug()),
             )
-        }),
+            .help(format!(
+                "set it to a whole number of seconds since 1970 between 0 and {MAX_SOURCE_DATE_EPOCH}, in digits only, e.g. `git log -1 --format=%ct`, or unset it"
+            )),
+        )
+    };
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "not a number of seconds (only the digits 0-9 are allowed)",
+        ));
+    }
+    match text.parse::<u64>() {
+        Ok(seconds) if seconds <= MAX_SOURCE_DATE_EPOCH => Ok(Some(seconds)),
+        _ => Err(invalid("beyond the largest time a tar header holds")),
     }
 }

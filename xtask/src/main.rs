@@ -1,5 +1,6 @@
 //! `cargo xtask`: reads the flags, calls the library, reports errors, chooses the exit code
-//! (0 success, 1 bad input, 2 bad usage).
+//! (0 success, 1 bad input or a failed `verify`, 2 bad usage, 3 output directory locked by
+//! another run with `--no-wait`).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -27,9 +28,18 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprint!("{error}");
-            ExitCode::from(1)
+            let locked = error.diagnostics.iter().any(|d| d.code == "output-locked");
+            ExitCode::from(if locked { 3 } else { 1 })
         }
     }
+}
+
+/// Said once, on stderr, when a run has to wait for another (as cargo says it).
+fn say_waiting(out_dir: &std::path::Path) {
+    eprintln!(
+        "    Blocking waiting for another `cargo xtask dist` to finish with `{}`",
+        out_dir.display()
+    );
 }
 
 fn run(command: Command) -> Result<ExitCode, Error> {
@@ -52,6 +62,11 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 source_date_epoch: xtask::parse_source_date_epoch(
                     std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
                 )?,
+                wait: if flags.no_wait {
+                    xtask::output::Wait::Refuse
+                } else {
+                    xtask::output::Wait::Block(say_waiting)
+                },
             };
             let interactive = !flags.json && std::io::stderr().is_terminal();
             let progress: Box<dyn Progress> = if interactive {
@@ -101,6 +116,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                     source_date_epoch: xtask::parse_source_date_epoch(
                         std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
                     )?,
+                    wait: xtask::output::Wait::Block(say_waiting),
                 },
                 home: cwd.join(flags.home),
                 resources: flags.resources,
@@ -210,6 +226,41 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             );
             eprintln!("      cargo xtask dist");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify(flags) => {
+            let out_dir = xtask::out_dir(&repo, flags.out.map(|out| cwd.join(out)).as_deref());
+            let report =
+                xtask::verify::verify(&repo, &out_dir, xtask::output::Wait::Block(say_waiting))?;
+            if flags.json {
+                let mut value = serde_json::to_value(&report).expect("the report serializes");
+                value["ok"] = serde_json::json!(report.differences.is_empty());
+                println!("{value}");
+            } else {
+                for difference in &report.differences {
+                    eprintln!("error: {}: {}", difference.path, difference.problem);
+                }
+                let shown = report
+                    .out_dir
+                    .strip_prefix(&cwd)
+                    .unwrap_or(&report.out_dir)
+                    .display();
+                if report.differences.is_empty() {
+                    eprintln!(
+                        "    Verified {} packages and {} files of the extension tree in {shown}",
+                        report.packages, report.tree_files
+                    );
+                } else {
+                    eprintln!(
+                        "    Verify found {} differences in {shown}; `cargo xtask dist` rebuilds what differs (`--no-cache` if a package was damaged in place)",
+                        report.differences.len()
+                    );
+                }
+            }
+            Ok(if report.differences.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Import(_) => unreachable!("handled above: import needs no repository"),
         Command::Graph(flags) => {

@@ -1,11 +1,32 @@
-//! The only code that writes to the output directory: renames built packages into place, writes
-//! the extension tree's generated files (only those whose content changed), removes stale files,
-//! and writes `SHA256SUMS`, `dist-manifest.json` and the build cache.
+//! The only code that writes to the output directory, and the protocol it follows so that a run
+//! that fails, or is killed at any instant, never leaves output that looks right and is not.
 //!
-//! Every file is written under a temporary name and renamed, so an interrupted run never leaves a
-//! truncated file under a final name.
+//! - **One writer at a time.** `lock` takes an exclusive `flock` on the output directory itself
+//!   (no lock file to leave behind); a second run waits, saying so, or refuses with `--no-wait`.
+//!   `verify` takes a shared lock, so it never looks at a commit half done.
+//! - **Temporaries in one exclusive place.** Everything a run writes goes first into its own
+//!   staging directory `<out>/.dist-tmp-XXXXXX` (created with `mkdir`, a random name, mode 0700,
+//!   by `tempfile`, with a marker file inside), never at a predictable name beside a final one, so
+//!   no planted symlink is followed and no user file can be mistaken for a temporary. A staging
+//!   directory is removed by its own run, or by a later run that holds the lock (its run is gone).
+//! - **All or nothing.** Archives, changed tree files, `SHA256SUMS`, `dist-manifest.json` and the
+//!   cache are complete in the staging directory before anything under a final name changes.
+//!   Then `commit` removes `SHA256SUMS` and `dist-manifest.json` if they are about to change,
+//!   renames the new files into place, removes stale ones, renames `dist-manifest.json`, then
+//!   `SHA256SUMS`, then the cache. Each step is a rename or an unlink, so after a kill at any
+//!   point every file under a final name is complete, and `SHA256SUMS` (when present) verifies
+//!   what sits beside it: before the switch the directory is the old output, after it the new
+//!   one, in between it has no `SHA256SUMS` (`verify` says so) and the next run completes it.
+//! - **Repair.** The cache is renamed in last, and it records each output's size, mtime and inode:
+//!   a package renamed in by a killed run no longer matches it and is rebuilt; the tree is
+//!   compared file by file. A directory left by an interrupted run is recognised as ours by its
+//!   staging directory (or the cache, or `dist-manifest.json`), so the next run repairs it.
+//!
+//! There is no fsync (a cold build waited on the disk for most of its time with it): the protocol
+//! holds against a killed process, and after a power loss `verify` tells, `--no-cache` repairs.
 
 use std::collections::HashSet;
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -13,16 +34,21 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::archive;
-use crate::build::{Built, TOOL, packages_dir, temp_path};
+use crate::build::{Built, TOOL, packages_dir};
 use crate::cache::{CACHE_FILE, Cache, OutputRecord};
-use crate::error::{IoContext, Result};
+use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::extension::{self, Content};
+use crate::fault;
 use crate::model::{Driver, Kind, Model, PackageSource};
 use crate::plan::{Plan, TREE};
 use crate::tree::Stat;
 
 pub const SUMS_FILE: &str = "SHA256SUMS";
 pub const DIST_MANIFEST_FILE: &str = "dist-manifest.json";
+/// Every staging directory's name starts with this; `tempfile` adds random characters.
+pub const STAGING_PREFIX: &str = ".dist-tmp-";
+/// Created first in a staging directory: what makes a `.dist-tmp-*` directory ours to remove.
+const STAGING_MARKER: &str = "CREATED-BY-CARGO-XTASK-DIST";
 
 /// What a `dist` run did, printed as the last line (or as JSON with `--json`).
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -39,6 +65,172 @@ pub struct Summary {
     pub out_dir: PathBuf,
 }
 
+/// What to do when another run holds the output directory.
+#[derive(Clone, Copy, Debug)]
+pub enum Wait {
+    /// Wait for it; the function is called once, before waiting (to say so on stderr).
+    Block(fn(&Path)),
+    /// Fail at once with the `output-locked` diagnostic (`--no-wait`).
+    Refuse,
+}
+
+/// The lock on an output directory, released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct Lock {
+    _directory: File,
+}
+
+/// Creates `out_dir` if needed and locks it: exclusively for `dist`, shared for `verify`.
+pub fn lock(out_dir: &Path, wait: Wait, exclusive: bool) -> Result<Lock> {
+    if exclusive {
+        std::fs::create_dir_all(out_dir).with_path("create", out_dir)?;
+    }
+    let directory = File::open(out_dir).with_path("open", out_dir)?;
+    let attempt = if exclusive {
+        directory.try_lock()
+    } else {
+        directory.try_lock_shared()
+    };
+    match attempt {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => match wait {
+            Wait::Refuse => return Err(Error::new(locked(out_dir))),
+            Wait::Block(notify) => {
+                notify(out_dir);
+                let locked = if exclusive {
+                    directory.lock()
+                } else {
+                    directory.lock_shared()
+                };
+                locked.with_path("lock", out_dir)?;
+            }
+        },
+        Err(std::fs::TryLockError::Error(error)) => return Err(Error::io("lock", out_dir, error)),
+    }
+    Ok(Lock {
+        _directory: directory,
+    })
+}
+
+fn locked(out_dir: &Path) -> Diagnostic {
+    Diagnostic::error(
+        "output-locked",
+        format!(
+            "another `cargo xtask dist` is writing `{}`",
+            out_dir.display()
+        ),
+    )
+    .file(out_dir)
+    .help("wait for it to finish (run without `--no-wait` to wait), or choose another `--out`")
+}
+
+/// Run under the lock, before anything is written: refuses a directory that is not ours or
+/// whose final names are taken by something dist cannot replace, then removes what killed runs
+/// left (their staging directories, and the temporary files of versions before staging).
+pub fn prepare(out_dir: &Path) -> Result<()> {
+    check_out_dir(out_dir)?;
+    let tree = out_dir.join(TREE);
+    if let Ok(metadata) = std::fs::symlink_metadata(&tree)
+        && !metadata.is_dir()
+    {
+        return Err(not_ours_to_replace(&tree, "a directory"));
+    }
+    for name in [SUMS_FILE, DIST_MANIFEST_FILE, CACHE_FILE] {
+        let path = out_dir.join(name);
+        if let Ok(metadata) = std::fs::symlink_metadata(&path)
+            && metadata.is_dir()
+        {
+            return Err(not_ours_to_replace(&path, "a file"));
+        }
+    }
+    for entry in std::fs::read_dir(out_dir).with_path("read", out_dir)? {
+        let entry = entry.with_path("read", out_dir)?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        if name.starts_with(STAGING_PREFIX) && file_type.is_dir() {
+            // The lock is ours: the run that made it is gone.
+            if path.join(STAGING_MARKER).is_file() {
+                std::fs::remove_dir_all(&path).with_path("remove the abandoned", &path)?;
+            } else {
+                // Killed between `mkdir` and the marker: empty, and `remove_dir` removes nothing else.
+                let _ = std::fs::remove_dir(&path);
+            }
+        } else if file_type.is_file() && is_legacy_temporary(&name, true) {
+            std::fs::remove_file(&path).with_path("remove the abandoned", &path)?;
+        }
+    }
+    Ok(())
+}
+
+fn not_ours_to_replace(path: &Path, should_be: &str) -> Error {
+    Error::new(
+        Diagnostic::error(
+            "output-occupied",
+            format!(
+                "`{}` is not {should_be}, and dist writes {should_be} there",
+                path.display()
+            ),
+        )
+        .file(path)
+        .help("move it away or remove it (dist does not remove what it did not write), or choose another `--out`"),
+    )
+}
+
+/// The temporary names of the versions that wrote beside the final names (`.NAME.tmpPID`). At
+/// the top of the output directory, only those of the three files dist writes there count.
+fn is_legacy_temporary(name: &str, top_level: bool) -> bool {
+    let Some((stem, pid)) = name.rsplit_once(".tmp") else {
+        return false;
+    };
+    let stem_ok = match stem.strip_prefix('.') {
+        Some(final_name) if top_level => {
+            [SUMS_FILE, DIST_MANIFEST_FILE, CACHE_FILE].contains(&final_name)
+        }
+        Some(final_name) => !final_name.is_empty(),
+        None => false,
+    };
+    stem_ok && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A run's staging directory: see the module documentation. Removed when dropped.
+#[derive(Debug)]
+pub struct Staging {
+    dir: tempfile::TempDir,
+}
+
+impl Staging {
+    pub fn create(out_dir: &Path) -> Result<Staging> {
+        let dir = tempfile::Builder::new()
+            .prefix(STAGING_PREFIX)
+            .tempdir_in(out_dir)
+            .with_path("create a staging directory in", out_dir)?;
+        let marker = dir.path().join(STAGING_MARKER);
+        File::create_new(&marker)
+            .and_then(|mut file| {
+                file.write_all(
+                    b"a staging directory of `cargo xtask dist`; removed by the next run\n",
+                )
+            })
+            .with_path("create", &marker)?;
+        let staging = Staging { dir };
+        let packages = staging.packages_dir();
+        std::fs::create_dir(&packages).with_path("create", &packages)?;
+        Ok(staging)
+    }
+
+    /// Where new `sw_packages` files are built.
+    pub fn packages_dir(&self) -> PathBuf {
+        self.dir.path().join("sw_packages")
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
 /// `old` is the cache the build started from and `started_ns` when it started; the cache is
 /// rewritten only when it changed.
 pub fn commit(
@@ -50,13 +242,21 @@ pub fn commit(
     started_ns: i128,
 ) -> Result<Summary> {
     let tree_root = out_dir.join(TREE);
-    let mut cache = Cache::default();
+    let packages = packages_dir(out_dir);
+    let staging = built
+        .staging
+        .take()
+        .expect("a built output has its staging directory");
     let mut expected: HashSet<PathBuf> = HashSet::new();
+    let mut renames: Vec<(PathBuf, PathBuf)> = Vec::new();
 
-    let renamed = rename_packages(&built, &tree_root, &mut cache, &mut expected);
-    if let Err(error) = renamed {
-        built.discard();
-        return Err(error);
+    // Stage: everything new goes into the staging directory; nothing final changes yet.
+    for package in &built.packages {
+        let path = packages.join(&package.file_name);
+        if let Some(temp) = &package.temp {
+            renames.push((temp.clone(), path.clone()));
+        }
+        expected.insert(path);
     }
     for file in &plan.tree {
         let path = tree_root.join(&file.path);
@@ -64,55 +264,72 @@ pub fn commit(
             Content::Bytes(bytes) => bytes.clone(),
             Content::Copy(source) => std::fs::read(source).with_path("read", source)?,
         };
-        write_if_changed(&path, &bytes)?;
+        if !holds(&path, &bytes) {
+            let temp = staging.path().join("tree").join(&file.path);
+            write_new(&temp, &bytes)?;
+            fault::point("stage")?;
+            renames.push((temp, path.clone()));
+        }
         expected.insert(path);
     }
-    remove_stale(&tree_root, &expected)?;
-    remove_temporaries(out_dir)?;
+    let (stale_files, stale_dirs) = stale(&tree_root, &expected)?;
 
     let sums: String = built
         .packages
         .iter()
         .map(|p| format!("{}  {TREE}/sw_packages/{}\n", p.sha256, p.file_name))
         .collect();
-    write_if_changed(&out_dir.join(SUMS_FILE), sums.as_bytes())?;
     let manifest = extension::json_file(DIST_MANIFEST_FILE, &dist_manifest(model, plan, &built))?;
-    if let Content::Bytes(bytes) = manifest.content {
-        write_if_changed(&out_dir.join(DIST_MANIFEST_FILE), &bytes)?;
-    }
-
-    cache.files = std::mem::take(&mut built.files).into_iter().collect();
-    if cache.needs_write(old, started_ns) {
-        write_atomically(&out_dir.join(CACHE_FILE), &cache.to_bytes(started_ns))?;
-    }
-
-    Ok(Summary {
-        resources: model.resources.len(),
-        packages: built.packages.len(),
-        rebuilt: built.rebuilt,
-        skipped: built.skipped,
-        bytes: built.packages.iter().map(|p| p.size).sum(),
-        source_bytes: built.source_bytes,
-        out_dir: out_dir.to_path_buf(),
-    })
-}
-
-fn rename_packages(
-    built: &Built,
-    tree_root: &Path,
-    cache: &mut Cache,
-    expected: &mut HashSet<PathBuf>,
-) -> Result<()> {
-    let dir = packages_dir(
-        tree_root
-            .parent()
-            .expect("the tree is inside the output directory"),
-    );
-    for package in &built.packages {
-        let path = dir.join(&package.file_name);
-        if let Some(temp) = &package.temp {
-            std::fs::rename(temp, &path).with_path("rename into place", &path)?;
+    let Content::Bytes(manifest) = manifest.content else {
+        unreachable!("json_file returns bytes")
+    };
+    let mut metadata = Vec::new();
+    for (name, bytes) in [
+        (DIST_MANIFEST_FILE, &manifest),
+        (SUMS_FILE, &sums.into_bytes()),
+    ] {
+        let path = out_dir.join(name);
+        if !holds(&path, bytes) {
+            let temp = staging.path().join(name);
+            write_new(&temp, bytes)?;
+            metadata.push((temp, path));
         }
+    }
+    fault::point("staged")?;
+
+    // Switch: unlinks and renames only.
+    for (_, path) in &metadata {
+        remove_if_present(path)?;
+    }
+    fault::point("commit")?;
+    for (temp, path) in &renames {
+        fault::point("rename")?;
+        rename_into_place(out_dir, temp, path)?;
+    }
+    for path in &stale_files {
+        fault::point("stale")?;
+        // A symlink listed as stale may have been replaced by a real directory of the new tree.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_dir()) {
+            remove_if_present(path)?;
+        }
+    }
+    for dir in &stale_dirs {
+        match std::fs::remove_dir(dir) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io("remove the stale directory", dir, error));
+            }
+            _ => {}
+        }
+    }
+    for (temp, path) in &metadata {
+        fault::point("metadata")?;
+        std::fs::rename(temp, path).with_path("rename into place", path)?;
+    }
+
+    // The cache last: it records the outputs as they now are on disk.
+    let mut cache = Cache::default();
+    for package in &built.packages {
+        let path = packages.join(&package.file_name);
         let stat = Stat::from_metadata(&std::fs::symlink_metadata(&path).with_path("stat", &path)?);
         cache.outputs.insert(
             package.file_name.clone(),
@@ -128,103 +345,160 @@ fn rename_packages(
                 inode: stat.inode,
             },
         );
-        expected.insert(path);
     }
-    Ok(())
+    cache.files = std::mem::take(&mut built.files).into_iter().collect();
+    if cache.needs_write(old, started_ns) {
+        let temp = staging.path().join(CACHE_FILE);
+        write_new(&temp, &cache.to_bytes(started_ns))?;
+        fault::point("metadata")?;
+        let path = out_dir.join(CACHE_FILE);
+        std::fs::rename(&temp, &path).with_path("rename into place", &path)?;
+    }
+    fault::point("cleanup")?;
+    let staging_path = staging.path().to_path_buf();
+    staging
+        .dir
+        .close()
+        .with_path("remove the staging directory", &staging_path)?;
+
+    Ok(Summary {
+        resources: model.resources.len(),
+        packages: built.packages.len(),
+        rebuilt: built.rebuilt,
+        skipped: built.skipped,
+        bytes: built.packages.iter().map(|p| p.size).sum(),
+        source_bytes: built.source_bytes,
+        out_dir: out_dir.to_path_buf(),
+    })
 }
 
-/// Refuses an output directory that holds a `datablox/` tree this tool did not write: stale-file
-/// removal would otherwise delete files of, say, a legacy extension kept there.
-pub fn check_out_dir(out_dir: &Path) -> Result<()> {
-    let tree = out_dir.join(TREE);
-    let ours = out_dir.join(CACHE_FILE).exists() || out_dir.join(DIST_MANIFEST_FILE).exists();
-    let occupied = std::fs::read_dir(&tree).is_ok_and(|mut entries| entries.next().is_some());
-    if occupied && !ours {
-        return Err(crate::error::Error::new(
-            crate::error::Diagnostic::error(
-                "foreign-output",
-                format!("`{}` holds a `{TREE}` directory that `cargo xtask dist` did not write", out_dir.display()),
-            )
-            .file(&tree)
-            .help("choose another `--out` directory, or move that directory away: dist removes files it did not produce"),
-        ));
-    }
-    Ok(())
+/// Whether `path` is a regular file holding exactly `bytes`: then it is left alone, so a no-op
+/// build rewrites nothing. A symlink never counts: it is replaced.
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+        && std::fs::read(path).is_ok_and(|existing| existing == bytes)
 }
 
-/// Writes `bytes` to `path` unless it already holds exactly them, so a no-op build rewrites nothing.
-pub fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
-    if std::fs::read(path).is_ok_and(|existing| existing == bytes) {
-        return Ok(false);
-    }
-    write_atomically(path, bytes)?;
-    Ok(true)
-}
-
-/// Writes to a temporary name beside `path` and renames it into place.
-///
-/// There is no fsync: it made a cold build wait on the disk for most of its time. A crash can
-/// then leave a short file under a final name, but the next build compares every output with the
-/// size, mtime and inode the cache recorded, and rebuilds it.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Creates a new file (never an existing one) inside the staging directory.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).with_path("create", parent)?;
     }
-    let temp = temp_path(path);
-    let result = (|| {
-        let mut file = std::fs::File::create(&temp).with_path("create", &temp)?;
-        file.write_all(bytes).with_path("write", &temp)?;
-        std::fs::rename(&temp, path).with_path("rename into place", path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-    result
+    File::create_new(path)
+        .and_then(|mut file| file.write_all(bytes))
+        .with_path("write", path)
 }
 
-/// Removes files of the tree that this build did not produce (a deleted block's archive and
-/// driver, temporary files of an interrupted run), then the directories left empty.
-fn remove_stale(tree_root: &Path, expected: &HashSet<PathBuf>) -> Result<()> {
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io("remove", path, error))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Renames `temp` to `path`, first making every directory between `out_dir` and `path` a real
+/// directory: a symlink or file planted there (inside our tree) is removed, never followed.
+fn rename_into_place(out_dir: &Path, temp: &Path, path: &Path) -> Result<()> {
+    let parent = path
+        .parent()
+        .expect("a final path is inside the output directory");
+    let relative = parent
+        .strip_prefix(out_dir)
+        .expect("a final path is inside the output directory");
+    let mut dir = out_dir.to_path_buf();
+    for component in relative.components() {
+        dir.push(component);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(metadata) if metadata.is_dir() => continue,
+            Ok(_) => std::fs::remove_file(&dir).with_path("remove", &dir)?,
+            Err(_) => {}
+        }
+        std::fs::create_dir(&dir).with_path("create", &dir)?;
+    }
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        std::fs::remove_dir_all(path).with_path("remove", path)?;
+    }
+    std::fs::rename(temp, path).with_path("rename into place", path)
+}
+
+/// Refuses an output directory that holds a `datablox/` tree this tool did not write: stale-file
+/// removal would otherwise delete files of, say, a legacy extension kept there. Ours: the cache or
+/// `dist-manifest.json` is there, or a staging directory of an interrupted run, or the tree holds
+/// nothing but the temporary files of a version that wrote them beside the final names.
+pub fn check_out_dir(out_dir: &Path) -> Result<()> {
+    let tree = out_dir.join(TREE);
+    let occupied = std::fs::read_dir(&tree).is_ok_and(|mut entries| entries.next().is_some());
+    if !occupied || is_ours(out_dir) {
+        return Ok(());
+    }
+    Err(Error::new(
+        Diagnostic::error(
+            "foreign-output",
+            format!(
+                "`{}` holds a `{TREE}` directory that `cargo xtask dist` did not write",
+                out_dir.display()
+            ),
+        )
+        .file(&tree)
+        .help("choose another `--out` directory, or move that directory away: dist removes files it did not produce"),
+    ))
+}
+
+fn is_ours(out_dir: &Path) -> bool {
+    if out_dir.join(CACHE_FILE).is_file() || out_dir.join(DIST_MANIFEST_FILE).is_file() {
+        return true;
+    }
+    let staging = std::fs::read_dir(out_dir).is_ok_and(|entries| {
+        entries.flatten().any(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(STAGING_PREFIX)
+                && entry.path().join(STAGING_MARKER).is_file()
+        })
+    });
+    staging
+        || walkdir::WalkDir::new(out_dir.join(TREE))
+            .into_iter()
+            .all(|entry| {
+                entry.is_ok_and(|entry| {
+                    entry.file_type().is_dir()
+                        || is_legacy_temporary(&entry.file_name().to_string_lossy(), false)
+                })
+            })
+}
+
+/// The files of the tree that this build did not produce (a deleted block's archive and driver,
+/// anything else left there), and the directories that will be empty once they are gone,
+/// deepest first. Symlinks are listed as files: removed, never followed.
+fn stale(tree_root: &Path, expected: &HashSet<PathBuf>) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     // Directories that hold an expected file stay; the others are removed once emptied.
     let kept: HashSet<&Path> = expected
         .iter()
         .flat_map(|path| path.ancestors().skip(1))
         .collect();
+    let mut files = Vec::new();
     let mut directories = Vec::new();
+    if std::fs::symlink_metadata(tree_root).is_err() {
+        return Ok((files, directories));
+    }
     for entry in walkdir::WalkDir::new(tree_root)
         .min_depth(1)
         .contents_first(true)
     {
-        let entry = entry.map_err(|e| crate::error::Error::io("read", tree_root, e.into()))?;
+        let entry = entry.map_err(|e| Error::io("read", tree_root, e.into()))?;
         let path = entry.path();
         if entry.file_type().is_dir() {
             if !kept.contains(path) {
                 directories.push(path.to_path_buf());
             }
         } else if !expected.contains(path) {
-            std::fs::remove_file(path).with_path("remove the stale file", path)?;
+            files.push(path.to_path_buf());
         }
     }
-    // Deepest first (walkdir lists contents first), so a parent is empty when its turn comes.
-    for dir in directories {
-        std::fs::remove_dir(&dir).with_path("remove the stale directory", &dir)?;
-    }
-    Ok(())
-}
-
-/// Removes temporary files an interrupted run left beside `SHA256SUMS` and the dist manifest.
-fn remove_temporaries(out_dir: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(out_dir).with_path("read", out_dir)? {
-        let entry = entry.with_path("read", out_dir)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.')
-            && name.contains(".tmp")
-            && entry.file_type().is_ok_and(|t| t.is_file())
-        {
-            std::fs::remove_file(entry.path()).with_path("remove the stale file", &entry.path())?;
-        }
-    }
-    Ok(())
+    Ok((files, directories))
 }
 
 fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {
@@ -281,6 +555,7 @@ fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {
         .collect();
     json!({
         "tool": TOOL,
+        "archive_format": archive::ARCHIVE_FORMAT,
         "deflate_backend": archive::DEFLATE_BACKEND,
         "compression_level": plan.settings.level,
         "source_date_epoch": plan.settings.source_date_epoch,

@@ -5,6 +5,7 @@ mod support;
 
 mod author;
 mod corpus;
+mod crash;
 mod deploy;
 mod dist;
 mod engage;
@@ -12,6 +13,7 @@ mod errors;
 mod python;
 mod reproducible;
 mod tidy;
+mod writer;
 
 mod incremental;
 mod inputs;

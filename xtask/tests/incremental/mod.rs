@@ -216,6 +216,34 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Reads `<out>/.dist-cache.json` (a header line with its checksum, then JSON), lets `edit`
+/// change the JSON, and writes it back with the checksum of the new text (`fix_checksum`), as a
+/// build would have written it, or with the old checksum, as a corrupted file would be.
+pub fn edit_cache(out: &Path, fix_checksum: bool, edit: impl FnOnce(&mut serde_json::Value)) {
+    use sha2::Digest;
+    let path = out.join(".dist-cache.json");
+    let bytes = std::fs::read(&path).unwrap();
+    let newline = bytes.iter().position(|&b| b == b'\n').unwrap();
+    let header = String::from_utf8(bytes[..newline].to_vec()).unwrap();
+    let mut cache: serde_json::Value = serde_json::from_slice(&bytes[newline + 1..]).unwrap();
+    edit(&mut cache);
+    let mut body = serde_json::to_vec(&cache).unwrap();
+    body.push(b'\n');
+    let (magic_and_format, _) = header.rsplit_once(' ').unwrap();
+    let checksum: String = sha2::Sha256::digest(&body)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let header = if fix_checksum {
+        format!("{magic_and_format} {checksum}")
+    } else {
+        header
+    };
+    let mut text = format!("{header}\n").into_bytes();
+    text.extend_from_slice(&body);
+    std::fs::write(&path, text).unwrap();
+}
+
 pub fn set_mtime(path: &Path, time: SystemTime) {
     std::fs::File::options()
         .write(true)

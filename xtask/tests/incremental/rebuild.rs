@@ -165,21 +165,19 @@ fn racy_setup(written_at_offset_ns: i128) -> (Repo, super::Run) {
     let mtime_ns = i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec());
     let ctime_ns = i128::from(metadata.ctime()) * 1_000_000_000 + i128::from(metadata.ctime_nsec());
 
-    let cache_path = repo.out().join(".dist-cache.json");
-    let mut cache: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&cache_path).unwrap()).unwrap();
-    let files = cache["files"].as_object_mut().unwrap();
-    let key = files
-        .keys()
-        .find(|key| key.ends_with(relative))
-        .cloned()
-        .expect("the file is in the cache");
-    let record = &mut files[&key];
-    record["mtime_ns"] = serde_json::json!(mtime_ns);
-    record["ctime_ns"] = serde_json::json!(ctime_ns);
-    record["inode"] = serde_json::json!(metadata.ino());
-    cache["written_at_ns"] = serde_json::json!(mtime_ns + written_at_offset_ns);
-    std::fs::write(&cache_path, serde_json::to_vec(&cache).unwrap()).unwrap();
+    super::edit_cache(&repo.out(), true, |cache| {
+        let files = cache["files"].as_object_mut().unwrap();
+        let key = files
+            .keys()
+            .find(|key| key.ends_with(relative))
+            .cloned()
+            .expect("the file is in the cache");
+        let record = &mut files[&key];
+        record["mtime_ns"] = serde_json::json!(mtime_ns);
+        record["ctime_ns"] = serde_json::json!(ctime_ns);
+        record["inode"] = serde_json::json!(metadata.ino());
+        cache["written_at_ns"] = serde_json::json!(mtime_ns + written_at_offset_ns);
+    });
     let run = repo.dist(&[]);
     (repo, run)
 }
