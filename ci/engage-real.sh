@@ -1021,6 +1021,27 @@ EOF
             done
             (cd "$home" && "$home/engage/bin/svcctl" -d "$home" stop) >"$logs/node-svcctl-stop.log" 2>&1 || true
             cp "$home/config/installed_resources.json" "$logs/node-installed_resources.json" 2>/dev/null || true
+            # The node's record: config/installed_resources.json must list the caretaker and every block.
+            total=$((total + 1))
+            local missing
+            missing=$(python3 - "$home/config/installed_resources.json" "${names[@]}" <<'EOF'
+import json, sys
+path, wanted = sys.argv[1], sys.argv[2:]
+try:
+    keys = set(r["key"]["name"] for r in json.load(open(path)))
+except (IOError, OSError, ValueError) as error:
+    print("cannot read: %s" % error)
+    sys.exit(0)
+keys |= set("caretaker" for k in list(keys) if k == "datablox-caretaker")
+print(" ".join(w for w in wanted if w not in keys))
+EOF
+            )
+            if [[ -z $missing ]]; then
+                results+=("OK      node: config/installed_resources.json records the caretaker and all $((${#names[@]} - 1)) blocks")
+            else
+                failed=$((failed + 1))
+                results+=("FAILED  node: config/installed_resources.json lacks: $missing")
+            fi
         fi
         local pid
         for pid in $(pgrep -f -- "$home/" || true); do kill -KILL "$pid" 2>/dev/null || true; done

@@ -317,56 +317,54 @@ fn build_archive(
     }
 
     let temp = dir.join(&job.file_name);
-    {
-        let file = File::create_new(&temp).with_path("create", &temp)?;
-        let mut writer = HashingWriter {
-            inner: BufWriter::with_capacity(256 * 1024, file),
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
-        let report = archive::write_tgz(
-            tree,
-            &ArchiveSettings {
-                mtime: plan.settings.mtime(),
-                level: plan.settings.level,
-            },
-            &mut writer,
-        )?;
-        writer.inner.flush().with_path("write", &temp)?;
-        // No fsync, as in `output::write_atomically`: the cache's output records catch a short file.
-        drop(
-            writer
-                .inner
-                .into_inner()
-                .map_err(|e| Error::io("write", &temp, e.into_error()))?,
-        );
-        let records = tree
-            .entries
-            .iter()
-            .zip(&report.file_hashes)
-            .filter_map(|(entry, hash)| {
-                hash.and_then(|hash| Cache::record(&entry.source, &entry.stat, &hash))
-            })
-            .collect();
-        let sha256 = to_hex(&writer.hasher.finalize().into());
-        fault::point("archive")?;
-        // Built again but the same bytes (no cache, or a cache that did not describe the file):
-        // the file on disk stays, so nothing is rewritten.
-        let unchanged = same_file(final_path.as_deref(), writer.bytes, &sha256)?;
-        if unchanged {
-            std::fs::remove_file(&temp).with_path("remove", &temp)?;
-        }
-        Ok(Outcome {
-            package: package(
-                to_hex(&report.digest),
-                sha256,
-                writer.bytes,
-                (!unchanged).then(|| temp.clone()),
-            ),
-            files: records,
-            rebuilt: !unchanged,
+    let file = File::create_new(&temp).with_path("create", &temp)?;
+    let mut writer = HashingWriter {
+        inner: BufWriter::with_capacity(256 * 1024, file),
+        hasher: Sha256::new(),
+        bytes: 0,
+    };
+    let report = archive::write_tgz(
+        tree,
+        &ArchiveSettings {
+            mtime: plan.settings.mtime(),
+            level: plan.settings.level,
+        },
+        &mut writer,
+    )?;
+    writer.inner.flush().with_path("write", &temp)?;
+    // No fsync, as in `output::write_atomically`: the cache's output records catch a short file.
+    drop(
+        writer
+            .inner
+            .into_inner()
+            .map_err(|e| Error::io("write", &temp, e.into_error()))?,
+    );
+    let records = tree
+        .entries
+        .iter()
+        .zip(&report.file_hashes)
+        .filter_map(|(entry, hash)| {
+            hash.and_then(|hash| Cache::record(&entry.source, &entry.stat, &hash))
         })
+        .collect();
+    let sha256 = to_hex(&writer.hasher.finalize().into());
+    fault::point("archive")?;
+    // Built again but the same bytes (no cache, or a cache that did not describe the file):
+    // the file on disk stays, so nothing is rewritten.
+    let unchanged = same_file(final_path.as_deref(), writer.bytes, &sha256)?;
+    if unchanged {
+        std::fs::remove_file(&temp).with_path("remove", &temp)?;
     }
+    Ok(Outcome {
+        package: package(
+            to_hex(&report.digest),
+            sha256,
+            writer.bytes,
+            (!unchanged).then(|| temp.clone()),
+        ),
+        files: records,
+        rebuilt: !unchanged,
+    })
 }
 
 fn copy_file(
