@@ -38,10 +38,9 @@ pub struct Created {
 pub fn new(repo: &Path, options: &NewOptions) -> Result<Created> {
     let display = options.name.trim();
     if let Some(problem) = check::block_name_problem(display) {
-        let suggestion = display.replace(['_', '.'], "-");
-        return Err(Error::new(Diagnostic::error(problem.code, problem.message).help(format!(
-            "use letters, digits and `-` between words, starting with a letter, e.g. `{suggestion}`"
-        ))));
+        return Err(Error::new(
+            Diagnostic::error(problem.code, problem.message).help(problem.help),
+        ));
     }
     let version = options.version.trim();
     let version_module = mangle(version);

@@ -197,3 +197,14 @@ fn install_spec_instances_are_wired_as_engage_wires_them() {
     let repo = TempRepo::fixture().file("manifests/extension.toml", &text);
     expect_refused("instance_wiring", repo);
 }
+
+/// `engine/library.py` (`_parse_package`): a downloader is a registered class, and a package
+/// downloaded by one names the file it downloads to.
+#[test]
+fn a_package_downloader_is_one_engage_registers() {
+    let repo = TempRepo::fixture().file(
+        "manifests/greeting-table.toml",
+        "[resource]\nname = \"greeting-table\"\nversion = \"1.0\"\nmanager = \"misc_driver\"\npackage = { file = \"engage-extension/files/greetings.json\", downloader = \"wget\" }\n",
+    );
+    expect_refused("package_downloader", repo);
+}

@@ -13,6 +13,9 @@ use super::{Checker, DRIVER_SOURCES, Draft};
 use crate::manifest::{RawPackage, UrlList};
 use crate::model::{Driver, Key, Package, PackageSource};
 
+/// The downloader classes Engage registers (`engine/library.py`, `register_downloader_class`).
+const DOWNLOADERS: [&str; 2] = ["HTTPDownloader", "CloudfilesDownloader"];
+
 /// The Engage package classes a `url` package may name (Engage's downloadable classes).
 const URL_CLASSES: [&str; 3] = ["GzippedTarArchive", "ZipArchive", "FilePackage"];
 
@@ -273,6 +276,36 @@ impl Checker<'_> {
             }
             PackageSource::Dummy
         };
+        // `python_pkg/engage/engine/library.py` (`_parse_package`): a file or archive package
+        // with a `downloader` names a registered downloader class and the `filename` it
+        // downloads to; a reference package ignores both.
+        let is_file = matches!(
+            source,
+            PackageSource::Archive { .. } | PackageSource::File { .. }
+        );
+        let is_url = matches!(source, PackageSource::Url { .. });
+        if let Some(downloader) = package.downloader.as_deref().filter(|_| is_file || is_url) {
+            if !DOWNLOADERS.contains(&downloader) {
+                self.error(
+                    file,
+                    "package-downloader",
+                    span.clone(),
+                    format!("`{downloader}` is not a downloader Engage knows"),
+                    format!("use one of {}", DOWNLOADERS.join(", ")),
+                );
+            }
+            // A `url` package's own check asks for the filename already.
+            if is_file && package.filename.is_none() {
+                self.error(
+                    file,
+                    "package-downloader",
+                    span.clone(),
+                    format!("a package with downloader `{downloader}` needs a `filename`"),
+                    "add `filename = \"<file name in sw_packages>\"`: Engage downloads to it"
+                        .into(),
+                );
+            }
+        }
         Some(Package {
             source,
             filename: package.filename.clone(),
