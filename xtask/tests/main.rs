@@ -10,6 +10,7 @@ mod deploy;
 mod dist;
 mod engage;
 mod errors;
+mod fuzz;
 mod python;
 mod reproducible;
 mod tidy;
@@ -17,3 +18,4 @@ mod writer;
 
 mod incremental;
 mod inputs;
+mod properties;
