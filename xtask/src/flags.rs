@@ -132,6 +132,9 @@ pub struct BenchFlags {
     /// beside the repository)
     #[arg(long, value_name = "DIR")]
     pub corpus_tools: Option<PathBuf>,
+    /// Also time a cold compile of xtask (dev profile, empty target directory), once
+    #[arg(long)]
+    pub cold_compile: bool,
 }
 
 #[derive(Debug, clap::Args)]

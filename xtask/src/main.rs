@@ -184,6 +184,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                     xtask::bench::xtask_binary(&repo, &mut log)?
                 },
                 jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                cold_compile: flags.cold_compile,
             };
             let mut json = serde_json::json!({});
             if !flags.deploy_only {

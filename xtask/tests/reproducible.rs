@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::Digest;
+
 use crate::support::{Run, TempRepo, fixture_dir, snapshot, xtask_command};
 
 /// Copies the fixture into `to`, creating files in reverse name order (so directory order on
@@ -250,4 +252,100 @@ fn source_files(repo: &Path) -> BTreeMap<String, Vec<u8>> {
         .into_iter()
         .filter(|(path, _)| !path.starts_with("target/"))
         .collect()
+}
+
+/// About 9.5 MiB that deflate both compresses (numbered text lines) and stores (noise, one
+/// 256 KiB chunk in four), so that segment boundaries fall in both kinds of data.
+fn large_file_content() -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(10 << 20);
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut line = 0u64;
+    for chunk in 0..38 {
+        let end = bytes.len() + 256 * 1024;
+        if chunk % 4 == 3 {
+            while bytes.len() < end {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                bytes.push((state >> 24) as u8);
+            }
+        } else {
+            while bytes.len() < end {
+                line += 1;
+                bytes.extend_from_slice(
+                    format!(
+                        "{line},sensor-{},{}.{:03}\n",
+                        line % 97,
+                        line * 7 % 1000,
+                        line % 1000
+                    )
+                    .as_bytes(),
+                );
+            }
+            bytes.truncate(end);
+        }
+    }
+    bytes
+}
+
+/// A file larger than 8 MiB is compressed in independent segments on every thread; the archive
+/// is the same whatever `--jobs` says, its bytes are pinned, and gzip and Python read it.
+#[test]
+fn a_large_file_gives_the_same_archive_under_every_jobs() {
+    let repo = TempRepo::empty();
+    copy_reversed(repo.path());
+    let content = large_file_content();
+    assert!(content.len() > 8 << 20);
+    std::fs::write(repo.path().join("blox/hello__1_0/big.csv"), &content).unwrap();
+    let archive = "datablox/sw_packages/hello__1_0.tgz";
+    let mut first: Option<BTreeMap<String, Vec<u8>>> = None;
+    for jobs in ["1", "2", "3", "8"] {
+        let snapshot = dist(repo.path(), &[], &["--jobs", jobs, "--no-cache"], None);
+        match &first {
+            None => first = Some(snapshot),
+            Some(expected) => assert_same(&format!("--jobs {jobs}"), expected, &snapshot),
+        }
+    }
+    let bytes = &first.unwrap()[archive];
+    let sha256: String = sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    crate::support::golden(
+        "large_file_archive.sha256",
+        &format!("{sha256}  {archive}\n"),
+    );
+
+    let mut tar_bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&bytes[..]),
+        &mut tar_bytes,
+    )
+    .unwrap();
+    let mut archive_reader = tar::Archive::new(&tar_bytes[..]);
+    let big = archive_reader
+        .entries()
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .find(|entry| entry.path_bytes().ends_with(b"/big.csv"))
+        .map(|mut entry| {
+            let mut read = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut read).unwrap();
+            read
+        })
+        .expect("big.csv is in the archive");
+    assert!(big == content, "big.csv round-trips");
+
+    let path = repo.path().join("big.tgz");
+    std::fs::write(&path, bytes).unwrap();
+    let sh = xshell::Shell::new().unwrap();
+    if Command::new("gzip").arg("--version").output().is_ok() {
+        xshell::cmd!(sh, "gzip -t {path}").quiet().run().unwrap();
+    }
+    let size = tar_bytes.len().to_string();
+    let script = "import gzip, sys\nassert len(gzip.open(sys.argv[1]).read()) == int(sys.argv[2])";
+    xshell::cmd!(sh, "python3 -c {script} {path} {size}")
+        .quiet()
+        .run()
+        .unwrap();
 }

@@ -19,10 +19,10 @@ mod run;
 
 use std::path::{Path, PathBuf};
 
-use crate::error::Result;
+use crate::error::{IoContext, Result};
 
 pub use corpus::Corpus;
-use report::summarize;
+use report::{Measured, summarize};
 pub use report::{Report, Row, Sample, Target, median, paired};
 pub use run::xtask_binary;
 
@@ -42,8 +42,12 @@ pub struct BenchOptions {
     pub tools: Option<PathBuf>,
     /// The `xtask` binary to time.
     pub xtask: PathBuf,
-    /// Threads of `dist` and of `gen_corpus.py`.
+    /// Threads of `dist` and of `gen_corpus.py`; the scaling table runs `dist` with 1, 2, 4, …
+    /// up to this many.
     pub jobs: usize,
+    /// Also time a cold dev-profile compile of xtask (`cargo build -p xtask` into an empty
+    /// target directory), once, before the rounds.
+    pub cold_compile: bool,
 }
 
 pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Result<Report> {
@@ -81,6 +85,19 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         notes.push("`pigz` is missing (`apt-get install -y pigz`): its row is skipped".into());
     }
     modes.extend([Mode::DistNoop, Mode::DistTouch, Mode::DistOneFile]);
+    // The scaling table: cold builds with fewer jobs (the row of `options.jobs` is `DistCold`).
+    modes.extend(
+        std::iter::successors(Some(1usize), |jobs| Some(jobs * 2))
+            .take_while(|&jobs| jobs < options.jobs)
+            .map(Mode::DistJobs),
+    );
+
+    let compile_s = if options.cold_compile {
+        log("compiling xtask cold (dev profile) into target/bench/cold-compile");
+        Some(run::cold_compile(repo, &work.join("cold-compile"))?)
+    } else {
+        None
+    };
 
     log("warming the page cache");
     warm(&blox)?;
@@ -99,6 +116,8 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
 
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); modes.len()];
     let mut output_bytes: Vec<Option<u64>> = vec![None; modes.len()];
+    // `SHA256SUMS` of every cold build, to show that `--jobs` does not change a byte.
+    let mut sums: Vec<String> = Vec::new();
     for round in 0..options.runs {
         for (index, &mode) in modes.iter().enumerate() {
             let out = if mode.is_incremental() {
@@ -112,13 +131,17 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
             let (sample, bytes) =
                 run_mode(mode, options, &tools, &bench_repo, &out, &corpus, time)?;
             log(&format!(
-                "round {}/{}: {:<36} {:>8.3}s",
+                "round {}/{}: {:<40} {:>8.3}s",
                 round + 1,
                 options.runs,
                 mode.name(),
                 sample.wall_s
             ));
             samples[index].push(sample);
+            if matches!(mode, Mode::DistCold | Mode::DistJobs(_)) {
+                let path = out.join("SHA256SUMS");
+                sums.push(std::fs::read_to_string(&path).with_path("read", &path)?);
+            }
             if bytes.is_some() {
                 output_bytes[index] = bytes;
             }
@@ -130,12 +153,17 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         }
     }
 
+    let identical = sums.windows(2).all(|pair| pair[0] == pair[1]);
     Ok(summarize(
         options,
         corpus,
         modes,
         samples,
         output_bytes,
+        Measured {
+            identical_across_jobs: identical,
+            cold_compile_s: compile_s,
+        },
         notes,
     ))
 }

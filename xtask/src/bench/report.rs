@@ -39,8 +39,27 @@ pub struct Row {
 pub struct Target {
     pub target: String,
     pub value: f64,
+    /// `<=` or `>=`: how `value` must compare with `limit`.
+    pub comparison: &'static str,
     pub limit: f64,
     pub met: bool,
+}
+
+/// One line of the scaling table: a cold `dist` with this many jobs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Scaling {
+    pub jobs: usize,
+    pub median_wall_s: f64,
+    pub median_cpu_s: Option<f64>,
+    /// Paired: the median over rounds of the `--jobs 1` wall time over this one's.
+    pub speedup: f64,
+}
+
+/// What the rounds measured besides the samples.
+pub(super) struct Measured {
+    /// Every cold build wrote the same `SHA256SUMS`, whatever its `--jobs`.
+    pub identical_across_jobs: bool,
+    pub cold_compile_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -56,6 +75,12 @@ pub struct Report {
     pub gzip6_bytes: Option<u64>,
     pub dist_vs_gzip6_size: Option<f64>,
     pub rows: Vec<Row>,
+    /// Cold `dist` with 1, 2, 4, … jobs up to the cores.
+    pub scaling: Vec<Scaling>,
+    /// Every cold build wrote the same archives, whatever its `--jobs`.
+    pub identical_across_jobs: bool,
+    /// A cold dev-profile compile of xtask, when `--cold-compile` asked for it.
+    pub cold_compile_s: Option<f64>,
     pub targets: Vec<Target>,
     pub notes: Vec<String>,
 }
@@ -66,7 +91,8 @@ pub(super) fn summarize(
     modes: Vec<Mode>,
     samples: Vec<Vec<Sample>>,
     output_bytes: Vec<Option<u64>>,
-    notes: Vec<String>,
+    measured: Measured,
+    mut notes: Vec<String>,
 ) -> Report {
     let walls = |mode: Mode| -> Option<Vec<f64>> {
         modes
@@ -96,7 +122,7 @@ pub(super) fn summarize(
             let rss = samples.iter().filter_map(|s| s.peak_rss_kib).max();
             let incremental = mode.is_incremental();
             Row {
-                mode: mode.name().into(),
+                mode: mode.name(),
                 median_wall_s: median(&wall),
                 min_wall_s: wall.iter().copied().fold(f64::INFINITY, f64::min),
                 max_wall_s: wall.iter().copied().fold(0.0, f64::max),
@@ -126,14 +152,42 @@ pub(super) fn summarize(
     let dist_vs_gzip6_size = dist_bytes
         .zip(gzip6_bytes)
         .map(|(d, g)| d as f64 / g as f64);
+    // The scaling table: `--jobs 1, 2, 4, …` (`DistJobs`) and the cores (`DistCold`).
+    let mut scaling_modes: Vec<(usize, Mode)> = modes
+        .iter()
+        .filter_map(|&mode| match mode {
+            Mode::DistJobs(jobs) => Some((jobs, mode)),
+            _ => None,
+        })
+        .collect();
+    scaling_modes.push((options.jobs, Mode::DistCold));
+    let one_job = walls(scaling_modes[0].1).unwrap_or_default();
+    let scaling: Vec<Scaling> = scaling_modes
+        .iter()
+        .filter_map(|&(jobs, mode)| {
+            let row = row(mode)?;
+            Some(Scaling {
+                jobs,
+                median_wall_s: row.median_wall_s,
+                median_cpu_s: row.median_cpu_s,
+                speedup: paired(&one_job, &walls(mode).unwrap_or_default()),
+            })
+        })
+        .collect();
+
     let mut targets = Vec::new();
-    let mut target = |name: &str, value: Option<f64>, limit: f64| {
+    let mut target = |name: &str, value: Option<f64>, comparison: &'static str, limit: f64| {
         if let Some(value) = value {
             targets.push(Target {
                 target: name.into(),
                 value,
+                comparison,
                 limit,
-                met: value <= limit,
+                met: if comparison == ">=" {
+                    value >= limit
+                } else {
+                    value <= limit
+                },
             });
         }
     };
@@ -141,37 +195,111 @@ pub(super) fn summarize(
     target(
         "cold dist / legacy loop",
         cold_row.and_then(|r| r.vs_legacy),
+        "<=",
         0.30,
     );
     target(
         "cold dist / best shell pipeline",
         cold_row.and_then(|r| r.vs_best_shell),
+        "<=",
         0.65,
     );
     target(
-        "no-op dist / cold dist",
+        "no-op dist / cold dist (issue 10: 2)",
         row(Mode::DistNoop).and_then(|r| r.vs_cold_dist),
+        "<=",
         0.01,
     );
     target(
         "touched dist / cold dist",
         row(Mode::DistTouch).and_then(|r| r.vs_cold_dist),
+        "<=",
         0.25,
     );
     target(
         "one-file dist / cold dist",
         row(Mode::DistOneFile).and_then(|r| r.vs_cold_dist),
+        "<=",
         0.05,
     );
-    let dist_rss = rows
-        .iter()
-        .filter(|r| r.mode.starts_with("dist"))
-        .filter_map(|r| r.peak_rss_mib)
+    let peak = |incremental: bool| {
+        modes
+            .iter()
+            .zip(&rows)
+            .filter(|(mode, row)| {
+                row.mode.starts_with("dist") && mode.is_incremental() == incremental
+            })
+            .filter_map(|(_, row)| row.peak_rss_mib)
+            .fold(None, |max: Option<f64>, v| {
+                Some(max.map_or(v, |m| m.max(v)))
+            })
+    };
+    target("cold dist peak RSS, MiB", peak(false), "<=", 64.0);
+    target(
+        "incremental dist peak RSS, MiB (issue 10: 3)",
+        peak(true),
+        "<=",
+        64.0,
+    );
+    target("dist bytes / gzip -6 bytes", dist_vs_gzip6_size, "<=", 1.02);
+    // Issue 10, 1: cold builds that scale.
+    if options.jobs <= 2 {
+        target(
+            "cold dist / best shell pipeline, 2 cores (issue 10: 1)",
+            cold_row.and_then(|r| r.vs_best_shell),
+            "<=",
+            0.45,
+        );
+    }
+    let slowest_step = scaling_modes
+        .windows(2)
+        .map(|pair| {
+            paired(
+                &walls(pair[1].1).unwrap_or_default(),
+                &walls(pair[0].1).unwrap_or_default(),
+            )
+        })
         .fold(None, |max: Option<f64>, v| {
             Some(max.map_or(v, |m| m.max(v)))
         });
-    target("dist peak RSS, MiB", dist_rss, 64.0);
-    target("dist bytes / gzip -6 bytes", dist_vs_gzip6_size, 1.02);
+    target(
+        "more jobs never slower: worst wall(2N jobs) / wall(N) (issue 10: 1; 5 % for noise)",
+        slowest_step,
+        "<=",
+        1.05,
+    );
+    target(
+        "archives identical for every --jobs (1 = yes)",
+        Some(if measured.identical_across_jobs {
+            1.0
+        } else {
+            0.0
+        }),
+        ">=",
+        1.0,
+    );
+    match scaling.iter().find(|s| s.jobs == 16) {
+        Some(sixteen) => target(
+            "cold dist speedup at 16 jobs over 1 (issue 10: 1)",
+            Some(sixteen.speedup),
+            ">=",
+            8.0,
+        ),
+        None => notes.push(format!(
+            "the speedup target at 16 jobs (≥ 8×) needs a machine with 16 cores; this one has {}",
+            options.jobs
+        )),
+    }
+    match measured.cold_compile_s {
+        Some(seconds) => target(
+            "cold compile of xtask (dev profile), s (issue 10: 4)",
+            Some(seconds),
+            "<=",
+            60.0,
+        ),
+        None => notes
+            .push("the compile-time target (issue 10: 4) is measured with `--cold-compile`".into()),
+    }
 
     Report {
         command: format!(
@@ -183,10 +311,13 @@ pub(super) fn summarize(
         jobs: options.jobs,
         runs: options.runs,
         corpus,
-        best_shell: best_shell.name().into(),
+        best_shell: best_shell.name(),
         gzip6_bytes,
         dist_vs_gzip6_size,
         rows,
+        scaling,
+        identical_across_jobs: measured.identical_across_jobs,
+        cold_compile_s: measured.cold_compile_s,
         targets,
         notes,
     }
@@ -209,7 +340,8 @@ impl Report {
         let number = |value: Option<f64>, digits: usize| {
             value.map_or("".to_string(), |v| format!("{v:.digits$}"))
         };
-        for row in &self.rows {
+        // The other `--jobs` have their own table below.
+        for row in self.rows.iter().filter(|row| !row.mode.contains("--jobs")) {
             let counts = match row.samples.last() {
                 Some(Sample {
                     rebuilt: Some(rebuilt),
@@ -243,12 +375,42 @@ impl Report {
                 thousands(gzip)
             ));
         }
+        text.push_str(
+            "\n| jobs | wall s (median) | cpu s | speedup vs --jobs 1 |\n|---|---|---|---|\n",
+        );
+        for line in &self.scaling {
+            text.push_str(&format!(
+                "| {} | {:.3} | {} | {:.2} |\n",
+                line.jobs,
+                line.median_wall_s,
+                number(line.median_cpu_s, 2),
+                line.speedup
+            ));
+        }
+        text.push_str(&format!(
+            "archives identical for every --jobs: {}\n",
+            if self.identical_across_jobs {
+                "yes"
+            } else {
+                "NO"
+            }
+        ));
+        if let Some(seconds) = self.cold_compile_s {
+            text.push_str(&format!(
+                "cold compile of xtask (dev profile): {seconds:.1} s\n"
+            ));
+        }
         text.push_str("\n| target | value | limit | met |\n|---|---|---|---|\n");
         for target in &self.targets {
             text.push_str(&format!(
-                "| {} | {:.4} | {} | {} |\n",
+                "| {} | {:.4} | {} {} | {} |\n",
                 target.target,
                 target.value,
+                if target.comparison == ">=" {
+                    "≥"
+                } else {
+                    "≤"
+                },
                 target.limit,
                 if target.met { "yes" } else { "no" }
             ));
@@ -341,5 +503,88 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(133_387_651), "133,387,651");
+    }
+
+    fn sample(wall_s: f64, peak_rss_kib: u64) -> Sample {
+        Sample {
+            wall_s,
+            cpu_s: Some(wall_s),
+            peak_rss_kib: Some(peak_rss_kib),
+            rebuilt: None,
+            skipped: None,
+        }
+    }
+
+    /// Four cores: `--jobs 1, 2` and the cores (`DistCold`) make the scaling table; speedups are
+    /// paired by round, and the targets of issue 10 say met or not.
+    #[test]
+    fn scaling_table_and_targets() {
+        let options = BenchOptions {
+            profile: "small".into(),
+            seed: 1,
+            runs: 2,
+            tools: None,
+            xtask: "xtask".into(),
+            jobs: 4,
+            cold_compile: false,
+        };
+        let corpus = Corpus {
+            profile: "small".into(),
+            seed: 1,
+            blocks: 1,
+            files: 1,
+            bytes: 1,
+            added_module_files: 0,
+            repo: "repo".into(),
+            changed_file: "blox/a/b_a.py".into(),
+        };
+        let modes = vec![
+            Mode::DistCold,
+            Mode::Legacy,
+            Mode::DistNoop,
+            Mode::DistJobs(1),
+            Mode::DistJobs(2),
+        ];
+        let samples = vec![
+            vec![sample(1.0, 30_000), sample(1.2, 30_000)],
+            vec![sample(8.0, 3_000), sample(8.0, 3_000)],
+            vec![sample(0.02, 80_000), sample(0.02, 80_000)],
+            vec![sample(4.0, 20_000), sample(4.8, 20_000)],
+            vec![sample(2.0, 25_000), sample(2.4, 25_000)],
+        ];
+        let report = summarize(
+            &options,
+            corpus,
+            modes,
+            samples,
+            vec![None; 5],
+            Measured {
+                identical_across_jobs: true,
+                cold_compile_s: Some(70.0),
+            },
+            Vec::new(),
+        );
+        let jobs: Vec<usize> = report.scaling.iter().map(|line| line.jobs).collect();
+        assert_eq!(jobs, [1, 2, 4]);
+        let speedups: Vec<f64> = report.scaling.iter().map(|line| line.speedup).collect();
+        assert_eq!(speedups, [1.0, 2.0, 4.0]);
+        let met = |name: &str| {
+            report
+                .targets
+                .iter()
+                .find(|target| target.target.starts_with(name))
+                .unwrap_or_else(|| panic!("no target {name}"))
+                .met
+        };
+        assert!(met("more jobs never slower"));
+        assert!(met("archives identical"));
+        assert!(!met("no-op dist / cold dist"), "0.02 / 1.0 > 0.01");
+        assert!(!met("incremental dist peak RSS"), "80,000 KiB > 64 MiB");
+        assert!(met("cold dist peak RSS"));
+        assert!(!met("cold compile"), "70 s > 60 s");
+        assert!(report.notes.iter().any(|note| note.contains("16 cores")));
+        let table = report.table();
+        assert!(table.contains("| 4 | 1.100 | 1.10 | 4.00 |"), "{table}");
+        assert!(!table.contains("| dist, cold, --jobs 1"), "its own table");
     }
 }

@@ -14,7 +14,10 @@ use crate::error::{Diagnostic, Error, IoContext, Result};
 /// One benchmarked command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Mode {
+    /// A fresh output directory, `--jobs` as many as the cores.
     DistCold,
+    /// The same with this many jobs: the scaling table.
+    DistJobs(usize),
     Legacy,
     Gzip,
     Pigz,
@@ -24,9 +27,17 @@ pub(super) enum Mode {
 }
 
 impl Mode {
-    pub(super) fn name(self) -> &'static str {
+    pub(super) fn name(self) -> String {
+        match self {
+            Mode::DistJobs(jobs) => format!("dist, cold, --jobs {jobs}"),
+            other => other.fixed_name().to_string(),
+        }
+    }
+
+    fn fixed_name(self) -> &'static str {
         match self {
             Mode::DistCold => "dist, cold",
+            Mode::DistJobs(_) => "dist, cold, --jobs N",
             Mode::Legacy => "legacy tar czf, 1 at a time",
             Mode::Gzip => "tar | gzip -n -6, 1 at a time",
             Mode::Pigz => "tar | pigz -p1 -n -6, 2 at a time",
@@ -85,14 +96,34 @@ pub fn xtask_binary(repo: &Path, log: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     })
 }
 
-pub(super) fn mode_dir(mode: Mode) -> &'static str {
+/// Compiles xtask (dev profile, what `cargo xtask` builds) into the empty directory `target_dir`;
+/// returns the wall seconds. The directory is removed before and after.
+pub(super) fn cold_compile(repo: &Path, target_dir: &Path) -> Result<f64> {
+    super::corpus::remove_dir(target_dir)?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let sh = shell()?;
+    sh.change_dir(repo);
+    let started = Instant::now();
+    cmd!(sh, "{cargo} build --quiet -p xtask")
+        .env("CARGO_TARGET_DIR", target_dir)
+        .quiet()
+        .run()
+        .map_err(|error| command_failed(error, "fix the build first"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    super::corpus::remove_dir(target_dir)?;
+    Ok(seconds)
+}
+
+pub(super) fn mode_dir(mode: Mode) -> String {
     match mode {
+        Mode::DistJobs(jobs) => return format!("dist-jobs{jobs}"),
         Mode::DistCold => "dist-cold",
         Mode::Legacy => "legacy",
         Mode::Gzip => "gzip",
         Mode::Pigz => "pigz1",
         Mode::DistNoop | Mode::DistTouch | Mode::DistOneFile => "dist-warm",
     }
+    .to_string()
 }
 
 pub(super) fn which(program: &str) -> bool {
@@ -176,8 +207,16 @@ pub(super) fn run_mode(
     let sh = shell()?;
     sh.change_dir(bench_repo);
     let command = match mode {
-        Mode::DistCold | Mode::DistNoop | Mode::DistTouch | Mode::DistOneFile => {
-            let (xtask, jobs) = (&options.xtask, options.jobs.to_string());
+        Mode::DistCold
+        | Mode::DistJobs(_)
+        | Mode::DistNoop
+        | Mode::DistTouch
+        | Mode::DistOneFile => {
+            let jobs = match mode {
+                Mode::DistJobs(jobs) => jobs,
+                _ => options.jobs,
+            };
+            let (xtask, jobs) = (&options.xtask, jobs.to_string());
             cmd!(
                 sh,
                 "env {timer...} {xtask} dist --json --jobs {jobs} --out {out}"
@@ -203,7 +242,7 @@ pub(super) fn run_mode(
     let wall_s = started.elapsed().as_secs_f64();
     check_status(
         output.status.success(),
-        mode.name(),
+        &mode.name(),
         &String::from_utf8_lossy(&output.stderr),
     )?;
 
