@@ -78,19 +78,22 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
     if !time {
         notes.push("`/usr/bin/time` is missing: no peak RSS or CPU times".into());
     }
-    let mut modes = vec![Mode::DistCold, Mode::Legacy, Mode::Gzip];
+    // The scaling table's cold builds with fewer jobs come right after `DistCold` (the row of
+    // `options.jobs`), before the one-file mode changes a source, so that within a round every
+    // cold build packs the same files and must write the same bytes.
+    let mut modes = vec![Mode::DistCold];
+    modes.extend(
+        std::iter::successors(Some(1usize), |jobs| Some(jobs * 2))
+            .take_while(|&jobs| jobs < options.jobs)
+            .map(Mode::DistJobs),
+    );
+    modes.extend([Mode::Legacy, Mode::Gzip]);
     if which("pigz") {
         modes.push(Mode::Pigz);
     } else {
         notes.push("`pigz` is missing (`apt-get install -y pigz`): its row is skipped".into());
     }
     modes.extend([Mode::DistNoop, Mode::DistTouch, Mode::DistOneFile]);
-    // The scaling table: cold builds with fewer jobs (the row of `options.jobs` is `DistCold`).
-    modes.extend(
-        std::iter::successors(Some(1usize), |jobs| Some(jobs * 2))
-            .take_while(|&jobs| jobs < options.jobs)
-            .map(Mode::DistJobs),
-    );
 
     let compile_s = if options.cold_compile {
         log("compiling xtask cold (dev profile) into target/bench/cold-compile");
@@ -116,9 +119,10 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
 
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); modes.len()];
     let mut output_bytes: Vec<Option<u64>> = vec![None; modes.len()];
-    // `SHA256SUMS` of every cold build, to show that `--jobs` does not change a byte.
-    let mut sums: Vec<String> = Vec::new();
+    // `SHA256SUMS` of every cold build of a round, to show that `--jobs` does not change a byte.
+    let mut identical = true;
     for round in 0..options.runs {
+        let mut sums: Vec<String> = Vec::new();
         for (index, &mode) in modes.iter().enumerate() {
             let out = if mode.is_incremental() {
                 warm_out.clone()
@@ -146,6 +150,7 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
                 output_bytes[index] = bytes;
             }
         }
+        identical &= sums.windows(2).all(|pair| pair[0] == pair[1]);
     }
     for mode in &modes {
         if !mode.is_incremental() {
@@ -153,7 +158,6 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         }
     }
 
-    let identical = sums.windows(2).all(|pair| pair[0] == pair[1]);
     Ok(summarize(
         options,
         corpus,
