@@ -5,7 +5,8 @@ for what our manifests can express:
 - `environment`, `peers`: one constraint, `all-of` (each) or `one-of` (the first that resolves,
   in order); a constraint is met by an installed instance first, else by the newest defined
   version that satisfies it and resolves in turn;
-- versions: exact, `*`/`any`, or a range object (`greater-than[-or-equal]`, `less-than[-or-equal]`);
+- versions as Engage's config engine matches them: an exact string, where `*` and `any` are
+  versions like any other (no wildcards), or a range object whose bounds compare as strings;
 - port mappings fill input ports from the provider's output ports; config ports take the given
   value or their default (none → refused, as Engage's config engine refuses it); `${...}` values
   are filled from the instance's own config, input and output ports;
@@ -49,18 +50,20 @@ def compare_versions(a, b):
 
 
 def satisfies(version, requirement):
+    """Whether a defined `version` meets `requirement`, as Engage's config engine decides
+    (`config_src/config/generate.ml` `matches`, `resources.ml` `scalar_gt` and its siblings), so
+    that the deployer resolves what `cargo xtask check` accepted the way Engage would: a string
+    must be equal (`*` and `any` are plain strings), and range bounds compare strings character
+    by character (`"10.10" < "10.5"`), not as dotted numbers."""
     if isinstance(requirement, dict):
         checks = {
-            "greater-than": lambda c: c > 0,
-            "greater-than-or-equal": lambda c: c >= 0,
-            "less-than": lambda c: c < 0,
-            "less-than-or-equal": lambda c: c <= 0,
+            "greater-than": lambda bound: version > bound,
+            "greater-than-or-equal": lambda bound: version >= bound,
+            "less-than": lambda bound: version < bound,
+            "less-than-or-equal": lambda bound: version <= bound,
         }
-        for bound, limit in requirement.items():
-            if bound not in checks or not checks[bound](compare_versions(version, str(limit))):
-                return False
-        return True
-    return requirement in ("*", "any") or requirement == version
+        return all(op in checks and checks[op](str(bound)) for op, bound in requirement.items())
+    return requirement == version
 
 
 def requirement_text(requirement):

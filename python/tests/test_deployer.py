@@ -204,9 +204,13 @@ class ResolutionTest(DeployerCase):
         self.assertEqual(instance["output_ports"]["out"]["where"], "/data/x")
 
     def test_version_comparison(self):
-        self.assertTrue(resolve.satisfies("10.10", {"greater-than-or-equal": "10.5"}))
+        # As Engage's config engine: bounds compare as strings, `*` and `any` are plain versions.
+        self.assertTrue(resolve.satisfies("10.6", {"greater-than-or-equal": "10.5"}))
         self.assertFalse(resolve.satisfies("10.4", {"greater-than-or-equal": "10.5"}))
-        self.assertTrue(resolve.satisfies("2.0", "*"))
+        self.assertFalse(resolve.satisfies("10.10", {"greater-than-or-equal": "10.5"}))
+        self.assertFalse(resolve.satisfies("2.0", "*"))
+        self.assertTrue(resolve.satisfies("*", "*"))
+        self.assertTrue(resolve.satisfies("any", "any"))
         self.assertFalse(resolve.satisfies("2.0", "2.0.1"))
 
 
