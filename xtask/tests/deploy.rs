@@ -29,6 +29,19 @@ fn deployer(home: &Path, args: &[&str]) -> Run {
     )
 }
 
+/// `cargo xtask deploy --home HOME --dist DIST ARGS...`, run by the real binary in the repository.
+fn xtask_deploy(home: &Path, dist: &Path, args: &[&str]) -> Run {
+    let mut all = vec![
+        "deploy",
+        "--home",
+        home.to_str().unwrap(),
+        "--dist",
+        dist.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    Run::new(xtask_command(&repo_root(), &all).output().unwrap())
+}
+
 fn installed(home: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(home.join("config/installed_resources.json")).unwrap();
     serde_json::from_str::<Value>(&text)
@@ -121,23 +134,8 @@ fn a_node_deploys_the_caretaker_then_blocks_on_demand() {
     std::fs::write(samples.join("b.txt"), "one two three\nfour five\n").unwrap();
 
     // 1. A fresh home with only the caretaker and what it needs.
-    let run = Run::new(
-        xtask_command(
-            &repo_root(),
-            &[
-                "deploy",
-                "--home",
-                home.to_str().unwrap(),
-                "--dist",
-                dist.to_str().unwrap(),
-                "--find-links",
-                wheels.to_str().unwrap(),
-            ],
-        )
-        .output()
-        .unwrap(),
-    )
-    .expect_success();
+    let run =
+        xtask_deploy(&home, &dist, &["--find-links", wheels.to_str().unwrap()]).expect_success();
     assert!(
         run.stderr.contains("Deployed 4 resource(s)"),
         "{}",
@@ -257,24 +255,8 @@ fn deploy_dry_run_plans_and_writes_nothing() {
     let tmp = TempRepo::empty();
     let home = tmp.path().join("home");
     let dist = tmp.path().join("dist");
-    let run = Run::new(
-        xtask_command(
-            &repo_root(),
-            &[
-                "deploy",
-                "--home",
-                home.to_str().unwrap(),
-                "--dist",
-                dist.to_str().unwrap(),
-                "--dry-run",
-                "--json",
-                "word-count@1.0",
-            ],
-        )
-        .output()
-        .unwrap(),
-    )
-    .expect_success();
+    let run =
+        xtask_deploy(&home, &dist, &["--dry-run", "--json", "word-count@1.0"]).expect_success();
     let plan: Value = serde_json::from_str(&run.stdout).unwrap();
     let steps: Vec<(String, String, String)> = plan["steps"]
         .as_array()
@@ -313,22 +295,7 @@ fn deploy_passes_on_the_deployers_usage_error() {
     let tmp = TempRepo::empty();
     let home = tmp.path().join("home");
     let dist = tmp.path().join("dist");
-    let run = Run::new(
-        xtask_command(
-            &repo_root(),
-            &[
-                "deploy",
-                "--home",
-                home.to_str().unwrap(),
-                "--dist",
-                dist.to_str().unwrap(),
-                "no-such-block",
-            ],
-        )
-        .output()
-        .unwrap(),
-    )
-    .expect_failure(2);
+    let run = xtask_deploy(&home, &dist, &["no-such-block"]).expect_failure(2);
     assert!(
         run.stderr
             .contains("error: unknown resource `no-such-block`"),

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use xtask::import::normalized;
 
 use crate::support::{Run, copy_tree, golden, list_archive, repo_root, xtask_command};
 
@@ -30,28 +31,6 @@ fn workspace() -> (tempfile::TempDir, PathBuf) {
 }
 
 const EXTENSION: &str = "../legacy/engage/datablox";
-
-/// Differences of notation Engage does not see: `{"type": T}` is `T`, an empty port mapping.
-fn normalized(value: &Value) -> Value {
-    match value {
-        Value::Object(object)
-            if object.len() == 1 && object.get("type").is_some_and(Value::is_string) =>
-        {
-            object["type"].clone()
-        }
-        Value::Object(object) => Value::Object(
-            object
-                .iter()
-                .filter(|(k, v)| {
-                    *k != "port_mapping" || v.as_object().is_none_or(|m| !m.is_empty())
-                })
-                .map(|(k, v)| (k.clone(), normalized(v)))
-                .collect(),
-        ),
-        Value::Array(all) => Value::Array(all.iter().map(normalized).collect()),
-        other => other.clone(),
-    }
-}
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
