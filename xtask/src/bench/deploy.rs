@@ -213,7 +213,10 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         one_block_s: rows[3].wall_s,
         rows,
         notes: vec![
-            format!("deploy runs `{} -m datablox_deployer` (the code `datablox/bin/deploy` ships; `python3` on PATH resolved once, past any shim); wall times include Python's start", python3.display()),
+            format!(
+                "deploy runs `{} -m datablox_deployer` (the code `datablox/bin/deploy` ships; `python3` on PATH resolved once, past any shim); wall times include Python's start",
+                python3.display()
+            ),
             format!("the on-demand mode installs `{one}` into a home holding every other block"),
         ],
     })
