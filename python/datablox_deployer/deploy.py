@@ -11,7 +11,7 @@ import time
 
 from . import DeployError, safetar
 from .extension import Extension, key_text, key_tuple
-from .home import Home
+from .home import PIP_NOT_IMPORTABLE, Home
 from .resolve import HOST_ID, Resolver, compare_versions, detect_platform, host_instance
 
 PIP_CLASSES = ("PipLink", "EasyInstallLink")
@@ -184,7 +184,8 @@ def prepare_step(options, extension, step):
         def commit():
             options.log(output)
             for name in sorted(os.listdir(target)):
-                home.place(os.path.join(target, name), home.path("python", name))
+                if name not in PIP_NOT_IMPORTABLE and not name.startswith("."):
+                    home.place(os.path.join(target, name), home.path("python", name))
         return record, commit
     if step.kind == "system-python":
         wanted = step.planned.key[1]

@@ -32,6 +32,8 @@ from . import DeployError, safetar
 from .extension import key_text
 
 ENGAGE_PARTS = ("version.txt", "metadata", "drivers", "sw_packages", "bin")
+# What `pip install --target` may write beside the importable entries, never moved into python/.
+PIP_NOT_IMPORTABLE = frozenset(["bin", "Scripts", "include", "lib", "lib64", "local", "share", "etc"])
 DEPLOYER_PACKAGE = "datablox_deployer"
 
 
@@ -292,8 +294,12 @@ class Home(object):
         return prepared, digest
 
     def importable(self, module):
+        """Whether this Python imports `module` without the home: `<home>/python` does not count,
+        so a pip resource placed there but not recorded (a deploy killed between its entries) is
+        installed again whole, not taken for installed."""
         saved = list(sys.path)
-        sys.path.insert(0, self.path("python"))
+        own = self.path("python")
+        sys.path[:] = [p for p in saved if os.path.abspath(p or os.curdir) != own]
         try:
             importlib.invalidate_caches()
             return importlib.util.find_spec(module) is not None
@@ -304,8 +310,13 @@ class Home(object):
 
     def prepare_pip(self, requirement, find_links):
         """`pip install --target` into staging; returns the target directory, whose top-level
-        entries are then renamed into `<home>/python`. With `find_links`, from that directory
-        only (`--no-index`), so no network is needed. Also returns pip's output, for the log."""
+        importable entries (packages, modules, `*.dist-info`; not `bin/` and the like, as the
+        Engage driver leaves them) are then renamed into `<home>/python` one by one, each
+        replacing an older copy of itself, and the resource recorded last. A pip that fails or is
+        killed leaves the home as it was; a deploy killed between two renames leaves the
+        resource unrecorded, and the next run installs it again whole. With `find_links`, from
+        that directory only (`--no-index`), so no network is needed. Also returns pip's output,
+        for the log."""
         import subprocess
 
         target = os.path.join(self.new_staging("pip"), "target")

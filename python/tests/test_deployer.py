@@ -244,11 +244,13 @@ class PackageKindsTest(DeployerCase):
     def test_pip_from_a_local_wheel_directory(self):
         wheels = os.path.join(self.tmp, "wheels")
         os.makedirs(wheels)
-        wheel(wheels, "dbxtestpkg", "0.3", "ANSWER = 42\n")
+        wheel(wheels, "dbxtestpkg", "0.3", "ANSWER = 42\n", scripts={"dbxtool": b"#!python\nprint(1)\n"})
         self.tree.resource("dbxtestpkg", "0.3", {"type": "Reference", "package_class": "PipLink", "location": "dbxtestpkg==0.3"},
                            mgr="engage.drivers.datablox.pip_package_driver")
         self.tree.write()
         self.deploy("dbxtestpkg", "--find-links", wheels)
+        # What Python imports moves into python/; pip's bin/ (the wheel's script) does not.
+        self.assertEqual(sorted(os.listdir(os.path.join(self.home, "python"))), ["dbxtestpkg", "dbxtestpkg-0.3.dist-info"])
         check = subprocess.run([sys.executable, "-c", "import dbxtestpkg; print(dbxtestpkg.ANSWER)"],
                                env=dict(os.environ, PYTHONPATH=os.path.join(self.home, "python")),
                                stdout=subprocess.PIPE, universal_newlines=True)
@@ -258,6 +260,34 @@ class PackageKindsTest(DeployerCase):
         # The home remembers the wheel directory for later, on-demand deploys.
         with open(os.path.join(self.home, "config", "deployer.json")) as handle:
             self.assertEqual(json.load(handle)["find_links"], wheels)
+
+    def test_pip_killed_between_its_entries_is_installed_again_whole(self):
+        wheels = os.path.join(self.tmp, "wheels")
+        os.makedirs(wheels)
+        wheel(wheels, "dbxtestpkg", "0.3", "ANSWER = 42\n")
+        self.tree.resource("dbxtestpkg", "0.3", {"type": "Reference", "package_class": "PipLink", "location": "dbxtestpkg==0.3"},
+                           mgr="engage.drivers.datablox.pip_package_driver")
+        self.tree.write()
+        self.deploy("fw")
+        before = snapshot(self.home)
+        # Killed once pip has installed into .staging/, before anything is placed: python/ as it was
+        # (only the setting remembering --find-links is new).
+        run = deployer(self.home, self.tree, "dbxtestpkg", "--find-links", wheels, env={"DATABLOX_DEPLOY_CRASH": "extracted@1"})
+        self.assertEqual(run.returncode, -9, run.stderr)
+        after = snapshot(self.home)
+        self.assertTrue(any(p.startswith(".staging/") and p.endswith("dbxtestpkg/__init__.py") for p in after), sorted(after))
+        self.assertEqual(sorted(p for p in after if not p.startswith(".staging")), sorted(list(before) + ["config/deployer.json"]))
+        # Killed after the package was renamed into python/, before its dist-info and the record.
+        run = deployer(self.home, self.tree, "dbxtestpkg", "--find-links", wheels, env={"DATABLOX_DEPLOY_CRASH": "placed@1"})
+        self.assertEqual(run.returncode, -9, run.stderr)
+        self.assertTrue(os.path.isdir(os.path.join(self.home, "python", "dbxtestpkg")))
+        self.assertFalse(os.path.exists(os.path.join(self.home, "python", "dbxtestpkg-0.3.dist-info")))
+        self.assertNotIn("dbxtestpkg", by_name(installed(self.home)))
+        steps = json.loads(self.deploy("dbxtestpkg", "--json").stdout)["steps"]
+        self.assertEqual([(s["key"]["name"], s["action"]) for s in steps if s["action"] != "keep"], [("dbxtestpkg", "install")])
+        self.assertEqual(by_name(installed(self.home))["dbxtestpkg"]["properties"]["datablox_package"]["how"], "pip install --target")
+        self.assertTrue(os.path.isfile(os.path.join(self.home, "python", "dbxtestpkg-0.3.dist-info", "METADATA")))
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".staging")))
 
     def test_pip_package_already_importable_is_accepted(self):
         self.tree.resource("json", "2.0", {"type": "Reference", "package_class": "EasyInstallLink", "location": "json==2.0"},
