@@ -42,7 +42,7 @@ fn xtask_deploy(home: &Path, dist: &Path, args: &[&str]) -> Run {
     Run::new(xtask_command(&repo_root(), &all).output().unwrap())
 }
 
-fn installed(home: &Path) -> Vec<Value> {
+pub fn installed(home: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(home.join("config/installed_resources.json")).unwrap();
     serde_json::from_str::<Value>(&text)
         .unwrap()
@@ -69,7 +69,7 @@ fn blox(home: &Path) -> Vec<String> {
 
 /// A wheel directory holding a stand-in `simplejson 3.19.2` (it re-exports the standard
 /// library's json), so that JSON-Writer's pip dependency installs without the network.
-fn wheels(dir: &Path) -> PathBuf {
+pub fn wheels(dir: &Path) -> PathBuf {
     let wheels = dir.join("wheels");
     std::fs::create_dir_all(&wheels).unwrap();
     let script = "import sys; sys.path.insert(0, sys.argv[1]); from deployer_tree import wheel; \
