@@ -289,9 +289,15 @@ def plan(tree, topology, nodes, platform=None, spec_file=DEFAULT_SPEC):
         key = block_key(block)
         if key not in extension.definitions:
             versions = [k[1] for k in extension.find(block["name"])]
+            if os.path.isfile(extension.path("bundle.json")):
+                hint = ("help: {} holds one node's part of the extension; place with the whole dist, or give "
+                        "the placed topology (DIR/topology.json), whose blocks all have `at`".format(extension.root))
+            elif versions:
+                hint = "defined versions: " + ", ".join(versions)
+            else:
+                hint = "help: is the block's manifest in manifests/?"
             raise PlacementError("block `{}`: `{} {}` is not in the extension {} ({})".format(
-                block["id"], block["name"], block["version"], extension.root,
-                "defined versions: " + ", ".join(versions) if versions else "help: is the block's manifest in manifests/?"))
+                block["id"], block["name"], block["version"], extension.root, hint))
     sizes_of = Sizes(extension)
     base_keys = closure(extension, host, base)
     weights = {}

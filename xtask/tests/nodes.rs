@@ -1,351 +1,179 @@
-//! `cargo xtask deploy --topology FILE --nodes A,B,...`: the real binary builds the repository's
-//! dist, places `topologies/word-count.json` on three nodes and writes per-node bundles or homes;
-//! bundles are byte-reproducible, hold only their node's closure and deploy with Python 3 only.
+//! A topology across nodes: three homes deployed from the real dist, a caretaker each on its own
+//! port of 127.0.0.1, and the master (`python3 -m datablox_framework.master`, from a home) running
+//! the same word-count topology across the three nodes and on one: equal outputs and counts, and
+//! each node's `blox/` holds only the blocks placed on it.
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::deploy::{installed, wheels};
-use crate::support::{Run, TempRepo, repo_root, xtask_command};
+use crate::deploy::{Service, blox, deployer, python3, wheels, xtask_deploy};
+use crate::support::{Run, TempRepo};
 
-const NODES: &str = "master,w1,w2";
-
-/// `cargo xtask deploy --dist DIST --topology <repo>/topologies/word-count.json --nodes
-/// master,w1,w2 ARGS...`, run in `cwd` (inside the repository, which xtask finds from there).
-fn place(cwd: &Path, dist: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let topology = repo_root().join("topologies/word-count.json");
-    let mut all = vec![
-        "deploy",
-        "--dist",
-        dist.to_str().unwrap(),
-        "--topology",
-        topology.to_str().unwrap(),
-        "--nodes",
-        NODES,
-    ];
-    all.extend_from_slice(args);
-    let mut command = xtask_command(cwd, &all);
-    for (key, value) in env {
-        command.env(key, value);
+/// The word-count topology; `at` gives the node of each block (none: the master places it).
+fn word_count(samples: &Path, out: &Path, at: Option<[&str; 5]>) -> Value {
+    let mut topology = json!({
+        "blocks": [
+            {"id": "files", "name": "Dir-Source", "version": "1.0", "args": {"directory": samples}},
+            {"id": "hash", "name": "File-Hash", "version": "1.0", "args": {}},
+            {"id": "count", "name": "Word-Count", "version": "1.0", "args": {}},
+            {"id": "write", "name": "JSON-Writer", "version": "1.0",
+             "args": {"path": out.join("counts.jsonl")}},
+            {"id": "totals", "name": "JSON-Writer", "version": "1.0",
+             "args": {"path": out.join("totals.jsonl")}},
+        ],
+        "connections": [
+            {"from": "files.output", "to": "hash.input"},
+            {"from": "hash.output", "to": "count.input"},
+            {"from": "count.output", "to": "write.input"},
+            {"from": "count.totals", "to": "totals.input"},
+        ],
+    });
+    if let Some(at) = at {
+        for (block, node) in topology["blocks"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .zip(at)
+        {
+            block["at"] = json!(node);
+        }
     }
-    Run::new(command.output().unwrap())
+    topology
 }
 
-/// Every entry under `dir`: relative path -> (mode, SHA-256 of a file's bytes, or "dir").
-fn listing(dir: &Path) -> BTreeMap<String, (u32, String)> {
-    use sha2::{Digest, Sha256};
-    walkdir::WalkDir::new(dir)
-        .min_depth(1)
-        .into_iter()
-        .map(|e| e.unwrap())
-        .map(|e| {
-            let mode = e.metadata().unwrap().permissions().mode() & 0o7777;
-            let what = if e.file_type().is_dir() {
-                "dir".to_string()
-            } else {
-                format!("{:x}", Sha256::digest(std::fs::read(e.path()).unwrap()))
-            };
-            let relative = e.path().strip_prefix(dir).unwrap();
-            (relative.to_string_lossy().into_owned(), (mode, what))
-        })
+/// Runs the master from `home`'s Python tree; returns its exit code, its JSON and its stderr.
+fn master(home: &Path, topology: &Value, nodes: &str) -> (i32, Value, String) {
+    let file = home.join("topology.json");
+    std::fs::write(&file, topology.to_string()).unwrap();
+    let run = Run::new(
+        python3()
+            .env("PYTHONPATH", home.join("python"))
+            .args(["-m", "datablox_framework.master", "--topology"])
+            .arg(&file)
+            .args(["--nodes", nodes, "--timeout", "120", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let answer = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
+    (run.status.code().unwrap_or(-1), answer, run.stderr)
+}
+
+fn read(dir: &Path) -> Vec<(String, String)> {
+    ["counts.jsonl", "totals.jsonl"]
+        .iter()
+        .map(|f| (f.to_string(), std::fs::read_to_string(dir.join(f)).unwrap()))
         .collect()
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-fn read_json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// (node, [(name, version)]) of each node's closure in a plan.
-fn closures(plan: &Value) -> Vec<(String, Vec<(String, String)>)> {
-    plan["nodes"]
-        .as_array()
+/// Per block: (emitted, received), without the node.
+fn counts(answer: &Value) -> Vec<(String, u64, u64)> {
+    answer["counts"]
+        .as_object()
         .unwrap()
         .iter()
-        .map(|n| {
-            let keys = n["closure"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| {
-                    (
-                        c["key"]["name"].as_str().unwrap().to_string(),
-                        c["key"]["version"].as_str().unwrap().to_string(),
-                    )
-                })
-                .collect();
-            (n["name"].as_str().unwrap().to_string(), keys)
-        })
-        .collect()
-}
-
-fn installed_keys(home: &Path) -> Vec<(String, String)> {
-    installed(home)
-        .iter()
-        .filter(|i| i["id"] != "master-host")
-        .map(|i| {
+        .map(|(block, c)| {
             (
-                i["key"]["name"].as_str().unwrap().to_string(),
-                i["key"]["version"].as_str().unwrap().to_string(),
+                block.clone(),
+                c["emitted"].as_u64().unwrap(),
+                c["received"].as_u64().unwrap(),
             )
         })
         .collect()
 }
 
 #[test]
-fn topology_dry_run_prints_a_balanced_plan_and_writes_nothing() {
+fn one_topology_gives_the_same_results_on_one_node_and_across_three() {
     let tmp = TempRepo::empty();
     let dist = tmp.path().join("dist");
-    let out = tmp.path().join("bundles");
-    let out_arg = out.to_str().unwrap();
-    let run = place(
-        &repo_root(),
-        &dist,
-        &["--bundle", out_arg, "--dry-run", "--json"],
-        &[],
-    )
-    .expect_success();
-    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
-    assert!(!out.exists());
-    assert_eq!(plan["dry_run"], true);
-    let node_of = |id: &str| -> String {
-        plan["blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|b| b["id"] == id)
-            .unwrap()["node"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    // `files` and `write` are pinned `at` master; the two free blocks go one to each worker.
-    assert_eq!(node_of("files"), "master");
-    assert_eq!(node_of("write"), "master");
-    let mut free = vec![node_of("hash"), node_of("count")];
-    free.sort();
-    assert_eq!(free, ["w1", "w2"]);
-    // Each node's bytes are the sizes of its closure's files in the dist; every node has the
-    // caretaker, and only the blocks placed on it.
-    for node in plan["nodes"].as_array().unwrap() {
-        let mut total = 0;
-        for entry in node["closure"].as_array().unwrap() {
-            if let Some(file) = entry["file"].as_str() {
-                let size = std::fs::metadata(dist.join("datablox/sw_packages").join(file))
-                    .unwrap()
-                    .len();
-                assert_eq!(entry["bytes"], size, "{file}");
-                total += size;
-            }
-        }
-        assert_eq!(node["bytes"], total);
-    }
-    let keys = closures(&plan);
-    for (node, closure) in &keys {
-        assert!(
-            closure.contains(&("datablox-caretaker".into(), "1.0".into())),
-            "{node}"
-        );
-    }
-    assert!(keys[0].1.contains(&("json-writer".into(), "1.0".into())));
-    assert!(!keys[1].1.contains(&("json-writer".into(), "1.0".into())));
-    // The human plan, on stderr.
-    let human = place(
-        &repo_root(),
-        &dist,
-        &["--bundle", out_arg, "--dry-run"],
-        &[],
-    )
-    .expect_success();
-    assert!(
-        human.stderr.contains("Placement of ")
-            && human
-                .stderr
-                .contains("files  Dir-Source 1.0   -> master  at")
-            && human.stderr.contains("Plan only: nothing written."),
-        "{}",
-        human.stderr
-    );
-    assert!(!out.exists());
-}
-
-#[test]
-fn topology_bundles_are_reproducible_subsets_that_deploy_with_python_only() {
-    let tmp = TempRepo::empty();
-    let dist = tmp.path().join("dist");
-    let first = tmp.path().join("one/bundles");
-    let second = tmp.path().join("two/bundles");
-    std::fs::create_dir_all(first.parent().unwrap()).unwrap();
-    std::fs::create_dir_all(second.parent().unwrap()).unwrap();
-    let run = place(
-        &repo_root(),
-        &dist,
-        &["--bundle", first.to_str().unwrap(), "--json"],
-        &[],
-    )
-    .expect_success();
-    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
-    // Another working directory, time zone and locale: the same files, modes and bytes.
-    place(
-        &repo_root().join("topologies"),
-        &dist,
-        &["--bundle", second.to_str().unwrap()],
-        &[("TZ", "Pacific/Chatham"), ("LC_ALL", "C"), ("LANG", "C")],
-    )
-    .expect_success();
-    let listed = listing(&first);
-    assert_eq!(listed, listing(&second));
-    assert_eq!(
-        names(&first),
-        ["master", "plan.json", "topology.json", "w1", "w2"]
-    );
-
-    // Each bundle holds exactly its closure's files, with the dist's bytes.
-    let dist_sw = dist.join("datablox/sw_packages");
-    for node in plan["nodes"].as_array().unwrap() {
-        let name = node["name"].as_str().unwrap();
-        let mut expected: Vec<String> = node["closure"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|c| c["file"].as_str().map(String::from))
-            .collect();
-        expected.sort();
-        let bundle_sw = first.join(name).join("sw_packages");
-        assert_eq!(names(&bundle_sw), expected, "{name}");
-        for file in &expected {
-            assert_eq!(
-                std::fs::read(bundle_sw.join(file)).unwrap(),
-                std::fs::read(dist_sw.join(file)).unwrap()
-            );
-        }
-        // `sha256sum -c` accepts the bundle's SHA256SUMS.
-        let check = Command::new("sha256sum")
-            .args(["-c", "--quiet", "SHA256SUMS"])
-            .current_dir(first.join(name))
-            .output()
-            .unwrap();
-        assert!(check.status.success(), "{name}: {check:?}");
-    }
-    assert_eq!(listed["w1/bin/deploy"].0, 0o755);
-    assert_eq!(listed["w1/metadata/node_install_spec.json"].0, 0o644);
-    let placed = read_json(&first.join("w1/topology.json"));
-    assert!(
-        placed["blocks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|b| b["at"].is_string())
-    );
-    assert_eq!(placed, read_json(&first.join("topology.json")));
-
-    // A worker's bundle deploys into a fresh home with Python 3 alone (no PYTHONPATH, no repo).
-    let home = tmp.path().join("home-w1");
-    let deployed = Command::new("python3")
-        .arg(first.join("w1/bin/deploy"))
-        .arg("--home")
-        .arg(&home)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap();
-    let deployed = Run::new(deployed).expect_success();
-    assert!(
-        deployed.stderr.contains("Deployed 5 resource(s)"),
-        "{}",
-        deployed.stderr
-    );
-    assert_eq!(installed_keys(&home), closures(&plan)[1].1);
-}
-
-#[test]
-fn topology_homes_dir_deploys_each_node_with_exactly_its_closure() {
-    let tmp = TempRepo::empty();
-    let dist = tmp.path().join("dist");
-    let homes = tmp.path().join("homes");
     let wheels = wheels(tmp.path());
-    let run = place(
-        &repo_root(),
-        &dist,
-        &[
-            "--homes-dir",
-            homes.to_str().unwrap(),
-            "--find-links",
-            wheels.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .expect_success();
-    assert!(
-        run.stderr.contains(&format!(
-            "Deployed 7 resource(s) into {}",
-            homes.join("master").display()
-        )),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(
-        names(&homes),
-        ["master", "plan.json", "topology.json", "w1", "w2"]
-    );
-    let plan = read_json(&homes.join("plan.json"));
-    for (node, closure) in closures(&plan) {
-        assert_eq!(installed_keys(&homes.join(&node)), closure, "{node}");
+    let samples = tmp.path().join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    std::fs::write(samples.join("a.txt"), "hello world\n").unwrap();
+    std::fs::write(samples.join("b.txt"), "one two three\nfour five\n").unwrap();
+    std::fs::write(samples.join("c.txt"), "no newline at the end").unwrap();
+
+    // Three fresh homes with only the caretaker: the first through `cargo xtask deploy` (which
+    // builds the dist), the others with the dist's node deployer, as a node that received it does.
+    let homes: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| tmp.path().join(n)).collect();
+    let find_links = ["--find-links", wheels.to_str().unwrap()];
+    xtask_deploy(&homes[0], &dist, &find_links).expect_success();
+    for home in &homes[1..] {
+        Run::new(
+            python3()
+                .arg(dist.join("datablox/bin/deploy"))
+                .arg("--home")
+                .arg(home)
+                .args(find_links)
+                .output()
+                .unwrap(),
+        )
+        .expect_success();
     }
+    let mut services = Vec::new();
+    let mut nodes = Vec::new();
+    for (name, home) in ["a", "b", "c"].iter().zip(&homes) {
+        let started = deployer(home, &["start", "--port", "0", "--json"]).expect_success();
+        services.push(Service(home));
+        let status: Value = serde_json::from_str(&started.stdout).unwrap();
+        nodes.push(format!("{name}=127.0.0.1:{}", status["port"]));
+    }
+
+    // Across the three nodes: data crosses a -> b, b -> c, c -> a and c -> b.
+    let across = tmp.path().join("across");
+    std::fs::create_dir_all(&across).unwrap();
+    let topology = word_count(&samples, &across, Some(["a", "b", "c", "a", "b"]));
+    let (code, three, stderr) = master(&homes[0], &topology, &nodes.join(","));
+    assert_eq!(code, 0, "{stderr}");
     assert_eq!(
-        names(&homes.join("master/blox")),
+        three["placement"],
+        json!({"files": "a", "hash": "b", "count": "c", "write": "a", "totals": "b"})
+    );
+    assert_eq!(
+        three["deployed"],
+        json!({"a": ["Dir-Source 1.0", "JSON-Writer 1.0"], "b": ["File-Hash 1.0", "JSON-Writer 1.0"],
+               "c": ["Word-Count 1.0"]})
+    );
+    // Each node received only the blocks placed on it.
+    assert_eq!(
+        blox(&homes[0]),
         ["__init__.py", "dir_source__1_0", "json_writer__1_0"]
     );
-    for worker in ["w1", "w2"] {
-        let blox = names(&homes.join(worker).join("blox"));
-        assert_eq!(blox.len(), 2, "{worker}: {blox:?}");
-        assert!(!homes.join(worker).join("python/simplejson").exists());
-    }
-    assert!(homes.join("master/python/simplejson/__init__.py").is_file());
-
-    // An `at` naming no given node: exit 1, named, nothing written.
-    let bundles = tmp.path().join("never");
-    let run = Run::new(
-        xtask_command(
-            &repo_root(),
-            &[
-                "deploy",
-                "--dist",
-                dist.to_str().unwrap(),
-                "--topology",
-                repo_root()
-                    .join("topologies/word-count.json")
-                    .to_str()
-                    .unwrap(),
-                "--nodes",
-                "w1,w2",
-                "--bundle",
-                bundles.to_str().unwrap(),
-            ],
-        )
-        .output()
-        .unwrap(),
-    )
-    .expect_failure(1);
-    assert!(
-        run.stderr.contains(
-            "block `files` is placed `at` node `master`, which is not one of the nodes w1, w2"
-        ),
-        "{}",
-        run.stderr
+    assert_eq!(
+        blox(&homes[1]),
+        ["__init__.py", "file_hash__1_0", "json_writer__1_0"]
     );
-    assert!(!bundles.exists());
+    assert_eq!(blox(&homes[2]), ["__init__.py", "word_count__1_0"]);
+
+    // On one node, placed by the master (everything on the only node).
+    let alone = tmp.path().join("alone");
+    std::fs::create_dir_all(&alone).unwrap();
+    let (code, one, stderr) = master(&homes[0], &word_count(&samples, &alone, None), &nodes[0]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(counts(&one), counts(&three));
+    assert_eq!(one["delivered"], three["delivered"]);
+    assert_eq!(
+        counts(&one),
+        [
+            ("count".to_string(), 4, 3),
+            ("files".to_string(), 3, 0),
+            ("hash".to_string(), 3, 3),
+            ("totals".to_string(), 0, 1),
+            ("write".to_string(), 0, 3),
+        ]
+    );
+    let expected = read(&alone);
+    assert_eq!(read(&across), expected);
+    let lines: Vec<Value> = expected[0]
+        .1
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let words: Vec<u64> = lines.iter().map(|l| l["words"].as_u64().unwrap()).collect();
+    assert_eq!(words, [2, 5, 5]);
+    assert_eq!(
+        serde_json::from_str::<Value>(expected[1].1.trim()).unwrap(),
+        json!({"files": 3, "lines": 4, "words": 12, "chars": 57})
+    );
+    drop(services);
 }
