@@ -37,7 +37,7 @@ extraction itself, and because checking first and extracting after read the arch
 import hashlib
 import os
 import posixpath
-import stat
+import shutil
 import tarfile
 import zlib
 
@@ -173,6 +173,86 @@ class _Inflated(object):
         return self.pos
 
 
+class _Fallback(Exception):
+    """The fast header reader met a header it leaves to tarfile."""
+
+
+# Headers the fast reader parses itself: regular files, directories, symbolic and hard links, and
+# GNU long names and long link targets (`././@LongLink`, as `dist` writes names over 100 bytes),
+# with the ustar or GNU magic and octal numbers. Anything else (pax headers, sparse files,
+# devices, base-256 numbers, a signed checksum) sends the archive to tarfile.
+_FAST_TYPES = frozenset([tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE, tarfile.DIRTYPE,
+                         tarfile.SYMTYPE, tarfile.LNKTYPE])
+_LONG_TYPES = frozenset([tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK])
+_MAGICS = (b"ustar\x0000", b"ustar  \x00")
+_LONGEST = 1 << 16
+
+
+def _text(field):
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _octal(field):
+    return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+
+
+def _fast_members(stream):
+    """TarInfo of each member, read as tarfile reads plain headers (`frombuf`, `_proc_gnulong`:
+    the same fields, a V7 directory's trailing slash, the ustar prefix, a GNU long name or link
+    target replacing the next header's); raises _Fallback on a header it leaves to tarfile.
+    tarfile's field-by-field parsing costs more per member than writing a small file does."""
+    offset = 0
+    long_name = long_link = None
+    while True:
+        stream.seek(offset)
+        block = stream.read(512)
+        if len(block) != 512:
+            raise _Fallback()
+        kind = block[156:157]
+        if block[257:265] not in _MAGICS or not (kind in _FAST_TYPES or kind in _LONG_TYPES):
+            if offset and long_name is None and long_link is None and not block.strip(b"\0"):
+                return  # the end-of-archive block
+            raise _Fallback()
+        if block[100] & 0x80 or block[124] & 0x80 or block[136] & 0x80:
+            raise _Fallback()
+        try:
+            checksum, mode, size, mtime = (_octal(block[148:156]), _octal(block[100:108]),
+                                           _octal(block[124:136]), _octal(block[136:148]))
+        except ValueError:
+            raise _Fallback()
+        if checksum != 256 + sum(block[:148]) + sum(block[156:]):
+            raise _Fallback()
+        padded = -(-size // 512) * 512
+        if kind in _LONG_TYPES:
+            if size > _LONGEST:
+                raise _Fallback()
+            text = _text(stream.read(padded))
+            if kind == tarfile.GNUTYPE_LONGNAME:
+                long_name = text
+            else:
+                long_link = text
+            offset += 512 + padded
+            continue
+        name = _text(block[:100])
+        if kind == tarfile.AREGTYPE and name.endswith("/"):
+            kind = tarfile.DIRTYPE
+        if kind == tarfile.DIRTYPE:
+            name = name.rstrip("/")
+        prefix = _text(block[345:500])
+        if prefix:
+            name = prefix + "/" + name
+        if long_name is not None:
+            name = long_name.rstrip("/") if kind == tarfile.DIRTYPE else long_name
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = kind, mode, mtime
+        info.linkname = _text(block[157:257]) if long_link is None else long_link
+        info.size = size if kind in REGULAR else 0
+        info.offset_data = offset + 512
+        offset = info.offset_data + (padded if kind in REGULAR else 0)
+        long_name = long_link = None
+        yield info
+
+
 def _inside(top, path):
     return path == top or path.startswith(top + "/")
 
@@ -188,8 +268,8 @@ def file_mode(mode):
 class _Extraction(object):
     """One archive being extracted into `staging`; `add` checks and writes one member."""
 
-    def __init__(self, tar, stream, label, top, staging, max_members, max_bytes):
-        self.tar, self.stream = tar, stream
+    def __init__(self, stream, label, top, staging, max_members, max_bytes):
+        self.stream = stream
         self.label, self.top, self.staging = label, top, staging
         self.max_members, self.max_bytes = max_members, max_bytes
         self.count = 0
@@ -341,30 +421,44 @@ class _Extraction(object):
 def extract(path, label, top, staging, max_members=MAX_MEMBERS, max_bytes=MAX_BYTES, expected=None):
     """Check the archive's digest against `expected` (its SHA256SUMS line), then extract it into
     the fresh directory `staging`, checking each member first; returns (`staging/<top>`, digest).
-    The file is opened once: what was hashed is what is extracted."""
+    The file is opened once: what was hashed is what is extracted. Plain headers are read by
+    `_fast_members`; an archive with any other header is read again, from the start into an
+    emptied staging directory, by tarfile."""
     if expected is None:
         _check_digest(None, None, label)
     with open(path, "rb") as raw:
         digest = _check_digest(_sha256(raw), expected, label)
-        raw.seek(0)
-        # Headers, padding and the end blocks on top of the content: 1 KiB per member and 1 MiB.
-        stream = _Inflated(raw, max_bytes + 1024 * max_members + (1 << 20))
-        extraction = None
-        try:
-            tar = tarfile.open(fileobj=stream, mode="r:")
-            extraction = _Extraction(tar, stream, label, top, staging, max_members, max_bytes)
-            while True:
-                member = tar.next()
-                if member is None:
-                    break
-                extraction.add(member)
-            extraction.finish()
-        except _TooBig:
-            raise Refused(label, None, "more than {} bytes once decompressed".format(stream.limit),
-                          "a decompression bomb or a wrong file: an archive of one resource is small")
-        except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as error:
-            if isinstance(error, DeployError):
-                raise
-            raise Refused(label, None, "not a readable gzipped tar archive: {}".format(error),
-                          "rebuild the extension with `cargo xtask dist`")
+        for fast in (True, False):
+            raw.seek(0)
+            try:
+                _extract(raw, label, top, staging, max_members, max_bytes, fast)
+                break
+            except _Fallback:
+                for name in os.listdir(staging):
+                    entry = os.path.join(staging, name)
+                    if os.path.isdir(entry) and not os.path.islink(entry):
+                        shutil.rmtree(entry)
+                    else:
+                        os.remove(entry)
     return os.path.join(staging, top), digest
+
+
+def _extract(raw, label, top, staging, max_members, max_bytes, fast):
+    # Headers, padding and the end blocks on top of the content: 1 KiB per member and 1 MiB.
+    stream = _Inflated(raw, max_bytes + 1024 * max_members + (1 << 20))
+    try:
+        extraction = _Extraction(stream, label, top, staging, max_members, max_bytes)
+        if fast:
+            members = _fast_members(stream)
+        else:
+            tar = tarfile.open(fileobj=stream, mode="r:")
+            members = iter(tar.next, None)
+        for member in members:
+            extraction.add(member)
+        extraction.finish()
+    except _TooBig:
+        raise Refused(label, None, "more than {} bytes once decompressed".format(stream.limit),
+                      "a decompression bomb or a wrong file: an archive of one resource is small")
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as error:
+        raise Refused(label, None, "not a readable gzipped tar archive: {}".format(error),
+                      "rebuild the extension with `cargo xtask dist`")

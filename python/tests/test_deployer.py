@@ -14,7 +14,7 @@ import unittest
 
 from deployer_tree import (REPO, Tree, constraint, deployer, snapshot, tgz, tree_archive, wheel)
 
-from datablox_deployer import resolve
+from datablox_deployer import resolve, safetar
 
 
 def installed(home):
@@ -514,22 +514,26 @@ class HostileArchiveTest(DeployerCase):
         self.deploy("good", "--max-bytes", "100000", "--max-members", "50")
         self.assertTrue(os.path.isfile(os.path.join(self.home, "blox", "good__1_0", "sub", "inner.txt")))
 
-    def test_what_tar_xzf_extracts_the_deployer_extracts_alike(self):
-        # Links inside the resource, a hard link, modes as tarfile's `data` filter sets them, mtimes,
-        # long names (pax and GNU), several gzip members concatenated: the same tree as GNU tar's.
-        top = "good__1_0"
-        long_name = top + "/" + "d" * 120 + "/" + "f" * 120 + ".py"
+    @staticmethod
+    def equivalence_archive(top, tar_format):
+        """Links inside the resource, a hard link, modes the `data` filter changes, mtimes, a ustar
+        prefix or a long name (pax or GNU, by format), a GNU `././@LongLink` member, and two gzip
+        members concatenated (split mid-header, as `cat a.gz b.gz` makes them)."""
+        long_name = top + "/" + "d" * 120 + "/" + "f" * 90 + ".py"
         members = [({"name": top, "type": tarfile.DIRTYPE, "mode": 0o700, "mtime": 1000}, None),
-                   ({"name": top + "/sub", "type": tarfile.DIRTYPE, "mode": 0o755, "mtime": 2000}, None),
+                   ({"name": top + "/sub/", "type": tarfile.DIRTYPE, "mode": 0o755, "mtime": 2000}, None),
                    ({"name": top + "/sub/run.sh", "mode": 0o4777, "mtime": 3000}, b"#!/bin/sh\n"),
                    ({"name": top + "/sub/data.txt", "mode": 0o640, "mtime": 4000}, b"data\n" * 5000),
                    ({"name": top + "/sub/ro.txt", "mode": 0o444, "mtime": 4500}, b"ro\n"),
+                   ({"name": top + "/sub/empty", "mode": 0o600, "mtime": 4600}, b""),
                    ({"name": top + "/rel", "type": tarfile.SYMTYPE, "linkname": "sub/data.txt"}, None),
                    ({"name": top + "/sub/up", "type": tarfile.SYMTYPE, "linkname": "../rel"}, None),
                    ({"name": top + "/hard.txt", "type": tarfile.LNKTYPE, "linkname": top + "/sub/data.txt", "mode": 0o640, "mtime": 4000}, None),
                    ({"name": long_name, "mtime": 5000}, b"long\n")]
+        if tar_format != tarfile.USTAR_FORMAT:
+            members.append(({"name": top + "/far", "type": tarfile.SYMTYPE, "linkname": "sub/" + "x" * 120}, None))
         raw = io.BytesIO()
-        with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        with tarfile.open(fileobj=raw, mode="w", format=tar_format) as tar:
             for fields, data in members:
                 info = tarfile.TarInfo(fields.pop("name"))
                 for field, value in fields.items():
@@ -542,27 +546,45 @@ class HostileArchiveTest(DeployerCase):
         gnu.size, gnu.mtime = 3, 6000
         stream = raw.getvalue()
         stream = stream[:end] + gnu.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape") + b"gnu" + bytes(509) + stream[end:]
-        # Two gzip members, split mid-header, as `cat a.gz b.gz` makes them: gzip reads both.
-        archive = gzip.compress(stream[:1000], mtime=0) + gzip.compress(stream[1000:], mtime=0)
-        self.tree.block("good", "1.0", archive=archive)
-        self.tree.write()
-        self.deploy("good")
-        ours = snapshot(os.path.join(self.home, "blox", top))
-        reference = os.path.join(self.tmp, "tar")
-        os.makedirs(reference)
-        with open(os.path.join(self.tmp, "good.tgz"), "wb") as handle:
-            handle.write(archive)
-        with tarfile.open(os.path.join(self.tmp, "good.tgz")) as tar:
-            tar.extractall(reference, filter="data")
-        theirs = snapshot(os.path.join(reference, top))
-        self.assertEqual(ours, theirs)
-        self.assertIn("g" * 150, ours)
-        for path in ("", "sub", "sub/run.sh", "sub/data.txt", "hard.txt", long_name[len(top) + 1:], "g" * 150):
-            self.assertEqual(os.stat(os.path.join(self.home, "blox", top, path)).st_mtime,
-                             os.stat(os.path.join(reference, top, path)).st_mtime, path)
-        self.assertEqual(ours["sub/run.sh"][2], 0o755)
-        self.assertEqual(ours["sub/ro.txt"][2], 0o644)
+        return gzip.compress(stream[:1000], mtime=0) + gzip.compress(stream[1000:], mtime=0), long_name
 
+    def test_what_tarfiles_data_filter_extracts_the_deployer_extracts_alike(self):
+        top = "good__1_0"
+        for name, tar_format in (("pax", tarfile.PAX_FORMAT), ("gnu", tarfile.GNU_FORMAT), ("ustar", tarfile.USTAR_FORMAT)):
+            with self.subTest(name):
+                archive, long_name = self.equivalence_archive(top, tar_format)
+                shutil.rmtree(self.home, ignore_errors=True)
+                self.tree.block("good", "1.0", archive=archive)
+                self.tree.write()
+                self.deploy("good")
+                ours = snapshot(os.path.join(self.home, "blox", top))
+                reference = os.path.join(self.tmp, "tar-" + name)
+                os.makedirs(reference)
+                with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                    tar.extractall(reference, filter="data")
+                self.assertEqual(ours, snapshot(os.path.join(reference, top)))
+                self.assertIn("g" * 150, ours)
+                for path in ("", "sub", "sub/run.sh", "sub/data.txt", "hard.txt", long_name[len(top) + 1:], "g" * 150):
+                    self.assertEqual(os.stat(os.path.join(self.home, "blox", top, path)).st_mtime,
+                                     os.stat(os.path.join(reference, top, path)).st_mtime, path)
+                self.assertEqual(ours["sub/run.sh"][2], 0o755)
+                self.assertEqual(ours["sub/ro.txt"][2], 0o644)
+
+    def test_the_fast_header_reader_reads_what_tarfile_reads(self):
+        # GNU and ustar archives (long names, prefix) are read without tarfile; pax ones by tarfile.
+        for name, tar_format in (("gnu", tarfile.GNU_FORMAT), ("ustar", tarfile.USTAR_FORMAT), ("pax", tarfile.PAX_FORMAT)):
+            with self.subTest(name):
+                archive, _ = self.equivalence_archive("good__1_0", tar_format)
+                fields = ("name", "type", "mode", "mtime", "linkname", "offset_data")
+                with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                    expected = [tuple(getattr(m, f) for f in fields) + (m.size if m.isreg() else 0,) for m in tar]
+                stream = safetar._Inflated(io.BytesIO(archive), 1 << 30)
+                if tar_format == tarfile.PAX_FORMAT:
+                    with self.assertRaises(safetar._Fallback):
+                        list(safetar._fast_members(stream))
+                    continue
+                got = [tuple(getattr(m, f) for f in fields) + (m.size,) for m in safetar._fast_members(stream)]
+                self.assertEqual(got, expected)
 
 if __name__ == "__main__":
     unittest.main()
