@@ -6,7 +6,7 @@ adapter to deploy it (and what it needs) into this home; a block already there i
 
 Run as a server:  python3 -m datablox_framework.caretaker --home DIR --port N
 It speaks line-delimited JSON on 127.0.0.1, one request per line, one answer per line:
-  {"op": "ping"}                                   -> {"ok": true, "pid": ...}
+  {"op": "ping"}                                   -> {"ok": true, "pid": ..., "running": [run ids]}
   {"op": "load", "name": "Dump", "version": "1.0"} -> {"ok": true, "block": {...}}
   {"op": "run", "topology": {"blocks": [{"id": "src", "name": "Dir-Source", "version": "1.0",
                                          "args": {"directory": "/data"}}, ...],
@@ -379,7 +379,9 @@ class Caretaker(object):
         op = request.get("op")
         try:
             if op == "ping":
-                return {"ok": True, "pid": os.getpid(), "home": self.home}
+                with self._lock:
+                    running = sorted(r for r, p in self.parts.items() if not p.finished.is_set())
+                return {"ok": True, "pid": os.getpid(), "home": self.home, "running": running}
             if op == "load":
                 block = self.load_block(request.get("name"), request.get("version"), request.get("config"))
                 return {"ok": True, "block": block}
