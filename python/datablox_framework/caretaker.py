@@ -105,9 +105,11 @@ class Part(object):
                 if not (isinstance(address, list) and len(address) == 2 and isinstance(address[1], int)):
                     raise CaretakerError("`start` gives no address [host, port] for connection `{}`".format(connection_id))
                 timeout = max(1.0, min(10.0, self.deadline - time.time()))
+                # A peer may be idle as long as the run may last (a slow block upstream is no
+                # failure); a node that dies is noticed by the master, which aborts the run.
                 sender = transport.Sender.connect(
                     address[0], address[1], self.run_id, connection_id, stop=self.stop, connect_timeout=timeout,
-                    peer="node `{}` ({}:{})".format(node, address[0], address[1]))
+                    peer="node `{}` ({}:{})".format(node, address[0], address[1]), idle_timeout=self._idle())
                 self.senders.append(sender)
                 outbound.append((connection, sender))
         except (CaretakerError, transport.TransportError) as error:
@@ -123,11 +125,15 @@ class Part(object):
         thread.daemon = True
         thread.start()
 
+    def _idle(self):
+        return max(self.deadline - time.time(), 1.0)
+
     def _accept(self):
         peers = dict((i, "node `{}`".format(node)) for i, (kind, _, node) in self.remote.items() if kind == "inbound")
         try:
             for connection_id, receiver in self.listener.accept(
-                    self.run_id, set(peers), self.stop, min(self.deadline, time.time() + 30.0), peers):
+                    self.run_id, set(peers), self.stop, min(self.deadline, time.time() + 30.0), peers,
+                    idle_timeout=self._idle()):
                 self.flow.attach(connection_id, receiver)
         except transport.Aborted:
             pass
