@@ -17,6 +17,10 @@ const NODES: &str = "master,w1,w2";
 /// `cargo xtask deploy --dist DIST --topology <repo>/topologies/word-count.json --nodes
 /// master,w1,w2 ARGS...`, run in `cwd` (inside the repository, which xtask finds from there).
 fn place(cwd: &Path, dist: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    Run::new(place_command(cwd, dist, args, env).output().unwrap())
+}
+
+fn place_command(cwd: &Path, dist: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let topology = repo_root().join("topologies/word-count.json");
     let mut all = vec![
         "deploy",
@@ -32,7 +36,7 @@ fn place(cwd: &Path, dist: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     for (key, value) in env {
         command.env(key, value);
     }
-    Run::new(command.output().unwrap())
+    command
 }
 
 /// Every entry under `dir`: relative path -> (mode, SHA-256 of a file's bytes, or "dir").
@@ -197,14 +201,27 @@ fn topology_bundles_are_reproducible_subsets_that_deploy_with_python_only() {
     )
     .expect_success();
     let plan: Value = serde_json::from_str(&run.stdout).unwrap();
-    // Another working directory, time zone and locale: the same files, modes and bytes.
-    place(
+    // Another dist directory, working directory, umask, time zone and locale: the same files,
+    // modes and bytes.
+    let command = place_command(
         &repo_root().join("topologies"),
-        &dist,
+        &tmp.path().join("other/dist"),
         &["--bundle", second.to_str().unwrap()],
         &[("TZ", "Pacific/Chatham"), ("LC_ALL", "C"), ("LANG", "C")],
-    )
-    .expect_success();
+    );
+    let mut masked = Command::new("sh");
+    masked
+        .args(["-c", "umask 077 && exec \"$0\" \"$@\""])
+        .arg(command.get_program())
+        .args(command.get_args())
+        .current_dir(command.get_current_dir().unwrap());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => masked.env(key, value),
+            None => masked.env_remove(key),
+        };
+    }
+    Run::new(masked.output().unwrap()).expect_success();
     let listed = listing(&first);
     assert_eq!(listed, listing(&second));
     assert_eq!(
