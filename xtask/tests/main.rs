@@ -12,6 +12,7 @@ mod dist;
 mod engage;
 mod errors;
 mod fuzz;
+mod nodes;
 mod python;
 mod reproducible;
 mod tidy;
