@@ -12,6 +12,9 @@ holds its own copy as `<home>/engage/bin/deployer`. Parts, in the order a deploy
   service    start/stop/status of service resources (the caretaker), pid files and logs in log/
   ansible    `--ansible DIR`: an inventory, a playbook and per-node bundle archives for Ansible
   cli        the command line (`deploy --help`)
+  placement  several nodes: which node runs each block of a topology, each node's closure
+  bundle     one bundle per node (`deploy place --bundle DIR`), byte-reproducible
+  nodes      the `deploy place` command (plan, then bundles or one home per node)
 """
 
 class DeployError(Exception):

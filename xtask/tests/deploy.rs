@@ -42,7 +42,7 @@ pub(crate) fn xtask_deploy(home: &Path, dist: &Path, args: &[&str]) -> Run {
     Run::new(xtask_command(&repo_root(), &all).output().unwrap())
 }
 
-fn installed(home: &Path) -> Vec<Value> {
+pub(crate) fn installed(home: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(home.join("config/installed_resources.json")).unwrap();
     serde_json::from_str::<Value>(&text)
         .unwrap()

@@ -13,6 +13,7 @@ mod engage;
 mod errors;
 mod fuzz;
 mod nodes;
+mod placement;
 mod python;
 mod reproducible;
 mod tidy;
