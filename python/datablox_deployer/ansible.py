@@ -4,7 +4,8 @@ DIR holds, after a run:
 
   inventory.ini     one host per node (group `datablox`), with the variables the playbook reads:
                     datablox_home (the node's deployment home), datablox_bundle (where its bundle
-                    is copied), datablox_port (its caretaker's TCP port), datablox_python
+                    is copied), datablox_port (its caretaker's TCP port), datablox_python;
+                    optional datablox_find_links (wheels on the node, for pip without an index)
   site.yml          per host: copy and unpack its bundle (ansible.builtin.file + unarchive),
                     install it with the bundle's node deployer (ansible.builtin.command,
                     `changed_when` from the deployer's `--json` result), start the caretaker (the
@@ -49,6 +50,8 @@ INVENTORY = """\
 #   ansible-playbook -i inventory.ini -i hosts.ini site.yml
 # datablox_home: the node's deployment home; datablox_bundle: where its bundle is copied;
 # datablox_port: its caretaker's TCP port (the master's --nodes NODE=HOST:PORT).
+# Optional: datablox_find_links=DIR, a directory of wheels on the node from which pip packages
+# are installed without a package index.
 [datablox]
 {hosts}
 
@@ -77,12 +80,9 @@ PLAYBOOK = HEADER + """
 
     - name: Install the bundle into the home
       ansible.builtin.command:
-        argv:
-          - "{{ datablox_python }}"
-          - "{{ datablox_bundle }}/bin/deploy"
-          - --home
-          - "{{ datablox_home }}"
-          - --json
+        argv: >-
+          {{ [datablox_python, datablox_bundle ~ '/bin/deploy', '--home', datablox_home, '--json']
+             + (['--find-links', datablox_find_links] if datablox_find_links | default('') else []) }}
       register: datablox_install
       changed_when: datablox_install.rc == 0 and (datablox_install.stdout | from_json).changed
 

@@ -1,9 +1,11 @@
 //! `--ansible DIR` under the real `ansible-playbook`: ansible-core, pinned by hash in
 //! `ci/requirements-ansible.txt`, is installed once into `target/tools/ansible/` by
-//! `ci/ansible_tools.py` (the only download of `cargo test`); the generated inventory is extended
-//! with a second one that makes every host local (`ansible_connection=local`), with its own home
-//! and port under a temporary directory. The first run deploys every node and starts its
-//! caretaker; the second changes nothing (`changed=0` for every host).
+//! `ci/ansible_tools.py` (the only download of `cargo test`). `cargo xtask deploy --topology
+//! topologies/word-count.json --nodes master,w1,w2 --ansible DIR` writes the inventory, playbook
+//! and bundles; a second inventory makes every host local (`ansible_connection=local`), with its
+//! own home and port under a temporary directory. The first run deploys every node and starts its
+//! caretaker; the second changes nothing (`changed=0` for every host). Also: usage errors, a
+//! directory that is not ours, and reproducible output.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -142,40 +144,44 @@ fn recap_lines(stdout: &str) -> String {
         .join("\n")
 }
 
-/// Writes the Ansible directory for NODES. FIXME: until the bundle writer (`deploy place`) is
-/// on main, every node's bundle is the whole dist tree; then this becomes
-/// `cargo xtask deploy --topology topologies/word-count.json --nodes ... --ansible DIR`.
-fn generate(tmp: &Path, out: &Path) {
+/// `cargo xtask deploy --topology topologies/word-count.json --nodes master,w1,w2 --ansible OUT`,
+/// run by the real binary in the repository, with the dist under `tmp`.
+fn generate(tmp: &Path, out: &Path) -> Run {
     let dist = tmp.join("dist");
+    let nodes = NODES.join(",");
     Run::new(
-        xtask_command(&repo_root(), &["dist", "--out", dist.to_str().unwrap()])
-            .output()
-            .unwrap(),
+        xtask_command(
+            &repo_root(),
+            &[
+                "deploy",
+                "--topology",
+                "topologies/word-count.json",
+                "--nodes",
+                &nodes,
+                "--ansible",
+                out.to_str().unwrap(),
+                "--dist",
+                dist.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap(),
     )
-    .expect_success();
-    let script = "import os, shutil, sys, tempfile\n\
-                  sys.path.insert(0, sys.argv[1])\n\
-                  from datablox_deployer import ansible\n\
-                  dist, out, nodes = sys.argv[2], sys.argv[3], sys.argv[4].split(',')\n\
-                  def stage(parent):\n\
-                  \x20   staging = tempfile.mkdtemp(dir=parent)\n\
-                  \x20   for node in nodes:\n\
-                  \x20       shutil.copytree(os.path.join(dist, 'datablox'), os.path.join(staging, node))\n\
-                  \x20       shutil.copy(os.path.join(dist, 'SHA256SUMS'), os.path.join(staging, node))\n\
-                  \x20   return staging\n\
-                  ansible.write(out, nodes, stage)\n";
-    Run::new(
-        python3()
-            .arg("-c")
-            .arg(script)
-            .arg(repo_root().join("python"))
-            .arg(&dist)
-            .arg(out)
-            .arg(NODES.join(","))
-            .output()
-            .unwrap(),
-    )
-    .expect_success();
+}
+
+/// The keys (`name version`) of what a home has installed, the host excepted.
+fn installed_keys(home: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(home.join("config/installed_resources.json")).unwrap();
+    let installed: Value = serde_json::from_str(&text).unwrap();
+    let mut keys: Vec<String> = installed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|instance| instance["id"] != "master-host")
+        .map(|instance| format!("{} {}", instance["key"]["name"], instance["key"]["version"]))
+        .collect();
+    keys.sort();
+    keys
 }
 
 #[test]
@@ -183,7 +189,16 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
     let bin = ansible_bin();
     let tmp = TempRepo::empty();
     let out = tmp.path().join("ansible");
-    generate(tmp.path(), &out);
+    let generated = generate(tmp.path(), &out).expect_success();
+    assert!(
+        generated.stderr.contains("ansible-playbook -i "),
+        "{}",
+        generated.stderr
+    );
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
+    // JSON-Writer needs simplejson from pip: the master's home gets it from local wheels.
+    let wheels = crate::deploy::wheels(tmp.path());
 
     let nodes = tmp.path().join("nodes");
     let homes: Vec<PathBuf> = NODES
@@ -204,10 +219,11 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
     let mut local = String::from("[datablox]\n");
     for (index, node) in NODES.iter().enumerate() {
         local.push_str(&format!(
-            "{node} datablox_home={} datablox_bundle={} datablox_port={}\n",
+            "{node} datablox_home={} datablox_bundle={} datablox_port={} datablox_find_links={}\n",
             homes[index].display(),
             nodes.join(node).join("bundle").display(),
-            ports[index]
+            ports[index],
+            wheels.display()
         ));
     }
     local.push_str(&format!(
@@ -242,17 +258,22 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
         );
         assert!(host["changed"] >= 3, "{node} was deployed: {host:?}");
     }
+    // Each home holds exactly its node's closure (plan.json), and its caretaker answers.
     for (index, home) in homes.iter().enumerate() {
-        let installed =
-            std::fs::read_to_string(home.join("config/installed_resources.json")).unwrap();
-        let installed: Value = serde_json::from_str(&installed).unwrap();
-        let ids: Vec<&str> = installed
+        let node = plan["nodes"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|instance| instance["id"].as_str().unwrap())
+            .find(|node| node["name"] == NODES[index])
+            .unwrap();
+        let mut closure: Vec<String> = node["closure"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| format!("{} {}", entry["key"]["name"], entry["key"]["version"]))
             .collect();
-        assert!(ids.contains(&"caretaker"), "{}: {ids:?}", home.display());
+        closure.sort();
+        assert_eq!(installed_keys(home), closure, "{}", NODES[index]);
         assert!(
             home.join("python/datablox_framework/caretaker.py")
                 .is_file()
@@ -260,6 +281,20 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
         let answer = ping(ports[index]);
         assert_eq!(answer["ok"], true, "{}: {answer}", NODES[index]);
     }
+    let placed: Vec<usize> = NODES
+        .iter()
+        .map(|node| {
+            std::fs::read_dir(nodes.join(node).join("home/blox"))
+                .unwrap()
+                .filter(|entry| entry.as_ref().unwrap().file_type().unwrap().is_dir())
+                .count()
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [2, 1, 1],
+        "word-count's four blocks over three homes"
+    );
 
     // 2. The second run changes nothing on any host.
     let second = playbook(&bin, &out, &local_inventory, &scratch);
@@ -319,4 +354,83 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
             path.display()
         );
     }
+}
+
+#[test]
+fn ansible_with_another_output_or_without_a_topology_is_a_usage_error() {
+    let tmp = TempRepo::empty();
+    let out = tmp.path().join("out");
+    let out = out.to_str().unwrap();
+    let topology = ["--topology", "topologies/word-count.json", "--nodes", "a,b"];
+    for (extra, expected) in [
+        (vec!["--homes-dir", "homes"], "cannot be used with"),
+        (vec!["--bundle", "bundles"], "cannot be used with"),
+    ] {
+        let mut args = vec!["deploy"];
+        args.extend(topology);
+        args.extend(["--ansible", out]);
+        args.extend(extra);
+        let run = Run::new(xtask_command(&repo_root(), &args).output().unwrap()).expect_failure(2);
+        assert!(run.stderr.contains(expected), "{args:?}: {}", run.stderr);
+    }
+    let run = Run::new(
+        xtask_command(&repo_root(), &["deploy", "--home", "h", "--ansible", out])
+            .output()
+            .unwrap(),
+    )
+    .expect_failure(2);
+    assert!(run.stderr.contains("--topology"), "{}", run.stderr);
+    assert!(!tmp.path().join("out").exists());
+}
+
+#[test]
+fn ansible_output_is_reproducible_and_a_foreign_directory_is_refused() {
+    let tmp = TempRepo::empty();
+    let first = tmp.path().join("first");
+    let second = tmp.path().join("elsewhere/second");
+    std::fs::create_dir_all(second.parent().unwrap()).unwrap();
+    generate(tmp.path(), &first).expect_success();
+    generate(tmp.path(), &second).expect_success();
+    let snapshot = crate::support::snapshot(&first);
+    assert_eq!(snapshot, crate::support::snapshot(&second));
+    let names: Vec<&str> = snapshot.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "bundles/master.tar",
+            "bundles/w1.tar",
+            "bundles/w2.tar",
+            "inventory.ini",
+            "plan.json",
+            "site.yml",
+            "topology.json"
+        ]
+    );
+    // Run again into its own output: replaced, same bytes.
+    generate(tmp.path(), &first).expect_success();
+    assert_eq!(crate::support::snapshot(&first), snapshot);
+
+    let foreign = tmp.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine\n").unwrap();
+    let refused = generate(tmp.path(), &foreign).expect_failure(1);
+    assert!(
+        refused
+            .stderr
+            .contains("was not written by `deploy --ansible`"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        crate::support::snapshot(&foreign)
+            .into_keys()
+            .collect::<Vec<_>>(),
+        ["notes.txt"]
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
