@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::deploy::{installed, wheels};
+use crate::deploy::{Service, deployer, installed, python3, wheels};
 use crate::support::{Run, TempRepo, repo_root, xtask_command};
 
 const NODES: &str = "master,w1,w2";
@@ -17,6 +17,10 @@ const NODES: &str = "master,w1,w2";
 /// `cargo xtask deploy --dist DIST --topology <repo>/topologies/word-count.json --nodes
 /// master,w1,w2 ARGS...`, run in `cwd` (inside the repository, which xtask finds from there).
 fn place(cwd: &Path, dist: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    Run::new(place_command(cwd, dist, args, env).output().unwrap())
+}
+
+fn place_command(cwd: &Path, dist: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let topology = repo_root().join("topologies/word-count.json");
     let mut all = vec![
         "deploy",
@@ -32,7 +36,7 @@ fn place(cwd: &Path, dist: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     for (key, value) in env {
         command.env(key, value);
     }
-    Run::new(command.output().unwrap())
+    command
 }
 
 /// Every entry under `dir`: relative path -> (mode, SHA-256 of a file's bytes, or "dir").
@@ -197,14 +201,27 @@ fn topology_bundles_are_reproducible_subsets_that_deploy_with_python_only() {
     )
     .expect_success();
     let plan: Value = serde_json::from_str(&run.stdout).unwrap();
-    // Another working directory, time zone and locale: the same files, modes and bytes.
-    place(
+    // Another dist directory, working directory, umask, time zone and locale: the same files,
+    // modes and bytes.
+    let command = place_command(
         &repo_root().join("topologies"),
-        &dist,
+        &tmp.path().join("other/dist"),
         &["--bundle", second.to_str().unwrap()],
         &[("TZ", "Pacific/Chatham"), ("LC_ALL", "C"), ("LANG", "C")],
-    )
-    .expect_success();
+    );
+    let mut masked = Command::new("sh");
+    masked
+        .args(["-c", "umask 077 && exec \"$0\" \"$@\""])
+        .arg(command.get_program())
+        .args(command.get_args())
+        .current_dir(command.get_current_dir().unwrap());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => masked.env(key, value),
+            None => masked.env_remove(key),
+        };
+    }
+    Run::new(masked.output().unwrap()).expect_success();
     let listed = listing(&first);
     assert_eq!(listed, listing(&second));
     assert_eq!(
@@ -315,6 +332,71 @@ fn topology_homes_dir_deploys_each_node_with_exactly_its_closure() {
         assert!(!homes.join(worker).join("python/simplejson").exists());
     }
     assert!(homes.join("master/python/simplejson/__init__.py").is_file());
+
+    // The placed topology runs across the three homes: a caretaker each, the master (from the
+    // master's home) given DIR/topology.json with the samples and output moved to this test's
+    // directory. No caretaker deploys anything: each already holds its blocks.
+    let samples = tmp.path().join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    std::fs::write(samples.join("a.txt"), "hello world\n").unwrap();
+    std::fs::write(samples.join("b.txt"), "one two three\nfour five\n").unwrap();
+    let out = tmp.path().join("counts.jsonl");
+    let mut placed = read_json(&homes.join("topology.json"));
+    for block in placed["blocks"].as_array_mut().unwrap() {
+        match block["id"].as_str().unwrap() {
+            "files" => block["args"]["directory"] = samples.to_str().unwrap().into(),
+            "write" => block["args"]["path"] = out.to_str().unwrap().into(),
+            _ => {}
+        }
+    }
+    let topology = tmp.path().join("placed.json");
+    std::fs::write(&topology, placed.to_string()).unwrap();
+    let node_homes: Vec<(&str, std::path::PathBuf)> = ["master", "w1", "w2"]
+        .iter()
+        .map(|n| (*n, homes.join(n)))
+        .collect();
+    let mut services = Vec::new();
+    let mut nodes = Vec::new();
+    for (node, home) in &node_homes {
+        let started = deployer(home, &["start", "--port", "0", "--json"]).expect_success();
+        services.push(Service(home));
+        let status: Value = serde_json::from_str(&started.stdout).unwrap();
+        nodes.push(format!("{node}=127.0.0.1:{}", status["port"]));
+    }
+    let run = Run::new(
+        python3()
+            .env("PYTHONPATH", homes.join("master/python"))
+            .args(["-m", "datablox_framework.master", "--topology"])
+            .arg(&topology)
+            .args(["--nodes", &nodes.join(","), "--timeout", "120", "--json"])
+            .output()
+            .unwrap(),
+    )
+    .expect_success();
+    let answer: Value = serde_json::from_str(&run.stdout).unwrap();
+    let planned: serde_json::Map<String, Value> = plan["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["id"].as_str().unwrap().to_string(), b["node"].clone()))
+        .collect();
+    assert_eq!(answer["placement"], Value::Object(planned));
+    assert_eq!(
+        answer["deployed"],
+        serde_json::json!({"master": [], "w1": [], "w2": []}),
+        "{answer}"
+    );
+    let words: Vec<u64> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["words"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(words, [2, 5]);
+    drop(services);
 
     // An `at` naming no given node: exit 1, named, nothing written.
     let bundles = tmp.path().join("never");
