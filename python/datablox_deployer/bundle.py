@@ -186,10 +186,10 @@ def check_target(out):
                           "`--bundle` wrote before; nothing was written)".format(out))
 
 
-def stage(extension, plan, parent):
-    """Every bundle of `plan`, plan.json and topology.json in a fresh directory under `parent`;
-    returns its path."""
-    staging = tempfile.mkdtemp(prefix=".bundles.tmp-", dir=parent)
+def stage(extension, plan, parent, label="bundles"):
+    """Every bundle of `plan`, plan.json and topology.json in a fresh directory
+    `<parent>/.<label>.tmp-XXXXXX`; returns its path."""
+    staging = tempfile.mkdtemp(prefix=".{}.tmp-".format(label), dir=parent)
     try:
         top = Writer(staging)
         document = dict(plan.to_json(), bundle_format=BUNDLE_FORMAT)
@@ -211,12 +211,12 @@ def write(extension, plan, out):
     parent = os.path.dirname(out)
     if not os.path.isdir(parent):
         raise DeployError("{} does not exist (help: create it first)".format(parent))
-    staging = stage(extension, plan, parent)
+    staging = stage(extension, plan, parent, os.path.basename(out))
     old = None
     try:
         if os.path.lexists(out):
             check_target(out)
-            old = tempfile.mkdtemp(prefix=".bundles.old-", dir=parent)
+            old = tempfile.mkdtemp(prefix=".{}.old-".format(os.path.basename(out)), dir=parent)
             os.rename(out, os.path.join(old, "x"))
         os.rename(staging, out)
     except BaseException:

@@ -18,8 +18,10 @@ Importing this module has no side effects. Two ways in:
 
   placement.assign(topology, nodes, weights)   # the pure rule alone: weights = {block id: bytes}
 
-`tree` is an extension tree: `target/dist/datablox`, a home's copy `<home>/engage`, or a bundle
-(which holds only its node's blocks, so place there only a topology whose blocks all have `at`).
+`tree` is an extension tree holding every block of the topology: `target/dist/datablox`, or the
+copy `<home>/engage` of a home deployed with `--home`. A bundle, or a home deployed from one
+(`--homes-dir`), holds only its node's part: there, run the placed topology (`DIR/topology.json`,
+every block with its `at`) as it is; `assign(topology, nodes, {})` needs no tree and keeps it.
 From a shell, or another process: `python3 <tree>/bin/deploy place --topology FILE --nodes a,b
 --dry-run --json` (or `<home>/engage/bin/deployer place ...`) prints `to_json()`.
 

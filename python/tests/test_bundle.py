@@ -157,12 +157,23 @@ class Place(PlacementCase):
         self.assertIn("{}:1:13: not valid JSON".format(self.topology), result.stderr)
         self.assertEqual(run("place", "--nodes", "m").returncode, 2)
 
+    def test_a_damaged_dist_fails_and_leaves_the_previous_bundles(self):
+        out = os.path.join(self.tmp, "bundles")
+        self.place("--nodes", "m,w", "--bundle", out)
+        before = listing(out)
+        with open(os.path.join(self.tree.path, "sw_packages", "large__1_0.tgz"), "ab") as handle:
+            handle.write(b"tampered")
+        result = self.place("--nodes", "m,w,x", "--bundle", out, expect=1)
+        self.assertIn("large__1_0.tgz: its SHA-256 is not the one SHA256SUMS lists", result.stderr)
+        self.assertEqual(listing(out), before)
+        self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith(".")], [])
+
     def test_a_second_bundle_run_replaces_its_own_output(self):
         out = os.path.join(self.tmp, "bundles")
         self.place("--nodes", "m,w", "--bundle", out)
         self.place("--nodes", "m,w,x", "--bundle", out)
         self.assertEqual(sorted(os.listdir(out)), ["m", "plan.json", "topology.json", "w", "x"])
-        self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith(".bundles")], [])
+        self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith(".")], [])
 
 
 if __name__ == "__main__":
