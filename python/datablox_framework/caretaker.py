@@ -6,7 +6,7 @@ adapter to deploy it (and what it needs) into this home; a block already there i
 
 Run as a server:  python3 -m datablox_framework.caretaker --home DIR --port N
 It speaks line-delimited JSON on 127.0.0.1, one request per line, one answer per line:
-  {"op": "ping"}                                   -> {"ok": true, "pid": ...}
+  {"op": "ping"}                                   -> {"ok": true, "pid": ..., "running": [run ids]}
   {"op": "load", "name": "Dump", "version": "1.0"} -> {"ok": true, "block": {...}}
   {"op": "run", "topology": {"blocks": [{"id": "src", "name": "Dir-Source", "version": "1.0",
                                          "args": {"directory": "/data"}}, ...],
@@ -105,9 +105,11 @@ class Part(object):
                 if not (isinstance(address, list) and len(address) == 2 and isinstance(address[1], int)):
                     raise CaretakerError("`start` gives no address [host, port] for connection `{}`".format(connection_id))
                 timeout = max(1.0, min(10.0, self.deadline - time.time()))
+                # A peer may be idle as long as the run may last (a slow block upstream is no
+                # failure); a node that dies is noticed by the master, which aborts the run.
                 sender = transport.Sender.connect(
                     address[0], address[1], self.run_id, connection_id, stop=self.stop, connect_timeout=timeout,
-                    peer="node `{}` ({}:{})".format(node, address[0], address[1]))
+                    peer="node `{}` ({}:{})".format(node, address[0], address[1]), idle_timeout=self._idle())
                 self.senders.append(sender)
                 outbound.append((connection, sender))
         except (CaretakerError, transport.TransportError) as error:
@@ -123,11 +125,15 @@ class Part(object):
         thread.daemon = True
         thread.start()
 
+    def _idle(self):
+        return max(self.deadline - time.time(), 1.0)
+
     def _accept(self):
         peers = dict((i, "node `{}`".format(node)) for i, (kind, _, node) in self.remote.items() if kind == "inbound")
         try:
             for connection_id, receiver in self.listener.accept(
-                    self.run_id, set(peers), self.stop, min(self.deadline, time.time() + 30.0), peers):
+                    self.run_id, set(peers), self.stop, min(self.deadline, time.time() + 30.0), peers,
+                    idle_timeout=self._idle()):
                 self.flow.attach(connection_id, receiver)
         except transport.Aborted:
             pass
@@ -379,7 +385,9 @@ class Caretaker(object):
         op = request.get("op")
         try:
             if op == "ping":
-                return {"ok": True, "pid": os.getpid(), "home": self.home}
+                with self._lock:
+                    running = sorted(r for r, p in self.parts.items() if not p.finished.is_set())
+                return {"ok": True, "pid": os.getpid(), "home": self.home, "running": running}
             if op == "load":
                 block = self.load_block(request.get("name"), request.get("version"), request.get("config"))
                 return {"ok": True, "block": block}

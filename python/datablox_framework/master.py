@@ -38,6 +38,9 @@ NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 # How long a caretaker may take to answer a short request (ping, start, wait, abort).
 REQUEST_TIMEOUT = 10.0
 WAIT_POLL = 0.2
+# A part's own timeout comes this much after the run's, so that the master, which then aborts
+# every part, is the one that reports a run out of time.
+PART_GRACE = 5.0
 
 
 class MasterError(Exception):
@@ -112,6 +115,25 @@ def check_topology(topology, where):
             if not dot or not port or block_id not in ids:
                 raise MasterError("{}: connection #{}: `{}` is not `block.port` of a block of the topology".format(
                     where, number, end))
+    # A cycle would never end: each block waits for the end mark of the other.
+    upstream = dict((block_id, set()) for block_id in ids)
+    for connection in connections:
+        upstream[connection["to"].rpartition(".")[0]].add(connection["from"].rpartition(".")[0])
+    done = set()
+    while True:
+        ready = [b for b in upstream if b not in done and upstream[b] <= done]
+        if not ready:
+            break
+        done.update(ready)
+    if len(done) != len(ids):
+        # Leave out the blocks that only hang below the cycle: what remains is on it.
+        stuck = ids - done
+        while True:
+            ends = [b for b in stuck if not any(b in upstream[t] for t in stuck)]
+            if not ends:
+                break
+            stuck -= set(ends)
+        raise MasterError("{}: the connections have a cycle through block(s) {}".format(where, ", ".join(sorted(stuck))))
 
 
 def default_home():
@@ -291,7 +313,7 @@ def run(topology, nodes, timeout=600.0, home=None):
         busy = [link for link in links if link.name in parts]
         prepared = _in_parallel(busy, lambda link: link.request(
             {"op": "prepare", "run": run_id, "node": link.name, "part": parts[link.name],
-             "timeout": max(deadline - time.time(), 1.0)}, timeout=max(deadline - time.time(), 1.0)))
+             "timeout": max(deadline - time.time(), 1.0) + PART_GRACE}, timeout=max(deadline - time.time(), 1.0)))
         for link in busy:
             answer = prepared[link.name]
             if isinstance(answer, MasterError):

@@ -328,7 +328,7 @@ class Dataflow(object):
                 receiver.close()
                 return
         thread = threading.Thread(target=self._read, args=(connection, receiver),
-                                  name="datablox-in-{}".format(connection_id))
+                                  name="datablox-connection {}".format(connection_id))
         thread.daemon = True
         self._threads.append(thread)
         thread.start()
@@ -348,7 +348,7 @@ class Dataflow(object):
     def start(self):
         """Start every block's thread (inbound connections may be attached before or after)."""
         for block_id in self.blocks:
-            thread = threading.Thread(target=self._run_block, args=(block_id,), name="datablox-block-{}".format(block_id))
+            thread = threading.Thread(target=self._run_block, args=(block_id,), name="datablox-block `{}`".format(block_id))
             thread.daemon = True
             self._threads.append(thread)
             thread.start()

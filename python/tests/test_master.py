@@ -212,19 +212,9 @@ class Nodes(unittest.TestCase):
 
     def test_a_node_that_dies_during_the_run_fails_it_and_the_others_stay_usable(self):
         # trickle (a) -> double (b) -> sink (c): b's caretaker is killed while data flows.
-        topology = {"blocks": [
-            {"id": "trickle", "name": "Trickle", "version": "1.0", "at": "a"},
-            {"id": "double", "name": "Doubler", "version": "1.0", "at": "b"},
-            {"id": "sink", "name": "Sink", "version": "1.0", "args": {"path": self.path("sink.json")}, "at": "c"}],
-            "connections": [{"from": "trickle.output", "to": "double.input"},
-                            {"from": "double.output", "to": "sink.input"}]}
-        run = self.master_process(topology, self.nodes_arg("a", "b", "c"), "--timeout", "60")
+        run = self.master_process(self.trickle(), self.nodes_arg("a", "b", "c"), "--timeout", "60")
         try:
-            progress = self.path("sink.json.progress")
-            deadline = time.time() + 30
-            while not (os.path.exists(progress) and os.path.getsize(progress) > 0) and time.time() < deadline:
-                time.sleep(0.05)
-            self.assertTrue(os.path.getsize(progress) > 0, "no data reached node c")
+            self.wait_for_data()
             self.processes["b"].send_signal(signal.SIGKILL)
             stdout, stderr = run.communicate(timeout=30)
         finally:
@@ -235,10 +225,54 @@ class Nodes(unittest.TestCase):
         self.assertIn("error: node `b` (127.0.0.1:{}) stopped answering".format(self.ports["b"]), stderr)
         self.assertFalse(os.path.exists(self.path("sink.json")))
         # a and c aborted their parts and serve the next run.
+        self.assert_nothing_runs()
         result = master.run(self.topology({"numbers": "a", "double": "c", "sink": "a", "sink2": "c", "sink3": "a"},
                                           count=10), self.nodes("a", "c"), timeout=60)
         self.assertEqual(result["counts"]["sink"]["received"], 10)
         self.assertEqual(self.outputs()["sink"], [3 * v for v in range(10)])
+
+    def trickle(self):
+        """trickle (a) -> double (b) -> sink (c), for about a minute unless stopped."""
+        return {"blocks": [
+            {"id": "trickle", "name": "Trickle", "version": "1.0", "at": "a"},
+            {"id": "double", "name": "Doubler", "version": "1.0", "at": "b"},
+            {"id": "sink", "name": "Sink", "version": "1.0", "args": {"path": self.path("sink.json")}, "at": "c"}],
+            "connections": [{"from": "trickle.output", "to": "double.input"},
+                            {"from": "double.output", "to": "sink.input"}]}
+
+    def wait_for_data(self):
+        progress = self.path("sink.json.progress")
+        deadline = time.time() + 30
+        while not (os.path.exists(progress) and os.path.getsize(progress) > 0) and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(os.path.getsize(progress) > 0, "no data reached node c")
+
+    def assert_nothing_runs(self):
+        """Every caretaker still alive answers, with no part of a run left running."""
+        deadline = time.time() + 30
+        for node, process in sorted(self.processes.items()):
+            if process.poll() is not None:
+                continue
+            while ping(self.ports[node])["running"] and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(ping(self.ports[node])["running"], [], node)
+
+    def test_the_run_times_out_and_every_part_stops(self):
+        run = self.master_process(self.trickle(), self.nodes_arg("a", "b", "c"), "--timeout", "1")
+        stdout, stderr = run.communicate(timeout=60)
+        self.assertEqual(run.returncode, 1, stderr)
+        self.assertIn("error: the run did not finish within 1 s (still running on: node `a`", stderr)
+        self.assert_nothing_runs()
+
+    def test_a_master_that_dies_leaves_nothing_running(self):
+        run = self.master_process(self.trickle(), self.nodes_arg("a", "b", "c"))
+        try:
+            self.wait_for_data()
+            self.assertEqual(len(ping(self.ports["b"])["running"]), 1)
+        finally:
+            run.kill()
+            run.communicate()
+        self.assert_nothing_runs()
 
     def test_a_failing_block_fails_the_run_naming_node_and_block(self):
         topology = self.topology({"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "a"})
@@ -277,6 +311,12 @@ class Nodes(unittest.TestCase):
         stdout, stderr = run.communicate(timeout=60)
         self.assertEqual(run.returncode, 1)
         self.assertIn("block `numbers` is placed `at` node `z`, which is not in --nodes (a, b)", stderr)
+        topology = self.topology({})
+        topology["connections"].append({"from": "double.output", "to": "numbers.input"})
+        run = self.master_process(topology, self.nodes_arg("a"))
+        stdout, stderr = run.communicate(timeout=60)
+        self.assertEqual(run.returncode, 1)
+        self.assertIn("the connections have a cycle through block(s) double, numbers", stderr)
         with self.assertRaises(master.MasterError) as caught:
             master.run({"blocks": [{"id": "x", "name": "Absent", "version": "1.0"}]}, self.nodes("a"), timeout=60)
         self.assertIn("node `a` (127.0.0.1:{}) cannot run its part".format(self.ports["a"]), str(caught.exception))

@@ -8,35 +8,35 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::deploy::{Service, blox, deployer, python3, wheels, xtask_deploy};
-use crate::support::{Run, TempRepo};
+use crate::support::{Run, TempRepo, repo_root};
 
-/// The word-count topology; `at` gives the node of each block (none: the master places it).
+/// The repository's `topologies/word-count.json` with its paths under `samples` and `out`, and a
+/// fifth block writing Word-Count's totals. `at`: the node of each block, in order (`None`: the
+/// topology's own `at`s).
 fn word_count(samples: &Path, out: &Path, at: Option<[&str; 5]>) -> Value {
-    let mut topology = json!({
-        "blocks": [
-            {"id": "files", "name": "Dir-Source", "version": "1.0", "args": {"directory": samples}},
-            {"id": "hash", "name": "File-Hash", "version": "1.0", "args": {}},
-            {"id": "count", "name": "Word-Count", "version": "1.0", "args": {}},
-            {"id": "write", "name": "JSON-Writer", "version": "1.0",
-             "args": {"path": out.join("counts.jsonl")}},
-            {"id": "totals", "name": "JSON-Writer", "version": "1.0",
-             "args": {"path": out.join("totals.jsonl")}},
-        ],
-        "connections": [
-            {"from": "files.output", "to": "hash.input"},
-            {"from": "hash.output", "to": "count.input"},
-            {"from": "count.output", "to": "write.input"},
-            {"from": "count.totals", "to": "totals.input"},
-        ],
-    });
-    if let Some(at) = at {
-        for (block, node) in topology["blocks"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .zip(at)
-        {
-            block["at"] = json!(node);
+    let text = std::fs::read_to_string(repo_root().join("topologies/word-count.json")).unwrap();
+    let mut topology: Value = serde_json::from_str(&text).unwrap();
+    topology["blocks"].as_array_mut().unwrap().push(
+        json!({"id": "totals", "name": "JSON-Writer", "version": "1.0", "args": {}, "at": "master"}),
+    );
+    topology["connections"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"from": "count.totals", "to": "totals.input"}));
+    for (index, block) in topology["blocks"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .enumerate()
+    {
+        match block["id"].as_str().unwrap() {
+            "files" => block["args"]["directory"] = json!(samples),
+            "write" => block["args"]["path"] = json!(out.join("counts.jsonl")),
+            "totals" => block["args"]["path"] = json!(out.join("totals.jsonl")),
+            _ => {}
+        }
+        if let Some(at) = at {
+            block["at"] = json!(at[index]);
         }
     }
     topology
@@ -95,7 +95,10 @@ fn one_topology_gives_the_same_results_on_one_node_and_across_three() {
 
     // Three fresh homes with only the caretaker: the first through `cargo xtask deploy` (which
     // builds the dist), the others with the dist's node deployer, as a node that received it does.
-    let homes: Vec<PathBuf> = ["a", "b", "c"].iter().map(|n| tmp.path().join(n)).collect();
+    let homes: Vec<PathBuf> = ["master", "w1", "w2"]
+        .iter()
+        .map(|n| tmp.path().join(n))
+        .collect();
     let find_links = ["--find-links", wheels.to_str().unwrap()];
     xtask_deploy(&homes[0], &dist, &find_links).expect_success();
     for home in &homes[1..] {
@@ -112,27 +115,31 @@ fn one_topology_gives_the_same_results_on_one_node_and_across_three() {
     }
     let mut services = Vec::new();
     let mut nodes = Vec::new();
-    for (name, home) in ["a", "b", "c"].iter().zip(&homes) {
+    for (name, home) in ["master", "w1", "w2"].iter().zip(&homes) {
         let started = deployer(home, &["start", "--port", "0", "--json"]).expect_success();
         services.push(Service(home));
         let status: Value = serde_json::from_str(&started.stdout).unwrap();
         nodes.push(format!("{name}=127.0.0.1:{}", status["port"]));
     }
 
-    // Across the three nodes: data crosses a -> b, b -> c, c -> a and c -> b.
+    // Across the three nodes: data crosses master -> w1, w1 -> w2, w2 -> master and w2 -> w1.
     let across = tmp.path().join("across");
     std::fs::create_dir_all(&across).unwrap();
-    let topology = word_count(&samples, &across, Some(["a", "b", "c", "a", "b"]));
+    let topology = word_count(
+        &samples,
+        &across,
+        Some(["master", "w1", "w2", "master", "w1"]),
+    );
     let (code, three, stderr) = master(&homes[0], &topology, &nodes.join(","));
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         three["placement"],
-        json!({"files": "a", "hash": "b", "count": "c", "write": "a", "totals": "b"})
+        json!({"files": "master", "hash": "w1", "count": "w2", "write": "master", "totals": "w1"})
     );
     assert_eq!(
         three["deployed"],
-        json!({"a": ["Dir-Source 1.0", "JSON-Writer 1.0"], "b": ["File-Hash 1.0", "JSON-Writer 1.0"],
-               "c": ["Word-Count 1.0"]})
+        json!({"master": ["Dir-Source 1.0", "JSON-Writer 1.0"], "w1": ["File-Hash 1.0", "JSON-Writer 1.0"],
+               "w2": ["Word-Count 1.0"]})
     );
     // Each node received only the blocks placed on it.
     assert_eq!(
@@ -148,7 +155,11 @@ fn one_topology_gives_the_same_results_on_one_node_and_across_three() {
     // On one node, placed by the master (everything on the only node).
     let alone = tmp.path().join("alone");
     std::fs::create_dir_all(&alone).unwrap();
-    let (code, one, stderr) = master(&homes[0], &word_count(&samples, &alone, None), &nodes[0]);
+    let (code, one, stderr) = master(
+        &homes[0],
+        &word_count(&samples, &alone, Some(["master"; 5])),
+        &nodes[0],
+    );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(counts(&one), counts(&three));
     assert_eq!(one["delivered"], three["delivered"]);
@@ -175,5 +186,33 @@ fn one_topology_gives_the_same_results_on_one_node_and_across_three() {
         serde_json::from_str::<Value>(expected[1].1.trim()).unwrap(),
         json!({"files": 3, "lines": 4, "words": 12, "chars": 57})
     );
+
+    // The topology's own `at`s (files, write and totals on master): the master places hash and
+    // count with the node deployer's placement, read from its home, as `deploy place` does.
+    let placed = tmp.path().join("placed");
+    std::fs::create_dir_all(&placed).unwrap();
+    let topology = word_count(&samples, &placed, None);
+    let (code, answer, stderr) = master(&homes[0], &topology, &nodes.join(","));
+    assert_eq!(code, 0, "{stderr}");
+    let plan = Run::new(
+        python3()
+            .arg(dist.join("datablox/bin/deploy"))
+            .args(["place", "--topology"])
+            .arg(homes[0].join("topology.json"))
+            .args(["--nodes", "master,w1,w2", "--dry-run", "--json"])
+            .output()
+            .unwrap(),
+    )
+    .expect_success();
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    for block in plan["blocks"].as_array().unwrap() {
+        assert_eq!(
+            answer["placement"][block["id"].as_str().unwrap()],
+            block["node"]
+        );
+    }
+    assert_ne!(answer["placement"]["hash"], answer["placement"]["count"]);
+    assert_eq!(counts(&answer), counts(&one));
+    assert_eq!(read(&placed), expected);
     drop(services);
 }
