@@ -173,7 +173,7 @@ def place(topology, node_names, home):
 
 
 def split(topology, assignment):
-    """Each node's part, and the connections across nodes [(id, connection, source node, target node)]."""
+    """Each node's part, and the connections across nodes [(id, {from, to}, source node, target node)]."""
     parts = {}
     for block in topology["blocks"]:
         spec = dict((k, v) for k, v in block.items() if k != "at")

@@ -163,10 +163,18 @@ class Nodes(unittest.TestCase):
         path = self.path("topology.json")
         with open(path, "w") as handle:
             json.dump(topology, handle)
-        return subprocess.Popen([sys.executable, "-m", "datablox_framework.master", "--topology", path,
-                                 "--nodes", nodes] + list(extra),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.environment,
-                                universal_newlines=True)
+        process = subprocess.Popen([sys.executable, "-m", "datablox_framework.master", "--topology", path,
+                                    "--nodes", nodes] + list(extra),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.environment,
+                                   universal_newlines=True)
+        self.addCleanup(self._stop_master, process)
+        return process
+
+    @staticmethod
+    def _stop_master(process):
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
     def test_one_node_and_three_nodes_give_the_same_results(self):
         one = master.run(self.topology({}), self.nodes("a"), timeout=60)
