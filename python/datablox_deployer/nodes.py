@@ -121,7 +121,11 @@ def deploy_homes(extension, plan, args):
         for node in plan.nodes:
             options = Options(os.path.join(homes_dir, node), os.path.join(staging, node), (), bundle.NODE_SPEC,
                               plan.platform, None, args.find_links)
-            steps, _ = deploy(options)
+            try:
+                steps, _ = deploy(options)
+            except DeployError as error:
+                raise DeployError("node `{}` ({}): {} (homes deployed before it are kept; run again to "
+                                  "complete)".format(node, options.home.root, error), error.code)
             results[node] = [s.to_json(options.home) for s in steps]
         document = dict(plan.to_json(), homes_dir=homes_dir)
         write_atomically(os.path.join(homes_dir, "plan.json"), bundle.json_bytes(document))
