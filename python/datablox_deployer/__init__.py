@@ -11,6 +11,9 @@ holds its own copy as `<home>/engage/bin/deployer`. Parts, in the order a deploy
   home       the home's layout, its lock, installed_resources.json and installing each package kind
   service    start/stop/status of service resources (the caretaker), pid files and logs in log/
   cli        the command line (`deploy --help`)
+  placement  several nodes: which node runs each block of a topology, each node's closure
+  bundle     one bundle per node (`deploy place --bundle DIR`), byte-reproducible
+  nodes      the `deploy place` command (plan, then bundles or one home per node)
 """
 
 class DeployError(Exception):

@@ -15,10 +15,15 @@ Deploy resources of the Datablox extension into a deployment home, with Python 3
 
 With RESOURCEs (`word-count 1.0`, `word-count@1.0`, or `word-count` when one version is defined),
 installs each and, first, everything it needs; with none, what the extension's
-caretaker_install_spec.json installs (the caretaker, the framework and the adapter). What is
+caretaker_install_spec.json installs (the caretaker, the framework and the adapter), or, in a
+bundle `deploy place --bundle` wrote, that node's install spec (the caretaker and its blocks). What is
 installed with the same archive digest is left alone; a changed archive is replaced.
 
   start|stop|status [SERVICE]   control a service of the home (the caretaker)
+
+  deploy place --topology FILE --nodes A,B,... [--bundle DIR | --homes-dir DIR]
+                                place a topology's blocks on nodes; per-node bundles or homes
+                                (`deploy place --help`)
 """
 
 EPILOG = """\
@@ -95,6 +100,10 @@ def print_steps(steps, home, dry_run, changed):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["place"]:
+        from . import nodes
+
+        return nodes.main(argv[1:])
     args = parser().parse_args(argv)
     home = Home(args.home)
     try:

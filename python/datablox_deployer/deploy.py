@@ -69,7 +69,7 @@ def requested(extension, options):
     """[(key, id or None, config)] from the RESOURCE arguments, else from the install spec."""
     if options.requests:
         return [(parse_request(extension, text), None) for text in options.requests]
-    spec = extension.spec(options.spec) if options.spec else extension.spec()
+    spec = extension.spec(options.spec or extension.default_spec())
     out = []
     for instance in spec:
         key = instance.get("key", {})

@@ -129,6 +129,17 @@ class Extension(object):
         """SHA256SUMS as a home keeps it: paths relative to `<home>/engage`, for `sha256sum -c`."""
         return "".join("{}  sw_packages/{}\n".format(digest, name) for name, digest in sorted(self.sums.items()))
 
+    def default_spec(self):
+        """The install spec a plain deploy installs: a bundle's own (its `bundle.json` names it),
+        else caretaker_install_spec.json."""
+        marker = self.path("bundle.json")
+        if os.path.isfile(marker):
+            found = read_json(marker)
+            spec = found.get("spec") if isinstance(found, dict) else None
+            if isinstance(spec, str) and spec:
+                return spec
+        return DEFAULT_SPEC
+
     def spec(self, file_name=DEFAULT_SPEC):
         path = self.path("metadata", file_name)
         if not os.path.isfile(path):

@@ -6,7 +6,7 @@ adapter to deploy it (and what it needs) into this home; a block already there i
 
 Run as a server:  python3 -m datablox_framework.caretaker --home DIR --port N
 It speaks line-delimited JSON on 127.0.0.1, one request per line, one answer per line:
-  {"op": "ping"}                                   -> {"ok": true, "pid": ...}
+  {"op": "ping"}                                   -> {"ok": true, "pid": ..., "running": [run ids]}
   {"op": "load", "name": "Dump", "version": "1.0"} -> {"ok": true, "block": {...}}
   {"op": "run", "topology": {"blocks": [{"id": "src", "name": "Dir-Source", "version": "1.0",
                                          "args": {"directory": "/data"}}, ...],
@@ -17,6 +17,23 @@ It speaks line-delimited JSON on 127.0.0.1, one request per line, one answer per
      installed are deployed first, through the adapter.
   {"op": "shutdown"}                               -> {"ok": true}, then the server stops
 Errors answer {"ok": false, "error": "..."}.
+
+A run across nodes (see `master`) gives each caretaker its part, in four steps on one connection:
+  {"op": "prepare", "run": ID, "node": "w1", "timeout": S, "part": {"blocks": [...],
+      "connections": [...in this node...],
+      "inbound":  [{"id": "c2", "from": "hash.output", "to": "count.input", "node": "w2"}, ...],
+      "outbound": [{"id": "c3", "from": "count.output", "to": "write.input", "node": "w3"}, ...]}}
+      -> {"ok": true, "data_port": N or null, "ports": {block: {port: {direction, fields}}},
+          "deployed": [...]}
+     loads (deploying on demand) the blocks and, if data comes from other nodes, listens for it;
+  {"op": "start", "run": ID, "peers": {"c3": [host, data_port of w3], ...}}  -> {"ok": true}
+     connects the outbound data connections (`transport`) and runs the part (`runtime.Dataflow`);
+  {"op": "wait", "run": ID, "timeout": S}
+      -> {"ok": true, "state": "running"} until it finishes, then
+         {"ok": true, "state": "done", "counts": {...}, "result": {"blocks": N, "delivered": N}}
+         or {"ok": false, "state": "failed", "error": "...", "cause": "block"|"connection"|"timeout"};
+  {"op": "abort", "run": ID}                       -> {"ok": true}: stops it if it runs, forgets it.
+A part stops by itself at its timeout, and when the connection that prepared it closes.
 """
 
 import argparse
@@ -28,11 +45,145 @@ import sys
 import threading
 import time
 
-from . import loader, naming, runtime
+from . import loader, naming, runtime, transport
+from .block import Port
 
 
 class CaretakerError(Exception):
-    """A block cannot be loaded on this node."""
+    """A block cannot be loaded on this node, or a request cannot be served."""
+
+
+def connection_ends(connection, where):
+    """((source, port), (target, port)) of a `{"from": "a.out", "to": "b.in"}` connection."""
+    ends = [connection.get("from"), connection.get("to")] if isinstance(connection, dict) else connection
+    if not (isinstance(ends, list) and len(ends) == 2 and all(isinstance(e, str) and "." in e for e in ends)):
+        raise CaretakerError("{}: expected {{\"from\": \"block.port\", \"to\": \"block.port\"}}".format(where))
+    return tuple(tuple(e.rsplit(".", 1)) for e in ends)
+
+
+class Part(object):
+    """This node's part of a run across nodes: its graph, its data connections with other nodes
+    (`remote`: id -> (kind, Connection, peer node)), the listener for the inbound ones, and the
+    run's state: prepared, running, then done, failed or aborted."""
+
+    def __init__(self, run_id, node, graph, remote, listener, deadline, deployed):
+        self.run_id = run_id
+        self.node = node
+        self.graph = graph
+        self.remote = remote
+        self.listener = listener
+        self.deadline = deadline
+        self.deployed = deployed
+        self.stop = threading.Event()
+        self.finished = threading.Event()
+        self.state = "prepared"
+        self.error = None
+        self.cause = None
+        self.flow = None
+        self.senders = []
+        self._lock = threading.Lock()
+
+    def describe(self, connection):
+        for connection_id, (kind, known, peer) in self.remote.items():
+            if known is connection:
+                return "{} {} ({} node `{}`)".format(connection_id, connection, "from" if kind == "inbound" else "to", peer)
+        return repr(connection)
+
+    def start(self, peers):
+        """Connect the outbound data connections to `peers` (id -> [host, port]), then run."""
+        with self._lock:
+            if self.state != "prepared":
+                raise CaretakerError("run `{}` is {}, not prepared".format(self.run_id, self.state))
+            self.state = "running"
+        peers = peers if isinstance(peers, dict) else {}
+        outbound = []
+        try:
+            for connection_id, (kind, connection, node) in sorted(self.remote.items()):
+                if kind != "outbound":
+                    continue
+                address = peers.get(connection_id)
+                if not (isinstance(address, list) and len(address) == 2 and isinstance(address[1], int)):
+                    raise CaretakerError("`start` gives no address [host, port] for connection `{}`".format(connection_id))
+                timeout = max(1.0, min(10.0, self.deadline - time.time()))
+                # A peer may be idle as long as the run may last (a slow block upstream is no
+                # failure); a node that dies is noticed by the master, which aborts the run.
+                sender = transport.Sender.connect(
+                    address[0], address[1], self.run_id, connection_id, stop=self.stop, connect_timeout=timeout,
+                    peer="node `{}` ({}:{})".format(node, address[0], address[1]), idle_timeout=self._idle())
+                self.senders.append(sender)
+                outbound.append((connection, sender))
+        except (CaretakerError, transport.TransportError) as error:
+            self._finish("failed", error="connection {}: {}".format(connection_id, error), cause="connection")
+            raise CaretakerError(self.error)
+        inbound = [(i, c) for i, (kind, c, _) in self.remote.items() if kind == "inbound"]
+        self.flow = runtime.Dataflow(self.graph, outbound, inbound, stop=self.stop, describe=self.describe)
+        if self.listener is not None:
+            thread = threading.Thread(target=self._accept, name="datablox-accept-{}".format(self.run_id))
+            thread.daemon = True
+            thread.start()
+        thread = threading.Thread(target=self._run, name="datablox-run-{}".format(self.run_id))
+        thread.daemon = True
+        thread.start()
+
+    def _idle(self):
+        return max(self.deadline - time.time(), 1.0)
+
+    def _accept(self):
+        peers = dict((i, "node `{}`".format(node)) for i, (kind, _, node) in self.remote.items() if kind == "inbound")
+        try:
+            for connection_id, receiver in self.listener.accept(
+                    self.run_id, set(peers), self.stop, min(self.deadline, time.time() + 30.0), peers,
+                    idle_timeout=self._idle()):
+                self.flow.attach(connection_id, receiver)
+        except transport.Aborted:
+            pass
+        except transport.TransportError as error:
+            self.flow.fail(str(error))
+        finally:
+            self.listener.close()
+
+    def _run(self):
+        try:
+            self.flow.run(self.deadline)
+        except runtime.RunFailed as error:
+            self._finish("failed", error=str(error), cause=error.cause)
+        except Exception as error:
+            self._finish("failed", error="{}: {}".format(type(error).__name__, error), cause="block")
+        else:
+            self._finish("done")
+
+    def _finish(self, state, error=None, cause=None):
+        with self._lock:
+            if self.finished.is_set():
+                return
+            self.state = state
+            self.error = error
+            self.cause = cause
+            self.finished.set()
+        if state != "done":
+            self.stop.set()
+            for sender in self.senders:
+                sender.close()
+            if self.listener is not None:
+                self.listener.close()
+
+    def wait(self, timeout):
+        """The answer to `wait`: the state once finished, or `running` after `timeout` seconds."""
+        if self.state != "prepared":
+            self.finished.wait(timeout)
+        answer = {"ok": self.state not in ("failed", "aborted"), "state": self.state, "node": self.node}
+        if self.error is not None:
+            answer["error"] = self.error
+            answer["cause"] = self.cause
+        if self.state == "done":
+            answer["counts"] = self.flow.counts
+            answer["result"] = {"blocks": len(self.graph.blocks), "delivered": self.flow.delivered}
+        return answer
+
+    def abort(self, reason):
+        if self.flow is not None:
+            self.flow.fail("aborted: {}".format(reason))
+        self._finish("aborted", error="aborted: {}".format(reason), cause="aborted")
 
 
 class Caretaker(object):
@@ -44,10 +195,13 @@ class Caretaker(object):
 
     _DEFAULT = object()
 
-    def __init__(self, home, adapter=_DEFAULT):
+    def __init__(self, home, adapter=_DEFAULT, data_host=transport.DEFAULT_HOST):
         self.home = os.path.abspath(home)
         self.adapter = loader.deployment_adapter() if adapter is Caretaker._DEFAULT else adapter
+        self.data_host = data_host
         self.loaded = {}
+        # Parts of runs across nodes, by run id.
+        self.parts = {}
         self._lock = threading.Lock()
 
     @property
@@ -94,36 +248,41 @@ class Caretaker(object):
             deployed = True
         return deployed
 
-    def run_topology(self, topology):
-        """Run a topology (see the module's doc); returns the answer's fields."""
-        if not isinstance(topology, dict) or not isinstance(topology.get("blocks"), list):
-            raise CaretakerError("a topology is an object with a `blocks` list and a `connections` list")
+    def _build_graph(self, blocks, connections, where="topology"):
+        """A runtime.Graph of `blocks` (deploying those missing) joined by `connections`; returns
+        (graph, the blocks deployed)."""
+        if not isinstance(blocks, list) or not isinstance(connections, list):
+            raise CaretakerError("a {} is an object with a `blocks` list and a `connections` list".format(where))
         graph = runtime.Graph([self.bloxpath])
         deployed = []
-        for index, spec in enumerate(topology["blocks"]):
+        for index, spec in enumerate(blocks):
             if not isinstance(spec, dict) or not all(isinstance(spec.get(f), str) for f in ("id", "name", "version")):
-                raise CaretakerError("topology block #{}: needs string `id`, `name` and `version`".format(index + 1))
+                raise CaretakerError("{} block #{}: needs string `id`, `name` and `version`".format(where, index + 1))
             name, version = spec["name"], spec["version"]
             try:
                 naming.block_key(name, version)
             except ValueError as error:
-                raise CaretakerError("topology block `{}`: {}".format(spec["id"], error))
+                raise CaretakerError("{} block `{}`: {}".format(where, spec["id"], error))
             with self._lock:
                 if self._ensure_installed(name, version):
                     deployed.append("{} {}".format(name, version))
             try:
                 graph.add(spec["id"], name, version, spec.get("args") or {})
             except Exception as error:
-                raise CaretakerError("topology block `{}` ({} {}): {}".format(spec["id"], name, version, error))
-        for index, connection in enumerate(topology.get("connections", [])):
-            ends = [connection.get("from"), connection.get("to")] if isinstance(connection, dict) else connection
-            if not (isinstance(ends, list) and len(ends) == 2 and all(isinstance(e, str) and "." in e for e in ends)):
-                raise CaretakerError("topology connection #{}: expected {{\"from\": \"block.port\", \"to\": \"block.port\"}}".format(index + 1))
-            (source, source_port), (target, target_port) = (e.rsplit(".", 1) for e in ends)
+                raise CaretakerError("{} block `{}` ({} {}): {}".format(where, spec["id"], name, version, error))
+        for index, connection in enumerate(connections):
+            (source, source_port), (target, target_port) = connection_ends(connection, "{} connection #{}".format(where, index + 1))
             try:
                 graph.connect(source, source_port, target, target_port)
             except Exception as error:
-                raise CaretakerError("topology connection #{}: {}".format(index + 1, error))
+                raise CaretakerError("{} connection #{}: {}".format(where, index + 1, error))
+        return graph, deployed
+
+    def run_topology(self, topology):
+        """Run a topology (see the module's doc); returns the answer's fields."""
+        if not isinstance(topology, dict) or not isinstance(topology.get("blocks"), list):
+            raise CaretakerError("a topology is an object with a `blocks` list and a `connections` list")
+        graph, deployed = self._build_graph(topology["blocks"], topology.get("connections", []))
         try:
             order = graph.topological_order()
             graph.run()
@@ -131,6 +290,69 @@ class Caretaker(object):
             raise CaretakerError("the run failed: {}: {}".format(type(error).__name__, error))
         return {"result": {"blocks": len(graph.blocks), "delivered": graph.delivered, "order": order},
                 "counts": graph.counts, "deployed": deployed}
+
+    # -- this node's part of a run across nodes (driven by datablox_framework.master) -----------
+
+    def prepare_part(self, request):
+        """Load this node's blocks (deploying on demand), check its connections and, when data
+        comes from other nodes, listen for it. Returns the answer's fields."""
+        run_id, node = request.get("run"), request.get("node")
+        part = request.get("part")
+        timeout = request.get("timeout", 600)
+        if not isinstance(run_id, str) or not run_id or not isinstance(node, str) or not isinstance(part, dict):
+            raise CaretakerError("`prepare` needs a string `run`, a string `node` and a `part` object")
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise CaretakerError("`prepare`: `timeout` must be a positive number of seconds")
+        with self._lock:
+            if run_id in self.parts:
+                raise CaretakerError("run `{}` is already prepared on this node".format(run_id))
+        graph, deployed = self._build_graph(part.get("blocks"), part.get("connections", []), "part")
+        remote = {}
+        for kind, local_end, direction in (("inbound", "to", Port.INPUT), ("outbound", "from", Port.OUTPUT)):
+            for index, spec in enumerate(part.get(kind, [])):
+                where = "part {} connection #{}".format(kind, index + 1)
+                if not isinstance(spec, dict) or not isinstance(spec.get("id"), str) or not isinstance(spec.get("node"), str):
+                    raise CaretakerError("{}: needs string `id`, `node`, `from` and `to`".format(where))
+                ends = connection_ends(spec, where)
+                block_id, port = ends[0] if local_end == "from" else ends[1]
+                try:
+                    graph._block(block_id).port(port, direction)
+                except Exception as error:
+                    raise CaretakerError("{} ({}): {}".format(where, spec["id"], error))
+                connection = runtime.Connection(ends[0][0], ends[0][1], ends[1][0], ends[1][1])
+                remote[spec["id"]] = (kind, connection, spec["node"])
+        ports = dict((block_id, dict((name, {"direction": p.direction, "fields": p.fields})
+                                     for name, p in block.ports.items()))
+                     for block_id, block in graph.blocks.items())
+        listener = None
+        if any(kind == "inbound" for kind, _, _ in remote.values()):
+            try:
+                listener = transport.Listener(self.data_host)
+            except OSError as error:
+                raise CaretakerError("cannot listen for data on {}: {}".format(self.data_host, error))
+        part = Part(run_id, node, graph, remote, listener, time.time() + timeout, deployed)
+        with self._lock:
+            if run_id in self.parts:
+                part.abort("prepared twice")
+                raise CaretakerError("run `{}` is already prepared on this node".format(run_id))
+            self.parts[run_id] = part
+        return {"data_port": listener.address[1] if listener else None, "ports": ports, "deployed": deployed}
+
+    def _part(self, request):
+        run_id = request.get("run")
+        with self._lock:
+            part = self.parts.get(run_id)
+        if part is None:
+            raise CaretakerError("no run `{}` on this node (help: `prepare` it first)".format(run_id))
+        return part
+
+    def abort_part(self, run_id, reason="aborted by the master"):
+        """Stop the run `run_id` if it still runs, and forget it; returns whether it was known."""
+        with self._lock:
+            part = self.parts.pop(run_id, None)
+        if part is not None:
+            part.abort(reason)
+        return part is not None
 
     def _summary(self, block, deployed):
         return {
@@ -143,7 +365,9 @@ class Caretaker(object):
         }
 
     def shutdown(self):
-        """Shut every loaded block down; returns the errors met, as strings."""
+        """Abort every part of a run, shut every loaded block down; returns the errors met."""
+        for run_id in list(self.parts):
+            self.abort_part(run_id, "the caretaker is shutting down")
         errors = []
         with self._lock:
             for block in self.loaded.values():
@@ -161,7 +385,9 @@ class Caretaker(object):
         op = request.get("op")
         try:
             if op == "ping":
-                return {"ok": True, "pid": os.getpid(), "home": self.home}
+                with self._lock:
+                    running = sorted(r for r, p in self.parts.items() if not p.finished.is_set())
+                return {"ok": True, "pid": os.getpid(), "home": self.home, "running": running}
             if op == "load":
                 block = self.load_block(request.get("name"), request.get("version"), request.get("config"))
                 return {"ok": True, "block": block}
@@ -172,7 +398,22 @@ class Caretaker(object):
             if op == "shutdown":
                 errors = self.shutdown()
                 return {"ok": not errors, "errors": errors} if errors else {"ok": True}
-            return {"ok": False, "error": "unknown op {!r} (known: ping, load, run, shutdown)".format(op)}
+            if op == "prepare":
+                answer = {"ok": True}
+                answer.update(self.prepare_part(request))
+                return answer
+            if op == "start":
+                self._part(request).start(request.get("peers"))
+                return {"ok": True}
+            if op == "wait":
+                timeout = request.get("timeout", 1.0)
+                timeout = min(max(timeout, 0.0), 30.0) if isinstance(timeout, (int, float)) else 1.0
+                return self._part(request).wait(timeout)
+            if op == "abort":
+                known = self.abort_part(request.get("run"), request.get("reason") or "aborted by the master")
+                return {"ok": True, "known": known}
+            return {"ok": False, "error": "unknown op {!r} (known: ping, load, run, prepare, start, wait, abort, "
+                                          "shutdown)".format(op)}
         except CaretakerError as error:
             return {"ok": False, "error": str(error)}
 
@@ -180,6 +421,9 @@ class Caretaker(object):
 class _RequestHandler(socketserver.StreamRequestHandler):
     def handle(self):
         self.connection.settimeout(self.server.client_timeout)
+        # The parts of runs prepared on this connection: when the master's connection ends,
+        # they are aborted and forgotten (a master that died leaves nothing running).
+        prepared = []
         try:
             for raw_line in self.rfile:
                 line = raw_line.decode("utf-8", "replace").strip()
@@ -191,26 +435,37 @@ class _RequestHandler(socketserver.StreamRequestHandler):
                     answer = {"ok": False, "error": "invalid JSON: {}".format(error)}
                 else:
                     answer = self.server.caretaker.handle(request)
+                if isinstance(request, dict) and request.get("op") == "prepare" and answer.get("ok"):
+                    prepared.append(request["run"])
+                    # The master may wait for its other nodes' deploys before it speaks again.
+                    self.connection.settimeout(max(self.server.client_timeout, request.get("timeout", 600)))
                 self.wfile.write((json.dumps(answer, sort_keys=True) + "\n").encode("utf-8"))
                 self.wfile.flush()
                 if isinstance(request, dict) and request.get("op") == "shutdown":
                     self.server.stop_requested = True
                     return
-        except socket.timeout:
+        except (socket.timeout, OSError):
             return
+        finally:
+            for run_id in prepared:
+                self.server.caretaker.abort_part(run_id, "the master's connection closed")
 
 
-class CaretakerServer(socketserver.TCPServer):
-    """Serves one client at a time on 127.0.0.1 only: the caretaker is driven by the local master
-    process, and a node must not accept commands from the network."""
+class CaretakerServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """Serves its clients, each in a thread, on 127.0.0.1 unless `host` says otherwise: the
+    caretaker is driven by a master process, and has no authentication, so a node must not
+    accept commands from a network it does not trust."""
 
     allow_reuse_address = True
+    daemon_threads = True
 
-    def __init__(self, caretaker, port=0, client_timeout=30.0):
-        socketserver.TCPServer.__init__(self, ("127.0.0.1", port), _RequestHandler)
+    def __init__(self, caretaker, port=0, client_timeout=30.0, host="127.0.0.1"):
+        socketserver.TCPServer.__init__(self, (host, port), _RequestHandler)
         self.caretaker = caretaker
         self.client_timeout = client_timeout
         self.stop_requested = False
+        self.active = 0
+        self._active_lock = threading.Lock()
         # handle_request() returns after this many seconds without a client, so the loop in
         # serve_until_stopped can check the stop flag and the idle deadline.
         self.timeout = 0.2
@@ -224,7 +479,7 @@ class CaretakerServer(socketserver.TCPServer):
         last_activity = time.time()
         try:
             while not self.stop_requested:
-                if self._handle_one():
+                if self._handle_one() or self.active:
                     last_activity = time.time()
                 elif idle_timeout is not None and time.time() - last_activity > idle_timeout:
                     break
@@ -240,7 +495,16 @@ class CaretakerServer(socketserver.TCPServer):
 
     def process_request(self, request, client_address):
         self._handled = True
-        socketserver.TCPServer.process_request(self, request, client_address)
+        socketserver.ThreadingMixIn.process_request(self, request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        with self._active_lock:
+            self.active += 1
+        try:
+            socketserver.ThreadingMixIn.process_request_thread(self, request, client_address)
+        finally:
+            with self._active_lock:
+                self.active -= 1
 
 
 def pid_file(home):
@@ -252,16 +516,20 @@ def main(argv=None):
                                      description="Serve the Datablox caretaker of one node on 127.0.0.1.")
     parser.add_argument("--home", required=True, help="the node's deployment home")
     parser.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on, for requests and for data from other nodes (default "
+                             "127.0.0.1; the caretaker has no authentication: use another address only on a "
+                             "network you trust)")
     parser.add_argument("--idle-timeout", type=float, default=None,
                         help="stop after this many seconds without a request (default: never)")
     options = parser.parse_args(argv)
 
     home = os.path.abspath(options.home)
-    caretaker = Caretaker(home)
+    caretaker = Caretaker(home, data_host=options.host)
     try:
-        server = CaretakerServer(caretaker, options.port)
+        server = CaretakerServer(caretaker, options.port, host=options.host)
     except OSError as error:
-        sys.stderr.write("error: cannot listen on 127.0.0.1:{}: {}\n".format(options.port, error))
+        sys.stderr.write("error: cannot listen on {}:{}: {}\n".format(options.host, options.port, error))
         return 1
     pid_path = pid_file(home)
     if not os.path.isdir(os.path.dirname(pid_path)):
@@ -269,7 +537,7 @@ def main(argv=None):
     with open(pid_path, "w") as handle:
         handle.write("{}\n".format(os.getpid()))
     # The port line lets a parent that asked for port 0 learn the port that was chosen.
-    sys.stdout.write("caretaker listening on 127.0.0.1:{}\n".format(server.port))
+    sys.stdout.write("caretaker listening on {}:{}\n".format(options.host, server.port))
     sys.stdout.flush()
     try:
         server.serve_until_stopped(options.idle_timeout)

@@ -1,7 +1,10 @@
 //! `cargo xtask deploy`: brings the dist up to date with `dist()` (incremental: unchanged
-//! packages are not rebuilt), then runs the node deployer that dist contains,
-//! `python3 <dist>/datablox/bin/deploy --home DIR ...`, through xshell. There is one deployer,
-//! the Python one a node runs; this command only builds what it deploys and hands over.
+//! packages are not rebuilt), then runs the node deployer that dist contains through xshell:
+//! `python3 <dist>/datablox/bin/deploy --home DIR ...` for one home, or
+//! `python3 <dist>/datablox/bin/deploy place --topology FILE --nodes A,B (--homes-dir DIR |
+//! --bundle DIR)` for several nodes. There is one deployer, the Python one a node runs
+//! (placement and bundles are `datablox_deployer.placement` and `.bundle`); this command only
+//! builds what it deploys and hands over.
 
 use std::path::{Path, PathBuf};
 
@@ -14,12 +17,37 @@ use crate::{DistOptions, DistReport, dist, plan, progress::Progress};
 #[derive(Clone, Debug)]
 pub struct DeployOptions {
     pub dist: DistOptions,
-    pub home: PathBuf,
-    /// Resources to deploy (`name version`, `name@version`, `name`); none: the caretaker's spec.
-    pub resources: Vec<String>,
+    pub target: Target,
     pub find_links: Option<PathBuf>,
     pub dry_run: bool,
     pub json: bool,
+}
+
+/// Where `deploy` deploys.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// One home; resources to deploy (`name version`, `name@version`, `name`), none: the
+    /// caretaker's spec.
+    Home {
+        home: PathBuf,
+        resources: Vec<String>,
+    },
+    /// A topology placed on several nodes (`deploy place`).
+    Nodes {
+        topology: PathBuf,
+        /// Comma-separated node names, checked by the deployer.
+        nodes: String,
+        out: NodesOut,
+    },
+}
+
+/// What `deploy place` writes.
+#[derive(Clone, Debug)]
+pub enum NodesOut {
+    /// `DIR/<node>/`: one deployment home per node on this machine.
+    HomesDir(PathBuf),
+    /// `DIR/<node>/`: one bundle per node.
+    Bundle(PathBuf),
 }
 
 /// What the deployer printed and how it exited; `main` passes both on.
@@ -53,28 +81,50 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
         ));
     }
     let sh = Shell::new().map_err(|e| shell_error(&e))?;
-    let home = &options.home;
-    let mut flags: Vec<String> = Vec::new();
+    let mut args: Vec<String> = Vec::new();
+    match &options.target {
+        Target::Home { home, .. } => {
+            args.extend(["--home".into(), home.display().to_string()]);
+        }
+        Target::Nodes {
+            topology,
+            nodes,
+            out,
+        } => {
+            let (flag, dir) = match out {
+                NodesOut::HomesDir(dir) => ("--homes-dir", dir),
+                NodesOut::Bundle(dir) => ("--bundle", dir),
+            };
+            args.extend([
+                "place".into(),
+                "--topology".into(),
+                topology.display().to_string(),
+                "--nodes".into(),
+                nodes.clone(),
+                flag.into(),
+                dir.display().to_string(),
+            ]);
+        }
+    }
     if let Some(dir) = &options.find_links {
-        flags.push("--find-links".into());
-        flags.push(dir.display().to_string());
+        args.push("--find-links".into());
+        args.push(dir.display().to_string());
     }
     if options.dry_run {
-        flags.push("--dry-run".into());
+        args.push("--dry-run".into());
     }
     if options.json {
-        flags.push("--json".into());
+        args.push("--json".into());
     }
-    let resources = &options.resources;
-    let output = cmd!(
-        sh,
-        "python3 {launcher} --home {home} {flags...} {resources...}"
-    )
-    .env("PYTHONDONTWRITEBYTECODE", "1")
-    .quiet()
-    .ignore_status()
-    .output()
-    .map_err(|e| shell_error(&e))?;
+    if let Target::Home { resources, .. } = &options.target {
+        args.extend(resources.iter().cloned());
+    }
+    let output = cmd!(sh, "python3 {launcher} {args...}")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .quiet()
+        .ignore_status()
+        .output()
+        .map_err(|e| shell_error(&e))?;
     Ok(Deployed {
         dist: report,
         // A deployer killed by a signal has no code: report it as a failure.

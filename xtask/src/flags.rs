@@ -25,7 +25,8 @@ pub enum Command {
     /// Validate every manifest without building anything
     Check(CheckFlags),
     /// Deploy into a deployment home with the node deployer: builds the dist when needed, then
-    /// runs `python3 <dist>/datablox/bin/deploy --home DIR` (Python 3 only, no Engage)
+    /// runs `python3 <dist>/datablox/bin/deploy --home DIR` (Python 3 only, no Engage); with
+    /// --topology and --nodes, places the blocks on nodes and writes per-node homes or bundles
     Deploy(DeployFlags),
     /// Time `dist` against the shell pipelines on a generated corpus (see BENCHMARKS.md); runs a
     /// release build of xtask, which it builds first when run from a debug build
@@ -82,24 +83,43 @@ pub struct VerifyFlags {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["home", "topology"])))]
+#[command(group(clap::ArgGroup::new("nodes_out").args(["homes_dir", "bundle"])))]
 pub struct DeployFlags {
     /// The deployment home (created when missing)
     #[arg(long, value_name = "DIR")]
-    pub home: PathBuf,
+    pub home: Option<PathBuf>,
     /// The dist directory to build and deploy from (default: target/dist under the repository)
     #[arg(long, value_name = "DIR")]
     pub dist: Option<PathBuf>,
     /// What to deploy: `NAME VERSION`, `NAME@VERSION` or `NAME` (default: what
     /// caretaker_install_spec.json installs: the caretaker, the framework and the adapter)
-    #[arg(value_name = "RESOURCE")]
+    #[arg(value_name = "RESOURCE", conflicts_with = "topology")]
     pub resources: Vec<String>,
+    /// Several nodes: place the blocks of this topology (the caretaker's JSON, e.g.
+    /// topologies/word-count.json) on --nodes, print the plan, then write --homes-dir or --bundle
+    #[arg(long, value_name = "FILE", requires = "nodes", requires = "nodes_out")]
+    pub topology: Option<PathBuf>,
+    /// The nodes, comma-separated (`master,w1,w2`): plain names, each once
+    #[arg(long, value_name = "A,B,...", requires = "topology")]
+    pub nodes: Option<String>,
+    /// With --topology: one deployment home per node on this machine, DIR/<node>/, each with
+    /// exactly its node's closure; DIR/plan.json and DIR/topology.json (the placed topology)
+    #[arg(long, value_name = "DIR", requires = "topology")]
+    pub homes_dir: Option<PathBuf>,
+    /// With --topology: one bundle per node, DIR/<node>/ (node deployer, the node's part of the
+    /// extension, install spec, SHA256SUMS, placed topology); install on the node with
+    /// `python3 DIR/<node>/bin/deploy --home H`. Byte-reproducible
+    #[arg(long, value_name = "DIR", requires = "topology")]
+    pub bundle: Option<PathBuf>,
     /// Install pip packages from the wheels in DIR only (no package index); the home remembers it
     #[arg(long, value_name = "DIR")]
     pub find_links: Option<PathBuf>,
-    /// Print the plan (what, in which order, why) and change nothing in the home
+    /// Print the plan (what, in which order, why; with --topology, which node runs each block)
+    /// and change nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the deployer's result as JSON on stdout
+    /// Print the deployer's result (with --topology, the placement plan) as JSON on stdout
     #[arg(long)]
     pub json: bool,
 }

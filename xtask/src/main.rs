@@ -118,8 +118,22 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                     )?,
                     wait: xtask::output::Wait::Block(say_waiting),
                 },
-                home: cwd.join(flags.home),
-                resources: flags.resources,
+                target: match (flags.home, flags.topology) {
+                    (Some(home), _) => xtask::deploy::Target::Home {
+                        home: cwd.join(home),
+                        resources: flags.resources,
+                    },
+                    (None, Some(topology)) => xtask::deploy::Target::Nodes {
+                        topology: cwd.join(topology),
+                        nodes: flags.nodes.unwrap_or_default(),
+                        out: match (flags.homes_dir, flags.bundle) {
+                            (Some(dir), _) => xtask::deploy::NodesOut::HomesDir(cwd.join(dir)),
+                            (None, Some(dir)) => xtask::deploy::NodesOut::Bundle(cwd.join(dir)),
+                            (None, None) => unreachable!("clap requires an output with --topology"),
+                        },
+                    },
+                    (None, None) => unreachable!("clap requires --home or --topology"),
+                },
                 find_links: flags.find_links.map(|dir| cwd.join(dir)),
                 dry_run: flags.dry_run,
                 json: flags.json,

@@ -11,13 +11,13 @@ use serde_json::{Value, json};
 
 use crate::support::{Run, TempRepo, repo_root, xtask_command};
 
-fn python3() -> Command {
+pub(crate) fn python3() -> Command {
     let mut command = Command::new("python3");
     command.env("PYTHONDONTWRITEBYTECODE", "1");
     command
 }
 
-fn deployer(home: &Path, args: &[&str]) -> Run {
+pub(crate) fn deployer(home: &Path, args: &[&str]) -> Run {
     Run::new(
         python3()
             .arg(home.join("engage/bin/deployer"))
@@ -30,7 +30,7 @@ fn deployer(home: &Path, args: &[&str]) -> Run {
 }
 
 /// `cargo xtask deploy --home HOME --dist DIST ARGS...`, run by the real binary in the repository.
-fn xtask_deploy(home: &Path, dist: &Path, args: &[&str]) -> Run {
+pub(crate) fn xtask_deploy(home: &Path, dist: &Path, args: &[&str]) -> Run {
     let mut all = vec![
         "deploy",
         "--home",
@@ -42,7 +42,7 @@ fn xtask_deploy(home: &Path, dist: &Path, args: &[&str]) -> Run {
     Run::new(xtask_command(&repo_root(), &all).output().unwrap())
 }
 
-fn installed(home: &Path) -> Vec<Value> {
+pub(crate) fn installed(home: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(home.join("config/installed_resources.json")).unwrap();
     serde_json::from_str::<Value>(&text)
         .unwrap()
@@ -58,7 +58,7 @@ fn ids(home: &Path) -> Vec<String> {
         .collect()
 }
 
-fn blox(home: &Path) -> Vec<String> {
+pub(crate) fn blox(home: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(home.join("blox"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -69,7 +69,7 @@ fn blox(home: &Path) -> Vec<String> {
 
 /// A wheel directory holding a stand-in `simplejson 3.19.2` (it re-exports the standard
 /// library's json), so that JSON-Writer's pip dependency installs without the network.
-fn wheels(dir: &Path) -> PathBuf {
+pub(crate) fn wheels(dir: &Path) -> PathBuf {
     let wheels = dir.join("wheels");
     std::fs::create_dir_all(&wheels).unwrap();
     let script = "import sys; sys.path.insert(0, sys.argv[1]); from deployer_tree import wheel; \
@@ -87,7 +87,7 @@ fn wheels(dir: &Path) -> PathBuf {
 }
 
 /// Stops the home's caretaker when dropped, so a failing test leaves no process behind.
-struct Service<'a>(&'a Path);
+pub(crate) struct Service<'a>(pub(crate) &'a Path);
 
 impl Drop for Service<'_> {
     fn drop(&mut self) {

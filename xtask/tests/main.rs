@@ -11,6 +11,8 @@ mod dist;
 mod engage;
 mod errors;
 mod fuzz;
+mod nodes;
+mod placement;
 mod python;
 mod reproducible;
 mod tidy;

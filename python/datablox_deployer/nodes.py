@@ -1,0 +1,168 @@
+"""`deploy place`: a topology on several nodes. Reads the topology, places its blocks
+(`placement`), prints the plan, then (unless `--dry-run`) writes one bundle per node (`--bundle
+DIR`, see `bundle`) or deploys one home per node on this machine (`--homes-dir DIR`, each home
+installed from its node's bundle, so it holds exactly that node's closure).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+
+from . import DeployError, bundle, placement
+from .extension import Extension, key_text
+
+DESCRIPTION = """\
+Place a topology's blocks on nodes and give each node exactly what its blocks need.
+
+Blocks with `at` go to that node; the others are spread deterministically, balancing the archive
+bytes per node (largest first, each to the node with the fewest bytes so far). Every node gets
+the caretaker and its dependencies. The plan is printed first (stderr, or JSON on stdout with
+--json); then, unless --dry-run:
+
+  --bundle DIR      DIR/<node>/ per node: the node deployer, the node's part of the extension,
+                    node_install_spec.json, SHA256SUMS, topology.json; DIR/plan.json and
+                    DIR/topology.json (the placed topology). On the node:
+                    python3 DIR/<node>/bin/deploy --home H
+  --homes-dir DIR   one home per node on this machine, DIR/<node>/, deployed from its bundle;
+                    DIR/plan.json and DIR/topology.json
+"""
+
+EPILOG = """\
+Exit codes: 0 done, 1 bad topology, nodes or dist (nothing written), 2 bad usage.
+"""
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="deploy place", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--topology", required=True, metavar="FILE", help="the topology (the caretaker's JSON)")
+    p.add_argument("--nodes", required=True, metavar="A,B,...", help="the node names, comma-separated")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--bundle", metavar="DIR", help="write one bundle per node into DIR")
+    out.add_argument("--homes-dir", metavar="DIR", help="deploy one home per node into DIR/<node>")
+    p.add_argument("--tree", help="the extension tree (default: the one this deployer is in)")
+    p.add_argument("--platform", nargs=2, metavar=("NAME", "VERSION"),
+                   help="the nodes' platform key (default: this system's, e.g. ubuntu-linux 14.04)")
+    p.add_argument("--find-links", metavar="DIR", help="with --homes-dir: pip packages from the wheels in DIR only")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+    return p
+
+
+def human_size(size):
+    return "{} B".format(size) if size < 10240 else "{:.1f} KiB".format(size / 1024.0)
+
+
+def print_plan(plan, topology_path, out):
+    blocks = plan.topology["blocks"]
+    width = max(len(b["id"]) for b in blocks)
+    label = max(len("{} {}".format(b["name"], b["version"])) for b in blocks)
+    node_width = max(len(n) for n in plan.nodes)
+    out.write("Placement of {} on {} node(s) ({} {}):\n".format(
+        topology_path, len(plan.nodes), plan.platform[0], plan.platform[1]))
+    for block in blocks:
+        out.write("  {:<{w}}  {:<{l}}  -> {:<{n}}  {:<6}  {:>9}\n".format(
+            block["id"], "{} {}".format(block["name"], block["version"]), plan.assignment[block["id"]],
+            "at" if "at" in block else "", human_size(plan.weights[block["id"]]), w=width, l=label, n=node_width))
+    for node in plan.nodes:
+        keys = ", ".join(key_text(k) for k in plan.closures[node])
+        out.write("  node {:<{n}}  {} block(s), {} resource(s), {}: {}\n".format(
+            node, len(plan.blocks_of(node)), len(plan.closures[node]), human_size(plan.node_bytes(node)), keys,
+            n=node_width))
+
+
+def plan_document(plan, args):
+    document = plan.to_json()
+    document["topology"] = args.topology
+    document["dry_run"] = args.dry_run
+    if args.bundle:
+        document["output"] = {"kind": "bundle", "dir": os.path.abspath(args.bundle)}
+    elif args.homes_dir:
+        document["output"] = {"kind": "homes-dir", "dir": os.path.abspath(args.homes_dir)}
+    else:
+        document["output"] = None
+    return document
+
+
+def check_homes_dir(homes_dir, nodes):
+    """Refuse when DIR/<node> exists and is not a deployment home (nothing written)."""
+    if os.path.lexists(homes_dir) and not os.path.isdir(homes_dir):
+        raise DeployError("{} exists and is not a directory (help: pass a directory for the homes)".format(homes_dir))
+    for node in nodes:
+        home = os.path.join(homes_dir, node)
+        if os.path.lexists(home) and not (os.path.isdir(home) and (
+                not os.listdir(home) or os.path.isfile(os.path.join(home, "config", "installed_resources.json")))):
+            raise DeployError("{} exists and is not a deployment home (help: remove it, or pass another "
+                              "--homes-dir; nothing was written)".format(home))
+
+
+def deploy_homes(extension, plan, args):
+    """Stage the bundles under DIR, deploy each into DIR/<node>, write plan.json and topology.json."""
+    from .deploy import Options, deploy
+    from .home import write_atomically
+
+    homes_dir = os.path.abspath(args.homes_dir)
+    check_homes_dir(homes_dir, plan.nodes)
+    os.makedirs(homes_dir, exist_ok=True)
+    staging = bundle.stage(extension, plan, homes_dir)
+    results = {}
+    try:
+        for node in plan.nodes:
+            options = Options(os.path.join(homes_dir, node), os.path.join(staging, node), (), bundle.NODE_SPEC,
+                              plan.platform, None, args.find_links)
+            steps, _ = deploy(options)
+            results[node] = [s.to_json(options.home) for s in steps]
+        document = dict(plan.to_json(), homes_dir=homes_dir)
+        write_atomically(os.path.join(homes_dir, "plan.json"), bundle.json_bytes(document))
+        write_atomically(os.path.join(homes_dir, "topology.json"), bundle.json_bytes(plan.placed_topology()))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return results
+
+
+def main(argv):
+    args = parser().parse_args(argv)
+    printed = False
+    try:
+        from .cli import default_tree
+
+        tree = args.tree or default_tree()
+        topology = placement.read_topology(args.topology)
+        extension = Extension(tree)
+        plan = placement.plan(extension, topology, placement.parse_nodes(args.nodes), args.platform)
+        if args.bundle:
+            bundle.check_target(os.path.abspath(args.bundle))
+        if args.homes_dir:
+            check_homes_dir(os.path.abspath(args.homes_dir), plan.nodes)
+        document = plan_document(plan, args)
+        if args.json:
+            sys.stdout.write(json.dumps(document, sort_keys=True, indent=2) + "\n")
+            sys.stdout.flush()
+            printed = True
+        else:
+            print_plan(plan, args.topology, sys.stderr)
+        if args.dry_run or not (args.bundle or args.homes_dir):
+            if not args.json:
+                sys.stderr.write("Plan only: nothing written.\n")
+            return 0
+        if args.bundle:
+            out = bundle.write(extension, plan, args.bundle)
+            if not args.json:
+                sys.stderr.write("Wrote {} bundle(s) into {}\n".format(len(plan.nodes), out))
+        else:
+            results = deploy_homes(extension, plan, args)
+            if not args.json:
+                for node in plan.nodes:
+                    done = [s for s in results[node] if s["action"] != "keep"]
+                    sys.stderr.write("Deployed {} resource(s) into {}\n".format(
+                        len(done), os.path.join(os.path.abspath(args.homes_dir), node)))
+        return 0
+    except DeployError as error:
+        sys.stderr.write("error: {}\n".format(error))
+        if args.json and not printed:
+            sys.stdout.write(json.dumps({"error": str(error), "exit_code": error.code}, sort_keys=True) + "\n")
+        return error.code
+    except KeyboardInterrupt:
+        return 130

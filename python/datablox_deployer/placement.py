@@ -1,0 +1,318 @@
+"""Placement: which node runs each block of a topology, and what each node must hold.
+
+A topology is the caretaker's JSON: `blocks` (each with `id`, `name`, `version`, `args`, and an
+optional `at` naming a node) and `connections` (`{"from": "block.port", "to": "block.port"}`).
+Blocks with `at` go to that node. The others are spread deterministically, balancing the archive
+bytes per node: largest closure first (ties by block id), each to the node with the fewest bytes
+so far (ties: the node with fewer blocks, then the order of the nodes given). A block's bytes are those of the archives its
+closure adds to what every node holds anyway (the caretaker, the framework, the adapter); a
+node's bytes are those of its whole closure.
+
+Importing this module has no side effects. Two ways in:
+
+  from datablox_deployer import placement
+  plan = placement.plan(tree, topology, ["master", "w1", "w2"])   # tree: a `datablox/` dist
+  plan.assignment            # {"count": "w1", ...}: block id -> node
+  plan.placed_topology()     # the topology with every block's `at` filled
+  plan.to_json()             # what `deploy place --json` prints
+
+  placement.assign(topology, nodes, weights)   # the pure rule alone: weights = {block id: bytes}
+
+`tree` is an extension tree holding every block of the topology: `target/dist/datablox`, or the
+copy `<home>/engage` of a home deployed with `--home`. A bundle, or a home deployed from one
+(`--homes-dir`), holds only its node's part: there, run the placed topology (`DIR/topology.json`,
+every block with its `at`) as it is; `assign(topology, nodes, {})` needs no tree and keeps it.
+From a shell, or another process: `python3 <tree>/bin/deploy place --topology FILE --nodes a,b
+--dry-run --json` (or `<home>/engage/bin/deployer place ...`) prints `to_json()`.
+
+Errors are PlacementError (a DeployError, exit code 1) naming the file, block or node.
+"""
+
+import json
+import os
+import re
+
+from . import DeployError
+from .extension import DEFAULT_SPEC, Extension, driver_dir_name, key_text, key_tuple
+from .resolve import HOST_ID, Resolver, detect_platform, host_instance
+
+NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+BLOCK_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+# Resolution needs a host; only the keys of the closure matter here, not the home's paths.
+PLACEHOLDER_HOME = "/nonexistent-datablox-home"
+
+
+class PlacementError(DeployError):
+    """A topology or a node list that cannot be placed; the message names what and where."""
+
+
+def parse_nodes(text, where="--nodes"):
+    """`a,b,c` (or a list) -> ["a", "b", "c"]; each a plain name, none twice, at least one."""
+    nodes = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
+    if not nodes or nodes == [""]:
+        raise PlacementError("{}: no node given (help: e.g. --nodes master,w1,w2)".format(where))
+    seen = set()
+    for node in nodes:
+        if not isinstance(node, str) or not NODE_NAME.match(node):
+            raise PlacementError("{}: node name `{}` is not a plain name (help: letters, digits, `_` and `-`, "
+                                 "starting with a letter, at most 63 characters)".format(where, node))
+        if node in seen:
+            raise PlacementError("{}: node `{}` is given twice (help: name each node once)".format(where, node))
+        seen.add(node)
+    return nodes
+
+
+def read_topology(path):
+    """The topology in `path`, checked; errors name the file (and the line of a JSON error)."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except OSError as error:
+        raise PlacementError("cannot read topology {}: {}".format(path, error.strerror or error))
+    except UnicodeDecodeError as error:
+        raise PlacementError("{}: not UTF-8 text: {}".format(path, error))
+    try:
+        topology = json.loads(text)
+    except ValueError as error:
+        line, column = getattr(error, "lineno", 0), getattr(error, "colno", 0)
+        raise PlacementError("{}:{}:{}: not valid JSON: {} (help: a topology is a JSON object with `blocks` "
+                             "and `connections`, see topologies/word-count.json)".format(
+                                 path, line, column, getattr(error, "msg", error)))
+    check_topology(topology, path)
+    return topology
+
+
+def check_topology(topology, where="topology"):
+    """Raise PlacementError unless `topology` has the caretaker's shape: blocks with a plain,
+    unique `id`, a `name` and a `version` (strings), `args` an object, `at` a string; connections
+    `block.port` -> `block.port` between blocks of the topology."""
+    if not isinstance(topology, dict) or not isinstance(topology.get("blocks"), list) or not topology["blocks"]:
+        raise PlacementError("{}: expected a JSON object with a non-empty `blocks` list".format(where))
+    ids = set()
+    for number, block in enumerate(topology["blocks"], 1):
+        if not isinstance(block, dict):
+            raise PlacementError("{}: block #{} is not an object".format(where, number))
+        block_id = block.get("id")
+        if not isinstance(block_id, str) or not BLOCK_ID.match(block_id):
+            raise PlacementError("{}: block #{} needs an `id` of letters, digits, `_` and `-`, got {}".format(
+                where, number, json.dumps(block_id)))
+        if block_id in ids:
+            raise PlacementError("{}: block id `{}` is used twice".format(where, block_id))
+        ids.add(block_id)
+        for field in ("name", "version"):
+            if not isinstance(block.get(field), str) or not block[field].strip():
+                raise PlacementError("{}: block `{}` needs a string `{}`".format(where, block_id, field))
+        if "args" in block and not isinstance(block["args"], dict):
+            raise PlacementError("{}: block `{}`: `args` must be an object".format(where, block_id))
+        if "at" in block and not isinstance(block["at"], str):
+            raise PlacementError("{}: block `{}`: `at` must be a node name".format(where, block_id))
+    connections = topology.get("connections", [])
+    if not isinstance(connections, list):
+        raise PlacementError("{}: `connections` must be a list".format(where))
+    for number, connection in enumerate(connections, 1):
+        if not isinstance(connection, dict):
+            raise PlacementError("{}: connection #{} is not an object".format(where, number))
+        for end in ("from", "to"):
+            value = connection.get(end)
+            block_id, dot, port = value.partition(".") if isinstance(value, str) else ("", "", "")
+            if not dot or not port:
+                raise PlacementError("{}: connection #{}: `{}` must be `block.port`, got {}".format(
+                    where, number, end, json.dumps(value)))
+            if block_id not in ids:
+                raise PlacementError("{}: connection #{}: no block `{}` in the topology".format(where, number, block_id))
+
+
+def block_key(block):
+    """The resource key of a topology block: its name lower-cased, its version as written."""
+    return (block["name"].lower(), block["version"])
+
+
+def assign(topology, nodes, weights):
+    """The placement rule alone, pure: {block id: node}.
+
+    Blocks with `at` go there (an unknown node raises PlacementError naming the block). The
+    others, largest `weights[id]` first (ties by id), go each to the node with the smallest load
+    so far (ties: fewer blocks, then the order of `nodes`); a node's load starts at the weights
+    of its pinned blocks. `weights` maps block ids to bytes (a missing id weighs 0)."""
+    nodes = parse_nodes(nodes)
+    check_topology(topology)
+    load = dict((node, 0) for node in nodes)
+    count = dict((node, 0) for node in nodes)
+    result = {}
+    free = []
+    for block in topology["blocks"]:
+        at = block.get("at")
+        if at is None:
+            free.append(block["id"])
+            continue
+        if at not in load:
+            raise PlacementError("block `{}` is placed `at` node `{}`, which is not one of the nodes {} (help: add it "
+                                 "to --nodes, or change the block's `at`)".format(block["id"], at, ", ".join(nodes)))
+        result[block["id"]] = at
+        load[at] += weights.get(block["id"], 0)
+        count[at] += 1
+    for block_id in sorted(free, key=lambda b: (-weights.get(b, 0), b)):
+        node = min(nodes, key=lambda n: (load[n], count[n], nodes.index(n)))
+        result[block_id] = node
+        load[node] += weights.get(block_id, 0)
+        count[node] += 1
+    return result
+
+
+class Sizes(object):
+    """The bytes of each key's package file in `<tree>/sw_packages` (0 for pip, dummy and system
+    packages, which carry no file)."""
+
+    def __init__(self, extension):
+        self.extension = extension
+
+    def file_of(self, key):
+        packages = self.extension.packages.get(key) or []
+        if not packages:
+            return None
+        package = packages[0]
+        if package.get("type") in ("Archive", "File") and package.get("location"):
+            return package["location"]
+        return None
+
+    def of(self, key):
+        location = self.file_of(key)
+        if location is None:
+            return 0
+        path = self.extension.path("sw_packages", location)
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            raise PlacementError("{} is missing: `{}` needs it (help: rebuild the dist with `cargo xtask dist`, "
+                                 "or place with a tree that holds it)".format(path, key_text(key)))
+
+
+def spec_requests(spec):
+    """[(key, instance id, config_port)] of an install spec's instances, the host left out."""
+    out = []
+    for instance in spec:
+        key = instance.get("key", {})
+        if key.get("name") == "dynamic-host":
+            continue
+        out.append((key_tuple(key), instance.get("id"), dict(instance.get("config_port") or {})))
+    return out
+
+
+class Plan(object):
+    """Where each block runs and what each node holds (keys in install order) and weighs."""
+
+    def __init__(self, topology, nodes, assignment, closures, sizes, files, weights, base_spec, platform):
+        self.topology = topology
+        self.nodes = nodes
+        self.assignment = assignment
+        self.closures = closures
+        self.sizes = sizes
+        self.files = files
+        self.weights = weights
+        self.base_spec = base_spec
+        self.platform = platform
+
+    def blocks_of(self, node):
+        return [b["id"] for b in self.topology["blocks"] if self.assignment[b["id"]] == node]
+
+    def node_bytes(self, node):
+        return sum(self.sizes[k] for k in self.closures[node])
+
+    def placed_topology(self):
+        """The topology with `at` filled on every block (the master runs it as placed)."""
+        placed = json.loads(json.dumps(self.topology))
+        for block in placed["blocks"]:
+            block["at"] = self.assignment[block["id"]]
+        return placed
+
+    def block_keys(self, node):
+        """The distinct keys of the blocks placed on `node`, sorted (the order they install in)."""
+        return sorted(set(block_key(b) for b in self.topology["blocks"] if self.assignment[b["id"]] == node))
+
+    def spec(self, node):
+        """The install spec of `node`: the caretaker's install spec as it is, then one instance
+        per block key placed there (ids as the node deployer gives blocks deployed on demand)."""
+        spec = json.loads(json.dumps(self.base_spec))
+        base = set(k for k, _, _ in spec_requests(spec))
+        for key in self.block_keys(node):
+            if key in base:
+                continue
+            spec.append({"id": "__" + driver_dir_name({"name": key[0], "version": key[1]}),
+                         "key": {"name": key[0], "version": key[1]},
+                         "inside": {"id": HOST_ID, "key": {"name": "dynamic-host", "version": "*"},
+                                    "port_mapping": {"host": "host"}}})
+        return spec
+
+    def _block(self, block_id):
+        for block in self.topology["blocks"]:
+            if block["id"] == block_id:
+                return block
+        raise KeyError(block_id)
+
+    def to_json(self):
+        blocks = []
+        for block in self.topology["blocks"]:
+            blocks.append({"id": block["id"], "name": block["name"], "version": block["version"],
+                           "node": self.assignment[block["id"]], "pinned": "at" in block,
+                           "bytes": self.weights[block["id"]]})
+        nodes = []
+        for node in self.nodes:
+            nodes.append({"name": node, "blocks": self.blocks_of(node), "bytes": self.node_bytes(node),
+                          "closure": [{"key": {"name": k[0], "version": k[1]}, "file": self.files[k],
+                                       "bytes": self.sizes[k]} for k in self.closures[node]]})
+        return {"platform": {"name": self.platform[0], "version": self.platform[1]},
+                "blocks": blocks, "nodes": nodes}
+
+
+def closure(extension, host, requests):
+    """The keys `requests` ([(key, id, config)]) install, dependencies first, each once."""
+    config = {}
+    for key, instance_id, given in requests:
+        if given and instance_id:
+            config.setdefault(instance_id, {}).update(given)
+    resolver = Resolver(extension, host, [], config)
+    for key, instance_id, _ in requests:
+        resolver.request(key, instance_id)
+    return [planned.key for planned in resolver.order]
+
+
+def plan(tree, topology, nodes, platform=None, spec_file=DEFAULT_SPEC):
+    """Place `topology` (a checked dict) on `nodes` with the extension at `tree` (a path or an
+    Extension). Returns a Plan; raises PlacementError (an unknown block, an `at` naming no node,
+    a bad node name) or the resolver's Unsatisfiable."""
+    nodes = parse_nodes(nodes)
+    check_topology(topology)
+    extension = tree if isinstance(tree, Extension) else Extension(tree)
+    platform = tuple(platform) if platform else detect_platform(extension)
+    host = host_instance(PLACEHOLDER_HOME, platform)
+    base_spec = extension.spec(spec_file)
+    base = spec_requests(base_spec)
+    for block in topology["blocks"]:
+        key = block_key(block)
+        if key not in extension.definitions:
+            versions = [k[1] for k in extension.find(block["name"])]
+            if os.path.isfile(extension.path("bundle.json")):
+                hint = ("help: {} holds one node's part of the extension; place with the whole dist, or give "
+                        "the placed topology (DIR/topology.json), whose blocks all have `at`".format(extension.root))
+            elif versions:
+                hint = "defined versions: " + ", ".join(versions)
+            else:
+                hint = "help: is the block's manifest in manifests/?"
+            raise PlacementError("block `{}`: `{} {}` is not in the extension {} ({})".format(
+                block["id"], block["name"], block["version"], extension.root, hint))
+    sizes_of = Sizes(extension)
+    base_keys = closure(extension, host, base)
+    weights = {}
+    for block in topology["blocks"]:
+        keys = closure(extension, host, base + [(block_key(block), None, {})])
+        extra = [k for k in keys if k not in base_keys]
+        weights[block["id"]] = sum(sizes_of.of(k) for k in extra)
+    assignment = assign(topology, nodes, weights)
+    closures, sizes, files = {}, {}, {}
+    for node in nodes:
+        keys = sorted(set(block_key(b) for b in topology["blocks"] if assignment[b["id"]] == node))
+        closures[node] = closure(extension, host, base + [(k, None, {}) for k in keys])
+        for key in closures[node]:
+            sizes[key] = sizes_of.of(key)
+            files[key] = sizes_of.file_of(key)
+    return Plan(topology, nodes, assignment, closures, sizes, files, weights, base_spec, platform)

@@ -1,0 +1,457 @@
+"""The master: runs one topology across the caretakers of several nodes.
+
+  python3 -m datablox_framework.master --topology FILE --nodes node=host:port,... [--home DIR]
+                                       [--timeout S] [--json]
+
+1. Placement: a block with `at` runs on that node; the others are placed by the node deployer's
+   placement (`datablox_deployer.placement`, one implementation for `deploy` and the master),
+   read from the extension copy of a deployed home (`--home`, else $DATABLOX_HOME, else the home
+   this module is installed in); with a single node, everything runs there.
+2. Each node's caretaker gets its part (`prepare`, see `caretaker`): its blocks, the connections
+   between them (in process), and the connections with other nodes, each an `inbound` or
+   `outbound` data connection. It deploys what it lacks and, for inbound data, listens.
+3. The master checks the ports of every connection across nodes, then `start`s every part with
+   the addresses of its peers: the node that receives listens, the node that sends connects, and
+   data flows from sender to receiver only (`transport`: JSON frames, back-pressure, an end mark).
+4. It `wait`s for every part and prints the per-block counts (`--json`: one JSON object).
+
+A node that cannot be reached, answers with an error, or stops answering (its caretaker died)
+fails the run, naming the node; the other parts are aborted, so their caretakers stay usable.
+Nothing waits forever: every request has a timeout, and the run has `--timeout`.
+Exit codes: 0 the run finished, 1 it failed (or the topology is bad), 2 bad usage.
+"""
+
+import argparse
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+import uuid
+
+from .block import Port
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+# How long a caretaker may take to answer a short request (ping, start, wait, abort).
+REQUEST_TIMEOUT = 10.0
+WAIT_POLL = 0.2
+# A part's own timeout comes this much after the run's, so that the master, which then aborts
+# every part, is the one that reports a run out of time.
+PART_GRACE = 5.0
+
+
+class MasterError(Exception):
+    """The run cannot be done or failed; `node` names the node at fault when there is one."""
+
+    def __init__(self, message, node=None, help=None):
+        Exception.__init__(self, message)
+        self.node = node
+        self.help = help
+        self.cause = None
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit code 2)."""
+
+
+def parse_nodes(text):
+    """`a=host:port,b=host:port` -> ordered [(name, host, port)]."""
+    nodes, seen = [], set()
+    for item in [i.strip() for i in text.split(",") if i.strip()]:
+        name, equals, address = item.partition("=")
+        host, colon, port = address.rpartition(":")
+        if not equals or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise UsageError("--nodes: `{}` is not `node=host:port` (help: e.g. --nodes "
+                             "master=127.0.0.1:5555,w1=127.0.0.1:5556)".format(item))
+        if not NODE_NAME.match(name):
+            raise UsageError("--nodes: node name `{}` is not a plain name (letters, digits, `_` and `-`, "
+                             "starting with a letter)".format(name))
+        if name in seen:
+            raise UsageError("--nodes: node `{}` is given twice".format(name))
+        seen.add(name)
+        nodes.append((name, host, int(port)))
+    if not nodes:
+        raise UsageError("--nodes: no node given (help: --nodes node=host:port,...)")
+    return nodes
+
+
+def read_topology(path):
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise MasterError("cannot read topology {}: {}".format(path, error))
+    try:
+        topology = json.loads(text)
+    except ValueError as error:
+        raise MasterError("{}:{}:{}: not valid JSON: {}".format(
+            path, getattr(error, "lineno", 0), getattr(error, "colno", 0), getattr(error, "msg", error)))
+    check_topology(topology, path)
+    return topology
+
+
+def check_topology(topology, where):
+    if not isinstance(topology, dict) or not isinstance(topology.get("blocks"), list) or not topology["blocks"]:
+        raise MasterError("{}: expected a JSON object with a non-empty `blocks` list".format(where))
+    ids = set()
+    for number, block in enumerate(topology["blocks"], 1):
+        if not isinstance(block, dict) or not all(isinstance(block.get(f), str) for f in ("id", "name", "version")):
+            raise MasterError("{}: block #{} needs string `id`, `name` and `version`".format(where, number))
+        if block["id"] in ids:
+            raise MasterError("{}: block id `{}` is used twice".format(where, block["id"]))
+        if "at" in block and not isinstance(block["at"], str):
+            raise MasterError("{}: block `{}`: `at` must be a node name".format(where, block["id"]))
+        ids.add(block["id"])
+    connections = topology.get("connections", [])
+    if not isinstance(connections, list):
+        raise MasterError("{}: `connections` must be a list".format(where))
+    for number, connection in enumerate(connections, 1):
+        ends = [connection.get(e) for e in ("from", "to")] if isinstance(connection, dict) else [None]
+        for end in ends:
+            block_id, dot, port = end.rpartition(".") if isinstance(end, str) else ("", "", "")
+            if not dot or not port or block_id not in ids:
+                raise MasterError("{}: connection #{}: `{}` is not `block.port` of a block of the topology".format(
+                    where, number, end))
+    # A cycle would never end: each block waits for the end mark of the other.
+    upstream = dict((block_id, set()) for block_id in ids)
+    for connection in connections:
+        upstream[connection["to"].rpartition(".")[0]].add(connection["from"].rpartition(".")[0])
+    done = set()
+    while True:
+        ready = [b for b in upstream if b not in done and upstream[b] <= done]
+        if not ready:
+            break
+        done.update(ready)
+    if len(done) != len(ids):
+        # Leave out the blocks that only hang below the cycle: what remains is on it.
+        stuck = ids - done
+        while True:
+            ends = [b for b in stuck if not any(b in upstream[t] for t in stuck)]
+            if not ends:
+                break
+            stuck -= set(ends)
+        raise MasterError("{}: the connections have a cycle through block(s) {}".format(where, ", ".join(sorted(stuck))))
+
+
+def default_home():
+    """$DATABLOX_HOME, else the home this module is deployed in (`<home>/python/datablox_framework`)."""
+    if os.environ.get("DATABLOX_HOME"):
+        return os.environ["DATABLOX_HOME"]
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return here if os.path.isdir(os.path.join(here, "engage", "bin")) else None
+
+
+def place(topology, node_names, home):
+    """{block id: node}: `at` where given, else the node deployer's placement rule."""
+    unknown = [b for b in topology["blocks"] if "at" in b and b["at"] not in node_names]
+    if unknown:
+        raise MasterError("block `{}` is placed `at` node `{}`, which is not in --nodes ({})".format(
+            unknown[0]["id"], unknown[0]["at"], ", ".join(node_names)),
+            help="add the node to --nodes, or change the block's `at`")
+    if all("at" in b for b in topology["blocks"]) or len(node_names) == 1:
+        return dict((b["id"], b.get("at", node_names[0])) for b in topology["blocks"])
+    engage = os.path.join(home, "engage") if home else None
+    if engage is None or not os.path.isdir(os.path.join(engage, "bin", "datablox_deployer")):
+        raise MasterError("blocks without `at` need the placement of a deployed home's extension, and {} "
+                          "has none".format(engage or "no home is known"),
+                          help="pass --home DIR (a home deployed with `deploy --home DIR`), or give every "
+                               "block an `at`")
+    bin_dir = os.path.join(engage, "bin")
+    if bin_dir not in sys.path:
+        sys.path.insert(0, bin_dir)
+    try:
+        from datablox_deployer import DeployError, placement
+    except ImportError as error:
+        raise MasterError("cannot import the placement of {}: {}".format(bin_dir, error))
+    try:
+        return dict(placement.plan(engage, topology, node_names).assignment)
+    except DeployError as error:
+        raise MasterError("placement: {}".format(error))
+
+
+def split(topology, assignment):
+    """Each node's part, and the connections across nodes [(id, {from, to}, source node, target node)]."""
+    parts = {}
+    for block in topology["blocks"]:
+        spec = dict((k, v) for k, v in block.items() if k != "at")
+        parts.setdefault(assignment[block["id"]], {"blocks": [], "connections": [], "inbound": [], "outbound": []})
+        parts[assignment[block["id"]]]["blocks"].append(spec)
+    across = []
+    for number, connection in enumerate(topology.get("connections", []), 1):
+        source_node = assignment[connection["from"].rpartition(".")[0]]
+        target_node = assignment[connection["to"].rpartition(".")[0]]
+        ends = {"from": connection["from"], "to": connection["to"]}
+        if source_node == target_node:
+            parts[source_node]["connections"].append(ends)
+            continue
+        connection_id = "c{}".format(number)
+        parts[source_node]["outbound"].append(dict(ends, id=connection_id, node=target_node))
+        parts[target_node]["inbound"].append(dict(ends, id=connection_id, node=source_node))
+        across.append((connection_id, ends, source_node, target_node))
+    return parts, across
+
+
+class Link(object):
+    """The control connection to one node's caretaker: line-delimited JSON requests."""
+
+    def __init__(self, name, host, port):
+        self.name, self.host, self.port = name, host, port
+        self.sock = None
+        self._buffer = b""
+        self.lost = None
+
+    def __str__(self):
+        return "node `{}` ({}:{})".format(self.name, self.host, self.port)
+
+    def connect(self, timeout=REQUEST_TIMEOUT):
+        try:
+            self.sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        except OSError as error:
+            raise MasterError("{} cannot be reached: {}".format(self, error), self.name,
+                              help="start its caretaker (`<home>/engage/bin/deployer --home <home> start`), "
+                                   "or fix its address in --nodes")
+
+    def request(self, message, timeout=REQUEST_TIMEOUT):
+        if self.lost is not None:
+            raise self._lost()
+        try:
+            self.sock.settimeout(max(timeout, 0.5))
+            self.sock.sendall((json.dumps(message) + "\n").encode("utf-8"))
+            while b"\n" not in self._buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise OSError("the connection closed")
+                self._buffer += chunk
+        except socket.timeout:
+            self.lost = "{} did not answer `{}` within {:g} s".format(self, message.get("op"), timeout)
+        except OSError as error:
+            self.lost = "{} stopped answering during `{}` ({}): its caretaker died?".format(
+                self, message.get("op"), error)
+        if self.lost is not None:
+            self.close()
+            raise self._lost()
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        try:
+            answer = json.loads(line.decode("utf-8"))
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            self.lost = "{} answered `{}` with something that is not a JSON object".format(self, message.get("op"))
+            self.close()
+            raise self._lost()
+        return answer
+
+    def _lost(self):
+        error = MasterError(self.lost, self.name)
+        error.cause = "lost"
+        return error
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+
+def _in_parallel(links, call):
+    """call(link) for each link in threads; {name: answer or MasterError}."""
+    results = {}
+
+    def one(link):
+        try:
+            results[link.name] = call(link)
+        except MasterError as error:
+            results[link.name] = error
+
+    threads = [threading.Thread(target=one, args=(link,)) for link in links]
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def check_ports(across, answers):
+    """Every connection across nodes joins an output to an input that gets the fields it needs."""
+    for connection_id, ends, source_node, target_node in across:
+        (source, source_port), (target, target_port) = (e.rpartition(".")[::2] for e in (ends["from"], ends["to"]))
+        output = answers[source_node]["ports"].get(source, {}).get(source_port)
+        needed = answers[target_node]["ports"].get(target, {}).get(target_port)
+        where = "connection {} -> {}".format(ends["from"], ends["to"])
+        if output is None or output["direction"] != Port.OUTPUT:
+            raise MasterError("{}: block `{}` on node `{}` has no output port `{}`".format(where, source, source_node, source_port))
+        if needed is None or needed["direction"] != Port.INPUT:
+            raise MasterError("{}: block `{}` on node `{}` has no input port `{}`".format(where, target, target_node, target_port))
+        if output["fields"] is not None and needed["fields"] is not None:
+            missing = [f for f in needed["fields"] if f not in output["fields"]]
+            if missing:
+                raise MasterError("{}: the output lacks field(s) {}".format(where, ", ".join(missing)))
+
+
+def run(topology, nodes, timeout=600.0, home=None):
+    """Run `topology` on `nodes` ([(name, host, port)]); returns the result (see `main`) or raises
+    MasterError naming the node at fault."""
+    started = time.time()
+    deadline = started + timeout
+    names = [n for n, _, _ in nodes]
+    assignment = place(topology, names, home)
+    parts, across = split(topology, assignment)
+    links = [Link(*node) for node in nodes]
+    run_id = uuid.uuid4().hex
+    try:
+        for link in links:
+            link.connect()
+        for link in links:
+            answer = link.request({"op": "ping"})
+            if not answer.get("ok"):
+                raise MasterError("{} does not answer `ping`: {}".format(link, answer.get("error")), link.name)
+        busy = [link for link in links if link.name in parts]
+        prepared = _in_parallel(busy, lambda link: link.request(
+            {"op": "prepare", "run": run_id, "node": link.name, "part": parts[link.name],
+             "timeout": max(deadline - time.time(), 1.0) + PART_GRACE}, timeout=max(deadline - time.time(), 1.0)))
+        for link in busy:
+            answer = prepared[link.name]
+            if isinstance(answer, MasterError):
+                raise answer
+            if not answer.get("ok"):
+                raise MasterError("{} cannot run its part: {}".format(link, answer.get("error")), link.name)
+        check_ports(across, prepared)
+        by_name = dict((link.name, link) for link in links)
+        for link in busy:
+            peers = {}
+            for connection_id, _, source_node, target_node in across:
+                if source_node == link.name:
+                    peers[connection_id] = [by_name[target_node].host, prepared[target_node]["data_port"]]
+            answer = link.request({"op": "start", "run": run_id, "peers": peers})
+            if not answer.get("ok"):
+                raise MasterError("{} cannot start its part: {}".format(link, answer.get("error")), link.name)
+        finished = _wait(busy, run_id, deadline, timeout)
+    finally:
+        for link in links:
+            if link.sock is not None and link.lost is None:
+                try:
+                    link.request({"op": "abort", "run": run_id, "reason": "the run ended"})
+                except MasterError:
+                    pass
+            link.close()
+    counts, delivered = {}, 0
+    for name, answer in finished.items():
+        delivered += answer["result"]["delivered"]
+        for block_id, block_counts in answer["counts"].items():
+            counts[block_id] = dict(block_counts, node=name)
+    return {"ok": True, "run": run_id, "placement": assignment,
+            "counts": dict((b["id"], counts[b["id"]]) for b in topology["blocks"]),
+            "delivered": delivered, "nodes": dict((n, "{}:{}".format(h, p)) for n, h, p in nodes),
+            "deployed": dict((link.name, prepared[link.name].get("deployed", [])) for link in busy),
+            "seconds": round(time.time() - started, 3)}
+
+
+def _wait(links, run_id, deadline, timeout):
+    """Poll every part until all are done; on a failure, name the node at fault."""
+    pending = list(links)
+    finished = {}
+    while pending:
+        if time.time() > deadline:
+            raise MasterError("the run did not finish within {:g} s (still running on: {})".format(
+                timeout, ", ".join("node `{}`".format(link.name) for link in pending)),
+                help="raise --timeout, or look at the caretakers' logs (<home>/log/caretaker.log)")
+        for link in list(pending):
+            try:
+                answer = link.request({"op": "wait", "run": run_id, "timeout": WAIT_POLL})
+            except MasterError as error:
+                raise _blame(pending, run_id, error)
+            if answer.get("state") == "done":
+                finished[link.name] = answer
+                pending.remove(link)
+            elif not answer.get("ok"):
+                failure = MasterError("{}: {}".format(link, answer.get("error")), link.name)
+                failure.cause = answer.get("cause")
+                raise _blame(pending, run_id, failure)
+    return finished
+
+
+# Which failure explains the others: a dead node first (its peers' data connections break), then
+# a block that failed (its node closes its data connections), then a broken connection.
+_RANK = {"lost": 0, "block": 1, "timeout": 2, "connection": 3, "aborted": 4}
+
+
+def _blame(links, run_id, failure):
+    """The failure to report among `failure` and those of the other unfinished parts."""
+    failures = [failure]
+    for link in links:
+        if link.name == failure.node:
+            continue
+        try:
+            answer = link.request({"op": "wait", "run": run_id, "timeout": 1.0}, timeout=5.0)
+        except MasterError as error:
+            failures.append(error)
+            continue
+        if not answer.get("ok"):
+            other = MasterError("{}: {}".format(link, answer.get("error")), link.name)
+            other.cause = answer.get("cause")
+            failures.append(other)
+    failures.sort(key=lambda f: _RANK.get(f.cause, 5))
+    first = failures[0]
+    if len(failures) > 1:
+        first = MasterError("{}\n  then: {}".format(first, "\n  then: ".join(str(f) for f in failures[1:])),
+                            first.node, first.help)
+    return first
+
+
+def print_result(result, out):
+    rows = [("block", "node", "emitted", "received")]
+    for block_id, counts in result["counts"].items():
+        rows.append((block_id, counts["node"], str(counts["emitted"]), str(counts["received"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        out.write("{}  {}  {}  {}\n".format(row[0].ljust(widths[0]), row[1].ljust(widths[1]),
+                                           row[2].rjust(widths[2]), row[3].rjust(widths[3])))
+    used = sorted(set(c["node"] for c in result["counts"].values()))
+    out.write("ok: {} block(s) on {} node(s), {} batch(es) delivered in {:.2f} s\n".format(
+        len(result["counts"]), len(used), result["delivered"], result["seconds"]))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python3 -m datablox_framework.master",
+        description="Run a topology across the caretakers of several nodes and print per-block counts.",
+        epilog="exit codes: 0 the run finished, 1 it failed, 2 bad usage")
+    parser.add_argument("--topology", required=True, help="the topology (JSON: blocks, with `at`, and connections)")
+    parser.add_argument("--nodes", required=True, help="node=host:port,... (each node's caretaker)")
+    parser.add_argument("--home", help="a deployed home whose extension places blocks without `at` "
+                                       "(default: $DATABLOX_HOME, else the home this master runs from)")
+    parser.add_argument("--timeout", type=float, default=600.0, help="fail the run after this many seconds (600)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    options = parser.parse_args(argv)
+    try:
+        nodes = parse_nodes(options.nodes)
+        if not options.timeout > 0:
+            raise UsageError("--timeout must be a positive number of seconds")
+    except UsageError as error:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write("error: {}\n".format(error))
+        return EXIT_USAGE
+    try:
+        topology = read_topology(options.topology)
+        result = run(topology, nodes, options.timeout, options.home or default_home())
+    except MasterError as error:
+        sys.stderr.write("error: {}\n".format(error))
+        if error.help:
+            sys.stderr.write("help: {}\n".format(error.help))
+        if options.json:
+            sys.stdout.write(json.dumps({"ok": False, "error": str(error), "node": error.node}, sort_keys=True) + "\n")
+        return EXIT_FAILED
+    if options.json:
+        sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    else:
+        print_result(result, sys.stdout)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
