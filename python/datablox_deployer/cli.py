@@ -133,8 +133,11 @@ def main(argv=None):
             options.log = setup_log(home)
         steps, changed = deploy(options, dry_run=args.dry_run)
         if args.json:
+            # `changed`: whether this run changed the home (Ansible's changed_when reads it).
+            altered = not args.dry_run and (changed or any(s.action != "keep" for s in steps))
             sys.stdout.write(json.dumps({"home": home.root, "dry_run": args.dry_run, "engage_updated": changed,
-                                         "steps": [s.to_json(home) for s in steps]}, sort_keys=True, indent=2) + "\n")
+                                         "changed": altered, "steps": [s.to_json(home) for s in steps]},
+                                        sort_keys=True, indent=2) + "\n")
         else:
             print_steps(steps, home, args.dry_run, changed)
         return 0

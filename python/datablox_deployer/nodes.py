@@ -1,7 +1,8 @@
 """`deploy place`: a topology on several nodes. Reads the topology, places its blocks
 (`placement`), prints the plan, then (unless `--dry-run`) writes one bundle per node (`--bundle
-DIR`, see `bundle`) or deploys one home per node on this machine (`--homes-dir DIR`, each home
-installed from its node's bundle, so it holds exactly that node's closure).
+DIR`, see `bundle`), deploys one home per node on this machine (`--homes-dir DIR`, each home
+installed from its node's bundle, so it holds exactly that node's closure), or writes an Ansible
+inventory and playbook with the bundles (`--ansible DIR`, see `ansible`).
 """
 
 import argparse
@@ -10,7 +11,7 @@ import os
 import shutil
 import sys
 
-from . import DeployError, bundle, placement
+from . import DeployError, ansible, bundle, placement
 from .extension import Extension, key_text
 
 DESCRIPTION = """\
@@ -27,6 +28,11 @@ the caretaker and its dependencies. The plan is printed first (stderr, or JSON o
                     python3 DIR/<node>/bin/deploy --home H
   --homes-dir DIR   one home per node on this machine, DIR/<node>/, deployed from its bundle;
                     DIR/plan.json and DIR/topology.json
+  --ansible DIR     DIR/inventory.ini (one host per node: datablox_home, datablox_bundle,
+                    datablox_port), DIR/site.yml (per host: copy and unpack its bundle, install
+                    it, start the caretaker, wait for its port), DIR/bundles/<node>.tar,
+                    DIR/plan.json, DIR/topology.json. Then, with ansible-core:
+                    ansible-playbook -i DIR/inventory.ini DIR/site.yml   (again: changed=0)
 """
 
 EPILOG = """\
@@ -42,6 +48,7 @@ def parser():
     out = p.add_mutually_exclusive_group()
     out.add_argument("--bundle", metavar="DIR", help="write one bundle per node into DIR")
     out.add_argument("--homes-dir", metavar="DIR", help="deploy one home per node into DIR/<node>")
+    out.add_argument("--ansible", metavar="DIR", help="write an Ansible inventory, playbook and the bundles into DIR")
     p.add_argument("--tree", help="the extension tree (default: the one this deployer is in)")
     p.add_argument("--platform", nargs=2, metavar=("NAME", "VERSION"),
                    help="the nodes' platform key (default: this system's, e.g. ubuntu-linux 14.04)")
@@ -81,6 +88,8 @@ def plan_document(plan, args):
         document["output"] = {"kind": "bundle", "dir": os.path.abspath(args.bundle)}
     elif args.homes_dir:
         document["output"] = {"kind": "homes-dir", "dir": os.path.abspath(args.homes_dir)}
+    elif args.ansible:
+        document["output"] = {"kind": "ansible", "dir": os.path.abspath(args.ansible)}
     else:
         document["output"] = None
     return document
@@ -112,7 +121,11 @@ def deploy_homes(extension, plan, args):
         for node in plan.nodes:
             options = Options(os.path.join(homes_dir, node), os.path.join(staging, node), (), bundle.NODE_SPEC,
                               plan.platform, None, args.find_links)
-            steps, _ = deploy(options)
+            try:
+                steps, _ = deploy(options)
+            except DeployError as error:
+                raise DeployError("node `{}` ({}): {} (homes deployed before it are kept; run again to "
+                                  "complete)".format(node, options.home.root, error), error.code)
             results[node] = [s.to_json(options.home) for s in steps]
         document = dict(plan.to_json(), homes_dir=homes_dir)
         write_atomically(os.path.join(homes_dir, "plan.json"), bundle.json_bytes(document))
@@ -136,6 +149,8 @@ def main(argv):
             bundle.check_target(os.path.abspath(args.bundle))
         if args.homes_dir:
             check_homes_dir(os.path.abspath(args.homes_dir), plan.nodes)
+        if args.ansible:
+            ansible.check_target(os.path.abspath(args.ansible))
         document = plan_document(plan, args)
         if args.json:
             sys.stdout.write(json.dumps(document, sort_keys=True, indent=2) + "\n")
@@ -143,7 +158,7 @@ def main(argv):
             printed = True
         else:
             print_plan(plan, args.topology, sys.stderr)
-        if args.dry_run or not (args.bundle or args.homes_dir):
+        if args.dry_run or not (args.bundle or args.homes_dir or args.ansible):
             if not args.json:
                 sys.stderr.write("Plan only: nothing written.\n")
             return 0
@@ -151,6 +166,14 @@ def main(argv):
             out = bundle.write(extension, plan, args.bundle)
             if not args.json:
                 sys.stderr.write("Wrote {} bundle(s) into {}\n".format(len(plan.nodes), out))
+        elif args.ansible:
+            written = ansible.write(args.ansible, plan.nodes, lambda parent: bundle.stage(extension, plan, parent))
+            if not args.json:
+                sys.stderr.write("Wrote an inventory of {} host(s), a playbook and their bundles into {}\n"
+                                 "Next: set how Ansible reaches each host (ansible_host=, ansible_user=) in {}, "
+                                 "then: ansible-playbook -i {} {}\n".format(
+                                     len(plan.nodes), written["ansible"], written["inventory"], written["inventory"],
+                                     written["playbook"]))
         else:
             results = deploy_homes(extension, plan, args)
             if not args.json:

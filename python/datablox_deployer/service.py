@@ -67,6 +67,11 @@ def start(home, name=None, port=None):
     instance, stem, command_for = find_service(home, name)
     current = status(home, name)
     if current["running"]:
+        # Already running: nothing to do (`changed: false`, which Ansible's changed_when reads),
+        # unless it listens on another port than the one asked for.
+        if port and current["port"] is not None and current["port"] != port:
+            raise DeployError("service `{}` is running on port {}, not {} (help: stop it first: `deploy --home {} "
+                              "stop`)".format(instance["id"], current["port"], port, home.root))
         return dict(current, changed=False)
     if port is None:
         port = instance.get("config_port", {}).get("port", 0)

@@ -145,6 +145,12 @@ class Place(PlacementCase):
         result = self.place("--nodes", "m,w", "--homes-dir", homes, expect=1)
         self.assertIn("{} exists and is not a deployment home".format(os.path.join(homes, "w")), result.stderr)
         self.assertEqual(sorted(os.listdir(homes)), ["w"])
+        # A node whose deploy fails (its pip package has no wheel) is named.
+        result = self.place("--nodes", "m,w", "--homes-dir", os.path.join(self.tmp, "homes2"),
+                            "--find-links", self.tmp, expect=1)
+        self.assertIn("error: node `m` ({}): pip could not install `pipdep==1.0`".format(
+            os.path.join(self.tmp, "homes2", "m")), result.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.tmp, "homes2", "m")))
         for nodes, message in (("m,w,m", "node `m` is given twice"), ("m,w/x", "node name `w/x` is not a plain name"),
                                ("w", "block `h` is placed `at` node `m`, which is not one of the nodes w")):
             out = os.path.join(self.tmp, "never")

@@ -291,6 +291,13 @@ class IdempotenceTest(DeployerCase):
             self.assertEqual(handle.read(), "# version two\n")
         self.assertEqual([i["id"] for i in installed(self.home)], ["master-host", "__fw__1_0", "__alpha__1_0"])
 
+    def test_json_says_whether_the_home_changed(self):
+        self.tree.block("alpha", "1.0")
+        self.tree.write()
+        self.assertFalse(json.loads(self.deploy("alpha", "--dry-run", "--json").stdout)["changed"])
+        self.assertTrue(json.loads(self.deploy("alpha", "--json").stdout)["changed"])
+        self.assertFalse(json.loads(self.deploy("alpha", "--json").stdout)["changed"])
+
     def test_a_removed_directory_is_reinstalled(self):
         block = self.tree.block("alpha", "1.0")
         self.tree.write()

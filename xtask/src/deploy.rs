@@ -2,9 +2,9 @@
 //! packages are not rebuilt), then runs the node deployer that dist contains through xshell:
 //! `python3 <dist>/datablox/bin/deploy --home DIR ...` for one home, or
 //! `python3 <dist>/datablox/bin/deploy place --topology FILE --nodes A,B (--homes-dir DIR |
-//! --bundle DIR)` for several nodes. There is one deployer, the Python one a node runs
-//! (placement and bundles are `datablox_deployer.placement` and `.bundle`); this command only
-//! builds what it deploys and hands over.
+//! --bundle DIR | --ansible DIR)` for several nodes. There is one deployer, the Python one a
+//! node runs (placement, bundles and the Ansible files are `datablox_deployer.placement`,
+//! `.bundle` and `.ansible`); this command only builds what it deploys and hands over.
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +48,9 @@ pub enum NodesOut {
     HomesDir(PathBuf),
     /// `DIR/<node>/`: one bundle per node.
     Bundle(PathBuf),
+    /// `DIR/inventory.ini`, `DIR/site.yml`, `DIR/bundles/<node>.tar`: Ansible deploys the nodes
+    /// (`datablox_deployer.ansible`).
+    Ansible(PathBuf),
 }
 
 /// What the deployer printed and how it exited; `main` passes both on.
@@ -94,6 +97,7 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
             let (flag, dir) = match out {
                 NodesOut::HomesDir(dir) => ("--homes-dir", dir),
                 NodesOut::Bundle(dir) => ("--bundle", dir),
+                NodesOut::Ansible(dir) => ("--ansible", dir),
             };
             args.extend([
                 "place".into(),

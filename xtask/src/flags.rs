@@ -84,7 +84,7 @@ pub struct VerifyFlags {
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["home", "topology"])))]
-#[command(group(clap::ArgGroup::new("nodes_out").args(["homes_dir", "bundle"])))]
+#[command(group(clap::ArgGroup::new("nodes_out").args(["homes_dir", "bundle", "ansible"])))]
 pub struct DeployFlags {
     /// The deployment home (created when missing)
     #[arg(long, value_name = "DIR")]
@@ -97,7 +97,8 @@ pub struct DeployFlags {
     #[arg(value_name = "RESOURCE", conflicts_with = "topology")]
     pub resources: Vec<String>,
     /// Several nodes: place the blocks of this topology (the caretaker's JSON, e.g.
-    /// topologies/word-count.json) on --nodes, print the plan, then write --homes-dir or --bundle
+    /// topologies/word-count.json) on --nodes, print the plan, then write --homes-dir, --bundle or
+    /// --ansible
     #[arg(long, value_name = "FILE", requires = "nodes", requires = "nodes_out")]
     pub topology: Option<PathBuf>,
     /// The nodes, comma-separated (`master,w1,w2`): plain names, each once
@@ -112,6 +113,12 @@ pub struct DeployFlags {
     /// `python3 DIR/<node>/bin/deploy --home H`. Byte-reproducible
     #[arg(long, value_name = "DIR", requires = "topology")]
     pub bundle: Option<PathBuf>,
+    /// With --topology: an Ansible inventory (one host per node: home, bundle path, caretaker
+    /// port) and playbook that copy each node's bundle, install it and start its caretaker:
+    /// DIR/inventory.ini, DIR/site.yml, DIR/bundles/<node>.tar. Then
+    /// `ansible-playbook -i DIR/inventory.ini DIR/site.yml`; run again, it changes nothing
+    #[arg(long, value_name = "DIR", requires = "topology")]
+    pub ansible: Option<PathBuf>,
     /// Install pip packages from the wheels in DIR only (no package index); the home remembers it
     #[arg(long, value_name = "DIR")]
     pub find_links: Option<PathBuf>,

@@ -126,10 +126,15 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                     (None, Some(topology)) => xtask::deploy::Target::Nodes {
                         topology: cwd.join(topology),
                         nodes: flags.nodes.unwrap_or_default(),
-                        out: match (flags.homes_dir, flags.bundle) {
-                            (Some(dir), _) => xtask::deploy::NodesOut::HomesDir(cwd.join(dir)),
-                            (None, Some(dir)) => xtask::deploy::NodesOut::Bundle(cwd.join(dir)),
-                            (None, None) => unreachable!("clap requires an output with --topology"),
+                        out: match (flags.homes_dir, flags.bundle, flags.ansible) {
+                            (Some(dir), _, _) => xtask::deploy::NodesOut::HomesDir(cwd.join(dir)),
+                            (None, Some(dir), _) => xtask::deploy::NodesOut::Bundle(cwd.join(dir)),
+                            (None, None, Some(dir)) => {
+                                xtask::deploy::NodesOut::Ansible(cwd.join(dir))
+                            }
+                            (None, None, None) => {
+                                unreachable!("clap requires an output with --topology")
+                            }
                         },
                     },
                     (None, None) => unreachable!("clap requires --home or --topology"),

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod ansible;
 mod author;
 mod corpus;
 mod crash;

@@ -1,0 +1,436 @@
+//! `--ansible DIR` under the real `ansible-playbook`: ansible-core, pinned by hash in
+//! `ci/requirements-ansible.txt`, is installed once into `target/tools/ansible/` by
+//! `ci/ansible_tools.py` (the only download of `cargo test`). `cargo xtask deploy --topology
+//! topologies/word-count.json --nodes master,w1,w2 --ansible DIR` writes the inventory, playbook
+//! and bundles; a second inventory makes every host local (`ansible_connection=local`), with its
+//! own home and port under a temporary directory. The first run deploys every node and starts its
+//! caretaker; the second changes nothing (`changed=0` for every host). Also: usage errors, a
+//! directory that is not ours, and reproducible output.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::support::{Run, TempRepo, repo_root, xtask_command};
+
+const NODES: [&str; 3] = ["master", "w1", "w2"];
+
+fn python3() -> Command {
+    let mut command = Command::new("python3");
+    command.env("PYTHONDONTWRITEBYTECODE", "1");
+    command
+}
+
+/// The directory of the project's own `ansible-playbook`, installed on first use.
+fn ansible_bin() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is `<target>/tmp`: the tools live beside it, in `<target>/tools/`.
+    let tools = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("tools/ansible");
+    let run = Run::new(
+        python3()
+            .arg(repo_root().join("ci/ansible_tools.py"))
+            .arg("--dir")
+            .arg(&tools)
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        run.status.success(),
+        "the Ansible test could not install ansible-core (ci/ansible_tools.py, exit {}):\n{}",
+        run.status,
+        run.stderr
+    );
+    PathBuf::from(run.stdout.trim())
+}
+
+/// The caretakers of the homes, stopped when dropped, so that a failing test leaves no process.
+struct Caretakers(Vec<PathBuf>);
+
+impl Drop for Caretakers {
+    fn drop(&mut self) {
+        for home in &self.0 {
+            let deployer = home.join("engage/bin/deployer");
+            if deployer.is_file() {
+                let _ = python3()
+                    .arg(&deployer)
+                    .arg("--home")
+                    .arg(home)
+                    .arg("stop")
+                    .output();
+            }
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn ping(port: u16) -> Value {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(b"{\"op\": \"ping\"}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap()
+}
+
+/// `ansible-playbook -i inventory.ini -i local.ini site.yml`, with everything Ansible writes kept
+/// under `scratch` (no ~/.ansible) and no colour.
+fn playbook(bin: &Path, out: &Path, local: &Path, scratch: &Path) -> Run {
+    std::fs::create_dir_all(scratch).unwrap();
+    // An empty configuration file of our own: no /etc/ansible/ansible.cfg, no ./ansible.cfg.
+    let config = scratch.join("ansible.cfg");
+    std::fs::write(&config, "").unwrap();
+    Run::new(
+        Command::new(bin.join("ansible-playbook"))
+            .arg("-i")
+            .arg(out.join("inventory.ini"))
+            .arg("-i")
+            .arg(local)
+            .arg(out.join("site.yml"))
+            .env("ANSIBLE_CONFIG", &config)
+            .env("ANSIBLE_HOME", scratch)
+            .env("ANSIBLE_LOCAL_TEMP", scratch.join("tmp"))
+            .env("ANSIBLE_REMOTE_TEMP", scratch.join("remote"))
+            .env("ANSIBLE_PIPELINING", "True")
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "False")
+            .env("ANSIBLE_STDOUT_CALLBACK", "default")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .current_dir(scratch)
+            .output()
+            .unwrap(),
+    )
+}
+
+/// The PLAY RECAP: host -> counters (`ok`, `changed`, `failed`, ...).
+fn recap(stdout: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
+    stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("PLAY RECAP"))
+        .skip(1)
+        .filter_map(|line| {
+            let (host, counters) = line.split_once(" : ")?;
+            let counters = counters
+                .split_whitespace()
+                .filter_map(|pair| {
+                    let (name, value) = pair.split_once('=')?;
+                    Some((name.to_string(), value.parse().ok()?))
+                })
+                .collect();
+            Some((host.trim().to_string(), counters))
+        })
+        .collect()
+}
+
+fn recap_lines(stdout: &str) -> String {
+    stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("PLAY RECAP"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `cargo xtask deploy --topology topologies/word-count.json --nodes master,w1,w2 --ansible OUT`,
+/// run by the real binary in the repository, with the dist under `tmp`.
+fn generate(tmp: &Path, out: &Path) -> Run {
+    let dist = tmp.join("dist");
+    let nodes = NODES.join(",");
+    Run::new(
+        xtask_command(
+            &repo_root(),
+            &[
+                "deploy",
+                "--topology",
+                "topologies/word-count.json",
+                "--nodes",
+                &nodes,
+                "--ansible",
+                out.to_str().unwrap(),
+                "--dist",
+                dist.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap(),
+    )
+}
+
+/// The keys (`name version`) of what a home has installed, the host excepted.
+fn installed_keys(home: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(home.join("config/installed_resources.json")).unwrap();
+    let installed: Value = serde_json::from_str(&text).unwrap();
+    let mut keys: Vec<String> = installed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|instance| instance["id"] != "master-host")
+        .map(|instance| format!("{} {}", instance["key"]["name"], instance["key"]["version"]))
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
+    let bin = ansible_bin();
+    let tmp = TempRepo::empty();
+    let out = tmp.path().join("ansible");
+    let generated = generate(tmp.path(), &out).expect_success();
+    assert!(
+        generated.stderr.contains("ansible-playbook -i "),
+        "{}",
+        generated.stderr
+    );
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
+    // JSON-Writer needs simplejson from pip: the master's home gets it from local wheels.
+    let wheels = crate::deploy::wheels(tmp.path());
+
+    let nodes = tmp.path().join("nodes");
+    let homes: Vec<PathBuf> = NODES
+        .iter()
+        .map(|node| nodes.join(node).join("home"))
+        .collect();
+    let _caretakers = Caretakers(homes.clone());
+    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+    let python = Run::new(
+        python3()
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .unwrap(),
+    )
+    .expect_success()
+    .stdout;
+    // The second inventory: what a user adds to reach their hosts, here all this machine.
+    let mut local = String::from("[datablox]\n");
+    for (index, node) in NODES.iter().enumerate() {
+        local.push_str(&format!(
+            "{node} datablox_home={} datablox_bundle={} datablox_port={} datablox_find_links={}\n",
+            homes[index].display(),
+            nodes.join(node).join("bundle").display(),
+            ports[index],
+            wheels.display()
+        ));
+    }
+    local.push_str(&format!(
+        "\n[datablox:vars]\nansible_connection=local\nansible_python_interpreter={}\n\
+         datablox_python={}\n",
+        bin.join("python").display(),
+        python.trim()
+    ));
+    let local_inventory = tmp.path().join("local.ini");
+    std::fs::write(&local_inventory, local).unwrap();
+    let home_ansible = std::env::var_os("HOME").map(|home| Path::new(&home).join(".ansible"));
+    let had_home_ansible = home_ansible.as_ref().is_some_and(|path| path.exists());
+
+    // 1. The first run deploys every node and starts its caretaker.
+    let scratch = tmp.path().join("ansible-scratch");
+    let first = playbook(&bin, &out, &local_inventory, &scratch);
+    let counters = recap(&first.stdout);
+    assert!(
+        first.status.success() && counters.len() == NODES.len(),
+        "first ansible-playbook run failed ({})\nstdout:\n{}\nstderr:\n{}",
+        first.status,
+        first.stdout,
+        first.stderr
+    );
+    println!("first run:\n{}", recap_lines(&first.stdout));
+    for node in NODES {
+        let host = &counters[node];
+        assert_eq!(
+            (host["failed"], host["unreachable"]),
+            (0, 0),
+            "{node}: {host:?}"
+        );
+        assert!(host["changed"] >= 3, "{node} was deployed: {host:?}");
+    }
+    // Each home holds exactly its node's closure (plan.json), and its caretaker answers.
+    for (index, home) in homes.iter().enumerate() {
+        let node = plan["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|node| node["name"] == NODES[index])
+            .unwrap();
+        let mut closure: Vec<String> = node["closure"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| format!("{} {}", entry["key"]["name"], entry["key"]["version"]))
+            .collect();
+        closure.sort();
+        assert_eq!(installed_keys(home), closure, "{}", NODES[index]);
+        assert!(
+            home.join("python/datablox_framework/caretaker.py")
+                .is_file()
+        );
+        let answer = ping(ports[index]);
+        assert_eq!(answer["ok"], true, "{}: {answer}", NODES[index]);
+    }
+    let placed: Vec<usize> = NODES
+        .iter()
+        .map(|node| {
+            std::fs::read_dir(nodes.join(node).join("home/blox"))
+                .unwrap()
+                .filter(|entry| entry.as_ref().unwrap().file_type().unwrap().is_dir())
+                .count()
+        })
+        .collect();
+    assert_eq!(
+        placed,
+        [2, 1, 1],
+        "word-count's four blocks over three homes"
+    );
+
+    // 2. The second run changes nothing on any host.
+    let second = playbook(&bin, &out, &local_inventory, &scratch);
+    let counters = recap(&second.stdout);
+    assert!(
+        second.status.success() && counters.len() == NODES.len(),
+        "second ansible-playbook run failed ({})\nstdout:\n{}\nstderr:\n{}",
+        second.status,
+        second.stdout,
+        second.stderr
+    );
+    println!("second run:\n{}", recap_lines(&second.stdout));
+    for node in NODES {
+        let host = &counters[node];
+        assert_eq!(
+            (host["changed"], host["failed"], host["unreachable"]),
+            (0, 0, 0),
+            "{node} changed on the second run:\n{}",
+            second.stdout
+        );
+    }
+    for port in &ports {
+        assert_eq!(ping(*port)["ok"], true);
+    }
+    // What the playbook's changed_when reads: `start` of a running caretaker changes nothing,
+    // and one asked for another port than it listens on is refused.
+    let deployer = |args: &[&str]| {
+        Run::new(
+            python3()
+                .arg(homes[0].join("engage/bin/deployer"))
+                .arg("--home")
+                .arg(&homes[0])
+                .args(args)
+                .output()
+                .unwrap(),
+        )
+    };
+    let same = deployer(&["start", "--port", &ports[0].to_string(), "--json"]).expect_success();
+    let same: Value = serde_json::from_str(&same.stdout).unwrap();
+    assert_eq!(
+        (&same["changed"], &same["running"]),
+        (&json!(false), &json!(true))
+    );
+    let other = free_port().to_string();
+    let refused = deployer(&["start", "--port", &other, "--json"]).expect_failure(1);
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("is running on port {}, not {other}", ports[0])),
+        "{}",
+        refused.stderr
+    );
+    if let Some(path) = home_ansible {
+        assert!(
+            had_home_ansible || !path.exists(),
+            "ansible wrote {} although ANSIBLE_HOME pointed elsewhere",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn ansible_with_another_output_or_without_a_topology_is_a_usage_error() {
+    let tmp = TempRepo::empty();
+    let out = tmp.path().join("out");
+    let out = out.to_str().unwrap();
+    let topology = ["--topology", "topologies/word-count.json", "--nodes", "a,b"];
+    for (extra, expected) in [
+        (vec!["--homes-dir", "homes"], "cannot be used with"),
+        (vec!["--bundle", "bundles"], "cannot be used with"),
+    ] {
+        let mut args = vec!["deploy"];
+        args.extend(topology);
+        args.extend(["--ansible", out]);
+        args.extend(extra);
+        let run = Run::new(xtask_command(&repo_root(), &args).output().unwrap()).expect_failure(2);
+        assert!(run.stderr.contains(expected), "{args:?}: {}", run.stderr);
+    }
+    let run = Run::new(
+        xtask_command(&repo_root(), &["deploy", "--home", "h", "--ansible", out])
+            .output()
+            .unwrap(),
+    )
+    .expect_failure(2);
+    assert!(run.stderr.contains("--topology"), "{}", run.stderr);
+    assert!(!tmp.path().join("out").exists());
+}
+
+#[test]
+fn ansible_output_is_reproducible_and_a_foreign_directory_is_refused() {
+    let tmp = TempRepo::empty();
+    let first = tmp.path().join("first");
+    let second = tmp.path().join("elsewhere/second");
+    std::fs::create_dir_all(second.parent().unwrap()).unwrap();
+    generate(tmp.path(), &first).expect_success();
+    generate(tmp.path(), &second).expect_success();
+    let snapshot = crate::support::snapshot(&first);
+    assert_eq!(snapshot, crate::support::snapshot(&second));
+    let names: Vec<&str> = snapshot.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "bundles/master.tar",
+            "bundles/w1.tar",
+            "bundles/w2.tar",
+            "inventory.ini",
+            "plan.json",
+            "site.yml",
+            "topology.json"
+        ]
+    );
+    // Run again into its own output: replaced, same bytes.
+    generate(tmp.path(), &first).expect_success();
+    assert_eq!(crate::support::snapshot(&first), snapshot);
+
+    let foreign = tmp.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "mine\n").unwrap();
+    let refused = generate(tmp.path(), &foreign).expect_failure(1);
+    assert!(
+        refused
+            .stderr
+            .contains("was not written by `deploy --ansible`"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(
+        crate::support::snapshot(&foreign)
+            .into_keys()
+            .collect::<Vec<_>>(),
+        ["notes.txt"]
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
