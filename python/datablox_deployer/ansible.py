@@ -4,7 +4,8 @@ DIR holds, after a run:
 
   inventory.ini     one host per node (group `datablox`), with the variables the playbook reads:
                     datablox_home (the node's deployment home), datablox_bundle (where its bundle
-                    is copied), datablox_port (its caretaker's TCP port), datablox_python;
+                    is copied), datablox_port and datablox_listen (its caretaker's port and
+                    address, 127.0.0.1 unless changed), datablox_python;
                     optional datablox_find_links (wheels on the node, for pip without an index)
   site.yml          per host: copy and unpack its bundle (ansible.builtin.file + unarchive),
                     install it with the bundle's node deployer (ansible.builtin.command,
@@ -49,7 +50,9 @@ INVENTORY = """\
 # line, or, to keep them across regenerations, in a second inventory:
 #   ansible-playbook -i inventory.ini -i hosts.ini site.yml
 # datablox_home: the node's deployment home; datablox_bundle: where its bundle is copied;
-# datablox_port: its caretaker's TCP port (the master's --nodes NODE=HOST:PORT).
+# datablox_port: its caretaker's TCP port (the master's --nodes NODE=HOST:PORT);
+# datablox_listen: the address it listens on. For a master on another machine, set it to an
+# address of the node on a network you trust (the caretaker has no authentication).
 # Optional: datablox_find_links=DIR, a directory of wheels on the node from which pip packages
 # are installed without a package index.
 [datablox]
@@ -57,6 +60,7 @@ INVENTORY = """\
 
 [datablox:vars]
 datablox_python=python3
+datablox_listen=127.0.0.1
 """
 
 PLAYBOOK = HEADER + """
@@ -96,13 +100,15 @@ PLAYBOOK = HEADER + """
           - start
           - --port
           - "{{ datablox_port }}"
+          - --listen
+          - "{{ datablox_listen }}"
           - --json
       register: datablox_caretaker
       changed_when: datablox_caretaker.rc == 0 and (datablox_caretaker.stdout | from_json).changed
 
     - name: Wait for the caretaker's port
       ansible.builtin.wait_for:
-        host: 127.0.0.1
+        host: "{{ datablox_listen }}"
         port: "{{ datablox_port }}"
         timeout: 60
 """

@@ -46,6 +46,9 @@ def parser():
                    help="a config port value of an instance (its id, or its key as `name version`); JSON values are parsed")
     p.add_argument("--find-links", metavar="DIR", help="install pip packages from the wheels in DIR only (no index); remembered by the home")
     p.add_argument("--port", type=int, help="with start: the TCP port (default: the service's config port; 0 = any)")
+    p.add_argument("--listen", metavar="ADDRESS",
+                   help="with start: the address to listen on (default 127.0.0.1; the caretaker has no "
+                        "authentication: use another address only on a network you trust)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (what, in which order, why) and change nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--max-members", type=int, default=safetar.MAX_MEMBERS, help=argparse.SUPPRESS)
@@ -115,7 +118,7 @@ def main(argv=None):
                 raise DeployError("{} takes at most one SERVICE".format(action), 2)
             name = names[0] if names else None
             if action == "start":
-                result = service.start(home, name, args.port)
+                result = service.start(home, name, args.port, args.listen)
             elif action == "stop":
                 result = service.stop(home, name)
             else:

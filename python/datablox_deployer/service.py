@@ -16,11 +16,14 @@ from .home import pid_alive
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
-LISTENING = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+# The caretaker's line once it listens: `caretaker listening on HOST:PORT` (HOST may be IPv6).
+LISTENING = re.compile(r"listening on (\S+):(\d+)")
+DEFAULT_LISTEN = "127.0.0.1"
 
 
-def caretaker_command(home, instance, port):
-    return [sys.executable, "-m", "datablox_framework.caretaker", "--home", home.root, "--port", str(port)]
+def caretaker_command(home, instance, port, listen):
+    return [sys.executable, "-m", "datablox_framework.caretaker", "--home", home.root, "--port", str(port),
+            "--host", listen]
 
 
 # Service resources by key name: (file stem in log/, command builder).
@@ -53,17 +56,20 @@ def status(home, name=None):
     instance, stem, _ = find_service(home, name)
     pid = read_pid(home.path("log", stem + ".pid"))
     running = pid is not None and pid_alive(pid)
-    port = None
+    port = listen = None
     log = home.path("log", stem + ".log")
     if running and os.path.exists(log):
         with open(log, errors="replace") as handle:
-            ports = LISTENING.findall(handle.read())
-        port = int(ports[-1]) if ports else None
+            found = LISTENING.findall(handle.read())
+        if found:
+            listen, port = found[-1][0], int(found[-1][1])
     return {"service": instance["id"], "key": instance["key"], "running": running, "pid": pid if running else None,
-            "port": port, "log": log}
+            "port": port, "listen": listen, "log": log}
 
 
-def start(home, name=None, port=None):
+def start(home, name=None, port=None, listen=None):
+    """Start the service unless it runs (then `changed: false`); `listen` is the address it
+    listens on (default 127.0.0.1)."""
     instance, stem, command_for = find_service(home, name)
     current = status(home, name)
     if current["running"]:
@@ -72,6 +78,9 @@ def start(home, name=None, port=None):
         if port and current["port"] is not None and current["port"] != port:
             raise DeployError("service `{}` is running on port {}, not {} (help: stop it first: `deploy --home {} "
                               "stop`)".format(instance["id"], current["port"], port, home.root))
+        if listen and current["listen"] is not None and current["listen"] != listen:
+            raise DeployError("service `{}` is listening on {}, not {} (help: stop it first: `deploy --home {} "
+                              "stop`)".format(instance["id"], current["listen"], listen, home.root))
         return dict(current, changed=False)
     if port is None:
         port = instance.get("config_port", {}).get("port", 0)
@@ -80,7 +89,7 @@ def start(home, name=None, port=None):
     env = dict(os.environ, PYTHONPATH=home.path("python"), DATABLOX_HOME=home.root)
     offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
-        process = subprocess.Popen(command_for(home, instance, port), stdin=devnull, stdout=log, stderr=log,
+        process = subprocess.Popen(command_for(home, instance, port, listen or DEFAULT_LISTEN), stdin=devnull, stdout=log, stderr=log,
                                    env=env, cwd=home.root, start_new_session=True)
     with open(pid_path + ".tmp", "w") as handle:
         handle.write("{}\n".format(process.pid))
@@ -95,7 +104,7 @@ def start(home, name=None, port=None):
             match = LISTENING.search(handle.read())
         if match:
             return {"service": instance["id"], "key": instance["key"], "running": True, "pid": process.pid,
-                    "port": int(match.group(1)), "log": log_path, "changed": True}
+                    "port": int(match.group(2)), "listen": match.group(1), "log": log_path, "changed": True}
         time.sleep(0.05)
     process.kill()
     raise DeployError("service `{}` did not listen within {:.0f} s; see {}".format(instance["id"], START_TIMEOUT, log_path))

@@ -206,7 +206,8 @@ class Link(object):
     def __str__(self):
         return "node `{}` ({}:{})".format(self.name, self.host, self.port)
 
-    def connect(self, timeout=REQUEST_TIMEOUT):
+    def connect(self, timeout=None):
+        timeout = REQUEST_TIMEOUT if timeout is None else timeout
         try:
             self.sock = socket.create_connection((self.host, self.port), timeout=timeout)
         except OSError as error:
@@ -214,9 +215,10 @@ class Link(object):
                               help="start its caretaker (`<home>/engage/bin/deployer --home <home> start`), "
                                    "or fix its address in --nodes")
 
-    def request(self, message, timeout=REQUEST_TIMEOUT):
+    def request(self, message, timeout=None):
         if self.lost is not None:
             raise self._lost()
+        timeout = REQUEST_TIMEOUT if timeout is None else timeout
         try:
             self.sock.settimeout(max(timeout, 0.5))
             self.sock.sendall((json.dumps(message) + "\n").encode("utf-8"))
@@ -387,7 +389,7 @@ def _blame(links, run_id, failure):
         if link.name == failure.node:
             continue
         try:
-            answer = link.request({"op": "wait", "run": run_id, "timeout": 1.0}, timeout=5.0)
+            answer = link.request({"op": "wait", "run": run_id, "timeout": 0.5}, timeout=5.0)
         except MasterError as error:
             failures.append(error)
             continue

@@ -72,6 +72,7 @@ class AnsibleTest(unittest.TestCase):
             "w1 datablox_home=/opt/datablox/w1/home datablox_bundle=/opt/datablox/w1/bundle datablox_port=5555",
             "w2 datablox_home=/opt/datablox/w2/home datablox_bundle=/opt/datablox/w2/bundle datablox_port=5555",
             "datablox_python=python3",
+            "datablox_listen=127.0.0.1",
         ])
         self.assertNotIn("ansible_connection=", inventory.replace("# ", ""))
         with open(os.path.join(self.out, "site.yml")) as handle:

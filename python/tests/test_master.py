@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -264,6 +265,30 @@ class Nodes(unittest.TestCase):
             while ping(self.ports[node])["running"] and time.time() < deadline:
                 time.sleep(0.05)
             self.assertEqual(ping(self.ports[node])["running"], [], node)
+
+    def test_a_node_that_hangs_during_the_run_fails_it(self):
+        # b's caretaker is stopped (SIGSTOP), as a frozen machine: no connection closes, so only
+        # the master's request timeout (1 s here) can tell.
+        def freeze_b():
+            self.wait_for_data()
+            self.processes["b"].send_signal(signal.SIGSTOP)
+
+        freezer = threading.Thread(target=freeze_b)
+        freezer.start()
+        original = master.REQUEST_TIMEOUT
+        master.REQUEST_TIMEOUT = 1.0
+        try:
+            with self.assertRaises(master.MasterError) as caught:
+                master.run(self.trickle(), self.nodes("a", "b", "c"), timeout=60)
+        finally:
+            master.REQUEST_TIMEOUT = original
+            freezer.join()
+            self.processes["b"].kill()
+        self.assertEqual(caught.exception.node, "b")
+        self.assertIn("node `b` (127.0.0.1:{}) did not answer `wait` within 1 s".format(self.ports["b"]),
+                      str(caught.exception))
+        self.processes["b"].wait()
+        self.assert_nothing_runs()
 
     def test_the_run_times_out_and_every_part_stops(self):
         run = self.master_process(self.trickle(), self.nodes_arg("a", "b", "c"), "--timeout", "1")

@@ -347,6 +347,16 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
         "{}",
         refused.stderr
     );
+    let port = ports[0].to_string();
+    let refused =
+        deployer(&["start", "--port", &port, "--listen", "0.0.0.0", "--json"]).expect_failure(1);
+    assert!(
+        refused
+            .stderr
+            .contains("is listening on 127.0.0.1, not 0.0.0.0"),
+        "{}",
+        refused.stderr
+    );
     if let Some(path) = home_ansible {
         assert!(
             had_home_ansible || !path.exists(),
