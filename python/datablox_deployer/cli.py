@@ -76,18 +76,6 @@ def parse_config(items):
     return config
 
 
-def setup_log(home):
-    import logging
-
-    logger = logging.getLogger("datablox_deployer")
-    logger.setLevel(logging.INFO)
-    # Opened at the first line: a refused deploy leaves the home's files as they were.
-    handler = logging.FileHandler(home.path("log", "deploy.log"), delay=True)
-    handler.setFormatter(logging.Formatter("%(asctime)s pid %(process)d %(message)s"))
-    logger.addHandler(handler)
-    return logger.info
-
-
 def print_steps(steps, home, dry_run, changed):
     out = sys.stderr
     for step in steps:
@@ -133,7 +121,7 @@ def main(argv=None):
                           tuple(args.platform) if args.platform else None, parse_config(args.config),
                           args.find_links, args.max_members, args.max_bytes)
         if not args.dry_run:
-            options.log = setup_log(home)
+            options.log = home.log_event
         steps, changed = deploy(options, dry_run=args.dry_run)
         if args.json:
             # `changed`: whether this run changed the home (Ansible's changed_when reads it).
@@ -145,9 +133,15 @@ def main(argv=None):
             print_steps(steps, home, args.dry_run, changed)
         return 0
     except DeployError as error:
+        if not (args.dry_run or args.resources[:1] == ["status"]):
+            home.log_event("{}: {}".format("refused" if isinstance(error, safetar.Refused) else "failed", error))
         sys.stderr.write("error: {}\n".format(error))
         if args.json:
             sys.stdout.write(json.dumps({"error": str(error), "exit_code": error.code}, sort_keys=True) + "\n")
         return error.code
     except KeyboardInterrupt:
+        home.log_event("failed: interrupted")
         return 130
+    except Exception as error:
+        home.log_event("failed: {}: {}".format(type(error).__name__, error))
+        raise

@@ -11,11 +11,13 @@ import time
 
 from . import DeployError, safetar
 from .extension import Extension, key_text, key_tuple
-from .home import Home
+from .home import PIP_NOT_IMPORTABLE, Home
 from .resolve import HOST_ID, Resolver, compare_versions, detect_platform, host_instance
 
 PIP_CLASSES = ("PipLink", "EasyInstallLink")
 RECORD_EVERY = float(os.environ.get("DATABLOX_DEPLOY_RECORD_EVERY", "0.25"))
+# Archives prepared at once (threads); DATABLOX_DEPLOY_THREADS=1 prepares them one at a time.
+WORKERS = int(os.environ.get("DATABLOX_DEPLOY_THREADS") or min(4, os.cpu_count() or 1))
 
 
 class Options(object):
@@ -182,7 +184,8 @@ def prepare_step(options, extension, step):
         def commit():
             options.log(output)
             for name in sorted(os.listdir(target)):
-                home.place(os.path.join(target, name), home.path("python", name))
+                if name not in PIP_NOT_IMPORTABLE and not name.startswith("."):
+                    home.place(os.path.join(target, name), home.path("python", name))
         return record, commit
     if step.kind == "system-python":
         wanted = step.planned.key[1]
@@ -192,6 +195,43 @@ def prepare_step(options, extension, step):
                               "newer python3)".format(key_text(step.planned.key), wanted, have))
         record["python"] = sys.executable
     return record, lambda: None
+
+
+def prepare_all(options, extension, work):
+    """prepare_step() of every step, in order; archives on a few threads at once (decompression,
+    hashing and file writes let other threads run), as each has its own staging directory. On a
+    refusal, the first in plan order is raised once every thread has stopped."""
+    archives = [i for i, step in enumerate(work) if step.kind in ("block", "python-archive")]
+    workers = min(WORKERS, len(archives))
+    results, errors = [None] * len(work), [None] * len(work)
+    if workers > 1:
+        import threading
+
+        pending = iter(archives)
+        lock = threading.Lock()
+
+        def worker():
+            while True:
+                with lock:
+                    index = next(pending, None)
+                    if index is None or any(errors):
+                        return
+                try:
+                    results[index] = prepare_step(options, extension, work[index])
+                except Exception as error:  # noqa: raised below, in plan order
+                    errors[index] = error
+        threads = [threading.Thread(target=worker) for _ in range(workers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for error in errors:
+            if error is not None:
+                raise error
+    for index, step in enumerate(work):
+        if results[index] is None:
+            results[index] = prepare_step(options, extension, step)
+    return results
 
 
 def deploy(options, dry_run=False):
@@ -215,31 +255,32 @@ def deploy(options, dry_run=False):
             installed = home.installed()
             host, steps = plan(options, extension, installed)
             work = [s for s in steps if s.action != "keep"]
-            prepared = [prepare_step(options, extension, step) for step in work]
+            prepared = prepare_all(options, extension, work)
             home.make_layout()
             if options.find_links and home.settings() != settings:
                 home.save_settings(settings)
             changed = home.sync_engage(extension)
             instances = [host] + [i for i in installed if i.get("id") != HOST_ID]
-            if not installed:
-                home.write_installed(instances)
-            # installed_resources.json is rewritten after a resource at most every RECORD_EVERY
-            # seconds (and once at the end, synced): a resource placed but not yet recorded when
-            # a deploy is killed is installed again by the next run, never half there.
+            # installed_resources.json is written once at the end, and meanwhile at most every
+            # RECORD_EVERY seconds: each resource is renamed into place, then recorded, so a deploy
+            # killed in between leaves a resource in place but not recorded, which the next run
+            # installs again (replacing it whole), never one recorded but half there.
+            dirty = not installed  # the host's record is new
             last_write = time.monotonic()
-            for index, (step, (record, commit)) in enumerate(zip(work, prepared)):
+            for step, (record, commit) in zip(work, prepared):
                 commit()
                 props = step.planned.instance.setdefault("properties", {})
                 props["installed"] = True
                 props["datablox_package"] = record
                 if not step.planned.existing:
                     instances.append(step.planned.instance)
-                if index + 1 == len(work):
-                    home.write_installed(instances)
-                elif time.monotonic() - last_write >= RECORD_EVERY:
-                    home.write_installed(instances, sync=False)
-                    last_write = time.monotonic()
+                dirty = True
                 options.log("{} {} ({}): {}".format(step.action, key_text(step.planned.key), step.planned.reason, step.why))
+                if time.monotonic() - last_write >= RECORD_EVERY:
+                    home.write_installed(instances)
+                    dirty, last_write = False, time.monotonic()
+            if dirty:
+                home.write_installed(instances)
             home.clean_staging()
             return steps, changed
     except BaseException:

@@ -9,9 +9,10 @@ copy of the extension, and installing each package kind.
   <home>/.staging/      work in progress; whatever is there when no deployer holds the lock is
                         the leftover of a killed deploy and is removed
 
-Every resource is prepared in `.staging/` and renamed into place; installed_resources.json is
-written to a temporary file and os.replace()d after each resource, so a deploy killed at any
-point leaves whole resources or none, and the next run completes the rest.
+Every resource is prepared in `.staging/` and renamed into place, then recorded:
+installed_resources.json is written to a temporary file and os.replace()d once at the end of a
+deploy (and at most every few tenths of a second meanwhile), so a deploy killed at any point
+leaves whole resources or none, and the next run installs again what is placed but unrecorded.
 """
 
 import contextlib
@@ -25,11 +26,14 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 
 from . import DeployError, safetar
 from .extension import key_text
 
 ENGAGE_PARTS = ("version.txt", "metadata", "drivers", "sw_packages", "bin")
+# What `pip install --target` may write beside the importable entries, never moved into python/.
+PIP_NOT_IMPORTABLE = frozenset(["bin", "Scripts", "include", "lib", "lib64", "local", "share", "etc"])
 DEPLOYER_PACKAGE = "datablox_deployer"
 
 
@@ -61,17 +65,19 @@ def link_or_copy(source, target):
         shutil.copy2(source, target)
 
 
-def write_atomically(path, data, sync=True):
-    """Write bytes to a temporary file beside `path` (fsync'ed unless `sync` is false) and
-    os.replace() it into place."""
+def write_atomically(path, data):
+    """Write bytes to a temporary file beside `path` and os.replace() it into place: a process
+    killed at any point leaves the old file or the new one.
+
+    No fsync: a kill is what the deployer guards against; against a power cut, a file replaced
+    by rename is flushed with the rename by ext4 (its default `auto_da_alloc`), and an fsync of
+    this file alone would not make the resources it records (extracted without fsync, as tar
+    and pip extract) durable either. On this VM one fsync cost 50 ms, a third of a deploy."""
     directory = os.path.dirname(path)
     handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-            out.flush()
-            if sync:
-                os.fsync(out.fileno())
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -137,6 +143,25 @@ class Home(object):
         if not os.path.exists(marker):
             write_atomically(marker, b"")
 
+    def log_event(self, text):
+        """Appends one line to `<home>/log/deploy.log`: UTC time, pid and the event (`install
+        ...`, `refused: ...`, `failed: ...`), its line breaks written as ` | `. One
+        os.write() on an O_APPEND descriptor, so lines of concurrent deployers never mix. Only
+        in a home that has its `log/` already: a deploy refused before a home exists leaves
+        nothing behind, not even a log."""
+        directory = self.path("log")
+        if not os.path.isdir(directory):
+            return
+        now = time.time()
+        line = "{}.{:03d}Z pid {} {}".format(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)),
+                                            int(now * 1000) % 1000, os.getpid(),
+                                            " | ".join(text.strip().splitlines()))
+        fd = os.open(os.path.join(directory, "deploy.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode("utf-8", "replace"))
+        finally:
+            os.close(fd)
+
     @contextlib.contextmanager
     def locked(self):
         """Holds `<home>/.deploy.lock` (fcntl.flock) for the block: one deployer at a time. The
@@ -173,9 +198,11 @@ class Home(object):
             raise DeployError("{}: expected a JSON list of resource instances".format(self.installed_file))
         return instances
 
-    def write_installed(self, instances, sync=True):
-        text = json.dumps(instances, sort_keys=True, indent=2) + "\n"
-        write_atomically(self.installed_file, text.encode("utf-8"), sync)
+    def write_installed(self, instances):
+        """One instance per line: json's C encoder (an indented dump goes through its Python
+        encoder, ten times slower), and still a file a person can read and diff."""
+        lines = ",\n".join(json.dumps(instance, sort_keys=True) for instance in instances)
+        write_atomically(self.installed_file, ("[\n" + lines + "\n]\n" if lines else "[]\n").encode("utf-8"))
         crash_point("recorded")
 
     def settings(self):
@@ -243,16 +270,16 @@ class Home(object):
         crash_point("placed")
 
     def prepare_archive(self, extension, location, limits):
-        """Verify the archive against SHA256SUMS, check its members, extract it into staging.
+        """Verify the archive against SHA256SUMS, then check and extract its members into staging.
         Returns (the extracted top directory, the digest)."""
         archive = extension.path("sw_packages", location)
         label = "sw_packages/" + location
         if not os.path.isfile(archive):
             raise DeployError("{} does not exist (help: rebuild the extension with `cargo xtask dist`)".format(archive))
-        digest = safetar.verify_digest(archive, extension.sums.get(location), label)
+        expected = extension.sums.get(location)
         top = location[:-len(".tgz")] if location.endswith(".tgz") else location.rsplit(".", 1)[0]
         staging = self.new_staging(top)
-        return safetar.extract(archive, label, top, staging, *limits), digest
+        return safetar.extract(archive, label, top, staging, *limits, expected=expected)
 
     def prepare_file(self, extension, location):
         source = extension.path("sw_packages", location)
@@ -267,8 +294,12 @@ class Home(object):
         return prepared, digest
 
     def importable(self, module):
+        """Whether this Python imports `module` without the home: `<home>/python` does not count,
+        so a pip resource placed there but not recorded (a deploy killed between its entries) is
+        installed again whole, not taken for installed."""
         saved = list(sys.path)
-        sys.path.insert(0, self.path("python"))
+        own = self.path("python")
+        sys.path[:] = [p for p in saved if os.path.abspath(p or os.curdir) != own]
         try:
             importlib.invalidate_caches()
             return importlib.util.find_spec(module) is not None
@@ -279,8 +310,13 @@ class Home(object):
 
     def prepare_pip(self, requirement, find_links):
         """`pip install --target` into staging; returns the target directory, whose top-level
-        entries are then renamed into `<home>/python`. With `find_links`, from that directory
-        only (`--no-index`), so no network is needed. Also returns pip's output, for the log."""
+        importable entries (packages, modules, `*.dist-info`; not `bin/` and the like, as the
+        Engage driver leaves them) are then renamed into `<home>/python` one by one, each
+        replacing an older copy of itself, and the resource recorded last. A pip that fails or is
+        killed leaves the home as it was; a deploy killed between two renames leaves the
+        resource unrecorded, and the next run installs it again whole. With `find_links`, from
+        that directory only (`--no-index`), so no network is needed. Also returns pip's output,
+        for the log."""
         import subprocess
 
         target = os.path.join(self.new_staging("pip"), "target")

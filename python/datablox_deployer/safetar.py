@@ -1,23 +1,53 @@
-"""Archives from `sw_packages`: the digest is checked against SHA256SUMS before anything is read,
-then every member is checked before anything is extracted, then the archive is extracted with
-tarfile's `data` filter (PEP 706) into a staging directory chosen by the caller.
+"""Archives from `sw_packages`: the digest is checked against SHA256SUMS before anything is
+decompressed, then the archive is read once, front to back, and each member is checked before
+it is written into a fresh, private staging directory chosen by the caller. A refusal anywhere
+leaves only that staging directory, which the caller removes: the home is as it was.
 
 Refused, each with the archive and the member named: a digest that differs from SHA256SUMS or
-that SHA256SUMS lacks; absolute names; `..`; a member outside the single expected top directory;
-symbolic links whose target leaves that directory (or is absolute); hard links to outside it;
-devices, FIFOs and other special members; more than `max_members` members or `max_bytes`
-bytes of content (a decompression bomb: counted while reading, before any byte is written).
+that SHA256SUMS lacks; absolute names; `..`; a member outside the single expected top directory,
+or a top that is not a directory; symbolic links whose target leaves that directory (or is
+absolute); hard links to anything but a regular file earlier in the archive; devices, FIFOs,
+sparse and other special members; a member under a path that is a symbolic link, a file or a
+hard link in the archive, or a path given twice; more than `max_members` members or
+`max_bytes` bytes of content (a decompression bomb: counted from each header before its data is
+written, and the decompressed stream as a whole is capped too, so headers cannot hold a bomb).
+
+Equivalence with tarfile's `data` extraction filter (PEP 706), which this replaces because its
+`os.path.realpath` of every member (tens of thousands of `lstat`s per deploy) cost more than the
+extraction itself, and because checking first and extracting after read the archive twice:
+
+- names: `data` strips a leading `/` and refuses a name whose real path leaves the destination;
+  here absolute names and any `..` are refused, every name must lie under the top directory,
+  and no symbolic link exists on disk while files are written (links are made last, below), and
+  no member may lie under a link member, so a name's lexical path is its real path;
+- symbolic links: `data` refuses absolute targets and targets whose real path leaves the
+  destination; here absolute targets and targets that leave the top directory lexically are
+  refused when the header is read, and once every link exists, each one's `os.path.realpath` must
+  still lie inside the top directory (a chain of links cannot escape either);
+- hard links: `data` refuses targets whose real path leaves the destination; here a hard link
+  must name a regular file written earlier from the same archive (never a link or a directory);
+- devices, FIFOs and other special members are refused, as `data` refuses them;
+- modes: as `data` sets them: regular files (and hard links) `mode & 0o755`, executable bits
+  cleared unless the owner's is set, owner read/write always; directories and links get the
+  default mode (umask); no set-id or sticky bits;
+- owners: ignored, as `data` ignores them (files belong to the user who deploys);
+- mtimes: kept, on files and directories, as tarfile keeps them.
 """
 
 import hashlib
 import os
 import posixpath
+import shutil
 import tarfile
+import zlib
 
 from . import DeployError
 
 MAX_MEMBERS = 100000
 MAX_BYTES = 1 << 30
+READ_CHUNK = 1 << 18
+PIECE = 1 << 20
+REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
 
 
 class Refused(DeployError):
@@ -29,93 +59,406 @@ class Refused(DeployError):
 
 
 def sha256_file(path):
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+        return _sha256(handle)
+
+
+def _sha256(handle):
+    digest = hashlib.sha256()
+    for chunk in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(chunk)
     return digest.hexdigest()
 
 
-def verify_digest(path, expected, label):
-    """The archive's SHA-256, which must equal `expected` (its SHA256SUMS line)."""
+def _check_digest(actual, expected, label):
     if expected is None:
         raise Refused(label, None, "it has no line in SHA256SUMS",
                       "deploy only what `cargo xtask dist` wrote, with its SHA256SUMS")
-    actual = sha256_file(path)
     if actual != expected:
         raise Refused(label, None, "its SHA-256 is {} but SHA256SUMS says {}".format(actual, expected),
                       "the archive was changed or damaged after `dist`: rebuild or copy the dist again")
     return actual
 
 
+def verify_digest(path, expected, label):
+    """The file's SHA-256, which must equal `expected` (its SHA256SUMS line)."""
+    if expected is None:
+        return _check_digest(None, None, label)
+    return _check_digest(sha256_file(path), expected, label)
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _Inflated(object):
+    """The decompressed bytes of a gzip file (members concatenated, zero padding skipped, as gzip
+    reads them), as tarfile's "r:" mode reads a file: `read`, `tell`, and `seek` forward (or back
+    within the piece at hand). Raises _TooBig past `limit` decompressed bytes."""
+
+    def __init__(self, raw, limit):
+        self.raw = raw
+        self.limit = limit
+        self.inflater = zlib.decompressobj(31)
+        self.piece = b""
+        self.at = 0  # the unread part is piece[at:]
+        self.pos = 0  # stream offset of piece[at]
+        self.produced = 0
+
+    def _more(self):
+        """Decompress the next piece; False at the end of the data."""
+        while True:
+            inflater = self.inflater
+            if inflater.eof:
+                rest = inflater.unused_data.lstrip(b"\0")
+                if not rest:
+                    data = self.raw.read(READ_CHUNK)
+                    if not data:
+                        return False
+                    rest = data.lstrip(b"\0")
+                    if not rest:
+                        continue
+                self.inflater = inflater = zlib.decompressobj(31)
+                data = rest
+            elif inflater.unconsumed_tail:
+                data = inflater.unconsumed_tail
+            else:
+                data = self.raw.read(READ_CHUNK)
+                if not data:
+                    raise EOFError("compressed data ends before the end of its gzip member")
+            out = inflater.decompress(data, PIECE)
+            if out:
+                self.produced += len(out)
+                if self.produced > self.limit:
+                    raise _TooBig()
+                self.piece, self.at = out, 0
+                return True
+
+    def read(self, size=-1):
+        if size is None or size < 0:
+            size = 1 << 62
+        piece, at = self.piece, self.at
+        if len(piece) - at >= size:
+            self.at = at + size
+            self.pos += size
+            return piece[at:at + size]
+        parts = [piece[at:]]
+        got = len(piece) - at
+        self.at = len(piece)
+        while got < size and self._more():
+            take = min(size - got, len(self.piece))
+            parts.append(self.piece[:take])
+            self.at = take
+            got += take
+        self.pos += got
+        return b"".join(parts)
+
+    def tell(self):
+        return self.pos
+
+    def seek(self, offset, whence=0):
+        if whence != 0:
+            raise OSError("only absolute seeks")
+        if offset < self.pos:
+            if self.pos - offset > self.at:
+                raise OSError("cannot seek back in a compressed stream")
+            self.at -= self.pos - offset
+            self.pos = offset
+        while offset > self.pos:
+            if self.at == len(self.piece) and not self._more():
+                break
+            step = min(offset - self.pos, len(self.piece) - self.at)
+            self.at += step
+            self.pos += step
+        return self.pos
+
+
+class _Fallback(Exception):
+    """The fast header reader met a header it leaves to tarfile."""
+
+
+# Headers the fast reader parses itself: regular files, directories, symbolic and hard links, and
+# GNU long names and long link targets (`././@LongLink`, as `dist` writes names over 100 bytes),
+# with the ustar or GNU magic and octal numbers. Anything else (pax headers, sparse files,
+# devices, base-256 numbers, a signed checksum) sends the archive to tarfile.
+_FAST_TYPES = frozenset([tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE, tarfile.DIRTYPE,
+                         tarfile.SYMTYPE, tarfile.LNKTYPE])
+_LONG_TYPES = frozenset([tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK])
+_MAGICS = (b"ustar\x0000", b"ustar  \x00")
+_LONGEST = 1 << 16
+
+
+def _text(field):
+    return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+def _octal(field):
+    return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+
+
+def _fast_members(stream):
+    """TarInfo of each member, read as tarfile reads plain headers (`frombuf`, `_proc_gnulong`:
+    the same fields, a V7 directory's trailing slash, the ustar prefix, a GNU long name or link
+    target replacing the next header's); raises _Fallback on a header it leaves to tarfile.
+    tarfile's field-by-field parsing costs more per member than writing a small file does."""
+    offset = 0
+    long_name = long_link = None
+    while True:
+        stream.seek(offset)
+        block = stream.read(512)
+        if len(block) != 512:
+            raise _Fallback()
+        kind = block[156:157]
+        if block[257:265] not in _MAGICS or not (kind in _FAST_TYPES or kind in _LONG_TYPES):
+            if offset and long_name is None and long_link is None and not block.strip(b"\0"):
+                return  # the end-of-archive block
+            raise _Fallback()
+        if block[100] & 0x80 or block[124] & 0x80 or block[136] & 0x80:
+            raise _Fallback()
+        try:
+            checksum, mode, size, mtime = (_octal(block[148:156]), _octal(block[100:108]),
+                                           _octal(block[124:136]), _octal(block[136:148]))
+        except ValueError:
+            raise _Fallback()
+        if checksum != 256 + sum(block[:148]) + sum(block[156:]):
+            raise _Fallback()
+        padded = -(-size // 512) * 512
+        if kind in _LONG_TYPES:
+            if size > _LONGEST:
+                raise _Fallback()
+            text = _text(stream.read(padded))
+            if kind == tarfile.GNUTYPE_LONGNAME:
+                long_name = text
+            else:
+                long_link = text
+            offset += 512 + padded
+            continue
+        name = _text(block[:100])
+        if kind == tarfile.AREGTYPE and name.endswith("/"):
+            kind = tarfile.DIRTYPE
+        if kind == tarfile.DIRTYPE:
+            name = name.rstrip("/")
+        prefix = _text(block[345:500])
+        if prefix:
+            name = prefix + "/" + name
+        if long_name is not None:
+            name = long_name.rstrip("/") if kind == tarfile.DIRTYPE else long_name
+        info = tarfile.TarInfo(name)
+        info.type, info.mode, info.mtime = kind, mode, mtime
+        info.linkname = _text(block[157:257]) if long_link is None else long_link
+        info.size = size if kind in REGULAR else 0
+        info.offset_data = offset + 512
+        offset = info.offset_data + (padded if kind in REGULAR else 0)
+        long_name = long_link = None
+        yield info
+
+
 def _inside(top, path):
     return path == top or path.startswith(top + "/")
 
 
-def check_members(tar, label, top, max_members=MAX_MEMBERS, max_bytes=MAX_BYTES):
-    """Every member of the open `tar`, checked; raises Refused on the first bad one."""
-    members = []
-    total = 0
-    for member in tar:
-        members.append(member)
+def file_mode(mode):
+    """The mode of a regular file as tarfile's `data` filter sets it."""
+    mode &= 0o755
+    if not mode & 0o100:
+        mode &= ~0o111
+    return mode | 0o600
+
+
+class _Extraction(object):
+    """One archive being extracted into `staging`; `add` checks and writes one member."""
+
+    def __init__(self, stream, label, top, staging, max_members, max_bytes):
+        self.stream = stream
+        self.label, self.top, self.staging = label, top, staging
+        self.max_members, self.max_bytes = max_members, max_bytes
+        self.count = 0
+        self.total = 0
+        self.kinds = {}  # normalized name -> "dir", "file", "link" (symbolic) or "hard"
+        self.made = set()  # directories that exist in staging (normalized names)
+        self.dir_times = []
+        self.links = []
+
+    def refuse(self, name, why, help_text):
+        raise Refused(self.label, name, why, help_text)
+
+    def check_name(self, member):
         name = member.name
-        if len(members) > max_members:
-            raise Refused(label, name, "more than {} members".format(max_members),
-                          "a decompression bomb or a wrong file: an archive of one resource is small")
-        total += member.size if member.isreg() else 0
-        if total > max_bytes:
-            raise Refused(label, name, "more than {} bytes of content".format(max_bytes),
-                          "a decompression bomb or a wrong file: an archive of one resource is small")
+        self.count += 1
+        if self.count > self.max_members:
+            self.refuse(name, "more than {} members".format(self.max_members),
+                        "a decompression bomb or a wrong file: an archive of one resource is small")
         if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-            raise Refused(label, name, "an absolute path", "archives hold paths relative to their top directory")
-        parts = name.rstrip("/").split("/")
-        if ".." in parts:
-            raise Refused(label, name, "a `..` component", "archives never hold paths that climb out")
+            self.refuse(name, "an absolute path", "archives hold paths relative to their top directory")
+        if ".." in name.rstrip("/").split("/"):
+            self.refuse(name, "a `..` component", "archives never hold paths that climb out")
         normal = posixpath.normpath(name)
-        if not _inside(top, normal):
-            raise Refused(label, name, "outside the archive's expected top directory `{}/`".format(top),
-                          "the archive must hold exactly one top directory, named after its file")
-        if member.issym():
+        if not _inside(self.top, normal):
+            self.refuse(name, "outside the archive's expected top directory `{}/`".format(self.top),
+                        "the archive must hold exactly one top directory, named after its file")
+        # Every directory above the member must be a directory here: not a file, a link or a
+        # hard link of the archive (nothing may be written through a link).
+        parent = posixpath.dirname(normal)
+        if parent and parent not in self.made:
+            probe = parent
+            while probe and probe not in self.made:
+                kind = self.kinds.get(probe)
+                if kind is not None and kind != "dir":
+                    self.refuse(name, "it lies under `{}`, which is {} in the archive".format(
+                        probe, {"link": "a symbolic link", "file": "a file", "hard": "a hard link"}[kind]),
+                        "members may not be written through a link or under a file")
+                probe = posixpath.dirname(probe)
+        previous = self.kinds.get(normal)
+        if previous is not None and not (previous == "dir" and member.isdir()):
+            self.refuse(name, "the path is given twice in the archive",
+                        "each path of a resource is one member")
+        if normal in self.made and not member.isdir():
+            self.refuse(name, "the path is also a directory in the archive",
+                        "each path of a resource is one member")
+        return normal
+
+    def makedirs(self, normal):
+        """Creates `normal` and the directories above it that do not exist yet."""
+        missing = []
+        probe = normal
+        while probe and probe not in self.made:
+            missing.append(probe)
+            probe = posixpath.dirname(probe)
+        for directory in reversed(missing):
+            try:
+                os.mkdir(os.path.join(self.staging, directory))
+            except FileExistsError:
+                pass
+            self.made.add(directory)
+
+    def add(self, member):
+        normal = self.check_name(member)
+        name = member.name
+        if normal == self.top and not member.isdir():
+            self.refuse(name, "the top `{}` is not a directory".format(self.top),
+                        "the archive must hold exactly one top directory")
+        if member.type in REGULAR:
+            self.total += member.size
+            if self.total > self.max_bytes:
+                self.refuse(name, "more than {} bytes of content".format(self.max_bytes),
+                            "a decompression bomb or a wrong file: an archive of one resource is small")
+            self.makedirs(posixpath.dirname(normal))
+            self.kinds[normal] = "file"
+            self.write_file(member, normal)
+        elif member.isdir():
+            self.makedirs(normal)
+            self.kinds[normal] = "dir"
+            self.dir_times.append((normal, member.mtime))
+        elif member.issym():
             target = member.linkname
             resolved = posixpath.normpath(posixpath.join(posixpath.dirname(normal), target))
-            if target.startswith("/") or not _inside(top, resolved):
-                raise Refused(label, name, "a symbolic link to `{}`, which leaves `{}/`".format(target, top),
-                              "links in a resource must point inside it")
+            if target.startswith("/") or not _inside(self.top, resolved):
+                self.refuse(name, "a symbolic link to `{}`, which leaves `{}/`".format(target, self.top),
+                            "links in a resource must point inside it")
+            self.makedirs(posixpath.dirname(normal))
+            self.kinds[normal] = "link"
+            self.links.append((normal, target, name))
         elif member.islnk():
-            target = posixpath.normpath(member.linkname)
-            if member.linkname.startswith("/") or ".." in member.linkname.split("/") or not _inside(top, target):
-                raise Refused(label, name, "a hard link to `{}`, outside `{}/`".format(member.linkname, top),
-                              "links in a resource must point inside it")
+            target = member.linkname
+            normal_target = posixpath.normpath(target)
+            if target.startswith("/") or ".." in target.split("/") or not _inside(self.top, normal_target):
+                self.refuse(name, "a hard link to `{}`, outside `{}/`".format(target, self.top),
+                            "links in a resource must point inside it")
+            if self.kinds.get(normal_target) != "file":
+                self.refuse(name, "a hard link to `{}`, which is not a regular file earlier in the archive".format(target),
+                            "hard links in a resource must name one of its files")
+            self.makedirs(posixpath.dirname(normal))
+            self.kinds[normal] = "hard"
+            path = os.path.join(self.staging, normal)
+            os.link(os.path.join(self.staging, normal_target), path, follow_symlinks=False)
+            os.chmod(path, file_mode(member.mode))
+            os.utime(path, (member.mtime, member.mtime))
         elif member.ischr() or member.isblk():
-            raise Refused(label, name, "a device", "a resource holds files, directories and links only")
+            self.refuse(name, "a device", "a resource holds files, directories and links only")
         elif member.isfifo():
-            raise Refused(label, name, "a FIFO", "a resource holds files, directories and links only")
-        elif not (member.isreg() or member.isdir()):
-            raise Refused(label, name, "a special member (type {!r})".format(member.type),
-                          "a resource holds files, directories and links only")
-    if not any(posixpath.normpath(m.name) == top or m.name.startswith(top + "/") for m in members):
-        raise Refused(label, None, "it is empty", "an archive holds its top directory `{}/`".format(top))
-    return members
+            self.refuse(name, "a FIFO", "a resource holds files, directories and links only")
+        else:
+            self.refuse(name, "a special member (type {!r})".format(member.type),
+                        "a resource holds files, directories and links only")
+
+    def write_file(self, member, normal):
+        mode = file_mode(member.mode)
+        fd = os.open(os.path.join(self.staging, normal),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        try:
+            self.stream.seek(member.offset_data)
+            left = member.size
+            while left:
+                data = self.stream.read(min(left, PIECE))
+                if not data:
+                    self.refuse(member.name, "the archive ends inside this member", "rebuild the extension with `cargo xtask dist`")
+                left -= len(data)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)  # whatever the umask (reading it would change it for every thread)
+            os.utime(fd, (member.mtime, member.mtime))
+        finally:
+            os.close(fd)
+
+    def finish(self):
+        if self.top not in self.made:
+            self.refuse(None, "it is empty", "an archive holds its top directory `{}/`".format(self.top))
+        # Symbolic links last, so that none existed while files were written; then each link's
+        # real path, with every link in place, must stay inside the top directory.
+        for normal, target, _ in self.links:
+            os.symlink(target, os.path.join(self.staging, normal))
+        root = os.path.realpath(os.path.join(self.staging, self.top))
+        for normal, target, name in self.links:
+            real = os.path.realpath(os.path.join(self.staging, normal))
+            if not _inside(root, real):
+                self.refuse(name, "a symbolic link to `{}`, which leaves `{}/` through other links".format(target, self.top),
+                            "links in a resource must point inside it")
+        for normal, mtime in reversed(self.dir_times):
+            os.utime(os.path.join(self.staging, normal), (mtime, mtime))
 
 
-def extract(path, label, top, staging, max_members=MAX_MEMBERS, max_bytes=MAX_BYTES):
-    """Extract the checked archive into `staging`; returns `staging/<top>`."""
+def extract(path, label, top, staging, max_members=MAX_MEMBERS, max_bytes=MAX_BYTES, expected=None):
+    """Check the archive's digest against `expected` (its SHA256SUMS line), then extract it into
+    the fresh directory `staging`, checking each member first; returns (`staging/<top>`, digest).
+    The file is opened once: what was hashed is what is extracted. Plain headers are read by
+    `_fast_members`; an archive with any other header is read again, from the start into an
+    emptied staging directory, by tarfile."""
+    if expected is None:
+        _check_digest(None, None, label)
+    with open(path, "rb") as raw:
+        digest = _check_digest(_sha256(raw), expected, label)
+        for fast in (True, False):
+            raw.seek(0)
+            try:
+                _extract(raw, label, top, staging, max_members, max_bytes, fast)
+                break
+            except _Fallback:
+                for name in os.listdir(staging):
+                    entry = os.path.join(staging, name)
+                    if os.path.isdir(entry) and not os.path.islink(entry):
+                        shutil.rmtree(entry)
+                    else:
+                        os.remove(entry)
+    return os.path.join(staging, top), digest
+
+
+def _extract(raw, label, top, staging, max_members, max_bytes, fast):
+    # Headers, padding and the end blocks on top of the content: 1 KiB per member and 1 MiB.
+    stream = _Inflated(raw, max_bytes + 1024 * max_members + (1 << 20))
     try:
-        with tarfile.open(path, "r:gz") as tar:
-            members = check_members(tar, label, top, max_members, max_bytes)
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(staging, members=members, filter="data")
-            else:
-                # Python without PEP 706 (before 3.8.17/3.9.17/3.10.12/3.11.4): our checks above
-                # are then the only guard, and modes are normalised below.
-                tar.extractall(staging, members=members)
-    except (tarfile.TarError, EOFError, OSError, ValueError) as error:
-        if isinstance(error, DeployError):
-            raise
+        extraction = _Extraction(stream, label, top, staging, max_members, max_bytes)
+        if fast:
+            members = _fast_members(stream)
+        else:
+            tar = tarfile.open(fileobj=stream, mode="r:")
+            members = iter(tar.next, None)
+        for member in members:
+            extraction.add(member)
+        extraction.finish()
+    except _TooBig:
+        raise Refused(label, None, "more than {} bytes once decompressed".format(stream.limit),
+                      "a decompression bomb or a wrong file: an archive of one resource is small")
+    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as error:
         raise Refused(label, None, "not a readable gzipped tar archive: {}".format(error),
                       "rebuild the extension with `cargo xtask dist`")
-    result = os.path.join(staging, top)
-    if not os.path.isdir(result):
-        raise Refused(label, None, "its top `{}` is not a directory".format(top),
-                      "the archive must hold exactly one top directory")
-    return result

@@ -169,14 +169,17 @@ def snapshot(root):
     return found
 
 
-def wheel(directory, name, version, module_source):
-    """A minimal pure-Python wheel `name-version-py3-none-any.whl` in `directory`."""
+def wheel(directory, name, version, module_source, scripts=None):
+    """A minimal pure-Python wheel `name-version-py3-none-any.whl` in `directory`, with
+    `scripts` ({name: bytes}) in its `.data/scripts/` (pip puts them into `<target>/bin/`)."""
     dist_info = "{}-{}.dist-info".format(name, version)
     files = {
         name + "/__init__.py": module_source.encode("utf-8"),
         dist_info + "/METADATA": "Metadata-Version: 2.1\nName: {}\nVersion: {}\n".format(name, version).encode(),
         dist_info + "/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
+    for script, data in (scripts or {}).items():
+        files["{}-{}.data/scripts/{}".format(name, version, script)] = data
     record = "".join("{},,\n".format(path) for path in files) + dist_info + "/RECORD,,\n"
     files[dist_info + "/RECORD"] = record.encode()
     path = os.path.join(directory, "{}-{}-py3-none-any.whl".format(name, version))

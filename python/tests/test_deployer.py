@@ -1,5 +1,7 @@
 """The node deployer (`datablox_deployer`), run as a program on small extension trees."""
 
+import gzip
+import io
 import json
 import os
 import shutil
@@ -12,7 +14,7 @@ import unittest
 
 from deployer_tree import (REPO, Tree, constraint, deployer, snapshot, tgz, tree_archive, wheel)
 
-from datablox_deployer import resolve
+from datablox_deployer import resolve, safetar
 
 
 def installed(home):
@@ -41,6 +43,19 @@ class DeployerCase(unittest.TestCase):
 
     def plan(self, *args):
         return json.loads(self.deploy("--dry-run", "--json", *args).stdout)["steps"]
+
+    def assert_unchanged_but_logged(self, before, *expected):
+        """The home is byte-for-byte `before`, but for one line appended to log/deploy.log that
+        holds every text of `expected`."""
+        after = snapshot(self.home)
+        log_before, log_after = before.pop("log/deploy.log")[1], after.pop("log/deploy.log")[1]
+        self.assertEqual(after, before)
+        self.assertTrue(log_after.startswith(log_before), log_after)
+        added = log_after[len(log_before):].decode("utf-8")
+        self.assertEqual(added.count("\n"), 1, added)
+        for text in expected:
+            self.assertIn(text, added)
+        return added
 
 
 class LayoutTest(DeployerCase):
@@ -229,11 +244,13 @@ class PackageKindsTest(DeployerCase):
     def test_pip_from_a_local_wheel_directory(self):
         wheels = os.path.join(self.tmp, "wheels")
         os.makedirs(wheels)
-        wheel(wheels, "dbxtestpkg", "0.3", "ANSWER = 42\n")
+        wheel(wheels, "dbxtestpkg", "0.3", "ANSWER = 42\n", scripts={"dbxtool": b"#!python\nprint(1)\n"})
         self.tree.resource("dbxtestpkg", "0.3", {"type": "Reference", "package_class": "PipLink", "location": "dbxtestpkg==0.3"},
                            mgr="engage.drivers.datablox.pip_package_driver")
         self.tree.write()
         self.deploy("dbxtestpkg", "--find-links", wheels)
+        # What Python imports moves into python/; pip's bin/ (the wheel's script) does not.
+        self.assertEqual(sorted(os.listdir(os.path.join(self.home, "python"))), ["dbxtestpkg", "dbxtestpkg-0.3.dist-info"])
         check = subprocess.run([sys.executable, "-c", "import dbxtestpkg; print(dbxtestpkg.ANSWER)"],
                                env=dict(os.environ, PYTHONPATH=os.path.join(self.home, "python")),
                                stdout=subprocess.PIPE, universal_newlines=True)
@@ -243,6 +260,34 @@ class PackageKindsTest(DeployerCase):
         # The home remembers the wheel directory for later, on-demand deploys.
         with open(os.path.join(self.home, "config", "deployer.json")) as handle:
             self.assertEqual(json.load(handle)["find_links"], wheels)
+
+    def test_pip_killed_between_its_entries_is_installed_again_whole(self):
+        wheels = os.path.join(self.tmp, "wheels")
+        os.makedirs(wheels)
+        wheel(wheels, "dbxtestpkg", "0.3", "ANSWER = 42\n")
+        self.tree.resource("dbxtestpkg", "0.3", {"type": "Reference", "package_class": "PipLink", "location": "dbxtestpkg==0.3"},
+                           mgr="engage.drivers.datablox.pip_package_driver")
+        self.tree.write()
+        self.deploy("fw")
+        before = snapshot(self.home)
+        # Killed once pip has installed into .staging/, before anything is placed: python/ as it was
+        # (only the setting remembering --find-links is new).
+        run = deployer(self.home, self.tree, "dbxtestpkg", "--find-links", wheels, env={"DATABLOX_DEPLOY_CRASH": "extracted@1"})
+        self.assertEqual(run.returncode, -9, run.stderr)
+        after = snapshot(self.home)
+        self.assertTrue(any(p.startswith(".staging/") and p.endswith("dbxtestpkg/__init__.py") for p in after), sorted(after))
+        self.assertEqual(sorted(p for p in after if not p.startswith(".staging")), sorted(list(before) + ["config/deployer.json"]))
+        # Killed after the package was renamed into python/, before its dist-info and the record.
+        run = deployer(self.home, self.tree, "dbxtestpkg", "--find-links", wheels, env={"DATABLOX_DEPLOY_CRASH": "placed@1"})
+        self.assertEqual(run.returncode, -9, run.stderr)
+        self.assertTrue(os.path.isdir(os.path.join(self.home, "python", "dbxtestpkg")))
+        self.assertFalse(os.path.exists(os.path.join(self.home, "python", "dbxtestpkg-0.3.dist-info")))
+        self.assertNotIn("dbxtestpkg", by_name(installed(self.home)))
+        steps = json.loads(self.deploy("dbxtestpkg", "--json").stdout)["steps"]
+        self.assertEqual([(s["key"]["name"], s["action"]) for s in steps if s["action"] != "keep"], [("dbxtestpkg", "install")])
+        self.assertEqual(by_name(installed(self.home))["dbxtestpkg"]["properties"]["datablox_package"]["how"], "pip install --target")
+        self.assertTrue(os.path.isfile(os.path.join(self.home, "python", "dbxtestpkg-0.3.dist-info", "METADATA")))
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".staging")))
 
     def test_pip_package_already_importable_is_accepted(self):
         self.tree.resource("json", "2.0", {"type": "Reference", "package_class": "EasyInstallLink", "location": "json==2.0"},
@@ -260,7 +305,7 @@ class PackageKindsTest(DeployerCase):
         os.makedirs(empty)
         run = self.deploy("nosuchpkg", "--find-links", empty, expect=1)
         self.assertIn("pip could not install `nosuchpkg==1.0`", run.stderr)
-        self.assertEqual(snapshot(self.home), before)
+        self.assert_unchanged_but_logged(before, " failed: pip could not install `nosuchpkg==1.0`")
 
     def test_dummy_and_system_python_are_recorded(self):
         self.tree.resource("python3", "3.6", {"type": "Reference", "package_class": "DummyPackage", "location": ""},
@@ -372,7 +417,7 @@ class HostileArchiveTest(DeployerCase):
         run = self.deploy("evil", "--max-bytes", "100000", "--max-members", "50", expect=1)
         self.assertIn("refusing sw_packages/evil__1_0.tgz", run.stderr)
         self.assertIn(expected_message, run.stderr)
-        self.assertEqual(snapshot(self.home), before)
+        self.assert_unchanged_but_logged(before, " refused: refusing sw_packages/evil__1_0.tgz", expected_message)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "escaped")))
         return run
 
@@ -418,12 +463,135 @@ class HostileArchiveTest(DeployerCase):
         members = [self.top()] + [({"name": "{}/f{}".format(self.TOP, i)}, b"") for i in range(60)]
         self.hostile(members, "more than 50 members")
 
+    def test_member_under_a_symlink(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/link", "type": tarfile.SYMTYPE, "linkname": "sub"}, None),
+                      ({"name": self.TOP + "/link/x"}, b"x")],
+                     "member `evil__1_0/link/x`: it lies under `evil__1_0/link`, which is a symbolic link in the archive")
+
+    def test_symlink_over_a_directory(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/sub/x"}, b"x"),
+                      ({"name": self.TOP + "/sub", "type": tarfile.SYMTYPE, "linkname": "."}, None)],
+                     "member `evil__1_0/sub`: the path is also a directory in the archive")
+
+    def test_member_under_a_file(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/f"}, b"x"), ({"name": self.TOP + "/f/x"}, b"x")],
+                     "member `evil__1_0/f/x`: it lies under `evil__1_0/f`, which is a file in the archive")
+
+    def test_path_given_twice(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/f"}, b"x"), ({"name": self.TOP + "/f"}, b"y")],
+                     "member `evil__1_0/f`: the path is given twice in the archive")
+
+    def test_hard_link_to_a_symlink(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/link", "type": tarfile.SYMTYPE, "linkname": "x"}, None),
+                      ({"name": self.TOP + "/hard", "type": tarfile.LNKTYPE, "linkname": self.TOP + "/link"}, None)],
+                     "member `evil__1_0/hard`: a hard link to `evil__1_0/link`, which is not a regular file earlier")
+
+    def test_hard_link_to_a_later_member(self):
+        self.hostile([self.top(), ({"name": self.TOP + "/hard", "type": tarfile.LNKTYPE, "linkname": self.TOP + "/f"}, None),
+                      ({"name": self.TOP + "/f"}, b"x")],
+                     "member `evil__1_0/hard`: a hard link to `evil__1_0/f`, which is not a regular file earlier")
+
+    def test_symlink_chain_leaving_through_another_link(self):
+        # `s` points at the top directory (inside); `l` climbs from `s`'s target, so its path
+        # looks inside lexically (evil__1_0/a/b) but really leads to the home.
+        deep = self.TOP + "/a/b/c/d"
+        self.hostile([self.top(), ({"name": deep, "type": tarfile.DIRTYPE, "mode": 0o755}, None),
+                      ({"name": deep + "/s", "type": tarfile.SYMTYPE, "linkname": "../../../.."}, None),
+                      ({"name": deep + "/l", "type": tarfile.SYMTYPE, "linkname": "s/../../.."}, None)],
+                     "member `evil__1_0/a/b/c/d/l`: a symbolic link to `s/../../..`, which leaves `evil__1_0/` through other links")
+
+    def test_bomb_in_a_header(self):
+        # A pax header is read whole by tarfile: the decompressed stream as a whole is capped.
+        self.hostile([self.top(), ({"name": self.TOP + "/f", "pax_headers": {"comment": "x" * 3000000}}, b"x")],
+                     "bytes once decompressed")
+
+    def test_not_a_gzip_file(self):
+        # The digest is right: the bytes are not a gzipped tar.
+        self.tree.block("evil", "1.0", archive=b"not a tar archive at all")
+        self.tree.write()
+        self.deploy("fw")
+        before = snapshot(self.home)
+        run = self.deploy("evil", expect=1)
+        self.assertIn("not a readable gzipped tar archive", run.stderr)
+        self.assert_unchanged_but_logged(before, " refused: refusing sw_packages/evil__1_0.tgz")
+
     def test_a_good_archive_passes_the_same_checks(self):
         self.tree.block("good", "1.0", archive=tree_archive("good__1_0", {"__init__.py": b"", "sub/inner.txt": b"x"}))
         self.tree.write()
         self.deploy("good", "--max-bytes", "100000", "--max-members", "50")
         self.assertTrue(os.path.isfile(os.path.join(self.home, "blox", "good__1_0", "sub", "inner.txt")))
 
+    @staticmethod
+    def equivalence_archive(top, tar_format):
+        """Links inside the resource, a hard link, modes the `data` filter changes, mtimes, a ustar
+        prefix or a long name (pax or GNU, by format), a GNU `././@LongLink` member, and two gzip
+        members concatenated (split mid-header, as `cat a.gz b.gz` makes them)."""
+        long_name = top + "/" + "d" * 120 + "/" + "f" * 90 + ".py"
+        members = [({"name": top, "type": tarfile.DIRTYPE, "mode": 0o700, "mtime": 1000}, None),
+                   ({"name": top + "/sub/", "type": tarfile.DIRTYPE, "mode": 0o755, "mtime": 2000}, None),
+                   ({"name": top + "/sub/run.sh", "mode": 0o4777, "mtime": 3000}, b"#!/bin/sh\n"),
+                   ({"name": top + "/sub/data.txt", "mode": 0o640, "mtime": 4000}, b"data\n" * 5000),
+                   ({"name": top + "/sub/ro.txt", "mode": 0o444, "mtime": 4500}, b"ro\n"),
+                   ({"name": top + "/sub/empty", "mode": 0o600, "mtime": 4600}, b""),
+                   ({"name": top + "/rel", "type": tarfile.SYMTYPE, "linkname": "sub/data.txt"}, None),
+                   ({"name": top + "/sub/up", "type": tarfile.SYMTYPE, "linkname": "../rel"}, None),
+                   ({"name": top + "/hard.txt", "type": tarfile.LNKTYPE, "linkname": top + "/sub/data.txt", "mode": 0o640, "mtime": 4000}, None),
+                   ({"name": long_name, "mtime": 5000}, b"long\n")]
+        if tar_format != tarfile.USTAR_FORMAT:
+            members.append(({"name": top + "/far", "type": tarfile.SYMTYPE, "linkname": "sub/" + "x" * 120}, None))
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w", format=tar_format) as tar:
+            for fields, data in members:
+                info = tarfile.TarInfo(fields.pop("name"))
+                for field, value in fields.items():
+                    setattr(info, field, value)
+                if data is not None:
+                    info.size = len(data)
+                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+            end = tar.offset
+        gnu = tarfile.TarInfo(top + "/" + "g" * 150)
+        gnu.size, gnu.mtime = 3, 6000
+        stream = raw.getvalue()
+        stream = stream[:end] + gnu.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape") + b"gnu" + bytes(509) + stream[end:]
+        return gzip.compress(stream[:1000], mtime=0) + gzip.compress(stream[1000:], mtime=0), long_name
+
+    def test_what_tarfiles_data_filter_extracts_the_deployer_extracts_alike(self):
+        top = "good__1_0"
+        for name, tar_format in (("pax", tarfile.PAX_FORMAT), ("gnu", tarfile.GNU_FORMAT), ("ustar", tarfile.USTAR_FORMAT)):
+            with self.subTest(name):
+                archive, long_name = self.equivalence_archive(top, tar_format)
+                shutil.rmtree(self.home, ignore_errors=True)
+                self.tree.block("good", "1.0", archive=archive)
+                self.tree.write()
+                self.deploy("good")
+                ours = snapshot(os.path.join(self.home, "blox", top))
+                reference = os.path.join(self.tmp, "tar-" + name)
+                os.makedirs(reference)
+                with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                    tar.extractall(reference, filter="data")
+                self.assertEqual(ours, snapshot(os.path.join(reference, top)))
+                self.assertIn("g" * 150, ours)
+                for path in ("", "sub", "sub/run.sh", "sub/data.txt", "hard.txt", long_name[len(top) + 1:], "g" * 150):
+                    self.assertEqual(os.stat(os.path.join(self.home, "blox", top, path)).st_mtime,
+                                     os.stat(os.path.join(reference, top, path)).st_mtime, path)
+                self.assertEqual(ours["sub/run.sh"][2], 0o755)
+                self.assertEqual(ours["sub/ro.txt"][2], 0o644)
+
+    def test_the_fast_header_reader_reads_what_tarfile_reads(self):
+        # GNU and ustar archives (long names, prefix) are read without tarfile; pax ones by tarfile.
+        for name, tar_format in (("gnu", tarfile.GNU_FORMAT), ("ustar", tarfile.USTAR_FORMAT), ("pax", tarfile.PAX_FORMAT)):
+            with self.subTest(name):
+                archive, _ = self.equivalence_archive("good__1_0", tar_format)
+                fields = ("name", "type", "mode", "mtime", "linkname", "offset_data")
+                with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                    expected = [tuple(getattr(m, f) for f in fields) + (m.size if m.isreg() else 0,) for m in tar]
+                stream = safetar._Inflated(io.BytesIO(archive), 1 << 30)
+                if tar_format == tarfile.PAX_FORMAT:
+                    with self.assertRaises(safetar._Fallback):
+                        list(safetar._fast_members(stream))
+                    continue
+                got = [tuple(getattr(m, f) for f in fields) + (m.size,) for m in safetar._fast_members(stream)]
+                self.assertEqual(got, expected)
 
 if __name__ == "__main__":
     unittest.main()

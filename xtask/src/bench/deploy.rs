@@ -9,6 +9,9 @@
 //!   median block, which the deployer then installs (what the caretaker asks for on demand);
 //! - `python3 -c pass` — the interpreter's start alone, the floor of every deployer run.
 //!
+//! Every mode runs the interpreter `python3` on PATH resolves to (`sys.executable`), as a node
+//! runs it: a version manager's shim in front of it (pyenv's) would add its own start-up.
+//!
 //! Modes alternate within each round, like `bench`'s; the homes and outputs are removed
 //! between runs, untimed. Prints nothing: progress goes through `log`.
 
@@ -84,6 +87,14 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
     let one = keys[keys.len() / 2].clone();
     let one_dir = format!("{}__1_0", one.trim_end_matches("@1.0").replace('-', "_"));
 
+    // The interpreter itself, as a node runs it: a `python3` on PATH may be a version manager's
+    // shim (pyenv's is a shell script that starts a dozen processes, ≈ 100 ms a run here).
+    let code = "import sys; print(sys.executable)";
+    let interpreter = cmd!(sh, "python3 -c {code}")
+        .quiet()
+        .read()
+        .map_err(|e| shell_error(&e))?;
+    let python3 = PathBuf::from(interpreter.trim());
     let runs_dir = work.join("out").join("deploy-runs");
     let home = runs_dir.join("home");
     let tar_out = runs_dir.join("tar");
@@ -125,10 +136,10 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         Ok((seconds, cpu))
     };
     let deployer = |tree: &Path, args: &[String]| -> Result<(f64, Option<f64>)> {
-        let (home, time) = (&home, &time);
+        let (home, time, python3) = (&home, &time, &python3);
         let command = cmd!(
             sh,
-            "env {time...} python3 -m datablox_deployer --home {home} --tree {tree} --platform ubuntu-linux 14.04 {args...}"
+            "env {time...} {python3} -m datablox_deployer --home {home} --tree {tree} --platform ubuntu-linux 14.04 {args...}"
         )
         .env("PYTHONPATH", &python)
         // Bytecode cached as a home's own deployer caches it (whatever the caller's
@@ -167,8 +178,8 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
                     deployer(&home.join("engage"), std::slice::from_ref(&one))?
                 }
                 _ => {
-                    let time = &time;
-                    timed(cmd!(sh, "env {time...} python3 -c pass"), "python3")?
+                    let (time, python3) = (&time, &python3);
+                    timed(cmd!(sh, "env {time...} {python3} -c pass"), "python3")?
                 }
             };
             log(&format!(
@@ -202,7 +213,10 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         one_block_s: rows[3].wall_s,
         rows,
         notes: vec![
-            "deploy runs `python3 -m datablox_deployer` (the code `datablox/bin/deploy` ships); wall times include Python's start".into(),
+            format!(
+                "deploy runs `{} -m datablox_deployer` (the code `datablox/bin/deploy` ships; `python3` on PATH resolved once, past any shim); wall times include Python's start",
+                python3.display()
+            ),
             format!("the on-demand mode installs `{one}` into a home holding every other block"),
         ],
     })
