@@ -109,7 +109,8 @@ class Part(object):
                 # failure); a node that dies is noticed by the master, which aborts the run.
                 sender = transport.Sender.connect(
                     address[0], address[1], self.run_id, connection_id, stop=self.stop, connect_timeout=timeout,
-                    peer="node `{}` ({}:{})".format(node, address[0], address[1]), idle_timeout=self._idle())
+                    peer="node `{}` ({})".format(node, transport.address_text(address[0], address[1])),
+                    idle_timeout=self._idle())
                 self.senders.append(sender)
                 outbound.append((connection, sender))
         except (CaretakerError, transport.TransportError) as error:
@@ -460,6 +461,7 @@ class CaretakerServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
 
     def __init__(self, caretaker, port=0, client_timeout=30.0, host="127.0.0.1"):
+        self.address_family = transport.address_family(host)
         socketserver.TCPServer.__init__(self, (host, port), _RequestHandler)
         self.caretaker = caretaker
         self.client_timeout = client_timeout

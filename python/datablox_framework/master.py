@@ -31,6 +31,7 @@ import threading
 import time
 import uuid
 
+from . import transport
 from .block import Port
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -63,6 +64,8 @@ def parse_nodes(text):
     for item in [i.strip() for i in text.split(",") if i.strip()]:
         name, equals, address = item.partition("=")
         host, colon, port = address.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]  # an IPv6 address, as in [::1]:5555
         if not equals or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise UsageError("--nodes: `{}` is not `node=host:port` (help: e.g. --nodes "
                              "master=127.0.0.1:5555,w1=127.0.0.1:5556)".format(item))
@@ -204,7 +207,7 @@ class Link(object):
         self.lost = None
 
     def __str__(self):
-        return "node `{}` ({}:{})".format(self.name, self.host, self.port)
+        return "node `{}` ({})".format(self.name, transport.address_text(self.host, self.port))
 
     def connect(self, timeout=None):
         timeout = REQUEST_TIMEOUT if timeout is None else timeout
@@ -348,7 +351,7 @@ def run(topology, nodes, timeout=600.0, home=None):
             counts[block_id] = dict(block_counts, node=name)
     return {"ok": True, "run": run_id, "placement": assignment,
             "counts": dict((b["id"], counts[b["id"]]) for b in topology["blocks"]),
-            "delivered": delivered, "nodes": dict((n, "{}:{}".format(h, p)) for n, h, p in nodes),
+            "delivered": delivered, "nodes": dict((n, transport.address_text(h, p)) for n, h, p in nodes),
             "deployed": dict((link.name, prepared[link.name].get("deployed", [])) for link in busy),
             "seconds": round(time.time() - started, 3)}
 
@@ -424,7 +427,8 @@ def main(argv=None):
         description="Run a topology across the caretakers of several nodes and print per-block counts.",
         epilog="exit codes: 0 the run finished, 1 it failed, 2 bad usage")
     parser.add_argument("--topology", required=True, help="the topology (JSON: blocks, with `at`, and connections)")
-    parser.add_argument("--nodes", required=True, help="node=host:port,... (each node's caretaker)")
+    parser.add_argument("--nodes", required=True,
+                        help="node=host:port,... (each node's caretaker; an IPv6 host in brackets: [::1]:5555)")
     parser.add_argument("--home", help="a deployed home whose extension places blocks without `at` "
                                        "(default: $DATABLOX_HOME, else the home this master runs from)")
     parser.add_argument("--timeout", type=float, default=600.0, help="fail the run after this many seconds (600)")

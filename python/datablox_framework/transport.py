@@ -169,6 +169,16 @@ class FrameSocket(object):
             pass
 
 
+def address_family(host):
+    """AF_INET6 for an IPv6 address (it holds a `:`), else AF_INET."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def address_text(host, port):
+    """`host:port`, an IPv6 host in brackets."""
+    return "[{}]:{}".format(host, port) if ":" in host else "{}:{}".format(host, port)
+
+
 def _tune(sock, buffer_bytes):
     for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
         sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
@@ -184,11 +194,11 @@ class Sender(object):
     @classmethod
     def connect(cls, host, port, run, connection, peer=None, stop=None, connect_timeout=10.0,
                 idle_timeout=IDLE_TIMEOUT, poll=POLL, buffer_bytes=BUFFER_BYTES, max_frame=MAX_FRAME):
-        peer = peer or "{}:{}".format(host, port)
+        peer = peer or address_text(host, port)
         try:
             sock = socket.create_connection((host, port), timeout=connect_timeout)
         except OSError as error:
-            raise TransportError("cannot connect to {} ({}:{}): {}".format(peer, host, port, error))
+            raise TransportError("cannot connect to {}: {}".format(peer, error))
         _tune(sock, buffer_bytes)
         frames = FrameSocket(sock, peer, stop, idle_timeout, poll, max_frame)
         frames.send_frame({"type": "hello", "run": run, "connection": connection})
@@ -239,7 +249,7 @@ class Listener(object):
     """Accepts the data connections of one run on `host` (127.0.0.1 by default), any free port."""
 
     def __init__(self, host=DEFAULT_HOST, port=0, buffer_bytes=BUFFER_BYTES):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = socket.socket(address_family(host), socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Set before listen so that accepted sockets inherit the small buffers.
         _tune(self.sock, buffer_bytes)

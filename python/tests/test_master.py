@@ -207,6 +207,24 @@ class Nodes(unittest.TestCase):
         self.assertEqual(run.returncode, 0, stderr)
         self.assertEqual(strip(json.loads(stdout)["counts"]), strip(one["counts"]))
 
+    def test_nodes_on_ipv6(self):
+        # A fourth caretaker on ::1 (both its requests and its data), with a and b on 127.0.0.1.
+        home = os.path.join(self.tmp, "v6")
+        shutil.copytree(os.path.join(self.tmp, "a", "blox"), os.path.join(home, "blox"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "datablox_framework.caretaker", "--home", home, "--port", "0", "--host", "::1",
+             "--idle-timeout", "120"], stdout=subprocess.PIPE, env=self.environment, universal_newlines=True)
+        self.addCleanup(self._stop, process)
+        line = process.stdout.readline()
+        self.assertTrue(line.startswith("caretaker listening on ::1:"), line)
+        nodes = self.nodes_arg("a", "b") + ",c=[::1]:{}".format(line.strip().rsplit(":", 1)[1])
+        spread = {"numbers": "a", "double": "c", "sink": "b", "sink2": "c", "sink3": "c"}
+        run = self.master_process(self.topology(spread, count=50), nodes, "--json")
+        stdout, stderr = run.communicate(timeout=60)
+        self.assertEqual(run.returncode, 0, stderr)
+        self.assertEqual(json.loads(stdout)["nodes"]["c"], "[::1]:{}".format(line.strip().rsplit(":", 1)[1]))
+        self.assertEqual(self.outputs()["sink"], [3 * v for v in range(50)])
+
     def test_a_node_that_cannot_be_reached_fails_the_run_naming_it(self):
         port = free_port()
         topology = self.topology({"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "c"})
