@@ -62,7 +62,7 @@ def status(home, name=None):
         with open(log, errors="replace") as handle:
             found = LISTENING.findall(handle.read())
         if found:
-            listen, port = found[-1][0], int(found[-1][1])
+            listen, port = found[-1][0].strip("[]"), int(found[-1][1])
     return {"service": instance["id"], "key": instance["key"], "running": running, "pid": pid if running else None,
             "port": port, "listen": listen, "log": log}
 
@@ -104,7 +104,8 @@ def start(home, name=None, port=None, listen=None):
             match = LISTENING.search(handle.read())
         if match:
             return {"service": instance["id"], "key": instance["key"], "running": True, "pid": process.pid,
-                    "port": int(match.group(2)), "listen": match.group(1), "log": log_path, "changed": True}
+                    "port": int(match.group(2)), "listen": match.group(1).strip("[]"), "log": log_path,
+                    "changed": True}
         time.sleep(0.05)
     process.kill()
     raise DeployError("service `{}` did not listen within {:.0f} s; see {}".format(instance["id"], START_TIMEOUT, log_path))

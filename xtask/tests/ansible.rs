@@ -109,6 +109,8 @@ fn playbook(bin: &Path, out: &Path, local: &Path, scratch: &Path) -> Run {
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_RETRY_FILES_ENABLED", "False")
             .env("ANSIBLE_STDOUT_CALLBACK", "default")
+            // No task may hang the test: each is stopped after two minutes.
+            .env("ANSIBLE_TASK_TIMEOUT", "120")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .current_dir(scratch)
             .output()
@@ -146,27 +148,22 @@ fn recap_lines(stdout: &str) -> String {
 
 /// `cargo xtask deploy --topology topologies/word-count.json --nodes master,w1,w2 --ansible OUT`,
 /// run by the real binary in the repository, with the dist under `tmp`.
-fn generate(tmp: &Path, out: &Path) -> Run {
+fn generate(tmp: &Path, out: &Path, extra: &[&str]) -> Run {
     let dist = tmp.join("dist");
     let nodes = NODES.join(",");
-    Run::new(
-        xtask_command(
-            &repo_root(),
-            &[
-                "deploy",
-                "--topology",
-                "topologies/word-count.json",
-                "--nodes",
-                &nodes,
-                "--ansible",
-                out.to_str().unwrap(),
-                "--dist",
-                dist.to_str().unwrap(),
-            ],
-        )
-        .output()
-        .unwrap(),
-    )
+    let mut args = vec![
+        "deploy",
+        "--topology",
+        "topologies/word-count.json",
+        "--nodes",
+        &nodes,
+        "--ansible",
+        out.to_str().unwrap(),
+        "--dist",
+        dist.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    Run::new(xtask_command(&repo_root(), &args).output().unwrap())
 }
 
 /// The keys (`name version`) of what a home has installed, the host excepted.
@@ -189,7 +186,7 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
     let bin = ansible_bin();
     let tmp = TempRepo::empty();
     let out = tmp.path().join("ansible");
-    let generated = generate(tmp.path(), &out).expect_success();
+    let generated = generate(tmp.path(), &out, &[]).expect_success();
     assert!(
         generated.stderr.contains("ansible-playbook -i "),
         "{}",
@@ -399,8 +396,8 @@ fn ansible_output_is_reproducible_and_a_foreign_directory_is_refused() {
     let first = tmp.path().join("first");
     let second = tmp.path().join("elsewhere/second");
     std::fs::create_dir_all(second.parent().unwrap()).unwrap();
-    generate(tmp.path(), &first).expect_success();
-    generate(tmp.path(), &second).expect_success();
+    generate(tmp.path(), &first, &[]).expect_success();
+    generate(tmp.path(), &second, &[]).expect_success();
     let snapshot = crate::support::snapshot(&first);
     assert_eq!(snapshot, crate::support::snapshot(&second));
     let names: Vec<&str> = snapshot.keys().map(String::as_str).collect();
@@ -417,13 +414,20 @@ fn ansible_output_is_reproducible_and_a_foreign_directory_is_refused() {
         ]
     );
     // Run again into its own output: replaced, same bytes.
-    generate(tmp.path(), &first).expect_success();
+    generate(tmp.path(), &first, &[]).expect_success();
     assert_eq!(crate::support::snapshot(&first), snapshot);
+
+    // --dry-run: the plan (with where it would go), nothing written.
+    let planned = tmp.path().join("planned");
+    let run = generate(tmp.path(), &planned, &["--dry-run", "--json"]).expect_success();
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(plan["output"]["kind"], "ansible", "{}", run.stdout);
+    assert!(!planned.exists());
 
     let foreign = tmp.path().join("foreign");
     std::fs::create_dir_all(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine\n").unwrap();
-    let refused = generate(tmp.path(), &foreign).expect_failure(1);
+    let refused = generate(tmp.path(), &foreign, &[]).expect_failure(1);
     assert!(
         refused
             .stderr
