@@ -56,6 +56,8 @@ pub struct Built {
     pub packages: Vec<BuiltPackage>,
     /// The stat cache entries of every source file seen.
     pub files: Vec<(String, FileRecord)>,
+    /// The listing of every source directory scanned.
+    pub dirs: tree::Listings,
     pub rebuilt: usize,
     pub skipped: usize,
     pub source_bytes: u64,
@@ -86,24 +88,38 @@ fn pool(options: BuildOptions) -> rayon::ThreadPool {
         .expect("a thread pool of a valid size")
 }
 
-/// Scans and validates every tree of `plan.archives`, in order: done before the output directory
-/// is locked or anything is written.
-pub fn scan(plan: &Plan, options: BuildOptions) -> Result<Vec<Tree>> {
-    let trees: Vec<Result<Tree>> = pool(options).install(|| {
+/// Every tree of `plan.archives`, in order, and the directory listings the scan saw.
+#[derive(Debug)]
+pub struct Scanned {
+    pub trees: Vec<Tree>,
+    pub listings: tree::Listings,
+}
+
+/// Scans and validates every tree of `plan.archives`, in order, on `jobs` threads, reusing the
+/// directory listings of `cache` that are still valid: done before the output directory is
+/// locked or anything is written.
+pub fn scan(plan: &Plan, options: BuildOptions, cache: Option<&Cache>) -> Result<Scanned> {
+    let trees: Vec<Result<(Tree, tree::Listings)>> = pool(options).install(|| {
         use rayon::prelude::*;
         plan.archives
             .par_iter()
             .map(|job| {
                 let excludes = Excludes::for_package(&plan.repo, &job.dir, &job.exclude)?;
-                tree::scan_excluding(&job.dir, &job.top, &excludes)
+                tree::scan_cached(&job.dir, &job.top, &excludes, cache)
             })
             .collect()
     });
     let mut diagnostics = Vec::new();
-    let mut scanned = Vec::new();
+    let mut scanned = Scanned {
+        trees: Vec::with_capacity(trees.len()),
+        listings: Vec::new(),
+    };
     for result in trees {
         match result {
-            Ok(tree) => scanned.push(tree),
+            Ok((tree, listings)) => {
+                scanned.trees.push(tree);
+                scanned.listings.extend(listings);
+            }
             Err(error) => diagnostics.extend(error.diagnostics),
         }
     }
@@ -117,13 +133,17 @@ pub fn scan(plan: &Plan, options: BuildOptions) -> Result<Vec<Tree>> {
 /// directory of `out_dir`, which the caller has locked.
 pub fn build(
     plan: &Plan,
-    scanned: Vec<Tree>,
+    scanned: Scanned,
     out_dir: &Path,
     cache: &Cache,
     options: BuildOptions,
     progress: &dyn Progress,
 ) -> Result<Built> {
     let pool = pool(options);
+    let Scanned {
+        trees: scanned,
+        listings,
+    } = scanned;
     fault::point("scan")?;
     let staging = Staging::create(out_dir)?;
     let dir = staging.packages_dir();
@@ -170,6 +190,7 @@ pub fn build(
     let mut built = Built {
         packages: Vec::new(),
         files: Vec::new(),
+        dirs: listings,
         rebuilt: 0,
         skipped: 0,
         source_bytes,

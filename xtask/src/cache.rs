@@ -1,63 +1,154 @@
-//! What the previous build left for the next one: a stat cache (file metadata -> content hash)
-//! and, per `sw_packages` file, the source digest and the output it produced under which settings.
+//! What the previous build left for the next one: a stat cache (file metadata -> content hash),
+//! the listings of the source directories (git's "untracked cache"), what the output tree's
+//! files held, and, per `sw_packages` file, the source digest and the output it produced under
+//! which settings.
 //!
-//! Stored in `<out>/.dist-cache.json`, outside the extension tree: a header line with the format
-//! and the SHA-256 of the rest, then JSON. A cache that is missing, unreadable, from another
-//! format or whose checksum does not match (a corrupted but parseable file) is ignored: the build
-//! then hashes everything, and produces the same bytes.
+//! Stored in `<out>/.dist-cache`, outside the extension tree, in a compact binary format (below):
+//! a no-op build reads it whole, and for the large profile's 41 k files the JSON it replaced took
+//! longer to parse than the rest of the build and most of its memory. A cache that is missing,
+//! from another format (such as the JSON `.dist-cache.json` of format 2, removed by the next
+//! build) or whose checksum does not match is ignored: the build then lists and hashes
+//! everything, and produces the same bytes. A damaged one (right magic and format, wrong
+//! checksum or body) is also reported as a warning.
 //!
-//! What a cached run trusts, and what it does not: a source file whose size, mtime, ctime, inode
-//! and mode are those recorded (and not racy, below) has the recorded content hash; an output file
-//! whose size, mtime and inode are those recorded holds the recorded SHA-256, which goes into
-//! `SHA256SUMS` without reading the file again. So a change that keeps all of these (bytes
-//! rewritten in place and the mtime set back) is not seen by a cached run: `cargo xtask verify`
-//! reports it and `dist --no-cache` repairs it. `--no-cache` reads no cache at all: it hashes
-//! every source, builds every package and hashes what it writes (leaving a file on disk that
-//! already holds the same bytes untouched).
+//! What a cached run trusts, and what it does not:
+//! - a source file whose size, mtime, ctime, inode and mode are those recorded (and not racy,
+//!   below) has the recorded content hash;
+//! - a source directory whose mtime, ctime, inode and size are those recorded (and not racy)
+//!   holds the recorded names, with their types and symbolic-link targets: adding, removing or
+//!   renaming an entry, or replacing one by another kind, changes the directory's mtime and
+//!   ctime, while writing into a file does not (so every file is still stat'ed, every build).
+//!   The names are recorded before exclusion, so a changed `.gitignore` or `exclude` list
+//!   applies at once; a `.gitignore` is read whenever the listing holds one;
+//! - a file of the output tree (and `SHA256SUMS`, `dist-manifest.json`) whose size, mtime,
+//!   ctime and inode are those recorded holds the recorded SHA-256, so it is not read to be
+//!   compared with what the build would write;
+//! - an `sw_packages` file whose size, mtime and inode are those recorded holds the recorded
+//!   SHA-256, which goes into `SHA256SUMS` without reading the file again.
 //!
-//! Racy entries are handled as git handles its index: a file whose mtime is not older than the
-//! time the cache was written may have changed within the same clock tick after it was hashed, so
-//! its cached hash is not trusted.
+//! So a change that keeps all of these (bytes rewritten in place and the mtime and ctime set
+//! back, which takes root for the ctime) is not seen by a cached run: `cargo xtask verify`
+//! reports it and `dist --no-cache` repairs it. The output's files are dist's own, recorded as
+//! dist wrote them or found them intact, and are trusted without the racy rule below, as the
+//! archives always were: an edit of one of them that keeps its size, made within the same tick
+//! of the file clock (a few milliseconds) as dist's own look at it, is likewise not seen. `--no-cache` reads no cache at all: it lists and
+//! hashes every source, builds every package and hashes what it writes (leaving a file on disk
+//! that already holds the same bytes untouched).
+//!
+//! Racy source entries are handled as git handles its index: a file or directory whose mtime is
+//! not older than the time the build that recorded it started may have changed within the same
+//! clock tick after it was looked at. Such a record is never trusted, so it is not even
+//! written: the next build looks again, and records it then. (Any change to a directory's
+//! entries sets its mtime and ctime to the current time, so a directory with an older mtime
+//! shows every later change in its stat; an mtime set back by hand shows in the ctime.)
+//!
+//! The format (all integers little-endian): the 16-byte magic `xtask-dist-cache`, the format
+//! (u32), the SHA-256 of the body (32 bytes), then the body: `written_at_ns` (i128), then four
+//! sections, each a u32 count of records sorted by key: files (path, size u64, mtime i128,
+//! ctime i128, inode u64, mode u32, sha256), directories (path, mtime, ctime, inode, size, a u32
+//! count of entries sorted by name: name, kind u8 (0 file, 1 directory, 2 symlink with its
+//! target, 3 symlink whose target was not read, 4 other), target), tree files (path relative to
+//! the output directory, size, mtime, ctime, inode, sha256) and outputs (name, settings, source
+//! digest, sha256, size u64, mtime i128, inode u64). Byte strings are a u32 length and the
+//! bytes. A build whose cache would hold the same records as the one it read (the body after
+//! `written_at_ns`, byte for byte) leaves the file alone.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
+use crate::error::Diagnostic;
 use crate::tree::Stat;
 
-pub const CACHE_FILE: &str = ".dist-cache.json";
-/// 2: the checksummed header line.
-const FORMAT: u32 = 2;
-const MAGIC: &str = "xtask-dist-cache";
+pub const CACHE_FILE: &str = ".dist-cache";
+/// The JSON cache of format 2; a build removes it (see `output::prepare`).
+pub const LEGACY_CACHE_FILE: &str = ".dist-cache.json";
+/// 2: the checksummed JSON; 3: binary, with directory listings and tree records.
+const FORMAT: u32 = 3;
+const MAGIC: &[u8; 16] = b"xtask-dist-cache";
+const HEADER: usize = 16 + 4 + 32;
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cache {
-    pub format: u32,
     /// When the build that wrote the cache started (before it looked at any file), in nanoseconds
-    /// since the epoch. A file modified after that may have changed after it was hashed.
+    /// since the epoch. A file modified after that may have changed after it was looked at.
     pub written_at_ns: i128,
     /// Absolute source path -> stat and content hash. Keyed by the path as text: string keys
-    /// compare with one `memcmp`, where `Path`s compare component by component, which made
-    /// reading and probing a cache of thousands of files cost more than the build it spared.
-    /// Paths that are not UTF-8 are not cached; their files are hashed on every build.
+    /// compare with one `memcmp`. Paths that are not UTF-8 are not cached; their files are
+    /// hashed on every build.
     pub files: BTreeMap<String, FileRecord>,
+    /// Absolute source directory -> its stat and its entries when it was listed.
+    pub dirs: BTreeMap<String, DirRecord>,
+    /// Path relative to the output directory (`datablox/...`, `SHA256SUMS`,
+    /// `dist-manifest.json`) -> what the file held when the build last found it intact.
+    pub tree: BTreeMap<String, TreeRecord>,
     /// `sw_packages` file name -> what produced it.
     pub outputs: BTreeMap<String, OutputRecord>,
+    /// The file this cache was read from: a new cache holding the same records has nothing new
+    /// to say and is not written.
+    pub read_from: Option<Vec<u8>>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRecord {
     pub size: u64,
     pub mtime_ns: i128,
     pub ctime_ns: i128,
     pub inode: u64,
     pub mode: u32,
-    pub sha256: String,
+    pub sha256: [u8; 32],
+}
+
+/// A directory's listing, and the directory's own stat when it was listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirRecord {
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub inode: u64,
+    pub size: u64,
+    /// Sorted byte-wise by name; every entry, excluded ones too.
+    pub entries: Vec<Listed>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    pub name: Vec<u8>,
+    pub kind: ListedKind,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListedKind {
+    File,
+    Dir,
+    /// A symbolic link, with its target when the scan read it (it reads only included links).
+    Symlink(Option<Vec<u8>>),
+    /// A FIFO, socket or device (the scan rejects those unless excluded).
+    Other,
+}
+
+/// A file of the output tree found holding the bytes the build would write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeRecord {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub inode: u64,
+    pub sha256: [u8; 32],
+}
+
+impl TreeRecord {
+    pub fn new(stat: &Stat, sha256: [u8; 32]) -> TreeRecord {
+        TreeRecord {
+            size: stat.size,
+            mtime_ns: stat.mtime_ns,
+            ctime_ns: stat.ctime_ns,
+            inode: stat.inode,
+            sha256,
+        }
+    }
 }
 
 /// One output file: the inputs it was built from and how to recognise it intact on disk.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputRecord {
     /// Everything besides the sources that the bytes depend on (tool, backend, level, mtime, top dir).
     pub settings: String,
@@ -69,29 +160,51 @@ pub struct OutputRecord {
 }
 
 impl Cache {
-    /// Reads the cache of `out_dir`, or an empty one when there is none that can be trusted.
-    pub fn read(out_dir: &Path) -> Cache {
+    /// Reads the cache of `out_dir`, or an empty one when there is none that can be trusted;
+    /// with a warning when the file is ours but damaged.
+    pub fn read(out_dir: &Path) -> (Cache, Option<Diagnostic>) {
         let path = out_dir.join(CACHE_FILE);
         if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-            return Cache::default();
+            return (Cache::default(), None);
         }
-        std::fs::read(&path)
-            .ok()
-            .and_then(|bytes| Cache::from_bytes(&bytes))
-            .unwrap_or_default()
+        let Ok(bytes) = std::fs::read(&path) else {
+            return (Cache::default(), None);
+        };
+        match Cache::from_bytes(&bytes) {
+            Ok(cache) => (cache, None),
+            Err(Unusable::OtherFormat) => (Cache::default(), None),
+            Err(Unusable::Damaged) => (
+                Cache::default(),
+                Some(
+                    Diagnostic::warning(
+                        "cache-damaged",
+                        format!(
+                            "the build cache `{}` is damaged; it is ignored and written again",
+                            path.display()
+                        ),
+                    )
+                    .file(&path)
+                    .help("nothing to do: this build lists and hashes every source, as `--no-cache` does"),
+                ),
+            ),
+        }
     }
 
-    fn from_bytes(bytes: &[u8]) -> Option<Cache> {
-        let newline = bytes.iter().position(|&b| b == b'\n')?;
-        let header = std::str::from_utf8(&bytes[..newline]).ok()?;
-        let body = &bytes[newline + 1..];
-        let expected = format!("{MAGIC} {FORMAT} {}", crate::hash::to_hex(&sha256(body)));
-        if header != expected {
-            return None;
+    /// Decodes a cache file: its magic, format, checksum and every record.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Cache, Unusable> {
+        if bytes.len() < 20 || &bytes[..16] != MAGIC || bytes[16..20] != FORMAT.to_le_bytes() {
+            return Err(Unusable::OtherFormat);
         }
-        serde_json::from_slice::<Cache>(body)
-            .ok()
-            .filter(|cache| cache.format == FORMAT)
+        if bytes.len() < HEADER + 16 {
+            return Err(Unusable::Damaged);
+        }
+        let body = &bytes[HEADER..];
+        if sha256(body)[..] != bytes[20..HEADER] {
+            return Err(Unusable::Damaged);
+        }
+        let mut cache = decode(body).ok_or(Unusable::Damaged)?;
+        cache.read_from = Some(bytes.to_vec());
+        Ok(cache)
     }
 
     /// The cached content hash of `path`, if its metadata is unchanged and it is not racy.
@@ -102,29 +215,37 @@ impl Cache {
             && record.ctime_ns == stat.ctime_ns
             && record.inode == stat.inode
             && record.mode == stat.mode;
-        if !same || self.is_racy(stat.mtime_ns) {
-            return None;
-        }
-        from_hex(&record.sha256)
+        (same && !self.is_racy(stat.mtime_ns)).then_some(record.sha256)
+    }
+
+    /// The recorded listing of the directory `path`, if the directory's stat (taken now, before
+    /// reading anything in it) is the one recorded and not racy.
+    pub fn listing(&self, path: &Path, stat: &Stat) -> Option<&DirRecord> {
+        let record = self.dirs.get(path.to_str()?)?;
+        let same = record.mtime_ns == stat.mtime_ns
+            && record.ctime_ns == stat.ctime_ns
+            && record.inode == stat.inode
+            && record.size == stat.size;
+        (same && !self.is_racy(stat.mtime_ns)).then_some(record)
+    }
+
+    /// The recorded SHA-256 of the output file `relative` (to the output directory), if its
+    /// stat is the one recorded. Like the `outputs`, these are dist's own files, recorded
+    /// right after dist wrote them or found them intact, so they are trusted without the racy
+    /// rule (see the module documentation).
+    pub fn tree_file(&self, relative: &str, stat: &Stat) -> Option<[u8; 32]> {
+        let record = self.tree.get(relative)?;
+        let same = record.size == stat.size
+            && record.mtime_ns == stat.mtime_ns
+            && record.ctime_ns == stat.ctime_ns
+            && record.inode == stat.inode;
+        same.then_some(record.sha256)
     }
 
     /// Whether a file with this mtime may have changed, within one clock tick, after this cache
-    /// hashed it; its hash is then not trusted.
+    /// looked at it; its record is then not trusted.
     pub fn is_racy(&self, mtime_ns: i128) -> bool {
         racy_at(mtime_ns, self.written_at_ns)
-    }
-
-    /// Whether this new cache, valid as of `started_ns`, must replace `old` on disk: an entry
-    /// changed, or an entry that `old` had to distrust as racy can now be trusted. A build that
-    /// changed nothing then writes nothing, not even the cache.
-    pub fn needs_write(&self, old: &Cache, started_ns: i128) -> bool {
-        old.format != FORMAT
-            || self.files != old.files
-            || self.outputs != old.outputs
-            || self
-                .files
-                .values()
-                .any(|record| old.is_racy(record.mtime_ns) && !racy_at(record.mtime_ns, started_ns))
     }
 
     /// The cache entry of a file just hashed, or `None` if its path cannot be a key.
@@ -137,23 +258,293 @@ impl Cache {
                 ctime_ns: stat.ctime_ns,
                 inode: stat.inode,
                 mode: stat.mode,
-                sha256: crate::hash::to_hex(sha256),
+                sha256: *sha256,
             },
         ))
     }
 
-    /// Serialized with the format number, the current time and the checksum, ready for
-    /// `output` to write.
-    pub fn to_bytes(mut self, now_ns: i128) -> Vec<u8> {
-        self.format = FORMAT;
-        self.written_at_ns = now_ns;
-        let mut body = serde_json::to_vec(&self).expect("the cache always serializes");
-        body.push(b'\n');
-        let mut bytes =
-            format!("{MAGIC} {FORMAT} {}\n", crate::hash::to_hex(&sha256(&body))).into_bytes();
-        bytes.extend_from_slice(&body);
-        bytes
+    /// The cache file of a build that started at `started_ns` (its `written_at_ns`), without
+    /// the records that are racy as of then; `None` when it would hold exactly the records of
+    /// the cache it was read from, so a build that changed nothing writes nothing.
+    pub fn to_bytes_if_changed(&self, started_ns: i128) -> Option<Vec<u8>> {
+        let body = self.body(started_ns);
+        // The records follow `written_at_ns`.
+        let records = HEADER + 16;
+        if self
+            .read_from
+            .as_ref()
+            .is_some_and(|old| old.get(records..) == Some(&body[16..]))
+        {
+            return None;
+        }
+        Some(with_header(body))
     }
+
+    /// The cache file, valid as of `started_ns`: racy records are left out.
+    pub fn to_bytes(&self, started_ns: i128) -> Vec<u8> {
+        with_header(self.body(started_ns))
+    }
+
+    /// The cache file with `written_at_ns` and every record, racy or not: what a build never
+    /// writes, for tests that forge the cache of a racy case.
+    #[doc(hidden)]
+    pub fn to_bytes_with_every_record(&self) -> Vec<u8> {
+        with_header(self.encode(self.written_at_ns, |_| false))
+    }
+
+    fn body(&self, started_ns: i128) -> Vec<u8> {
+        self.encode(started_ns, |mtime_ns| racy_at(mtime_ns, started_ns))
+    }
+
+    fn encode(&self, written_at_ns: i128, racy: impl Fn(i128) -> bool) -> Vec<u8> {
+        let mut body = Vec::with_capacity(1 << 16);
+        body.extend_from_slice(&written_at_ns.to_le_bytes());
+
+        let files: Vec<_> = self
+            .files
+            .iter()
+            .filter(|(_, r)| !racy(r.mtime_ns))
+            .collect();
+        put_u32(&mut body, files.len());
+        for (path, r) in files {
+            put_bytes(&mut body, path.as_bytes());
+            body.extend_from_slice(&r.size.to_le_bytes());
+            body.extend_from_slice(&r.mtime_ns.to_le_bytes());
+            body.extend_from_slice(&r.ctime_ns.to_le_bytes());
+            body.extend_from_slice(&r.inode.to_le_bytes());
+            body.extend_from_slice(&r.mode.to_le_bytes());
+            body.extend_from_slice(&r.sha256);
+        }
+        let dirs: Vec<_> = self
+            .dirs
+            .iter()
+            .filter(|(_, r)| !racy(r.mtime_ns))
+            .collect();
+        put_u32(&mut body, dirs.len());
+        for (path, r) in dirs {
+            put_bytes(&mut body, path.as_bytes());
+            body.extend_from_slice(&r.mtime_ns.to_le_bytes());
+            body.extend_from_slice(&r.ctime_ns.to_le_bytes());
+            body.extend_from_slice(&r.inode.to_le_bytes());
+            body.extend_from_slice(&r.size.to_le_bytes());
+            put_u32(&mut body, r.entries.len());
+            for entry in &r.entries {
+                put_bytes(&mut body, &entry.name);
+                match &entry.kind {
+                    ListedKind::File => body.push(0),
+                    ListedKind::Dir => body.push(1),
+                    ListedKind::Symlink(Some(target)) => {
+                        body.push(2);
+                        put_bytes(&mut body, target);
+                    }
+                    ListedKind::Symlink(None) => body.push(3),
+                    ListedKind::Other => body.push(4),
+                }
+            }
+        }
+        put_u32(&mut body, self.tree.len());
+        for (path, r) in &self.tree {
+            put_bytes(&mut body, path.as_bytes());
+            body.extend_from_slice(&r.size.to_le_bytes());
+            body.extend_from_slice(&r.mtime_ns.to_le_bytes());
+            body.extend_from_slice(&r.ctime_ns.to_le_bytes());
+            body.extend_from_slice(&r.inode.to_le_bytes());
+            body.extend_from_slice(&r.sha256);
+        }
+        put_u32(&mut body, self.outputs.len());
+        for (name, r) in &self.outputs {
+            put_bytes(&mut body, name.as_bytes());
+            put_bytes(&mut body, r.settings.as_bytes());
+            put_bytes(&mut body, r.source_digest.as_bytes());
+            put_bytes(&mut body, r.sha256.as_bytes());
+            body.extend_from_slice(&r.size.to_le_bytes());
+            body.extend_from_slice(&r.mtime_ns.to_le_bytes());
+            body.extend_from_slice(&r.inode.to_le_bytes());
+        }
+        body
+    }
+}
+
+fn with_header(body: Vec<u8>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(HEADER + body.len());
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&FORMAT.to_le_bytes());
+    bytes.extend_from_slice(&sha256(&body));
+    bytes.extend_from_slice(&body);
+    bytes
+}
+
+/// Why a cache file is not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unusable {
+    /// Not a cache of this format (another version's, or not a cache): ignored quietly.
+    OtherFormat,
+    /// Our magic and format, but a checksum or body that does not hold: ignored with a warning.
+    Damaged,
+}
+
+fn put_u32(out: &mut Vec<u8>, value: usize) {
+    let value = u32::try_from(value).expect("fewer than 2^32 records and bytes");
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u32(out, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+/// Reads a body; `None` for anything short, long or malformed (never panics, never allocates
+/// more than the body's length promises).
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.rest.len() < n {
+            return None;
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Some(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.array()?))
+    }
+
+    fn i128(&mut self) -> Option<i128> {
+        Some(i128::from_le_bytes(self.array()?))
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = self.u32()? as usize;
+        self.take(len)
+    }
+
+    fn text(&mut self) -> Option<String> {
+        Some(std::str::from_utf8(self.bytes()?).ok()?.to_string())
+    }
+
+    /// A count of records, each at least `min_size` bytes: never more than the rest can hold.
+    fn count(&mut self, min_size: usize) -> Option<usize> {
+        let count = self.u32()? as usize;
+        (count <= self.rest.len() / min_size).then_some(count)
+    }
+}
+
+/// Builds a map from records in strictly increasing key order (as written), else `None`.
+fn sorted_map<V>(items: Vec<(String, V)>) -> Option<BTreeMap<String, V>> {
+    if items.windows(2).any(|pair| pair[0].0 >= pair[1].0) {
+        return None;
+    }
+    Some(items.into_iter().collect())
+}
+
+fn decode(body: &[u8]) -> Option<Cache> {
+    let mut r = Reader { rest: body };
+    let written_at_ns = r.i128()?;
+
+    let count = r.count(4 + 8 + 16 + 16 + 8 + 4 + 32)?;
+    let mut files = Vec::with_capacity(count);
+    for _ in 0..count {
+        let path = r.text()?;
+        let record = FileRecord {
+            size: r.u64()?,
+            mtime_ns: r.i128()?,
+            ctime_ns: r.i128()?,
+            inode: r.u64()?,
+            mode: r.u32()?,
+            sha256: r.array()?,
+        };
+        files.push((path, record));
+    }
+
+    let count = r.count(4 + 16 + 16 + 8 + 8 + 4)?;
+    let mut dirs = Vec::with_capacity(count);
+    for _ in 0..count {
+        let path = r.text()?;
+        let (mtime_ns, ctime_ns, inode, size) = (r.i128()?, r.i128()?, r.u64()?, r.u64()?);
+        let entries_count = r.count(4 + 1)?;
+        let mut entries = Vec::with_capacity(entries_count);
+        for _ in 0..entries_count {
+            let name = r.bytes()?.to_vec();
+            let kind = match r.u8()? {
+                0 => ListedKind::File,
+                1 => ListedKind::Dir,
+                2 => ListedKind::Symlink(Some(r.bytes()?.to_vec())),
+                3 => ListedKind::Symlink(None),
+                4 => ListedKind::Other,
+                _ => return None,
+            };
+            entries.push(Listed { name, kind });
+        }
+        if entries.windows(2).any(|pair| pair[0].name >= pair[1].name) {
+            return None;
+        }
+        dirs.push((
+            path,
+            DirRecord {
+                mtime_ns,
+                ctime_ns,
+                inode,
+                size,
+                entries,
+            },
+        ));
+    }
+
+    let count = r.count(4 + 8 + 16 + 16 + 8 + 32)?;
+    let mut tree = Vec::with_capacity(count);
+    for _ in 0..count {
+        let path = r.text()?;
+        let record = TreeRecord {
+            size: r.u64()?,
+            mtime_ns: r.i128()?,
+            ctime_ns: r.i128()?,
+            inode: r.u64()?,
+            sha256: r.array()?,
+        };
+        tree.push((path, record));
+    }
+
+    let count = r.count(4 * 4 + 8 + 16 + 8)?;
+    let mut outputs = Vec::with_capacity(count);
+    for _ in 0..count {
+        let name = r.text()?;
+        let record = OutputRecord {
+            settings: r.text()?,
+            source_digest: r.text()?,
+            sha256: r.text()?,
+            size: r.u64()?,
+            mtime_ns: r.i128()?,
+            inode: r.u64()?,
+        };
+        outputs.push((name, record));
+    }
+    if !r.rest.is_empty() {
+        return None;
+    }
+    Some(Cache {
+        written_at_ns,
+        files: sorted_map(files)?,
+        dirs: sorted_map(dirs)?,
+        tree: sorted_map(tree)?,
+        outputs: sorted_map(outputs)?,
+        read_from: None,
+    })
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
@@ -169,17 +560,6 @@ fn racy_at(mtime_ns: i128, written_at_ns: i128) -> bool {
     mtime_ns + CLOCK_SLACK_NS >= written_at_ns
 }
 
-pub fn from_hex(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (index, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(index * 2..index * 2 + 2)?, 16).ok()?;
-    }
-    Some(out)
-}
-
 /// Nanoseconds since the epoch, for `written_at_ns`: read when a build starts.
 pub fn now_ns() -> i128 {
     std::time::SystemTime::now()
@@ -191,6 +571,8 @@ pub fn now_ns() -> i128 {
 mod tests {
     use super::*;
 
+    const SECOND: i128 = 1_000_000_000;
+
     fn record(mtime_ns: i128) -> FileRecord {
         FileRecord {
             size: 1,
@@ -198,13 +580,12 @@ mod tests {
             ctime_ns: mtime_ns,
             inode: 7,
             mode: 0o100644,
-            sha256: "00".repeat(32),
+            sha256: [0; 32],
         }
     }
 
     fn cache(written_at_ns: i128, mtime_ns: i128) -> Cache {
         let mut cache = Cache {
-            format: FORMAT,
             written_at_ns,
             ..Cache::default()
         };
@@ -212,41 +593,212 @@ mod tests {
         cache
     }
 
+    /// One record of every kind, so the round trip covers the whole format.
+    fn full() -> Cache {
+        let mut cache = cache(0, SECOND);
+        cache.dirs.insert(
+            "/d".to_string(),
+            DirRecord {
+                mtime_ns: SECOND,
+                ctime_ns: 2 * SECOND,
+                inode: 9,
+                size: 4096,
+                entries: [
+                    ("a", ListedKind::File),
+                    ("b", ListedKind::Dir),
+                    ("c", ListedKind::Symlink(Some(b"a".to_vec()))),
+                    ("d", ListedKind::Symlink(None)),
+                    ("e", ListedKind::Other),
+                ]
+                .into_iter()
+                .map(|(name, kind)| Listed {
+                    name: name.as_bytes().to_vec(),
+                    kind,
+                })
+                .collect(),
+            },
+        );
+        cache.tree.insert(
+            "datablox/version.txt".to_string(),
+            TreeRecord {
+                size: 3,
+                mtime_ns: SECOND,
+                ctime_ns: SECOND,
+                inode: 11,
+                sha256: [7; 32],
+            },
+        );
+        cache.outputs.insert(
+            "a.tgz".to_string(),
+            OutputRecord {
+                settings: "s".into(),
+                source_digest: "d".into(),
+                sha256: "h".into(),
+                size: 5,
+                mtime_ns: SECOND,
+                inode: 12,
+            },
+        );
+        cache
+    }
+
     #[test]
-    fn a_cache_reads_back_and_a_corrupted_one_is_ignored() {
-        let written = cache(5, 1).to_bytes(9);
-        let read = Cache::from_bytes(&written).expect("a cache reads back");
-        assert_eq!((read.written_at_ns, read.files.len()), (9, 1));
-        // Still JSON, still parseable, but not what was written: not trusted.
-        let text = String::from_utf8(written).unwrap();
-        let corrupted = text.replace(&"00".repeat(32), &"11".repeat(32));
-        assert_ne!(corrupted, text);
-        assert_eq!(Cache::from_bytes(corrupted.as_bytes()), None);
-        assert_eq!(Cache::from_bytes(b"{}"), None);
+    fn a_cache_reads_back_and_a_damaged_one_is_ignored() {
+        let written = full().to_bytes(9 * SECOND);
+        let mut read = Cache::from_bytes(&written).expect("a cache reads back");
+        assert_eq!(read.written_at_ns, 9 * SECOND);
+        assert_eq!(read.read_from.as_deref(), Some(&written[..]));
+        read.written_at_ns = 0;
+        read.read_from = None;
+        assert_eq!(read, full());
+
+        // One byte changed anywhere after the header: damaged, whatever it hits.
+        for index in [HEADER + 20, written.len() / 2, written.len() - 1] {
+            let mut damaged = written.clone();
+            damaged[index] ^= 1;
+            assert_eq!(Cache::from_bytes(&damaged), Err(Unusable::Damaged));
+        }
+        // Cut short: damaged. Another format (the JSON of format 2), or not a cache: quietly
+        // ignored.
+        assert_eq!(
+            Cache::from_bytes(&written[..written.len() - 3]),
+            Err(Unusable::Damaged)
+        );
+        assert_eq!(
+            Cache::from_bytes(b"xtask-dist-cache 2 00\n{}"),
+            Err(Unusable::OtherFormat)
+        );
+        assert_eq!(Cache::from_bytes(b"{}"), Err(Unusable::OtherFormat));
+        assert_eq!(Cache::from_bytes(b""), Err(Unusable::OtherFormat));
+    }
+
+    #[test]
+    fn a_well_checksummed_but_malformed_body_is_damaged_not_a_panic() {
+        // Huge counts, unsorted keys, an unknown kind: each with a valid checksum.
+        let written = full().to_bytes(9 * SECOND);
+        let body = &written[HEADER..];
+        let with_checksum = |body: &[u8]| {
+            let mut bytes = written[..20].to_vec();
+            bytes.extend_from_slice(&sha256(body));
+            bytes.extend_from_slice(body);
+            bytes
+        };
+        assert!(Cache::from_bytes(&with_checksum(body)).is_ok());
+        let mut huge = body.to_vec();
+        huge[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(
+            Cache::from_bytes(&with_checksum(&huge)),
+            Err(Unusable::Damaged)
+        );
+        let mut two = full();
+        two.files.insert("/b".to_string(), record(SECOND));
+        let two = two.to_bytes(9 * SECOND);
+        let mut unsorted = two[HEADER..].to_vec();
+        let first = unsorted
+            .windows(2)
+            .position(|w| w == b"/a")
+            .expect("the first key");
+        let second = unsorted
+            .windows(2)
+            .position(|w| w == b"/b")
+            .expect("the second key");
+        unsorted[first + 1] = b'b';
+        unsorted[second + 1] = b'a';
+        assert_eq!(
+            Cache::from_bytes(&with_checksum(&unsorted)),
+            Err(Unusable::Damaged)
+        );
+        let mut kind = body.to_vec();
+        let file_kind = kind
+            .windows(6)
+            .position(|w| w == [1, 0, 0, 0, b'a', 0])
+            .expect("the first entry, a file");
+        kind[file_kind + 5] = 9;
+        assert_eq!(
+            Cache::from_bytes(&with_checksum(&kind)),
+            Err(Unusable::Damaged)
+        );
+        for cut in 16..body.len() {
+            assert_eq!(
+                Cache::from_bytes(&with_checksum(&body[..cut])),
+                Err(Unusable::Damaged)
+            );
+        }
     }
 
     #[test]
     fn racy_within_the_clock_slack() {
-        let second = 1_000_000_000;
-        assert!(cache(10 * second, 10 * second).is_racy(10 * second));
-        assert!(cache(10 * second, 0).is_racy(10 * second - CLOCK_SLACK_NS / 2));
-        assert!(!cache(10 * second, 0).is_racy(9 * second));
+        assert!(cache(10 * SECOND, 10 * SECOND).is_racy(10 * SECOND));
+        assert!(cache(10 * SECOND, 0).is_racy(10 * SECOND - CLOCK_SLACK_NS / 2));
+        assert!(!cache(10 * SECOND, 0).is_racy(9 * SECOND));
     }
 
     #[test]
     fn an_unchanged_cache_is_not_written_again() {
-        let second = 1_000_000_000;
-        let old = cache(100 * second, 10 * second);
-        let new = cache(0, 10 * second);
-        assert!(!new.needs_write(&old, 200 * second));
+        let old = Cache::from_bytes(&cache(0, 10 * SECOND).to_bytes(100 * SECOND)).unwrap();
+        // The same records, read back: not written, whenever the new build started.
+        let new = cache(0, 10 * SECOND);
+        let new = Cache {
+            read_from: old.read_from.clone(),
+            ..new
+        };
+        assert_eq!(new.to_bytes_if_changed(200 * SECOND), None);
         // Another mtime, or no cache before: written.
-        assert!(cache(0, 11 * second).needs_write(&old, 200 * second));
-        assert!(new.needs_write(&Cache::default(), 200 * second));
-        // An entry the old cache had to distrust becomes trusted: written, so the next build
-        // does not hash it again.
-        let racy_old = cache(10 * second, 10 * second);
-        assert!(new.needs_write(&racy_old, 200 * second));
+        let changed = Cache {
+            read_from: old.read_from.clone(),
+            ..cache(0, 11 * SECOND)
+        };
+        assert!(changed.to_bytes_if_changed(200 * SECOND).is_some());
+        assert!(
+            cache(0, 10 * SECOND)
+                .to_bytes_if_changed(200 * SECOND)
+                .is_some()
+        );
+        // A racy entry is left out, so the next build looks at it again; once it can be
+        // trusted, it is recorded, and the cache is written.
+        let racy = Cache::from_bytes(&cache(0, 10 * SECOND).to_bytes(10 * SECOND)).unwrap();
+        assert!(racy.files.is_empty());
+        let trusted = Cache {
+            read_from: racy.read_from.clone(),
+            ..cache(0, 10 * SECOND)
+        };
+        assert!(trusted.to_bytes_if_changed(200 * SECOND).is_some());
         // Still racy for this build too: writing would not help.
-        assert!(!cache(0, 10 * second).needs_write(&racy_old, 10 * second));
+        assert_eq!(trusted.to_bytes_if_changed(10 * SECOND), None);
+    }
+
+    #[test]
+    fn a_listing_is_trusted_only_for_the_same_directory_stat() {
+        let mut old = full();
+        old.written_at_ns = 10 * SECOND;
+        let stat = Stat {
+            mtime_ns: SECOND,
+            ctime_ns: 2 * SECOND,
+            inode: 9,
+            size: 4096,
+            ..Stat::default()
+        };
+        assert!(old.listing(Path::new("/d"), &stat).is_some());
+        for changed in [
+            Stat {
+                mtime_ns: 3 * SECOND,
+                ..stat
+            },
+            Stat {
+                ctime_ns: 3 * SECOND,
+                ..stat
+            },
+            Stat { inode: 10, ..stat },
+            Stat { size: 8192, ..stat },
+        ] {
+            assert!(
+                old.listing(Path::new("/d"), &changed).is_none(),
+                "{changed:?}"
+            );
+        }
+        assert!(old.listing(Path::new("/e"), &stat).is_none());
+        // Changed within the clock tick of the build that listed it: not trusted.
+        old.written_at_ns = SECOND;
+        assert!(old.listing(Path::new("/d"), &stat).is_none());
     }
 }

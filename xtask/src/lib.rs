@@ -70,19 +70,25 @@ pub fn dist(
     plan::check_out_dir(&plan, &out_dir)?;
     timings.lap("plan and generate the extension tree");
     let build_options = build::BuildOptions { jobs: options.jobs };
+    // Read before the lock, for the directory listings of the scan: a cache is replaced by a
+    // rename, so this is the cache of some complete run, and each of its records is checked
+    // against the disk before it is used.
+    let mut warnings = checked.warnings;
+    let old = if options.use_cache {
+        let (cache, warning) = cache::Cache::read(&out_dir);
+        warnings.extend(warning);
+        cache
+    } else {
+        cache::Cache::default()
+    };
+    timings.lap("read the build cache");
     // Every tree is scanned and validated before the output directory is created or locked.
-    let scanned = build::scan(&plan, build_options)?;
+    let scanned = build::scan(&plan, build_options, options.use_cache.then_some(&old))?;
     timings.lap("scan the sources");
     // Held until the end of the run (or until the process dies).
     let _lock = output::lock(&out_dir, options.wait, true)?;
     output::prepare(&out_dir)?;
     timings.lap("lock the output directory");
-    let old = if options.use_cache {
-        cache::Cache::read(&out_dir)
-    } else {
-        cache::Cache::default()
-    };
-    timings.lap("read the build cache");
     let built = build::build(&plan, scanned, &out_dir, &old, build_options, progress);
     progress.end();
     timings.lap("hash and build packages");
@@ -90,7 +96,7 @@ pub fn dist(
     timings.lap("write the output");
     Ok(DistReport {
         summary,
-        warnings: checked.warnings,
+        warnings,
         timings: timings.laps,
     })
 }

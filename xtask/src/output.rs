@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 
 use crate::archive;
 use crate::build::{Built, TOOL, packages_dir};
-use crate::cache::{CACHE_FILE, Cache, OutputRecord};
+use crate::cache::{CACHE_FILE, Cache, LEGACY_CACHE_FILE, OutputRecord, TreeRecord};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::extension::{self, Content};
 use crate::fault;
@@ -158,7 +158,10 @@ pub fn prepare(out_dir: &Path) -> Result<()> {
                 // Killed between `mkdir` and the marker: empty, and `remove_dir` removes nothing else.
                 let _ = std::fs::remove_dir(&path);
             }
-        } else if file_type.is_file() && is_legacy_temporary(&name, true) {
+        } else if file_type.is_file()
+            && (is_legacy_temporary(&name, true) || name == LEGACY_CACHE_FILE)
+        {
+            // The JSON cache of an older version is replaced by `CACHE_FILE`.
             std::fs::remove_file(&path).with_path("remove the abandoned", &path)?;
         }
     }
@@ -187,7 +190,7 @@ fn is_legacy_temporary(name: &str, top_level: bool) -> bool {
     };
     let stem_ok = match stem.strip_prefix('.') {
         Some(final_name) if top_level => {
-            [SUMS_FILE, DIST_MANIFEST_FILE, CACHE_FILE].contains(&final_name)
+            [SUMS_FILE, DIST_MANIFEST_FILE, CACHE_FILE, LEGACY_CACHE_FILE].contains(&final_name)
         }
         Some(final_name) => !final_name.is_empty(),
         None => false,
@@ -249,6 +252,10 @@ pub fn commit(
         .expect("a built output has its staging directory");
     let mut expected: HashSet<PathBuf> = HashSet::new();
     let mut renames: Vec<(PathBuf, PathBuf)> = Vec::new();
+    // The files found intact, for the next build: it then need not read them.
+    let mut intact: Vec<(String, TreeRecord)> = Vec::new();
+    // Final path -> SHA-256 of the tree files (and metadata files) written.
+    let mut written: std::collections::HashMap<PathBuf, [u8; 32]> = Default::default();
 
     // Stage: everything new goes into the staging directory; nothing final changes yet.
     for package in &built.packages {
@@ -264,11 +271,16 @@ pub fn commit(
             Content::Bytes(bytes) => bytes.clone(),
             Content::Copy(source) => std::fs::read(source).with_path("read", source)?,
         };
-        if !holds(&path, &bytes) {
-            let temp = staging.path().join("tree").join(&file.path);
-            write_new(&temp, &bytes)?;
-            fault::point("stage")?;
-            renames.push((temp, path.clone()));
+        let relative = format!("{TREE}/{}", file.path);
+        match holds(old, &relative, &path, &bytes) {
+            Ok(record) => intact.push((relative, record)),
+            Err(sha256) => {
+                let temp = staging.path().join("tree").join(&file.path);
+                write_new(&temp, &bytes)?;
+                fault::point("stage")?;
+                written.insert(path.clone(), sha256);
+                renames.push((temp, path.clone()));
+            }
         }
         expected.insert(path);
     }
@@ -289,10 +301,14 @@ pub fn commit(
         (SUMS_FILE, &sums.into_bytes()),
     ] {
         let path = out_dir.join(name);
-        if !holds(&path, bytes) {
-            let temp = staging.path().join(name);
-            write_new(&temp, bytes)?;
-            metadata.push((temp, path));
+        match holds(old, name, &path, bytes) {
+            Ok(record) => intact.push((name.to_string(), record)),
+            Err(sha256) => {
+                let temp = staging.path().join(name);
+                write_new(&temp, bytes)?;
+                written.insert(path.clone(), sha256);
+                metadata.push((temp, path));
+            }
         }
     }
     fault::point("staged")?;
@@ -325,6 +341,18 @@ pub fn commit(
         fault::point("metadata")?;
         std::fs::rename(temp, path).with_path("rename into place", path)?;
     }
+    // What this build wrote, as it now is (a rename changes the ctime).
+    for (_, path) in renames.iter().chain(&metadata) {
+        if let Ok(relative) = path.strip_prefix(out_dir)
+            && let Some(relative) = relative.to_str()
+            && !relative.starts_with(&format!("{TREE}/sw_packages/"))
+            && let Some(sha256) = written.get(path)
+        {
+            let stat =
+                Stat::from_metadata(&std::fs::symlink_metadata(path).with_path("stat", path)?);
+            intact.push((relative.to_string(), TreeRecord::new(&stat, *sha256)));
+        }
+    }
 
     // The cache last: it records the outputs as they now are on disk.
     let mut cache = Cache::default();
@@ -347,9 +375,12 @@ pub fn commit(
         );
     }
     cache.files = std::mem::take(&mut built.files).into_iter().collect();
-    if cache.needs_write(old, started_ns) {
+    cache.dirs = std::mem::take(&mut built.dirs).into_iter().collect();
+    cache.tree = intact.into_iter().collect();
+    cache.read_from = old.read_from.clone();
+    if let Some(bytes) = cache.to_bytes_if_changed(started_ns) {
         let temp = staging.path().join(CACHE_FILE);
-        write_new(&temp, &cache.to_bytes(started_ns))?;
+        write_new(&temp, &bytes)?;
         fault::point("metadata")?;
         let path = out_dir.join(CACHE_FILE);
         std::fs::rename(&temp, &path).with_path("rename into place", &path)?;
@@ -372,11 +403,33 @@ pub fn commit(
     })
 }
 
-/// Whether `path` is a regular file holding exactly `bytes`: then it is left alone, so a no-op
-/// build rewrites nothing. A symlink never counts: it is replaced.
-fn holds(path: &Path, bytes: &[u8]) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
-        && std::fs::read(path).is_ok_and(|existing| existing == bytes)
+/// Whether `path` (`relative` to the output directory) is a regular file holding exactly
+/// `bytes`: then it is left alone, so a no-op build rewrites nothing, and the record returned
+/// lets the next build know so from its stat alone (`Cache::tree_file`); else the SHA-256 of
+/// `bytes`. The file is read and compared unless the cache's record of it says. A symlink
+/// never counts: it is replaced.
+fn holds(
+    old: &Cache,
+    relative: &str,
+    path: &Path,
+    bytes: &[u8],
+) -> std::result::Result<TreeRecord, [u8; 32]> {
+    let sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(bytes).into();
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return Err(sha256);
+    };
+    if !metadata.is_file() || metadata.len() != bytes.len() as u64 {
+        return Err(sha256);
+    }
+    // Taken before the file is read: a change after it shows in the next build's stat.
+    let stat = Stat::from_metadata(&metadata);
+    let same = old.tree_file(relative, &stat) == Some(sha256)
+        || std::fs::read(path).is_ok_and(|existing| existing == bytes);
+    if same {
+        Ok(TreeRecord::new(&stat, sha256))
+    } else {
+        Err(sha256)
+    }
 }
 
 /// Creates a new file (never an existing one) inside the staging directory.
@@ -447,7 +500,10 @@ pub fn check_out_dir(out_dir: &Path) -> Result<()> {
 }
 
 fn is_ours(out_dir: &Path) -> bool {
-    if out_dir.join(CACHE_FILE).is_file() || out_dir.join(DIST_MANIFEST_FILE).is_file() {
+    if [CACHE_FILE, LEGACY_CACHE_FILE, DIST_MANIFEST_FILE]
+        .iter()
+        .any(|name| out_dir.join(name).is_file())
+    {
         return true;
     }
     let staging = std::fs::read_dir(out_dir).is_ok_and(|entries| {

@@ -9,11 +9,13 @@
 //! to `hash` and `archive`.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::fs::{self, Metadata};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::cache::{Cache, DirRecord, Listed, ListedKind};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::exclude::{self, Excludes};
 
@@ -80,7 +82,23 @@ pub fn scan(dir: &Path, top: &str) -> Result<Tree> {
 /// Scans `dir` leaving out what `excludes` (and the `.gitignore` files found inside `dir`)
 /// exclude: such entries are neither listed nor checked, and excluded directories not entered.
 pub fn scan_excluding(dir: &Path, top: &str, excludes: &Excludes) -> Result<Tree> {
-    let mut excludes = excludes.clone();
+    Ok(scan_cached(dir, top, excludes, None)?.0)
+}
+
+/// The directories a scan listed (absolute path as text -> stat and entries), for the cache.
+pub type Listings = Vec<(String, DirRecord)>;
+
+/// `scan_excluding`, reusing the listing that `cache` recorded of each directory whose own stat
+/// is unchanged (see `cache`); also returns every directory's listing for the next build. Every
+/// file is still stat'ed. If a file of a reused listing turns out to be something else (which an
+/// unchanged directory stat rules out outside the racy window), the whole tree is scanned again
+/// without the cache.
+pub fn scan_cached(
+    dir: &Path,
+    top: &str,
+    excludes: &Excludes,
+    cache: Option<&Cache>,
+) -> Result<(Tree, Listings)> {
     let top_metadata = fs::symlink_metadata(dir).with_path("read metadata of", dir)?;
     if !top_metadata.is_dir() {
         return Err(Diagnostic::error(
@@ -91,112 +109,24 @@ pub fn scan_excluding(dir: &Path, top: &str, excludes: &Excludes) -> Result<Tree
         .help("point at the block directory itself, not a symlink or a file")
         .into());
     }
-
-    let mut entries = vec![Entry {
-        path: top.as_bytes().to_vec(),
-        kind: EntryKind::Dir,
-        source: dir.to_path_buf(),
-        stat: Stat::from_metadata(&top_metadata),
-    }];
-    let mut problems = Vec::new();
-    // (dev, inode) -> (nlink, occurrences in the tree), for regular files.
-    let mut links: HashMap<(u64, u64), (u64, u64)> = HashMap::new();
-
-    let walker = walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .follow_root_links(false)
-        .min_depth(1);
-    let mut items = walker.into_iter();
-    while let Some(item) = items.next() {
-        let item = item.map_err(|error| {
-            let path = error.path().unwrap_or(dir).to_path_buf();
-            match error.into_io_error() {
-                Some(io_error) => Error::io("read", &path, io_error),
-                None => Error::new(
-                    Diagnostic::error("io", format!("cannot walk `{}`", path.display()))
-                        .file(&path)
-                        .help("check the directory for a filesystem loop"),
-                ),
-            }
-        })?;
-        let source = item.path().to_path_buf();
-        // Directories and symlinks are not stat'ed: their type comes from the directory listing,
-        // and only files' metadata is ever used (size, mode, links, the stat cache). That spares a
-        // third of a scan's system calls, which is most of what a build with no change costs.
-        let listed_type = item.file_type();
-        let relative = source
-            .strip_prefix(dir)
-            .expect("walkdir yields paths under its root");
-        let mut path = top.as_bytes().to_vec();
-        for component in relative.components() {
-            path.push(b'/');
-            path.extend_from_slice(component.as_os_str().as_bytes());
+    let top_stat = Stat::from_metadata(&top_metadata);
+    let mut walk = Walk::new(dir, top, excludes, cache, top_stat);
+    match walk.dir(dir, top.as_bytes().to_vec(), top_stat, true) {
+        Err(Walked::Stale) => {
+            walk = Walk::new(dir, top, excludes, None, top_stat);
+            walk.dir(dir, top.as_bytes().to_vec(), top_stat, true)
+                .map_err(Walked::into_error)?;
         }
-        let inside = &path[top.len() + 1..];
-        if excludes.is_excluded(inside, listed_type.is_dir()) {
-            if listed_type.is_dir() {
-                items.skip_current_dir();
-            }
-            continue;
-        }
-        if listed_type.is_dir()
-            && let Some(rules) = exclude::read_gitignore(&source)?
-        {
-            excludes.push_nested(inside, rules);
-        }
-        let metadata = if listed_type.is_dir() || listed_type.is_symlink() {
-            None
-        } else {
-            Some(fs::symlink_metadata(&source).with_path("read metadata of", &source)?)
-        };
-
-        let file_type = metadata
-            .as_ref()
-            .map_or(listed_type, fs::Metadata::file_type);
-        let kind = if file_type.is_dir() {
-            EntryKind::Dir
-        } else if let Some(metadata) = metadata.as_ref().filter(|_| file_type.is_file()) {
-            let counter = links
-                .entry((metadata.dev(), metadata.ino()))
-                .or_insert((metadata.nlink(), 0));
-            counter.1 += 1;
-            EntryKind::File {
-                executable: metadata.mode() & 0o111 != 0,
-                size: metadata.len(),
-            }
-        } else if file_type.is_symlink() {
-            let target = fs::read_link(&source).with_path("read symlink", &source)?;
-            EntryKind::Symlink {
-                target: target.as_os_str().as_bytes().to_vec(),
-            }
-        } else {
-            let what = if file_type.is_fifo() {
-                "a FIFO"
-            } else if file_type.is_socket() {
-                "a socket"
-            } else if file_type.is_block_device() {
-                "a block device"
-            } else if file_type.is_char_device() {
-                "a character device"
-            } else {
-                "not a file, directory or symlink"
-            };
-            problems.push(
-                Diagnostic::error("special-file", format!("`{}` is {what}", source.display()))
-                    .file(&source)
-                    .help("remove it from the block; only files, directories and symlinks can be packaged"),
-            );
-            continue;
-        };
-        entries.push(Entry {
-            path,
-            kind,
-            source,
-            stat: metadata
-                .as_ref()
-                .map_or_else(Stat::default, Stat::from_metadata),
-        });
+        Err(Walked::Failed(error)) => return Err(error),
+        Ok(()) => {}
     }
+    let Walk {
+        mut entries,
+        mut problems,
+        links,
+        listings,
+        ..
+    } = walk;
 
     entries.sort_by(|a, b| a.path.cmp(&b.path));
 
@@ -246,10 +176,262 @@ pub fn scan_excluding(dir: &Path, top: &str, excludes: &Excludes) -> Result<Tree
     if !problems.is_empty() {
         return Err(Error::many(problems));
     }
-    Ok(Tree {
-        top: top.to_string(),
-        entries,
-    })
+    Ok((
+        Tree {
+            top: top.to_string(),
+            entries,
+        },
+        listings,
+    ))
+}
+
+/// Why a directory's walk stopped.
+enum Walked {
+    Failed(Error),
+    /// A reused listing did not match what is on disk: scan again without the cache.
+    Stale,
+}
+
+impl Walked {
+    fn into_error(self) -> Error {
+        match self {
+            Walked::Failed(error) => error,
+            Walked::Stale => unreachable!("a walk without a cache never finds a stale listing"),
+        }
+    }
+}
+
+impl From<Error> for Walked {
+    fn from(error: Error) -> Walked {
+        Walked::Failed(error)
+    }
+}
+
+/// One scan in progress: what it found so far.
+struct Walk<'a> {
+    top_len: usize,
+    excludes: Excludes,
+    cache: Option<&'a Cache>,
+    entries: Vec<Entry>,
+    problems: Vec<Diagnostic>,
+    /// (dev, inode) -> (nlink, occurrences in the tree), for regular files.
+    links: HashMap<(u64, u64), (u64, u64)>,
+    listings: Listings,
+}
+
+impl<'a> Walk<'a> {
+    fn new(
+        root: &'a Path,
+        top: &str,
+        excludes: &Excludes,
+        cache: Option<&'a Cache>,
+        top_stat: Stat,
+    ) -> Walk<'a> {
+        Walk {
+            top_len: top.len(),
+            excludes: excludes.clone(),
+            cache,
+            entries: vec![Entry {
+                path: top.as_bytes().to_vec(),
+                kind: EntryKind::Dir,
+                source: root.to_path_buf(),
+                stat: top_stat,
+            }],
+            problems: Vec::new(),
+            links: HashMap::new(),
+            listings: Vec::new(),
+        }
+    }
+
+    /// Lists the directory `source` (member path `path`, stat'ed as `stat` before anything in it
+    /// was read), adds its entries and walks its subdirectories.
+    fn dir(
+        &mut self,
+        source: &Path,
+        path: Vec<u8>,
+        stat: Stat,
+        is_top: bool,
+    ) -> std::result::Result<(), Walked> {
+        let cached = self.cache.and_then(|cache| cache.listing(source, &stat));
+        let mut listing = match cached {
+            Some(record) => record.entries.clone(),
+            None => list(source)?,
+        };
+        // The top directory's own `.gitignore` is the caller's (`Excludes::for_package`).
+        if !is_top && listing.iter().any(|entry| entry.name == b".gitignore") {
+            let inside = path[self.top_len + 1..].to_vec();
+            if let Some(rules) = exclude::read_gitignore(source)? {
+                self.excludes.push_nested(&inside, rules);
+            }
+        }
+        for listed in &mut listing {
+            let child = source.join(OsStr::from_bytes(&listed.name));
+            let mut child_path = Vec::with_capacity(path.len() + 1 + listed.name.len());
+            child_path.extend_from_slice(&path);
+            child_path.push(b'/');
+            child_path.extend_from_slice(&listed.name);
+            let inside = &child_path[self.top_len + 1..];
+            if self
+                .excludes
+                .is_excluded(inside, listed.kind == ListedKind::Dir)
+            {
+                continue;
+            }
+            match &mut listed.kind {
+                ListedKind::Dir => {
+                    let metadata =
+                        fs::symlink_metadata(&child).with_path("read metadata of", &child);
+                    let metadata = match metadata {
+                        Ok(metadata) if metadata.is_dir() => metadata,
+                        _ if cached.is_some() => return Err(Walked::Stale),
+                        Ok(_) => {
+                            // Replaced since it was listed: as walkdir did, an entry of the
+                            // listed type, not entered.
+                            self.push(child_path, EntryKind::Dir, child, Stat::default());
+                            continue;
+                        }
+                        Err(error) => return Err(error.into()),
+                    };
+                    self.push(
+                        child_path.clone(),
+                        EntryKind::Dir,
+                        child.clone(),
+                        Stat::default(),
+                    );
+                    self.dir(&child, child_path, Stat::from_metadata(&metadata), false)?;
+                }
+                ListedKind::Symlink(target) => {
+                    let target = match target {
+                        Some(target) => target.clone(),
+                        None => {
+                            let read = fs::read_link(&child).with_path("read symlink", &child)?;
+                            let read = read.as_os_str().as_bytes().to_vec();
+                            *target = Some(read.clone());
+                            read
+                        }
+                    };
+                    self.push(
+                        child_path,
+                        EntryKind::Symlink { target },
+                        child,
+                        Stat::default(),
+                    );
+                }
+                ListedKind::File | ListedKind::Other => {
+                    let metadata = match fs::symlink_metadata(&child) {
+                        Ok(metadata) => metadata,
+                        Err(_) if cached.is_some() => return Err(Walked::Stale),
+                        Err(error) => {
+                            return Err(Error::io("read metadata of", &child, error).into());
+                        }
+                    };
+                    let file_type = metadata.file_type();
+                    if cached.is_some() && (file_type.is_dir() || file_type.is_symlink()) {
+                        return Err(Walked::Stale);
+                    }
+                    self.file(child_path, child, &metadata)?;
+                }
+            }
+        }
+        if let Some(key) = source.to_str() {
+            self.listings.push((
+                key.to_string(),
+                DirRecord {
+                    mtime_ns: stat.mtime_ns,
+                    ctime_ns: stat.ctime_ns,
+                    inode: stat.inode,
+                    size: stat.size,
+                    entries: listing,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    /// An entry that the listing says is neither a directory nor a symbolic link, with its
+    /// metadata (`lstat`).
+    fn file(&mut self, path: Vec<u8>, source: PathBuf, metadata: &Metadata) -> Result<()> {
+        let file_type = metadata.file_type();
+        let kind = if file_type.is_dir() {
+            EntryKind::Dir
+        } else if file_type.is_file() {
+            let counter = self
+                .links
+                .entry((metadata.dev(), metadata.ino()))
+                .or_insert((metadata.nlink(), 0));
+            counter.1 += 1;
+            EntryKind::File {
+                executable: metadata.mode() & 0o111 != 0,
+                size: metadata.len(),
+            }
+        } else if file_type.is_symlink() {
+            let target = fs::read_link(&source).with_path("read symlink", &source)?;
+            EntryKind::Symlink {
+                target: target.as_os_str().as_bytes().to_vec(),
+            }
+        } else {
+            let what = if file_type.is_fifo() {
+                "a FIFO"
+            } else if file_type.is_socket() {
+                "a socket"
+            } else if file_type.is_block_device() {
+                "a block device"
+            } else if file_type.is_char_device() {
+                "a character device"
+            } else {
+                "not a file, directory or symlink"
+            };
+            self.problems.push(
+                Diagnostic::error("special-file", format!("`{}` is {what}", source.display()))
+                    .file(&source)
+                    .help("remove it from the block; only files, directories and symlinks can be packaged"),
+            );
+            return Ok(());
+        };
+        let stat = if file_type.is_file() {
+            Stat::from_metadata(metadata)
+        } else {
+            Stat::default()
+        };
+        self.push(path, kind, source, stat);
+        Ok(())
+    }
+
+    fn push(&mut self, path: Vec<u8>, kind: EntryKind, source: PathBuf, stat: Stat) {
+        self.entries.push(Entry {
+            path,
+            kind,
+            source,
+            stat,
+        });
+    }
+}
+
+/// The entries of one directory, sorted by name, with the types its listing gives (a type the
+/// listing does not give is read with `lstat`, by the standard library).
+fn list(dir: &Path) -> Result<Vec<Listed>> {
+    let mut listing = Vec::new();
+    for entry in fs::read_dir(dir).with_path("read", dir)? {
+        let entry = entry.with_path("read", dir)?;
+        let file_type = entry
+            .file_type()
+            .with_path("read metadata of", &entry.path())?;
+        let kind = if file_type.is_dir() {
+            ListedKind::Dir
+        } else if file_type.is_symlink() {
+            ListedKind::Symlink(None)
+        } else if file_type.is_file() {
+            ListedKind::File
+        } else {
+            ListedKind::Other
+        };
+        listing.push(Listed {
+            name: entry.file_name().into_vec(),
+            kind,
+        });
+    }
+    listing.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(listing)
 }
 
 /// Resolves `target` lexically from the directory of the link at `link_path` and checks that it

@@ -255,14 +255,26 @@ fn a_corrupted_cache_never_has_its_hashes_copied_into_sha256sums() {
         let repo = Repo::new(&BLOCKS);
         repo.dist(&[]).summary();
         let expected = contents(&repo.out());
-        // Still JSON, records still matching the files on disk, but hashes that are not theirs.
+        // Records still matching the files on disk, but hashes that are not theirs, and the
+        // checksum of the cache as it was.
         edit_cache(&repo.out(), false, |cache| {
-            for record in cache["outputs"].as_object_mut().unwrap().values_mut() {
-                record["sha256"] = serde_json::json!("0".repeat(64));
+            for record in cache.outputs.values_mut() {
+                record.sha256 = "0".repeat(64);
             }
         });
-        repo.dist(flags).summary();
+        let run = repo.dist(flags);
+        run.summary();
         assert_eq!(contents(&repo.out()), expected, "{flags:?}");
+        // Read (without `--no-cache`), it is reported; either way it is written again.
+        assert_eq!(
+            run.stderr
+                .contains("is damaged; it is ignored and written again"),
+            flags.is_empty(),
+            "{flags:?}: {}",
+            run.stderr
+        );
+        let cache = crate::incremental::read_cache(&repo.out());
+        assert!(cache.outputs.values().all(|r| r.sha256 != "0".repeat(64)));
     }
 }
 
@@ -272,11 +284,14 @@ fn a_cache_entry_of_another_archive_format_is_rebuilt() {
     let format = repo.dist(&[]).summary();
     assert_eq!(format["rebuilt"], 3);
     edit_cache(&repo.out(), true, |cache| {
-        let record = &mut cache["outputs"]["alpha__1_0.tgz"];
-        let settings = record["settings"].as_str().unwrap().to_string();
-        assert!(settings.starts_with("archive format "), "{settings}");
-        let (_, rest) = settings.split_once("; ").unwrap();
-        record["settings"] = serde_json::json!(format!("archive format 0; {rest}"));
+        let record = cache.outputs.get_mut("alpha__1_0.tgz").unwrap();
+        assert!(
+            record.settings.starts_with("archive format "),
+            "{}",
+            record.settings
+        );
+        let (_, rest) = record.settings.split_once("; ").unwrap();
+        record.settings = format!("archive format 0; {rest}");
     });
     let run = repo.dist(&[]);
     assert_eq!(
@@ -285,8 +300,13 @@ fn a_cache_entry_of_another_archive_format_is_rebuilt() {
         "same bytes: left as they are"
     );
     // It was built again and compared, not trusted: the cache now has the current format.
-    let cache = std::fs::read_to_string(repo.out().join(".dist-cache.json")).unwrap();
-    assert!(!cache.contains("archive format 0"));
+    let cache = crate::incremental::read_cache(&repo.out());
+    assert!(
+        cache
+            .outputs
+            .values()
+            .all(|r| !r.settings.contains("archive format 0"))
+    );
 }
 
 /// Pins the archive bytes of each `ARCHIVE_FORMAT` (read from dist-manifest.json). Changing the
@@ -377,11 +397,11 @@ fn source_date_epoch_is_plain_digits_within_a_tar_header() {
 #[test]
 fn a_cache_that_is_a_directory_is_refused_before_anything_is_written() {
     let repo = Repo::new(&BLOCKS);
-    std::fs::create_dir_all(repo.out().join(".dist-cache.json")).unwrap();
+    std::fs::create_dir_all(repo.out().join(".dist-cache")).unwrap();
     let run = repo.dist(&[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
-        run.stderr.contains(".dist-cache.json` is not a file"),
+        run.stderr.contains(".dist-cache` is not a file"),
         "{}",
         run.stderr
     );

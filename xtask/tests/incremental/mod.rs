@@ -6,6 +6,7 @@
 //! is "racy" (modified during the previous build) unless a test makes it so.
 
 mod damage;
+mod listing;
 mod rebuild;
 
 use std::collections::BTreeMap;
@@ -126,11 +127,20 @@ impl Repo {
         std::fs::write(path, content).unwrap();
     }
 
-    /// Sets the mtime of every source file an hour back.
+    /// Sets the mtime of every source file and directory an hour back (symbolic links are left
+    /// as they are).
     pub fn age_sources(&self) {
         let past = SystemTime::now() - Duration::from_secs(3600);
-        for path in files_under(&self.path().join("blox")) {
-            set_mtime(&path, past);
+        for entry in walkdir::WalkDir::new(self.path().join("blox")) {
+            let entry = entry.unwrap();
+            if entry.file_type().is_dir() {
+                std::fs::File::open(entry.path())
+                    .unwrap()
+                    .set_modified(past)
+                    .unwrap();
+            } else if entry.file_type().is_file() {
+                set_mtime(entry.path(), past);
+            }
         }
     }
 
@@ -193,7 +203,7 @@ pub fn contents_of(snapshot: &Snapshot) -> BTreeMap<PathBuf, Vec<u8>> {
     snapshot
         .clone()
         .into_iter()
-        .filter(|(path, _)| path != Path::new(".dist-cache.json"))
+        .filter(|(path, _)| path != Path::new(xtask::cache::CACHE_FILE))
         .map(|(path, (bytes, _, _))| (path, bytes))
         .collect()
 }
@@ -216,32 +226,32 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Reads `<out>/.dist-cache.json` (a header line with its checksum, then JSON), lets `edit`
-/// change the JSON, and writes it back with the checksum of the new text (`fix_checksum`), as a
-/// build would have written it, or with the old checksum, as a corrupted file would be.
-pub fn edit_cache(out: &Path, fix_checksum: bool, edit: impl FnOnce(&mut serde_json::Value)) {
-    use sha2::Digest;
-    let path = out.join(".dist-cache.json");
+/// Reads `<out>/.dist-cache`, lets `edit` change it, and writes it back with every record
+/// (racy ones too, which a build never writes) and the checksum of the new body
+/// (`fix_checksum`), as a build would have written it, or with the old checksum, as a damaged
+/// file would be.
+pub fn edit_cache(out: &Path, fix_checksum: bool, edit: impl FnOnce(&mut xtask::cache::Cache)) {
+    let path = out.join(xtask::cache::CACHE_FILE);
     let bytes = std::fs::read(&path).unwrap();
-    let newline = bytes.iter().position(|&b| b == b'\n').unwrap();
-    let header = String::from_utf8(bytes[..newline].to_vec()).unwrap();
-    let mut cache: serde_json::Value = serde_json::from_slice(&bytes[newline + 1..]).unwrap();
+    let mut cache = xtask::cache::Cache::from_bytes(&bytes).expect("a cache written by dist");
     edit(&mut cache);
-    let mut body = serde_json::to_vec(&cache).unwrap();
-    body.push(b'\n');
-    let (magic_and_format, _) = header.rsplit_once(' ').unwrap();
-    let checksum: String = sha2::Sha256::digest(&body)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    let header = if fix_checksum {
-        format!("{magic_and_format} {checksum}")
-    } else {
-        header
-    };
-    let mut text = format!("{header}\n").into_bytes();
-    text.extend_from_slice(&body);
-    std::fs::write(&path, text).unwrap();
+    let mut new = cache.to_bytes_with_every_record();
+    if !fix_checksum {
+        // The magic, the format, then the checksum (32 bytes).
+        new[20..52].copy_from_slice(&bytes[20..52]);
+        assert_ne!(
+            new,
+            cache.to_bytes_with_every_record(),
+            "the edit changed something"
+        );
+    }
+    std::fs::write(&path, new).unwrap();
+}
+
+/// The cache of the last build.
+pub fn read_cache(out: &Path) -> xtask::cache::Cache {
+    let bytes = std::fs::read(out.join(xtask::cache::CACHE_FILE)).unwrap();
+    xtask::cache::Cache::from_bytes(&bytes).expect("a cache written by dist")
 }
 
 pub fn set_mtime(path: &Path, time: SystemTime) {

@@ -166,17 +166,17 @@ fn racy_setup(written_at_offset_ns: i128) -> (Repo, super::Run) {
     let ctime_ns = i128::from(metadata.ctime()) * 1_000_000_000 + i128::from(metadata.ctime_nsec());
 
     super::edit_cache(&repo.out(), true, |cache| {
-        let files = cache["files"].as_object_mut().unwrap();
-        let key = files
+        let key = cache
+            .files
             .keys()
             .find(|key| key.ends_with(relative))
             .cloned()
             .expect("the file is in the cache");
-        let record = &mut files[&key];
-        record["mtime_ns"] = serde_json::json!(mtime_ns);
-        record["ctime_ns"] = serde_json::json!(ctime_ns);
-        record["inode"] = serde_json::json!(metadata.ino());
-        cache["written_at_ns"] = serde_json::json!(mtime_ns + written_at_offset_ns);
+        let record = cache.files.get_mut(&key).unwrap();
+        record.mtime_ns = mtime_ns;
+        record.ctime_ns = ctime_ns;
+        record.inode = metadata.ino();
+        cache.written_at_ns = mtime_ns + written_at_offset_ns;
     });
     let run = repo.dist(&[]);
     (repo, run)
