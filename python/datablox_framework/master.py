@@ -332,7 +332,7 @@ def run(topology, nodes, timeout=600.0, home=None):
             for connection_id, _, source_node, target_node in across:
                 if source_node == link.name:
                     peers[connection_id] = [by_name[target_node].host, prepared[target_node]["data_port"]]
-            answer = link.request({"op": "start", "run": run_id, "peers": peers})
+            answer = link.request({"op": "start", "run": run_id, "node": link.name, "peers": peers})
             if not answer.get("ok"):
                 raise MasterError("{} cannot start its part: {}".format(link, answer.get("error")), link.name)
         finished = _wait(busy, run_id, deadline, timeout)
@@ -340,7 +340,7 @@ def run(topology, nodes, timeout=600.0, home=None):
         for link in links:
             if link.sock is not None and link.lost is None:
                 try:
-                    link.request({"op": "abort", "run": run_id, "reason": "the run ended"})
+                    link.request({"op": "abort", "run": run_id, "node": link.name, "reason": "the run ended"})
                 except MasterError:
                     pass
             link.close()
@@ -367,7 +367,7 @@ def _wait(links, run_id, deadline, timeout):
                 help="raise --timeout, or look at the caretakers' logs (<home>/log/caretaker.log)")
         for link in list(pending):
             try:
-                answer = link.request({"op": "wait", "run": run_id, "timeout": WAIT_POLL})
+                answer = link.request({"op": "wait", "run": run_id, "node": link.name, "timeout": WAIT_POLL})
             except MasterError as error:
                 raise _blame(pending, run_id, error)
             if answer.get("state") == "done":
@@ -392,7 +392,7 @@ def _blame(links, run_id, failure):
         if link.name == failure.node:
             continue
         try:
-            answer = link.request({"op": "wait", "run": run_id, "timeout": 0.5}, timeout=5.0)
+            answer = link.request({"op": "wait", "run": run_id, "node": link.name, "timeout": 0.5}, timeout=5.0)
         except MasterError as error:
             failures.append(error)
             continue

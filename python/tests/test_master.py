@@ -225,6 +225,15 @@ class Nodes(unittest.TestCase):
         self.assertEqual(json.loads(stdout)["nodes"]["c"], "[::1]:{}".format(line.strip().rsplit(":", 1)[1]))
         self.assertEqual(self.outputs()["sink"], [3 * v for v in range(50)])
 
+    def test_two_nodes_may_share_a_caretaker(self):
+        # Nodes a and z are the same caretaker: each keeps its own part, data crosses between them.
+        spread = {"numbers": "a", "double": "z", "sink": "a", "sink2": "z", "sink3": "b"}
+        nodes = self.nodes("a", "b") + [("z", "127.0.0.1", self.ports["a"])]
+        result = master.run(self.topology(spread, count=50), nodes, timeout=60)
+        self.assertEqual(dict((b, c["node"]) for b, c in result["counts"].items()), spread)
+        self.assertEqual(self.outputs()["sink"], [3 * v for v in range(50)])
+        self.assert_nothing_runs()
+
     def test_a_node_that_cannot_be_reached_fails_the_run_naming_it(self):
         port = free_port()
         topology = self.topology({"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "c"})
