@@ -68,12 +68,16 @@ impl Drop for Caretakers {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `count` free ports below Linux's ephemeral range (32768 and up), so that no process binding
+/// port 0 (other tests' caretakers) is handed one of them between this check and the caretaker's
+/// start; the search starts at a place that depends on the process id.
+fn free_ports(count: usize) -> Vec<u16> {
+    let start = 20000 + (std::process::id() % 10000) as u16;
+    (start..32000)
+        .chain(20000..start)
+        .filter(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .take(count)
+        .collect()
 }
 
 fn ping(port: u16) -> Value {
@@ -203,7 +207,8 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
         .map(|node| nodes.join(node).join("home"))
         .collect();
     let _caretakers = Caretakers(homes.clone());
-    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+    let ports = free_ports(NODES.len() + 1);
+    let (ports, other) = (ports[..NODES.len()].to_vec(), ports[NODES.len()]);
     let python = Run::new(
         python3()
             .args(["-c", "import sys; print(sys.executable)"])
@@ -335,7 +340,7 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
         (&same["changed"], &same["running"]),
         (&json!(false), &json!(true))
     );
-    let other = free_port().to_string();
+    let other = other.to_string();
     let refused = deployer(&["start", "--port", &other, "--json"]).expect_failure(1);
     assert!(
         refused
