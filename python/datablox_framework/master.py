@@ -13,7 +13,8 @@
 3. The master checks the ports of every connection across nodes, then `start`s every part with
    the addresses of its peers: the node that receives listens, the node that sends connects, and
    data flows from sender to receiver only (`transport`: JSON frames, back-pressure, an end mark).
-4. It `wait`s for every part and prints the per-block counts (`--json`: one JSON object).
+4. It `wait`s for every part and prints the per-block counts on stderr, as human output goes
+   (`--json`: one JSON object on stdout).
 
 A node that cannot be reached, answers with an error, or stops answering (its caretaker died)
 fails the run, naming the node; the other parts are aborted, so their caretakers stay usable.
@@ -432,7 +433,8 @@ def main(argv=None):
     parser.add_argument("--home", help="a deployed home whose extension places blocks without `at` "
                                        "(default: $DATABLOX_HOME, else the home this master runs from)")
     parser.add_argument("--timeout", type=float, default=600.0, help="fail the run after this many seconds (600)")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as one JSON object on stdout (else a table on stderr)")
     options = parser.parse_args(argv)
     try:
         nodes = parse_nodes(options.nodes)
@@ -455,7 +457,7 @@ def main(argv=None):
     if options.json:
         sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     else:
-        print_result(result, sys.stdout)
+        print_result(result, sys.stderr)
     return EXIT_OK
 
 

@@ -196,11 +196,11 @@ class Nodes(unittest.TestCase):
         # The command line: the table, then --json; the caretakers served every run.
         run = self.master_process(self.topology(spread), self.nodes_arg("a", "b", "c"))
         stdout, stderr = run.communicate(timeout=60)
-        self.assertEqual(run.returncode, 0, stderr)
-        self.assertEqual(stdout.splitlines()[:3], ["block    node  emitted  received",
+        self.assertEqual((run.returncode, stdout), (0, ""), stderr)
+        self.assertEqual(stderr.splitlines()[:3], ["block    node  emitted  received",
                                                    "numbers  a        1000         0",
                                                    "double   b        1000      1000"])
-        self.assertIn("ok: 5 block(s) on 3 node(s), 572 batch(es) delivered in", stdout)
+        self.assertIn("ok: 5 block(s) on 3 node(s), 572 batch(es) delivered in", stderr)
         self.assertEqual(self.outputs(), one_outputs)
         run = self.master_process(self.topology(spread), self.nodes_arg("a", "b", "c"), "--json")
         stdout, stderr = run.communicate(timeout=60)
