@@ -32,13 +32,19 @@ extraction itself, and because checking first and extracting after read the arch
   default mode (umask); no set-id or sticky bits;
 - owners: ignored, as `data` ignores them (files belong to the user who deploys);
 - mtimes: kept, on files and directories, as tarfile keeps them.
+
+Headers: plain ustar and GNU headers (files, directories, links, GNU long names) are read by
+`_fast_members`, as tarfile's `frombuf` reads them (a test compares the two); an archive with any
+other header (pax, sparse, a base-256 number, ...) is extracted again from the start, into the
+emptied staging directory, with tarfile reading the headers and the same checks and writes.
+Measured on the bench corpus (40 blocks, 2,207 members): the `data` filter's extraction cost
+0.42 s of user CPU against GNU tar's 0.15 s; this one about the same as tar's.
 """
 
 import hashlib
 import os
 import posixpath
 import shutil
-import tarfile
 import zlib
 
 from . import DeployError
@@ -47,7 +53,11 @@ MAX_MEMBERS = 100000
 MAX_BYTES = 1 << 30
 READ_CHUNK = 1 << 18
 PIECE = 1 << 20
-REGULAR = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE)
+# tarfile's type flags; tarfile itself is imported only for an archive the fast reader leaves to it.
+REGTYPE, AREGTYPE, LNKTYPE, SYMTYPE, CHRTYPE, BLKTYPE, DIRTYPE, FIFOTYPE, CONTTYPE = (
+    b"0", b"\0", b"1", b"2", b"3", b"4", b"5", b"6", b"7")
+GNUTYPE_LONGNAME, GNUTYPE_LONGLINK = b"L", b"K"
+REGULAR = (REGTYPE, AREGTYPE, CONTTYPE)
 
 
 class Refused(DeployError):
@@ -181,11 +191,34 @@ class _Fallback(Exception):
 # GNU long names and long link targets (`././@LongLink`, as `dist` writes names over 100 bytes),
 # with the ustar or GNU magic and octal numbers. Anything else (pax headers, sparse files,
 # devices, base-256 numbers, a signed checksum) sends the archive to tarfile.
-_FAST_TYPES = frozenset([tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE, tarfile.DIRTYPE,
-                         tarfile.SYMTYPE, tarfile.LNKTYPE])
-_LONG_TYPES = frozenset([tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK])
+_FAST_TYPES = frozenset([REGTYPE, AREGTYPE, CONTTYPE, DIRTYPE, SYMTYPE, LNKTYPE])
+_LONG_TYPES = frozenset([GNUTYPE_LONGNAME, GNUTYPE_LONGLINK])
 _MAGICS = (b"ustar\x0000", b"ustar  \x00")
 _LONGEST = 1 << 16
+
+
+class _Member(object):
+    """What `_Extraction.add` reads of a member, as tarfile.TarInfo has it."""
+
+    __slots__ = ("name", "type", "mode", "mtime", "linkname", "size", "offset_data")
+
+    def isdir(self):
+        return self.type == DIRTYPE
+
+    def issym(self):
+        return self.type == SYMTYPE
+
+    def islnk(self):
+        return self.type == LNKTYPE
+
+    def ischr(self):
+        return self.type == CHRTYPE
+
+    def isblk(self):
+        return self.type == BLKTYPE
+
+    def isfifo(self):
+        return self.type == FIFOTYPE
 
 
 def _text(field):
@@ -227,24 +260,24 @@ def _fast_members(stream):
             if size > _LONGEST:
                 raise _Fallback()
             text = _text(stream.read(padded))
-            if kind == tarfile.GNUTYPE_LONGNAME:
+            if kind == GNUTYPE_LONGNAME:
                 long_name = text
             else:
                 long_link = text
             offset += 512 + padded
             continue
         name = _text(block[:100])
-        if kind == tarfile.AREGTYPE and name.endswith("/"):
-            kind = tarfile.DIRTYPE
-        if kind == tarfile.DIRTYPE:
+        if kind == AREGTYPE and name.endswith("/"):
+            kind = DIRTYPE
+        if kind == DIRTYPE:
             name = name.rstrip("/")
         prefix = _text(block[345:500])
         if prefix:
             name = prefix + "/" + name
         if long_name is not None:
-            name = long_name.rstrip("/") if kind == tarfile.DIRTYPE else long_name
-        info = tarfile.TarInfo(name)
-        info.type, info.mode, info.mtime = kind, mode, mtime
+            name = long_name.rstrip("/") if kind == DIRTYPE else long_name
+        info = _Member()
+        info.name, info.type, info.mode, info.mtime = name, kind, mode, mtime
         info.linkname = _text(block[157:257]) if long_link is None else long_link
         info.size = size if kind in REGULAR else 0
         info.offset_data = offset + 512
@@ -446,11 +479,15 @@ def extract(path, label, top, staging, max_members=MAX_MEMBERS, max_bytes=MAX_BY
 def _extract(raw, label, top, staging, max_members, max_bytes, fast):
     # Headers, padding and the end blocks on top of the content: 1 KiB per member and 1 MiB.
     stream = _Inflated(raw, max_bytes + 1024 * max_members + (1 << 20))
+    unreadable = (EOFError, OSError, ValueError, zlib.error)
     try:
         extraction = _Extraction(stream, label, top, staging, max_members, max_bytes)
         if fast:
             members = _fast_members(stream)
         else:
+            import tarfile
+
+            unreadable += (tarfile.TarError,)
             tar = tarfile.open(fileobj=stream, mode="r:")
             members = iter(tar.next, None)
         for member in members:
@@ -459,6 +496,8 @@ def _extract(raw, label, top, staging, max_members, max_bytes, fast):
     except _TooBig:
         raise Refused(label, None, "more than {} bytes once decompressed".format(stream.limit),
                       "a decompression bomb or a wrong file: an archive of one resource is small")
-    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as error:
+    except Exception as error:  # what `unreadable` holds, tarfile's errors once it is in use
+        if isinstance(error, DeployError) or not isinstance(error, unreadable):
+            raise
         raise Refused(label, None, "not a readable gzipped tar archive: {}".format(error),
                       "rebuild the extension with `cargo xtask dist`")

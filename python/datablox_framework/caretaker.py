@@ -26,13 +26,14 @@ A run across nodes (see `master`) gives each caretaker its part, in four steps o
       -> {"ok": true, "data_port": N or null, "ports": {block: {port: {direction, fields}}},
           "deployed": [...]}
      loads (deploying on demand) the blocks and, if data comes from other nodes, listens for it;
-  {"op": "start", "run": ID, "peers": {"c3": [host, data_port of w3], ...}}  -> {"ok": true}
+  {"op": "start", "run": ID, "node": "w1", "peers": {"c3": [host, data_port of w3], ...}} -> {"ok": true}
      connects the outbound data connections (`transport`) and runs the part (`runtime.Dataflow`);
-  {"op": "wait", "run": ID, "timeout": S}
+  {"op": "wait", "run": ID, "node": "w1", "timeout": S}
       -> {"ok": true, "state": "running"} until it finishes, then
          {"ok": true, "state": "done", "counts": {...}, "result": {"blocks": N, "delivered": N}}
          or {"ok": false, "state": "failed", "error": "...", "cause": "block"|"connection"|"timeout"};
-  {"op": "abort", "run": ID}                       -> {"ok": true}: stops it if it runs, forgets it.
+  {"op": "abort", "run": ID, "node": "w1"}         -> {"ok": true}: stops it if it runs, forgets it
+     (without `node`: every part of the run). One caretaker may hold parts of several nodes.
 A part stops by itself at its timeout, and when the connection that prepared it closes.
 """
 
@@ -304,9 +305,10 @@ class Caretaker(object):
             raise CaretakerError("`prepare` needs a string `run`, a string `node` and a `part` object")
         if not isinstance(timeout, (int, float)) or timeout <= 0:
             raise CaretakerError("`prepare`: `timeout` must be a positive number of seconds")
+        key = (run_id, node)
         with self._lock:
-            if run_id in self.parts:
-                raise CaretakerError("run `{}` is already prepared on this node".format(run_id))
+            if key in self.parts:
+                raise CaretakerError("run `{}` of node `{}` is already prepared here".format(run_id, node))
         graph, deployed = self._build_graph(part.get("blocks"), part.get("connections", []), "part")
         remote = {}
         for kind, local_end, direction in (("inbound", "to", Port.INPUT), ("outbound", "from", Port.OUTPUT)):
@@ -333,27 +335,29 @@ class Caretaker(object):
                 raise CaretakerError("cannot listen for data on {}: {}".format(self.data_host, error))
         part = Part(run_id, node, graph, remote, listener, time.time() + timeout, deployed)
         with self._lock:
-            if run_id in self.parts:
+            if key in self.parts:
                 part.abort("prepared twice")
-                raise CaretakerError("run `{}` is already prepared on this node".format(run_id))
-            self.parts[run_id] = part
+                raise CaretakerError("run `{}` of node `{}` is already prepared here".format(run_id, node))
+            self.parts[key] = part
         return {"data_port": listener.address[1] if listener else None, "ports": ports, "deployed": deployed}
 
     def _part(self, request):
-        run_id = request.get("run")
+        run_id, node = request.get("run"), request.get("node")
         with self._lock:
-            part = self.parts.get(run_id)
+            part = self.parts.get((run_id, node))
         if part is None:
-            raise CaretakerError("no run `{}` on this node (help: `prepare` it first)".format(run_id))
+            raise CaretakerError("no run `{}` of node `{}` here (help: `prepare` it first)".format(run_id, node))
         return part
 
-    def abort_part(self, run_id, reason="aborted by the master"):
-        """Stop the run `run_id` if it still runs, and forget it; returns whether it was known."""
+    def abort_part(self, run_id, node=None, reason="aborted by the master"):
+        """Stop the part of run `run_id` for `node` (every part of the run when None) if it still
+        runs, and forget it; returns whether one was known."""
         with self._lock:
-            part = self.parts.pop(run_id, None)
-        if part is not None:
+            keys = [k for k in self.parts if k[0] == run_id and node in (None, k[1])]
+            parts = [self.parts.pop(k) for k in keys]
+        for part in parts:
             part.abort(reason)
-        return part is not None
+        return bool(parts)
 
     def _summary(self, block, deployed):
         return {
@@ -367,8 +371,8 @@ class Caretaker(object):
 
     def shutdown(self):
         """Abort every part of a run, shut every loaded block down; returns the errors met."""
-        for run_id in list(self.parts):
-            self.abort_part(run_id, "the caretaker is shutting down")
+        for run_id, node in list(self.parts):
+            self.abort_part(run_id, node, "the caretaker is shutting down")
         errors = []
         with self._lock:
             for block in self.loaded.values():
@@ -387,7 +391,7 @@ class Caretaker(object):
         try:
             if op == "ping":
                 with self._lock:
-                    running = sorted(r for r, p in self.parts.items() if not p.finished.is_set())
+                    running = sorted(set(k[0] for k, p in self.parts.items() if not p.finished.is_set()))
                 return {"ok": True, "pid": os.getpid(), "home": self.home, "running": running}
             if op == "load":
                 block = self.load_block(request.get("name"), request.get("version"), request.get("config"))
@@ -411,7 +415,8 @@ class Caretaker(object):
                 timeout = min(max(timeout, 0.0), 30.0) if isinstance(timeout, (int, float)) else 1.0
                 return self._part(request).wait(timeout)
             if op == "abort":
-                known = self.abort_part(request.get("run"), request.get("reason") or "aborted by the master")
+                known = self.abort_part(request.get("run"), request.get("node"),
+                                        request.get("reason") or "aborted by the master")
                 return {"ok": True, "known": known}
             return {"ok": False, "error": "unknown op {!r} (known: ping, load, run, prepare, start, wait, abort, "
                                           "shutdown)".format(op)}
@@ -437,7 +442,7 @@ class _RequestHandler(socketserver.StreamRequestHandler):
                 else:
                     answer = self.server.caretaker.handle(request)
                 if isinstance(request, dict) and request.get("op") == "prepare" and answer.get("ok"):
-                    prepared.append(request["run"])
+                    prepared.append((request["run"], request["node"]))
                     # The master may wait for its other nodes' deploys before it speaks again.
                     self.connection.settimeout(max(self.server.client_timeout, request.get("timeout", 600)))
                 self.wfile.write((json.dumps(answer, sort_keys=True) + "\n").encode("utf-8"))
@@ -448,8 +453,8 @@ class _RequestHandler(socketserver.StreamRequestHandler):
         except (socket.timeout, OSError):
             return
         finally:
-            for run_id in prepared:
-                self.server.caretaker.abort_part(run_id, "the master's connection closed")
+            for run_id, node in prepared:
+                self.server.caretaker.abort_part(run_id, node, "the master's connection closed")
 
 
 class CaretakerServer(socketserver.ThreadingMixIn, socketserver.TCPServer):

@@ -13,7 +13,8 @@
 3. The master checks the ports of every connection across nodes, then `start`s every part with
    the addresses of its peers: the node that receives listens, the node that sends connects, and
    data flows from sender to receiver only (`transport`: JSON frames, back-pressure, an end mark).
-4. It `wait`s for every part and prints the per-block counts (`--json`: one JSON object).
+4. It `wait`s for every part and prints the per-block counts on stderr, as human output goes
+   (`--json`: one JSON object on stdout).
 
 A node that cannot be reached, answers with an error, or stops answering (its caretaker died)
 fails the run, naming the node; the other parts are aborted, so their caretakers stay usable.
@@ -332,7 +333,7 @@ def run(topology, nodes, timeout=600.0, home=None):
             for connection_id, _, source_node, target_node in across:
                 if source_node == link.name:
                     peers[connection_id] = [by_name[target_node].host, prepared[target_node]["data_port"]]
-            answer = link.request({"op": "start", "run": run_id, "peers": peers})
+            answer = link.request({"op": "start", "run": run_id, "node": link.name, "peers": peers})
             if not answer.get("ok"):
                 raise MasterError("{} cannot start its part: {}".format(link, answer.get("error")), link.name)
         finished = _wait(busy, run_id, deadline, timeout)
@@ -340,7 +341,7 @@ def run(topology, nodes, timeout=600.0, home=None):
         for link in links:
             if link.sock is not None and link.lost is None:
                 try:
-                    link.request({"op": "abort", "run": run_id, "reason": "the run ended"})
+                    link.request({"op": "abort", "run": run_id, "node": link.name, "reason": "the run ended"})
                 except MasterError:
                     pass
             link.close()
@@ -367,7 +368,7 @@ def _wait(links, run_id, deadline, timeout):
                 help="raise --timeout, or look at the caretakers' logs (<home>/log/caretaker.log)")
         for link in list(pending):
             try:
-                answer = link.request({"op": "wait", "run": run_id, "timeout": WAIT_POLL})
+                answer = link.request({"op": "wait", "run": run_id, "node": link.name, "timeout": WAIT_POLL})
             except MasterError as error:
                 raise _blame(pending, run_id, error)
             if answer.get("state") == "done":
@@ -392,7 +393,7 @@ def _blame(links, run_id, failure):
         if link.name == failure.node:
             continue
         try:
-            answer = link.request({"op": "wait", "run": run_id, "timeout": 0.5}, timeout=5.0)
+            answer = link.request({"op": "wait", "run": run_id, "node": link.name, "timeout": 0.5}, timeout=5.0)
         except MasterError as error:
             failures.append(error)
             continue
@@ -432,7 +433,8 @@ def main(argv=None):
     parser.add_argument("--home", help="a deployed home whose extension places blocks without `at` "
                                        "(default: $DATABLOX_HOME, else the home this master runs from)")
     parser.add_argument("--timeout", type=float, default=600.0, help="fail the run after this many seconds (600)")
-    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as one JSON object on stdout (else a table on stderr)")
     options = parser.parse_args(argv)
     try:
         nodes = parse_nodes(options.nodes)
@@ -455,7 +457,7 @@ def main(argv=None):
     if options.json:
         sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     else:
-        print_result(result, sys.stdout)
+        print_result(result, sys.stderr)
     return EXIT_OK
 
 

@@ -196,11 +196,11 @@ class Nodes(unittest.TestCase):
         # The command line: the table, then --json; the caretakers served every run.
         run = self.master_process(self.topology(spread), self.nodes_arg("a", "b", "c"))
         stdout, stderr = run.communicate(timeout=60)
-        self.assertEqual(run.returncode, 0, stderr)
-        self.assertEqual(stdout.splitlines()[:3], ["block    node  emitted  received",
+        self.assertEqual((run.returncode, stdout), (0, ""), stderr)
+        self.assertEqual(stderr.splitlines()[:3], ["block    node  emitted  received",
                                                    "numbers  a        1000         0",
                                                    "double   b        1000      1000"])
-        self.assertIn("ok: 5 block(s) on 3 node(s), 572 batch(es) delivered in", stdout)
+        self.assertIn("ok: 5 block(s) on 3 node(s), 572 batch(es) delivered in", stderr)
         self.assertEqual(self.outputs(), one_outputs)
         run = self.master_process(self.topology(spread), self.nodes_arg("a", "b", "c"), "--json")
         stdout, stderr = run.communicate(timeout=60)
@@ -224,6 +224,15 @@ class Nodes(unittest.TestCase):
         self.assertEqual(run.returncode, 0, stderr)
         self.assertEqual(json.loads(stdout)["nodes"]["c"], "[::1]:{}".format(line.strip().rsplit(":", 1)[1]))
         self.assertEqual(self.outputs()["sink"], [3 * v for v in range(50)])
+
+    def test_two_nodes_may_share_a_caretaker(self):
+        # Nodes a and z are the same caretaker: each keeps its own part, data crosses between them.
+        spread = {"numbers": "a", "double": "z", "sink": "a", "sink2": "z", "sink3": "b"}
+        nodes = self.nodes("a", "b") + [("z", "127.0.0.1", self.ports["a"])]
+        result = master.run(self.topology(spread, count=50), nodes, timeout=60)
+        self.assertEqual(dict((b, c["node"]) for b, c in result["counts"].items()), spread)
+        self.assertEqual(self.outputs()["sink"], [3 * v for v in range(50)])
+        self.assert_nothing_runs()
 
     def test_a_node_that_cannot_be_reached_fails_the_run_naming_it(self):
         port = free_port()

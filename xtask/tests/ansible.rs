@@ -4,8 +4,9 @@
 //! topologies/word-count.json --nodes master,w1,w2 --ansible DIR` writes the inventory, playbook
 //! and bundles; a second inventory makes every host local (`ansible_connection=local`), with its
 //! own home and port under a temporary directory. The first run deploys every node and starts its
-//! caretaker; the second changes nothing (`changed=0` for every host). Also: usage errors, a
-//! directory that is not ours, and reproducible output.
+//! caretaker; the second changes nothing (`changed=0` for every host); the master then runs the
+//! placed topology across the three caretakers. Also: usage errors, a directory that is not
+//! ours, and reproducible output.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -68,12 +69,16 @@ impl Drop for Caretakers {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `count` free ports below Linux's ephemeral range (32768 and up), so that no process binding
+/// port 0 (other tests' caretakers) is handed one of them between this check and the caretaker's
+/// start; the search starts at a place that depends on the process id.
+fn free_ports(count: usize) -> Vec<u16> {
+    let start = 20000 + (std::process::id() % 10000) as u16;
+    (start..32000)
+        .chain(20000..start)
+        .filter(|port| TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .take(count)
+        .collect()
 }
 
 fn ping(port: u16) -> Value {
@@ -203,7 +208,8 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
         .map(|node| nodes.join(node).join("home"))
         .collect();
     let _caretakers = Caretakers(homes.clone());
-    let ports: Vec<u16> = NODES.iter().map(|_| free_port()).collect();
+    let ports = free_ports(NODES.len() + 1);
+    let (ports, other) = (ports[..NODES.len()].to_vec(), ports[NODES.len()]);
     let python = Run::new(
         python3()
             .args(["-c", "import sys; print(sys.executable)"])
@@ -335,7 +341,7 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
         (&same["changed"], &same["running"]),
         (&json!(false), &json!(true))
     );
-    let other = free_port().to_string();
+    let other = other.to_string();
     let refused = deployer(&["start", "--port", &other, "--json"]).expect_failure(1);
     assert!(
         refused
@@ -354,6 +360,63 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
         "{}",
         refused.stderr
     );
+
+    // 3. The placed topology runs across the caretakers Ansible started, with the samples and the
+    // output moved into this test's directory; nothing is left to deploy on demand.
+    let samples = tmp.path().join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    std::fs::write(samples.join("a.txt"), "hello world\n").unwrap();
+    std::fs::write(samples.join("b.txt"), "one two three\nfour five\n").unwrap();
+    let counts = tmp.path().join("counts.jsonl");
+    let mut placed: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("topology.json")).unwrap()).unwrap();
+    for block in placed["blocks"].as_array_mut().unwrap() {
+        match block["id"].as_str().unwrap() {
+            "files" => block["args"]["directory"] = json!(samples),
+            "write" => block["args"]["path"] = json!(counts),
+            _ => {}
+        }
+    }
+    let topology = tmp.path().join("placed.json");
+    std::fs::write(&topology, placed.to_string()).unwrap();
+    let addresses: Vec<String> = NODES
+        .iter()
+        .zip(&ports)
+        .map(|(node, port)| format!("{node}=127.0.0.1:{port}"))
+        .collect();
+    let run = Run::new(
+        python3()
+            .env("PYTHONPATH", homes[0].join("python"))
+            .args(["-m", "datablox_framework.master", "--topology"])
+            .arg(&topology)
+            .args([
+                "--nodes",
+                &addresses.join(","),
+                "--timeout",
+                "120",
+                "--json",
+            ])
+            .output()
+            .unwrap(),
+    )
+    .expect_success();
+    let answer: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        answer["deployed"],
+        json!({"master": [], "w1": [], "w2": []}),
+        "{answer}"
+    );
+    let words: Vec<u64> = std::fs::read_to_string(&counts)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["words"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(words, [2, 5]);
+
     if let Some(path) = home_ansible {
         assert!(
             had_home_ansible || !path.exists(),
