@@ -110,9 +110,13 @@ pub fn scan(plan: &Plan, options: BuildOptions, cache: Option<&Cache>) -> Result
             .collect()
     });
     let mut diagnostics = Vec::new();
+    let listed = trees
+        .iter()
+        .map(|result| result.as_ref().map_or(0, |(_, listings)| listings.len()))
+        .sum();
     let mut scanned = Scanned {
         trees: Vec::with_capacity(trees.len()),
-        listings: Vec::new(),
+        listings: Vec::with_capacity(listed),
     };
     for result in trees {
         match result {

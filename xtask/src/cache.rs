@@ -43,18 +43,20 @@
 //! shows every later change in its stat; an mtime set back by hand shows in the ctime.)
 //!
 //! The format (all integers little-endian): the 16-byte magic `xtask-dist-cache`, the format
-//! (u32), the SHA-256 of the body (32 bytes), then the body: `written_at_ns` (i128), then four
-//! sections, each a u32 count of records sorted by key: files (path, size u64, mtime i128,
-//! ctime i128, inode u64, mode u32, sha256), directories (path, mtime, ctime, inode, size, a u32
-//! count of entries sorted by name: name, kind u8 (0 file, 1 directory, 2 symlink with its
-//! target, 3 symlink whose target was not read, 4 other), target), tree files (path relative to
-//! the output directory, size, mtime, ctime, inode, sha256) and outputs (name, settings, source
-//! digest, sha256, size u64, mtime i128, inode u64). Byte strings are a u32 length and the
-//! bytes. A build whose cache would hold the same records as the one it read (the body after
-//! `written_at_ns`, byte for byte) leaves the file alone.
+//! (u32), the SHA-256 of everything after the header (32 bytes); then four sections of records,
+//! each a u32 count of records sorted by key: files (path, size u64, mtime, ctime, inode u64,
+//! mode u32, sha256), directories (path, mtime, ctime, inode, size, a u32 count of entries
+//! sorted by name: name, kind u8 (0 file, 1 directory, 2 symlink with its target, 3 symlink
+//! whose target was not read, 4 other), target), tree files (path relative to the output
+//! directory, size, mtime, ctime, inode, sha256) and outputs (name, settings, source digest,
+//! sha256, size u64, mtime, inode u64); last, `written_at_ns`. Times are i64 nanoseconds; byte
+//! strings a u32 length and the bytes; keys the length of the prefix they share with the key
+//! before (u16), then the rest as a byte string. A build whose records would be those it read
+//! (same SHA-256) leaves the file alone, and builds only their hash in memory to know it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::Diagnostic;
 use crate::tree::Stat;
@@ -62,8 +64,9 @@ use crate::tree::Stat;
 pub const CACHE_FILE: &str = ".dist-cache";
 /// The JSON cache of format 2; a build removes it (see `output::prepare`).
 pub const LEGACY_CACHE_FILE: &str = ".dist-cache.json";
-/// 2: the checksummed JSON; 3: binary, with directory listings and tree records.
-const FORMAT: u32 = 3;
+/// 2: the checksummed JSON; 3: binary, with directory listings and tree records; 4: keys sharing
+/// their prefix with the one before, times in i64, the checksum after the records.
+const FORMAT: u32 = 4;
 const MAGIC: &[u8; 16] = b"xtask-dist-cache";
 const HEADER: usize = 16 + 4 + 32;
 
@@ -83,9 +86,9 @@ pub struct Cache {
     pub tree: BTreeMap<String, TreeRecord>,
     /// `sw_packages` file name -> what produced it.
     pub outputs: BTreeMap<String, OutputRecord>,
-    /// The file this cache was read from: a new cache holding the same records has nothing new
-    /// to say and is not written.
-    pub read_from: Option<Vec<u8>>,
+    /// The SHA-256 of the records this cache was read from: a new cache holding the same
+    /// records has nothing new to say and is not written.
+    pub read_records: Option<[u8; 32]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,8 +108,9 @@ pub struct DirRecord {
     pub ctime_ns: i128,
     pub inode: u64,
     pub size: u64,
-    /// Sorted byte-wise by name; every entry, excluded ones too.
-    pub entries: Vec<Listed>,
+    /// Sorted byte-wise by name; every entry, excluded ones too. Shared with the scan that
+    /// reuses it, so an unchanged listing is held once in memory.
+    pub entries: Arc<Vec<Listed>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,15 +199,21 @@ impl Cache {
         if bytes.len() < 20 || &bytes[..16] != MAGIC || bytes[16..20] != FORMAT.to_le_bytes() {
             return Err(Unusable::OtherFormat);
         }
-        if bytes.len() < HEADER + 16 {
+        if bytes.len() < HEADER + 8 {
             return Err(Unusable::Damaged);
         }
-        let body = &bytes[HEADER..];
-        if sha256(body)[..] != bytes[20..HEADER] {
+        let (records, time) = bytes[HEADER..].split_at(bytes.len() - HEADER - 8);
+        // One pass: the records' digest (to tell later whether they changed), then the checksum.
+        let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+        sha2::Digest::update(&mut hasher, records);
+        let records_digest: [u8; 32] = sha2::Digest::finalize(hasher.clone()).into();
+        sha2::Digest::update(&mut hasher, time);
+        if sha2::Digest::finalize(hasher)[..] != bytes[20..HEADER] {
             return Err(Unusable::Damaged);
         }
-        let mut cache = decode(body).ok_or(Unusable::Damaged)?;
-        cache.read_from = Some(bytes.to_vec());
+        let mut cache = decode(records).ok_or(Unusable::Damaged)?;
+        cache.written_at_ns = i128::from(i64::from_le_bytes(time.try_into().expect("8 bytes")));
+        cache.read_records = Some(records_digest);
         Ok(cache)
     }
 
@@ -265,113 +275,158 @@ impl Cache {
 
     /// The cache file of a build that started at `started_ns` (its `written_at_ns`), without
     /// the records that are racy as of then; `None` when it would hold exactly the records of
-    /// the cache it was read from, so a build that changed nothing writes nothing.
+    /// the cache it was read from, so a build that changed nothing writes nothing. The records
+    /// are first only hashed, so a build that writes nothing builds no file in memory either.
     pub fn to_bytes_if_changed(&self, started_ns: i128) -> Option<Vec<u8>> {
-        let body = self.body(started_ns);
-        // The records follow `written_at_ns`.
-        let records = HEADER + 16;
-        if self
-            .read_from
-            .as_ref()
-            .is_some_and(|old| old.get(records..) == Some(&body[16..]))
-        {
-            return None;
-        }
-        Some(with_header(body))
+        let mut hasher = HashSink(sha2::Sha256::default());
+        self.encode(&mut hasher, |mtime_ns| racy_at(mtime_ns, started_ns));
+        let records: [u8; 32] = sha2::Digest::finalize(hasher.0).into();
+        (self.read_records != Some(records)).then(|| self.to_bytes(started_ns))
     }
 
     /// The cache file, valid as of `started_ns`: racy records are left out.
     pub fn to_bytes(&self, started_ns: i128) -> Vec<u8> {
-        with_header(self.body(started_ns))
+        let mut body = Vec::with_capacity(1 << 16);
+        self.encode(&mut body, |mtime_ns| racy_at(mtime_ns, started_ns));
+        with_header(body, started_ns)
     }
 
     /// The cache file with `written_at_ns` and every record, racy or not: what a build never
     /// writes, for tests that forge the cache of a racy case.
     #[doc(hidden)]
     pub fn to_bytes_with_every_record(&self) -> Vec<u8> {
-        with_header(self.encode(self.written_at_ns, |_| false))
+        let mut body = Vec::new();
+        self.encode(&mut body, |_| false);
+        with_header(body, self.written_at_ns)
     }
 
-    fn body(&self, started_ns: i128) -> Vec<u8> {
-        self.encode(started_ns, |mtime_ns| racy_at(mtime_ns, started_ns))
-    }
-
-    fn encode(&self, written_at_ns: i128, racy: impl Fn(i128) -> bool) -> Vec<u8> {
-        let mut body = Vec::with_capacity(1 << 16);
-        body.extend_from_slice(&written_at_ns.to_le_bytes());
-
+    /// The records, in the order and encoding of the module documentation.
+    fn encode(&self, out: &mut impl Sink, racy: impl Fn(i128) -> bool) {
         let files: Vec<_> = self
             .files
             .iter()
-            .filter(|(_, r)| !racy(r.mtime_ns))
+            .filter(|(_, r)| !racy(r.mtime_ns) && times(&[r.mtime_ns, r.ctime_ns]))
             .collect();
-        put_u32(&mut body, files.len());
+        put_u32(out, files.len());
+        let mut previous: &[u8] = b"";
         for (path, r) in files {
-            put_bytes(&mut body, path.as_bytes());
-            body.extend_from_slice(&r.size.to_le_bytes());
-            body.extend_from_slice(&r.mtime_ns.to_le_bytes());
-            body.extend_from_slice(&r.ctime_ns.to_le_bytes());
-            body.extend_from_slice(&r.inode.to_le_bytes());
-            body.extend_from_slice(&r.mode.to_le_bytes());
-            body.extend_from_slice(&r.sha256);
+            put_key(out, previous, path.as_bytes());
+            previous = path.as_bytes();
+            out.put(&r.size.to_le_bytes());
+            put_time(out, r.mtime_ns);
+            put_time(out, r.ctime_ns);
+            out.put(&r.inode.to_le_bytes());
+            out.put(&r.mode.to_le_bytes());
+            out.put(&r.sha256);
         }
         let dirs: Vec<_> = self
             .dirs
             .iter()
-            .filter(|(_, r)| !racy(r.mtime_ns))
+            .filter(|(_, r)| !racy(r.mtime_ns) && times(&[r.mtime_ns, r.ctime_ns]))
             .collect();
-        put_u32(&mut body, dirs.len());
+        put_u32(out, dirs.len());
+        let mut previous: &[u8] = b"";
         for (path, r) in dirs {
-            put_bytes(&mut body, path.as_bytes());
-            body.extend_from_slice(&r.mtime_ns.to_le_bytes());
-            body.extend_from_slice(&r.ctime_ns.to_le_bytes());
-            body.extend_from_slice(&r.inode.to_le_bytes());
-            body.extend_from_slice(&r.size.to_le_bytes());
-            put_u32(&mut body, r.entries.len());
-            for entry in &r.entries {
-                put_bytes(&mut body, &entry.name);
+            put_key(out, previous, path.as_bytes());
+            previous = path.as_bytes();
+            put_time(out, r.mtime_ns);
+            put_time(out, r.ctime_ns);
+            out.put(&r.inode.to_le_bytes());
+            out.put(&r.size.to_le_bytes());
+            put_u32(out, r.entries.len());
+            for entry in r.entries.iter() {
+                put_bytes(out, &entry.name);
                 match &entry.kind {
-                    ListedKind::File => body.push(0),
-                    ListedKind::Dir => body.push(1),
+                    ListedKind::File => out.put(&[0]),
+                    ListedKind::Dir => out.put(&[1]),
                     ListedKind::Symlink(Some(target)) => {
-                        body.push(2);
-                        put_bytes(&mut body, target);
+                        out.put(&[2]);
+                        put_bytes(out, target);
                     }
-                    ListedKind::Symlink(None) => body.push(3),
-                    ListedKind::Other => body.push(4),
+                    ListedKind::Symlink(None) => out.put(&[3]),
+                    ListedKind::Other => out.put(&[4]),
                 }
             }
         }
-        put_u32(&mut body, self.tree.len());
-        for (path, r) in &self.tree {
-            put_bytes(&mut body, path.as_bytes());
-            body.extend_from_slice(&r.size.to_le_bytes());
-            body.extend_from_slice(&r.mtime_ns.to_le_bytes());
-            body.extend_from_slice(&r.ctime_ns.to_le_bytes());
-            body.extend_from_slice(&r.inode.to_le_bytes());
-            body.extend_from_slice(&r.sha256);
+        let tree: Vec<_> = self
+            .tree
+            .iter()
+            .filter(|(_, r)| times(&[r.mtime_ns, r.ctime_ns]))
+            .collect();
+        put_u32(out, tree.len());
+        let mut previous: &[u8] = b"";
+        for (path, r) in tree {
+            put_key(out, previous, path.as_bytes());
+            previous = path.as_bytes();
+            out.put(&r.size.to_le_bytes());
+            put_time(out, r.mtime_ns);
+            put_time(out, r.ctime_ns);
+            out.put(&r.inode.to_le_bytes());
+            out.put(&r.sha256);
         }
-        put_u32(&mut body, self.outputs.len());
-        for (name, r) in &self.outputs {
-            put_bytes(&mut body, name.as_bytes());
-            put_bytes(&mut body, r.settings.as_bytes());
-            put_bytes(&mut body, r.source_digest.as_bytes());
-            put_bytes(&mut body, r.sha256.as_bytes());
-            body.extend_from_slice(&r.size.to_le_bytes());
-            body.extend_from_slice(&r.mtime_ns.to_le_bytes());
-            body.extend_from_slice(&r.inode.to_le_bytes());
+        let outputs: Vec<_> = self
+            .outputs
+            .iter()
+            .filter(|(_, r)| times(&[r.mtime_ns]))
+            .collect();
+        put_u32(out, outputs.len());
+        for (name, r) in outputs {
+            put_bytes(out, name.as_bytes());
+            put_bytes(out, r.settings.as_bytes());
+            put_bytes(out, r.source_digest.as_bytes());
+            put_bytes(out, r.sha256.as_bytes());
+            out.put(&r.size.to_le_bytes());
+            put_time(out, r.mtime_ns);
+            out.put(&r.inode.to_le_bytes());
         }
-        body
     }
 }
 
-fn with_header(body: Vec<u8>) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(HEADER + body.len());
+/// Where `encode` writes: the file's bytes, or a hasher.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+struct HashSink(sha2::Sha256);
+
+impl Sink for HashSink {
+    fn put(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+}
+
+/// The magic, the format, the checksum of the records and `written_at_ns`, then the records and
+/// `written_at_ns` (i64, nanoseconds).
+fn with_header(records: Vec<u8>, written_at_ns: i128) -> Vec<u8> {
+    let time = i64::try_from(written_at_ns)
+        .unwrap_or(i64::MAX)
+        .to_le_bytes();
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut hasher, &records);
+    sha2::Digest::update(&mut hasher, time);
+    let mut bytes = Vec::with_capacity(HEADER + records.len() + 8);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&FORMAT.to_le_bytes());
-    bytes.extend_from_slice(&sha256(&body));
-    bytes.extend_from_slice(&body);
+    bytes.extend_from_slice(&sha2::Digest::finalize(hasher));
+    bytes.extend_from_slice(&records);
+    bytes.extend_from_slice(&time);
     bytes
+}
+
+/// Whether every time fits the file's i64 nanoseconds (years 1677 to 2262); a record with
+/// another is not written, and its file is hashed again by every build.
+fn times(times: &[i128]) -> bool {
+    times.iter().all(|&time| i64::try_from(time).is_ok())
+}
+
+fn put_time(out: &mut impl Sink, time: i128) {
+    out.put(&i64::try_from(time).unwrap_or_default().to_le_bytes());
 }
 
 /// Why a cache file is not used.
@@ -383,14 +438,27 @@ pub enum Unusable {
     Damaged,
 }
 
-fn put_u32(out: &mut Vec<u8>, value: usize) {
+fn put_u32(out: &mut impl Sink, value: usize) {
     let value = u32::try_from(value).expect("fewer than 2^32 records and bytes");
-    out.extend_from_slice(&value.to_le_bytes());
+    out.put(&value.to_le_bytes());
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+fn put_bytes(out: &mut impl Sink, bytes: &[u8]) {
     put_u32(out, bytes.len());
-    out.extend_from_slice(bytes);
+    out.put(bytes);
+}
+
+/// A key after the one before it: the length of the prefix they share (u16), then the rest.
+/// Sorted absolute paths share most of their bytes, so the file is a fraction of its size.
+fn put_key(out: &mut impl Sink, previous: &[u8], key: &[u8]) {
+    let shared = previous
+        .iter()
+        .zip(key)
+        .take(usize::from(u16::MAX))
+        .take_while(|(a, b)| a == b)
+        .count();
+    out.put(&(shared as u16).to_le_bytes());
+    put_bytes(out, &key[shared..]);
 }
 
 /// Reads a body; `None` for anything short, long or malformed (never panics, never allocates
@@ -417,16 +485,31 @@ impl<'a> Reader<'a> {
         Some(self.take(1)?[0])
     }
 
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.array()?))
+    }
+
     fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.array()?))
+    fn time(&mut self) -> Option<i128> {
+        Some(i128::from(i64::from_le_bytes(self.array()?)))
     }
 
-    fn i128(&mut self) -> Option<i128> {
-        Some(i128::from_le_bytes(self.array()?))
+    /// A key written by `put_key` after `previous`.
+    fn key(&mut self, previous: &str) -> Option<String> {
+        let shared = usize::from(self.u16()?);
+        let prefix = previous.as_bytes().get(..shared)?;
+        let rest = self.bytes()?;
+        let mut key = Vec::with_capacity(shared + rest.len());
+        key.extend_from_slice(prefix);
+        key.extend_from_slice(rest);
+        String::from_utf8(key).ok()
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.array()?))
     }
 
     fn bytes(&mut self) -> Option<&'a [u8]> {
@@ -453,18 +536,18 @@ fn sorted_map<V>(items: Vec<(String, V)>) -> Option<BTreeMap<String, V>> {
     Some(items.into_iter().collect())
 }
 
-fn decode(body: &[u8]) -> Option<Cache> {
-    let mut r = Reader { rest: body };
-    let written_at_ns = r.i128()?;
+/// The records (the body without `written_at_ns`).
+fn decode(records: &[u8]) -> Option<Cache> {
+    let mut r = Reader { rest: records };
 
-    let count = r.count(4 + 8 + 16 + 16 + 8 + 4 + 32)?;
-    let mut files = Vec::with_capacity(count);
+    let count = r.count(2 + 4 + 8 + 8 + 8 + 8 + 4 + 32)?;
+    let mut files: Vec<(String, FileRecord)> = Vec::with_capacity(count);
     for _ in 0..count {
-        let path = r.text()?;
+        let path = r.key(files.last().map_or("", |(key, _)| key))?;
         let record = FileRecord {
             size: r.u64()?,
-            mtime_ns: r.i128()?,
-            ctime_ns: r.i128()?,
+            mtime_ns: r.time()?,
+            ctime_ns: r.time()?,
             inode: r.u64()?,
             mode: r.u32()?,
             sha256: r.array()?,
@@ -472,11 +555,11 @@ fn decode(body: &[u8]) -> Option<Cache> {
         files.push((path, record));
     }
 
-    let count = r.count(4 + 16 + 16 + 8 + 8 + 4)?;
-    let mut dirs = Vec::with_capacity(count);
+    let count = r.count(2 + 4 + 8 + 8 + 8 + 8 + 4)?;
+    let mut dirs: Vec<(String, DirRecord)> = Vec::with_capacity(count);
     for _ in 0..count {
-        let path = r.text()?;
-        let (mtime_ns, ctime_ns, inode, size) = (r.i128()?, r.i128()?, r.u64()?, r.u64()?);
+        let path = r.key(dirs.last().map_or("", |(key, _)| key))?;
+        let (mtime_ns, ctime_ns, inode, size) = (r.time()?, r.time()?, r.u64()?, r.u64()?);
         let entries_count = r.count(4 + 1)?;
         let mut entries = Vec::with_capacity(entries_count);
         for _ in 0..entries_count {
@@ -501,26 +584,26 @@ fn decode(body: &[u8]) -> Option<Cache> {
                 ctime_ns,
                 inode,
                 size,
-                entries,
+                entries: Arc::new(entries),
             },
         ));
     }
 
-    let count = r.count(4 + 8 + 16 + 16 + 8 + 32)?;
-    let mut tree = Vec::with_capacity(count);
+    let count = r.count(2 + 4 + 8 + 8 + 8 + 8 + 32)?;
+    let mut tree: Vec<(String, TreeRecord)> = Vec::with_capacity(count);
     for _ in 0..count {
-        let path = r.text()?;
+        let path = r.key(tree.last().map_or("", |(key, _)| key))?;
         let record = TreeRecord {
             size: r.u64()?,
-            mtime_ns: r.i128()?,
-            ctime_ns: r.i128()?,
+            mtime_ns: r.time()?,
+            ctime_ns: r.time()?,
             inode: r.u64()?,
             sha256: r.array()?,
         };
         tree.push((path, record));
     }
 
-    let count = r.count(4 * 4 + 8 + 16 + 8)?;
+    let count = r.count(4 * 4 + 8 + 8 + 8)?;
     let mut outputs = Vec::with_capacity(count);
     for _ in 0..count {
         let name = r.text()?;
@@ -529,7 +612,7 @@ fn decode(body: &[u8]) -> Option<Cache> {
             source_digest: r.text()?,
             sha256: r.text()?,
             size: r.u64()?,
-            mtime_ns: r.i128()?,
+            mtime_ns: r.time()?,
             inode: r.u64()?,
         };
         outputs.push((name, record));
@@ -538,18 +621,13 @@ fn decode(body: &[u8]) -> Option<Cache> {
         return None;
     }
     Some(Cache {
-        written_at_ns,
+        written_at_ns: 0,
         files: sorted_map(files)?,
         dirs: sorted_map(dirs)?,
         tree: sorted_map(tree)?,
         outputs: sorted_map(outputs)?,
-        read_from: None,
+        read_records: None,
     })
-}
-
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
 }
 
 /// File timestamps come from the kernel's coarse clock, which can lag the clock `now_ns` reads by
@@ -615,7 +693,8 @@ mod tests {
                     name: name.as_bytes().to_vec(),
                     kind,
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             },
         );
         cache.tree.insert(
@@ -647,9 +726,9 @@ mod tests {
         let written = full().to_bytes(9 * SECOND);
         let mut read = Cache::from_bytes(&written).expect("a cache reads back");
         assert_eq!(read.written_at_ns, 9 * SECOND);
-        assert_eq!(read.read_from.as_deref(), Some(&written[..]));
+        assert!(read.read_records.is_some());
         read.written_at_ns = 0;
-        read.read_from = None;
+        read.read_records = None;
         assert_eq!(read, full());
 
         // One byte changed anywhere after the header: damaged, whatever it hits.
@@ -672,43 +751,41 @@ mod tests {
         assert_eq!(Cache::from_bytes(b""), Err(Unusable::OtherFormat));
     }
 
+    /// A cache file around `records`, with a valid checksum.
+    fn with_checksum(records: &[u8]) -> Vec<u8> {
+        with_header(records.to_vec(), 9 * SECOND)
+    }
+
+    fn records(cache: &Cache) -> Vec<u8> {
+        let written = cache.to_bytes(9 * SECOND);
+        written[HEADER..written.len() - 8].to_vec()
+    }
+
     #[test]
     fn a_well_checksummed_but_malformed_body_is_damaged_not_a_panic() {
-        // Huge counts, unsorted keys, an unknown kind: each with a valid checksum.
-        let written = full().to_bytes(9 * SECOND);
-        let body = &written[HEADER..];
-        let with_checksum = |body: &[u8]| {
-            let mut bytes = written[..20].to_vec();
-            bytes.extend_from_slice(&sha256(body));
-            bytes.extend_from_slice(body);
-            bytes
-        };
-        assert!(Cache::from_bytes(&with_checksum(body)).is_ok());
-        let mut huge = body.to_vec();
-        huge[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        // Huge counts, unsorted keys, an unknown kind, a cut: each with a valid checksum.
+        let body = records(&full());
+        assert!(Cache::from_bytes(&with_checksum(&body)).is_ok());
+        let mut huge = body.clone();
+        huge[..4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(
             Cache::from_bytes(&with_checksum(&huge)),
             Err(Unusable::Damaged)
         );
         let mut two = full();
         two.files.insert("/b".to_string(), record(SECOND));
-        let two = two.to_bytes(9 * SECOND);
-        let mut unsorted = two[HEADER..].to_vec();
-        let first = unsorted
-            .windows(2)
-            .position(|w| w == b"/a")
-            .expect("the first key");
-        let second = unsorted
-            .windows(2)
-            .position(|w| w == b"/b")
-            .expect("the second key");
+        let mut unsorted = records(&two);
+        // The keys: "/a" in full, then "b" after the shared "/": swapped to "/b", "a".
+        let first = unsorted.windows(2).position(|w| w == b"/a").unwrap();
         unsorted[first + 1] = b'b';
-        unsorted[second + 1] = b'a';
+        let second = first + 2 + 8 + 8 + 8 + 8 + 4 + 32 + 2 + 4;
+        assert_eq!(unsorted[second], b'b');
+        unsorted[second] = b'a';
         assert_eq!(
             Cache::from_bytes(&with_checksum(&unsorted)),
             Err(Unusable::Damaged)
         );
-        let mut kind = body.to_vec();
+        let mut kind = body.clone();
         let file_kind = kind
             .windows(6)
             .position(|w| w == [1, 0, 0, 0, b'a', 0])
@@ -718,7 +795,14 @@ mod tests {
             Cache::from_bytes(&with_checksum(&kind)),
             Err(Unusable::Damaged)
         );
-        for cut in 16..body.len() {
+        // A shared prefix longer than the key before it.
+        let mut prefix = body.clone();
+        prefix[4..6].copy_from_slice(&3u16.to_le_bytes());
+        assert_eq!(
+            Cache::from_bytes(&with_checksum(&prefix)),
+            Err(Unusable::Damaged)
+        );
+        for cut in 0..body.len() {
             assert_eq!(
                 Cache::from_bytes(&with_checksum(&body[..cut])),
                 Err(Unusable::Damaged)
@@ -739,13 +823,13 @@ mod tests {
         // The same records, read back: not written, whenever the new build started.
         let new = cache(0, 10 * SECOND);
         let new = Cache {
-            read_from: old.read_from.clone(),
+            read_records: old.read_records,
             ..new
         };
         assert_eq!(new.to_bytes_if_changed(200 * SECOND), None);
         // Another mtime, or no cache before: written.
         let changed = Cache {
-            read_from: old.read_from.clone(),
+            read_records: old.read_records,
             ..cache(0, 11 * SECOND)
         };
         assert!(changed.to_bytes_if_changed(200 * SECOND).is_some());
@@ -759,7 +843,7 @@ mod tests {
         let racy = Cache::from_bytes(&cache(0, 10 * SECOND).to_bytes(10 * SECOND)).unwrap();
         assert!(racy.files.is_empty());
         let trusted = Cache {
-            read_from: racy.read_from.clone(),
+            read_records: racy.read_records,
             ..cache(0, 10 * SECOND)
         };
         assert!(trusted.to_bytes_if_changed(200 * SECOND).is_some());

@@ -74,7 +74,7 @@ pub fn dist(
     // rename, so this is the cache of some complete run, and each of its records is checked
     // against the disk before it is used.
     let mut warnings = checked.warnings;
-    let old = if options.use_cache {
+    let mut old = if options.use_cache {
         let (cache, warning) = cache::Cache::read(&out_dir);
         warnings.extend(warning);
         cache
@@ -84,6 +84,8 @@ pub fn dist(
     timings.lap("read the build cache");
     // Every tree is scanned and validated before the output directory is created or locked.
     let scanned = build::scan(&plan, build_options, options.use_cache.then_some(&old))?;
+    // The scan's listings are now the only ones needed (memory).
+    old.dirs = Default::default();
     timings.lap("scan the sources");
     // Held until the end of the run (or until the process dies).
     let _lock = output::lock(&out_dir, options.wait, true)?;
@@ -91,6 +93,8 @@ pub fn dist(
     timings.lap("lock the output directory");
     let built = build::build(&plan, scanned, &out_dir, &old, build_options, progress);
     progress.end();
+    // What the commit no longer needs, freed before it builds the new cache (memory).
+    old.files = Default::default();
     timings.lap("hash and build packages");
     let summary = output::commit(&checked.model, &plan, built?, &out_dir, &old, started_ns)?;
     timings.lap("write the output");

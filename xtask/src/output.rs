@@ -377,7 +377,7 @@ pub fn commit(
     cache.files = std::mem::take(&mut built.files).into_iter().collect();
     cache.dirs = std::mem::take(&mut built.dirs).into_iter().collect();
     cache.tree = intact.into_iter().collect();
-    cache.read_from = old.read_from.clone();
+    cache.read_records = old.read_records;
     if let Some(bytes) = cache.to_bytes_if_changed(started_ns) {
         let temp = staging.path().join(CACHE_FILE);
         write_new(&temp, &bytes)?;

@@ -14,6 +14,7 @@ use std::fs::{self, Metadata};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::cache::{Cache, DirRecord, Listed, ListedKind};
 use crate::error::{Diagnostic, Error, IoContext, Result};
@@ -129,6 +130,8 @@ pub fn scan_cached(
     } = walk;
 
     entries.sort_by(|a, b| a.path.cmp(&b.path));
+    // Thousands of trees are held at once: no spare capacity (memory).
+    entries.shrink_to_fit();
 
     for entry in &entries {
         if let EntryKind::File { .. } = entry.kind {
@@ -254,8 +257,8 @@ impl<'a> Walk<'a> {
     ) -> std::result::Result<(), Walked> {
         let cached = self.cache.and_then(|cache| cache.listing(source, &stat));
         let mut listing = match cached {
-            Some(record) => record.entries.clone(),
-            None => list(source)?,
+            Some(record) => Arc::clone(&record.entries),
+            None => Arc::new(list(source)?),
         };
         // The top directory's own `.gitignore` is the caller's (`Excludes::for_package`).
         if !is_top && listing.iter().any(|entry| entry.name == b".gitignore") {
@@ -264,7 +267,8 @@ impl<'a> Walk<'a> {
                 self.excludes.push_nested(&inside, rules);
             }
         }
-        for listed in &mut listing {
+        for index in 0..listing.len() {
+            let listed = &listing[index];
             let child = source.join(OsStr::from_bytes(&listed.name));
             let mut child_path = Vec::with_capacity(path.len() + 1 + listed.name.len());
             child_path.extend_from_slice(&path);
@@ -277,7 +281,7 @@ impl<'a> Walk<'a> {
             {
                 continue;
             }
-            match &mut listed.kind {
+            match &listed.kind {
                 ListedKind::Dir => {
                     let metadata =
                         fs::symlink_metadata(&child).with_path("read metadata of", &child);
@@ -306,7 +310,9 @@ impl<'a> Walk<'a> {
                         None => {
                             let read = fs::read_link(&child).with_path("read symlink", &child)?;
                             let read = read.as_os_str().as_bytes().to_vec();
-                            *target = Some(read.clone());
+                            // Recorded for the next build (a copy, if the listing is shared).
+                            Arc::make_mut(&mut listing)[index].kind =
+                                ListedKind::Symlink(Some(read.clone()));
                             read
                         }
                     };
