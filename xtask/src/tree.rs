@@ -694,4 +694,81 @@ mod tests {
             i128::from(metadata.mtime())
         );
     }
+
+    /// A cache whose listings are those `dir`'s scan recorded, with `edit` applied, trusted
+    /// (written long after every stat it holds).
+    fn cache_of(dir: &Path, edit: impl FnOnce(&mut Listings)) -> Cache {
+        let (_, mut listings) = scan_cached(dir, "a__1_0", &Excludes::built_in(), None).unwrap();
+        edit(&mut listings);
+        Cache {
+            written_at_ns: i128::MAX / 2,
+            dirs: listings.into_iter().collect(),
+            ..Cache::default()
+        }
+    }
+
+    fn member_paths(tree: &Tree) -> Vec<String> {
+        tree.entries
+            .iter()
+            .map(|entry| String::from_utf8_lossy(&entry.path).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_reused_listing_gives_the_same_tree_and_listings() {
+        let (_root, dir) = block();
+        symlink("sub/x.py", dir.join("link")).unwrap();
+        fs::write(dir.join("sub/.gitignore"), "*.log\n").unwrap();
+        fs::write(dir.join("sub/y.log"), "").unwrap();
+        let fresh = scan_cached(&dir, "a__1_0", &Excludes::built_in(), None).unwrap();
+        let cache = cache_of(&dir, |_| {});
+        let reused = scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&cache)).unwrap();
+        assert_eq!(reused, fresh);
+        assert!(!member_paths(&reused.0).contains(&"a__1_0/sub/y.log".to_string()));
+    }
+
+    #[test]
+    fn a_listing_that_does_not_match_the_disk_means_a_fresh_scan() {
+        // Outside the racy window an unchanged directory stat rules these out; if a listing
+        // is wrong anyway, the scan notices on the entry it stats and lists everything again.
+        let (_root, dir) = block();
+        let fresh = scan_cached(&dir, "a__1_0", &Excludes::built_in(), None).unwrap();
+        let sub = dir.join("sub");
+        let key = sub.to_str().unwrap().to_string();
+        // A file that is not there.
+        let ghost = cache_of(&dir, |listings| {
+            let (_, record) = listings.iter_mut().find(|(path, _)| *path == key).unwrap();
+            Arc::make_mut(&mut record.entries).push(Listed {
+                name: b"z_ghost.py".to_vec(),
+                kind: ListedKind::File,
+            });
+        });
+        let scanned = scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&ghost)).unwrap();
+        assert_eq!(scanned, fresh);
+        // A directory listed as a file.
+        let top = dir.to_str().unwrap().to_string();
+        let wrong_kind = cache_of(&dir, |listings| {
+            let (_, record) = listings.iter_mut().find(|(path, _)| *path == top).unwrap();
+            for entry in Arc::make_mut(&mut record.entries) {
+                if entry.name == b"sub" {
+                    entry.kind = ListedKind::File;
+                }
+            }
+        });
+        let scanned =
+            scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&wrong_kind)).unwrap();
+        assert_eq!(scanned, fresh);
+        // A missing entry cannot be noticed: that is what the directory's stat is for (see
+        // `cache::Cache::listing` and the incremental tests).
+        let missing = cache_of(&dir, |listings| {
+            let (_, record) = listings.iter_mut().find(|(path, _)| *path == key).unwrap();
+            Arc::make_mut(&mut record.entries).clear();
+        });
+        let scanned = scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&missing)).unwrap();
+        assert_eq!(
+            member_paths(&scanned.0),
+            ["a__1_0", "a__1_0/sub"],
+            "the recorded listing is trusted"
+        );
+    }
 }
