@@ -86,7 +86,7 @@ def requested(extension, options):
 def classify(extension, home, planned):
     """(kind, target, location) of a resource's first package."""
     key = planned.key
-    packages = extension.packages.get(key)
+    packages = extension.package_list(key)
     if packages is None:
         raise DeployError("`{}` has no packages in {} (help: rebuild the extension)".format(key_text(key), extension.root))
     if not packages:
@@ -112,7 +112,7 @@ def classify(extension, home, planned):
     elif cls in PIP_CLASSES:
         return "pip", None, location
     elif cls == "DummyPackage":
-        return ("system-python" if extension.managers.get(key, "").endswith("system_python_driver") else "dummy"), None, None
+        return ("system-python" if extension.manager(key).endswith("system_python_driver") else "dummy"), None, None
     else:
         raise DeployError("`{}`: package class {} is not supported by the node deployer (help: deploy it "
                           "with Engage, or install it by hand)".format(key_text(key), cls))

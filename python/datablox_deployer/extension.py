@@ -43,14 +43,24 @@ def read_json(path):
 
 
 class Extension(object):
-    """Definitions, packages and digests of one extension tree, by key (name, version)."""
+    """Definitions, packages and digests of one extension tree, by key (name, version).
+
+    The central metadata and SHA256SUMS are read at once; a driver directory
+    (`drivers/<name>__<version>/`, named from its key as Engage names it) only when a key or a
+    name it holds is asked for (`definition`, `package_list`, `manager`, `find`), so that a deploy
+    of one block reads a few files, not two per resource of the extension. `definitions`,
+    `order`, `packages` and `managers` read every directory first."""
 
     def __init__(self, root):
         self.root = os.path.abspath(root)
-        self.definitions = {}
-        self.order = []
-        self.packages = {}
-        self.managers = {}
+        self._definitions = {}
+        self._order = []
+        self._rank = {}
+        self._packages = {}
+        self._managers = {}
+        self._dirs = None
+        self._loaded_dirs = set()
+        self._complete = False
         self.sums = {}
         self.sums_text = ""
         if not os.path.isfile(os.path.join(self.root, DEFINITIONS)):
@@ -69,38 +79,95 @@ class Extension(object):
         except OSError:
             return ""
 
-    def _define(self, definition, origin):
+    @property
+    def definitions(self):
+        self._load_all()
+        return self._definitions
+
+    @property
+    def order(self):
+        """Every key, in the order of the files: the central definitions, then the driver
+        directories by name."""
+        self._load_all()
+        return self._order
+
+    @property
+    def packages(self):
+        self._load_all()
+        return self._packages
+
+    @property
+    def managers(self):
+        self._load_all()
+        return self._managers
+
+    def definition(self, key):
+        """The definition of `key`, or None; reads only its driver directory when it can."""
+        if key not in self._definitions and not self._complete:
+            self._load_dir(driver_dir_name({"name": key[0], "version": key[1]}))
+            if key not in self._definitions:
+                self._load_all()
+        return self._definitions.get(key)
+
+    def package_list(self, key):
+        self.definition(key)
+        return self._packages.get(key)
+
+    def manager(self, key):
+        self.definition(key)
+        return self._managers.get(key, "")
+
+    def _define(self, definition, origin, rank):
         if not isinstance(definition, dict) or not isinstance(definition.get("key"), dict):
             raise DeployError("{}: a resource definition without a `key`".format(origin))
         key = key_tuple(definition["key"])
-        if key in self.definitions:
+        if key in self._definitions:
             raise DeployError("{}: `{}` is defined twice (help: every key is defined exactly once)".format(origin, key_text(key)))
-        self.definitions[key] = definition
-        self.order.append(key)
+        self._definitions[key] = definition
+        self._rank[key] = rank
+        self._order.append(key)
 
     def _load(self):
         definitions = read_json(self.path(DEFINITIONS))
         if isinstance(definitions, dict):
             definitions = definitions.get("resource_definitions", [])
-        for definition in definitions:
-            self._define(definition, self.path(DEFINITIONS))
+        for index, definition in enumerate(definitions):
+            self._define(definition, self.path(DEFINITIONS), (0, "", index))
         library_path = self.path(LIBRARY)
         for entry in read_json(library_path) if os.path.isfile(library_path) else []:
             key = key_tuple(entry["key"])
-            self.packages[key] = list(entry.get("packages", []))
-            self.managers[key] = entry.get("mgr_module_name", "")
-        drivers = self.path("drivers")
-        for name in sorted(os.listdir(drivers)) if os.path.isdir(drivers) else []:
-            resources = os.path.join(drivers, name, "resources.json")
-            if not os.path.isfile(resources):
-                continue
-            for definition in read_json(resources):
-                self._define(definition, resources)
-                key = key_tuple(definition["key"])
-                if key not in self.packages:
-                    self.packages[key] = list(read_json(os.path.join(drivers, name, "packages.json")))
-                    self.managers[key] = "engage.drivers.datablox.{}.driver".format(name)
+            self._packages[key] = list(entry.get("packages", []))
+            self._managers[key] = entry.get("mgr_module_name", "")
         self._load_sums()
+
+    def _driver_dirs(self):
+        if self._dirs is None:
+            drivers = self.path("drivers")
+            self._dirs = sorted(os.listdir(drivers)) if os.path.isdir(drivers) else []
+        return self._dirs
+
+    def _load_dir(self, name):
+        if name in self._loaded_dirs:
+            return
+        self._loaded_dirs.add(name)
+        drivers = self.path("drivers")
+        resources = os.path.join(drivers, name, "resources.json")
+        if not os.path.isfile(resources):
+            return
+        for index, definition in enumerate(read_json(resources)):
+            self._define(definition, resources, (1, name, index))
+            key = key_tuple(definition["key"])
+            if key not in self._packages:
+                self._packages[key] = list(read_json(os.path.join(drivers, name, "packages.json")))
+                self._managers[key] = "engage.drivers.datablox.{}.driver".format(name)
+
+    def _load_all(self):
+        if self._complete:
+            return
+        for name in self._driver_dirs():
+            self._load_dir(name)
+        self._order.sort(key=self._rank.get)  # file order, whatever was read first
+        self._complete = True
 
     def sums_file(self):
         """SHA256SUMS inside the tree (a home's copy), else beside it (as `dist` writes it)."""
@@ -150,6 +217,16 @@ class Extension(object):
         return spec
 
     def find(self, name, version=None):
-        """Defined keys named `name` (case-insensitive), restricted to `version` when given."""
+        """Defined keys named `name` (case-insensitive), restricted to `version` when given, in
+        file order. Reads the driver directories whose names start as this name's do (every
+        directory when none does)."""
         lowered = name.lower()
-        return [key for key in self.order if key[0].lower() == lowered and (version is None or key[1] == version)]
+        if not self._complete:
+            prefix = re.sub("[.-]", "_", name.replace(" ", "")).lower() + "__"
+            for directory in self._driver_dirs():
+                if directory.lower().startswith(prefix):
+                    self._load_dir(directory)
+            if not any(key[0].lower() == lowered for key in self._order):
+                self._load_all()
+        found = [key for key in self._order if key[0].lower() == lowered and (version is None or key[1] == version)]
+        return sorted(found, key=self._rank.get)

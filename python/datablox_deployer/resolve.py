@@ -207,13 +207,13 @@ class Resolver(object):
         if key in self.by_key:
             return self.by_key[key]
         for existing in self._installed(key[0], key[1]):
-            planned = Planned(existing, self.extension.definitions.get(key), reason, True)
+            planned = Planned(existing, self.extension.definition(key), reason, True)
             self.by_key[key] = planned
             self.order.append(planned)
             return planned
         if key in self.visiting:
             raise Unsatisfiable(chain, "a cycle: {} needs itself".format(key_text(key)))
-        definition = self.extension.definitions.get(key)
+        definition = self.extension.definition(key)
         if definition is None:
             raise Unsatisfiable(chain, "`{}` is not defined".format(key_text(key)))
         self.visiting.append(key)

@@ -16,7 +16,7 @@ from unittest import mock
 
 from deployer_tree import (REPO, Tree, constraint, deployer, snapshot, tgz, tree_archive, wheel)
 
-from datablox_deployer import DeployError, resolve, safetar
+from datablox_deployer import DeployError, deploy, extension, resolve, safetar
 
 
 def installed(home):
@@ -190,6 +190,25 @@ class ResolutionTest(DeployerCase):
         instances = installed(self.home)
         self.assertEqual([i["key"]["name"] for i in instances], ["ubuntu-linux", "fw", "join", "dump"])
         self.assertEqual(by_name(instances)["join"]["peers"][0]["id"], "__dump__1_0")
+
+    def test_one_block_reads_only_the_driver_directories_it_reaches_and_plans_as_a_full_read(self):
+        for name in ("aa", "ab", "b-x", "c", "d", "e"):
+            self.tree.block(name, "1.0")
+        self.tree.block("join", "1.0", needs=[constraint("b-x", "1.0")], peers=constraint("aa", "1.0"))
+        self.tree.write()
+        lazy = extension.Extension(self.tree.path)
+        full = extension.Extension(self.tree.path)
+        full.definitions  # reads every driver directory
+        plans = []
+        for tree in (lazy, full):
+            options = deploy.Options(self.home, self.tree.path, ["join"], platform=("ubuntu-linux", "14.04"))
+            plans.append([s.to_json(options.home) for s in deploy.plan(options, tree, [])[1]])
+        self.assertEqual(plans[0], plans[1])
+        self.assertEqual([s["key"]["name"] for s in plans[0]], ["fw", "b-x", "join", "aa"])
+        # join's own directory and those of the names it reaches; not ab, c, d, e.
+        self.assertEqual(sorted(lazy._loaded_dirs), ["aa__1_0", "b_x__1_0", "join__1_0"])
+        self.assertEqual(lazy.find("b-x"), full.find("b-x"))
+        self.assertEqual(lazy.order, full.order)
 
     def test_unsatisfiable_names_the_chain(self):
         self.tree.resource("mid", "1.0", {"type": "Reference", "package_class": "DummyPackage", "location": ""},
