@@ -278,8 +278,11 @@ class Home(object):
             raise DeployError("{} does not exist (help: rebuild the extension with `cargo xtask dist`)".format(archive))
         expected = extension.sums.get(location)
         top = location[:-len(".tgz")] if location.endswith(".tgz") else location.rsplit(".", 1)[0]
-        staging = self.new_staging(top)
-        return safetar.extract(archive, label, top, staging, *limits, expected=expected)
+        # The archive's top directory is extracted as a new directory of .staging/ itself (not
+        # inside one more directory: removing each emptied one cost 2 ms on this VM's ext4).
+        os.makedirs(self.staging, exist_ok=True)
+        destination = os.path.join(self.staging, "{}.{}".format(top, os.urandom(8).hex()))
+        return safetar.extract(archive, label, top, destination, *limits, expected=expected)
 
     def prepare_file(self, extension, location):
         source = extension.path("sw_packages", location)

@@ -557,18 +557,24 @@ class HostileArchiveTest(DeployerCase):
 
     def test_what_tarfiles_data_filter_extracts_the_deployer_extracts_alike(self):
         top = "good__1_0"
-        for name, tar_format in (("pax", tarfile.PAX_FORMAT), ("gnu", tarfile.GNU_FORMAT), ("ustar", tarfile.USTAR_FORMAT)):
+        cases = (("pax", tarfile.PAX_FORMAT, 0o022), ("gnu", tarfile.GNU_FORMAT, 0o022),
+                 ("ustar", tarfile.USTAR_FORMAT, 0o022), ("gnu, umask 077", tarfile.GNU_FORMAT, 0o077))
+        for name, tar_format, umask in cases:
             with self.subTest(name):
                 archive, long_name = self.equivalence_archive(top, tar_format)
                 shutil.rmtree(self.home, ignore_errors=True)
                 self.tree.block("good", "1.0", archive=archive)
                 self.tree.write()
-                self.deploy("good")
-                ours = snapshot(os.path.join(self.home, "blox", top))
                 reference = os.path.join(self.tmp, "tar-" + name)
                 os.makedirs(reference)
-                with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                    tar.extractall(reference, filter="data")
+                saved = os.umask(umask)
+                try:
+                    self.deploy("good")
+                    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                        tar.extractall(reference, filter="data")
+                finally:
+                    os.umask(saved)
+                ours = snapshot(os.path.join(self.home, "blox", top))
                 self.assertEqual(ours, snapshot(os.path.join(reference, top)))
                 self.assertIn("g" * 150, ours)
                 for path in ("", "sub", "sub/run.sh", "sub/data.txt", "hard.txt", long_name[len(top) + 1:], "g" * 150):
