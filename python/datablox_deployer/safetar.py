@@ -2,7 +2,8 @@
 decompressed, then the archive is read once, front to back, and each member is checked before
 it is written under a new directory in the home's private staging area, which then is the
 resource's directory (renamed into place by the caller). A refusal anywhere leaves only that
-staging area, which the caller removes: the home is as it was.
+staging area, which the caller removes: the home is as it was. A file that cannot be written
+(a full disk) is a failure naming that file, not a refusal of the archive.
 
 Refused, each with the archive and the member named: a digest that differs from SHA256SUMS or
 that SHA256SUMS lacks; absolute names; `..`; a member outside the single expected top directory,
@@ -445,8 +446,11 @@ class _Extraction(object):
                     self.refuse(member.name, "the archive ends inside this member", "rebuild the extension with `cargo xtask dist`")
                 left -= len(data)
                 view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                try:
+                    while view:
+                        view = view[os.write(fd, view):]
+                except OSError as error:  # named, as os.open's and os.mkdir's errors are
+                    raise OSError(error.errno, error.strerror, self.path(normal))
             if self.umask is None or mode & self.umask:
                 os.fchmod(fd, mode)  # the mode, whatever the umask took from it
             os.utime(fd, (member.mtime, member.mtime))
@@ -516,5 +520,11 @@ def _extract(raw, label, top, destination, max_members, max_bytes, fast):
     except Exception as error:  # what `unreadable` holds, tarfile's errors once it is in use
         if isinstance(error, DeployError) or not isinstance(error, unreadable):
             raise
+        written = [name for name in (getattr(error, "filename", None), getattr(error, "filename2", None))
+                   if isinstance(name, str) and _inside(destination, name)]
+        if written:
+            # The home's disk, not the archive: a failure, not a refusal.
+            raise DeployError("{}: cannot write {}: {} (help: check the free space and the permissions of "
+                              "the home)".format(label, written[0], error.strerror or error))
         raise Refused(label, None, "not a readable gzipped tar archive: {}".format(error),
                       "rebuild the extension with `cargo xtask dist`")

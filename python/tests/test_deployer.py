@@ -1,6 +1,7 @@
 """The node deployer (`datablox_deployer`), run as a program on small extension trees."""
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -11,10 +12,11 @@ import tarfile
 import tempfile
 import threading
 import unittest
+from unittest import mock
 
 from deployer_tree import (REPO, Tree, constraint, deployer, snapshot, tgz, tree_archive, wheel)
 
-from datablox_deployer import resolve, safetar
+from datablox_deployer import DeployError, resolve, safetar
 
 
 def installed(home):
@@ -598,6 +600,26 @@ class HostileArchiveTest(DeployerCase):
                     continue
                 got = [tuple(getattr(m, f) for f in fields) + (m.size,) for m in safetar._fast_members(stream)]
                 self.assertEqual(got, expected)
+
+class WriteFailureTest(unittest.TestCase):
+    def test_a_full_disk_is_a_failure_naming_the_file_not_a_refusal_of_the_archive(self):
+        tmp = tempfile.mkdtemp(prefix="deployer-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        archive = tree_archive("t__1_0", {"f.py": b"x" * 100})
+        path = os.path.join(tmp, "t__1_0.tgz")
+        with open(path, "wb") as handle:
+            handle.write(archive)
+
+        def full(fd, data):
+            raise OSError(28, "No space left on device")
+        with mock.patch("os.write", full):
+            with self.assertRaises(DeployError) as caught:
+                safetar.extract(path, "sw_packages/t__1_0.tgz", "t__1_0", os.path.join(tmp, "dest"),
+                                expected=hashlib.sha256(archive).hexdigest())
+        self.assertNotIsInstance(caught.exception, safetar.Refused)
+        self.assertIn("sw_packages/t__1_0.tgz: cannot write {}: No space left on device".format(
+            os.path.join(tmp, "dest", "f.py")), str(caught.exception))
+
 
 if __name__ == "__main__":
     unittest.main()
