@@ -19,6 +19,8 @@ pub struct DeployOptions {
     pub dist: DistOptions,
     pub target: Target,
     pub find_links: Option<PathBuf>,
+    /// `[name, version]`: the nodes' platform key, passed to the deployer (default: its own).
+    pub platform: Option<Vec<String>>,
     pub dry_run: bool,
     pub json: bool,
 }
@@ -113,6 +115,10 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
     if let Some(dir) = &options.find_links {
         args.push("--find-links".into());
         args.push(dir.display().to_string());
+    }
+    if let Some(platform) = &options.platform {
+        args.push("--platform".into());
+        args.extend(platform.iter().cloned());
     }
     if options.dry_run {
         args.push("--dry-run".into());

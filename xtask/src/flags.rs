@@ -122,6 +122,10 @@ pub struct DeployFlags {
     /// Install pip packages from the wheels in DIR only (no package index); the home remembers it
     #[arg(long, value_name = "DIR")]
     pub find_links: Option<PathBuf>,
+    /// The nodes' platform key, e.g. `ubuntu-linux 14.04` (default: this machine's). Resolution
+    /// depends on it, so bundles built for the same nodes on different machines need the same one
+    #[arg(long, num_args = 2, value_names = ["NAME", "VERSION"])]
+    pub platform: Option<Vec<String>>,
     /// Print the plan (what, in which order, why; with --topology, which node runs each block)
     /// and change nothing
     #[arg(long)]

@@ -140,6 +140,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                     (None, None) => unreachable!("clap requires --home or --topology"),
                 },
                 find_links: flags.find_links.map(|dir| cwd.join(dir)),
+                platform: flags.platform,
                 dry_run: flags.dry_run,
                 json: flags.json,
             };

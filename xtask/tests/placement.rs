@@ -431,3 +431,65 @@ fn topology_homes_dir_deploys_each_node_with_exactly_its_closure() {
     );
     assert!(!bundles.exists());
 }
+
+/// `--platform NAME VERSION` reaches the deployer: the plan resolves for the nodes' platform,
+/// not the build machine's, so bundles built on different machines for the same nodes agree.
+#[test]
+fn topology_platform_flag_sets_the_nodes_platform_key() {
+    let tmp = TempRepo::empty();
+    let dist = tmp.path().join("dist");
+    let out = tmp.path().join("bundles");
+    let run = place(
+        &repo_root(),
+        &dist,
+        &[
+            "--bundle",
+            out.to_str().unwrap(),
+            "--platform",
+            "mac-osx",
+            "10.6",
+            "--dry-run",
+            "--json",
+        ],
+        &[],
+    )
+    .expect_success();
+    let plan: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(plan["platform"]["name"], "mac-osx");
+    assert_eq!(plan["platform"]["version"], "10.6");
+    assert!(!out.exists());
+    // A platform the caretaker's `inside` constraint does not allow is refused, named.
+    let refused = place(
+        &repo_root(),
+        &dist,
+        &[
+            "--bundle",
+            out.to_str().unwrap(),
+            "--platform",
+            "ubuntu-linux",
+            "12.04",
+        ],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("the host `ubuntu-linux 12.04`"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!out.exists());
+    // One value only is a usage error, before anything is built.
+    let usage = place(
+        &repo_root(),
+        &dist,
+        &[
+            "--bundle",
+            out.to_str().unwrap(),
+            "--platform",
+            "ubuntu-linux",
+        ],
+        &[],
+    );
+    assert_eq!(usage.status.code(), Some(2), "{}", usage.stderr);
+    assert!(!out.exists());
+}
