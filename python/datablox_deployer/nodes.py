@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 
-from . import DeployError, ansible, bundle, placement
+from . import DeployError, ansible, bundle, placement, safetar
 from .extension import Extension, key_text
 
 DESCRIPTION = """\
@@ -121,9 +121,14 @@ def deploy_homes(extension, plan, args):
         for node in plan.nodes:
             options = Options(os.path.join(homes_dir, node), os.path.join(staging, node), (), bundle.NODE_SPEC,
                               plan.platform, None, args.find_links)
+            # Each home's deploy.log records this deploy, its refusals and failures, as the
+            # single-home command's does.
+            options.log = options.home.log_event
             try:
                 steps, _ = deploy(options)
             except DeployError as error:
+                options.home.log_event("{}: {}".format("refused" if isinstance(error, safetar.Refused) else "failed",
+                                                       error))
                 raise DeployError("node `{}` ({}): {} (homes deployed before it are kept; run again to "
                                   "complete)".format(node, options.home.root, error), error.code)
             results[node] = [s.to_json(options.home) for s in steps]

@@ -126,6 +126,12 @@ class Place(PlacementCase):
         self.assertTrue(os.path.isfile(os.path.join(homes, "m", "python", "pipdep", "__init__.py")))
         self.assertEqual(sorted(os.listdir(os.path.join(homes, "w", "engage", "sw_packages"))),
                          ["care.tgz", "fw.tgz", "large__1_0.tgz"])
+        # Each home's deploy.log records what was installed there, as a single-home deploy's does.
+        for node in plan["nodes"]:
+            with open(os.path.join(homes, node["name"], "log", "deploy.log")) as handle:
+                logged = handle.read()
+            for entry in node["closure"]:
+                self.assertIn("install {} {} (".format(entry["key"]["name"], entry["key"]["version"]), logged)
         # Again: nothing to do.
         again = self.place("--nodes", "m,w,idle", "--homes-dir", homes, "--find-links", wheels)
         self.assertIn("Deployed 0 resource(s) into {}".format(os.path.join(homes, "m")), again.stderr)
