@@ -67,6 +67,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::sync::mpsc;
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
@@ -150,12 +151,7 @@ pub fn write_tgz(
                 "io",
                 format!("cannot write the archive of `{}`: {error}", tree.top),
             )
-            .file(
-                tree.entries
-                    .first()
-                    .map(|entry| entry.source.clone())
-                    .unwrap_or_default(),
-            )
+            .file(tree.root.clone())
             .help("check that the output folder is writable and the disk is not full"),
         )
     };
@@ -184,7 +180,7 @@ pub fn write_tgz(
                     let mode = if *executable { 0o755 } else { 0o644 };
                     tar.header(&entry.path, b"", mode, *size, b'0', settings.mtime)
                         .map_err(output_error)?;
-                    Some(tar.file(entry, *size, &output_error)?)
+                    Some(tar.file(entry, &tree.source(entry), *size, &output_error)?)
                 }
             };
             file_hashes.push(file_hash);
@@ -306,10 +302,10 @@ impl<'a, 'scope> TarStream<'a, 'scope> {
     fn file(
         &mut self,
         entry: &Entry,
+        path: &Path,
         size: u64,
         output_error: &dyn Fn(io::Error) -> Error,
     ) -> Result<Sha256> {
-        let path = entry.source.as_path();
         let changed = || {
             Error::new(
                 Diagnostic::error(
@@ -830,8 +826,8 @@ mod tests {
                     let mut content = Vec::new();
                     entry.read_to_end(&mut content).unwrap();
                     assert_eq!(content.len() as u64, *size);
-                    assert_eq!(content, fs::read(&source.source).unwrap());
-                    let expected = crate::hash::hash_file(&source.source).unwrap();
+                    assert_eq!(content, fs::read(tree.source(source)).unwrap());
+                    let expected = crate::hash::hash_file(&tree.source(source)).unwrap();
                     assert_eq!(report.file_hashes[index], Some(expected));
                 }
                 EntryKind::Symlink { target } => {
@@ -1131,7 +1127,7 @@ mod tests {
                     EntryKind::File { executable, .. } => {
                         assert_eq!(
                             fs::read(&extracted).unwrap(),
-                            fs::read(&entry.source).unwrap()
+                            fs::read(tree.source(entry)).unwrap()
                         );
                         assert_eq!(metadata.permissions().mode() & 0o111 != 0, *executable);
                     }

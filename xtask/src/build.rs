@@ -158,6 +158,13 @@ pub fn build(
     let final_dir = (real_dir(&out_dir.join(TREE)) && real_dir(&final_dir)).then_some(final_dir);
     let final_dir = final_dir.as_deref();
     let sizes: Vec<u64> = scanned.iter().map(tree_bytes).collect();
+    // The stat records of every source file end up in one list: allocated once (memory).
+    let files = scanned
+        .iter()
+        .flat_map(|tree| &tree.entries)
+        .filter(|entry| matches!(entry.kind, EntryKind::File { .. }))
+        .count()
+        + plan.files.len();
     let source_bytes = sizes.iter().sum::<u64>()
         + plan
             .files
@@ -173,6 +180,12 @@ pub fn build(
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<Result<Outcome>>>> =
         (0..scanned.len()).map(|_| Mutex::new(None)).collect();
+    // Each tree is freed once its package is built, while the stat records of the next ones
+    // accumulate: the two are never all held at once (memory).
+    let scanned: Vec<Mutex<Option<Tree>>> = scanned
+        .into_iter()
+        .map(|tree| Mutex::new(Some(tree)))
+        .collect();
     pool.scope(|scope| {
         for _ in 0..options.jobs.max(1) {
             scope.spawn(|_| {
@@ -183,7 +196,13 @@ pub fn build(
                     };
                     let job = &plan.archives[index];
                     progress.working(&job.file_name);
-                    let result = build_archive(plan, job, &scanned[index], &dir, final_dir, cache);
+                    let tree = scanned[index]
+                        .lock()
+                        .expect("no thread panics holding it")
+                        .take()
+                        .expect("each tree is built once");
+                    let result = build_archive(plan, job, &tree, &dir, final_dir, cache);
+                    drop(tree);
                     progress.advance(sizes[index]);
                     *results[index].lock().expect("no thread panics holding it") = Some(result);
                 }
@@ -192,8 +211,8 @@ pub fn build(
     });
 
     let mut built = Built {
-        packages: Vec::new(),
-        files: Vec::new(),
+        packages: Vec::with_capacity(plan.archives.len() + plan.files.len()),
+        files: Vec::with_capacity(files),
         dirs: listings,
         rebuilt: 0,
         skipped: 0,
@@ -316,15 +335,16 @@ fn build_archive(
         for entry in &tree.entries {
             let hash = match entry.kind {
                 EntryKind::File { .. } => {
-                    let hash = match cache.lookup(&entry.source, &entry.stat) {
+                    let source = tree.source(entry);
+                    let hash = match cache.lookup(&source, &entry.stat) {
                         Some(hash) => hash,
                         None => {
-                            let hash = hash::hash_file(&entry.source)?;
+                            let hash = hash::hash_file(&source)?;
                             fault::point("hash")?;
                             hash
                         }
                     };
-                    records.extend(Cache::record(&entry.source, &entry.stat, &hash));
+                    records.extend(Cache::record(&source, &entry.stat, &hash));
                     Some(hash)
                 }
                 _ => None,
@@ -369,7 +389,7 @@ fn build_archive(
         .iter()
         .zip(&report.file_hashes)
         .filter_map(|(entry, hash)| {
-            hash.and_then(|hash| Cache::record(&entry.source, &entry.stat, &hash))
+            hash.and_then(|hash| Cache::record(&tree.source(entry), &entry.stat, &hash))
         })
         .collect();
     let sha256 = to_hex(&writer.hasher.finalize().into());

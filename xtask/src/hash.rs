@@ -127,7 +127,6 @@ mod tests {
         Entry {
             path: path.to_vec(),
             kind,
-            source: PathBuf::new(),
             stat,
         }
     }
@@ -135,6 +134,7 @@ mod tests {
     fn tree(entries: Vec<Entry>) -> Tree {
         Tree {
             top: "t".into(),
+            root: PathBuf::new(),
             entries,
         }
     }

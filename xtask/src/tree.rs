@@ -60,8 +60,6 @@ pub struct Entry {
     /// trailing slash (`word_count__1_0/sub/x.py`). Bytes, because file names need not be UTF-8.
     pub path: Vec<u8>,
     pub kind: EntryKind,
-    /// Where the entry is on disk.
-    pub source: PathBuf,
     pub stat: Stat,
 }
 
@@ -69,8 +67,27 @@ pub struct Entry {
 pub struct Tree {
     /// The top directory's name in the archive, e.g. `word_count__1_0`.
     pub top: String,
+    /// The directory scanned: where the top directory is on disk. An entry's place on disk is
+    /// derived from it (`source`), not stored: thousands of trees are held at once.
+    pub root: PathBuf,
     /// Sorted byte-wise by `path`; the first entry is the top directory itself.
     pub entries: Vec<Entry>,
+}
+
+impl Tree {
+    /// Where `entry` (one of this tree's) is on disk.
+    pub fn source(&self, entry: &Entry) -> PathBuf {
+        source_of(&self.root, self.top.len(), &entry.path)
+    }
+}
+
+/// Where the entry with member path `path` is on disk, below `root` (the top directory, whose
+/// name in the archive is `top_len` bytes long).
+fn source_of(root: &Path, top_len: usize, path: &[u8]) -> PathBuf {
+    match path.get(top_len + 1..) {
+        Some(inside) => root.join(OsStr::from_bytes(inside)),
+        None => root.to_path_buf(),
+    }
 }
 
 /// Scans `dir` into a `Tree` whose member paths start with `top`, leaving out what the built-in
@@ -111,10 +128,10 @@ pub fn scan_cached(
         .into());
     }
     let top_stat = Stat::from_metadata(&top_metadata);
-    let mut walk = Walk::new(dir, top, excludes, cache, top_stat);
+    let mut walk = Walk::new(top, excludes, cache, top_stat);
     match walk.dir(dir, top.as_bytes().to_vec(), top_stat, true) {
         Err(Walked::Stale) => {
-            walk = Walk::new(dir, top, excludes, None, top_stat);
+            walk = Walk::new(top, excludes, None, top_stat);
             walk.dir(dir, top.as_bytes().to_vec(), top_stat, true)
                 .map_err(Walked::into_error)?;
         }
@@ -133,6 +150,7 @@ pub fn scan_cached(
     // Thousands of trees are held at once: no spare capacity (memory).
     entries.shrink_to_fit();
 
+    let source = |entry: &Entry| source_of(dir, top.len(), &entry.path);
     for entry in &entries {
         if let EntryKind::File { .. } = entry.kind {
             let (nlink, inside) = links[&(entry.stat.dev, entry.stat.inode)];
@@ -142,10 +160,10 @@ pub fn scan_cached(
                         "hard-link-outside",
                         format!(
                             "hard link to outside the block: `{}` has {nlink} links, {inside} of them inside the block",
-                            entry.source.display()
+                            source(entry).display()
                         ),
                     )
-                    .file(&entry.source)
+                    .file(source(entry))
                     .help("replace the hard link with a copy of the file"),
                 );
             }
@@ -166,11 +184,11 @@ pub fn scan_cached(
                     "symlink-outside",
                     format!(
                         "symlink `{}` {reason}: `{}`",
-                        entry.source.display(),
+                        source(entry).display(),
                         String::from_utf8_lossy(target)
                     ),
                 )
-                .file(&entry.source)
+                .file(source(entry))
                 .help("use a relative target inside the block, or replace the symlink with a copy of the file"),
             );
         }
@@ -182,6 +200,7 @@ pub fn scan_cached(
     Ok((
         Tree {
             top: top.to_string(),
+            root: dir.to_path_buf(),
             entries,
         },
         listings,
@@ -223,13 +242,7 @@ struct Walk<'a> {
 }
 
 impl<'a> Walk<'a> {
-    fn new(
-        root: &'a Path,
-        top: &str,
-        excludes: &Excludes,
-        cache: Option<&'a Cache>,
-        top_stat: Stat,
-    ) -> Walk<'a> {
+    fn new(top: &str, excludes: &Excludes, cache: Option<&'a Cache>, top_stat: Stat) -> Walk<'a> {
         Walk {
             top_len: top.len(),
             excludes: excludes.clone(),
@@ -237,7 +250,6 @@ impl<'a> Walk<'a> {
             entries: vec![Entry {
                 path: top.as_bytes().to_vec(),
                 kind: EntryKind::Dir,
-                source: root.to_path_buf(),
                 stat: top_stat,
             }],
             problems: Vec::new(),
@@ -291,17 +303,12 @@ impl<'a> Walk<'a> {
                         Ok(_) => {
                             // Replaced since it was listed: as walkdir did, an entry of the
                             // listed type, not entered.
-                            self.push(child_path, EntryKind::Dir, child, Stat::default());
+                            self.push(child_path, EntryKind::Dir, Stat::default());
                             continue;
                         }
                         Err(error) => return Err(error.into()),
                     };
-                    self.push(
-                        child_path.clone(),
-                        EntryKind::Dir,
-                        child.clone(),
-                        Stat::default(),
-                    );
+                    self.push(child_path.clone(), EntryKind::Dir, Stat::default());
                     self.dir(&child, child_path, Stat::from_metadata(&metadata), false)?;
                 }
                 ListedKind::Symlink(target) => {
@@ -316,12 +323,7 @@ impl<'a> Walk<'a> {
                             read
                         }
                     };
-                    self.push(
-                        child_path,
-                        EntryKind::Symlink { target },
-                        child,
-                        Stat::default(),
-                    );
+                    self.push(child_path, EntryKind::Symlink { target }, Stat::default());
                 }
                 ListedKind::File | ListedKind::Other => {
                     let metadata = match fs::symlink_metadata(&child) {
@@ -335,7 +337,7 @@ impl<'a> Walk<'a> {
                     if cached.is_some() && (file_type.is_dir() || file_type.is_symlink()) {
                         return Err(Walked::Stale);
                     }
-                    self.file(child_path, child, &metadata)?;
+                    self.file(child_path, &child, &metadata)?;
                 }
             }
         }
@@ -356,7 +358,7 @@ impl<'a> Walk<'a> {
 
     /// An entry that the listing says is neither a directory nor a symbolic link, with its
     /// metadata (`lstat`).
-    fn file(&mut self, path: Vec<u8>, source: PathBuf, metadata: &Metadata) -> Result<()> {
+    fn file(&mut self, path: Vec<u8>, source: &Path, metadata: &Metadata) -> Result<()> {
         let file_type = metadata.file_type();
         let kind = if file_type.is_dir() {
             EntryKind::Dir
@@ -371,7 +373,7 @@ impl<'a> Walk<'a> {
                 size: metadata.len(),
             }
         } else if file_type.is_symlink() {
-            let target = fs::read_link(&source).with_path("read symlink", &source)?;
+            let target = fs::read_link(source).with_path("read symlink", source)?;
             EntryKind::Symlink {
                 target: target.as_os_str().as_bytes().to_vec(),
             }
@@ -389,7 +391,7 @@ impl<'a> Walk<'a> {
             };
             self.problems.push(
                 Diagnostic::error("special-file", format!("`{}` is {what}", source.display()))
-                    .file(&source)
+                    .file(source)
                     .help("remove it from the block; only files, directories and symlinks can be packaged"),
             );
             return Ok(());
@@ -399,17 +401,12 @@ impl<'a> Walk<'a> {
         } else {
             Stat::default()
         };
-        self.push(path, kind, source, stat);
+        self.push(path, kind, stat);
         Ok(())
     }
 
-    fn push(&mut self, path: Vec<u8>, kind: EntryKind, source: PathBuf, stat: Stat) {
-        self.entries.push(Entry {
-            path,
-            kind,
-            source,
-            stat,
-        });
+    fn push(&mut self, path: Vec<u8>, kind: EntryKind, stat: Stat) {
+        self.entries.push(Entry { path, kind, stat });
     }
 }
 
@@ -557,7 +554,8 @@ mod tests {
                 size: 6
             }
         );
-        assert_eq!(tree.entries[0].source, dir);
+        assert_eq!(tree.source(&tree.entries[0]), dir);
+        assert_eq!(tree.source(&tree.entries[7]), dir.join("sub/x.py"));
     }
 
     #[test]

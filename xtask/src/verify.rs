@@ -88,7 +88,7 @@ pub fn verify(repo: &Path, out_dir: &Path, wait: Wait) -> Result<VerifyReport> {
             .entries
             .iter()
             .map(|entry| match entry.kind {
-                tree::EntryKind::File { .. } => hash::hash_file(&entry.source).map(Some),
+                tree::EntryKind::File { .. } => hash::hash_file(&scanned.source(entry)).map(Some),
                 _ => Ok(None),
             })
             .collect::<Result<Vec<_>>>()?;
