@@ -81,6 +81,10 @@ PLAYBOOK = HEADER + """
       ansible.builtin.unarchive:
         src: "{{ playbook_dir }}/bundles/{{ inventory_hostname }}.tar"
         dest: "{{ datablox_bundle }}"
+        # The bundle's own modes (0644, 0755 where executable) whatever the remote umask: without
+        # this, a user whose umask removes bits (077) gets `Mode differs` from `tar --diff` and
+        # the task reports changed on every run.
+        mode: "u=rwX,go=rX"
 
     - name: Install the bundle into the home
       ansible.builtin.command:
