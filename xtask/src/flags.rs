@@ -154,8 +154,11 @@ pub struct BenchFlags {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Run only the deploy modes (the node deployer against a `tar xzf` loop), not `dist`'s
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_deploy")]
     pub deploy_only: bool,
+    /// Run only `dist`'s modes, not the deploy modes
+    #[arg(long)]
+    pub no_deploy: bool,
     /// Also write the results as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -212,9 +212,11 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 println!("{}", report.table());
                 json = serde_json::to_value(&report).expect("the report serializes");
             }
-            let deploy = xtask::bench::deploy::run(&repo, &options, &mut log)?;
-            println!("{}", deploy.table());
-            json["deploy"] = serde_json::to_value(&deploy).expect("the report serializes");
+            if !flags.no_deploy {
+                let deploy = xtask::bench::deploy::run(&repo, &options, &mut log)?;
+                println!("{}", deploy.table());
+                json["deploy"] = serde_json::to_value(&deploy).expect("the report serializes");
+            }
             if let Some(path) = flags.json {
                 let path = cwd.join(path);
                 let json = serde_json::to_string_pretty(&json).expect("the report serializes");
