@@ -9,7 +9,7 @@ Refused, each with the archive and the member named: a digest that differs from 
 that SHA256SUMS lacks; absolute names; `..`; a member outside the single expected top directory,
 or a top that is not a directory; symbolic links whose target leaves that directory (or is
 absolute); hard links to anything but a regular file earlier in the archive; devices, FIFOs,
-sparse and other special members; a member under a path that is a symbolic link, a file or a
+sparse and other special members; a negative size; a member under a path that is a symbolic link, a file or a
 hard link in the archive, or a path given twice; more than `max_members` members or
 `max_bytes` bytes of content (a decompression bomb: counted from each header before its data is
 written, and the decompressed stream as a whole is capped too, so headers cannot hold a bomb).
@@ -390,6 +390,11 @@ class _Extraction(object):
             self.refuse(name, "the top `{}` is not a directory".format(self.top),
                         "the archive must hold exactly one top directory")
         if member.type in REGULAR:
+            if member.size < 0:
+                # A negative octal size passes tarfile's parser too; read as "to the end", it
+                # would pull the rest of the stream into memory past the bytes limit.
+                self.refuse(name, "a negative size ({})".format(member.size),
+                            "the archive is damaged or forged: rebuild the extension with `cargo xtask dist`")
             self.total += member.size
             if self.total > self.max_bytes:
                 self.refuse(name, "more than {} bytes of content".format(self.max_bytes),
@@ -440,7 +445,7 @@ class _Extraction(object):
         try:
             self.stream.seek(member.offset_data)
             left = member.size
-            while left:
+            while left > 0:
                 data = self.stream.read(min(left, PIECE))
                 if not data:
                     self.refuse(member.name, "the archive ends inside this member", "rebuild the extension with `cargo xtask dist`")

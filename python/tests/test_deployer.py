@@ -526,6 +526,43 @@ class HostileArchiveTest(DeployerCase):
         self.hostile([self.top(), ({"name": self.TOP + "/f", "pax_headers": {"comment": "x" * 3000000}}, b"x")],
                      "bytes once decompressed")
 
+    def negative_size_archive(self, pax):
+        """`evil__1_0/f` with the size field `-1` (a valid checksum; tarfile parses it too), then
+        a large member: read as "to the end", the rest of the stream would land in memory."""
+        top = {"name": self.TOP, "type": tarfile.DIRTYPE, "mode": 0o755}
+        if pax:
+            top["pax_headers"] = {"comment": "tarfile reads this archive's headers"}
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT if pax else tarfile.USTAR_FORMAT) as tar:
+            for fields, data in [(top, None), ({"name": self.TOP + "/f"}, b""),
+                                 ({"name": self.TOP + "/zeros"}, bytes(300000))]:
+                info = tarfile.TarInfo(fields.pop("name"))
+                for field, value in fields.items():
+                    setattr(info, field, value)
+                info.size = len(data) if data is not None else 0
+                tar.addfile(info, io.BytesIO(data) if data is not None else None)
+        data = bytearray(out.getvalue())
+        at = next(o for o in range(0, len(data), 512) if data[o:o + 100].rstrip(b"\0") == (self.TOP + "/f").encode())
+        data[at + 124:at + 136] = b"-0000000001\0"
+        data[at + 148:at + 156] = b" " * 8
+        data[at + 148:at + 156] = b"%06o\0 " % sum(data[at:at + 512])
+        return gzip.compress(bytes(data), mtime=0)
+
+    def refuse_negative_size(self, pax):
+        self.tree.block("evil", "1.0", archive=self.negative_size_archive(pax))
+        self.tree.write()
+        self.deploy("fw")
+        before = snapshot(self.home)
+        run = self.deploy("evil", "--max-bytes", "100000", "--max-members", "50", expect=1)
+        self.assertIn("refusing sw_packages/evil__1_0.tgz: member `evil__1_0/f`: a negative size (-1)", run.stderr)
+        self.assert_unchanged_but_logged(before, " refused: refusing sw_packages/evil__1_0.tgz")
+
+    def test_negative_size_in_a_plain_header(self):
+        self.refuse_negative_size(pax=False)
+
+    def test_negative_size_read_by_tarfile(self):
+        self.refuse_negative_size(pax=True)
+
     def test_not_a_gzip_file(self):
         # The digest is right: the bytes are not a gzipped tar.
         self.tree.block("evil", "1.0", archive=b"not a tar archive at all")
