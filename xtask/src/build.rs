@@ -61,6 +61,9 @@ pub struct Built {
     pub rebuilt: usize,
     pub skipped: usize,
     pub source_bytes: u64,
+    /// Whether `files` and `dirs` hold a record of every source file and directory scanned
+    /// (not so for a path that is not UTF-8): what a fingerprint (`fresh`) needs.
+    pub complete: bool,
     /// Where the new packages wait; `output::commit` takes it.
     pub staging: Option<Staging>,
 }
@@ -165,6 +168,11 @@ pub fn build(
         .filter(|entry| matches!(entry.kind, EntryKind::File { .. }))
         .count()
         + plan.files.len();
+    let dirs = scanned
+        .iter()
+        .flat_map(|tree| &tree.entries)
+        .filter(|entry| entry.kind == EntryKind::Dir)
+        .count();
     let source_bytes = sizes.iter().sum::<u64>()
         + plan
             .files
@@ -217,6 +225,7 @@ pub fn build(
         rebuilt: 0,
         skipped: 0,
         source_bytes,
+        complete: false,
         staging: None,
     };
     let mut diagnostics = Vec::new();
@@ -242,6 +251,7 @@ pub fn build(
     if !diagnostics.is_empty() {
         return Err(Error::many(diagnostics));
     }
+    built.complete = built.files.len() == files && built.dirs.len() == dirs;
     built.staging = Some(staging);
     built.packages.sort_by(|a, b| a.file_name.cmp(&b.file_name));
     Ok(built)

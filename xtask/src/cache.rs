@@ -642,7 +642,9 @@ fn decode(records: &[u8]) -> Option<Cache> {
 /// a tick (up to 10 ms with HZ=100); a file is treated as racy that much earlier.
 const CLOCK_SLACK_NS: i128 = 20_000_000;
 
-fn racy_at(mtime_ns: i128, written_at_ns: i128) -> bool {
+/// Whether a file with this mtime (or ctime) may have changed after a build that started at
+/// `written_at_ns` looked at it. Also used by `fresh`.
+pub fn racy_at(mtime_ns: i128, written_at_ns: i128) -> bool {
     mtime_ns + CLOCK_SLACK_NS >= written_at_ns
 }
 
