@@ -157,6 +157,12 @@ class Place(PlacementCase):
         self.assertIn("error: node `m` ({}): pip could not install `pipdep==1.0`".format(
             os.path.join(self.tmp, "homes2", "m")), result.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "homes2", "m")))
+        # --find-links names a directory on this machine: only --homes-dir deploys here.
+        for flag in ("--bundle", "--ansible"):
+            out = os.path.join(self.tmp, "never")
+            result = self.place("--nodes", "m,w", flag, out, "--find-links", self.tmp, expect=2)
+            self.assertIn("--find-links applies to --homes-dir only", result.stderr)
+            self.assertFalse(os.path.exists(out))
         for nodes, message in (("m,w,m", "node `m` is given twice"), ("m,w/x", "node name `w/x` is not a plain name"),
                                ("w", "block `h` is placed `at` node `m`, which is not one of the nodes w")):
             out = os.path.join(self.tmp, "never")
