@@ -34,9 +34,9 @@ else it is refused and left alone.
 import os
 import shutil
 import tarfile
-import tempfile
 
 from . import DeployError
+from .bundle import remove_leftovers, scratch_dir
 
 HEADER = "# Datablox deployment playbook, written by `cargo xtask deploy --ansible`"
 DEFAULT_ROOT = "/opt/datablox"
@@ -180,7 +180,8 @@ def write(out_dir, nodes, stage_bundles, root=DEFAULT_ROOT, port=DEFAULT_PORT):
     parent, name = os.path.split(out_dir)
     if not os.path.isdir(parent):
         raise DeployError("--ansible {}: {} does not exist (help: create it first)".format(out_dir, parent))
-    staging = tempfile.mkdtemp(prefix=".{}.tmp-".format(name), dir=parent)
+    remove_leftovers(parent, name)
+    staging = scratch_dir(parent, name, "tmp")
     try:
         # mkdtemp makes the directory private; the output gets the mode mkdir would give it.
         umask = os.umask(0)
@@ -241,7 +242,7 @@ def switch(staging, out_dir):
     """Rename the staged output to `out_dir`; an earlier output (checked as ours) is moved aside
     first and removed after."""
     if os.path.isdir(out_dir) and os.listdir(out_dir):
-        old = tempfile.mkdtemp(prefix=".{}.old-".format(os.path.basename(out_dir)), dir=os.path.dirname(out_dir))
+        old = scratch_dir(os.path.dirname(out_dir), os.path.basename(out_dir), "old")
         os.rmdir(old)
         os.rename(out_dir, old)
         try:

@@ -435,6 +435,8 @@ fn ansible_with_another_output_or_without_a_topology_is_a_usage_error() {
     for (extra, expected) in [
         (vec!["--homes-dir", "homes"], "cannot be used with"),
         (vec!["--bundle", "bundles"], "cannot be used with"),
+        // The wheels directory is on this machine; Ansible installs on the hosts.
+        (vec!["--find-links", "wheels"], "cannot be used with"),
     ] {
         let mut args = vec!["deploy"];
         args.extend(topology);
