@@ -52,7 +52,12 @@
 //! sha256, size u64, mtime, inode u64); last, `written_at_ns`. Times are i64 nanoseconds; byte
 //! strings a u32 length and the bytes; keys the length of the prefix they share with the key
 //! before (u16), then the rest as a byte string. A build whose records would be those it read
-//! (same SHA-256) leaves the file alone, and builds only their hash in memory to know it.
+//! (same SHA-256) leaves the file alone, and builds only their hash in memory to know it; a
+//! build with new records streams them into the file, never holding it whole.
+//!
+//! In memory, the files and directories are `Records`: every key in one buffer, the records in
+//! one array, found by binary search (the large profile's 39 k files took twice the memory as a
+//! `BTreeMap` of `String`s).
 
 use std::collections::BTreeMap;
 use std::path::Path;
