@@ -64,8 +64,9 @@ datablox_listen=127.0.0.1
 """
 
 PLAYBOOK = HEADER + """
-# Per host: copy its bundle, install it with the node deployer, start the caretaker, wait for
-# its port. Run: ansible-playbook -i inventory.ini site.yml (again: changed=0, nothing to do).
+# Per host: copy its bundle, install it with the node deployer, restart the caretaker if the
+# install changed anything, start it, wait for its port.
+# Run: ansible-playbook -i inventory.ini site.yml (again: changed=0, nothing to do).
 # Only modules that ship with ansible-core.
 - name: Deploy the Datablox nodes
   hosts: datablox
@@ -93,6 +94,21 @@ PLAYBOOK = HEADER + """
              + (['--find-links', datablox_find_links] if datablox_find_links | default('') else []) }}
       register: datablox_install
       changed_when: datablox_install.rc == 0 and (datablox_install.stdout | from_json).changed
+
+    # A running caretaker keeps the modules it imported: after an install that changed the home
+    # (a block or the framework replaced), it is stopped here and started again below.
+    - name: Stop the caretaker when the install changed the home
+      ansible.builtin.command:
+        argv:
+          - "{{ datablox_python }}"
+          - "{{ datablox_bundle }}/bin/deploy"
+          - --home
+          - "{{ datablox_home }}"
+          - stop
+          - --json
+      register: datablox_stopped
+      when: datablox_install is changed
+      changed_when: datablox_stopped.rc == 0 and (datablox_stopped.stdout | from_json).changed
 
     - name: Start the caretaker
       ansible.builtin.command:
