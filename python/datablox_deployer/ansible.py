@@ -34,9 +34,9 @@ else it is refused and left alone.
 import os
 import shutil
 import tarfile
-import tempfile
 
 from . import DeployError
+from .bundle import remove_leftovers, scratch_dir
 
 HEADER = "# Datablox deployment playbook, written by `cargo xtask deploy --ansible`"
 DEFAULT_ROOT = "/opt/datablox"
@@ -64,8 +64,9 @@ datablox_listen=127.0.0.1
 """
 
 PLAYBOOK = HEADER + """
-# Per host: copy its bundle, install it with the node deployer, start the caretaker, wait for
-# its port. Run: ansible-playbook -i inventory.ini site.yml (again: changed=0, nothing to do).
+# Per host: copy its bundle, install it with the node deployer, restart the caretaker if the
+# install changed anything, start it, wait for its port.
+# Run: ansible-playbook -i inventory.ini site.yml (again: changed=0, nothing to do).
 # Only modules that ship with ansible-core.
 - name: Deploy the Datablox nodes
   hosts: datablox
@@ -93,6 +94,21 @@ PLAYBOOK = HEADER + """
              + (['--find-links', datablox_find_links] if datablox_find_links | default('') else []) }}
       register: datablox_install
       changed_when: datablox_install.rc == 0 and (datablox_install.stdout | from_json).changed
+
+    # A running caretaker keeps the modules it imported: after an install that changed the home
+    # (a block or the framework replaced), it is stopped here and started again below.
+    - name: Stop the caretaker when the install changed the home
+      ansible.builtin.command:
+        argv:
+          - "{{ datablox_python }}"
+          - "{{ datablox_bundle }}/bin/deploy"
+          - --home
+          - "{{ datablox_home }}"
+          - stop
+          - --json
+      register: datablox_stopped
+      when: datablox_install is changed
+      changed_when: datablox_stopped.rc == 0 and (datablox_stopped.stdout | from_json).changed
 
     - name: Start the caretaker
       ansible.builtin.command:
@@ -180,7 +196,8 @@ def write(out_dir, nodes, stage_bundles, root=DEFAULT_ROOT, port=DEFAULT_PORT):
     parent, name = os.path.split(out_dir)
     if not os.path.isdir(parent):
         raise DeployError("--ansible {}: {} does not exist (help: create it first)".format(out_dir, parent))
-    staging = tempfile.mkdtemp(prefix=".{}.tmp-".format(name), dir=parent)
+    remove_leftovers(parent, name)
+    staging = scratch_dir(parent, name, "tmp")
     try:
         # mkdtemp makes the directory private; the output gets the mode mkdir would give it.
         umask = os.umask(0)
@@ -241,7 +258,7 @@ def switch(staging, out_dir):
     """Rename the staged output to `out_dir`; an earlier output (checked as ours) is moved aside
     first and removed after."""
     if os.path.isdir(out_dir) and os.listdir(out_dir):
-        old = tempfile.mkdtemp(prefix=".{}.old-".format(os.path.basename(out_dir)), dir=os.path.dirname(out_dir))
+        old = scratch_dir(os.path.dirname(out_dir), os.path.basename(out_dir), "old")
         os.rmdir(old)
         os.rename(out_dir, old)
         try:

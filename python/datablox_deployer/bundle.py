@@ -21,7 +21,7 @@ On the node: `python3 <bundle>/bin/deploy --home H` (then `<home>/engage/bin/dep
 start`). The bytes depend only on the dist, the topology and the nodes: JSON sorted, modes 0644
 (0755 for directories and `bin/deploy`), mtimes 1980-01-01. `write()` builds everything in a
 temporary sibling of DIR and renames it into place; it replaces only a DIR it wrote before (or an
-empty one).
+empty one). A sibling that a killed run left is removed by the next run (`remove_leftovers`).
 """
 
 import hashlib
@@ -186,10 +186,49 @@ def check_target(out):
                           "`--bundle` wrote before; nothing was written)".format(out))
 
 
+def scratch_dir(parent, label, kind):
+    """A fresh private directory `<parent>/.<label>.<kind>-<host>-<pid>-XXXXXX` (kind `tmp` for a
+    staged output, `old` for the one it replaces). The host and pid in the name let a later run
+    tell what a killed run left from what a running one is still writing (`remove_leftovers`)."""
+    return tempfile.mkdtemp(prefix=".{}.{}-{}-{}-".format(label, kind, os.uname().nodename, os.getpid()), dir=parent)
+
+
+def remove_leftovers(parent, label):
+    """Remove the scratch directories of `label` under `parent` that a run on this host left when it
+    was killed: those whose pid no longer runs. A running writer's, another host's (a shared file
+    system) and anything not named by `scratch_dir` are left alone."""
+    host = os.uname().nodename
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        for kind in ("tmp", "old"):
+            prefix = ".{}.{}-{}-".format(label, kind, host)
+            if not name.startswith(prefix):
+                continue
+            pid = name[len(prefix):].split("-", 1)[0]
+            if pid.isdigit() and not process_runs(int(pid)):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def process_runs(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it runs, as another user
+    return True
+
+
 def stage(extension, plan, parent, label="bundles"):
     """Every bundle of `plan`, plan.json and topology.json in a fresh directory
-    `<parent>/.<label>.tmp-XXXXXX`; returns its path."""
-    staging = tempfile.mkdtemp(prefix=".{}.tmp-".format(label), dir=parent)
+    `<parent>/.<label>.tmp-<host>-<pid>-XXXXXX`; returns its path."""
+    remove_leftovers(parent, label)
+    staging = scratch_dir(parent, label, "tmp")
     try:
         top = Writer(staging)
         document = dict(plan.to_json(), bundle_format=BUNDLE_FORMAT)
@@ -216,7 +255,7 @@ def write(extension, plan, out):
     try:
         if os.path.lexists(out):
             check_target(out)
-            old = tempfile.mkdtemp(prefix=".{}.old-".format(os.path.basename(out)), dir=parent)
+            old = scratch_dir(parent, os.path.basename(out), "old")
             os.rename(out, os.path.join(old, "x"))
         os.rename(staging, out)
     except BaseException:

@@ -52,7 +52,7 @@ def parser():
     p.add_argument("--tree", help="the extension tree (default: the one this deployer is in)")
     p.add_argument("--platform", nargs=2, metavar=("NAME", "VERSION"),
                    help="the nodes' platform key (default: this system's, e.g. ubuntu-linux 14.04)")
-    p.add_argument("--find-links", metavar="DIR", help="with --homes-dir: pip packages from the wheels in DIR only")
+    p.add_argument("--find-links", metavar="DIR", help="with --homes-dir only: pip packages from the wheels in DIR only (refused with --bundle and --ansible)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
     p.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
     return p
@@ -141,7 +141,12 @@ def deploy_homes(extension, plan, args):
 
 
 def main(argv):
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.find_links and not args.homes_dir:
+        # Bundles and Ansible install on the nodes, where this machine's wheel directory is not.
+        p.error("--find-links applies to --homes-dir only (help: for --bundle, pass --find-links to the "
+                "node's `deploy --home`; for --ansible, set datablox_find_links= per host in inventory.ini)")
     printed = False
     try:
         from .cli import default_tree

@@ -209,6 +209,15 @@ class Resolver(object):
         for existing in self._installed(key[0], key[1]):
             planned = Planned(existing, self.extension.definition(key), reason, True)
             self.by_key[key] = planned
+            # What it was installed with is planned too, before it: a dependency whose package
+            # changed in the extension (the framework under an installed caretaker) gets its own
+            # step, so it is replaced like a requested one, not kept because its dependent is.
+            for relation in ("environment", "peers"):
+                for ref in existing.get(relation) or ():
+                    dep = key_tuple(ref.get("key", {}))
+                    if self._installed(dep[0], dep[1]) or self.extension.definition(dep) is not None:
+                        self._resolve(dep, chain + ["{} {}".format(relation, key_text(dep))],
+                                      "{} of {}".format(relation, key_text(key)))
             self.order.append(planned)
             return planned
         if key in self.visiting:

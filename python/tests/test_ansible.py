@@ -83,7 +83,7 @@ class AnsibleTest(unittest.TestCase):
         self.assertEqual(modules, ["ansible.builtin.command", "ansible.builtin.file", "ansible.builtin.unarchive",
                                    "ansible.builtin.wait_for"])
         self.assertIn("gather_facts: false", playbook)
-        self.assertEqual(playbook.count("changed_when:"), 2)
+        self.assertEqual(playbook.count("changed_when:"), 3)
         # No leftovers beside DIR.
         self.assertEqual(os.listdir(self.tmp), ["out"])
 

@@ -157,6 +157,12 @@ class Place(PlacementCase):
         self.assertIn("error: node `m` ({}): pip could not install `pipdep==1.0`".format(
             os.path.join(self.tmp, "homes2", "m")), result.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.tmp, "homes2", "m")))
+        # --find-links names a directory on this machine: only --homes-dir deploys here.
+        for flag in ("--bundle", "--ansible"):
+            out = os.path.join(self.tmp, "never")
+            result = self.place("--nodes", "m,w", flag, out, "--find-links", self.tmp, expect=2)
+            self.assertIn("--find-links applies to --homes-dir only", result.stderr)
+            self.assertFalse(os.path.exists(out))
         for nodes, message in (("m,w,m", "node `m` is given twice"), ("m,w/x", "node name `w/x` is not a plain name"),
                                ("w", "block `h` is placed `at` node `m`, which is not one of the nodes w")):
             out = os.path.join(self.tmp, "never")
@@ -186,6 +192,25 @@ class Place(PlacementCase):
         self.place("--nodes", "m,w,x", "--bundle", out)
         self.assertEqual(sorted(os.listdir(out)), ["m", "plan.json", "topology.json", "w", "x"])
         self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith(".")], [])
+
+    def test_what_a_killed_run_left_is_removed_by_the_next(self):
+        out = os.path.join(self.tmp, "bundles")
+        host = os.uname().nodename
+        finished = subprocess.Popen([sys.executable, "-c", "pass"])
+        finished.wait()
+        running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        self.addCleanup(running.wait)
+        self.addCleanup(running.kill)
+        left = [".bundles.tmp-{}-{}-k1ll3d".format(host, finished.pid),
+                ".bundles.old-{}-{}-k1ll3d".format(host, finished.pid)]
+        kept = [".bundles.tmp-{}-{}-writing".format(host, running.pid),   # a run still writing
+                ".bundles.tmp-otherhost-{}-x".format(finished.pid),        # another host's
+                ".bundles.tmp-hand-made", ".other.tmp-{}-{}-x".format(host, finished.pid)]
+        for name in left + kept:
+            os.makedirs(os.path.join(self.tmp, name, "m"))
+        self.place("--nodes", "m,w", "--bundle", out)
+        self.assertEqual(sorted(n for n in os.listdir(self.tmp) if n.startswith(".")), sorted(kept))
+        self.assertEqual(sorted(os.listdir(out)), ["m", "plan.json", "topology.json", "w"])
 
 
 if __name__ == "__main__":

@@ -347,15 +347,28 @@ class IdempotenceTest(DeployerCase):
         self.deploy("alpha")
         first = snapshot(self.home)
         steps = json.loads(self.deploy("alpha", "--json").stdout)["steps"]
-        self.assertEqual([s["action"] for s in steps], ["keep"])
+        self.assertEqual([(s["key"]["name"], s["action"]) for s in steps], [("fw", "keep"), ("alpha", "keep")])
         self.assertEqual(snapshot(self.home), first)
         self.tree.block("alpha", "1.0", files={"__init__.py": b"", "b_alpha.py": b"# version two\n"})
         self.tree.write()
         steps = json.loads(self.deploy("alpha", "--json").stdout)["steps"]
-        self.assertEqual([(s["key"]["name"], s["action"]) for s in steps], [("alpha", "replace")])
+        self.assertEqual([(s["key"]["name"], s["action"]) for s in steps], [("fw", "keep"), ("alpha", "replace")])
         with open(os.path.join(self.home, "blox", block, "b_alpha.py")) as handle:
             self.assertEqual(handle.read(), "# version two\n")
         self.assertEqual([i["id"] for i in installed(self.home)], ["master-host", "__fw__1_0", "__alpha__1_0"])
+
+    def test_a_changed_dependency_of_an_installed_block_is_replaced(self):
+        # The block is installed and unchanged; the framework it was installed with changed in
+        # the extension: the framework is replaced, not kept because the block is.
+        self.tree.block("alpha", "1.0")
+        self.tree.write()
+        self.deploy("alpha")
+        self.tree.sw["fw.tgz"] = tree_archive("fw", {"__init__.py": b"VERSION = 2\n"})
+        self.tree.write()
+        steps = json.loads(self.deploy("alpha", "--json").stdout)["steps"]
+        self.assertEqual([(s["key"]["name"], s["action"]) for s in steps], [("fw", "replace"), ("alpha", "keep")])
+        with open(os.path.join(self.home, "python", "fw", "__init__.py")) as handle:
+            self.assertEqual(handle.read(), "VERSION = 2\n")
 
     def test_json_says_whether_the_home_changed(self):
         self.tree.block("alpha", "1.0")
@@ -370,7 +383,7 @@ class IdempotenceTest(DeployerCase):
         self.deploy("alpha")
         shutil.rmtree(os.path.join(self.home, "blox", block))
         steps = json.loads(self.deploy("alpha", "--json").stdout)["steps"]
-        self.assertEqual([s["action"] for s in steps], ["reinstall"])
+        self.assertEqual([s["action"] for s in steps], ["keep", "reinstall"])
         self.assertTrue(os.path.isfile(os.path.join(self.home, "blox", block, "b_alpha.py")))
 
 
@@ -391,7 +404,7 @@ class LockTest(DeployerCase):
         self.assertEqual([r.returncode for r in results], [0, 0], [r.stderr for r in results])
         actions = sorted(tuple(s["action"] for s in json.loads(r.stdout)["steps"]) for r in results)
         # One installs framework and block; the other, waiting on the lock, finds them installed.
-        self.assertEqual(actions, [("install", "install"), ("keep",)])
+        self.assertEqual(actions, [("install", "install"), ("keep", "keep")])
         self.assertEqual([i["id"] for i in installed(self.home)], ["master-host", "__fw__1_0", "__alpha__1_0"])
 
 

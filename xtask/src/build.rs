@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use sha2::{Digest, Sha256};
 
 use crate::archive::{self, ArchiveSettings};
-use crate::cache::{Cache, FileRecord, OutputRecord};
+use crate::cache::{Cache, FileRecord, OutputRecord, Records};
 use crate::error::{Error, IoContext, Result};
 use crate::exclude::Excludes;
 use crate::fault;
@@ -55,7 +55,7 @@ pub struct BuiltPackage {
 pub struct Built {
     pub packages: Vec<BuiltPackage>,
     /// The stat cache entries of every source file seen.
-    pub files: Vec<(String, FileRecord)>,
+    pub files: Records<FileRecord>,
     /// The listing of every source directory scanned.
     pub dirs: tree::Listings,
     pub rebuilt: usize,
@@ -76,7 +76,7 @@ impl Built {
             self.skipped += 1
         }
         self.packages.push(outcome.package);
-        self.files.extend(outcome.files);
+        self.files.append(outcome.files);
     }
 }
 
@@ -113,19 +113,21 @@ pub fn scan(plan: &Plan, options: BuildOptions, cache: Option<&Cache>) -> Result
             .collect()
     });
     let mut diagnostics = Vec::new();
-    let listed = trees
+    let (listed, key_bytes) = trees
         .iter()
-        .map(|result| result.as_ref().map_or(0, |(_, listings)| listings.len()))
-        .sum();
+        .filter_map(|result| result.as_ref().ok())
+        .fold((0, 0), |(count, bytes), (_, listings)| {
+            (count + listings.len(), bytes + listings.key_space())
+        });
     let mut scanned = Scanned {
         trees: Vec::with_capacity(trees.len()),
-        listings: Vec::with_capacity(listed),
+        listings: tree::Listings::with_capacity(listed, key_bytes),
     };
     for result in trees {
         match result {
             Ok((tree, listings)) => {
                 scanned.trees.push(tree);
-                scanned.listings.extend(listings);
+                scanned.listings.append(listings);
             }
             Err(error) => diagnostics.extend(error.diagnostics),
         }
@@ -161,13 +163,12 @@ pub fn build(
     let final_dir = (real_dir(&out_dir.join(TREE)) && real_dir(&final_dir)).then_some(final_dir);
     let final_dir = final_dir.as_deref();
     let sizes: Vec<u64> = scanned.iter().map(tree_bytes).collect();
-    // The stat records of every source file end up in one list: allocated once (memory).
-    let files = scanned
+    // The stat records of every source file end up in one table: allocated once (memory).
+    let (files, key_bytes) = scanned
         .iter()
-        .flat_map(|tree| &tree.entries)
-        .filter(|entry| matches!(entry.kind, EntryKind::File { .. }))
-        .count()
-        + plan.files.len();
+        .map(record_capacity)
+        .chain(plan.files.iter().map(|f| (1, f.source.as_os_str().len())))
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
     let dirs = scanned
         .iter()
         .flat_map(|tree| &tree.entries)
@@ -220,7 +221,7 @@ pub fn build(
 
     let mut built = Built {
         packages: Vec::with_capacity(plan.archives.len() + plan.files.len()),
-        files: Vec::with_capacity(files),
+        files: Records::with_capacity(files, key_bytes),
         dirs: listings,
         rebuilt: 0,
         skipped: 0,
@@ -255,6 +256,18 @@ pub fn build(
     built.staging = Some(staging);
     built.packages.sort_by(|a, b| a.file_name.cmp(&b.file_name));
     Ok(built)
+}
+
+/// How many stat records the files of `tree` make, and the length of their keys (their paths).
+fn record_capacity(tree: &Tree) -> (usize, usize) {
+    let root = tree.root.as_os_str().len();
+    tree.entries
+        .iter()
+        .filter(|entry| matches!(entry.kind, EntryKind::File { .. }))
+        .fold((0, 0), |(count, bytes), entry| {
+            // `root/inside` for the member path `top/inside`.
+            (count + 1, bytes + root + entry.path.len() - tree.top.len())
+        })
 }
 
 fn tree_bytes(tree: &Tree) -> u64 {
@@ -294,7 +307,7 @@ fn intact(path: Option<&Path>, record: &OutputRecord) -> bool {
 /// One package: what it is, the stat-cache records of its sources, and whether it was rebuilt.
 struct Outcome {
     package: BuiltPackage,
-    files: Vec<(String, FileRecord)>,
+    files: Records<FileRecord>,
     rebuilt: bool,
 }
 
@@ -341,7 +354,8 @@ fn build_archive(
     // stat cache does not know; without one, the build below hashes while it compresses.
     if let Some(previous) = previous {
         let mut hashes = Vec::with_capacity(tree.entries.len());
-        let mut records = Vec::new();
+        let (count, key_bytes) = record_capacity(tree);
+        let mut records = Records::with_capacity(count, key_bytes);
         for entry in &tree.entries {
             let hash = match entry.kind {
                 EntryKind::File { .. } => {
@@ -354,7 +368,7 @@ fn build_archive(
                             hash
                         }
                     };
-                    records.extend(Cache::record(&source, &entry.stat, &hash));
+                    Cache::record(&mut records, &source, &entry.stat, &hash);
                     Some(hash)
                 }
                 _ => None,
@@ -394,14 +408,13 @@ fn build_archive(
             .into_inner()
             .map_err(|e| Error::io("write", &temp, e.into_error()))?,
     );
-    let records = tree
-        .entries
-        .iter()
-        .zip(&report.file_hashes)
-        .filter_map(|(entry, hash)| {
-            hash.and_then(|hash| Cache::record(&tree.source(entry), &entry.stat, &hash))
-        })
-        .collect();
+    let (count, key_bytes) = record_capacity(tree);
+    let mut records = Records::with_capacity(count, key_bytes);
+    for (entry, hash) in tree.entries.iter().zip(&report.file_hashes) {
+        if let Some(hash) = hash {
+            Cache::record(&mut records, &tree.source(entry), &entry.stat, hash);
+        }
+    }
     let sha256 = to_hex(&writer.hasher.finalize().into());
     fault::point("archive")?;
     // Built again but the same bytes (no cache, or a cache that did not describe the file):
@@ -436,7 +449,8 @@ fn copy_file(
         Some(hash) => hash,
         None => hash::hash_file(&job.source)?,
     };
-    let record = Cache::record(&job.source, &stat, &hash);
+    let mut record = Records::with_capacity(1, job.source.as_os_str().len());
+    Cache::record(&mut record, &job.source, &stat, &hash);
     let digest = to_hex(&hash);
     let package = |temp| BuiltPackage {
         key: job.key.clone(),
@@ -457,7 +471,7 @@ fn copy_file(
     if intact || same_file(final_path.as_deref(), stat.size, &digest)? {
         return Ok(Outcome {
             package: package(None),
-            files: record.clone().into_iter().collect(),
+            files: record,
             rebuilt: false,
         });
     }
@@ -478,7 +492,7 @@ fn copy_file(
     }
     Ok(Outcome {
         package: package(Some(temp)),
-        files: record.into_iter().collect(),
+        files: record,
         rebuilt: true,
     })
 }

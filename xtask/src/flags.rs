@@ -119,8 +119,10 @@ pub struct DeployFlags {
     /// `ansible-playbook -i DIR/inventory.ini DIR/site.yml`; run again, it changes nothing
     #[arg(long, value_name = "DIR", requires = "topology")]
     pub ansible: Option<PathBuf>,
-    /// Install pip packages from the wheels in DIR only (no package index); the home remembers it
-    #[arg(long, value_name = "DIR")]
+    /// Install pip packages from the wheels in DIR only (no package index); the home remembers it.
+    /// With --topology, --homes-dir only: bundles install on their nodes (pass it to the node's
+    /// `deploy --home`), and Ansible hosts take `datablox_find_links=` in inventory.ini
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["bundle", "ansible"])]
     pub find_links: Option<PathBuf>,
     /// The nodes' platform key, e.g. `ubuntu-linux 14.04` (default: this machine's). Resolution
     /// depends on it, so bundles built for the same nodes on different machines need the same one

@@ -68,7 +68,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::cache::{DirRecord, FileRecord, ListedKind, racy_at};
+use crate::cache::{DirRecord, FileRecord, ListedKind, Records, racy_at};
 use crate::check::DRIVER_SOURCES;
 use crate::error::{Diagnostic, Location, Result, Severity};
 use crate::extension::Content;
@@ -88,9 +88,8 @@ const ENTRIES_PER_THREAD: usize = 1024;
 /// where the repository and the output are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
-    /// dev, inode, size, mtime, ctime of the running executable; `None` when it cannot be
-    /// stat'ed (then nothing is fresh).
-    exe: Option<[i128; 5]>,
+    /// The running executable's stat; `None` when it cannot be stat'ed (then nothing is fresh).
+    exe: Option<Exe>,
     source_date_epoch: Option<u64>,
     repo: PathBuf,
     out_dir: PathBuf,
@@ -102,19 +101,28 @@ impl Identity {
         Identity {
             exe: running_executable().map(|m| {
                 let stat = Stat::from_metadata(&m);
-                [
-                    i128::from(stat.dev),
-                    i128::from(stat.inode),
-                    i128::from(stat.size),
-                    stat.mtime_ns,
-                    stat.ctime_ns,
-                ]
+                Exe {
+                    dev: stat.dev,
+                    inode: stat.inode,
+                    size: stat.size,
+                    mtime_ns: stat.mtime_ns,
+                    ctime_ns: stat.ctime_ns,
+                }
             }),
             source_date_epoch,
             repo: repo.to_path_buf(),
             out_dir: out_dir.to_path_buf(),
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Exe {
+    dev: u64,
+    inode: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
 }
 
 /// The file this process runs: `/proc/self/exe` is the running one even if its path was
@@ -147,8 +155,8 @@ enum Check {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Expected {
     size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
+    mtime_ns: i64,
+    ctime_ns: i64,
     inode: u64,
     mode: u32,
 }
@@ -184,14 +192,14 @@ pub struct Build<'a> {
     pub model: &'a Model,
     pub plan: &'a Plan,
     /// The scan's stat records of every source file, and its listings.
-    pub files: &'a BTreeMap<String, FileRecord>,
-    pub dirs: &'a BTreeMap<String, DirRecord>,
+    pub files: &'a Records<FileRecord>,
+    pub dirs: &'a Records<DirRecord>,
     /// Whether `files` and `dirs` hold a record of every file and directory scanned.
     pub complete: bool,
     /// Every file of the output, after the switch.
     pub outputs: Vec<PathBuf>,
     pub summary: &'a Summary,
-    pub started_ns: i128,
+    pub started_ns: i64,
 }
 
 /// The fingerprint of a completed build, or `None` when it cannot be trusted (see the module).
@@ -199,7 +207,7 @@ pub fn fingerprint(build: &Build) -> Option<Vec<u8>> {
     if !build.complete || build.identity.exe.is_none() {
         return None;
     }
-    let racy = |mtime_ns: i128| racy_at(mtime_ns, build.started_ns);
+    let racy = |mtime_ns: i64| racy_at(mtime_ns, build.started_ns);
     let mut entries: BTreeMap<(Vec<u8>, Check), Expected> = BTreeMap::new();
     let copied: BTreeSet<&Path> = build
         .plan
@@ -207,7 +215,7 @@ pub fn fingerprint(build: &Build) -> Option<Vec<u8>> {
         .iter()
         .map(|f| f.source.as_path())
         .collect();
-    for (path, record) in build.files {
+    for (path, record) in build.files.iter() {
         // File packages are recorded below, through their links as `copy_file` reads them.
         if copied.contains(Path::new(path)) {
             continue;
@@ -224,7 +232,7 @@ pub fn fingerprint(build: &Build) -> Option<Vec<u8>> {
         };
         entries.insert((path.as_bytes().to_vec(), Check::Lstat), expected);
     }
-    for (path, record) in build.dirs {
+    for (path, record) in build.dirs.iter() {
         if racy(record.mtime_ns) {
             return None;
         }
@@ -328,7 +336,7 @@ fn read_paths(build: &Build) -> BTreeSet<PathBuf> {
     }
     // Inside the scanned trees: the nested `.gitignore` files a scan read, whether or not they
     // are packaged, and symbolic links, which `check` follows (`is_file`).
-    for (dir, record) in build.dirs {
+    for (dir, record) in build.dirs.iter() {
         for entry in record.entries.iter() {
             if entry.name == b".gitignore" || matches!(entry.kind, ListedKind::Symlink(_)) {
                 paths.insert(Path::new(dir).join(OsStr::from_bytes(&entry.name)));
@@ -453,11 +461,11 @@ fn encode(build: &Build, entries: &BTreeMap<(Vec<u8>, Check), Expected>) -> Opti
     let identity = build.identity;
     let mut out = vec![0; HEADER];
     let exe = identity.exe?;
-    for value in &exe[..3] {
-        out.extend_from_slice(&u64::try_from(*value).ok()?.to_le_bytes());
+    for value in [exe.dev, exe.inode, exe.size] {
+        out.extend_from_slice(&value.to_le_bytes());
     }
-    for value in &exe[3..] {
-        put_time(&mut out, *value)?;
+    for value in [exe.mtime_ns, exe.ctime_ns] {
+        out.extend_from_slice(&value.to_le_bytes());
     }
     match identity.source_date_epoch {
         Some(seconds) => {
@@ -518,8 +526,8 @@ fn encode(build: &Build, entries: &BTreeMap<(Vec<u8>, Check), Expected>) -> Opti
         previous = path;
         out.push(*check as u8);
         out.extend_from_slice(&expected.size.to_le_bytes());
-        put_time(&mut out, expected.mtime_ns)?;
-        put_time(&mut out, expected.ctime_ns)?;
+        out.extend_from_slice(&expected.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&expected.ctime_ns.to_le_bytes());
         out.extend_from_slice(&expected.inode.to_le_bytes());
         out.extend_from_slice(&expected.mode.to_le_bytes());
     }
@@ -531,13 +539,13 @@ fn encode(build: &Build, entries: &BTreeMap<(Vec<u8>, Check), Expected>) -> Opti
 }
 
 fn read_header(r: &mut Reader) -> Option<(Identity, Fresh)> {
-    let mut exe = [0i128; 5];
-    for value in &mut exe[..3] {
-        *value = i128::from(r.u64()?);
-    }
-    for value in &mut exe[3..] {
-        *value = r.time()?;
-    }
+    let exe = Exe {
+        dev: r.u64()?,
+        inode: r.u64()?,
+        size: r.u64()?,
+        mtime_ns: r.time()?,
+        ctime_ns: r.time()?,
+    };
     let source_date_epoch = match (r.u8()?, r.u64()?) {
         (0, 0) => None,
         (1, seconds) => Some(seconds),
@@ -658,12 +666,6 @@ fn put_optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     }
 }
 
-/// A time as i64 nanoseconds; `None` (no fingerprint) for one outside years 1677 to 2262.
-fn put_time(out: &mut Vec<u8>, time: i128) -> Option<()> {
-    out.extend_from_slice(&i64::try_from(time).ok()?.to_le_bytes());
-    Some(())
-}
-
 /// Reads a body; `None` for anything short, long or malformed.
 struct Reader<'a> {
     rest: &'a [u8],
@@ -699,8 +701,8 @@ impl<'a> Reader<'a> {
         Some(u64::from_le_bytes(self.array()?))
     }
 
-    fn time(&mut self) -> Option<i128> {
-        Some(i128::from(i64::from_le_bytes(self.array()?)))
+    fn time(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.array()?))
     }
 
     fn bytes(&mut self) -> Option<&'a [u8]> {

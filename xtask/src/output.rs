@@ -254,7 +254,7 @@ pub fn commit(
     mut built: Built,
     out_dir: &Path,
     old: &Cache,
-    started_ns: i128,
+    started_ns: i64,
     fingerprint: &Fingerprint,
 ) -> Result<Summary> {
     let tree_root = out_dir.join(TREE);
@@ -395,13 +395,16 @@ pub fn commit(
             },
         );
     }
-    cache.files = std::mem::take(&mut built.files).into_iter().collect();
-    cache.dirs = std::mem::take(&mut built.dirs).into_iter().collect();
+    // Moved, not copied: written in key order without being sorted in memory.
+    cache.files = std::mem::take(&mut built.files);
+    cache.dirs = std::mem::take(&mut built.dirs);
     cache.tree = intact.into_iter().collect();
     cache.read_records = old.read_records;
-    if let Some(bytes) = cache.to_bytes_if_changed(started_ns) {
-        let temp = staging.path().join(CACHE_FILE);
-        write_new(&temp, &bytes)?;
+    let temp = staging.path().join(CACHE_FILE);
+    let written = cache
+        .write_if_changed(started_ns, || File::create_new(&temp))
+        .with_path("write", &temp)?;
+    if written {
         fault::point("metadata")?;
         let path = out_dir.join(CACHE_FILE);
         std::fs::rename(&temp, &path).with_path("rename into place", &path)?;

@@ -16,7 +16,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cache::{Cache, DirRecord, Listed, ListedKind};
+use crate::cache::{Cache, DirRecord, Listed, ListedKind, Records};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::exclude::{self, Excludes};
 
@@ -28,12 +28,13 @@ pub enum EntryKind {
 }
 
 /// What a stat cache needs to tell later whether a file may have changed (from `lstat`).
-/// Only files are stat'ed; directories and symlinks carry the default (all zero).
+/// Only files are stat'ed; directories and symlinks carry the default (all zero). Times are
+/// nanoseconds since the epoch in an `i64` (48 bytes in all: thousands of trees are held).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stat {
     pub size: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
     pub inode: u64,
     pub dev: u64,
     pub mode: u32,
@@ -43,15 +44,23 @@ impl Stat {
     pub fn from_metadata(metadata: &Metadata) -> Stat {
         Stat {
             size: metadata.size(),
-            mtime_ns: i128::from(metadata.mtime()) * 1_000_000_000
-                + i128::from(metadata.mtime_nsec()),
-            ctime_ns: i128::from(metadata.ctime()) * 1_000_000_000
-                + i128::from(metadata.ctime_nsec()),
+            mtime_ns: nanoseconds(metadata.mtime(), metadata.mtime_nsec()),
+            ctime_ns: nanoseconds(metadata.ctime(), metadata.ctime_nsec()),
             inode: metadata.ino(),
             dev: metadata.dev(),
             mode: metadata.mode(),
         }
     }
+}
+
+/// A file time in nanoseconds since the epoch; a time before 1677 or after 2262 reads as
+/// `i64::MIN` or `i64::MAX`, which the cache never records (see `cache`).
+pub fn nanoseconds(seconds: i64, nanoseconds: i64) -> i64 {
+    seconds
+        .checked_mul(1_000_000_000)
+        .and_then(|ns| ns.checked_add(nanoseconds))
+        .filter(|&ns| ns != i64::MIN && ns != i64::MAX)
+        .unwrap_or(if seconds < 0 { i64::MIN } else { i64::MAX })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,7 +113,7 @@ pub fn scan_excluding(dir: &Path, top: &str, excludes: &Excludes) -> Result<Tree
 }
 
 /// The directories a scan listed (absolute path as text -> stat and entries), for the cache.
-pub type Listings = Vec<(String, DirRecord)>;
+pub type Listings = Records<DirRecord>;
 
 /// `scan_excluding`, reusing the listing that `cache` recorded of each directory whose own stat
 /// is unchanged (see `cache`); also returns every directory's listing for the next build. Every
@@ -254,7 +263,7 @@ impl<'a> Walk<'a> {
             }],
             problems: Vec::new(),
             links: HashMap::new(),
-            listings: Vec::new(),
+            listings: Records::default(),
         }
     }
 
@@ -342,8 +351,8 @@ impl<'a> Walk<'a> {
             }
         }
         if let Some(key) = source.to_str() {
-            self.listings.push((
-                key.to_string(),
+            self.listings.push(
+                key,
                 DirRecord {
                     mtime_ns: stat.mtime_ns,
                     ctime_ns: stat.ctime_ns,
@@ -351,7 +360,7 @@ impl<'a> Walk<'a> {
                     size: stat.size,
                     entries: listing,
                 },
-            ));
+            );
         }
         Ok(())
     }
@@ -687,10 +696,7 @@ mod tests {
             (file.stat.size, file.stat.inode, file.stat.mode),
             (6, metadata.ino(), metadata.mode())
         );
-        assert_eq!(
-            file.stat.mtime_ns / 1_000_000_000,
-            i128::from(metadata.mtime())
-        );
+        assert_eq!(file.stat.mtime_ns / 1_000_000_000, metadata.mtime());
     }
 
     /// A cache whose listings are those `dir`'s scan recorded, with `edit` applied, trusted
@@ -699,8 +705,11 @@ mod tests {
         let (_, mut listings) = scan_cached(dir, "a__1_0", &Excludes::built_in(), None).unwrap();
         edit(&mut listings);
         Cache {
-            written_at_ns: i128::MAX / 2,
-            dirs: listings.into_iter().collect(),
+            written_at_ns: i64::MAX / 2,
+            dirs: listings
+                .iter()
+                .map(|(k, r)| (k.to_string(), r.clone()))
+                .collect(),
             ..Cache::default()
         }
     }
@@ -735,7 +744,7 @@ mod tests {
         let key = sub.to_str().unwrap().to_string();
         // A file that is not there.
         let ghost = cache_of(&dir, |listings| {
-            let (_, record) = listings.iter_mut().find(|(path, _)| *path == key).unwrap();
+            let record = listings.get_mut(&key).unwrap();
             Arc::make_mut(&mut record.entries).push(Listed {
                 name: b"z_ghost.py".to_vec(),
                 kind: ListedKind::File,
@@ -746,7 +755,7 @@ mod tests {
         // A directory listed as a file.
         let top = dir.to_str().unwrap().to_string();
         let wrong_kind = cache_of(&dir, |listings| {
-            let (_, record) = listings.iter_mut().find(|(path, _)| *path == top).unwrap();
+            let record = listings.get_mut(&top).unwrap();
             for entry in Arc::make_mut(&mut record.entries) {
                 if entry.name == b"sub" {
                     entry.kind = ListedKind::File;
@@ -759,7 +768,7 @@ mod tests {
         // A missing entry cannot be noticed: that is what the directory's stat is for (see
         // `cache::Cache::listing` and the incremental tests).
         let missing = cache_of(&dir, |listings| {
-            let (_, record) = listings.iter_mut().find(|(path, _)| *path == key).unwrap();
+            let record = listings.get_mut(&key).unwrap();
             Arc::make_mut(&mut record.entries).clear();
         });
         let scanned = scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&missing)).unwrap();

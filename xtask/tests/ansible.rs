@@ -4,8 +4,9 @@
 //! topologies/word-count.json --nodes master,w1,w2 --ansible DIR` writes the inventory, playbook
 //! and bundles; a second inventory makes every host local (`ansible_connection=local`), with its
 //! own home and port under a temporary directory. The first run deploys every node and starts its
-//! caretaker; the second changes nothing (`changed=0` for every host); the master then runs the
-//! placed topology across the three caretakers. Also: usage errors, a directory that is not
+//! caretaker; the second changes nothing (`changed=0` for every host); a third, after one home
+//! stopped matching its bundle, changes that host only and restarts its caretaker; the master then
+//! runs the placed topology across the three caretakers. Also: usage errors, a directory that is not
 //! ours, and reproducible output.
 
 use std::collections::BTreeMap;
@@ -361,7 +362,71 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
         refused.stderr
     );
 
-    // 3. The placed topology runs across the caretakers Ansible started, with the samples and the
+    // 3. One host's home stops matching its bundle (as when a new dist changes an archive that
+    // host installed: its recorded SHA-256 differs): the next run replaces it there, and restarts
+    // that host's caretaker, which would otherwise keep running the modules it imported; the
+    // other hosts change nothing and keep their caretakers.
+    let status = |home: &Path| -> Value {
+        let run = Run::new(
+            python3()
+                .arg(home.join("engage/bin/deployer"))
+                .arg("--home")
+                .arg(home)
+                .args(["status", "--json"])
+                .output()
+                .unwrap(),
+        )
+        .expect_success();
+        serde_json::from_str(&run.stdout).unwrap()
+    };
+    let pids_before: Vec<Value> = homes
+        .iter()
+        .map(|home| status(home)["pid"].clone())
+        .collect();
+    let records = homes[1].join("config/installed_resources.json");
+    let mut installed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&records).unwrap()).unwrap();
+    let changed = installed
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find_map(|instance| instance.pointer_mut("/properties/datablox_package/sha256"))
+        .expect("an installed package with a recorded SHA-256");
+    *changed = json!("0".repeat(64));
+    std::fs::write(&records, installed.to_string()).unwrap();
+    let third = playbook(&bin, &out, &local_inventory, &scratch);
+    let counters = recap(&third.stdout);
+    assert!(
+        third.status.success() && counters.len() == NODES.len(),
+        "third ansible-playbook run failed ({})\nstdout:\n{}\nstderr:\n{}",
+        third.status,
+        third.stdout,
+        third.stderr
+    );
+    println!("third run:\n{}", recap_lines(&third.stdout));
+    for (index, node) in NODES.iter().enumerate() {
+        let host = &counters[*node];
+        // w1: install, stop and start changed; the others: nothing.
+        let expected = if index == 1 { 3 } else { 0 };
+        assert_eq!(
+            (host["changed"], host["failed"]),
+            (expected, 0),
+            "{node} on the third run:\n{}",
+            third.stdout
+        );
+        let now = status(&homes[index]);
+        assert_eq!(now["running"], true, "{node}: {now}");
+        assert_eq!(
+            now["pid"] != pids_before[index],
+            index == 1,
+            "{node}: caretaker pid {} before, {} after",
+            pids_before[index],
+            now["pid"]
+        );
+        assert_eq!(ping(ports[index])["ok"], true);
+    }
+
+    // 4. The placed topology runs across the caretakers Ansible started, with the samples and the
     // output moved into this test's directory; nothing is left to deploy on demand.
     let samples = tmp.path().join("samples");
     std::fs::create_dir_all(&samples).unwrap();
@@ -435,6 +500,8 @@ fn ansible_with_another_output_or_without_a_topology_is_a_usage_error() {
     for (extra, expected) in [
         (vec!["--homes-dir", "homes"], "cannot be used with"),
         (vec!["--bundle", "bundles"], "cannot be used with"),
+        // The wheels directory is on this machine; Ansible installs on the hosts.
+        (vec!["--find-links", "wheels"], "cannot be used with"),
     ] {
         let mut args = vec!["deploy"];
         args.extend(topology);

@@ -238,7 +238,7 @@ fn a_listing_is_trusted_while_its_directory_stat_is_unchanged_and_not_racy() {
             std::sync::Arc::make_mut(&mut record.entries)
                 .retain(|entry| entry.name != b"alpha.txt");
             let mtime_ns = mtime.duration_since(SystemTime::UNIX_EPOCH).unwrap();
-            cache.written_at_ns = (mtime_ns + written_at_offset).as_nanos() as i128;
+            cache.written_at_ns = (mtime_ns + written_at_offset).as_nanos() as i64;
         });
         repo
     };

@@ -152,7 +152,7 @@ fn changing_the_compression_level_rebuilds_everything() {
 /// Git's "racy" case: a file changes after it was hashed, within the same clock tick, so its
 /// size, mtime, ctime and inode are those the cache recorded. Here the cache is edited to
 /// describe the changed file with the old hash, which is what such a cache holds.
-fn racy_setup(written_at_offset_ns: i128) -> (Repo, super::Run) {
+fn racy_setup(written_at_offset_ns: i64) -> (Repo, super::Run) {
     let repo = Repo::new(&BLOCKS);
     repo.dist(&[]).summary();
     let relative = "blox/alpha__1_0/b_alpha.py";
@@ -162,15 +162,15 @@ fn racy_setup(written_at_offset_ns: i128) -> (Repo, super::Run) {
     assert_eq!(old.len(), new.len());
     std::fs::write(&path, &new).unwrap();
     let metadata = std::fs::metadata(&path).unwrap();
-    let mtime_ns = i128::from(metadata.mtime()) * 1_000_000_000 + i128::from(metadata.mtime_nsec());
-    let ctime_ns = i128::from(metadata.ctime()) * 1_000_000_000 + i128::from(metadata.ctime_nsec());
+    let mtime_ns = metadata.mtime() * 1_000_000_000 + metadata.mtime_nsec();
+    let ctime_ns = metadata.ctime() * 1_000_000_000 + metadata.ctime_nsec();
 
     super::edit_cache(&repo.out(), true, |cache| {
         let key = cache
             .files
             .keys()
             .find(|key| key.ends_with(relative))
-            .cloned()
+            .map(str::to_string)
             .expect("the file is in the cache");
         let record = cache.files.get_mut(&key).unwrap();
         record.mtime_ns = mtime_ns;
