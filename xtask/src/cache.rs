@@ -58,6 +58,14 @@
 //! In memory, the files and directories are `Records`: every key in one buffer, the records in
 //! one array, found by binary search (the large profile's 39 k files took twice the memory as a
 //! `BTreeMap` of `String`s).
+//!
+//! Beside the cache, and written after it, `<out>/.dist-fresh` (`fresh`, which documents it) is
+//! the fingerprint of the last completed build: every input path with its stat, the output's
+//! files, the running executable and the settings. A run whose every recorded stat holds
+//! stops there, before this cache is read (the no-op fast path). It trusts what this cache
+//! trusts, with one stricter rule: the paths it stats again at the end of a build (manifests,
+//! driver sources, `.gitignore` files, the directories above them) must be old by their ctime
+//! too, not only by their mtime.
 
 use std::collections::BTreeMap;
 use std::path::Path;

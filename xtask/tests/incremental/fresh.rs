@@ -385,6 +385,21 @@ fn a_change_made_just_before_a_build_is_not_recorded() {
 }
 
 #[test]
+fn a_build_killed_around_its_fingerprint_is_repaired_by_a_full_build() {
+    // Killed before the new fingerprint is renamed in (the old one was removed before the
+    // switch), and after it, before the staging directory is removed.
+    for (point, recorded) in [("fresh", false), ("cleanup", true)] {
+        let repo = built(&BLOCKS);
+        std::fs::write(block(&repo, "alpha").join("b_alpha.py"), "NAME = 'x'\n").unwrap();
+        settle();
+        let run = repo.dist_with(&[], &[("XTASK_CRASH_AT", &format!("{point}:1"))]);
+        assert_eq!(run.code, -1, "killed at {point}: {}", run.stderr);
+        assert_eq!(repo.out().join(FRESH_FILE).exists(), recorded, "{point}");
+        assert_eq!(assert_seen(&repo).rebuilt(), 0, "{point}");
+    }
+}
+
+#[test]
 fn warnings_are_repeated_by_a_fresh_run() {
     let repo = Repo::new(&BLOCKS);
     repo.write("blox/orphan__1_0/b_orphan.py", "X = 1\n");
