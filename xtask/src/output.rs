@@ -426,23 +426,23 @@ pub fn commit(
     if std::fs::symlink_metadata(&cache_path).is_ok() {
         outputs.push(cache_path);
     }
-    let recorded = fresh::fingerprint(&fresh::Build {
-        identity: fingerprint.identity,
-        warnings: fingerprint.warnings,
-        model,
-        plan,
-        files: &cache.files,
-        dirs: &cache.dirs,
-        complete: built.complete,
-        outputs,
-        summary: &summary,
-        started_ns,
-    });
+    fresh::record(
+        &fresh::Build {
+            identity: fingerprint.identity,
+            warnings: fingerprint.warnings,
+            model,
+            plan,
+            files: &cache.files,
+            dirs: &cache.dirs,
+            complete: built.complete,
+            outputs,
+            summary: &summary,
+            started_ns,
+        },
+        out_dir,
+        staging.path(),
+    )?;
     drop(cache);
-    match recorded {
-        Some(bytes) => fresh::write(out_dir, staging.path(), &bytes)?,
-        None => fresh::remove(out_dir)?,
-    }
     fault::point("cleanup")?;
     let staging_path = staging.path().to_path_buf();
     staging
