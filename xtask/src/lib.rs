@@ -93,10 +93,19 @@ pub fn dist(
     timings.lap("lock the output directory");
     let built = build::build(&plan, scanned, &out_dir, &old, build_options, progress);
     progress.end();
-    // What the commit no longer needs, freed before it builds the new cache (memory).
-    old.files = Default::default();
+    let mut built = built?;
+    // The next cache's file records: this one's, updated in place (memory).
+    let files = old.updated_files(std::mem::take(&mut built.files));
     timings.lap("hash and build packages");
-    let summary = output::commit(&checked.model, &plan, built?, &out_dir, &old, started_ns)?;
+    let summary = output::commit(
+        &checked.model,
+        &plan,
+        built,
+        files,
+        &out_dir,
+        &old,
+        started_ns,
+    )?;
     timings.lap("write the output");
     Ok(DistReport {
         summary,

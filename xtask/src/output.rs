@@ -35,7 +35,9 @@ use serde_json::{Value, json};
 
 use crate::archive;
 use crate::build::{Built, TOOL, packages_dir};
-use crate::cache::{CACHE_FILE, Cache, LEGACY_CACHE_FILE, OutputRecord, TreeRecord};
+use crate::cache::{
+    CACHE_FILE, Cache, FileRecord, LEGACY_CACHE_FILE, OutputRecord, Records, TreeRecord,
+};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::extension::{self, Content};
 use crate::fault;
@@ -240,6 +242,7 @@ pub fn commit(
     model: &Model,
     plan: &Plan,
     mut built: Built,
+    files: Records<FileRecord>,
     out_dir: &Path,
     old: &Cache,
     started_ns: i64,
@@ -375,7 +378,7 @@ pub fn commit(
         );
     }
     // Moved, not copied: written in key order without being sorted in memory.
-    cache.files = std::mem::take(&mut built.files);
+    cache.files = files;
     cache.dirs = std::mem::take(&mut built.dirs);
     cache.tree = intact.into_iter().collect();
     cache.read_records = old.read_records;
