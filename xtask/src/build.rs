@@ -62,6 +62,9 @@ pub struct Built {
     pub rebuilt: usize,
     pub skipped: usize,
     pub source_bytes: u64,
+    /// Whether `files` and `dirs` hold a record of every source file and directory scanned
+    /// (not so for a path that is not UTF-8): what a fingerprint (`fresh`) needs.
+    pub complete: bool,
     /// Where the new packages wait; `output::commit` takes it.
     pub staging: Option<Staging>,
 }
@@ -168,6 +171,11 @@ pub fn build(
         .map(record_capacity)
         .chain(plan.files.iter().map(|f| (1, f.source.as_os_str().len())))
         .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    let dirs = scanned
+        .iter()
+        .flat_map(|tree| &tree.entries)
+        .filter(|entry| entry.kind == EntryKind::Dir)
+        .count();
     let source_bytes = sizes.iter().sum::<u64>()
         + plan
             .files
@@ -224,6 +232,7 @@ pub fn build(
         rebuilt: 0,
         skipped: 0,
         source_bytes,
+        complete: false,
         staging: None,
     };
     let mut diagnostics = Vec::new();
@@ -249,6 +258,7 @@ pub fn build(
     if !diagnostics.is_empty() {
         return Err(Error::many(diagnostics));
     }
+    built.complete = built.files.len() == files && built.dirs.len() == dirs;
     built.staging = Some(staging);
     built.packages.sort_by(|a, b| a.file_name.cmp(&b.file_name));
     Ok(built)

@@ -58,6 +58,14 @@
 //! In memory, the files and directories are `Records`: every key in one buffer, the records in
 //! one array, found by binary search (the large profile's 39 k files took twice the memory as a
 //! `BTreeMap` of `String`s).
+//!
+//! Beside the cache, and written after it, `<out>/.dist-fresh` (`fresh`, which documents it) is
+//! the fingerprint of the last completed build: every input path with its stat, the output's
+//! files, the running executable and the settings. A run whose every recorded stat holds
+//! stops there, before this cache is read (the no-op fast path). It trusts what this cache
+//! trusts, with one stricter rule: the paths it stats again at the end of a build (manifests,
+//! driver sources, `.gitignore` files, the directories above them) must be old by their ctime
+//! too, not only by their mtime.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -114,6 +122,15 @@ impl SeenFiles {
             Some(index) => self.changed.push((index as u32, record)),
             None => self.added.push(key, record),
         }
+    }
+
+    /// How many files were noted (one a package, a file being in two counts twice).
+    pub fn len(&self) -> usize {
+        self.kept.len() + self.changed.len() + self.added.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Adds what `other` saw.
@@ -249,9 +266,9 @@ impl<R> Records<R> {
     fn retain_marked(&mut self, keep: &[bool]) {
         let (mut records, mut key_end) = (0, 0);
         let mut start = 0;
-        for index in 0..self.len() {
+        for (index, &kept) in keep.iter().enumerate().take(self.len()) {
             let end = self.ends[index] as usize;
-            if keep[index] {
+            if kept {
                 self.keys.copy_within(start..end, key_end);
                 key_end += end - start;
                 self.ends[records] = key_end as u32;
@@ -1045,7 +1062,9 @@ fn decode(records: &[u8]) -> Option<Cache> {
 /// a tick (up to 10 ms with HZ=100); a file is treated as racy that much earlier.
 const CLOCK_SLACK_NS: i64 = 20_000_000;
 
-fn racy_at(mtime_ns: i64, written_at_ns: i64) -> bool {
+/// Whether a file with this mtime (or ctime) may have changed after a build that started at
+/// `written_at_ns` looked at it. Also used by `fresh`.
+pub fn racy_at(mtime_ns: i64, written_at_ns: i64) -> bool {
     mtime_ns.saturating_add(CLOCK_SLACK_NS) >= written_at_ns
 }
 

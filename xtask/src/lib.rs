@@ -14,6 +14,7 @@ pub mod exclude;
 pub mod extension;
 pub mod fault;
 pub mod flags;
+pub mod fresh;
 pub mod graph;
 pub mod hash;
 pub mod import;
@@ -51,6 +52,8 @@ pub struct DistReport {
     pub warnings: Vec<Diagnostic>,
     /// How long each stage took, in order, for `--timings`.
     pub timings: Vec<(&'static str, std::time::Duration)>,
+    /// Whether the run took the no-op fast path (`fresh`): nothing changed, nothing written.
+    pub fresh: bool,
 }
 
 /// parse -> validate -> plan -> build -> write.
@@ -62,9 +65,22 @@ pub fn dist(
     // Taken before any source file is looked at: files modified after it are racy next time.
     let started_ns = cache::now_ns();
     let mut timings = Timings::start();
+    let out_dir = out_dir(repo, options.out_dir.as_deref());
+    let identity = fresh::Identity::current(repo, &out_dir, options.source_date_epoch);
+    if options.use_cache {
+        if let Some(fresh) = fresh::check(&identity, options.jobs) {
+            timings.lap("fresh: inputs unchanged");
+            return Ok(DistReport {
+                summary: fresh.summary,
+                warnings: fresh.warnings,
+                timings: timings.laps,
+                fresh: true,
+            });
+        }
+        timings.lap("fresh: changed, or no fingerprint");
+    }
     let checked = check::load(repo)?;
     timings.lap("parse and check manifests");
-    let out_dir = out_dir(repo, options.out_dir.as_deref());
     output::check_out_dir(&out_dir)?;
     let plan = plan::make(&checked.model, repo, options.source_date_epoch)?;
     plan::check_out_dir(&plan, &out_dir)?;
@@ -74,6 +90,8 @@ pub fn dist(
     // rename, so this is the cache of some complete run, and each of its records is checked
     // against the disk before it is used.
     let mut warnings = checked.warnings;
+    // Those of the manifests, which a fresh run repeats; not those about the cache.
+    let checked_warnings = warnings.len();
     let mut old = if options.use_cache {
         let (cache, warning) = cache::Cache::read(&out_dir);
         warnings.extend(warning);
@@ -93,24 +111,27 @@ pub fn dist(
     timings.lap("lock the output directory");
     let built = build::build(&plan, scanned, &out_dir, &old, build_options, progress);
     progress.end();
-    let mut built = built?;
-    // The next cache's file records: this one's, updated in place (memory).
-    let files = old.updated_files(std::mem::take(&mut built.files));
+    let built = built?;
     timings.lap("hash and build packages");
+    let fingerprint = output::Fingerprint {
+        identity: &identity,
+        warnings: &warnings[..checked_warnings],
+    };
     let summary = output::commit(
         &checked.model,
         &plan,
         built,
-        files,
         &out_dir,
-        &old,
+        &mut old,
         started_ns,
+        &fingerprint,
     )?;
     timings.lap("write the output");
     Ok(DistReport {
         summary,
         warnings,
         timings: timings.laps,
+        fresh: false,
     })
 }
 

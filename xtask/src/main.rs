@@ -88,6 +88,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             if flags.json {
                 let mut value = serde_json::to_value(summary).expect("the summary serializes");
                 value["seconds"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
+                value["fresh"] = serde_json::json!(report.fresh);
                 println!("{value}");
             } else {
                 eprintln!(

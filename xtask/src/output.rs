@@ -35,12 +35,11 @@ use serde_json::{Value, json};
 
 use crate::archive;
 use crate::build::{Built, TOOL, packages_dir};
-use crate::cache::{
-    CACHE_FILE, Cache, FileRecord, LEGACY_CACHE_FILE, OutputRecord, Records, TreeRecord,
-};
+use crate::cache::{CACHE_FILE, Cache, LEGACY_CACHE_FILE, OutputRecord, TreeRecord};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::extension::{self, Content};
 use crate::fault;
+use crate::fresh;
 use crate::model::{Driver, Kind, Model, PackageSource};
 use crate::plan::{Plan, TREE};
 use crate::tree::Stat;
@@ -137,7 +136,7 @@ pub fn prepare(out_dir: &Path) -> Result<()> {
     {
         return Err(not_ours_to_replace(&tree, "a directory"));
     }
-    for name in [SUMS_FILE, DIST_MANIFEST_FILE, CACHE_FILE] {
+    for name in [SUMS_FILE, DIST_MANIFEST_FILE, CACHE_FILE, fresh::FRESH_FILE] {
         let path = out_dir.join(name);
         if let Ok(metadata) = std::fs::symlink_metadata(&path)
             && metadata.is_dir()
@@ -160,9 +159,7 @@ pub fn prepare(out_dir: &Path) -> Result<()> {
                 // Killed between `mkdir` and the marker: empty, and `remove_dir` removes nothing else.
                 let _ = std::fs::remove_dir(&path);
             }
-        } else if file_type.is_file()
-            && (is_legacy_temporary(&name, true) || name == LEGACY_CACHE_FILE)
-        {
+        } else if file_type.is_file() && is_leftover(&name) {
             // The JSON cache of an older version is replaced by `CACHE_FILE`.
             std::fs::remove_file(&path).with_path("remove the abandoned", &path)?;
         }
@@ -182,6 +179,12 @@ fn not_ours_to_replace(path: &Path, should_be: &str) -> Error {
         .file(path)
         .help("move it away or remove it (dist does not remove what it did not write), or choose another `--out`"),
     )
+}
+
+/// A file of the output directory's top level that `prepare` removes: a temporary file of an
+/// older version, or its JSON cache. A fresh run (`fresh`) leaves that to a full build.
+pub fn is_leftover(name: &str) -> bool {
+    is_legacy_temporary(name, true) || name == LEGACY_CACHE_FILE
 }
 
 /// The temporary names of the versions that wrote beside the final names (`.NAME.tmpPID`). At
@@ -236,16 +239,24 @@ impl Staging {
     }
 }
 
-/// `old` is the cache the build started from and `started_ns` when it started; the cache is
-/// rewritten only when it changed.
+/// What the fingerprint of a completed build (`fresh`) needs from the run besides its output.
+pub struct Fingerprint<'a> {
+    pub identity: &'a fresh::Identity,
+    /// The warnings a fresh run repeats.
+    pub warnings: &'a [Diagnostic],
+}
+
+/// `old` is the cache the build started from (its file records are taken for the new one) and
+/// `started_ns` when it started; the cache is rewritten only when it changed, and the
+/// fingerprint (`fresh`) after it.
 pub fn commit(
     model: &Model,
     plan: &Plan,
     mut built: Built,
-    files: Records<FileRecord>,
     out_dir: &Path,
-    old: &Cache,
+    old: &mut Cache,
     started_ns: i64,
+    fingerprint: &Fingerprint,
 ) -> Result<Summary> {
     let tree_root = out_dir.join(TREE);
     let packages = packages_dir(out_dir);
@@ -316,7 +327,15 @@ pub fn commit(
     }
     fault::point("staged")?;
 
-    // Switch: unlinks and renames only.
+    // Switch: unlinks and renames only. The fingerprint first, if anything is to change: until
+    // the new one is written, the next run is a full build.
+    if !(metadata.is_empty()
+        && renames.is_empty()
+        && stale_files.is_empty()
+        && stale_dirs.is_empty())
+    {
+        fresh::remove(out_dir)?;
+    }
     for (_, path) in &metadata {
         remove_if_present(path)?;
     }
@@ -377,8 +396,9 @@ pub fn commit(
             },
         );
     }
-    // Moved, not copied: written in key order without being sorted in memory.
-    cache.files = files;
+    // The file records of `old`, updated in place; the listings moved, not copied: written
+    // in key order without being sorted in memory.
+    cache.files = old.updated_files(std::mem::take(&mut built.files));
     cache.dirs = std::mem::take(&mut built.dirs);
     cache.tree = intact.into_iter().collect();
     cache.read_records = old.read_records;
@@ -391,14 +411,7 @@ pub fn commit(
         let path = out_dir.join(CACHE_FILE);
         std::fs::rename(&temp, &path).with_path("rename into place", &path)?;
     }
-    fault::point("cleanup")?;
-    let staging_path = staging.path().to_path_buf();
-    staging
-        .dir
-        .close()
-        .with_path("remove the staging directory", &staging_path)?;
-
-    Ok(Summary {
+    let summary = Summary {
         resources: model.resources.len(),
         packages: built.packages.len(),
         rebuilt: built.rebuilt,
@@ -406,7 +419,39 @@ pub fn commit(
         bytes: built.packages.iter().map(|p| p.size).sum(),
         source_bytes: built.source_bytes,
         out_dir: out_dir.to_path_buf(),
-    })
+    };
+    // The fingerprint last, of the output as it now is: the next run may stop at it.
+    let mut outputs: Vec<PathBuf> = expected.into_iter().collect();
+    outputs.extend([SUMS_FILE, DIST_MANIFEST_FILE].map(|name| out_dir.join(name)));
+    // And the cache, so that a cache edited or removed by hand is rebuilt by the next run.
+    let cache_path = out_dir.join(CACHE_FILE);
+    if std::fs::symlink_metadata(&cache_path).is_ok() {
+        outputs.push(cache_path);
+    }
+    let recorded = fresh::fingerprint(&fresh::Build {
+        identity: fingerprint.identity,
+        warnings: fingerprint.warnings,
+        model,
+        plan,
+        files: &cache.files,
+        dirs: &cache.dirs,
+        complete: built.complete,
+        outputs,
+        summary: &summary,
+        started_ns,
+    });
+    drop(cache);
+    match recorded {
+        Some(bytes) => fresh::write(out_dir, staging.path(), &bytes)?,
+        None => fresh::remove(out_dir)?,
+    }
+    fault::point("cleanup")?;
+    let staging_path = staging.path().to_path_buf();
+    staging
+        .dir
+        .close()
+        .with_path("remove the staging directory", &staging_path)?;
+    Ok(summary)
 }
 
 /// Whether `path` (`relative` to the output directory) is a regular file holding exactly

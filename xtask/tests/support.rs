@@ -162,12 +162,16 @@ pub fn golden(name: &str, actual: &str) {
     }
 }
 
-/// Every file under `dir` (relative path -> bytes), skipping the build cache.
+/// Every file under `dir` (relative path -> bytes), skipping the build cache and the fingerprint.
 pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file() && e.file_name() != xtask::cache::CACHE_FILE)
+        .filter(|e| {
+            e.file_type().is_file()
+                && e.file_name() != xtask::cache::CACHE_FILE
+                && e.file_name() != xtask::fresh::FRESH_FILE
+        })
         .map(|e| {
             (
                 e.path()

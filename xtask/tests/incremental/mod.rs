@@ -6,6 +6,7 @@
 //! is "racy" (modified during the previous build) unless a test makes it so.
 
 mod damage;
+mod fresh;
 mod listing;
 mod rebuild;
 
@@ -64,6 +65,11 @@ impl Run {
 
     pub fn skipped(&self) -> u64 {
         self.summary()["skipped"].as_u64().unwrap()
+    }
+
+    /// Whether the run took the no-op fast path (`fresh.rs`).
+    pub fn fresh(&self) -> bool {
+        self.summary()["fresh"].as_bool().unwrap()
     }
 }
 
@@ -194,7 +200,8 @@ pub fn snapshot(dir: &Path) -> Snapshot {
         .collect()
 }
 
-/// The bytes of every file under `dir` but the build cache (which holds a time and absolute paths).
+/// The bytes of every file under `dir` but the build cache and the fingerprint (which hold times
+/// and absolute paths).
 pub fn contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     contents_of(&snapshot(dir))
 }
@@ -203,7 +210,10 @@ pub fn contents_of(snapshot: &Snapshot) -> BTreeMap<PathBuf, Vec<u8>> {
     snapshot
         .clone()
         .into_iter()
-        .filter(|(path, _)| path != Path::new(xtask::cache::CACHE_FILE))
+        .filter(|(path, _)| {
+            path != Path::new(xtask::cache::CACHE_FILE)
+                && path != Path::new(xtask::fresh::FRESH_FILE)
+        })
         .map(|(path, (bytes, _, _))| (path, bytes))
         .collect()
 }

@@ -2,6 +2,7 @@
 //! everything when a build setting changed.
 
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::SystemTime;
 
 use super::{Repo, contents, files_under, set_mtime};
@@ -12,10 +13,30 @@ const BLOCKS: [&str; 3] = ["alpha", "beta_two", "gamma"];
 fn no_op_build_rebuilds_and_rewrites_nothing() {
     let repo = Repo::new(&BLOCKS);
     assert_eq!(repo.dist(&[]).rebuilt(), 3);
+    // A full no-op: the fingerprint of the fast path (`fresh.rs`) is removed first.
+    let fingerprint = repo.out().join(xtask::fresh::FRESH_FILE);
+    let _ = std::fs::remove_file(&fingerprint);
+    let without_fingerprint = |snapshot: super::Snapshot| -> super::Snapshot {
+        snapshot
+            .into_iter()
+            .filter(|(path, _)| path != Path::new(xtask::fresh::FRESH_FILE))
+            .collect()
+    };
     let before = repo.snapshot();
+    // Past the racy window of the first build, so that this one records a fingerprint.
+    std::thread::sleep(std::time::Duration::from_millis(40));
     let run = repo.dist(&[]);
     assert_eq!((run.rebuilt(), run.skipped()), (0, 3));
-    // Same bytes, and the same mtime and inode: no file, not even the cache, was written again.
+    assert!(!run.fresh());
+    // Same bytes, and the same mtime and inode: no file, not even the cache, was written again
+    // (only the fingerprint, which was not there).
+    assert_eq!(without_fingerprint(repo.snapshot()), before);
+    assert!(fingerprint.is_file());
+    // And a fresh no-op writes nothing at all.
+    let before = repo.snapshot();
+    let run = repo.dist(&[]);
+    assert!(run.fresh());
+    assert_eq!((run.rebuilt(), run.skipped()), (0, 3));
     assert_eq!(repo.snapshot(), before);
 }
 

@@ -1,0 +1,730 @@
+//! The no-op fast path: a `dist` whose inputs are all as the last complete build in the output
+//! directory found them stops after one `stat` per input, without parsing a manifest, planning,
+//! generating the extension tree or rebuilding the cache's records.
+//!
+//! A full build that completes writes, after the cache, `<out>/.dist-fresh`: the *fingerprint*
+//! of everything its output depends on, and what it printed.
+//! - The running executable (the `stat` of `/proc/self/exe`: a rebuilt xtask never trusts the
+//!   fingerprint of another), `SOURCE_DATE_EPOCH`, the repository and the output directory,
+//!   and this file's format.
+//! - Every path the build read or listed, with its stat: the directories the scan listed (their
+//!   own stat, as the cache's listings), every source file the scan stat'ed (size, mtime, ctime,
+//!   inode, mode), and, stat'ed again at the end of the build, the repository root, `manifests/`
+//!   and each of its entries, `blox/`, the driver and deployer sources, file packages, driver
+//!   directories, every `.gitignore` a scan read, every symbolic link of a listing, and every
+//!   directory between the repository root and any of those (so an entry added or removed
+//!   anywhere on the way, including a `.gitignore` where there was none, shows in a stat). A
+//!   symbolic link is recorded twice: itself and what it leads to.
+//! - Every file of the output (the extension tree, `sw_packages`, `SHA256SUMS`,
+//!   `dist-manifest.json`, the cache) and every directory of the tree, stat'ed after the
+//!   switch: an output deleted, replaced or added shows in a stat.
+//! - The summary (packages, bytes) and the warnings the build printed.
+//!
+//! A fingerprint is written only when it is complete and trustworthy: every source file has its
+//! stat record (a path that is not UTF-8 has none), and no input is racy, that is modified
+//! within the clock slack of the build's start (`cache::racy_at`): for the scan's stats, taken
+//! before any file was read, by their mtime, as the cache's records; for the paths stat'ed at
+//! the end, by their mtime and their ctime (a change made after the build read them, with the
+//! mtime set back, moves the ctime). Otherwise no fingerprint is written, and an old one is
+//! removed: the next run is a full build, which writes one.
+//!
+//! The fast path (`check`): not with `--no-cache`. It reads the fingerprint (its SHA-256 must
+//! hold), compares the executable and the settings, refuses when a staging directory is in the
+//! output directory (a run in progress or killed) or anything else `output::prepare` would
+//! remove, then stats every recorded path on `--jobs`
+//! threads; the first difference (or error) ends it, and the full build runs as if there had
+//! been no fingerprint. When all are equal, nothing changed since the build that recorded
+//! them (an input changed after its start would show a later mtime or ctime), so its output,
+//! still on disk as it left it, is the output of this build: the run prints the same summary
+//! (every package unchanged) and warnings, and writes nothing. It takes no lock (it writes
+//! nothing; a run writing the directory has its staging directory there, or has already
+//! changed a recorded stat).
+//!
+//! It trusts what the cache trusts, no more: a file rewritten in place with its mtime and ctime
+//! set back (which takes root for the ctime), or an output edited within the same tick of the
+//! file clock as dist's own look at it, is not seen (`verify` sees it, `--no-cache` repairs it).
+//!
+//! The protocol with `output::commit`: a full build removes the fingerprint before its switch
+//! changes anything under a final name, and writes the new one (through its staging
+//! directory, then a rename) after the cache; one whose bytes would not change is left alone,
+//! so a no-op full build still writes nothing.
+//!
+//! The format (integers little-endian): the 16-byte magic `xtask-dist-fresh`, the format (u32),
+//! the SHA-256 of the body (32 bytes); the body: the executable (dev, inode, size u64, mtime,
+//! ctime i64 ns), `SOURCE_DATE_EPOCH` (u8 0 or 1, u64), repository and output directory (byte
+//! strings), the summary (resources, packages, bytes, source bytes: u64), the warnings (u32
+//! count; severity u8, code, message, file and help as optional byte strings, location as u8
+//! 0 or 1 then line, column, width u64 and the line's text), then the entries, sorted by path
+//! then check: u32 count; path as the length of the prefix shared with the path before (u16)
+//! and the rest; check u8 (0 `lstat`, 1 a listed directory's `lstat`: mtime, ctime, inode and
+//! size only, 2 `stat` through symbolic links); size u64, mtime, ctime i64 ns, inode u64,
+//! mode u32. A byte string is a u32 length and the bytes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::cache::{DirRecord, FileRecord, ListedKind, Records, racy_at};
+use crate::check::DRIVER_SOURCES;
+use crate::error::{Diagnostic, Location, Result, Severity};
+use crate::extension::Content;
+use crate::model::{Driver, Model};
+use crate::output::Summary;
+use crate::plan::{DEPLOYER_LAUNCHER, DEPLOYER_PACKAGE, Plan};
+use crate::tree::Stat;
+
+pub const FRESH_FILE: &str = ".dist-fresh";
+const MAGIC: &[u8; 16] = b"xtask-dist-fresh";
+const FORMAT: u32 = 1;
+const HEADER: usize = 16 + 4 + 32;
+/// Below this many entries per thread, one more thread costs more than it saves.
+const ENTRIES_PER_THREAD: usize = 1024;
+
+/// What decides the output besides the files: the running executable, `SOURCE_DATE_EPOCH`,
+/// where the repository and the output are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The running executable's stat; `None` when it cannot be stat'ed (then nothing is fresh).
+    exe: Option<Exe>,
+    source_date_epoch: Option<u64>,
+    repo: PathBuf,
+    out_dir: PathBuf,
+}
+
+impl Identity {
+    /// Taken when a run starts: an executable replaced while it runs is not the one recorded.
+    pub fn current(repo: &Path, out_dir: &Path, source_date_epoch: Option<u64>) -> Identity {
+        Identity {
+            exe: running_executable().map(|m| {
+                let stat = Stat::from_metadata(&m);
+                Exe {
+                    dev: stat.dev,
+                    inode: stat.inode,
+                    size: stat.size,
+                    mtime_ns: stat.mtime_ns,
+                    ctime_ns: stat.ctime_ns,
+                }
+            }),
+            source_date_epoch,
+            repo: repo.to_path_buf(),
+            out_dir: out_dir.to_path_buf(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Exe {
+    dev: u64,
+    inode: u64,
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+}
+
+/// The file this process runs: `/proc/self/exe` is the running one even if its path was
+/// replaced since.
+fn running_executable() -> Option<std::fs::Metadata> {
+    std::fs::metadata("/proc/self/exe")
+        .or_else(|_| std::env::current_exe().and_then(std::fs::metadata))
+        .ok()
+}
+
+/// What a fresh run reports: the summary and warnings of the build that recorded it.
+#[derive(Debug)]
+pub struct Fresh {
+    pub summary: Summary,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// How an entry is compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Check {
+    /// `lstat`: size, mtime, ctime, inode, mode.
+    Lstat = 0,
+    /// `lstat` of a directory whose listing a scan used: a directory, same mtime, ctime, inode
+    /// and size (as `cache::Cache::listing`).
+    Listing = 1,
+    /// `stat`, through symbolic links: size, mtime, ctime, inode, mode.
+    Follow = 2,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Expected {
+    size: u64,
+    mtime_ns: i64,
+    ctime_ns: i64,
+    inode: u64,
+    mode: u32,
+}
+
+impl Expected {
+    fn of(stat: &Stat) -> Expected {
+        Expected {
+            size: stat.size,
+            mtime_ns: stat.mtime_ns,
+            ctime_ns: stat.ctime_ns,
+            inode: stat.inode,
+            mode: stat.mode,
+        }
+    }
+
+    fn holds(&self, check: Check, metadata: &std::fs::Metadata) -> bool {
+        let stat = Stat::from_metadata(metadata);
+        let common = stat.mtime_ns == self.mtime_ns
+            && stat.ctime_ns == self.ctime_ns
+            && stat.inode == self.inode
+            && stat.size == self.size;
+        match check {
+            Check::Listing => common && metadata.is_dir(),
+            Check::Lstat | Check::Follow => common && stat.mode == self.mode,
+        }
+    }
+}
+
+/// What a completed build hands over for its fingerprint.
+pub struct Build<'a> {
+    pub identity: &'a Identity,
+    pub warnings: &'a [Diagnostic],
+    pub model: &'a Model,
+    pub plan: &'a Plan,
+    /// The scan's stat records of every source file, and its listings.
+    pub files: &'a Records<FileRecord>,
+    pub dirs: &'a Records<DirRecord>,
+    /// Whether `files` and `dirs` hold a record of every file and directory scanned.
+    pub complete: bool,
+    /// Every file of the output, after the switch.
+    pub outputs: Vec<PathBuf>,
+    pub summary: &'a Summary,
+    pub started_ns: i64,
+}
+
+/// The fingerprint of a completed build, or `None` when it cannot be trusted (see the module).
+pub fn fingerprint(build: &Build) -> Option<Vec<u8>> {
+    if !build.complete || build.identity.exe.is_none() {
+        return None;
+    }
+    let racy = |mtime_ns: i64| racy_at(mtime_ns, build.started_ns);
+    let mut entries: BTreeMap<(Vec<u8>, Check), Expected> = BTreeMap::new();
+    let copied: BTreeSet<&Path> = build
+        .plan
+        .files
+        .iter()
+        .map(|f| f.source.as_path())
+        .collect();
+    for (path, record) in build.files.iter() {
+        // File packages are recorded below, through their links as `copy_file` reads them.
+        if copied.contains(Path::new(path)) {
+            continue;
+        }
+        if racy(record.mtime_ns) {
+            return None;
+        }
+        let expected = Expected {
+            size: record.size,
+            mtime_ns: record.mtime_ns,
+            ctime_ns: record.ctime_ns,
+            inode: record.inode,
+            mode: record.mode,
+        };
+        entries.insert((path.as_bytes().to_vec(), Check::Lstat), expected);
+    }
+    for (path, record) in build.dirs.iter() {
+        if racy(record.mtime_ns) {
+            return None;
+        }
+        let expected = Expected {
+            size: record.size,
+            mtime_ns: record.mtime_ns,
+            ctime_ns: record.ctime_ns,
+            inode: record.inode,
+            mode: 0,
+        };
+        entries.insert((path.as_bytes().to_vec(), Check::Listing), expected);
+    }
+    for path in read_paths(build) {
+        let Ok(metadata) = std::fs::symlink_metadata(&path) else {
+            // Absent: its directory's stat, recorded, shows when it appears.
+            continue;
+        };
+        let mut checks = vec![(Check::Lstat, Stat::from_metadata(&metadata))];
+        if metadata.file_type().is_symlink() {
+            // A link to nothing may lead to something later, where no stat here would show it.
+            let target = std::fs::metadata(&path).ok()?;
+            checks.push((Check::Follow, Stat::from_metadata(&target)));
+        }
+        for (check, stat) in checks {
+            if racy(stat.mtime_ns) || racy(stat.ctime_ns) {
+                return None;
+            }
+            entries.insert(
+                (path.as_os_str().as_bytes().to_vec(), check),
+                Expected::of(&stat),
+            );
+        }
+    }
+    // The output as the switch left it: dist's own files, trusted without the racy rule, as
+    // the cache trusts them.
+    let out_dir = &build.identity.out_dir;
+    let mut outputs: BTreeSet<PathBuf> = BTreeSet::new();
+    for path in &build.outputs {
+        outputs.insert(path.clone());
+        for dir in path.ancestors().skip(1) {
+            if !dir.starts_with(out_dir) || dir == out_dir {
+                break;
+            }
+            outputs.insert(dir.to_path_buf());
+        }
+    }
+    for path in outputs {
+        let metadata = std::fs::symlink_metadata(&path).ok()?;
+        entries.insert(
+            (path.as_os_str().as_bytes().to_vec(), Check::Lstat),
+            Expected::of(&Stat::from_metadata(&metadata)),
+        );
+    }
+    encode(build, &entries)
+}
+
+/// The paths besides the scan's that the build read, listed or probed: see the module
+/// documentation. Each comes with every directory from the repository root down to it.
+fn read_paths(build: &Build) -> BTreeSet<PathBuf> {
+    let repo = build.plan.repo.as_path();
+    let mut paths: BTreeSet<PathBuf> = BTreeSet::new();
+    let manifests = repo.join("manifests");
+    if let Ok(entries) = std::fs::read_dir(&manifests) {
+        for entry in entries.flatten() {
+            paths.insert(entry.path());
+        }
+    }
+    paths.insert(manifests);
+    for path in [DRIVER_SOURCES, DEPLOYER_LAUNCHER, DEPLOYER_PACKAGE, "blox"] {
+        paths.insert(repo.join(path));
+    }
+    for resource in &build.model.resources {
+        paths.insert(repo.join(&resource.manifest));
+        match &resource.driver {
+            Driver::Directory(dir) => {
+                paths.insert(repo.join(dir).join("driver.py"));
+            }
+            Driver::Library { module } => {
+                let name = module.rsplit('.').next().unwrap_or(module);
+                paths.insert(repo.join(DRIVER_SOURCES).join(format!("{name}.py")));
+            }
+            Driver::Block => {}
+        }
+    }
+    for job in &build.plan.archives {
+        // `Excludes::for_package` reads a `.gitignore` at every level down to the package.
+        for dir in job.dir.ancestors() {
+            paths.insert(dir.join(".gitignore"));
+            if dir == repo || !dir.starts_with(repo) {
+                break;
+            }
+        }
+    }
+    for job in &build.plan.files {
+        paths.insert(job.source.clone());
+    }
+    for file in &build.plan.tree {
+        if let Content::Copy(source) = &file.content {
+            paths.insert(source.clone());
+        }
+    }
+    // Inside the scanned trees: the nested `.gitignore` files a scan read, whether or not they
+    // are packaged, and symbolic links, which `check` follows (`is_file`).
+    for (dir, record) in build.dirs.iter() {
+        for entry in record.entries.iter() {
+            if entry.name == b".gitignore" || matches!(entry.kind, ListedKind::Symlink(_)) {
+                paths.insert(Path::new(dir).join(OsStr::from_bytes(&entry.name)));
+            }
+        }
+    }
+    let mut with_dirs = BTreeSet::new();
+    for path in paths {
+        for dir in path.ancestors().skip(1) {
+            if !dir.starts_with(repo) || !with_dirs.insert(dir.to_path_buf()) {
+                break;
+            }
+        }
+        with_dirs.insert(path);
+    }
+    with_dirs.insert(repo.to_path_buf());
+    with_dirs
+}
+
+/// Reads the fingerprint of `identity`'s output directory and checks every recorded stat, on
+/// up to `jobs` threads: `Some` when nothing changed.
+pub fn check(identity: &Identity, jobs: usize) -> Option<Fresh> {
+    identity.exe?;
+    let bytes = read(&identity.out_dir.join(FRESH_FILE))?;
+    let body = checked_body(&bytes)?;
+    let mut r = Reader { rest: body };
+    let (recorded, fresh) = read_header(&mut r)?;
+    if recorded != *identity {
+        return None;
+    }
+    // A run under way, or killed: its staging directory is there until a full build removes
+    // it, as it removes what older versions left.
+    for entry in std::fs::read_dir(&identity.out_dir).ok()? {
+        let name = entry.ok()?.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(crate::output::STAGING_PREFIX) || crate::output::is_leftover(&name) {
+            return None;
+        }
+    }
+    let entries = read_entries(&mut r)?;
+    if !r.rest.is_empty() {
+        return None;
+    }
+    let threads = jobs.clamp(1, entries.len() / ENTRIES_PER_THREAD + 1);
+    let changed = AtomicBool::new(false);
+    let chunk = entries.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for part in entries.chunks(chunk) {
+            let changed = &changed;
+            scope.spawn(move || {
+                for (path, check, expected) in part {
+                    if changed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let path = Path::new(OsStr::from_bytes(path));
+                    let metadata = match check {
+                        Check::Follow => std::fs::metadata(path),
+                        Check::Lstat | Check::Listing => std::fs::symlink_metadata(path),
+                    };
+                    if !metadata.is_ok_and(|m| expected.holds(*check, &m)) {
+                        changed.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (!changed.into_inner()).then_some(fresh)
+}
+
+/// The file's bytes, if it is a regular file (never through a symbolic link).
+fn read(path: &Path) -> Option<Vec<u8>> {
+    let before = std::fs::symlink_metadata(path).ok()?;
+    if !before.is_file() {
+        return None;
+    }
+    let mut file = std::fs::File::open(path).ok()?;
+    let opened = file.metadata().ok()?;
+    if (opened.dev(), opened.ino()) != (before.dev(), before.ino()) {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(opened.len() as usize);
+    file.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+fn checked_body(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.len() < HEADER || &bytes[..16] != MAGIC || bytes[16..20] != FORMAT.to_le_bytes() {
+        return None;
+    }
+    let body = &bytes[HEADER..];
+    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(body).into();
+    (digest[..] == bytes[20..HEADER]).then_some(body)
+}
+
+/// Writes the fingerprint of a completed build, unless the file already holds these bytes:
+/// through `staging`, then a rename.
+pub fn write(out_dir: &Path, staging: &Path, bytes: &[u8]) -> Result<()> {
+    let path = out_dir.join(FRESH_FILE);
+    if read(&path).is_some_and(|existing| existing == bytes) {
+        return Ok(());
+    }
+    let temp = staging.join(FRESH_FILE);
+    std::fs::write(&temp, bytes).map_err(|e| crate::error::Error::io("write", &temp, e))?;
+    crate::fault::point("fresh")?;
+    std::fs::rename(&temp, &path)
+        .map_err(|e| crate::error::Error::io("rename into place", &path, e))
+}
+
+/// Removes the fingerprint, if there is one: done before anything of the output changes.
+pub fn remove(out_dir: &Path) -> Result<()> {
+    let path = out_dir.join(FRESH_FILE);
+    match std::fs::remove_file(&path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(crate::error::Error::io("remove", &path, error))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn encode(build: &Build, entries: &BTreeMap<(Vec<u8>, Check), Expected>) -> Option<Vec<u8>> {
+    let identity = build.identity;
+    let mut out = vec![0; HEADER];
+    let exe = identity.exe?;
+    for value in [exe.dev, exe.inode, exe.size] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    for value in [exe.mtime_ns, exe.ctime_ns] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    match identity.source_date_epoch {
+        Some(seconds) => {
+            out.push(1);
+            out.extend_from_slice(&seconds.to_le_bytes());
+        }
+        None => {
+            out.push(0);
+            out.extend_from_slice(&0u64.to_le_bytes());
+        }
+    }
+    put_bytes(&mut out, identity.repo.as_os_str().as_bytes());
+    put_bytes(&mut out, identity.out_dir.as_os_str().as_bytes());
+    let summary = build.summary;
+    for value in [
+        summary.resources as u64,
+        summary.packages as u64,
+        summary.bytes,
+        summary.source_bytes,
+    ] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    put_u32(&mut out, build.warnings.len());
+    for warning in build.warnings {
+        out.push(match warning.severity {
+            Severity::Error => 0,
+            Severity::Warning => 1,
+        });
+        put_bytes(&mut out, warning.code.as_bytes());
+        put_bytes(&mut out, warning.message.as_bytes());
+        put_optional(
+            &mut out,
+            warning.file.as_ref().map(|f| f.as_os_str().as_bytes()),
+        );
+        match &warning.location {
+            Some(location) => {
+                out.push(1);
+                for value in [location.line, location.column, location.width] {
+                    out.extend_from_slice(&(value as u64).to_le_bytes());
+                }
+                put_bytes(&mut out, location.line_text.as_bytes());
+            }
+            None => out.push(0),
+        }
+        put_optional(&mut out, warning.help.as_ref().map(|h| h.as_bytes()));
+    }
+    put_u32(&mut out, entries.len());
+    let mut previous: &[u8] = b"";
+    for ((path, check), expected) in entries {
+        let shared = previous
+            .iter()
+            .zip(path)
+            .take(usize::from(u16::MAX))
+            .take_while(|(a, b)| a == b)
+            .count();
+        out.extend_from_slice(&(shared as u16).to_le_bytes());
+        put_bytes(&mut out, &path[shared..]);
+        previous = path;
+        out.push(*check as u8);
+        out.extend_from_slice(&expected.size.to_le_bytes());
+        out.extend_from_slice(&expected.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&expected.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&expected.inode.to_le_bytes());
+        out.extend_from_slice(&expected.mode.to_le_bytes());
+    }
+    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&out[HEADER..]).into();
+    out[..16].copy_from_slice(MAGIC);
+    out[16..20].copy_from_slice(&FORMAT.to_le_bytes());
+    out[20..HEADER].copy_from_slice(&digest);
+    Some(out)
+}
+
+fn read_header(r: &mut Reader) -> Option<(Identity, Fresh)> {
+    let exe = Exe {
+        dev: r.u64()?,
+        inode: r.u64()?,
+        size: r.u64()?,
+        mtime_ns: r.time()?,
+        ctime_ns: r.time()?,
+    };
+    let source_date_epoch = match (r.u8()?, r.u64()?) {
+        (0, 0) => None,
+        (1, seconds) => Some(seconds),
+        _ => return None,
+    };
+    let repo = PathBuf::from(OsStr::from_bytes(r.bytes()?));
+    let out_dir = PathBuf::from(OsStr::from_bytes(r.bytes()?));
+    let summary = Summary {
+        resources: usize::try_from(r.u64()?).ok()?,
+        packages: usize::try_from(r.u64()?).ok()?,
+        rebuilt: 0,
+        skipped: 0,
+        bytes: r.u64()?,
+        source_bytes: r.u64()?,
+        out_dir: out_dir.clone(),
+    };
+    let summary = Summary {
+        skipped: summary.packages,
+        ..summary
+    };
+    let count = r.count(1 + 4 + 4 + 1 + 1 + 1)?;
+    let mut warnings = Vec::with_capacity(count);
+    for _ in 0..count {
+        let severity = match r.u8()? {
+            0 => Severity::Error,
+            1 => Severity::Warning,
+            _ => return None,
+        };
+        let code = r.text()?;
+        let message = r.text()?;
+        let file = r.optional()?.map(|f| PathBuf::from(OsStr::from_bytes(f)));
+        let location = match r.u8()? {
+            0 => None,
+            1 => Some(Location {
+                line: usize::try_from(r.u64()?).ok()?,
+                column: usize::try_from(r.u64()?).ok()?,
+                width: usize::try_from(r.u64()?).ok()?,
+                line_text: r.text()?,
+            }),
+            _ => return None,
+        };
+        let help = match r.optional()? {
+            Some(help) => Some(std::str::from_utf8(help).ok()?.to_string()),
+            None => None,
+        };
+        warnings.push(Diagnostic {
+            severity,
+            code: static_code(code),
+            message,
+            file,
+            location,
+            help,
+        });
+    }
+    let identity = Identity {
+        exe: Some(exe),
+        source_date_epoch,
+        repo,
+        out_dir,
+    };
+    Some((identity, Fresh { summary, warnings }))
+}
+
+/// A diagnostic's code is `&'static str`: the few a fresh run prints live until it exits.
+fn static_code(code: String) -> &'static str {
+    Box::leak(code.into_boxed_str())
+}
+
+type Entry = (Vec<u8>, Check, Expected);
+
+fn read_entries(r: &mut Reader) -> Option<Vec<Entry>> {
+    let count = r.count(2 + 4 + 1 + 8 + 8 + 8 + 8 + 4)?;
+    let mut entries: Vec<Entry> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let shared = usize::from(r.u16()?);
+        let rest = r.bytes()?;
+        let previous = entries
+            .last()
+            .map_or(&[][..], |(path, _, _)| path.as_slice());
+        let mut path = Vec::with_capacity(shared + rest.len());
+        path.extend_from_slice(previous.get(..shared)?);
+        path.extend_from_slice(rest);
+        let check = match r.u8()? {
+            0 => Check::Lstat,
+            1 => Check::Listing,
+            2 => Check::Follow,
+            _ => return None,
+        };
+        let expected = Expected {
+            size: r.u64()?,
+            mtime_ns: r.time()?,
+            ctime_ns: r.time()?,
+            inode: r.u64()?,
+            mode: r.u32()?,
+        };
+        entries.push((path, check, expected));
+    }
+    Some(entries)
+}
+
+fn put_u32(out: &mut Vec<u8>, value: usize) {
+    let value = u32::try_from(value).expect("fewer than 2^32 entries and bytes");
+    out.extend_from_slice(&value.to_le_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    put_u32(out, bytes.len());
+    out.extend_from_slice(bytes);
+}
+
+fn put_optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        Some(bytes) => {
+            out.push(1);
+            put_bytes(out, bytes);
+        }
+        None => out.push(0),
+    }
+}
+
+/// Reads a body; `None` for anything short, long or malformed.
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.rest.len() < n {
+            return None;
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Some(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.array()?))
+    }
+
+    fn time(&mut self) -> Option<i64> {
+        Some(i64::from_le_bytes(self.array()?))
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = self.u32()? as usize;
+        self.take(len)
+    }
+
+    fn text(&mut self) -> Option<String> {
+        Some(std::str::from_utf8(self.bytes()?).ok()?.to_string())
+    }
+
+    fn optional(&mut self) -> Option<Option<&'a [u8]>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => Some(Some(self.bytes()?)),
+            _ => None,
+        }
+    }
+
+    /// A count of records, each at least `min_size` bytes: never more than the rest can hold.
+    fn count(&mut self, min_size: usize) -> Option<usize> {
+        let count = self.u32()? as usize;
+        (count <= self.rest.len() / min_size).then_some(count)
+    }
+}
