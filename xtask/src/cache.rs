@@ -328,6 +328,15 @@ impl<R> Records<R> {
             .map(|&index| (self.key(index as usize), &self.values[index as usize]))
     }
 
+    /// The records in key order, one per key (the last pushed): as they are written.
+    pub fn iter_sorted(&self) -> impl Iterator<Item = (&str, &R)> {
+        let order = self.order();
+        (0..order.len()).map(move |position| {
+            let index = order[position] as usize;
+            (self.key(index), &self.values[index])
+        })
+    }
+
     /// The indices of the records in key order, one per key (the last record pushed for it).
     fn order(&self) -> Vec<u32> {
         let mut order: Vec<u32> = (0..self.len() as u32).collect();

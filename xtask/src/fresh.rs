@@ -208,43 +208,19 @@ pub fn fingerprint(build: &Build) -> Option<Vec<u8>> {
         return None;
     }
     let racy = |mtime_ns: i64| racy_at(mtime_ns, build.started_ns);
-    let mut entries: BTreeMap<(Vec<u8>, Check), Expected> = BTreeMap::new();
-    let copied: BTreeSet<&Path> = build
-        .plan
-        .files
-        .iter()
-        .map(|f| f.source.as_path())
-        .collect();
+    // The scan's records are merged in as they are encoded (`scanned`), not copied here:
+    // 60 k entries for the large profile, the largest block of memory of its builds.
+    let copied = copied_files(build);
     for (path, record) in build.files.iter() {
-        // File packages are recorded below, through their links as `copy_file` reads them.
-        if copied.contains(Path::new(path)) {
-            continue;
-        }
-        if racy(record.mtime_ns) {
+        if !copied.contains(Path::new(path)) && racy(record.mtime_ns) {
             return None;
         }
-        let expected = Expected {
-            size: record.size,
-            mtime_ns: record.mtime_ns,
-            ctime_ns: record.ctime_ns,
-            inode: record.inode,
-            mode: record.mode,
-        };
-        entries.insert((path.as_bytes().to_vec(), Check::Lstat), expected);
     }
-    for (path, record) in build.dirs.iter() {
-        if racy(record.mtime_ns) {
-            return None;
-        }
-        let expected = Expected {
-            size: record.size,
-            mtime_ns: record.mtime_ns,
-            ctime_ns: record.ctime_ns,
-            inode: record.inode,
-            mode: 0,
-        };
-        entries.insert((path.as_bytes().to_vec(), Check::Listing), expected);
+    if build.dirs.iter().any(|(_, record)| racy(record.mtime_ns)) {
+        return None;
     }
+    // Every other path, which takes the place of a scan's entry of the same path and check.
+    let mut entries: BTreeMap<(Vec<u8>, Check), Expected> = BTreeMap::new();
     for path in read_paths(build) {
         let Ok(metadata) = std::fs::symlink_metadata(&path) else {
             // Absent: its directory's stat, recorded, shows when it appears.
@@ -286,7 +262,76 @@ pub fn fingerprint(build: &Build) -> Option<Vec<u8>> {
             Expected::of(&Stat::from_metadata(&metadata)),
         );
     }
-    encode(build, &entries)
+    encode(build, scanned(build, &entries))
+}
+
+/// The sources of file packages: recorded among the other paths, through their links as
+/// `copy_file` reads them, not as the scan's records.
+fn copied_files<'a>(build: &Build<'a>) -> BTreeSet<&'a Path> {
+    build
+        .plan
+        .files
+        .iter()
+        .map(|f| f.source.as_path())
+        .collect()
+}
+
+/// An entry of the fingerprint: path and check, and what the stat must be.
+type Item<'a> = ((&'a [u8], Check), Expected);
+
+/// Every entry of the fingerprint in order, once: the scan's records of files and listed
+/// directories, and `others`, whose entry wins over a scan's of the same path and check.
+fn scanned<'a>(
+    build: &Build<'a>,
+    others: &'a BTreeMap<(Vec<u8>, Check), Expected>,
+) -> impl Iterator<Item = Item<'a>> {
+    let copied = copied_files(build);
+    let files = build
+        .files
+        .iter_sorted()
+        .filter(move |(path, _)| !copied.contains(Path::new(path)))
+        .map(|(path, record)| {
+            let expected = Expected {
+                size: record.size,
+                mtime_ns: record.mtime_ns,
+                ctime_ns: record.ctime_ns,
+                inode: record.inode,
+                mode: record.mode,
+            };
+            ((path.as_bytes(), Check::Lstat), expected)
+        });
+    let dirs = build.dirs.iter_sorted().map(|(path, record)| {
+        let expected = Expected {
+            size: record.size,
+            mtime_ns: record.mtime_ns,
+            ctime_ns: record.ctime_ns,
+            inode: record.inode,
+            mode: 0,
+        };
+        ((path.as_bytes(), Check::Listing), expected)
+    });
+    let others = others
+        .iter()
+        .map(|((path, check), expected)| ((path.as_slice(), *check), *expected));
+    // Lowest precedence first.
+    let mut sources: [std::iter::Peekable<Box<dyn Iterator<Item = Item<'a>> + 'a>>; 3] = [
+        (Box::new(files) as Box<dyn Iterator<Item = Item<'a>>>).peekable(),
+        (Box::new(dirs) as Box<dyn Iterator<Item = Item<'a>>>).peekable(),
+        (Box::new(others) as Box<dyn Iterator<Item = Item<'a>>>).peekable(),
+    ];
+    std::iter::from_fn(move || {
+        let key = sources
+            .iter_mut()
+            .filter_map(|source| source.peek().map(|(key, _)| *key))
+            .min()?;
+        let mut item = None;
+        for source in &mut sources {
+            if let Some(next) = source.next_if(|(next, _)| *next == key) {
+                item = Some(next);
+            }
+        }
+        item
+    })
 }
 
 /// The paths besides the scan's that the build read, listed or probed: see the module
@@ -423,6 +468,29 @@ fn read(path: &Path) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// Whether `path` is a regular file holding exactly `bytes`: compared a block at a time, so the
+/// file (megabytes for the large profile) is never held in memory beside them.
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if !metadata.is_file() || metadata.len() != bytes.len() as u64 {
+        return false;
+    }
+    let mut block = vec![0; 64 * 1024];
+    let mut rest = bytes;
+    loop {
+        match file.read(&mut block) {
+            Ok(0) => return rest.is_empty(),
+            Ok(n) if n <= rest.len() && block[..n] == rest[..n] => rest = &rest[n..],
+            Ok(_) | Err(_) => return false,
+        }
+    }
+}
+
 fn checked_body(bytes: &[u8]) -> Option<&[u8]> {
     if bytes.len() < HEADER || &bytes[..16] != MAGIC || bytes[16..20] != FORMAT.to_le_bytes() {
         return None;
@@ -436,7 +504,7 @@ fn checked_body(bytes: &[u8]) -> Option<&[u8]> {
 /// through `staging`, then a rename.
 pub fn write(out_dir: &Path, staging: &Path, bytes: &[u8]) -> Result<()> {
     let path = out_dir.join(FRESH_FILE);
-    if read(&path).is_some_and(|existing| existing == bytes) {
+    if holds(&path, bytes) {
         return Ok(());
     }
     let temp = staging.join(FRESH_FILE);
@@ -457,7 +525,7 @@ pub fn remove(out_dir: &Path) -> Result<()> {
     }
 }
 
-fn encode(build: &Build, entries: &BTreeMap<(Vec<u8>, Check), Expected>) -> Option<Vec<u8>> {
+fn encode<'a>(build: &Build, entries: impl Iterator<Item = Item<'a>>) -> Option<Vec<u8>> {
     let identity = build.identity;
     let mut out = vec![0; HEADER];
     let exe = identity.exe?;
@@ -512,9 +580,13 @@ fn encode(build: &Build, entries: &BTreeMap<(Vec<u8>, Check), Expected>) -> Opti
         }
         put_optional(&mut out, warning.help.as_ref().map(|h| h.as_bytes()));
     }
-    put_u32(&mut out, entries.len());
+    // The count, filled in below.
+    let count_at = out.len();
+    put_u32(&mut out, 0);
+    let mut count = 0;
     let mut previous: &[u8] = b"";
     for ((path, check), expected) in entries {
+        count += 1;
         let shared = previous
             .iter()
             .zip(path)
@@ -524,13 +596,15 @@ fn encode(build: &Build, entries: &BTreeMap<(Vec<u8>, Check), Expected>) -> Opti
         out.extend_from_slice(&(shared as u16).to_le_bytes());
         put_bytes(&mut out, &path[shared..]);
         previous = path;
-        out.push(*check as u8);
+        out.push(check as u8);
         out.extend_from_slice(&expected.size.to_le_bytes());
         out.extend_from_slice(&expected.mtime_ns.to_le_bytes());
         out.extend_from_slice(&expected.ctime_ns.to_le_bytes());
         out.extend_from_slice(&expected.inode.to_le_bytes());
         out.extend_from_slice(&expected.mode.to_le_bytes());
     }
+    let count = u32::try_from(count).expect("fewer than 2^32 entries");
+    out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
     let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&out[HEADER..]).into();
     out[..16].copy_from_slice(MAGIC);
     out[16..20].copy_from_slice(&FORMAT.to_le_bytes());
