@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use sha2::{Digest, Sha256};
 
 use crate::archive::{self, ArchiveSettings};
-use crate::cache::{Cache, FileRecord, OutputRecord, Records};
+use crate::cache::{Cache, OutputRecord, SeenFiles};
 use crate::error::{Error, IoContext, Result};
 use crate::exclude::Excludes;
 use crate::fault;
@@ -54,8 +54,9 @@ pub struct BuiltPackage {
 #[derive(Debug)]
 pub struct Built {
     pub packages: Vec<BuiltPackage>,
-    /// The stat cache entries of every source file seen.
-    pub files: Records<FileRecord>,
+    /// Every source file seen, as changes to the stat records of the cache
+    /// (`Cache::updated_files` makes the next cache's records).
+    pub files: SeenFiles,
     /// The listing of every source directory scanned.
     pub dirs: tree::Listings,
     pub rebuilt: usize,
@@ -163,7 +164,8 @@ pub fn build(
     let final_dir = (real_dir(&out_dir.join(TREE)) && real_dir(&final_dir)).then_some(final_dir);
     let final_dir = final_dir.as_deref();
     let sizes: Vec<u64> = scanned.iter().map(tree_bytes).collect();
-    // The stat records of every source file end up in one table: allocated once (memory).
+    // Without a cache, the stat records of every source file end up in one table: allocated
+    // once (memory).
     let (files, key_bytes) = scanned
         .iter()
         .map(record_capacity)
@@ -221,7 +223,11 @@ pub fn build(
 
     let mut built = Built {
         packages: Vec::with_capacity(plan.archives.len() + plan.files.len()),
-        files: Records::with_capacity(files, key_bytes),
+        files: if cache.files.is_empty() {
+            SeenFiles::with_capacity(files, key_bytes)
+        } else {
+            SeenFiles::default()
+        },
         dirs: listings,
         rebuilt: 0,
         skipped: 0,
@@ -270,6 +276,17 @@ fn record_capacity(tree: &Tree) -> (usize, usize) {
         })
 }
 
+/// Where the stat records of `tree`'s files are noted: with room for all of them when the
+/// cache is empty (each file is then a new record), else for none (most are kept).
+fn seen_files(tree: &Tree, cache: &Cache) -> SeenFiles {
+    if cache.files.is_empty() {
+        let (count, key_bytes) = record_capacity(tree);
+        SeenFiles::with_capacity(count, key_bytes)
+    } else {
+        SeenFiles::default()
+    }
+}
+
 fn tree_bytes(tree: &Tree) -> u64 {
     tree.entries
         .iter()
@@ -307,7 +324,7 @@ fn intact(path: Option<&Path>, record: &OutputRecord) -> bool {
 /// One package: what it is, the stat-cache records of its sources, and whether it was rebuilt.
 struct Outcome {
     package: BuiltPackage,
-    files: Records<FileRecord>,
+    files: SeenFiles,
     rebuilt: bool,
 }
 
@@ -354,21 +371,16 @@ fn build_archive(
     // stat cache does not know; without one, the build below hashes while it compresses.
     if let Some(previous) = previous {
         let mut hashes = Vec::with_capacity(tree.entries.len());
-        let (count, key_bytes) = record_capacity(tree);
-        let mut records = Records::with_capacity(count, key_bytes);
+        let mut records = seen_files(tree, cache);
         for entry in &tree.entries {
             let hash = match entry.kind {
                 EntryKind::File { .. } => {
                     let source = tree.source(entry);
-                    let hash = match cache.lookup(&source, &entry.stat) {
-                        Some(hash) => hash,
-                        None => {
-                            let hash = hash::hash_file(&source)?;
-                            fault::point("hash")?;
-                            hash
-                        }
-                    };
-                    Cache::record(&mut records, &source, &entry.stat, &hash);
+                    let hash = cache.hash_file(&mut records, &source, &entry.stat, || {
+                        let hash = hash::hash_file(&source)?;
+                        fault::point("hash")?;
+                        Ok::<_, Error>(hash)
+                    })?;
                     Some(hash)
                 }
                 _ => None,
@@ -408,11 +420,10 @@ fn build_archive(
             .into_inner()
             .map_err(|e| Error::io("write", &temp, e.into_error()))?,
     );
-    let (count, key_bytes) = record_capacity(tree);
-    let mut records = Records::with_capacity(count, key_bytes);
+    let mut records = seen_files(tree, cache);
     for (entry, hash) in tree.entries.iter().zip(&report.file_hashes) {
         if let Some(hash) = hash {
-            Cache::record(&mut records, &tree.source(entry), &entry.stat, hash);
+            cache.saw_file(&mut records, &tree.source(entry), &entry.stat, hash);
         }
     }
     let sha256 = to_hex(&writer.hasher.finalize().into());
@@ -445,12 +456,10 @@ fn copy_file(
     let final_path = final_dir.map(|dir| dir.join(&job.file_name));
     let metadata = std::fs::metadata(&job.source).with_path("read", &job.source)?;
     let stat = tree::Stat::from_metadata(&metadata);
-    let hash = match cache.lookup(&job.source, &stat) {
-        Some(hash) => hash,
-        None => hash::hash_file(&job.source)?,
-    };
-    let mut record = Records::with_capacity(1, job.source.as_os_str().len());
-    Cache::record(&mut record, &job.source, &stat, &hash);
+    let mut record = SeenFiles::default();
+    let hash = cache.hash_file(&mut record, &job.source, &stat, || {
+        hash::hash_file(&job.source)
+    })?;
     let digest = to_hex(&hash);
     let package = |temp| BuiltPackage {
         key: job.key.clone(),

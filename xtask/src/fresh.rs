@@ -60,7 +60,7 @@
 //! size only, 2 `stat` through symbolic links); size u64, mtime, ctime i64 ns, inode u64,
 //! mode u32. A byte string is a u32 length and the bytes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -70,7 +70,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cache::{DirRecord, FileRecord, ListedKind, Records, racy_at};
 use crate::check::DRIVER_SOURCES;
-use crate::error::{Diagnostic, Error, IoContext, Location, Result, Severity};
+use crate::error::{Diagnostic, Location, Result, Severity};
 use crate::extension::Content;
 use crate::model::{Driver, Model};
 use crate::output::Summary;
@@ -202,143 +202,25 @@ pub struct Build<'a> {
     pub started_ns: i64,
 }
 
-/// One entry of a fingerprint being written: its path, how it is compared, its stat (borrowed:
-/// a large repository has tens of thousands).
-type Entry<'a> = (&'a [u8], Check, Source<'a>);
-
-#[derive(Clone, Copy)]
-enum Source<'a> {
-    File(&'a FileRecord),
-    Dir(&'a DirRecord),
-    Now(&'a Expected),
-}
-
-impl Source<'_> {
-    fn expected(self) -> Expected {
-        match self {
-            Source::File(record) => Expected {
-                size: record.size,
-                mtime_ns: record.mtime_ns,
-                ctime_ns: record.ctime_ns,
-                inode: record.inode,
-                mode: record.mode,
-            },
-            Source::Dir(record) => Expected {
-                size: record.size,
-                mtime_ns: record.mtime_ns,
-                ctime_ns: record.ctime_ns,
-                inode: record.inode,
-                mode: 0,
-            },
-            Source::Now(expected) => *expected,
-        }
-    }
-}
-
-/// Writes the fingerprint of a completed build into `out_dir`, through `staging`, or removes
-/// the old one when this build's cannot be trusted (see the module). A file that already holds
-/// the same fingerprint is left alone.
-pub fn record(build: &Build, out_dir: &Path, staging: &Path) -> Result<()> {
-    // The paths stat'ed now, owned here; the scan's records are borrowed (memory: tens of
-    // thousands of paths for a large repository).
-    let Some(extra) = stat_now(build) else {
-        return remove(out_dir);
-    };
-    let Some(entries) = entries(build, &extra) else {
-        return remove(out_dir);
-    };
-    let mut hasher = HashSink(<sha2::Sha256 as sha2::Digest>::new());
-    if encode(build, &entries, &mut hasher).is_none() {
-        return remove(out_dir);
-    }
-    let digest: [u8; 32] = sha2::Digest::finalize(hasher.0).into();
-    let path = out_dir.join(FRESH_FILE);
-    if recorded_digest(&path) == Some(digest) {
-        return Ok(());
-    }
-    let temp = staging.join(FRESH_FILE);
-    let file = std::fs::File::create_new(&temp).with_path("create", &temp)?;
-    let mut out = WriteSink {
-        inner: std::io::BufWriter::new(file),
-        error: None,
-    };
-    out.put(MAGIC);
-    out.put(&FORMAT.to_le_bytes());
-    out.put(&digest);
-    encode(build, &entries, &mut out);
-    if let Some(error) = out.error {
-        return Err(Error::io("write", &temp, error));
-    }
-    out.inner
-        .into_inner()
-        .map_err(|e| Error::io("write", &temp, e.into_error()))?;
-    crate::fault::point("fresh")?;
-    std::fs::rename(&temp, &path).with_path("rename into place", &path)
-}
-
-/// Every entry, sorted by path then check, each once; `None` when an input is racy or two
-/// stats of one path differ.
-fn entries<'a>(
-    build: &'a Build,
-    extra: &'a [(Vec<u8>, Check, Expected)],
-) -> Option<Vec<Entry<'a>>> {
-    let racy = |mtime_ns: i64| racy_at(mtime_ns, build.started_ns);
-    let copied: BTreeSet<&Path> = build
-        .plan
-        .files
-        .iter()
-        .map(|f| f.source.as_path())
-        .collect();
-    let mut entries: Vec<Entry> =
-        Vec::with_capacity(build.files.len() + build.dirs.len() + extra.len());
-    for (path, record) in build.files.iter() {
-        // File packages are recorded by `stat_now`, through their links as `copy_file` reads
-        // them.
-        if copied.contains(Path::new(path)) {
-            continue;
-        }
-        if racy(record.mtime_ns) {
-            return None;
-        }
-        entries.push((path.as_bytes(), Check::Lstat, Source::File(record)));
-    }
-    for (path, record) in build.dirs.iter() {
-        if racy(record.mtime_ns) {
-            return None;
-        }
-        entries.push((path.as_bytes(), Check::Listing, Source::Dir(record)));
-    }
-    entries.extend(
-        extra
-            .iter()
-            .map(|(path, check, expected)| (path.as_slice(), *check, Source::Now(expected))),
-    );
-    entries.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    let mut unique: Vec<Entry> = Vec::with_capacity(entries.len());
-    for entry in entries {
-        match unique.last() {
-            Some(last) if (last.0, last.1) == (entry.0, entry.1) => {
-                // Seen twice (a file in two packages, a `.gitignore` also packaged): the same
-                // stat, or the file changed while the build ran.
-                if last.2.expected() != entry.2.expected() {
-                    return None;
-                }
-            }
-            _ => unique.push(entry),
-        }
-    }
-    Some(unique)
-}
-
-/// The stats taken at the end of the build: the paths `read_paths` names (not racy by mtime
-/// nor ctime), and the output as the switch left it (dist's own files, trusted without the
-/// racy rule, as the cache trusts them). `None` when one cannot be recorded.
-fn stat_now(build: &Build) -> Option<Vec<(Vec<u8>, Check, Expected)>> {
+/// The fingerprint of a completed build, or `None` when it cannot be trusted (see the module).
+pub fn fingerprint(build: &Build) -> Option<Vec<u8>> {
     if !build.complete || build.identity.exe.is_none() {
         return None;
     }
     let racy = |mtime_ns: i64| racy_at(mtime_ns, build.started_ns);
-    let mut entries = Vec::new();
+    // The scan's records are merged in as they are encoded (`scanned`), not copied here:
+    // 60 k entries for the large profile, the largest block of memory of its builds.
+    let copied = copied_files(build);
+    for (path, record) in build.files.iter() {
+        if !copied.contains(Path::new(path)) && racy(record.mtime_ns) {
+            return None;
+        }
+    }
+    if build.dirs.iter().any(|(_, record)| racy(record.mtime_ns)) {
+        return None;
+    }
+    // Every other path, which takes the place of a scan's entry of the same path and check.
+    let mut entries: BTreeMap<(Vec<u8>, Check), Expected> = BTreeMap::new();
     for path in read_paths(build) {
         let Ok(metadata) = std::fs::symlink_metadata(&path) else {
             // Absent: its directory's stat, recorded, shows when it appears.
@@ -354,29 +236,102 @@ fn stat_now(build: &Build) -> Option<Vec<(Vec<u8>, Check, Expected)>> {
             if racy(stat.mtime_ns) || racy(stat.ctime_ns) {
                 return None;
             }
-            entries.push((
-                path.as_os_str().as_bytes().to_vec(),
-                check,
+            entries.insert(
+                (path.as_os_str().as_bytes().to_vec(), check),
                 Expected::of(&stat),
-            ));
+            );
         }
     }
+    // The output as the switch left it: dist's own files, trusted without the racy rule, as
+    // the cache trusts them.
     let out_dir = &build.identity.out_dir;
-    let mut outputs: BTreeSet<&Path> = BTreeSet::new();
+    let mut outputs: BTreeSet<PathBuf> = BTreeSet::new();
     for path in &build.outputs {
-        outputs.insert(path);
+        outputs.insert(path.clone());
         for dir in path.ancestors().skip(1) {
-            if !dir.starts_with(out_dir) || dir == out_dir || !outputs.insert(dir) {
+            if !dir.starts_with(out_dir) || dir == out_dir {
                 break;
             }
+            outputs.insert(dir.to_path_buf());
         }
     }
     for path in outputs {
-        let metadata = std::fs::symlink_metadata(path).ok()?;
-        let expected = Expected::of(&Stat::from_metadata(&metadata));
-        entries.push((path.as_os_str().as_bytes().to_vec(), Check::Lstat, expected));
+        let metadata = std::fs::symlink_metadata(&path).ok()?;
+        entries.insert(
+            (path.as_os_str().as_bytes().to_vec(), Check::Lstat),
+            Expected::of(&Stat::from_metadata(&metadata)),
+        );
     }
-    Some(entries)
+    encode(build, scanned(build, &entries))
+}
+
+/// The sources of file packages: recorded among the other paths, through their links as
+/// `copy_file` reads them, not as the scan's records.
+fn copied_files<'a>(build: &Build<'a>) -> BTreeSet<&'a Path> {
+    build
+        .plan
+        .files
+        .iter()
+        .map(|f| f.source.as_path())
+        .collect()
+}
+
+/// An entry of the fingerprint: path and check, and what the stat must be.
+type Item<'a> = ((&'a [u8], Check), Expected);
+
+/// Every entry of the fingerprint in order, once: the scan's records of files and listed
+/// directories, and `others`, whose entry wins over a scan's of the same path and check.
+fn scanned<'a>(
+    build: &Build<'a>,
+    others: &'a BTreeMap<(Vec<u8>, Check), Expected>,
+) -> impl Iterator<Item = Item<'a>> {
+    let copied = copied_files(build);
+    let files = build
+        .files
+        .iter_sorted()
+        .filter(move |(path, _)| !copied.contains(Path::new(path)))
+        .map(|(path, record)| {
+            let expected = Expected {
+                size: record.size,
+                mtime_ns: record.mtime_ns,
+                ctime_ns: record.ctime_ns,
+                inode: record.inode,
+                mode: record.mode,
+            };
+            ((path.as_bytes(), Check::Lstat), expected)
+        });
+    let dirs = build.dirs.iter_sorted().map(|(path, record)| {
+        let expected = Expected {
+            size: record.size,
+            mtime_ns: record.mtime_ns,
+            ctime_ns: record.ctime_ns,
+            inode: record.inode,
+            mode: 0,
+        };
+        ((path.as_bytes(), Check::Listing), expected)
+    });
+    let others = others
+        .iter()
+        .map(|((path, check), expected)| ((path.as_slice(), *check), *expected));
+    // Lowest precedence first.
+    let mut sources: [std::iter::Peekable<Box<dyn Iterator<Item = Item<'a>> + 'a>>; 3] = [
+        (Box::new(files) as Box<dyn Iterator<Item = Item<'a>>>).peekable(),
+        (Box::new(dirs) as Box<dyn Iterator<Item = Item<'a>>>).peekable(),
+        (Box::new(others) as Box<dyn Iterator<Item = Item<'a>>>).peekable(),
+    ];
+    std::iter::from_fn(move || {
+        let key = sources
+            .iter_mut()
+            .filter_map(|source| source.peek().map(|(key, _)| *key))
+            .min()?;
+        let mut item = None;
+        for source in &mut sources {
+            if let Some(next) = source.next_if(|(next, _)| *next == key) {
+                item = Some(next);
+            }
+        }
+        item
+    })
 }
 
 /// The paths besides the scan's that the build read, listed or probed: see the module
@@ -514,6 +469,29 @@ fn read(path: &Path) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// Whether `path` is a regular file holding exactly `bytes`: compared a block at a time, so the
+/// file (megabytes for the large profile) is never held in memory beside them.
+fn holds(path: &Path, bytes: &[u8]) -> bool {
+    let Ok(metadata) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    if !metadata.is_file() || metadata.len() != bytes.len() as u64 {
+        return false;
+    }
+    let mut block = vec![0; 64 * 1024];
+    let mut rest = bytes;
+    loop {
+        match file.read(&mut block) {
+            Ok(0) => return rest.is_empty(),
+            Ok(n) if n <= rest.len() && block[..n] == rest[..n] => rest = &rest[n..],
+            Ok(_) | Err(_) => return false,
+        }
+    }
+}
+
 fn checked_body(bytes: &[u8]) -> Option<&[u8]> {
     if bytes.len() < HEADER || &bytes[..16] != MAGIC || bytes[16..20] != FORMAT.to_le_bytes() {
         return None;
@@ -523,18 +501,18 @@ fn checked_body(bytes: &[u8]) -> Option<&[u8]> {
     (digest[..] == bytes[20..HEADER]).then_some(body)
 }
 
-/// The checksum in the header of the fingerprint at `path`, if it is one of this format.
-fn recorded_digest(path: &Path) -> Option<[u8; 32]> {
-    if !std::fs::symlink_metadata(path).ok()?.is_file() {
-        return None;
+/// Writes the fingerprint of a completed build, unless the file already holds these bytes:
+/// through `staging`, then a rename.
+pub fn write(out_dir: &Path, staging: &Path, bytes: &[u8]) -> Result<()> {
+    let path = out_dir.join(FRESH_FILE);
+    if holds(&path, bytes) {
+        return Ok(());
     }
-    let mut header = [0; HEADER];
-    std::fs::File::open(path)
-        .ok()?
-        .read_exact(&mut header)
-        .ok()?;
-    (&header[..16] == MAGIC && header[16..20] == FORMAT.to_le_bytes())
-        .then(|| header[20..].try_into().expect("32 bytes"))
+    let temp = staging.join(FRESH_FILE);
+    std::fs::write(&temp, bytes).map_err(|e| crate::error::Error::io("write", &temp, e))?;
+    crate::fault::point("fresh")?;
+    std::fs::rename(&temp, &path)
+        .map_err(|e| crate::error::Error::io("rename into place", &path, e))
 }
 
 /// Removes the fingerprint, if there is one: done before anything of the output changes.
@@ -542,60 +520,34 @@ pub fn remove(out_dir: &Path) -> Result<()> {
     let path = out_dir.join(FRESH_FILE);
     match std::fs::remove_file(&path) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::io("remove", &path, error))
+            Err(crate::error::Error::io("remove", &path, error))
         }
         _ => Ok(()),
     }
 }
 
-/// Where a fingerprint is encoded: a hasher, or the file.
-trait Sink {
-    fn put(&mut self, bytes: &[u8]);
-}
-
-struct HashSink(sha2::Sha256);
-
-impl Sink for HashSink {
-    fn put(&mut self, bytes: &[u8]) {
-        sha2::Digest::update(&mut self.0, bytes);
-    }
-}
-
-/// A writer that keeps its first error.
-struct WriteSink<W: std::io::Write> {
-    inner: W,
-    error: Option<std::io::Error>,
-}
-
-impl<W: std::io::Write> Sink for WriteSink<W> {
-    fn put(&mut self, bytes: &[u8]) {
-        if self.error.is_none()
-            && let Err(error) = self.inner.write_all(bytes)
-        {
-            self.error = Some(error);
-        }
-    }
-}
-
-/// The body (after the header), in the order of the module documentation; `None` when the
-/// executable could not be stat'ed.
-fn encode(build: &Build, entries: &[Entry], out: &mut impl Sink) -> Option<()> {
+fn encode<'a>(build: &Build, entries: impl Iterator<Item = Item<'a>>) -> Option<Vec<u8>> {
     let identity = build.identity;
+    let mut out = vec![0; HEADER];
     let exe = identity.exe?;
     for value in [exe.dev, exe.inode, exe.size] {
-        out.put(&value.to_le_bytes());
+        out.extend_from_slice(&value.to_le_bytes());
     }
     for value in [exe.mtime_ns, exe.ctime_ns] {
-        out.put(&value.to_le_bytes());
+        out.extend_from_slice(&value.to_le_bytes());
     }
-    let (flag, seconds) = match identity.source_date_epoch {
-        Some(seconds) => (1, seconds),
-        None => (0, 0),
-    };
-    out.put(&[flag]);
-    out.put(&seconds.to_le_bytes());
-    put_bytes(out, identity.repo.as_os_str().as_bytes());
-    put_bytes(out, identity.out_dir.as_os_str().as_bytes());
+    match identity.source_date_epoch {
+        Some(seconds) => {
+            out.push(1);
+            out.extend_from_slice(&seconds.to_le_bytes());
+        }
+        None => {
+            out.push(0);
+            out.extend_from_slice(&0u64.to_le_bytes());
+        }
+    }
+    put_bytes(&mut out, identity.repo.as_os_str().as_bytes());
+    put_bytes(&mut out, identity.out_dir.as_os_str().as_bytes());
     let summary = build.summary;
     for value in [
         summary.resources as u64,
@@ -603,50 +555,62 @@ fn encode(build: &Build, entries: &[Entry], out: &mut impl Sink) -> Option<()> {
         summary.bytes,
         summary.source_bytes,
     ] {
-        out.put(&value.to_le_bytes());
+        out.extend_from_slice(&value.to_le_bytes());
     }
-    put_u32(out, build.warnings.len());
+    put_u32(&mut out, build.warnings.len());
     for warning in build.warnings {
-        out.put(&[match warning.severity {
+        out.push(match warning.severity {
             Severity::Error => 0,
             Severity::Warning => 1,
-        }]);
-        put_bytes(out, warning.code.as_bytes());
-        put_bytes(out, warning.message.as_bytes());
-        put_optional(out, warning.file.as_ref().map(|f| f.as_os_str().as_bytes()));
+        });
+        put_bytes(&mut out, warning.code.as_bytes());
+        put_bytes(&mut out, warning.message.as_bytes());
+        put_optional(
+            &mut out,
+            warning.file.as_ref().map(|f| f.as_os_str().as_bytes()),
+        );
         match &warning.location {
             Some(location) => {
-                out.put(&[1]);
+                out.push(1);
                 for value in [location.line, location.column, location.width] {
-                    out.put(&(value as u64).to_le_bytes());
+                    out.extend_from_slice(&(value as u64).to_le_bytes());
                 }
-                put_bytes(out, location.line_text.as_bytes());
+                put_bytes(&mut out, location.line_text.as_bytes());
             }
-            None => out.put(&[0]),
+            None => out.push(0),
         }
-        put_optional(out, warning.help.as_ref().map(|h| h.as_bytes()));
+        put_optional(&mut out, warning.help.as_ref().map(|h| h.as_bytes()));
     }
-    put_u32(out, entries.len());
+    // The count, filled in below.
+    let count_at = out.len();
+    put_u32(&mut out, 0);
+    let mut count = 0;
     let mut previous: &[u8] = b"";
-    for &(path, check, source) in entries {
-        let expected = source.expected();
+    for ((path, check), expected) in entries {
+        count += 1;
         let shared = previous
             .iter()
             .zip(path)
             .take(usize::from(u16::MAX))
             .take_while(|(a, b)| a == b)
             .count();
-        out.put(&(shared as u16).to_le_bytes());
-        put_bytes(out, &path[shared..]);
+        out.extend_from_slice(&(shared as u16).to_le_bytes());
+        put_bytes(&mut out, &path[shared..]);
         previous = path;
-        out.put(&[check as u8]);
-        out.put(&expected.size.to_le_bytes());
-        out.put(&expected.mtime_ns.to_le_bytes());
-        out.put(&expected.ctime_ns.to_le_bytes());
-        out.put(&expected.inode.to_le_bytes());
-        out.put(&expected.mode.to_le_bytes());
+        out.push(check as u8);
+        out.extend_from_slice(&expected.size.to_le_bytes());
+        out.extend_from_slice(&expected.mtime_ns.to_le_bytes());
+        out.extend_from_slice(&expected.ctime_ns.to_le_bytes());
+        out.extend_from_slice(&expected.inode.to_le_bytes());
+        out.extend_from_slice(&expected.mode.to_le_bytes());
     }
-    Some(())
+    let count = u32::try_from(count).expect("fewer than 2^32 entries");
+    out[count_at..count_at + 4].copy_from_slice(&count.to_le_bytes());
+    let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&out[HEADER..]).into();
+    out[..16].copy_from_slice(MAGIC);
+    out[16..20].copy_from_slice(&FORMAT.to_le_bytes());
+    out[20..HEADER].copy_from_slice(&digest);
+    Some(out)
 }
 
 fn read_header(r: &mut Reader) -> Option<(Identity, Fresh)> {
@@ -772,23 +736,23 @@ fn read_entries(r: &mut Reader) -> Option<Entries> {
     Some(read)
 }
 
-fn put_u32(out: &mut impl Sink, value: usize) {
+fn put_u32(out: &mut Vec<u8>, value: usize) {
     let value = u32::try_from(value).expect("fewer than 2^32 entries and bytes");
-    out.put(&value.to_le_bytes());
+    out.extend_from_slice(&value.to_le_bytes());
 }
 
-fn put_bytes(out: &mut impl Sink, bytes: &[u8]) {
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     put_u32(out, bytes.len());
-    out.put(bytes);
+    out.extend_from_slice(bytes);
 }
 
-fn put_optional(out: &mut impl Sink, bytes: Option<&[u8]>) {
+fn put_optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
     match bytes {
         Some(bytes) => {
-            out.put(&[1]);
+            out.push(1);
             put_bytes(out, bytes);
         }
-        None => out.put(&[0]),
+        None => out.push(0),
     }
 }
 

@@ -111,8 +111,7 @@ pub fn dist(
     timings.lap("lock the output directory");
     let built = build::build(&plan, scanned, &out_dir, &old, build_options, progress);
     progress.end();
-    // What the commit no longer needs, freed before it builds the new cache (memory).
-    old.files = Default::default();
+    let built = built?;
     timings.lap("hash and build packages");
     let fingerprint = output::Fingerprint {
         identity: &identity,
@@ -121,9 +120,9 @@ pub fn dist(
     let summary = output::commit(
         &checked.model,
         &plan,
-        built?,
+        built,
         &out_dir,
-        &old,
+        &mut old,
         started_ns,
         &fingerprint,
     )?;

@@ -12,7 +12,7 @@ use xtask::flags::{Command, GraphFormat, Xtask};
 use xtask::progress::{Bar, Progress, Silent};
 
 fn main() -> ExitCode {
-    fix_malloc_mmap_threshold();
+    tune_malloc();
     let flags = match Xtask::try_parse() {
         Ok(flags) => flags,
         Err(error) => {
@@ -353,24 +353,34 @@ fn import(cwd: &std::path::Path, flags: xtask::flags::ImportFlags) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
+/// Two glibc malloc tunables, for peak memory.
+///
 /// glibc raises its mmap threshold each time a large block is freed, after which every archive's
 /// 256 KiB buffers and compressor state come from the heap and fragment it: peak RSS then grows
 /// with the number of archives (77 MiB on the 200-block benchmark corpus, for 11 MiB of live
 /// heap). A fixed threshold keeps large buffers in their own mappings, returned on free (22 MiB).
+///
+/// And one arena for every thread: the scan's trees are allocated on the `--jobs` threads, in
+/// their own arenas by default, so what they free after the build cannot serve the main
+/// thread's allocations when it writes the output, and the heap grows again (6 MiB of the
+/// large profile's incremental builds; BENCHMARKS.md). Time: no difference measured (the
+/// threads spend theirs in system calls, hashing and compression, not in malloc).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn fix_malloc_mmap_threshold() {
+fn tune_malloc() {
     const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+    const M_ARENA_MAX: std::ffi::c_int = -8;
     unsafe extern "C" {
         fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
     }
     // SAFETY: mallopt only changes a malloc tunable; it is called before any thread starts.
     unsafe {
         mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+        mallopt(M_ARENA_MAX, 1);
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn fix_malloc_mmap_threshold() {}
+fn tune_malloc() {}
 
 fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];

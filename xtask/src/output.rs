@@ -246,14 +246,15 @@ pub struct Fingerprint<'a> {
     pub warnings: &'a [Diagnostic],
 }
 
-/// `old` is the cache the build started from and `started_ns` when it started; the cache is
-/// rewritten only when it changed, and the fingerprint (`fresh`) after it.
+/// `old` is the cache the build started from (its file records are taken for the new one) and
+/// `started_ns` when it started; the cache is rewritten only when it changed, and the
+/// fingerprint (`fresh`) after it.
 pub fn commit(
     model: &Model,
     plan: &Plan,
     mut built: Built,
     out_dir: &Path,
-    old: &Cache,
+    old: &mut Cache,
     started_ns: i64,
     fingerprint: &Fingerprint,
 ) -> Result<Summary> {
@@ -395,8 +396,9 @@ pub fn commit(
             },
         );
     }
-    // Moved, not copied: written in key order without being sorted in memory.
-    cache.files = std::mem::take(&mut built.files);
+    // The file records of `old`, updated in place; the listings moved, not copied: written
+    // in key order without being sorted in memory.
+    cache.files = old.updated_files(std::mem::take(&mut built.files));
     cache.dirs = std::mem::take(&mut built.dirs);
     cache.tree = intact.into_iter().collect();
     cache.read_records = old.read_records;
@@ -426,23 +428,23 @@ pub fn commit(
     if std::fs::symlink_metadata(&cache_path).is_ok() {
         outputs.push(cache_path);
     }
-    fresh::record(
-        &fresh::Build {
-            identity: fingerprint.identity,
-            warnings: fingerprint.warnings,
-            model,
-            plan,
-            files: &cache.files,
-            dirs: &cache.dirs,
-            complete: built.complete,
-            outputs,
-            summary: &summary,
-            started_ns,
-        },
-        out_dir,
-        staging.path(),
-    )?;
+    let recorded = fresh::fingerprint(&fresh::Build {
+        identity: fingerprint.identity,
+        warnings: fingerprint.warnings,
+        model,
+        plan,
+        files: &cache.files,
+        dirs: &cache.dirs,
+        complete: built.complete,
+        outputs,
+        summary: &summary,
+        started_ns,
+    });
     drop(cache);
+    match recorded {
+        Some(bytes) => fresh::write(out_dir, staging.path(), &bytes)?,
+        None => fresh::remove(out_dir)?,
+    }
     fault::point("cleanup")?;
     let staging_path = staging.path().to_path_buf();
     staging
