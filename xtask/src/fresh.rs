@@ -425,6 +425,7 @@ pub fn check(identity: &Identity, jobs: usize) -> Option<Fresh> {
     if !r.rest.is_empty() {
         return None;
     }
+    let Entries { paths, entries } = &entries;
     let threads = jobs.clamp(1, entries.len() / ENTRIES_PER_THREAD + 1);
     let changed = AtomicBool::new(false);
     let chunk = entries.len().div_ceil(threads).max(1);
@@ -432,11 +433,11 @@ pub fn check(identity: &Identity, jobs: usize) -> Option<Fresh> {
         for part in entries.chunks(chunk) {
             let changed = &changed;
             scope.spawn(move || {
-                for (path, check, expected) in part {
+                for (range, check, expected) in part {
                     if changed.load(Ordering::Relaxed) {
                         return;
                     }
-                    let path = Path::new(OsStr::from_bytes(path));
+                    let path = Path::new(OsStr::from_bytes(&paths[range.clone()]));
                     let metadata = match check {
                         Check::Follow => std::fs::metadata(path),
                         Check::Lstat | Check::Listing => std::fs::symlink_metadata(path),
@@ -688,20 +689,34 @@ fn static_code(code: String) -> &'static str {
     Box::leak(code.into_boxed_str())
 }
 
-type Entry = (Vec<u8>, Check, Expected);
+/// The recorded entries: every path in one buffer (no allocation per path), each entry its
+/// range there, its check and its stat.
+struct Entries {
+    paths: Vec<u8>,
+    entries: Vec<(std::ops::Range<usize>, Check, Expected)>,
+}
 
-fn read_entries(r: &mut Reader) -> Option<Vec<Entry>> {
+fn read_entries(r: &mut Reader) -> Option<Entries> {
     let count = r.count(2 + 4 + 1 + 8 + 8 + 8 + 8 + 4)?;
-    let mut entries: Vec<Entry> = Vec::with_capacity(count);
+    let mut read = Entries {
+        // Shared prefixes are most of each path: about three times the bytes stored.
+        paths: Vec::with_capacity(r.rest.len() * 2),
+        entries: Vec::with_capacity(count),
+    };
     for _ in 0..count {
         let shared = usize::from(r.u16()?);
         let rest = r.bytes()?;
-        let previous = entries
+        let previous = read
+            .entries
             .last()
-            .map_or(&[][..], |(path, _, _)| path.as_slice());
-        let mut path = Vec::with_capacity(shared + rest.len());
-        path.extend_from_slice(previous.get(..shared)?);
-        path.extend_from_slice(rest);
+            .map_or(0..0, |(range, _, _)| range.clone());
+        if shared > previous.len() {
+            return None;
+        }
+        let start = read.paths.len();
+        read.paths
+            .extend_from_within(previous.start..previous.start + shared);
+        read.paths.extend_from_slice(rest);
         let check = match r.u8()? {
             0 => Check::Lstat,
             1 => Check::Listing,
@@ -715,9 +730,10 @@ fn read_entries(r: &mut Reader) -> Option<Vec<Entry>> {
             inode: r.u64()?,
             mode: r.u32()?,
         };
-        entries.push((path, check, expected));
+        read.entries
+            .push((start..read.paths.len(), check, expected));
     }
-    Some(entries)
+    Some(read)
 }
 
 fn put_u32(out: &mut Vec<u8>, value: usize) {
