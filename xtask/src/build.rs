@@ -103,33 +103,32 @@ pub struct Scanned {
 /// directory listings of `cache` that are still valid: done before the output directory is
 /// locked or anything is written.
 pub fn scan(plan: &Plan, options: BuildOptions, cache: Option<&Cache>) -> Result<Scanned> {
-    let trees: Vec<Result<(Tree, tree::Listings)>> = pool(options).install(|| {
+    // Each tree's listings join the others as soon as it is scanned: never all held twice
+    // (memory). Their order does not matter: the cache is written in key order.
+    let listings = Mutex::new(tree::Listings::default());
+    let trees: Vec<Result<Tree>> = pool(options).install(|| {
         use rayon::prelude::*;
         plan.archives
             .par_iter()
             .map(|job| {
                 let excludes = Excludes::for_package(&plan.repo, &job.dir, &job.exclude)?;
-                tree::scan_cached(&job.dir, &job.top, &excludes, cache)
+                let (tree, listed) = tree::scan_cached(&job.dir, &job.top, &excludes, cache)?;
+                listings
+                    .lock()
+                    .expect("no thread panics holding it")
+                    .append(listed);
+                Ok(tree)
             })
             .collect()
     });
     let mut diagnostics = Vec::new();
-    let (listed, key_bytes) = trees
-        .iter()
-        .filter_map(|result| result.as_ref().ok())
-        .fold((0, 0), |(count, bytes), (_, listings)| {
-            (count + listings.len(), bytes + listings.key_space())
-        });
     let mut scanned = Scanned {
         trees: Vec::with_capacity(trees.len()),
-        listings: tree::Listings::with_capacity(listed, key_bytes),
+        listings: listings.into_inner().expect("no thread panics holding it"),
     };
     for result in trees {
         match result {
-            Ok((tree, listings)) => {
-                scanned.trees.push(tree);
-                scanned.listings.append(listings);
-            }
+            Ok(tree) => scanned.trees.push(tree),
             Err(error) => diagnostics.extend(error.diagnostics),
         }
     }

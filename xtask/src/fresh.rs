@@ -384,7 +384,7 @@ fn read_paths(build: &Build) -> BTreeSet<PathBuf> {
     for (dir, record) in build.dirs.iter() {
         for entry in record.entries.iter() {
             if entry.name == b".gitignore" || matches!(entry.kind, ListedKind::Symlink(_)) {
-                paths.insert(Path::new(dir).join(OsStr::from_bytes(&entry.name)));
+                paths.insert(Path::new(dir).join(OsStr::from_bytes(entry.name)));
             }
         }
     }

@@ -16,7 +16,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cache::{Cache, DirRecord, Listed, ListedKind, Records};
+use crate::cache::{Cache, DirRecord, Listed, ListedKind, Listing, Records};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::exclude::{self, Excludes};
 
@@ -138,10 +138,10 @@ pub fn scan_cached(
     }
     let top_stat = Stat::from_metadata(&top_metadata);
     let mut walk = Walk::new(top, excludes, cache, top_stat);
-    match walk.dir(dir, top.as_bytes().to_vec(), top_stat, true) {
+    match walk.dir(dir, top.as_bytes(), top_stat, true) {
         Err(Walked::Stale) => {
             walk = Walk::new(top, excludes, None, top_stat);
-            walk.dir(dir, top.as_bytes().to_vec(), top_stat, true)
+            walk.dir(dir, top.as_bytes(), top_stat, true)
                 .map_err(Walked::into_error)?;
         }
         Err(Walked::Failed(error)) => return Err(error),
@@ -272,15 +272,17 @@ impl<'a> Walk<'a> {
     fn dir(
         &mut self,
         source: &Path,
-        path: Vec<u8>,
+        path: &[u8],
         stat: Stat,
         is_top: bool,
     ) -> std::result::Result<(), Walked> {
         let cached = self.cache.and_then(|cache| cache.listing(source, &stat));
-        let mut listing = match cached {
+        let listing = match cached {
             Some(record) => Arc::clone(&record.entries),
             None => Arc::new(list(source)?),
         };
+        // Symbolic-link targets read here, recorded for the next build.
+        let mut read_targets: Vec<(usize, Vec<u8>)> = Vec::new();
         // The top directory's own `.gitignore` is the caller's (`Excludes::for_package`).
         if !is_top && listing.iter().any(|entry| entry.name == b".gitignore") {
             let inside = path[self.top_len + 1..].to_vec();
@@ -288,13 +290,12 @@ impl<'a> Walk<'a> {
                 self.excludes.push_nested(&inside, rules);
             }
         }
-        for index in 0..listing.len() {
-            let listed = &listing[index];
-            let child = source.join(OsStr::from_bytes(&listed.name));
+        for (index, listed) in listing.iter().enumerate() {
+            let child = source.join(OsStr::from_bytes(listed.name));
             let mut child_path = Vec::with_capacity(path.len() + 1 + listed.name.len());
-            child_path.extend_from_slice(&path);
+            child_path.extend_from_slice(path);
             child_path.push(b'/');
-            child_path.extend_from_slice(&listed.name);
+            child_path.extend_from_slice(listed.name);
             let inside = &child_path[self.top_len + 1..];
             if self
                 .excludes
@@ -302,7 +303,7 @@ impl<'a> Walk<'a> {
             {
                 continue;
             }
-            match &listed.kind {
+            match listed.kind {
                 ListedKind::Dir => {
                     let metadata =
                         fs::symlink_metadata(&child).with_path("read metadata of", &child);
@@ -317,18 +318,17 @@ impl<'a> Walk<'a> {
                         }
                         Err(error) => return Err(error.into()),
                     };
-                    self.push(child_path.clone(), EntryKind::Dir, Stat::default());
-                    self.dir(&child, child_path, Stat::from_metadata(&metadata), false)?;
+                    self.dir(&child, &child_path, Stat::from_metadata(&metadata), false)?;
+                    // After its entries: the path is not copied (entries are sorted at the end).
+                    self.push(child_path, EntryKind::Dir, Stat::default());
                 }
                 ListedKind::Symlink(target) => {
                     let target = match target {
-                        Some(target) => target.clone(),
+                        Some(target) => target.to_vec(),
                         None => {
                             let read = fs::read_link(&child).with_path("read symlink", &child)?;
                             let read = read.as_os_str().as_bytes().to_vec();
-                            // Recorded for the next build (a copy, if the listing is shared).
-                            Arc::make_mut(&mut listing)[index].kind =
-                                ListedKind::Symlink(Some(read.clone()));
+                            read_targets.push((index, read.clone()));
                             read
                         }
                     };
@@ -350,6 +350,16 @@ impl<'a> Walk<'a> {
                 }
             }
         }
+        // With the targets read (a copy, if the listing is shared).
+        let listing = if read_targets.is_empty() {
+            listing
+        } else {
+            let mut entries = listing.to_vec();
+            for (index, target) in read_targets {
+                entries[index].kind = ListedKind::Symlink(Some(target));
+            }
+            Arc::new(Listing::new(entries))
+        };
         if let Some(key) = source.to_str() {
             self.listings.push(
                 key,
@@ -421,7 +431,7 @@ impl<'a> Walk<'a> {
 
 /// The entries of one directory, sorted by name, with the types its listing gives (a type the
 /// listing does not give is read with `lstat`, by the standard library).
-fn list(dir: &Path) -> Result<Vec<Listed>> {
+fn list(dir: &Path) -> Result<Listing> {
     let mut listing = Vec::new();
     for entry in fs::read_dir(dir).with_path("read", dir)? {
         let entry = entry.with_path("read", dir)?;
@@ -443,7 +453,7 @@ fn list(dir: &Path) -> Result<Vec<Listed>> {
         });
     }
     listing.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(listing)
+    Ok(Listing::new(listing))
 }
 
 /// Resolves `target` lexically from the directory of the link at `link_path` and checks that it
@@ -745,10 +755,12 @@ mod tests {
         // A file that is not there.
         let ghost = cache_of(&dir, |listings| {
             let record = listings.get_mut(&key).unwrap();
-            Arc::make_mut(&mut record.entries).push(Listed {
+            let mut entries = record.entries.to_vec();
+            entries.push(Listed {
                 name: b"z_ghost.py".to_vec(),
                 kind: ListedKind::File,
             });
+            record.entries = Arc::new(Listing::new(entries));
         });
         let scanned = scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&ghost)).unwrap();
         assert_eq!(scanned, fresh);
@@ -756,11 +768,13 @@ mod tests {
         let top = dir.to_str().unwrap().to_string();
         let wrong_kind = cache_of(&dir, |listings| {
             let record = listings.get_mut(&top).unwrap();
-            for entry in Arc::make_mut(&mut record.entries) {
+            let mut entries = record.entries.to_vec();
+            for entry in &mut entries {
                 if entry.name == b"sub" {
                     entry.kind = ListedKind::File;
                 }
             }
+            record.entries = Arc::new(Listing::new(entries));
         });
         let scanned =
             scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&wrong_kind)).unwrap();
@@ -769,7 +783,7 @@ mod tests {
         // `cache::Cache::listing` and the incremental tests).
         let missing = cache_of(&dir, |listings| {
             let record = listings.get_mut(&key).unwrap();
-            Arc::make_mut(&mut record.entries).clear();
+            record.entries = Arc::new(Listing::default());
         });
         let scanned = scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&missing)).unwrap();
         assert_eq!(

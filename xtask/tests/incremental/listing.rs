@@ -235,8 +235,9 @@ fn a_listing_is_trusted_while_its_directory_stat_is_unchanged_and_not_racy() {
         let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
         edit_cache(&repo.out(), true, |cache| {
             let record = cache.dirs.get_mut(data.to_str().unwrap()).expect("listed");
-            std::sync::Arc::make_mut(&mut record.entries)
-                .retain(|entry| entry.name != b"alpha.txt");
+            let mut entries = record.entries.to_vec();
+            entries.retain(|entry| entry.name != b"alpha.txt");
+            record.entries = std::sync::Arc::new(xtask::cache::Listing::new(entries));
             let mtime_ns = mtime.duration_since(SystemTime::UNIX_EPOCH).unwrap();
             cache.written_at_ns = (mtime_ns + written_at_offset).as_nanos() as i64;
         });
