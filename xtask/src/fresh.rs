@@ -172,14 +172,13 @@ impl Expected {
         }
     }
 
-    fn holds(&self, check: Check, metadata: &std::fs::Metadata) -> bool {
-        let stat = Stat::from_metadata(metadata);
+    fn holds(&self, check: Check, stat: &Stat) -> bool {
         let common = stat.mtime_ns == self.mtime_ns
             && stat.ctime_ns == self.ctime_ns
             && stat.inode == self.inode
             && stat.size == self.size;
         match check {
-            Check::Listing => common && metadata.is_dir(),
+            Check::Listing => common && stat.mode & S_IFMT == S_IFDIR,
             Check::Lstat | Check::Follow => common && stat.mode == self.mode,
         }
     }
@@ -426,6 +425,8 @@ pub fn check(identity: &Identity, jobs: usize) -> Option<Fresh> {
         return None;
     }
     let Entries { paths, entries } = &entries;
+    let stater = Stater::new(&identity.repo);
+    let stater = &stater;
     let threads = jobs.clamp(1, entries.len() / ENTRIES_PER_THREAD + 1);
     let changed = AtomicBool::new(false);
     let chunk = entries.len().div_ceil(threads).max(1);
@@ -437,12 +438,10 @@ pub fn check(identity: &Identity, jobs: usize) -> Option<Fresh> {
                     if changed.load(Ordering::Relaxed) {
                         return;
                     }
-                    let path = Path::new(OsStr::from_bytes(&paths[range.clone()]));
-                    let metadata = match check {
-                        Check::Follow => std::fs::metadata(path),
-                        Check::Lstat | Check::Listing => std::fs::symlink_metadata(path),
-                    };
-                    if !metadata.is_ok_and(|m| expected.holds(*check, &m)) {
+                    // The path and the NUL after it.
+                    let path = &paths[range.start..=range.end];
+                    let stat = stater.stat(path, *check == Check::Follow);
+                    if !stat.is_some_and(|stat| expected.holds(*check, &stat)) {
                         changed.store(true, Ordering::Relaxed);
                         return;
                     }
@@ -451,6 +450,147 @@ pub fn check(identity: &Identity, jobs: usize) -> Option<Fresh> {
         }
     });
     (!changed.into_inner()).then_some(fresh)
+}
+
+const S_IFMT: u32 = 0o170_000;
+const S_IFDIR: u32 = 0o040_000;
+
+/// Stats the recorded paths: those inside the repository relative to a descriptor of its root,
+/// so that the kernel does not walk the root's own components again for each one, the others
+/// by their absolute path.
+struct Stater {
+    /// The repository's root, with a `/` after it.
+    prefix: Vec<u8>,
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    root: Option<std::fs::File>,
+}
+
+impl Stater {
+    fn new(repo: &Path) -> Stater {
+        let mut prefix = repo.as_os_str().as_bytes().to_vec();
+        prefix.push(b'/');
+        Stater {
+            prefix,
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            root: std::fs::File::open(repo).ok(),
+        }
+    }
+
+    /// The stat of the path in `path` (its bytes, then a NUL), through a last symbolic link if
+    /// `follow`; `None` if it cannot be stat'ed.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn stat(&self, path: &[u8], follow: bool) -> Option<Stat> {
+        use std::os::fd::AsRawFd;
+        let (dir, relative) = match (&self.root, path.strip_prefix(self.prefix.as_slice())) {
+            (Some(root), Some(relative)) if relative.len() > 1 => (root.as_raw_fd(), relative),
+            _ => (statx::AT_FDCWD, path),
+        };
+        statx::stat(dir, relative, follow)
+    }
+
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    fn stat(&self, path: &[u8], follow: bool) -> Option<Stat> {
+        let _ = &self.prefix;
+        let path = Path::new(OsStr::from_bytes(&path[..path.len() - 1]));
+        let metadata = if follow {
+            std::fs::metadata(path)
+        } else {
+            std::fs::symlink_metadata(path)
+        };
+        metadata.ok().map(|m| Stat::from_metadata(&m))
+    }
+}
+
+/// `statx(2)` relative to a directory descriptor, which the standard library does not offer.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod statx {
+    use std::ffi::{c_char, c_int, c_uint};
+
+    use crate::tree::Stat;
+
+    pub const AT_FDCWD: c_int = -100;
+    const AT_SYMLINK_NOFOLLOW: c_int = 0x100;
+    /// Type, mode, links, owner, times, inode, size, blocks.
+    const STATX_BASIC_STATS: c_uint = 0x7ff;
+    /// What a fingerprint compares: type and mode, mtime, ctime, inode, size.
+    const COMPARED: u32 = 0x1 | 0x2 | 0x40 | 0x80 | 0x100 | 0x200;
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct Timestamp {
+        sec: i64,
+        nsec: u32,
+        reserved: i32,
+    }
+
+    /// `struct statx` of `linux/stat.h`: the same layout on every architecture, 256 bytes.
+    #[repr(C)]
+    #[derive(Default)]
+    struct Statx {
+        mask: u32,
+        blksize: u32,
+        attributes: u64,
+        nlink: u32,
+        uid: u32,
+        gid: u32,
+        mode: u16,
+        spare0: u16,
+        ino: u64,
+        size: u64,
+        blocks: u64,
+        attributes_mask: u64,
+        atime: Timestamp,
+        btime: Timestamp,
+        ctime: Timestamp,
+        mtime: Timestamp,
+        rdev_major: u32,
+        rdev_minor: u32,
+        dev_major: u32,
+        dev_minor: u32,
+        spare: [u64; 14],
+    }
+
+    const _: () = assert!(std::mem::size_of::<Statx>() == 256);
+
+    unsafe extern "C" {
+        fn statx(
+            dirfd: c_int,
+            pathname: *const c_char,
+            flags: c_int,
+            mask: c_uint,
+            statxbuf: *mut Statx,
+        ) -> c_int;
+    }
+
+    /// The stat of `path` (bytes ending with a NUL, relative to `dir` unless absolute).
+    pub fn stat(dir: c_int, path: &[u8], follow: bool) -> Option<Stat> {
+        assert_eq!(path.last(), Some(&0), "a C string");
+        let mut buffer = Statx::default();
+        let flags = if follow { 0 } else { AT_SYMLINK_NOFOLLOW };
+        // SAFETY: `path` is NUL-terminated and outlives the call; `buffer` is a writable
+        // `struct statx`, which is all the call writes.
+        let result = unsafe {
+            statx(
+                dir,
+                path.as_ptr().cast(),
+                flags,
+                STATX_BASIC_STATS,
+                &mut buffer,
+            )
+        };
+        if result != 0 || buffer.mask & COMPARED != COMPARED {
+            return None;
+        }
+        let time = |t: &Timestamp| crate::tree::nanoseconds(t.sec, i64::from(t.nsec));
+        Some(Stat {
+            size: buffer.size,
+            mtime_ns: time(&buffer.mtime),
+            ctime_ns: time(&buffer.ctime),
+            inode: buffer.ino,
+            dev: 0,
+            mode: u32::from(buffer.mode),
+        })
+    }
 }
 
 /// The file's bytes, if it is a regular file (never through a symbolic link).
@@ -689,8 +829,8 @@ fn static_code(code: String) -> &'static str {
     Box::leak(code.into_boxed_str())
 }
 
-/// The recorded entries: every path in one buffer (no allocation per path), each entry its
-/// range there, its check and its stat.
+/// The recorded entries: every path in one buffer (no allocation per path), each followed by a
+/// NUL; each entry its path's range there (without the NUL), its check and its stat.
 struct Entries {
     paths: Vec<u8>,
     entries: Vec<(std::ops::Range<usize>, Check, Expected)>,
@@ -717,6 +857,12 @@ fn read_entries(r: &mut Reader) -> Option<Entries> {
         read.paths
             .extend_from_within(previous.start..previous.start + shared);
         read.paths.extend_from_slice(rest);
+        let end = read.paths.len();
+        // A C string for `statx`, without a copy; a NUL inside a path makes it unusable.
+        if read.paths[start..end].contains(&0) {
+            return None;
+        }
+        read.paths.push(0);
         let check = match r.u8()? {
             0 => Check::Lstat,
             1 => Check::Listing,
@@ -730,8 +876,7 @@ fn read_entries(r: &mut Reader) -> Option<Entries> {
             inode: r.u64()?,
             mode: r.u32()?,
         };
-        read.entries
-            .push((start..read.paths.len(), check, expected));
+        read.entries.push((start..end, check, expected));
     }
     Some(read)
 }
