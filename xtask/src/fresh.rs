@@ -818,3 +818,73 @@ impl<'a> Reader<'a> {
         (count <= self.rest.len() / min_size).then_some(count)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fingerprint file around `body`, with its checksum.
+    fn file(body: &[u8]) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&FORMAT.to_le_bytes());
+        let digest: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(body).into();
+        bytes.extend_from_slice(&digest);
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    /// Entries as the writer encodes them: shared prefix, rest, check, stat.
+    fn entry(body: &mut Vec<u8>, shared: u16, rest: &[u8], check: u8) {
+        body.extend_from_slice(&shared.to_le_bytes());
+        body.extend_from_slice(&(rest.len() as u32).to_le_bytes());
+        body.extend_from_slice(rest);
+        body.push(check);
+        body.extend_from_slice(&[0; 8 + 8 + 8 + 8 + 4]);
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_file_is_never_read_as_a_fingerprint() {
+        let bytes = file(b"body");
+        assert_eq!(checked_body(&bytes), Some(&b"body"[..]));
+        for index in [0, 17, 30, bytes.len() - 1] {
+            let mut damaged = bytes.clone();
+            damaged[index] ^= 1;
+            assert_eq!(checked_body(&damaged), None, "byte {index}");
+        }
+        assert_eq!(checked_body(&bytes[..HEADER - 1]), None);
+        assert_eq!(checked_body(b""), None);
+    }
+
+    #[test]
+    fn entries_decode_with_their_shared_prefixes_and_a_bad_one_is_refused() {
+        let mut body = 3u32.to_le_bytes().to_vec();
+        entry(&mut body, 0, b"/r/a", 0);
+        entry(&mut body, 3, b"b", 1);
+        entry(&mut body, 4, b"/c", 2);
+        let read = read_entries(&mut Reader { rest: &body }).unwrap();
+        let paths: Vec<(&[u8], Check)> = read
+            .entries
+            .iter()
+            .map(|(range, check, _)| (&read.paths[range.clone()], *check))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                (&b"/r/a"[..], Check::Lstat),
+                (&b"/r/b"[..], Check::Listing),
+                (&b"/r/b/c"[..], Check::Follow)
+            ]
+        );
+        // A prefix longer than the path before it, an unknown check, a count too large.
+        let mut long = 2u32.to_le_bytes().to_vec();
+        entry(&mut long, 0, b"/r", 0);
+        entry(&mut long, 3, b"x", 0);
+        assert!(read_entries(&mut Reader { rest: &long }).is_none());
+        let mut check = 1u32.to_le_bytes().to_vec();
+        entry(&mut check, 0, b"/r", 3);
+        assert!(read_entries(&mut Reader { rest: &check }).is_none());
+        let mut count = 9u32.to_le_bytes().to_vec();
+        entry(&mut count, 0, b"/r", 0);
+        assert!(read_entries(&mut Reader { rest: &count }).is_none());
+    }
+}
