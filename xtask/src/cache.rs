@@ -57,7 +57,9 @@
 //!
 //! In memory, the files and directories are `Records`: every key in one buffer, the records in
 //! one array, found by binary search (the large profile's 39 k files took twice the memory as a
-//! `BTreeMap` of `String`s).
+//! `BTreeMap` of `String`s); a directory's listing is a `Listing`, its names and link targets
+//! packed in one buffer; and the next build's file records are this cache's, updated in place
+//! from what each package saw (`SeenFiles`, `Cache::updated_files`).
 //!
 //! Beside the cache, and written after it, `<out>/.dist-fresh` (`fresh`, which documents it) is
 //! the fingerprint of the last completed build: every input path with its stat, the output's
