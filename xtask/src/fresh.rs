@@ -420,28 +420,32 @@ pub fn check(identity: &Identity, jobs: usize) -> Option<Fresh> {
             return None;
         }
     }
-    let entries = read_entries(&mut r)?;
+    let parts = split_entries(&mut r, jobs)?;
     if !r.rest.is_empty() {
         return None;
     }
-    let Entries { paths, entries } = &entries;
     let stater = Stater::new(&identity.repo);
     let stater = &stater;
-    let threads = jobs.clamp(1, entries.len() / ENTRIES_PER_THREAD + 1);
     let changed = AtomicBool::new(false);
-    let chunk = entries.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
-        for part in entries.chunks(chunk) {
+        for part in &parts {
             let changed = &changed;
             scope.spawn(move || {
-                for (range, check, expected) in part {
+                let mut r = Reader { rest: part.bytes };
+                let mut path = part.previous.clone();
+                for _ in 0..part.count {
                     if changed.load(Ordering::Relaxed) {
                         return;
                     }
-                    // The path and the NUL after it.
-                    let path = &paths[range.start..=range.end];
-                    let stat = stater.stat(path, *check == Check::Follow);
-                    if !stat.is_some_and(|stat| expected.holds(*check, &stat)) {
+                    let Some((check, expected)) = next_entry(&mut r, &mut path) else {
+                        changed.store(true, Ordering::Relaxed);
+                        return;
+                    };
+                    // A C string for `statx`.
+                    path.push(0);
+                    let stat = stater.stat(&path, check == Check::Follow);
+                    path.pop();
+                    if !stat.is_some_and(|stat| expected.holds(check, &stat)) {
                         changed.store(true, Ordering::Relaxed);
                         return;
                     }
@@ -829,56 +833,74 @@ fn static_code(code: String) -> &'static str {
     Box::leak(code.into_boxed_str())
 }
 
-/// The recorded entries: every path in one buffer (no allocation per path), each followed by a
-/// NUL; each entry its path's range there (without the NUL), its check and its stat.
-struct Entries {
-    paths: Vec<u8>,
-    entries: Vec<(std::ops::Range<usize>, Check, Expected)>,
+/// A run of consecutive entries, for one thread: their bytes, how many, and the path of the
+/// entry before the first (whose prefix the first may share).
+struct Part<'a> {
+    bytes: &'a [u8],
+    count: usize,
+    previous: Vec<u8>,
 }
 
-fn read_entries(r: &mut Reader) -> Option<Entries> {
+/// Checks every entry and splits them into one part per thread (up to `jobs`), keeping only
+/// the current path: the paths are decoded again by the threads, never all held at once.
+fn split_entries<'a>(r: &mut Reader<'a>, jobs: usize) -> Option<Vec<Part<'a>>> {
     let count = r.count(2 + 4 + 1 + 8 + 8 + 8 + 8 + 4)?;
-    let mut read = Entries {
-        // Shared prefixes are most of each path: about three times the bytes stored.
-        paths: Vec::with_capacity(r.rest.len() * 2),
-        entries: Vec::with_capacity(count),
-    };
-    for _ in 0..count {
-        let shared = usize::from(r.u16()?);
-        let rest = r.bytes()?;
-        let previous = read
-            .entries
-            .last()
-            .map_or(0..0, |(range, _, _)| range.clone());
-        if shared > previous.len() {
-            return None;
+    let threads = jobs.clamp(1, count / ENTRIES_PER_THREAD + 1);
+    let per_part = count.div_ceil(threads).max(1);
+    let start = r.rest;
+    let mut parts: Vec<(usize, usize, Vec<u8>)> = Vec::with_capacity(threads);
+    let mut path = Vec::new();
+    for index in 0..count {
+        if index % per_part == 0 {
+            let offset = start.len() - r.rest.len();
+            parts.push((offset, per_part.min(count - index), path.clone()));
         }
-        let start = read.paths.len();
-        read.paths
-            .extend_from_within(previous.start..previous.start + shared);
-        read.paths.extend_from_slice(rest);
-        let end = read.paths.len();
-        // A C string for `statx`, without a copy; a NUL inside a path makes it unusable.
-        if read.paths[start..end].contains(&0) {
-            return None;
-        }
-        read.paths.push(0);
-        let check = match r.u8()? {
-            0 => Check::Lstat,
-            1 => Check::Listing,
-            2 => Check::Follow,
-            _ => return None,
-        };
-        let expected = Expected {
-            size: r.u64()?,
-            mtime_ns: r.time()?,
-            ctime_ns: r.time()?,
-            inode: r.u64()?,
-            mode: r.u32()?,
-        };
-        read.entries.push((start..end, check, expected));
+        next_entry(r, &mut path)?;
     }
-    Some(read)
+    let end = start.len() - r.rest.len();
+    let ends: Vec<usize> = parts
+        .iter()
+        .skip(1)
+        .map(|(offset, _, _)| *offset)
+        .chain([end])
+        .collect();
+    Some(
+        parts
+            .into_iter()
+            .zip(ends)
+            .map(|((offset, count, previous), end)| Part {
+                bytes: &start[offset..end],
+                count,
+                previous,
+            })
+            .collect(),
+    )
+}
+
+/// The next entry: its path into `path` (which held the one before), its check and stat.
+fn next_entry(r: &mut Reader, path: &mut Vec<u8>) -> Option<(Check, Expected)> {
+    let shared = usize::from(r.u16()?);
+    let rest = r.bytes()?;
+    if shared > path.len() || rest.contains(&0) {
+        // Longer than the path before, or a NUL, which no path holds.
+        return None;
+    }
+    path.truncate(shared);
+    path.extend_from_slice(rest);
+    let check = match r.u8()? {
+        0 => Check::Lstat,
+        1 => Check::Listing,
+        2 => Check::Follow,
+        _ => return None,
+    };
+    let expected = Expected {
+        size: r.u64()?,
+        mtime_ns: r.time()?,
+        ctime_ns: r.time()?,
+        inode: r.u64()?,
+        mode: r.u32()?,
+    };
+    Some((check, expected))
 }
 
 fn put_u32(out: &mut Vec<u8>, value: usize) {
@@ -1001,35 +1023,75 @@ mod tests {
     }
 
     #[test]
+    fn each_thread_decodes_its_part_from_the_path_before_it() {
+        let paths: Vec<Vec<u8>> = (0..3000)
+            .map(|i| format!("/r/d{}/f{i:04}", i / 7).into_bytes())
+            .collect();
+        let mut body = (paths.len() as u32).to_le_bytes().to_vec();
+        let mut previous: &[u8] = b"";
+        for path in &paths {
+            let shared = previous
+                .iter()
+                .zip(path)
+                .take_while(|(a, b)| a == b)
+                .count();
+            entry(&mut body, shared as u16, &path[shared..], 0);
+            previous = path;
+        }
+        let mut r = Reader { rest: &body };
+        let parts = split_entries(&mut r, 3).unwrap();
+        assert!(r.rest.is_empty());
+        assert_eq!(parts.len(), 3);
+        let mut decoded = Vec::new();
+        for part in &parts {
+            let mut r = Reader { rest: part.bytes };
+            let mut path = part.previous.clone();
+            for _ in 0..part.count {
+                next_entry(&mut r, &mut path).unwrap();
+                decoded.push(path.clone());
+            }
+            assert!(r.rest.is_empty());
+        }
+        assert_eq!(decoded, paths);
+    }
+
+    #[test]
     fn entries_decode_with_their_shared_prefixes_and_a_bad_one_is_refused() {
         let mut body = 3u32.to_le_bytes().to_vec();
         entry(&mut body, 0, b"/r/a", 0);
         entry(&mut body, 3, b"b", 1);
         entry(&mut body, 4, b"/c", 2);
-        let read = read_entries(&mut Reader { rest: &body }).unwrap();
-        let paths: Vec<(&[u8], Check)> = read
-            .entries
-            .iter()
-            .map(|(range, check, _)| (&read.paths[range.clone()], *check))
+        let parts = split_entries(&mut Reader { rest: &body }, 2).unwrap();
+        assert_eq!(parts.len(), 1, "fewer entries than a thread's share");
+        let mut r = Reader {
+            rest: parts[0].bytes,
+        };
+        let mut path = parts[0].previous.clone();
+        let paths: Vec<(Vec<u8>, Check)> = (0..parts[0].count)
+            .map(|_| {
+                let (check, _) = next_entry(&mut r, &mut path).unwrap();
+                (path.clone(), check)
+            })
             .collect();
+        assert!(r.rest.is_empty());
         assert_eq!(
             paths,
             [
-                (&b"/r/a"[..], Check::Lstat),
-                (&b"/r/b"[..], Check::Listing),
-                (&b"/r/b/c"[..], Check::Follow)
+                (b"/r/a".to_vec(), Check::Lstat),
+                (b"/r/b".to_vec(), Check::Listing),
+                (b"/r/b/c".to_vec(), Check::Follow)
             ]
         );
         // A prefix longer than the path before it, an unknown check, a count too large.
         let mut long = 2u32.to_le_bytes().to_vec();
         entry(&mut long, 0, b"/r", 0);
         entry(&mut long, 3, b"x", 0);
-        assert!(read_entries(&mut Reader { rest: &long }).is_none());
+        assert!(split_entries(&mut Reader { rest: &long }, 1).is_none());
         let mut check = 1u32.to_le_bytes().to_vec();
         entry(&mut check, 0, b"/r", 3);
-        assert!(read_entries(&mut Reader { rest: &check }).is_none());
+        assert!(split_entries(&mut Reader { rest: &check }, 1).is_none());
         let mut count = 9u32.to_le_bytes().to_vec();
         entry(&mut count, 0, b"/r", 0);
-        assert!(read_entries(&mut Reader { rest: &count }).is_none());
+        assert!(split_entries(&mut Reader { rest: &count }, 1).is_none());
     }
 }
