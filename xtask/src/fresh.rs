@@ -420,11 +420,22 @@ pub fn check(identity: &Identity, jobs: usize) -> Option<Fresh> {
             return None;
         }
     }
-    let parts = split_entries(&mut r, jobs)?;
+    let stater = Stater::new(&identity.repo);
+    let (parts, recent) = split_entries(&mut r, jobs, &stater.prefix)?;
     if !r.rest.is_empty() {
         return None;
     }
-    let stater = Stater::new(&identity.repo);
+    // The sources changed last first: an edit-and-build cycle changes them again, and one
+    // difference ends the check (the full build then runs) after a few stats, not thousands.
+    for (mut path, check, expected) in recent {
+        path.push(0);
+        if !stater
+            .stat(&path, check == Check::Follow)
+            .is_some_and(|stat| expected.holds(check, &stat))
+        {
+            return None;
+        }
+    }
     let stater = &stater;
     let changed = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -841,10 +852,25 @@ struct Part<'a> {
     previous: Vec<u8>,
 }
 
+/// How many of the sources changed last (by mtime or ctime) a fresh check stats first.
+const RECENT: usize = 32;
+
+/// A recorded entry, decoded: path, check, stat.
+type Decoded = (Vec<u8>, Check, Expected);
+
 /// Checks every entry and splits them into one part per thread (up to `jobs`), keeping only
 /// the current path: the paths are decoded again by the threads, never all held at once.
-fn split_entries<'a>(r: &mut Reader<'a>, jobs: usize) -> Option<Vec<Part<'a>>> {
+/// Also returns the `RECENT` entries under `sources` (a path prefix) changed last.
+fn split_entries<'a>(
+    r: &mut Reader<'a>,
+    jobs: usize,
+    sources: &[u8],
+) -> Option<(Vec<Part<'a>>, Vec<Decoded>)> {
     let count = r.count(2 + 4 + 1 + 8 + 8 + 8 + 8 + 4)?;
+    // A min-heap of (when changed, index): the oldest of the most recent on top.
+    let mut recent: std::collections::BinaryHeap<std::cmp::Reverse<(i64, usize)>> =
+        std::collections::BinaryHeap::with_capacity(RECENT + 1);
+    let mut decoded: Vec<Option<Decoded>> = Vec::with_capacity(RECENT + 1);
     let threads = jobs.clamp(1, count / ENTRIES_PER_THREAD + 1);
     let per_part = count.div_ceil(threads).max(1);
     let start = r.rest;
@@ -855,7 +881,23 @@ fn split_entries<'a>(r: &mut Reader<'a>, jobs: usize) -> Option<Vec<Part<'a>>> {
             let offset = start.len() - r.rest.len();
             parts.push((offset, per_part.min(count - index), path.clone()));
         }
-        next_entry(r, &mut path)?;
+        let (check, expected) = next_entry(r, &mut path)?;
+        if path.starts_with(sources) {
+            let changed = expected.mtime_ns.max(expected.ctime_ns);
+            let newer = recent.len() < RECENT
+                || recent
+                    .peek()
+                    .is_some_and(|std::cmp::Reverse((oldest, _))| changed > *oldest);
+            if newer {
+                recent.push(std::cmp::Reverse((changed, decoded.len())));
+                decoded.push(Some((path.clone(), check, expected)));
+                if recent.len() > RECENT
+                    && let Some(std::cmp::Reverse((_, dropped))) = recent.pop()
+                {
+                    decoded[dropped] = None;
+                }
+            }
+        }
     }
     let end = start.len() - r.rest.len();
     let ends: Vec<usize> = parts
@@ -864,17 +906,16 @@ fn split_entries<'a>(r: &mut Reader<'a>, jobs: usize) -> Option<Vec<Part<'a>>> {
         .map(|(offset, _, _)| *offset)
         .chain([end])
         .collect();
-    Some(
-        parts
-            .into_iter()
-            .zip(ends)
-            .map(|((offset, count, previous), end)| Part {
-                bytes: &start[offset..end],
-                count,
-                previous,
-            })
-            .collect(),
-    )
+    let parts = parts
+        .into_iter()
+        .zip(ends)
+        .map(|((offset, count, previous), end)| Part {
+            bytes: &start[offset..end],
+            count,
+            previous,
+        })
+        .collect();
+    Some((parts, decoded.into_iter().flatten().collect()))
 }
 
 /// The next entry: its path into `path` (which held the one before), its check and stat.
@@ -1039,7 +1080,8 @@ mod tests {
             previous = path;
         }
         let mut r = Reader { rest: &body };
-        let parts = split_entries(&mut r, 3).unwrap();
+        let (parts, recent) = split_entries(&mut r, 3, b"/r/").unwrap();
+        assert_eq!(recent.len(), RECENT);
         assert!(r.rest.is_empty());
         assert_eq!(parts.len(), 3);
         let mut decoded = Vec::new();
@@ -1061,7 +1103,8 @@ mod tests {
         entry(&mut body, 0, b"/r/a", 0);
         entry(&mut body, 3, b"b", 1);
         entry(&mut body, 4, b"/c", 2);
-        let parts = split_entries(&mut Reader { rest: &body }, 2).unwrap();
+        let (parts, recent) = split_entries(&mut Reader { rest: &body }, 2, b"/r/").unwrap();
+        assert_eq!(recent.len(), 3);
         assert_eq!(parts.len(), 1, "fewer entries than a thread's share");
         let mut r = Reader {
             rest: parts[0].bytes,
@@ -1086,12 +1129,12 @@ mod tests {
         let mut long = 2u32.to_le_bytes().to_vec();
         entry(&mut long, 0, b"/r", 0);
         entry(&mut long, 3, b"x", 0);
-        assert!(split_entries(&mut Reader { rest: &long }, 1).is_none());
+        assert!(split_entries(&mut Reader { rest: &long }, 1, b"/").is_none());
         let mut check = 1u32.to_le_bytes().to_vec();
         entry(&mut check, 0, b"/r", 3);
-        assert!(split_entries(&mut Reader { rest: &check }, 1).is_none());
+        assert!(split_entries(&mut Reader { rest: &check }, 1, b"/").is_none());
         let mut count = 9u32.to_le_bytes().to_vec();
         entry(&mut count, 0, b"/r", 0);
-        assert!(split_entries(&mut Reader { rest: &count }, 1).is_none());
+        assert!(split_entries(&mut Reader { rest: &count }, 1, b"/").is_none());
     }
 }
