@@ -31,8 +31,10 @@
 //! The fast path (`check`): not with `--no-cache`. It reads the fingerprint (its SHA-256 must
 //! hold), compares the executable and the settings, refuses when a staging directory is in the
 //! output directory (a run in progress or killed) or anything else `output::prepare` would
-//! remove, then stats every recorded path on `--jobs`
-//! threads; the first difference (or error) ends it, and the full build runs as if there had
+//! remove, then stats the 32 sources changed last (an edit-and-build cycle changes them
+//! again), then every recorded path on `--jobs` threads, each decoding its share of the file
+//! (paths inside the repository relative to a descriptor of its root); the first difference
+//! (or error) ends it, and the full build runs as if there had
 //! been no fingerprint. When all are equal, nothing changed since the build that recorded
 //! them (an input changed after its start would show a later mtime or ctime), so its output,
 //! still on disk as it left it, is the output of this build: the run prints the same summary
