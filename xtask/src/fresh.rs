@@ -519,93 +519,53 @@ impl Stater {
 }
 
 /// `statx(2)` relative to a directory descriptor, which the standard library does not offer.
+/// Made as a raw system call with the `libc` crate's `struct statx`, not through glibc's
+/// `statx` wrapper, which would make xtask fail to link against a glibc older than 2.28; a
+/// kernel without `statx` (before 4.11) answers `ENOSYS`, which is "cannot stat", so the full
+/// build runs.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod statx {
-    use std::ffi::{c_char, c_int, c_uint};
-
     use crate::tree::Stat;
 
-    pub const AT_FDCWD: c_int = -100;
-    const AT_SYMLINK_NOFOLLOW: c_int = 0x100;
-    /// Type, mode, links, owner, times, inode, size, blocks.
-    const STATX_BASIC_STATS: c_uint = 0x7ff;
+    pub const AT_FDCWD: libc::c_int = libc::AT_FDCWD;
     /// What a fingerprint compares: type and mode, mtime, ctime, inode, size.
-    const COMPARED: u32 = 0x1 | 0x2 | 0x40 | 0x80 | 0x100 | 0x200;
-
-    #[repr(C)]
-    #[derive(Default)]
-    struct Timestamp {
-        sec: i64,
-        nsec: u32,
-        reserved: i32,
-    }
-
-    /// `struct statx` of `linux/stat.h`: the same layout on every architecture, 256 bytes.
-    #[repr(C)]
-    #[derive(Default)]
-    struct Statx {
-        mask: u32,
-        blksize: u32,
-        attributes: u64,
-        nlink: u32,
-        uid: u32,
-        gid: u32,
-        mode: u16,
-        spare0: u16,
-        ino: u64,
-        size: u64,
-        blocks: u64,
-        attributes_mask: u64,
-        atime: Timestamp,
-        btime: Timestamp,
-        ctime: Timestamp,
-        mtime: Timestamp,
-        rdev_major: u32,
-        rdev_minor: u32,
-        dev_major: u32,
-        dev_minor: u32,
-        spare: [u64; 14],
-    }
-
-    const _: () = assert!(std::mem::size_of::<Statx>() == 256);
-
-    unsafe extern "C" {
-        fn statx(
-            dirfd: c_int,
-            pathname: *const c_char,
-            flags: c_int,
-            mask: c_uint,
-            statxbuf: *mut Statx,
-        ) -> c_int;
-    }
+    const COMPARED: u32 = libc::STATX_TYPE
+        | libc::STATX_MODE
+        | libc::STATX_MTIME
+        | libc::STATX_CTIME
+        | libc::STATX_INO
+        | libc::STATX_SIZE;
 
     /// The stat of `path` (bytes ending with a NUL, relative to `dir` unless absolute).
-    pub fn stat(dir: c_int, path: &[u8], follow: bool) -> Option<Stat> {
+    pub fn stat(dir: libc::c_int, path: &[u8], follow: bool) -> Option<Stat> {
         assert_eq!(path.last(), Some(&0), "a C string");
-        let mut buffer = Statx::default();
-        let flags = if follow { 0 } else { AT_SYMLINK_NOFOLLOW };
+        // SAFETY: `struct statx` is plain integers, for which all zeroes is a valid value.
+        let mut buffer: libc::statx = unsafe { std::mem::zeroed() };
+        let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
         // SAFETY: `path` is NUL-terminated and outlives the call; `buffer` is a writable
         // `struct statx`, which is all the call writes.
         let result = unsafe {
-            statx(
+            libc::syscall(
+                libc::SYS_statx,
                 dir,
-                path.as_ptr().cast(),
+                path.as_ptr().cast::<libc::c_char>(),
                 flags,
-                STATX_BASIC_STATS,
-                &mut buffer,
+                libc::STATX_BASIC_STATS,
+                &mut buffer as *mut libc::statx,
             )
         };
-        if result != 0 || buffer.mask & COMPARED != COMPARED {
+        if result != 0 || buffer.stx_mask & COMPARED != COMPARED {
             return None;
         }
-        let time = |t: &Timestamp| crate::tree::nanoseconds(t.sec, i64::from(t.nsec));
+        let time =
+            |t: &libc::statx_timestamp| crate::tree::nanoseconds(t.tv_sec, i64::from(t.tv_nsec));
         Some(Stat {
-            size: buffer.size,
-            mtime_ns: time(&buffer.mtime),
-            ctime_ns: time(&buffer.ctime),
-            inode: buffer.ino,
+            size: buffer.stx_size,
+            mtime_ns: time(&buffer.stx_mtime),
+            ctime_ns: time(&buffer.stx_ctime),
+            inode: buffer.stx_ino,
             dev: 0,
-            mode: u32::from(buffer.mode),
+            mode: u32::from(buffer.stx_mode),
         })
     }
 }

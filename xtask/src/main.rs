@@ -367,15 +367,10 @@ fn import(cwd: &std::path::Path, flags: xtask::flags::ImportFlags) -> Result<Exi
 /// threads spend theirs in system calls, hashing and compression, not in malloc).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_malloc() {
-    const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
-    const M_ARENA_MAX: std::ffi::c_int = -8;
-    unsafe extern "C" {
-        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-    }
     // SAFETY: mallopt only changes a malloc tunable; it is called before any thread starts.
     unsafe {
-        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-        mallopt(M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
 }
 
