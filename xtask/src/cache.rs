@@ -73,6 +73,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::codec::{Reader, Sink, put_bytes, put_u32};
 use crate::error::Diagnostic;
 use crate::tree::Stat;
 
@@ -901,17 +902,6 @@ impl Cache {
     }
 }
 
-/// Where `encode` writes: the file's bytes, or a hasher.
-trait Sink {
-    fn put(&mut self, bytes: &[u8]);
-}
-
-impl Sink for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
 /// A file being written; the first error is kept, and nothing is written after it.
 struct WriteSink<W: std::io::Write> {
     inner: std::io::BufWriter<W>,
@@ -979,16 +969,6 @@ pub enum Unusable {
     Damaged,
 }
 
-fn put_u32(out: &mut impl Sink, value: usize) {
-    let value = u32::try_from(value).expect("fewer than 2^32 records and bytes");
-    out.put(&value.to_le_bytes());
-}
-
-fn put_bytes(out: &mut impl Sink, bytes: &[u8]) {
-    put_u32(out, bytes.len());
-    out.put(bytes);
-}
-
 /// A key after the one before it: the length of the prefix they share (u16), then the rest.
 /// Sorted absolute paths share most of their bytes, so the file is a fraction of its size.
 fn put_key(out: &mut impl Sink, previous: &[u8], key: &[u8]) {
@@ -1002,42 +982,8 @@ fn put_key(out: &mut impl Sink, previous: &[u8], key: &[u8]) {
     put_bytes(out, &key[shared..]);
 }
 
-/// Reads a body; `None` for anything short, long or malformed (never panics, never allocates
-/// more than the body's length promises).
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.rest.len() < n {
-            return None;
-        }
-        let (head, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        Some(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.array()?))
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.array()?))
-    }
-
-    fn time(&mut self) -> Option<i64> {
-        Some(i64::from_le_bytes(self.array()?))
-    }
-
+/// The cache's keys, on top of `codec::Reader`'s integers and strings.
+impl Reader<'_> {
     /// A key written by `put_key` after `previous`.
     fn text_key(&mut self, previous: &str) -> Option<String> {
         let shared = usize::from(self.u16()?);
@@ -1069,25 +1015,6 @@ impl<'a> Reader<'a> {
         records.keys.extend_from_slice(rest);
         let key = std::str::from_utf8(&records.keys[start..]).ok()?;
         (key.as_bytes() > &records.keys[previous]).then_some(())
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.array()?))
-    }
-
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = self.u32()? as usize;
-        self.take(len)
-    }
-
-    fn text(&mut self) -> Option<String> {
-        Some(std::str::from_utf8(self.bytes()?).ok()?.to_string())
-    }
-
-    /// A count of records, each at least `min_size` bytes: never more than the rest can hold.
-    fn count(&mut self, min_size: usize) -> Option<usize> {
-        let count = self.u32()? as usize;
-        (count <= self.rest.len() / min_size).then_some(count)
     }
 }
 

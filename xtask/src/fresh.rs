@@ -72,6 +72,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cache::{DirRecord, FileRecord, ListedKind, Records, racy_at};
 use crate::check::DRIVER_SOURCES;
+use crate::codec::{Reader, put_bytes, put_optional, put_u32};
 use crate::error::{Diagnostic, Location, Result, Severity};
 use crate::extension::Content;
 use crate::model::{Driver, Model};
@@ -904,89 +905,6 @@ fn next_entry(r: &mut Reader, path: &mut Vec<u8>) -> Option<(Check, Expected)> {
         mode: r.u32()?,
     };
     Some((check, expected))
-}
-
-fn put_u32(out: &mut Vec<u8>, value: usize) {
-    let value = u32::try_from(value).expect("fewer than 2^32 entries and bytes");
-    out.extend_from_slice(&value.to_le_bytes());
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_u32(out, bytes.len());
-    out.extend_from_slice(bytes);
-}
-
-fn put_optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-    match bytes {
-        Some(bytes) => {
-            out.push(1);
-            put_bytes(out, bytes);
-        }
-        None => out.push(0),
-    }
-}
-
-/// Reads a body; `None` for anything short, long or malformed.
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.rest.len() < n {
-            return None;
-        }
-        let (head, rest) = self.rest.split_at(n);
-        self.rest = rest;
-        Some(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.array()?))
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.array()?))
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.array()?))
-    }
-
-    fn time(&mut self) -> Option<i64> {
-        Some(i64::from_le_bytes(self.array()?))
-    }
-
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = self.u32()? as usize;
-        self.take(len)
-    }
-
-    fn text(&mut self) -> Option<String> {
-        Some(std::str::from_utf8(self.bytes()?).ok()?.to_string())
-    }
-
-    fn optional(&mut self) -> Option<Option<&'a [u8]>> {
-        match self.u8()? {
-            0 => Some(None),
-            1 => Some(Some(self.bytes()?)),
-            _ => None,
-        }
-    }
-
-    /// A count of records, each at least `min_size` bytes: never more than the rest can hold.
-    fn count(&mut self, min_size: usize) -> Option<usize> {
-        let count = self.u32()? as usize;
-        (count <= self.rest.len() / min_size).then_some(count)
-    }
 }
 
 #[cfg(test)]

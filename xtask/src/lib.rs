@@ -8,6 +8,7 @@ pub mod bench;
 pub mod build;
 pub mod cache;
 pub mod check;
+mod codec;
 pub mod deploy;
 pub mod error;
 pub mod exclude;
