@@ -73,7 +73,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::codec::{Reader, Sink, put_bytes, put_u32};
+use crate::codec::{Reader, Sink, put_bytes, put_key, put_u32};
 use crate::error::Diagnostic;
 use crate::tree::Stat;
 
@@ -967,19 +967,6 @@ pub enum Unusable {
     OtherFormat,
     /// Our magic and format, but a checksum or body that does not hold: ignored with a warning.
     Damaged,
-}
-
-/// A key after the one before it: the length of the prefix they share (u16), then the rest.
-/// Sorted absolute paths share most of their bytes, so the file is a fraction of its size.
-fn put_key(out: &mut impl Sink, previous: &[u8], key: &[u8]) {
-    let shared = previous
-        .iter()
-        .zip(key)
-        .take(usize::from(u16::MAX))
-        .take_while(|(a, b)| a == b)
-        .count();
-    out.put(&(shared as u16).to_le_bytes());
-    put_bytes(out, &key[shared..]);
 }
 
 /// The cache's keys, on top of `codec::Reader`'s integers and strings.

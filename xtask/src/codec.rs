@@ -36,6 +36,19 @@ pub(crate) fn put_optional(out: &mut impl Sink, bytes: Option<&[u8]>) {
     }
 }
 
+/// A key after the one before it: the length of the prefix they share (u16), then the rest.
+/// Sorted absolute paths share most of their bytes, so a file of them is a fraction of its size.
+pub(crate) fn put_key(out: &mut impl Sink, previous: &[u8], key: &[u8]) {
+    let shared = previous
+        .iter()
+        .zip(key)
+        .take(usize::from(u16::MAX))
+        .take_while(|(a, b)| a == b)
+        .count();
+    out.put(&(shared as u16).to_le_bytes());
+    put_bytes(out, &key[shared..]);
+}
+
 /// Reads what the `put_*` functions wrote, from the front of `rest`.
 pub(crate) struct Reader<'a> {
     pub(crate) rest: &'a [u8],

@@ -72,7 +72,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cache::{DirRecord, FileRecord, ListedKind, Records, racy_at};
 use crate::check::DRIVER_SOURCES;
-use crate::codec::{Reader, put_bytes, put_optional, put_u32};
+use crate::codec::{Reader, put_bytes, put_key, put_optional, put_u32};
 use crate::error::{Diagnostic, Location, Result, Severity};
 use crate::extension::Content;
 use crate::model::{Driver, Model};
@@ -706,14 +706,7 @@ fn encode<'a>(build: &Build, entries: impl Iterator<Item = Item<'a>>) -> Option<
     let mut previous: &[u8] = b"";
     for ((path, check), expected) in entries {
         count += 1;
-        let shared = previous
-            .iter()
-            .zip(path)
-            .take(usize::from(u16::MAX))
-            .take_while(|(a, b)| a == b)
-            .count();
-        out.extend_from_slice(&(shared as u16).to_le_bytes());
-        put_bytes(&mut out, &path[shared..]);
+        put_key(&mut out, previous, path);
         previous = path;
         out.push(check as u8);
         out.extend_from_slice(&expected.size.to_le_bytes());

@@ -124,6 +124,28 @@ fn playbook(bin: &Path, out: &Path, local: &Path, scratch: &Path) -> Run {
     )
 }
 
+/// `playbook`, which must succeed with a recap line for every node; prints the recap (as the
+/// `which` run) and returns the run and its counters.
+fn completed_playbook(
+    bin: &Path,
+    out: &Path,
+    local: &Path,
+    scratch: &Path,
+    which: &str,
+) -> (Run, BTreeMap<String, BTreeMap<String, u64>>) {
+    let run = playbook(bin, out, local, scratch);
+    let counters = recap(&run.stdout);
+    assert!(
+        run.status.success() && counters.len() == NODES.len(),
+        "{which} ansible-playbook run failed ({})\nstdout:\n{}\nstderr:\n{}",
+        run.status,
+        run.stdout,
+        run.stderr
+    );
+    println!("{which} run:\n{}", recap_lines(&run.stdout));
+    (run, counters)
+}
+
 /// The PLAY RECAP: host -> counters (`ok`, `changed`, `failed`, ...).
 fn recap(stdout: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
     stdout
@@ -243,16 +265,7 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
 
     // 1. The first run deploys every node and starts its caretaker.
     let scratch = tmp.path().join("ansible-scratch");
-    let first = playbook(&bin, &out, &local_inventory, &scratch);
-    let counters = recap(&first.stdout);
-    assert!(
-        first.status.success() && counters.len() == NODES.len(),
-        "first ansible-playbook run failed ({})\nstdout:\n{}\nstderr:\n{}",
-        first.status,
-        first.stdout,
-        first.stderr
-    );
-    println!("first run:\n{}", recap_lines(&first.stdout));
+    let (_, counters) = completed_playbook(&bin, &out, &local_inventory, &scratch, "first");
     for node in NODES {
         let host = &counters[node];
         assert_eq!(
@@ -301,16 +314,7 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
     );
 
     // 2. The second run changes nothing on any host.
-    let second = playbook(&bin, &out, &local_inventory, &scratch);
-    let counters = recap(&second.stdout);
-    assert!(
-        second.status.success() && counters.len() == NODES.len(),
-        "second ansible-playbook run failed ({})\nstdout:\n{}\nstderr:\n{}",
-        second.status,
-        second.stdout,
-        second.stderr
-    );
-    println!("second run:\n{}", recap_lines(&second.stdout));
+    let (second, counters) = completed_playbook(&bin, &out, &local_inventory, &scratch, "second");
     for node in NODES {
         let host = &counters[node];
         assert_eq!(
@@ -394,16 +398,7 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
         .expect("an installed package with a recorded SHA-256");
     *changed = json!("0".repeat(64));
     std::fs::write(&records, installed.to_string()).unwrap();
-    let third = playbook(&bin, &out, &local_inventory, &scratch);
-    let counters = recap(&third.stdout);
-    assert!(
-        third.status.success() && counters.len() == NODES.len(),
-        "third ansible-playbook run failed ({})\nstdout:\n{}\nstderr:\n{}",
-        third.status,
-        third.stdout,
-        third.stderr
-    );
-    println!("third run:\n{}", recap_lines(&third.stdout));
+    let (third, counters) = completed_playbook(&bin, &out, &local_inventory, &scratch, "third");
     for (index, node) in NODES.iter().enumerate() {
         let host = &counters[*node];
         // w1: install, stop and start changed; the others: nothing.
