@@ -24,14 +24,17 @@ temporary sibling of DIR and renames it into place; it replaces only a DIR it wr
 empty one). A sibling that a killed run left is removed by the next run (`remove_leftovers`).
 """
 
+import errno
 import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 
 from . import DeployError
 from .extension import DEFINITIONS, DEFAULT_SPEC, LIBRARY, key_tuple, read_json
+from .home import ENGAGE_PARTS, extension_files
 
 BUNDLE_FORMAT = 1
 NODE_SPEC = "node_install_spec.json"
@@ -70,9 +73,20 @@ class Writer(object):
         os.chmod(path, mode)
 
     def copy(self, source, relative, mode=0o644):
+        """Copies the regular file `source` (of the dist); a link there is refused, never followed."""
         path = os.path.join(self.root, relative)
         self._dirs(path)
-        shutil.copyfile(source, path)
+        try:
+            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as error:
+            raise DeployError("{}: {} (help: a bundle ships the dist's regular files only; rebuild the dist with "
+                              "`cargo xtask dist`)".format(
+                                  source, "is a symbolic link" if error.errno == errno.ELOOP else error.strerror))
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise DeployError("{}: is not a regular file (help: a bundle ships the dist's regular files only)".format(source))
+            with open(path, "wb") as out:
+                shutil.copyfileobj(handle, out)
         os.chmod(path, mode)
 
     def finish(self):
@@ -227,6 +241,10 @@ def process_runs(pid):
 def stage(extension, plan, parent, label="bundles"):
     """Every bundle of `plan`, plan.json and topology.json in a fresh directory
     `<parent>/.<label>.tmp-<host>-<pid>-XXXXXX`; returns its path."""
+    # A link anywhere in what bundles are cut from is refused before anything is written: the
+    # dist has none (`dist` writes regular files), and a bundle ships no followed link.
+    for _ in extension_files(extension.root, ENGAGE_PARTS):
+        pass
     remove_leftovers(parent, label)
     staging = scratch_dir(parent, label, "tmp")
     try:

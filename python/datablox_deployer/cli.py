@@ -29,6 +29,8 @@ installed with the same archive digest is left alone; a changed archive is repla
 EPILOG = """\
 The home: engage/ (this extension, SHA256SUMS, bin/deployer), config/installed_resources.json,
 python/ (PYTHONPATH), blox/ (BLOXPATH), log/ (deploy.log, services' pid files and logs).
+A home and its directories must be real directories of the deploying user that group and others
+cannot write (else refused, nothing written). `--` ends the options: what follows is a RESOURCE.
 Exit codes: 0 done, 1 refused or failed (the home keeps whole resources only), 2 bad usage.
 """
 

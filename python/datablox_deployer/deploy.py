@@ -10,7 +10,7 @@ import sys
 import time
 
 from . import DeployError, safetar
-from .extension import Extension, key_text, key_tuple
+from .extension import Extension, key_text, key_tuple, name_problem
 from .home import PIP_NOT_IMPORTABLE, Home
 from .resolve import HOST_ID, Resolver, compare_versions, detect_platform, host_instance
 
@@ -55,8 +55,13 @@ class Step(object):
 
 def parse_request(extension, text):
     """`name version`, `name@version` or `name` (when one version is defined) -> key."""
-    match = re.match(r"^\s*([^\s@]+)(?:\s+|@)(\S+)\s*$", text)
+    match = re.fullmatch(r"\s*([^\s@]+)(?:\s+|@)(\S+)\s*", text)
     name, version = (match.group(1), match.group(2)) if match else (text.strip(), None)
+    problem = name_problem("resource name", name) or (version is not None and name_problem("version", version))
+    if problem:
+        raise DeployError("RESOURCE {!r}: {} (help: name a resource as `name@version`, e.g. `word-count@1.0`; "
+                          "a name is not empty and has no leading `-`, no `/`, `=`, white space or control "
+                          "characters)".format(text, problem), 2)
     found = extension.find(name, version)
     if len(found) == 1:
         return found[0]
@@ -256,10 +261,11 @@ def deploy(options, dry_run=False):
             host, steps = plan(options, extension, installed)
             work = [s for s in steps if s.action != "keep"]
             prepared = prepare_all(options, extension, work)
+            # engage/ first: a tree it refuses (a link in it) leaves the home as it was.
+            changed = home.sync_engage(extension)
             home.make_layout()
             if options.find_links and home.settings() != settings:
                 home.save_settings(settings)
-            changed = home.sync_engage(extension)
             instances = [host] + [i for i in installed if i.get("id") != HOST_ID]
             # installed_resources.json is written once at the end, and meanwhile at most every
             # RECORD_EVERY seconds: each resource is renamed into place, then recorded, so a deploy

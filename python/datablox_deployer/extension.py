@@ -9,6 +9,7 @@ of it in a home (`<home>/engage/`). Reads only; every problem names the file.
 import json
 import os
 import re
+import unicodedata
 
 from . import DeployError
 
@@ -30,6 +31,21 @@ def driver_dir_name(key):
     """Engage's driver directory of a key: `re.sub('[.-]', '_', name + "__" + version)`."""
     name, version = key_tuple(key)
     return re.sub("[.-]", "_", (name + "__" + version).replace(" ", ""))
+
+
+def name_problem(what, name):
+    """What is wrong with `name` as a resource name (or a version), or None: not empty, no leading
+    `-`, no `/`, `=`, white space or control character. The rule of `cargo xtask check` and of the
+    framework's `naming.name_problem` (the deployer ships without the framework, hence this copy;
+    the shared table `python/tests/name_rule.json` proves the three agree)."""
+    if not isinstance(name, str) or not name:
+        return "the {} is empty".format(what) if name == "" else "the {} must be a string, got {!r}".format(what, name)
+    if name.startswith("-"):
+        return "{} {!r} starts with `-`".format(what, name)
+    for char in name:
+        if char in "/=" or char.isspace() or unicodedata.category(char) == "Cc":
+            return "{} {!r} contains {!r}".format(what, name, char)
+    return None
 
 
 def read_json(path):
@@ -121,6 +137,10 @@ class Extension(object):
         if not isinstance(definition, dict) or not isinstance(definition.get("key"), dict):
             raise DeployError("{}: a resource definition without a `key`".format(origin))
         key = key_tuple(definition["key"])
+        problem = name_problem("resource name", key[0]) or name_problem("version", key[1])
+        if problem:
+            raise DeployError("{}: {} (help: rebuild the extension with `cargo xtask dist`, whose check "
+                              "refuses such a name)".format(origin, problem))
         if key in self._definitions:
             raise DeployError("{}: `{}` is defined twice (help: every key is defined exactly once)".format(origin, key_text(key)))
         self._definitions[key] = definition
@@ -185,7 +205,7 @@ class Extension(object):
         for number, line in enumerate(self.sums_text.splitlines(), 1):
             if not line.strip():
                 continue
-            match = re.match(r"^([0-9a-f]{64}) [ *](.+)$", line)
+            match = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)
             if not match:
                 raise DeployError("{}:{}: not a `<sha256>  <path>` line".format(path, number))
             parts = match.group(2).split("/")

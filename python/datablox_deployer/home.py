@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -35,6 +36,9 @@ ENGAGE_PARTS = ("version.txt", "metadata", "drivers", "sw_packages", "bin")
 # What `pip install --target` may write beside the importable entries, never moved into python/.
 PIP_NOT_IMPORTABLE = frozenset(["bin", "Scripts", "include", "lib", "lib64", "local", "share", "etc"])
 DEPLOYER_PACKAGE = "datablox_deployer"
+# The directories of a home the deployer writes into (besides the home itself), checked by
+# `Home.check` before anything is written.
+WRITTEN_DIRS = ("engage", "config", "python", "blox", "log", "data", ".staging")
 
 
 _crash_counts = {}
@@ -54,15 +58,6 @@ def crash_point(name):
     _crash_counts[name] = _crash_counts.get(name, 0) + 1
     if _crash_counts[name] == int(count or 1):
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def link_or_copy(source, target):
-    """A hard link when source and target share a file system, else a copy. Safe for package
-    files: `dist` replaces a changed file by renaming a new one over it, never in place."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 def write_atomically(path, data):
@@ -92,21 +87,138 @@ def _remove(path):
         shutil.rmtree(path)
 
 
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO planted in the tree must not wait for a writer; fstat then refuses it.
+READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _not_regular(path, what):
+    return DeployError("{}: {}; the extension is copied into a home as regular files and directories only, "
+                       "and links are never followed (help: rebuild the extension with `cargo xtask dist`, "
+                       "which writes none)".format(path, what))
+
+
+def _open_nofollow(name, flags, dir_fd, label):
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _not_regular(label, "is a symbolic link" if error.errno == errno.ELOOP else "is not a directory")
+        raise DeployError("cannot open {}: {}".format(label, error.strerror or error))
+
+
+def extension_files(root, parts):
+    """Walks `root/<part>` for each part and yields (relative path, fd): fd None for a directory
+    (yielded before what it holds), else a descriptor open for reading a regular file (closed when
+    the walk goes on). Every name is opened relative to its directory's descriptor with
+    O_NOFOLLOW, so a symbolic link anywhere, also one swapped in during the walk, is refused
+    (DeployError), as are FIFOs, sockets and devices. `__pycache__/` and `*.pyc` are skipped."""
+    # The root as named (a link to it is the caller's choice); nothing below it is followed.
+    try:
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as error:
+        raise DeployError("cannot open {}: {}".format(root, error.strerror or error))
+    try:
+        for part in parts:
+            try:
+                info = os.stat(part, dir_fd=root_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            yield from _walk_entry(root_fd, part, part, info, root)
+    finally:
+        os.close(root_fd)
+
+
+def _walk_entry(parent_fd, name, relative, info, root):
+    label = os.path.join(root, relative)
+    if stat.S_ISLNK(info.st_mode):
+        raise _not_regular(label, "is a symbolic link")
+    if stat.S_ISDIR(info.st_mode):
+        fd = _open_nofollow(name, DIR_FLAGS, parent_fd, label)
+        try:
+            yield relative, None
+            for entry in sorted(os.scandir(fd), key=lambda e: e.name):
+                if entry.name == "__pycache__" or entry.name.endswith(".pyc"):
+                    continue
+                yield from _walk_entry(fd, entry.name, os.path.join(relative, entry.name),
+                                       entry.stat(follow_symlinks=False), root)
+        finally:
+            os.close(fd)
+    elif stat.S_ISREG(info.st_mode):
+        fd = _open_nofollow(name, READ_FLAGS, parent_fd, label)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _not_regular(label, "is not a regular file")
+            yield relative, fd
+        finally:
+            os.close(fd)
+    else:
+        raise _not_regular(label, "is not a regular file")
+
+
+def copy_extension(root, parts, destination):
+    """Copies `root/<part>` for each part into `destination` (created, and empty: a fresh staging
+    directory) through `extension_files`: every file a new regular file of the deploying user
+    (mode 0755 when the source is executable, else 0644), every directory a new one (0755);
+    nothing is linked, and nothing is followed on either side (new names are created with
+    O_EXCL | O_NOFOLLOW relative to a directory descriptor this copy made)."""
+    os.mkdir(destination, 0o755)
+    made = {"": os.open(destination, DIR_FLAGS)}
+    try:
+        for relative, source_fd in extension_files(root, parts):
+            parent, name = os.path.split(relative)
+            if source_fd is None:
+                os.mkdir(name, 0o755, dir_fd=made[parent])
+                made[relative] = os.open(name, DIR_FLAGS, dir_fd=made[parent])
+            else:
+                mode = 0o755 if os.fstat(source_fd).st_mode & 0o111 else 0o644
+                _write_new(made[parent], name, mode, lambda out: _pump(source_fd, out))
+    finally:
+        for fd in made.values():
+            os.close(fd)
+
+
+def _pump(source_fd, out_fd):
+    while True:
+        chunk = os.read(source_fd, 1 << 20)
+        if not chunk:
+            return
+        _write_all(out_fd, chunk)
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _write_new(dir_fd, name, mode, fill):
+    """A new file `name` in `dir_fd` (or a path, with None) (O_EXCL: never an existing file or link), filled by
+    `fill(fd)`, with `mode` whatever the umask."""
+    fd = os.open(name, CREATE_FLAGS, mode, dir_fd=dir_fd)
+    try:
+        fill(fd)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
 def tree_digest(root, parts):
-    """SHA-256 over the relative paths and contents of the files under `root/<part>`."""
+    """SHA-256 over the relative paths and contents of the files under `root/<part>`, read
+    through `extension_files` (a link refuses the tree)."""
     digest = hashlib.sha256()
-    for part in parts:
-        top = os.path.join(root, part)
-        paths = [top] if os.path.isfile(top) else []
-        for directory, dirnames, filenames in os.walk(top):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-            paths.extend(os.path.join(directory, f) for f in sorted(filenames) if not f.endswith(".pyc"))
-        for path in paths:
-            if os.path.relpath(path, root) == os.path.join("bin", "deployer"):
-                continue  # the home's own copy of bin/deploy
-            digest.update(os.path.relpath(path, root).encode("utf-8") + b"\0")
-            with open(path, "rb") as handle:
-                digest.update(hashlib.sha256(handle.read()).digest())
+    for relative, fd in extension_files(root, parts):
+        if fd is None or relative == os.path.join("bin", "deployer"):
+            continue  # a directory, or the home's own copy of bin/deploy
+        content = hashlib.sha256()
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            content.update(chunk)
+        digest.update(relative.encode("utf-8") + b"\0")
+        digest.update(content.digest())
     return digest.hexdigest()
 
 
@@ -136,9 +248,60 @@ class Home(object):
     def exists(self):
         return os.path.isfile(self.installed_file)
 
+    # -- whose home it is ---------------------------------------------------------------------------
+
+    def dir_problem(self, path):
+        """Why `path` may not be written by this deployer, or None (also when it does not exist):
+        as OpenSSH's StrictModes, a directory the deployer writes into must be a real directory
+        (not a symbolic link), owned by the deploying user, and not writable by its group or by
+        others, so that no other local user can redirect or change what is installed."""
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISLNK(info.st_mode):
+            return ("{} is a symbolic link (to {})".format(path, os.readlink(path)),
+                    "remove the link; the deployer makes its own directories")
+        if not stat.S_ISDIR(info.st_mode):
+            return "{} is not a directory".format(path), "remove it, or deploy into another home"
+        if info.st_uid != os.geteuid():
+            return ("{} is owned by uid {}, not by the deploying user (uid {})".format(path, info.st_uid, os.geteuid()),
+                    "deploy as its owner, or have its owner remove it, or deploy into another home")
+        if info.st_mode & 0o022:
+            return ("{} is writable by {} (mode {:o})".format(
+                path, "its group and others" if info.st_mode & 0o022 == 0o022 else
+                "its group" if info.st_mode & 0o020 else "others", stat.S_IMODE(info.st_mode)),
+                "`chmod go-w {}` if you trust whoever could write it, else deploy into another home".format(path))
+        return None
+
+    def check(self):
+        """Refuses (DeployError) a home or a directory of it the deployer writes into that another
+        user could change (`dir_problem`), before anything is written."""
+        for path in [self.root] + [self.path(part) for part in WRITTEN_DIRS]:
+            problem = self.dir_problem(path)
+            if problem:
+                raise DeployError("refusing the home {}: {} (help: {}; nothing was written)".format(
+                    self.root, problem[0], problem[1]))
+
+    def ensure_dir(self, path):
+        """Every directory from the home down to `path`: checked (`dir_problem`) where it exists,
+        else made with mode 0755."""
+        relative = os.path.relpath(path, self.root)
+        if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+            raise DeployError("{} is outside the home {} (a bug)".format(path, self.root))
+        current = self.root
+        for part in [] if relative == os.curdir else relative.split(os.sep):
+            current = os.path.join(current, part)
+            try:
+                os.mkdir(current, 0o755)
+            except FileExistsError:
+                problem = self.dir_problem(current)
+                if problem:
+                    raise DeployError("refusing the home {}: {} (help: {})".format(self.root, problem[0], problem[1]))
+
     def make_layout(self):
         for part in ("engage", "config", "python", "blox", "log"):
-            os.makedirs(self.path(part), exist_ok=True)
+            self.ensure_dir(self.path(part))
         marker = self.path("blox", "__init__.py")
         if not os.path.exists(marker):
             write_atomically(marker, b"")
@@ -147,16 +310,18 @@ class Home(object):
         """Appends one line to `<home>/log/deploy.log`: UTC time, pid and the event (`install
         ...`, `refused: ...`, `failed: ...`), its line breaks written as ` | `. One
         os.write() on an O_APPEND descriptor, so lines of concurrent deployers never mix. Only
-        in a home that has its `log/` already: a deploy refused before a home exists leaves
-        nothing behind, not even a log."""
+        in a home that has its `log/` already, and only when the home and `log/` pass `check`: a
+        deploy refused before a home exists leaves nothing behind, not even a log, and a refused
+        home is not written."""
         directory = self.path("log")
-        if not os.path.isdir(directory):
+        if not os.path.isdir(directory) or self.dir_problem(self.root) or self.dir_problem(directory):
             return
         now = time.time()
         line = "{}.{:03d}Z pid {} {}".format(time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)),
                                             int(now * 1000) % 1000, os.getpid(),
                                             " | ".join(text.strip().splitlines()))
-        fd = os.open(os.path.join(directory, "deploy.log"), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(os.path.join(directory, "deploy.log"),
+                     os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
             os.write(fd, (line + "\n").encode("utf-8", "replace"))
         finally:
@@ -165,23 +330,29 @@ class Home(object):
     @contextlib.contextmanager
     def locked(self):
         """Holds `<home>/.deploy.lock` (fcntl.flock) for the block: one deployer at a time. The
-        lock dies with its process, so a killed deployer never leaves the home locked."""
-        os.makedirs(self.root, exist_ok=True)
-        handle = open(self.path(".deploy.lock"), "a")
+        lock dies with its process, so a killed deployer never leaves the home locked. The home
+        is checked first (`check`)."""
+        os.makedirs(os.path.dirname(self.root), exist_ok=True)
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            os.mkdir(self.root, 0o755)
+        except FileExistsError:
+            pass
+        self.check()
+        fd = os.open(self.path(".deploy.lock"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     def clean_staging(self):
         """Removes what a killed deploy left in `.staging/` (call with the lock held)."""
-        if os.path.isdir(self.staging):
+        if os.path.isdir(self.staging) and not os.path.islink(self.staging):
             shutil.rmtree(self.staging)
 
     def new_staging(self, label):
-        os.makedirs(self.staging, exist_ok=True)
+        self.ensure_dir(self.staging)
         return tempfile.mkdtemp(prefix=label + ".", dir=self.staging)
 
     # -- installed_resources.json ---------------------------------------------------------------
@@ -233,20 +404,15 @@ class Home(object):
             return False
         staging = self.new_staging("engage")
         new = os.path.join(staging, "engage")
-        os.makedirs(new)
-        for part in ENGAGE_PARTS:
-            source = extension.path(part)
-            if os.path.isdir(source):
-                shutil.copytree(source, os.path.join(new, part), copy_function=link_or_copy,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            elif os.path.isfile(source):
-                shutil.copyfile(source, os.path.join(new, part))
+        copy_extension(extension.root, ENGAGE_PARTS, new)
         launcher = os.path.join(new, "bin", "deploy")
         if os.path.isfile(launcher):
-            shutil.copyfile(launcher, os.path.join(new, "bin", "deployer"))
-            os.chmod(os.path.join(new, "bin", "deployer"), 0o755)
-        with open(os.path.join(new, "SHA256SUMS"), "w") as handle:
-            handle.write(extension.home_sums())
+            # The home's deployer: its own copy of the launcher (in this run's fresh staging).
+            with open(launcher, "rb") as handle:
+                data = handle.read()
+            _write_new(None, os.path.join(new, "bin", "deployer"), 0o755, lambda out: _write_all(out, data))
+        sums = extension.home_sums().encode("utf-8")
+        _write_new(None, os.path.join(new, "SHA256SUMS"), 0o644, lambda out: _write_all(out, sums))
         old = os.path.join(staging, "old")
         if os.path.isdir(self.engage):
             os.rename(self.engage, old)
@@ -259,7 +425,7 @@ class Home(object):
     def place(self, prepared, target):
         """Rename `prepared` (in staging) to `target`, replacing what is there."""
         crash_point("extracted")
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        self.ensure_dir(os.path.dirname(target))
         if os.path.lexists(target):
             old = self.new_staging("old")
             os.rename(target, os.path.join(old, "x"))
@@ -280,7 +446,7 @@ class Home(object):
         top = location[:-len(".tgz")] if location.endswith(".tgz") else location.rsplit(".", 1)[0]
         # The archive's top directory is extracted as a new directory of .staging/ itself (not
         # inside one more directory: removing each emptied one cost 2 ms on this VM's ext4).
-        os.makedirs(self.staging, exist_ok=True)
+        self.ensure_dir(self.staging)
         destination = os.path.join(self.staging, "{}.{}".format(top, os.urandom(8).hex()))
         return safetar.extract(archive, label, top, destination, *limits, expected=expected)
 
@@ -346,11 +512,3 @@ def is_real_engage_home(path):
 
 def describe_key(key):
     return key_text(key)
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except OSError as error:
-        return error.errno == errno.EPERM
-    return True

@@ -36,8 +36,9 @@ from . import DeployError
 from .extension import DEFAULT_SPEC, Extension, driver_dir_name, key_text, key_tuple
 from .resolve import HOST_ID, Resolver, detect_platform, host_instance
 
-NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
-BLOCK_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+# Matched with fullmatch: `$` would let a name with a trailing newline through.
+NODE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
+BLOCK_ID = re.compile(r"[A-Za-z0-9_-]+")
 # Resolution needs a host; only the keys of the closure matter here, not the home's paths.
 PLACEHOLDER_HOME = "/nonexistent-datablox-home"
 
@@ -53,12 +54,15 @@ def parse_nodes(text, where="--nodes"):
         raise PlacementError("{}: no node given (help: e.g. --nodes master,w1,w2)".format(where))
     seen = set()
     for node in nodes:
-        if not isinstance(node, str) or not NODE_NAME.match(node):
+        if not isinstance(node, str) or not NODE_NAME.fullmatch(node):
             raise PlacementError("{}: node name `{}` is not a plain name (help: letters, digits, `_` and `-`, "
                                  "starting with a letter, at most 63 characters)".format(where, node))
-        if node in seen:
-            raise PlacementError("{}: node `{}` is given twice (help: name each node once)".format(where, node))
-        seen.add(node)
+        # Case-insensitively: a node name is also a host name and a directory name (`W1` and
+        # `w1` are one host, and one directory on a case-insensitive file system).
+        if node.lower() in seen:
+            raise PlacementError("{}: node `{}` is given twice (help: name each node once; names are "
+                                 "compared without regard to case)".format(where, node))
+        seen.add(node.lower())
     return nodes
 
 
@@ -93,7 +97,7 @@ def check_topology(topology, where="topology"):
         if not isinstance(block, dict):
             raise PlacementError("{}: block #{} is not an object".format(where, number))
         block_id = block.get("id")
-        if not isinstance(block_id, str) or not BLOCK_ID.match(block_id):
+        if not isinstance(block_id, str) or not BLOCK_ID.fullmatch(block_id):
             raise PlacementError("{}: block #{} needs an `id` of letters, digits, `_` and `-`, got {}".format(
                 where, number, json.dumps(block_id)))
         if block_id in ids:

@@ -1,6 +1,13 @@
 """Services of a home (the caretaker): `start`, `stop` and `status`, as Engage's svcctl does them
 through a service driver. A service runs detached, with PYTHONPATH=<home>/python, its output in
 `<home>/log/<name>.log` and its pid in `<home>/log/<name>.pid`.
+
+The pid file is a claim, not a fact: a pid names another process once the service is gone (and
+the pid file stays a plain pid, which the caretaker itself and Engage's monitor write and read).
+So `start` also records, in `<home>/log/<name>.started.json`, the process's command line and its
+start time (field 22 of `/proc/PID/stat`, in clock ticks since boot), and the pid is taken for
+the service only while `/proc/PID` shows both unchanged (`running_pid`): a stranger with that pid
+is reported as not running, never signalled.
 """
 
 import json
@@ -12,7 +19,7 @@ import sys
 import time
 
 from . import DeployError
-from .home import pid_alive
+from .home import write_atomically
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -52,10 +59,50 @@ def read_pid(path):
         return None
 
 
+def process_identity(pid):
+    """(start time, command line) of a live process from /proc, or None when there is none (or
+    it is a zombie)."""
+    try:
+        with open("/proc/{}/stat".format(pid), "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        with open("/proc/{}/cmdline".format(pid), "rb") as handle:
+            command = handle.read().split(b"\0")[:-1]
+    except (OSError, IndexError):
+        return None
+    # After the command's `)`: field 3 (the state) is the first, field 22 (the start time) the 20th.
+    if fields[0] == b"Z" or len(fields) < 20:
+        return None
+    return int(fields[19]), [part.decode("utf-8", "surrogateescape") for part in command]
+
+
+def identity_file(home, stem):
+    return home.path("log", stem + ".started.json")
+
+
+def running_pid(home, stem):
+    """The service's pid when the pid file names a live process that `start` started for this
+    home (`is_ours`), else None."""
+    pid = read_pid(home.path("log", stem + ".pid"))
+    return pid if pid is not None and is_ours(home, stem, pid) else None
+
+
+def is_ours(home, stem, pid):
+    """Whether `pid` is the live process `start` recorded: the same start time and command line."""
+    try:
+        with open(identity_file(home, stem), "rb") as handle:
+            recorded = json.loads(handle.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(recorded, dict) or recorded.get("pid") != pid:
+        return False
+    found = process_identity(pid)
+    return found is not None and [found[0], found[1]] == [recorded.get("start_time"), recorded.get("command")]
+
+
 def status(home, name=None):
     instance, stem, _ = find_service(home, name)
-    pid = read_pid(home.path("log", stem + ".pid"))
-    running = pid is not None and pid_alive(pid)
+    pid = running_pid(home, stem)
+    running = pid is not None
     port = listen = None
     log = home.path("log", stem + ".log")
     if running and os.path.exists(log):
@@ -63,7 +110,7 @@ def status(home, name=None):
             found = LISTENING.findall(handle.read())
         if found:
             listen, port = found[-1][0].strip("[]"), int(found[-1][1])
-    return {"service": instance["id"], "key": instance["key"], "running": running, "pid": pid if running else None,
+    return {"service": instance["id"], "key": instance["key"], "running": running, "pid": pid,
             "port": port, "listen": listen, "log": log}
 
 
@@ -82,6 +129,7 @@ def start(home, name=None, port=None, listen=None):
             raise DeployError("service `{}` is listening on {}, not {} (help: stop it first: `deploy --home {} "
                               "stop`)".format(instance["id"], current["listen"], listen, home.root))
         return dict(current, changed=False)
+    home.check()
     if port is None:
         port = instance.get("config_port", {}).get("port", 0)
     log_path = home.path("log", stem + ".log")
@@ -91,9 +139,12 @@ def start(home, name=None, port=None, listen=None):
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         process = subprocess.Popen(command_for(home, instance, port, listen or DEFAULT_LISTEN), stdin=devnull, stdout=log, stderr=log,
                                    env=env, cwd=home.root, start_new_session=True)
-    with open(pid_path + ".tmp", "w") as handle:
-        handle.write("{}\n".format(process.pid))
-    os.replace(pid_path + ".tmp", pid_path)
+    # Popen returns once the command is exec'd, so /proc shows the service's own command line.
+    found = process_identity(process.pid)
+    if found is not None:
+        write_atomically(identity_file(home, stem), (json.dumps(
+            {"pid": process.pid, "start_time": found[0], "command": found[1]}, sort_keys=True) + "\n").encode("utf-8"))
+    write_atomically(pid_path, "{}\n".format(process.pid).encode("utf-8"))
     deadline = time.time() + START_TIMEOUT
     while time.time() < deadline:
         if process.poll() is not None:
@@ -112,32 +163,39 @@ def start(home, name=None, port=None, listen=None):
 
 
 def stop(home, name=None):
+    """Stop the service: SIGTERM, then SIGKILL after STOP_TIMEOUT, each sent only while the pid is
+    still the process `start` recorded (`running_pid`)."""
     instance, stem, _ = find_service(home, name)
+    home.check()
     pid_path = home.path("log", stem + ".pid")
-    pid = read_pid(pid_path)
-    if pid is None or not pid_alive(pid):
-        if os.path.exists(pid_path):
-            os.remove(pid_path)
+    pid = running_pid(home, stem)
+    if pid is None:
+        for path in (pid_path, identity_file(home, stem)):
+            if os.path.lexists(path):
+                os.remove(path)
         return {"service": instance["id"], "running": False, "changed": False}
     os.kill(pid, signal.SIGTERM)
     deadline = time.time() + STOP_TIMEOUT
-    while time.time() < deadline and _alive_child_aware(pid):
+    while time.time() < deadline and _still_ours(home, stem, pid):
         time.sleep(0.05)
-    if _alive_child_aware(pid):
+    if _still_ours(home, stem, pid):
         os.kill(pid, signal.SIGKILL)
-    if os.path.exists(pid_path):
-        os.remove(pid_path)
+    for path in (pid_path, identity_file(home, stem)):
+        if os.path.lexists(path):
+            os.remove(path)
     return {"service": instance["id"], "running": False, "changed": True}
 
 
-def _alive_child_aware(pid):
+def _still_ours(home, stem, pid):
+    """Whether the stopped service still runs: reaped if it is our child, else `is_ours` (the
+    caretaker removes its pid file as it exits, so the pid file is not read again)."""
     try:
         finished, _ = os.waitpid(pid, os.WNOHANG)
         if finished == pid:
             return False
     except ChildProcessError:
         pass
-    return pid_alive(pid)
+    return is_ours(home, stem, pid)
 
 
 def tail(path, offset=0, lines=20):

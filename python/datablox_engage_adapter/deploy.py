@@ -93,11 +93,12 @@ def deployer_argv(home, spec_path):
     """The deployer's command line, as Engage's `engine/deploy_spec.py` `process_args` reads it: the
     spec is the one positional argument (`-f` is `--logfile-name`); `-a` (`--additive-install`)
     when the home already records installed resources (the deployer refuses the home otherwise,
-    and refuses `-a` without them); `-g` generates component passwords instead of prompting."""
+    and refuses `-a` without them); `-g` generates component passwords instead of prompting; `--`
+    ends the options (optparse's rule), so no positional argument is ever read as one."""
     argv = [deployer_path(home), "-g"]
     if os.path.exists(os.path.join(home, "config", "installed_resources.json")):
         argv.append("-a")
-    return argv + [spec_path]
+    return argv + ["--", spec_path]
 
 
 def deploy_block(home, name, version, runner=None):
@@ -112,8 +113,10 @@ def deploy_block(home, name, version, runner=None):
     deployer = deployer_path(home)
     if os.path.isfile(deployer) and is_node_deployer_home(home):
         key = naming.block_key(name, version)
+        # `--` before the resource: whatever the name, it is never read as an option (the name
+        # rule refuses a leading `-` too; this holds even if a caller skipped it).
         code, output = (runner or run_command)(
-            [sys.executable, deployer, "--home", home, "{}@{}".format(key["name"], key["version"])])
+            [sys.executable, deployer, "--home=" + home, "--", "{}@{}".format(key["name"], key["version"])])
         if code != 0:
             tail = "\n".join((output or "").strip().splitlines()[-20:])
             raise DeployError("the node deployer failed with exit code {} for block `{} {}`:\n{}".format(code, name, version, tail))

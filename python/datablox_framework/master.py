@@ -36,7 +36,8 @@ from . import transport
 from .block import Port
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-NODE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+# Matched with fullmatch: `$` would let a name with a trailing newline through.
+NODE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
 # How long a caretaker may take to answer a short request (ping, start, wait, abort).
 REQUEST_TIMEOUT = 10.0
 WAIT_POLL = 0.2
@@ -70,12 +71,14 @@ def parse_nodes(text):
         if not equals or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise UsageError("--nodes: `{}` is not `node=host:port` (help: e.g. --nodes "
                              "master=127.0.0.1:5555,w1=127.0.0.1:5556)".format(item))
-        if not NODE_NAME.match(name):
+        if not NODE_NAME.fullmatch(name):
             raise UsageError("--nodes: node name `{}` is not a plain name (letters, digits, `_` and `-`, "
                              "starting with a letter)".format(name))
-        if name in seen:
-            raise UsageError("--nodes: node `{}` is given twice".format(name))
-        seen.add(name)
+        # Case-insensitively, as placement compares them: `W1` and `w1` are one host.
+        if name.lower() in seen:
+            raise UsageError("--nodes: node `{}` is given twice (names are compared without regard to "
+                             "case)".format(name))
+        seen.add(name.lower())
         nodes.append((name, host, int(port)))
     if not nodes:
         raise UsageError("--nodes: no node given (help: --nodes node=host:port,...)")

@@ -60,9 +60,12 @@ class InstallSpecTest(unittest.TestCase):
 FAKE_DEPLOYER = '''\
 #!{python}
 import json, os, sys
-# As Engage's deployer (engine/deploy_spec.py process_args): one positional argument, the spec.
-options = [arg for arg in sys.argv[1:] if arg.startswith("-")]
-arguments = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+# As Engage's deployer (engine/deploy_spec.py process_args, optparse): one positional argument,
+# the spec; `--` ends the options.
+argv = sys.argv[1:]
+end = argv.index("--") if "--" in argv else len(argv)
+options = [arg for arg in argv[:end] if arg.startswith("-")]
+arguments = [arg for arg in argv[:end] if not arg.startswith("-")] + argv[end + 1:]
 if len(arguments) != 1 or set(options) - set(["-a", "-g"]):
     print("deployer: error: Incorrect number of arguments - expecting install spec name")
     sys.exit(2)
@@ -149,7 +152,7 @@ class DeployBlockTest(unittest.TestCase):
         with open(os.path.join(self.home, "config", "installed_resources.json"), "w") as handle:
             handle.write("[]")
         spec_path = os.path.join(self.home, "config", "spec.json")
-        self.assertEqual(deploy.deployer_argv(self.home, spec_path), [deployer, "-g", "-a", spec_path])
+        self.assertEqual(deploy.deployer_argv(self.home, spec_path), [deployer, "-g", "-a", "--", spec_path])
 
     def test_deployer_failure_keeps_spec_and_reports_output(self):
         self.install_fake_deployer()

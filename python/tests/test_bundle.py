@@ -213,5 +213,24 @@ class Place(PlacementCase):
         self.assertEqual(sorted(os.listdir(out)), ["m", "plan.json", "topology.json", "w"])
 
 
+    def test_a_link_in_the_dist_is_refused_and_nothing_is_shipped(self):
+        """A hostile dist: a driver file and the archive of a block are links to a secret outside
+        it. Neither `--bundle` nor `--ansible` follows them: refused, nothing written."""
+        secret = os.path.join(self.tmp, "secret")
+        with open(secret, "w") as handle:
+            handle.write("the secret\n")
+        for link in (os.path.join("drivers", "small__1_0", "notes.txt"), os.path.join("sw_packages", "small__1_0.tgz")):
+            path = os.path.join(self.tree.path, link)
+            if os.path.exists(path):
+                os.remove(path)
+            os.symlink(secret, path)
+            for flag in ("--bundle", "--ansible"):
+                out = os.path.join(self.tmp, "out" + flag)
+                result = self.place("--nodes", "m,w", flag, out, expect=1)
+                self.assertIn("{}: is a symbolic link".format(os.path.join(self.tree.path, link)), result.stderr)
+                self.assertFalse(os.path.exists(out))
+                self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith(".out")], [])
+            os.remove(path)
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,6 +1,11 @@
+import json
+import os
 import unittest
 
+from datablox_deployer import extension
 from datablox_framework import naming
+
+NAME_RULE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "name_rule.json")
 
 
 class NamingTest(unittest.TestCase):
@@ -23,6 +28,30 @@ class NamingTest(unittest.TestCase):
         with self.assertRaises(ValueError) as caught:
             naming.block_dir("word_count", "1.0")
         self.assertIn("word-count", str(caught.exception))
+
+    def test_the_shared_name_table(self):
+        """The table `cargo test` runs against `check/names.rs` too: the framework, the node
+        deployer and xtask check accept and refuse the same names."""
+        with open(NAME_RULE, encoding="utf-8") as handle:
+            rows = json.load(handle)["names"]
+        self.assertGreater(len(rows), 20)
+        for row in rows:
+            name = row["name"]
+            self.assertEqual(naming.name_problem("resource name", name) is None, row["resource"], repr(name))
+            self.assertEqual(extension.name_problem("resource name", name) is None, row["resource"], repr(name))
+            try:
+                naming.check_block_name(name)
+                valid_block = True
+            except ValueError:
+                valid_block = False
+            self.assertEqual(valid_block, row["block"], repr(name))
+
+    def test_an_option_is_not_a_name(self):
+        for bad in ("--tree=/some/dir", "-g", "a/b", "Dump\n", "a\0b"):
+            with self.assertRaises(ValueError):
+                naming.block_key(bad, "1.0")
+        with self.assertRaises(ValueError):
+            naming.block_dir("Dump", "1/../../x")
 
     def test_rejects_empty_version(self):
         with self.assertRaises(ValueError):

@@ -89,7 +89,7 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
     let mut args: Vec<String> = Vec::new();
     match &options.target {
         Target::Home { home, .. } => {
-            args.extend(["--home".into(), home.display().to_string()]);
+            args.push(format!("--home={}", home.display()));
         }
         Target::Nodes {
             topology,
@@ -101,20 +101,17 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
                 NodesOut::Bundle(dir) => ("--bundle", dir),
                 NodesOut::Ansible(dir) => ("--ansible", dir),
             };
+            // `--flag=value`: a value is never read as an option, whatever it starts with.
             args.extend([
                 "place".into(),
-                "--topology".into(),
-                topology.display().to_string(),
-                "--nodes".into(),
-                nodes.clone(),
-                flag.into(),
-                dir.display().to_string(),
+                format!("--topology={}", topology.display()),
+                format!("--nodes={nodes}"),
+                format!("{flag}={}", dir.display()),
             ]);
         }
     }
     if let Some(dir) = &options.find_links {
-        args.push("--find-links".into());
-        args.push(dir.display().to_string());
+        args.push(format!("--find-links={}", dir.display()));
     }
     if let Some(platform) = &options.platform {
         args.push("--platform".into());
@@ -127,6 +124,8 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
         args.push("--json".into());
     }
     if let Target::Home { resources, .. } = &options.target {
+        // `--` ends the options: a resource argument is never read as one (`--tree=DIR`).
+        args.push("--".into());
         args.extend(resources.iter().cloned());
     }
     let output = cmd!(sh, "python3 {launcher} {args...}")

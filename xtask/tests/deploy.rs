@@ -304,3 +304,17 @@ fn deploy_passes_on_the_deployers_usage_error() {
     );
     assert!(!home.exists());
 }
+
+/// A resource argument that looks like an option reaches the deployer after `--`, where the
+/// name rule refuses it: it never becomes `--tree=DIR` (the deployer would install that tree).
+#[test]
+fn deploy_never_passes_a_resource_as_an_option() {
+    let tmp = TempRepo::empty();
+    let home = tmp.path().join("home");
+    let dist = tmp.path().join("dist");
+    let elsewhere = tmp.path().join("elsewhere");
+    let injected = format!("--tree={}", elsewhere.display());
+    let run = xtask_deploy(&home, &dist, &["--", &injected]).expect_failure(2);
+    assert!(run.stderr.contains("starts with `-`"), "{}", run.stderr);
+    assert!(!home.exists());
+}

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::names::{block_name_problem, parse_constraint_text, parse_version_spec};
+use super::names::{block_name_problem, name_problem, parse_constraint_text, parse_version_spec};
 use super::paths::normalise;
 use super::{Checker, Draft, EXTENSION_FILE, Group, HOST_PROPERTIES, Located, LocatedGroup};
 use crate::manifest::{
@@ -60,6 +60,9 @@ impl Checker<'_> {
         let mut externals = Vec::new();
         for raw in &source.value.external {
             let external = raw.get_ref();
+            if let Some(problem) = name_problem("resource name", external.name.get_ref()) {
+                self.problem(EXTENSION_FILE, external.name.span(), problem);
+            }
             let mut output_ports =
                 self.ports(EXTENSION_FILE, &external.output_ports, PortKind::Output);
             if external.platform {
@@ -261,14 +264,8 @@ impl Checker<'_> {
         extension: &Extension,
     ) -> Draft {
         let table = spanned.get_ref();
-        if table.name.get_ref().trim().is_empty() {
-            self.error(
-                file,
-                "resource-name",
-                table.name.span(),
-                "the resource name is empty".into(),
-                "name the resource".into(),
-            );
+        if let Some(problem) = name_problem("resource name", table.name.get_ref()) {
+            self.problem(file, table.name.span(), problem);
         }
         self.version_text(file, &table.version);
         let key = Key {

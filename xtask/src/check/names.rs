@@ -20,10 +20,48 @@ pub struct Problem {
     pub help: String,
 }
 
-/// Whether a block display name follows the rules: no `_` or `.` (they are reserved by the name
-/// mangling of the block directory and driver directory), and a Python module once mangled.
+/// Whether a resource name (or a version) follows the rule every name of a key follows, here,
+/// in the framework (`datablox_framework/naming.py`) and in the node deployer
+/// (`datablox_deployer/extension.py`): not empty, no leading `-` (a name is passed on command
+/// lines, where it would read as an option), no `/` (names become directory names), no `=`
+/// (`--flag=value`), no white space and no control character (NUL included). The table
+/// `python/tests/name_rule.json` is run by the Rust and the Python tests, so the three agree.
+pub fn name_problem(what: &str, name: &str) -> Option<Problem> {
+    let bad = name
+        .chars()
+        .find(|&c| c == '/' || c == '=' || c.is_whitespace() || c.is_control());
+    let message = if name.is_empty() {
+        format!("the {what} is empty")
+    } else if name.starts_with('-') {
+        format!("{what} `{}` starts with `-`", name.escape_debug())
+    } else if let Some(bad) = bad {
+        format!(
+            "{what} `{}` contains `{}`",
+            name.escape_debug(),
+            bad.escape_debug()
+        )
+    } else {
+        return None;
+    };
+    Some(Problem {
+        code: "resource-name",
+        message,
+        help: format!(
+            "a {what} is not empty and has no leading `-`, no `/`, `=`, white space or control characters"
+        ),
+    })
+}
+
+/// Whether a block display name follows the rules: the name rule (`name_problem`), no `_` or
+/// `.` (they are reserved by the name mangling of the block directory and driver directory), and
+/// a Python module once mangled.
 pub fn block_name_problem(display: &str) -> Option<Problem> {
-    if display.is_empty() || display.contains(['_', '.']) {
+    if let Some(problem) = name_problem("block name", display) {
+        Some(Problem {
+            code: "block-name",
+            ..problem
+        })
+    } else if display.contains(['_', '.']) {
         Some(Problem {
             code: "block-name",
             message: format!(
@@ -150,10 +188,11 @@ pub(super) fn parse_version_req(raw: &RawVersion) -> Result<VersionReq, String> 
 }
 
 impl Checker<'_> {
-    /// A version of a key: not empty, no white space.
+    /// A version of a key: the name rule (`name_problem`), as a version is part of directory
+    /// names and command lines too.
     pub(super) fn version_text(&mut self, file: usize, version: &Spanned<String>) {
         let text = version.get_ref();
-        if text.is_empty() || text.contains(char::is_whitespace) {
+        if name_problem("version", text).is_some() {
             self.error(
                 file,
                 "bad-version",
@@ -198,7 +237,34 @@ mod tests {
             "bad-version-spec"
         );
         assert_eq!(block_name_problem("Word-Count"), None);
+        assert_eq!(
+            block_name_problem("--tree=/some/dir").unwrap().message,
+            "block name `--tree=/some/dir` starts with `-`"
+        );
         assert!(block_name_problem("Word_Count").is_some());
         assert!(block_name_problem("9-Lives").is_some());
+    }
+
+    /// The table the Python tests run too (`python/tests/test_naming.py`): the framework, the
+    /// node deployer and `check` accept and refuse the same names.
+    #[test]
+    fn the_shared_name_table() {
+        let table: serde_json::Value =
+            serde_json::from_str(include_str!("../../../python/tests/name_rule.json")).unwrap();
+        let rows = table["names"].as_array().unwrap();
+        assert!(rows.len() > 20);
+        for row in rows {
+            let name = row["name"].as_str().unwrap();
+            assert_eq!(
+                name_problem("resource name", name).is_none(),
+                row["resource"].as_bool().unwrap(),
+                "resource name {name:?}"
+            );
+            assert_eq!(
+                block_name_problem(name).is_none(),
+                row["block"].as_bool().unwrap(),
+                "block name {name:?}"
+            );
+        }
     }
 }
