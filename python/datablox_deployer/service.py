@@ -29,8 +29,9 @@ DEFAULT_LISTEN = "127.0.0.1"
 
 
 def caretaker_command(home, instance, port, listen):
-    return [sys.executable, "-m", "datablox_framework.caretaker", "--home", home.root, "--port", str(port),
-            "--host", listen]
+    # `--flag=value`: a value (an address from --listen) is never read as an option.
+    return [sys.executable, "-m", "datablox_framework.caretaker", "--home=" + home.root, "--port={}".format(port),
+            "--host=" + listen]
 
 
 # Service resources by key name: (file stem in log/, command builder).
@@ -136,14 +137,16 @@ def start(home, name=None, port=None, listen=None):
     pid_path = home.path("log", stem + ".pid")
     env = dict(os.environ, PYTHONPATH=home.path("python"), DATABLOX_HOME=home.root)
     offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
+    command = command_for(home, instance, port, listen or DEFAULT_LISTEN)
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
-        process = subprocess.Popen(command_for(home, instance, port, listen or DEFAULT_LISTEN), stdin=devnull, stdout=log, stderr=log,
+        process = subprocess.Popen(command, stdin=devnull, stdout=log, stderr=log,
                                    env=env, cwd=home.root, start_new_session=True)
-    # Popen returns once the command is exec'd, so /proc shows the service's own command line.
+    # The start time is the fork's, which exec keeps. The command line is the one passed, not
+    # read back: Popen may return before the kernel has set up the new one in /proc.
     found = process_identity(process.pid)
     if found is not None:
         write_atomically(identity_file(home, stem), (json.dumps(
-            {"pid": process.pid, "start_time": found[0], "command": found[1]}, sort_keys=True) + "\n").encode("utf-8"))
+            {"pid": process.pid, "start_time": found[0], "command": command}, sort_keys=True) + "\n").encode("utf-8"))
     write_atomically(pid_path, "{}\n".format(process.pid).encode("utf-8"))
     deadline = time.time() + START_TIMEOUT
     while time.time() < deadline:
