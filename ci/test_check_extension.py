@@ -218,8 +218,8 @@ class DefectsOfIssue12Test(CheckerTestCase):
         # Found by real Engage after the six: pip --target <home>/python --upgrade replaced the
         # virtualenv's bin/ with the package's scripts.
         tree = Tree()
-        tree.edit_driver("pip_package_driver.py", '"--target", staging, requirement]',
-                         '"--upgrade", "--target", target_dir, requirement]')
+        tree.edit_driver("pip_package_driver.py", '"--target", staging, "--", requirement]',
+                         '"--upgrade", "--target", target_dir, "--", requirement]')
         self.assert_problem(tree, "drivers/pip_package_driver.py: install: chardet__5_2: installing it removed "
                             "<home>/python/bin/python", "genforma/python.py", static=False)
 

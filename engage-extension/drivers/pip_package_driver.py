@@ -106,8 +106,9 @@ def pip_install(self, requirement, target_dir):
     """
     staging = tempfile.mkdtemp(prefix=".pip-", dir=target_dir)
     try:
+        # `--`: the requirement is never read as an option.
         command = [PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                   "--target", staging, requirement]
+                   "--target", staging, "--", requirement]
         code, output = run(command)
         if code != 0:
             # The last lines of pip's output say what went wrong; the rest is progress.

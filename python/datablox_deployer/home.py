@@ -180,11 +180,14 @@ def copy_extension(root, parts, destination):
 
 
 def _pump(source_fd, out_fd):
+    """Copies the regular file open as `source_fd` to `out_fd` in the kernel (sendfile: the
+    archives of a dist are most of what is copied)."""
+    offset = 0
     while True:
-        chunk = os.read(source_fd, 1 << 20)
-        if not chunk:
+        sent = os.sendfile(out_fd, source_fd, offset, 1 << 30)
+        if not sent:
             return
-        _write_all(out_fd, chunk)
+        offset += sent
 
 
 def _write_all(fd, data):
@@ -490,7 +493,7 @@ class Home(object):
 
         target = os.path.join(self.new_staging("pip"), "target")
         command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
-                   "--no-input", "--target", target, requirement]
+                   "--no-input", "--target", target, "--", requirement]  # `--`: never an option
         if find_links:
             command[4:4] = ["--no-index", "--find-links", find_links]
         process = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -140,7 +140,7 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         let (home, time, python3) = (&home, &time, &python3);
         let command = cmd!(
             sh,
-            "env {time...} {python3} -m datablox_deployer --home {home} --tree {tree} --platform ubuntu-linux 14.04 {args...}"
+            "env {time...} {python3} -m datablox_deployer --home {home} --tree {tree} --platform ubuntu-linux 14.04 -- {args...}"
         )
         .env("PYTHONPATH", &python)
         // Bytecode cached as a home's own deployer caches it (whatever the caller's
