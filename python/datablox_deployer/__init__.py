@@ -10,6 +10,7 @@ holds its own copy as `<home>/engage/bin/deployer`. Parts, in the order a deploy
   safetar    archive checks (digest, members, links, bombs) and extraction into a staging dir
   home       the home's layout, its lock, installed_resources.json and installing each package kind
   service    start/stop/status of service resources (the caretaker), pid files and logs in log/
+  run        a topology run on homes of this machine: start caretakers, run the master, stop them
   ansible    `--ansible DIR`: an inventory, a playbook and per-node bundle archives for Ansible
   cli        the command line (`deploy --help`)
   placement  several nodes: which node runs each block of a topology, each node's closure

@@ -8,7 +8,7 @@ import sys
 from . import DeployError, safetar
 from .deploy import Options, deploy
 from .extension import key_text
-from .home import Home
+from .home import Home, NotAHome
 
 DESCRIPTION = """\
 Deploy resources of the Datablox extension into a deployment home, with Python 3 only.
@@ -20,6 +20,9 @@ bundle `deploy place --bundle` wrote, that node's install spec (the caretaker an
 installed with the same archive digest is left alone; a changed archive is replaced.
 
   start|stop|status [SERVICE]   control a service of the home (the caretaker)
+  run TOPOLOGY                  deploy what the home lacks, start its caretaker unless it runs,
+                                run every block of TOPOLOGY on it (the master's per-block table),
+                                stop the caretaker again; exit code: the master's
 
   deploy place --topology FILE --nodes A,B,... [--bundle DIR | --homes-dir DIR]
                                 place a topology's blocks on nodes; per-node bundles or homes
@@ -51,6 +54,7 @@ def parser():
     p.add_argument("--listen", metavar="ADDRESS",
                    help="with start: the address to listen on (default 127.0.0.1; the caretaker has no "
                         "authentication: use another address only on a network you trust)")
+    p.add_argument("--timeout", type=float, help="with run: fail the run after this many seconds (the master's, 600)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (what, in which order, why) and change nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--max-members", type=int, default=safetar.MAX_MEMBERS, help=argparse.SUPPRESS)
@@ -86,8 +90,10 @@ def print_steps(steps, home, dry_run, changed):
             line += "  ({})".format(step.why)
         out.write(line + "\n")
     done = [s for s in steps if s.action != "keep"]
-    out.write("{} {} resource(s), {} already installed, in {}{}\n".format(
-        "Plan: would deploy" if dry_run else "Deployed", len(done), len(steps) - len(done), home.root,
+    replaced = [key_text(s.planned.key) for s in done if s.action == "replace"]
+    out.write("{} {} resource(s){}, {} already installed, in {}{}\n".format(
+        "Plan: would deploy" if dry_run else "Deployed", len(done),
+        " (replaced: {})".format(", ".join(replaced)) if replaced else "", len(steps) - len(done), home.root,
         "; engage/ updated" if changed else ""))
 
 
@@ -119,13 +125,18 @@ def main(argv=None):
                 sys.stderr.write("{}: {}{}\n".format(result["service"], "running" if result["running"] else "stopped",
                                                      " (pid {}, port {})".format(result["pid"], result["port"]) if result["running"] else ""))
             return 0
+        run_topology = None
+        if args.resources and args.resources[0] == "run":
+            if len(args.resources) != 2:
+                raise DeployError("run takes one TOPOLOGY (help: `deploy --home H run topologies/word-count.json`)", 2)
+            run_topology, args.resources = args.resources[1], []
         options = Options(args.home, args.tree or default_tree(), args.resources, args.spec,
                           tuple(args.platform) if args.platform else None, parse_config(args.config),
                           args.find_links, args.max_members, args.max_bytes)
         if not args.dry_run:
             options.log = home.log_event
         steps, changed = deploy(options, dry_run=args.dry_run)
-        if args.json:
+        if args.json and run_topology is None:
             # `changed`: whether this run changed the home (Ansible's changed_when reads it).
             altered = not args.dry_run and (changed or any(s.action != "keep" for s in steps))
             sys.stdout.write(json.dumps({"home": home.root, "dry_run": args.dry_run, "engage_updated": changed,
@@ -133,9 +144,13 @@ def main(argv=None):
                                         sort_keys=True, indent=2) + "\n")
         else:
             print_steps(steps, home, args.dry_run, changed)
+        if run_topology is not None and not args.dry_run:
+            from . import run
+
+            return run.run_home(home, run_topology, args.timeout, args.json)
         return 0
     except DeployError as error:
-        if not (args.dry_run or args.resources[:1] == ["status"]):
+        if not (args.dry_run or args.resources[:1] == ["status"] or isinstance(error, NotAHome)):
             home.log_event("{}: {}".format("refused" if isinstance(error, safetar.Refused) else "failed", error))
         sys.stderr.write("error: {}\n".format(error))
         if args.json:

@@ -148,6 +148,12 @@ def plan(options, extension, installed):
     resolver = Resolver(extension, host, installed, options.config)
     for key, instance_id in requested(extension, options):
         resolver.request(key, instance_id)
+    # Every resource installed already is planned too, whether a RESOURCE, an install spec or a
+    # caretaker (on demand) installed it: one whose archive changed is replaced by any deploy.
+    for instance in resolver.installed:
+        key = key_tuple(instance.get("key", {}))
+        if extension.definition(key) is not None and extension.package_list(key) is not None:
+            resolver.request(key, reason="installed")
     steps = []
     for planned in resolver.order:
         kind, target, location = classify(extension, home, planned)
@@ -248,7 +254,9 @@ def deploy(options, dry_run=False):
     home = options.home
     extension = Extension(options.tree)
     if dry_run:
+        home.check_usable()
         return plan(options, extension, home.installed())[1], False
+    home.check_usable()
     created = not os.path.exists(home.root)
     try:
         with home.locked():

@@ -40,6 +40,13 @@ DEPLOYER_PACKAGE = "datablox_deployer"
 # `Home.check` before anything is written.
 WRITTEN_DIRS = ("engage", "config", "python", "blox", "log", "data", ".staging")
 
+# What a home holds: a directory holding only these is a home (maybe one a killed deploy began).
+HOME_ENTRIES = frozenset(["engage", "config", "python", "blox", "log", "data", ".staging", ".deploy.lock"])
+
+
+class NotAHome(DeployError):
+    """The path given as a home is something else; refused before anything is written there."""
+
 
 _crash_counts = {}
 
@@ -301,6 +308,32 @@ class Home(object):
                 problem = self.dir_problem(current)
                 if problem:
                     raise DeployError("refusing the home {}: {} (help: {})".format(self.root, problem[0], problem[1]))
+
+    def check_usable(self):
+        """Refuses, before anything is written (not even the lock or the log), a path that is not
+        a home and not empty: a file, a directory holding other things (a home holds only its
+        layout), or a home whose installed_resources.json cannot be read or was written by
+        Engage itself. A missing path is fine: the deploy creates it."""
+        if not os.path.lexists(self.root):
+            return
+        if not os.path.isdir(self.root):
+            raise NotAHome("{} exists and is not a directory (help: pass a directory for the home; "
+                           "nothing was written)".format(self.root))
+        if is_real_engage_home(self.root):
+            raise NotAHome("{} is a home Engage itself deployed (help: deploy into another directory; "
+                           "nothing was written)".format(self.root))
+        if self.exists():
+            try:
+                self.installed()
+            except DeployError as error:
+                raise NotAHome(str(error))
+            return
+        foreign = sorted(set(os.listdir(self.root)) - HOME_ENTRIES)
+        if foreign:
+            raise NotAHome("{} is neither empty nor a deployment home: it holds {} (help: deploy into an "
+                           "empty or new directory, e.g. {}; nothing was written)".format(
+                               self.root, ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else ""),
+                               os.path.join(self.root, "datablox-home")))
 
     def make_layout(self):
         for part in ("engage", "config", "python", "blox", "log"):

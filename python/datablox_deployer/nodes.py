@@ -53,6 +53,10 @@ def parser():
     p.add_argument("--platform", nargs=2, metavar=("NAME", "VERSION"),
                    help="the nodes' platform key (default: this system's, e.g. ubuntu-linux 14.04)")
     p.add_argument("--find-links", metavar="DIR", help="with --homes-dir only: pip packages from the wheels in DIR only (refused with --bundle and --ansible)")
+    p.add_argument("--run", action="store_true",
+                   help="with --homes-dir: then run the placed topology on the homes' caretakers (started "
+                        "unless running, stopped again) and exit with the master's exit code")
+    p.add_argument("--timeout", type=float, help="with --run: fail the run after this many seconds (the master's, 600)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
     p.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
     return p
@@ -147,6 +151,8 @@ def main(argv):
         # Bundles and Ansible install on the nodes, where this machine's wheel directory is not.
         p.error("--find-links applies to --homes-dir only (help: for --bundle, pass --find-links to the "
                 "node's `deploy --home`; for --ansible, set datablox_find_links= per host in inventory.ini)")
+    if args.run and not args.homes_dir:
+        p.error("--run needs --homes-dir: the caretakers run in homes on this machine")
     printed = False
     try:
         from .cli import default_tree
@@ -162,7 +168,7 @@ def main(argv):
         if args.ansible:
             ansible.check_target(os.path.abspath(args.ansible))
         document = plan_document(plan, args)
-        if args.json:
+        if args.json and not args.run:  # with --run, stdout is the master's result
             sys.stdout.write(json.dumps(document, sort_keys=True, indent=2) + "\n")
             sys.stdout.flush()
             printed = True
@@ -189,8 +195,17 @@ def main(argv):
             if not args.json:
                 for node in plan.nodes:
                     done = [s for s in results[node] if s["action"] != "keep"]
-                    sys.stderr.write("Deployed {} resource(s) into {}\n".format(
-                        len(done), os.path.join(os.path.abspath(args.homes_dir), node)))
+                    replaced = [s["key"]["name"] + " " + s["key"]["version"] for s in done if s["action"] == "replace"]
+                    sys.stderr.write("Deployed {} resource(s){} into {}\n".format(
+                        len(done), " (replaced: {})".format(", ".join(replaced)) if replaced else "",
+                        os.path.join(os.path.abspath(args.homes_dir), node)))
+            if args.run:
+                from . import run
+                from .home import Home
+
+                homes_dir = os.path.abspath(args.homes_dir)
+                homes = [(node, Home(os.path.join(homes_dir, node))) for node in plan.nodes]
+                return run.run_homes(homes, os.path.join(homes_dir, "topology.json"), args.timeout, args.json)
         return 0
     except DeployError as error:
         sys.stderr.write("error: {}\n".format(error))

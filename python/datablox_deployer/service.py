@@ -115,9 +115,10 @@ def status(home, name=None):
             "port": port, "listen": listen, "log": log}
 
 
-def start(home, name=None, port=None, listen=None):
+def start(home, name=None, port=None, listen=None, remember_address=True):
     """Start the service unless it runs (then `changed: false`); `listen` is the address it
-    listens on (default 127.0.0.1)."""
+    listens on (default 127.0.0.1). Without `port` and `listen`, those of the last start (recorded
+    in the home unless `remember_address` is false), else the service's config port."""
     instance, stem, command_for = find_service(home, name)
     current = status(home, name)
     if current["running"]:
@@ -131,8 +132,13 @@ def start(home, name=None, port=None, listen=None):
                               "stop`)".format(instance["id"], current["listen"], listen, home.root))
         return dict(current, changed=False)
     home.check()
+    # What the last start used is remembered in the home, so that `stop` then `start` keeps the
+    # caretaker on its port and address.
+    remembered = home.settings().get("services", {}).get(stem, {})
     if port is None:
-        port = instance.get("config_port", {}).get("port", 0)
+        port = remembered.get("port", instance.get("config_port", {}).get("port", 0))
+    if listen is None:
+        listen = remembered.get("listen")
     log_path = home.path("log", stem + ".log")
     pid_path = home.path("log", stem + ".pid")
     env = dict(os.environ, PYTHONPATH=home.path("python"), DATABLOX_HOME=home.root)
@@ -157,12 +163,22 @@ def start(home, name=None, port=None, listen=None):
             handle.seek(offset)
             match = LISTENING.search(handle.read())
         if match:
-            return {"service": instance["id"], "key": instance["key"], "running": True, "pid": process.pid,
-                    "port": int(match.group(2)), "listen": match.group(1).strip("[]"), "log": log_path,
-                    "changed": True}
+            started = {"port": int(match.group(2)), "listen": match.group(1).strip("[]")}
+            if remember_address:
+                remember(home, stem, started)
+            return dict(started, service=instance["id"], key=instance["key"], running=True, pid=process.pid,
+                        log=log_path, changed=True)
         time.sleep(0.05)
     process.kill()
     raise DeployError("service `{}` did not listen within {:.0f} s; see {}".format(instance["id"], START_TIMEOUT, log_path))
+
+
+def remember(home, stem, started):
+    """Records the port and address a service listens on in `<home>/config/deployer.json`."""
+    settings = home.settings()
+    if settings.get("services", {}).get(stem) != started:
+        settings.setdefault("services", {})[stem] = started
+        home.save_settings(settings)
 
 
 def stop(home, name=None):

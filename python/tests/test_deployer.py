@@ -101,6 +101,30 @@ class LayoutTest(DeployerCase):
                          [("fw", "install", "environment of alpha 1.0"), ("alpha", "install", "requested")])
         self.assertFalse(os.path.exists(self.home))
 
+    def test_a_directory_that_is_neither_empty_nor_a_home_is_refused_before_anything_is_written(self):
+        self.tree.block("alpha", "1.0")
+        self.tree.write()
+        os.makedirs(self.home)
+        with open(os.path.join(self.home, "thesis.txt"), "w") as handle:
+            handle.write("my thesis\n")
+        for args in (("alpha",), ("alpha", "--dry-run")):
+            run = self.deploy(*args, expect=1)
+            self.assertIn("{} is neither empty nor a deployment home: it holds thesis.txt".format(self.home), run.stderr)
+            self.assertEqual(os.listdir(self.home), ["thesis.txt"])
+
+    def test_an_unreadable_installed_resources_json_is_refused_before_the_lock_and_the_log(self):
+        self.tree.block("alpha", "1.0")
+        self.tree.write()
+        os.makedirs(os.path.join(self.home, "config"))
+        os.makedirs(os.path.join(self.home, "log"))
+        with open(os.path.join(self.home, "config", "installed_resources.json"), "w") as handle:
+            handle.write('{"not": "a list"}\n')
+        before = snapshot(self.home)
+        run = self.deploy("alpha", expect=1)
+        self.assertIn("installed_resources.json: expected a JSON list", run.stderr)
+        self.assertEqual(snapshot(self.home), before)
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".deploy.lock")))
+
     def test_unknown_resource_is_a_usage_error(self):
         self.tree.write()
         run = self.deploy("nothing", expect=2)
@@ -369,6 +393,23 @@ class IdempotenceTest(DeployerCase):
         self.assertEqual([(s["key"]["name"], s["action"]) for s in steps], [("fw", "replace"), ("alpha", "keep")])
         with open(os.path.join(self.home, "python", "fw", "__init__.py")) as handle:
             self.assertEqual(handle.read(), "VERSION = 2\n")
+
+    def test_any_deploy_replaces_a_changed_installed_resource_and_says_which(self):
+        # `alpha` was installed by an earlier deploy (as a caretaker installs a block on demand);
+        # a deploy that does not name it still replaces it when its archive changed.
+        block = self.tree.block("alpha", "1.0")
+        self.tree.block("beta", "1.0")
+        self.tree.write()
+        self.deploy("alpha")
+        self.tree.block("alpha", "1.0", files={"__init__.py": b"", "b_alpha.py": b"# version two\n"})
+        self.tree.write()
+        run = self.deploy("beta")
+        self.assertIn("replace    alpha 1.0", run.stderr)
+        self.assertIn("Deployed 2 resource(s) (replaced: alpha 1.0), 1 already installed", run.stderr)
+        with open(os.path.join(self.home, "blox", block, "b_alpha.py")) as handle:
+            self.assertEqual(handle.read(), "# version two\n")
+        steps = json.loads(self.deploy("beta", "--json").stdout)["steps"]
+        self.assertEqual(sorted(s["action"] for s in steps), ["keep", "keep", "keep"])
 
     def test_json_says_whether_the_home_changed(self):
         self.tree.block("alpha", "1.0")

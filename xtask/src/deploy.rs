@@ -21,6 +21,9 @@ pub struct DeployOptions {
     pub find_links: Option<PathBuf>,
     /// `[name, version]`: the nodes' platform key, passed to the deployer (default: its own).
     pub platform: Option<Vec<String>>,
+    /// With `start`: the caretaker's port and address.
+    pub port: Option<u16>,
+    pub listen: Option<String>,
     pub dry_run: bool,
     pub json: bool,
 }
@@ -39,7 +42,8 @@ pub enum Target {
         topology: PathBuf,
         /// Comma-separated node names, checked by the deployer.
         nodes: String,
-        out: NodesOut,
+        /// None: the plan only (`--dry-run`).
+        out: Option<NodesOut>,
     },
 }
 
@@ -69,8 +73,8 @@ pub fn launcher(out_dir: &Path) -> PathBuf {
     out_dir.join(plan::TREE).join("bin").join("deploy")
 }
 
-pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> Result<Deployed> {
-    let report = dist(repo, &options.dist, progress)?;
+/// The dist's node deployer, after checking that it is there.
+pub(crate) fn checked_launcher(report: &DistReport) -> Result<PathBuf> {
     let launcher = launcher(&report.summary.out_dir);
     if !launcher.is_file() {
         return Err(Error::new(
@@ -85,6 +89,12 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
             )),
         ));
     }
+    Ok(launcher)
+}
+
+pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> Result<Deployed> {
+    let report = dist(repo, &options.dist, progress)?;
+    let launcher = checked_launcher(&report)?;
     let sh = Shell::new().map_err(|e| shell_error(&e))?;
     let mut args: Vec<String> = Vec::new();
     match &options.target {
@@ -96,19 +106,27 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
             nodes,
             out,
         } => {
-            let (flag, dir) = match out {
-                NodesOut::HomesDir(dir) => ("--homes-dir", dir),
-                NodesOut::Bundle(dir) => ("--bundle", dir),
-                NodesOut::Ansible(dir) => ("--ansible", dir),
-            };
             // `--flag=value`: a value is never read as an option, whatever it starts with.
             args.extend([
                 "place".into(),
                 format!("--topology={}", topology.display()),
                 format!("--nodes={nodes}"),
-                format!("{flag}={}", dir.display()),
             ]);
+            if let Some(out) = out {
+                let (flag, dir) = match out {
+                    NodesOut::HomesDir(dir) => ("--homes-dir", dir),
+                    NodesOut::Bundle(dir) => ("--bundle", dir),
+                    NodesOut::Ansible(dir) => ("--ansible", dir),
+                };
+                args.push(format!("{flag}={}", dir.display()));
+            }
         }
+    }
+    if let Some(port) = options.port {
+        args.push(format!("--port={port}"));
+    }
+    if let Some(listen) = &options.listen {
+        args.push(format!("--listen={listen}"));
     }
     if let Some(dir) = &options.find_links {
         args.push(format!("--find-links={}", dir.display()));
@@ -143,7 +161,7 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
     })
 }
 
-fn shell_error(error: &xshell::Error) -> Error {
+pub(crate) fn shell_error(error: &xshell::Error) -> Error {
     Error::new(
         Diagnostic::error("python3", format!("cannot run the node deployer: {error}"))
             .help("the deployer needs `python3` (3.6 or newer) on PATH"),

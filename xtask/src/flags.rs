@@ -26,8 +26,15 @@ pub enum Command {
     Check(CheckFlags),
     /// Deploy into a deployment home with the node deployer: builds the dist when needed, then
     /// runs `python3 <dist>/datablox/bin/deploy --home DIR` (Python 3 only, no Engage); with
-    /// --topology and --nodes, places the blocks on nodes and writes per-node homes or bundles
+    /// --topology and --nodes, places the blocks on nodes and writes per-node homes or bundles.
+    /// `deploy --home DIR start|stop|status [--port N] [--listen ADDRESS]` controls the home's
+    /// caretaker (start without --port: the port and address of its last start)
     Deploy(DeployFlags),
+    /// Run a topology on this machine: builds the dist when needed, deploys a home per node under
+    /// target/run/<node>/, starts the caretakers it needs, runs the topology with the master (its
+    /// per-block table), and stops what it started, also on failure or Ctrl-C. Exit code: the
+    /// master's (0 done, 1 failed, 2 bad usage)
+    Run(RunFlags),
     /// Time `dist` against the shell pipelines on a generated corpus (see BENCHMARKS.md); runs a
     /// release build of xtask, which it builds first when run from a debug build
     Bench(BenchFlags),
@@ -93,13 +100,22 @@ pub struct DeployFlags {
     #[arg(long, value_name = "DIR")]
     pub dist: Option<PathBuf>,
     /// What to deploy: `NAME VERSION`, `NAME@VERSION` or `NAME` (default: what
-    /// caretaker_install_spec.json installs: the caretaker, the framework and the adapter)
+    /// caretaker_install_spec.json installs: the caretaker, the framework and the adapter); or
+    /// `start`, `stop`, `status`: the home's caretaker service
     #[arg(value_name = "RESOURCE", conflicts_with = "topology")]
     pub resources: Vec<String>,
+    /// With `start`: the caretaker's TCP port (default: the one of its last start, else 5555;
+    /// 0: any free port)
+    #[arg(long, value_name = "N", requires = "home")]
+    pub port: Option<u16>,
+    /// With `start`: the address the caretaker listens on (default: the one of its last start,
+    /// else 127.0.0.1)
+    #[arg(long, value_name = "ADDRESS", requires = "home")]
+    pub listen: Option<String>,
     /// Several nodes: place the blocks of this topology (the caretaker's JSON, e.g.
-    /// topologies/word-count.json) on --nodes, print the plan, then write --homes-dir, --bundle or
-    /// --ansible
-    #[arg(long, value_name = "FILE", requires = "nodes", requires = "nodes_out")]
+    /// topologies/word-count.json) on --nodes, print the plan, then (unless --dry-run) write
+    /// --homes-dir, --bundle or --ansible
+    #[arg(long, value_name = "FILE", requires = "nodes")]
     pub topology: Option<PathBuf>,
     /// The nodes, comma-separated (`master,w1,w2`): plain names, each once
     #[arg(long, value_name = "A,B,...", requires = "topology")]
@@ -133,6 +149,30 @@ pub struct DeployFlags {
     #[arg(long)]
     pub dry_run: bool,
     /// Print the deployer's result (with --topology, the placement plan) as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunFlags {
+    /// The topology (the caretaker's JSON, e.g. topologies/word-count.json)
+    #[arg(value_name = "TOPOLOGY")]
+    pub topology: PathBuf,
+    /// The nodes, comma-separated (`master,w1,w2`): one home and caretaker each, blocks placed as
+    /// `deploy --topology` places them. Default: one node, `local`, running every block whatever
+    /// its `at`
+    #[arg(long, value_name = "A,B,...")]
+    pub nodes: Option<String>,
+    /// The dist directory to build and deploy from (default: target/dist under the repository)
+    #[arg(long, value_name = "DIR")]
+    pub dist: Option<PathBuf>,
+    /// Where the homes go, DIR/<node>/ (default: target/run under the repository)
+    #[arg(long, value_name = "DIR")]
+    pub homes_dir: Option<PathBuf>,
+    /// Fail the run after this many seconds (default: the master's, 600)
+    #[arg(long, value_name = "S")]
+    pub timeout: Option<f64>,
+    /// Print the master's result as one JSON object on stdout
     #[arg(long)]
     pub json: bool,
 }

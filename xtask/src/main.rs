@@ -128,13 +128,20 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                         topology: cwd.join(topology),
                         nodes: flags.nodes.unwrap_or_default(),
                         out: match (flags.homes_dir, flags.bundle, flags.ansible) {
-                            (Some(dir), _, _) => xtask::deploy::NodesOut::HomesDir(cwd.join(dir)),
-                            (None, Some(dir), _) => xtask::deploy::NodesOut::Bundle(cwd.join(dir)),
-                            (None, None, Some(dir)) => {
-                                xtask::deploy::NodesOut::Ansible(cwd.join(dir))
+                            (Some(dir), _, _) => {
+                                Some(xtask::deploy::NodesOut::HomesDir(cwd.join(dir)))
                             }
+                            (None, Some(dir), _) => {
+                                Some(xtask::deploy::NodesOut::Bundle(cwd.join(dir)))
+                            }
+                            (None, None, Some(dir)) => {
+                                Some(xtask::deploy::NodesOut::Ansible(cwd.join(dir)))
+                            }
+                            (None, None, None) if flags.dry_run => None,
                             (None, None, None) => {
-                                unreachable!("clap requires an output with --topology")
+                                return Ok(usage_error(
+                                    "deploy --topology needs --homes-dir DIR, --bundle DIR or --ansible DIR (or --dry-run for the plan only)",
+                                ));
                             }
                         },
                     },
@@ -142,6 +149,8 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 },
                 find_links: flags.find_links.map(|dir| cwd.join(dir)),
                 platform: flags.platform,
+                port: flags.port,
+                listen: flags.listen,
                 dry_run: flags.dry_run,
                 json: flags.json,
             };
@@ -163,6 +172,49 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             // The deployer's own exit code: 0 done, 1 refused or failed, 2 bad usage.
             Ok(ExitCode::from(
                 u8::try_from(deployed.exit_code).unwrap_or(1),
+            ))
+        }
+        Command::Run(flags) => {
+            let options = xtask::run::RunOptions {
+                dist: xtask::DistOptions {
+                    out_dir: flags.dist.map(|out| cwd.join(out)),
+                    jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    use_cache: true,
+                    source_date_epoch: xtask::parse_source_date_epoch(
+                        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+                    )?,
+                    wait: xtask::output::Wait::Block(say_waiting),
+                },
+                topology: cwd.join(flags.topology),
+                nodes: flags.nodes,
+                homes_dir: flags
+                    .homes_dir
+                    .map_or_else(|| repo.join("target").join("run"), |dir| cwd.join(dir)),
+                timeout: flags.timeout,
+                json: flags.json,
+            };
+            let (report, mut command) = xtask::run::prepare(&repo, &options, &Silent)?;
+            for warning in &report.warnings {
+                eprint!("{warning}");
+            }
+            let summary = &report.summary;
+            eprintln!(
+                "       Built {} packages ({} rebuilt, {} unchanged) -> {}",
+                summary.packages,
+                summary.rebuilt,
+                summary.skipped,
+                summary.out_dir.display()
+            );
+            // The deployer takes this process over: Ctrl-C reaches it alone, and it stops the
+            // caretakers it started before it exits with the master's code.
+            use std::os::unix::process::CommandExt;
+            let error = command.exec();
+            Err(Error::new(
+                xtask::error::Diagnostic::error(
+                    "python3",
+                    format!("cannot run the node deployer: {error}"),
+                )
+                .help("the deployer needs `python3` (3.6 or newer) on PATH"),
             ))
         }
         Command::Check(flags) => {
@@ -300,6 +352,12 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Bad usage found after parsing: the message on stderr as clap writes its own, exit code 2.
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
 }
 
 /// `import` may create the repository, so it does not look for one first.

@@ -16,6 +16,7 @@ mod nodes;
 mod placement;
 mod python;
 mod reproducible;
+mod run;
 mod tidy;
 mod writer;
 
