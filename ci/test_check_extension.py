@@ -2,8 +2,9 @@
 injected into a copy of it, is reported (Python 3).
 
 The good tree uses the real driver modules of `engage-extension/drivers/`, so its full check also
-imports them under Python 3 and 2.7 and installs every resource with them. The six defects of
-issue 12 (`DefectsOfIssue12Test`) are injected the way they were found in the generated tree.
+imports them under Python 3 and 2.7 and installs every resource with them. The six defects real
+Engage refused in a generated tree (`DefectsEngageRefusedTest`) are injected the way they were
+found there.
 """
 import copy
 import io
@@ -183,7 +184,7 @@ class CheckerTestCase(unittest.TestCase):
         return output
 
 
-class DefectsOfIssue12Test(CheckerTestCase):
+class DefectsEngageRefusedTest(CheckerTestCase):
     """Each defect Engage's own code refused in the generated tree, put back into a good tree."""
 
     def test_1_definition_without_display_name(self):

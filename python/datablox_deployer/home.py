@@ -74,7 +74,7 @@ def write_atomically(path, data):
     No fsync: a kill is what the deployer guards against; against a power cut, a file replaced
     by rename is flushed with the rename by ext4 (its default `auto_da_alloc`), and an fsync of
     this file alone would not make the resources it records (extracted without fsync, as tar
-    and pip extract) durable either. On this VM one fsync cost 50 ms, a third of a deploy."""
+    and pip extract) durable either."""
     directory = os.path.dirname(path)
     handle, temporary = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
     try:
@@ -481,7 +481,7 @@ class Home(object):
         expected = extension.sums.get(location)
         top = location[:-len(".tgz")] if location.endswith(".tgz") else location.rsplit(".", 1)[0]
         # The archive's top directory is extracted as a new directory of .staging/ itself (not
-        # inside one more directory: removing each emptied one cost 2 ms on this VM's ext4).
+        # inside one more directory, which would cost one more rmdir per archive).
         self.ensure_dir(self.staging)
         destination = os.path.join(self.staging, "{}.{}".format(top, os.urandom(8).hex()))
         return safetar.extract(archive, label, top, destination, *limits, expected=expected)

@@ -125,7 +125,7 @@ def host_instance(home, platform_key):
         "genforma_home": home,
         "log_directory": os.path.join(home, "log"),
         # os.uname() is what socket.gethostname() and platform.machine() read on a POSIX node,
-        # without their imports (16 ms of an on-demand deploy's start).
+        # without importing them at an on-demand deploy's start.
         "hostname": os.uname().nodename,
         "os_user_name": getpass.getuser(),
         "os_type": platform_key[0],

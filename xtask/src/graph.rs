@@ -1,9 +1,12 @@
-//! `Model` -> the resource dependency graph as Graphviz DOT or Mermaid text.
+//! `Model` -> the graph of blocks and what they need, as Graphviz DOT or Mermaid text.
 //!
 //! Nodes are the resources of the manifests and the `[[external]]` keys they rely on, shaped and
 //! coloured by kind; edges are the `inside`, `environment` and `peers` constraints, labelled with
-//! the version they ask for. The text depends only on the model (resources sorted by key,
-//! constraints in manifest order), so the README's picture can be compared with a fresh one.
+//! the version they ask for. Constraints on platforms (externals with a `host` port, which every
+//! resource has) are not drawn as edges: they are folded into one note that groups the resources
+//! by the platforms they accept. The text depends only on the model (resources sorted by key,
+//! constraints in manifest order), so `docs/graph.md`'s picture can be compared with a fresh one
+//! (`embed` puts it between that file's markers).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -37,7 +40,6 @@ pub enum NodeKind {
     Dummy,
     /// Installed by a manager module, from something other than the kinds above.
     Package,
-    Platform,
     External,
 }
 
@@ -51,7 +53,6 @@ impl NodeKind {
             NodeKind::Pip => "pip",
             NodeKind::Dummy => "dummy",
             NodeKind::Package => "package",
-            NodeKind::Platform => "platform",
             NodeKind::External => "external",
         }
     }
@@ -66,7 +67,6 @@ impl NodeKind {
             NodeKind::Pip => ("#ffe4e6", "#be123c"),
             NodeKind::Dummy => ("#f1f5f9", "#475569"),
             NodeKind::Package => ("#ecfeff", "#0e7490"),
-            NodeKind::Platform => ("#e5e7eb", "#111827"),
             NodeKind::External => ("#ffffff", "#6b7280"),
         }
     }
@@ -77,7 +77,13 @@ struct Node {
     id: String,
     label: String,
     kind: NodeKind,
+    /// For a resource: the platforms it accepts (`ubuntu-linux 14.04 or mac-osx >=10.5`), shown in
+    /// the note instead of as edges, and the names of those platforms.
+    platforms: Option<(String, BTreeSet<String>)>,
 }
+
+/// The platform note's colours, shared by both formats.
+const NOTE_COLOURS: (&str, &str) = ("#e5e7eb", "#111827");
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Edge {
@@ -90,6 +96,8 @@ struct Edge {
 struct Graph {
     nodes: Vec<Node>,
     edges: Vec<Edge>,
+    /// Every platform by name, with the versions Engage defines (`mac-osx 10.5 | 10.6`).
+    platforms: BTreeMap<String, String>,
 }
 
 /// Renders the graph of `model` in the chosen format.
@@ -133,6 +141,19 @@ fn node_id(prefix: &str, text: &str) -> String {
 }
 
 fn build(model: &Model) -> Graph {
+    // External keys are drawn once per name: the edge label says which versions a constraint
+    // admits. Platforms are not drawn; the note lists them.
+    let mut externals: Vec<_> = model.extension.externals.iter().collect();
+    externals.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut platforms: BTreeMap<String, String> = BTreeMap::new();
+    for external in &externals {
+        if external.output_ports.contains_key("host") {
+            platforms
+                .entry(external.name.clone())
+                .or_insert_with(|| format!("{} {}", external.name, external.versions.join(" | ")));
+        }
+    }
+
     let mut nodes = Vec::new();
     let mut by_key: BTreeMap<&Key, usize> = BTreeMap::new();
     for resource in &model.resources {
@@ -144,26 +165,22 @@ fn build(model: &Model) -> Graph {
             ),
             label: resource.key.to_string(),
             kind: kind_of(resource),
+            platforms: platforms_of(resource, &platforms),
         });
     }
-    // External keys are drawn once per name: the edge label says which versions a constraint admits.
-    let mut externals: Vec<_> = model.extension.externals.iter().collect();
-    externals.sort_by(|a, b| a.name.cmp(&b.name));
     let mut by_external: BTreeMap<&str, usize> = BTreeMap::new();
     for external in externals {
-        if by_external.contains_key(external.name.as_str()) {
+        if by_external.contains_key(external.name.as_str())
+            || platforms.contains_key(&external.name)
+        {
             continue;
         }
         by_external.insert(&external.name, nodes.len());
-        let kind = if external.output_ports.contains_key("host") {
-            NodeKind::Platform
-        } else {
-            NodeKind::External
-        };
         nodes.push(Node {
             id: node_id("x_", &external.name),
             label: format!("{} {}", external.name, external.versions.join(" | ")),
-            kind,
+            kind: NodeKind::External,
+            platforms: None,
         });
     }
 
@@ -180,6 +197,9 @@ fn build(model: &Model) -> Graph {
             };
             let one_of = matches!(alternatives, Alternatives::OneOf(_));
             for constraint in alternatives.constraints() {
+                if platforms.contains_key(&constraint.name) {
+                    continue;
+                }
                 let label = if one_of {
                     format!("{field} one-of {}", constraint.version)
                 } else {
@@ -207,7 +227,91 @@ fn build(model: &Model) -> Graph {
             }
         }
     }
-    Graph { nodes, edges }
+    Graph {
+        nodes,
+        edges,
+        platforms,
+    }
+}
+
+/// The platforms `resource` accepts, as the note says it (`ubuntu-linux 14.04 or mac-osx >=10.5`),
+/// and their names; `None` when it names no platform.
+fn platforms_of(
+    resource: &Resource,
+    platforms: &BTreeMap<String, String>,
+) -> Option<(String, BTreeSet<String>)> {
+    let mut parts = Vec::new();
+    let mut names = BTreeSet::new();
+    for alternatives in [&resource.inside, &resource.environment, &resource.peers]
+        .into_iter()
+        .flatten()
+    {
+        let joiner = match alternatives {
+            Alternatives::AllOf(_) => " and ",
+            _ => " or ",
+        };
+        let accepted: Vec<String> = alternatives
+            .constraints()
+            .iter()
+            .filter(|c| platforms.contains_key(&c.name))
+            .map(|c| {
+                names.insert(c.name.clone());
+                format!("{} {}", c.name, c.version)
+            })
+            .collect();
+        if !accepted.is_empty() {
+            parts.push(accepted.join(joiner));
+        }
+    }
+    (!parts.is_empty()).then(|| (parts.join("; "), names))
+}
+
+/// The note's lines: the platforms the drawn resources name, with the versions Engage defines,
+/// then the resources grouped by what they accept, the largest group last as "every (other)
+/// resource" when every resource drawn names a platform. Empty when none does.
+fn note_lines(graph: &Graph) -> Vec<String> {
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut named = BTreeSet::new();
+    let mut resources = 0;
+    for node in &graph.nodes {
+        if node.kind == NodeKind::External {
+            continue;
+        }
+        resources += 1;
+        if let Some((text, names)) = &node.platforms {
+            groups.entry(text).or_default().push(&node.label);
+            named.extend(names.iter().cloned());
+        }
+    }
+    if groups.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "platforms: {}",
+        named
+            .iter()
+            .map(|name| graph.platforms[name].as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    )];
+    let mut groups: Vec<(&str, Vec<&str>)> = groups.into_iter().collect();
+    // The largest group last (ties: the first text), so it can read "every other resource".
+    let largest = (0..groups.len())
+        .rev()
+        .max_by_key(|&i| groups[i].1.len())
+        .unwrap();
+    let last = groups.remove(largest);
+    let everyone = groups.iter().map(|(_, r)| r.len()).sum::<usize>() + last.1.len() == resources;
+    for (text, members) in &groups {
+        lines.push(format!("{}: inside {text}", members.join(", ")));
+    }
+    let who = match (everyone, groups.is_empty()) {
+        (true, true) => "every resource".to_string(),
+        (true, false) => "every other resource".to_string(),
+        (false, _) => last.1.join(", "),
+    };
+    lines.push(format!("{who}: inside {}", last.0));
+    lines
 }
 
 /// Keeps the node named by `focus` and every node it reaches.
@@ -279,7 +383,11 @@ fn focused(graph: Graph, model: &Model, focus: &str) -> Result<Graph> {
             ..e
         })
         .collect();
-    Ok(Graph { nodes, edges })
+    Ok(Graph {
+        nodes,
+        edges,
+        platforms: graph.platforms,
+    })
 }
 
 fn used_kinds(graph: &Graph) -> BTreeSet<NodeKind> {
@@ -293,11 +401,15 @@ fn mermaid(graph: &Graph) -> String {
         let shape = match node.kind {
             NodeKind::Block => format!("([\"{label}\"])"),
             NodeKind::Service => format!("{{{{\"{label}\"}}}}"),
-            NodeKind::Platform => format!("[/\"{label}\"\\]"),
             NodeKind::External => format!("[(\"{label}\")]"),
             _ => format!("[\"{label}\"]"),
         };
         writeln!(out, "    {}{shape}:::{}", node.id, node.kind.class()).unwrap();
+    }
+    let note = note_lines(graph);
+    if !note.is_empty() {
+        let text = note.join("<br/>").replace('"', "#quot;");
+        writeln!(out, "    platforms>\"{text}\"]:::note").unwrap();
     }
     for edge in &graph.edges {
         let arrow = match edge.field {
@@ -322,6 +434,14 @@ fn mermaid(graph: &Graph) -> String {
         )
         .unwrap();
     }
+    if !note.is_empty() {
+        let (fill, stroke) = NOTE_COLOURS;
+        writeln!(
+            out,
+            "    classDef note fill:{fill},stroke:{stroke},color:#111827"
+        )
+        .unwrap();
+    }
     out
 }
 
@@ -335,7 +455,6 @@ fn dot(graph: &Graph) -> String {
         let shape = match node.kind {
             NodeKind::Block => "box, style=\"rounded,filled\"",
             NodeKind::Service => "hexagon",
-            NodeKind::Platform => "trapezium",
             NodeKind::External => "cylinder",
             NodeKind::Dummy => "box, style=\"dashed,filled\"",
             _ => "box",
@@ -346,6 +465,21 @@ fn dot(graph: &Graph) -> String {
             node.id,
             quote(&node.label),
             node.kind.class()
+        )
+        .unwrap();
+    }
+    let note = note_lines(graph);
+    if !note.is_empty() {
+        let (fill, stroke) = NOTE_COLOURS;
+        // One left-justified line (`\l`) per line of the note.
+        let lines: Vec<String> = note.iter().map(|line| quote(line)).collect();
+        let text = lines
+            .iter()
+            .map(|line| format!("{}\\l", &line[1..line.len() - 1]))
+            .collect::<String>();
+        writeln!(
+            out,
+            "    platforms [label=\"{text}\", shape=note, fillcolor=\"{fill}\", color=\"{stroke}\", class=\"note\"];"
         )
         .unwrap();
     }
@@ -366,4 +500,37 @@ fn dot(graph: &Graph) -> String {
     }
     out.push_str("}\n");
     out
+}
+
+/// The document, relative to the repository root, that shows the repository's own graph.
+pub const DOC_PATH: &str = "docs/graph.md";
+const DOC_START: &str = "<!-- graph:start -->";
+const DOC_END: &str = "<!-- graph:end -->";
+
+/// `doc` with the Mermaid text `mermaid` (as `render` returns it) put between its
+/// `<!-- graph:start -->` and `<!-- graph:end -->` markers, in a fenced block; `None` when `doc`
+/// lacks the markers.
+pub fn embed(doc: &str, mermaid: &str) -> Option<String> {
+    let start = doc.find(DOC_START)?;
+    let end = doc[start..].find(DOC_END)? + start + DOC_END.len();
+    Some(format!(
+        "{}{DOC_START}\n```mermaid\n{mermaid}```\n{DOC_END}{}",
+        &doc[..start],
+        &doc[end..]
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::embed;
+
+    #[test]
+    fn embed_replaces_only_what_lies_between_the_markers() {
+        let doc = "# Graph\n\n<!-- graph:start -->\nold\n<!-- graph:end -->\n\nafter\n";
+        assert_eq!(
+            embed(doc, "flowchart LR\n").unwrap(),
+            "# Graph\n\n<!-- graph:start -->\n```mermaid\nflowchart LR\n```\n<!-- graph:end -->\n\nafter\n"
+        );
+        assert_eq!(embed("no markers\n", "flowchart LR\n"), None);
+    }
 }

@@ -415,14 +415,14 @@ fn import(cwd: &std::path::Path, flags: xtask::flags::ImportFlags) -> Result<Exi
 ///
 /// glibc raises its mmap threshold each time a large block is freed, after which every archive's
 /// 256 KiB buffers and compressor state come from the heap and fragment it: peak RSS then grows
-/// with the number of archives (77 MiB on the 200-block benchmark corpus, for 11 MiB of live
-/// heap). A fixed threshold keeps large buffers in their own mappings, returned on free (22 MiB).
+/// with the number of archives. A fixed threshold keeps large buffers in their own mappings,
+/// returned on free (the cold build's peak RSS, in `cargo xtask bench --profile medium`).
 ///
 /// And one arena for every thread: the scan's trees are allocated on the `--jobs` threads, in
 /// their own arenas by default, so what they free after the build cannot serve the main
-/// thread's allocations when it writes the output, and the heap grows again (6 MiB of the
-/// large profile's incremental builds; BENCHMARKS.md). Time: no difference measured (the
-/// threads spend theirs in system calls, hashing and compression, not in malloc).
+/// thread's allocations when it writes the output, and the heap grows again (the incremental
+/// peak RSS of `cargo xtask bench --profile large`; BENCHMARKS.md). The threads spend their time
+/// in system calls, hashing and compression, not in malloc.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_malloc() {
     // SAFETY: mallopt only changes a malloc tunable; it is called before any thread starts.

@@ -1,7 +1,8 @@
 //! Checks of the repository itself, so reviewers need not remember them: every block directory
 //! has a manifest, every module is in ARCHITECTURE.md, every `.rs` file starts with `//!`, no
-//! generated file is tracked, no line ends in whitespace, the code is formatted, and the `ci/`
-//! shell scripts parse.
+//! generated file is tracked, no line ends in whitespace, the code is formatted, the `ci/` shell
+//! scripts parse, the top-level documents stay within their sizes, every page of `docs/` is linked
+//! from the README, and no document or comment names an issue number or a date.
 
 use std::process::Command;
 
@@ -185,4 +186,158 @@ fn ci_shell_scripts_parse_and_engage_real_refuses_a_missing_argument() {
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&output.stdout).contains("ENGAGE_SRC"));
+}
+
+/// The top-level documents stay short enough for their readers; topics go to `docs/`.
+#[test]
+fn top_level_documents_fit_their_limits() {
+    let mut problems = Vec::new();
+    for (name, limit) in [
+        ("README.md", 150),
+        ("ARCHITECTURE.md", 200),
+        ("BENCHMARKS.md", 200),
+    ] {
+        let lines = std::fs::read_to_string(repo_root().join(name))
+            .unwrap()
+            .lines()
+            .count();
+        if lines > limit {
+            problems.push(format!(
+                "{name}: {lines} lines, more than {limit}: move a topic to docs/<topic>.md \
+                 (BENCHMARKS.md: keep the current results; history stays in git)"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// Every page of `docs/` is reachable from the README.
+#[test]
+fn every_docs_page_is_linked_from_the_readme() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let missing: Vec<String> = tracked_files()
+        .into_iter()
+        .filter(|name| name.starts_with("docs/") && name.ends_with(".md"))
+        .filter(|name| !readme.contains(&format!("({name})")))
+        .map(|name| format!("{name}: link it from README.md's Documentation list"))
+        .collect();
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
+
+/// What a line of `name` says in prose: the whole line of a Markdown file, the comment of a line of
+/// code (after `//` in Rust; after a `#` that starts the line or follows a space in Python and
+/// shell), or nothing.
+fn prose<'a>(name: &str, line: &'a str) -> Option<&'a str> {
+    if name.ends_with(".md") {
+        return Some(line);
+    }
+    if name.ends_with(".rs") {
+        return line.find("//").map(|at| &line[at..]);
+    }
+    if line.trim_start().starts_with('#') {
+        return Some(line.trim_start());
+    }
+    line.find(" # ").map(|at| &line[at..])
+}
+
+/// `issue N`, `Issue #N`, `issues N`, `IssueN`: an issue named by number.
+fn names_an_issue(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    lower.match_indices("issue").any(|(at, _)| {
+        // A word of its own, or a part of a CamelCase name.
+        let word_start = !lower[..at].ends_with(|c: char| c.is_ascii_alphabetic())
+            || text.as_bytes()[at] == b'I';
+        let rest = lower[at + "issue".len()..].trim_start_matches('s');
+        let rest = rest.trim_start_matches([' ', '#']);
+        word_start && rest.starts_with(|c: char| c.is_ascii_digit())
+    })
+}
+
+/// `#N` standing alone (after the start, a space or a bracket), as an issue or pull request is
+/// named; colours (`fill:#111827`) and anchors (`page.md#N`) are not.
+fn names_a_number_sign(text: &str) -> bool {
+    text.match_indices('#').any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let standalone = matches!(before, None | Some(' ' | '(' | '['));
+        let digits: String = text[at + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        standalone && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+    })
+}
+
+/// A calendar date, `YYYY-MM-DD` with a year from 2000.
+fn names_a_date(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    (0..bytes.len().saturating_sub(9)).any(|at| {
+        let digit = |i: usize| bytes[at + i].is_ascii_digit();
+        bytes[at..].starts_with(b"20")
+            && (at == 0 || !bytes[at - 1].is_ascii_digit())
+            && (2..4).all(digit)
+            && bytes[at + 4] == b'-'
+            && (5..7).all(digit)
+            && bytes[at + 7] == b'-'
+            && (8..10).all(digit)
+    })
+}
+
+/// Documents and comments speak of the project as it is: no issue numbers (anywhere in a `.md`,
+/// `.rs`, `.py` or `.sh` file), and no `#N` references or dates in prose (a test's data may hold
+/// a date). Golden files and test fixtures are data, and are not read.
+#[test]
+fn no_document_or_comment_names_an_issue_or_a_date() {
+    let mut problems = Vec::new();
+    for name in tracked_files() {
+        let prose_file = [".md", ".rs", ".py", ".sh"]
+            .iter()
+            .any(|ext| name.ends_with(ext));
+        let data = name.starts_with("xtask/tests/golden/")
+            || name.starts_with("xtask/tests/bad_inputs/")
+            || name.starts_with("xtask/tests/fixtures/");
+        if !prose_file || data {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(repo_root().join(&name)) else {
+            continue;
+        };
+        for (index, line) in text.lines().enumerate() {
+            let problem = if names_an_issue(line) {
+                Some("names an issue by number")
+            } else {
+                match prose(&name, line) {
+                    Some(p) if names_a_number_sign(p) => Some("names an issue as `#N`"),
+                    Some(p) if names_a_date(p) => Some("names a date"),
+                    _ => None,
+                }
+            };
+            if let Some(problem) = problem {
+                problems.push(format!(
+                    "{name}:{}: {problem}: say what the code does today (history belongs in git)",
+                    index + 1
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn the_prose_checks_find_what_they_look_for() {
+    let number = 12;
+    assert!(names_an_issue(&format!("see Issue #{number}")));
+    assert!(names_an_issue(&format!("(issues {number})")));
+    assert!(!names_an_issue("an issue 'x' of the tracker"));
+    assert!(!names_an_issue(&format!("reissue {number} times")));
+    assert!(names_an_issue(&format!("DefectsOfIssue{number}Test")));
+    assert!(names_a_number_sign(&format!("fixed in #{number}.")));
+    assert!(names_a_number_sign(&format!("(#{number})")));
+    assert!(!names_a_number_sign("classDef a fill:#111827"));
+    assert!(!names_a_number_sign("#abc123 and #1f2"));
+    assert!(names_a_date(&format!("measured 20{}-12-01", number + 14)));
+    assert!(!names_a_date("version 1.2026-12"));
+    assert_eq!(prose("a.rs", "let x = 1; // note"), Some("// note"));
+    assert_eq!(prose("a.py", "x = \"connection #1\""), None);
+    assert_eq!(prose("a.py", "x = 1  # note"), Some(" # note"));
+    assert_eq!(prose("a.sh", "  # note"), Some("# note"));
 }

@@ -89,7 +89,7 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
     let one_dir = format!("{}__1_0", one.trim_end_matches("@1.0").replace('-', "_"));
 
     // The interpreter itself, as a node runs it: a `python3` on PATH may be a version manager's
-    // shim (pyenv's is a shell script that starts a dozen processes, ≈ 100 ms a run here).
+    // shim (pyenv's is a shell script that starts a dozen processes on every run).
     let code = "import sys; print(sys.executable)";
     let interpreter = cmd!(sh, "python3 -c {code}")
         .quiet()

@@ -205,7 +205,7 @@ pub(super) fn summarize(
         0.65,
     );
     target(
-        "no-op dist / cold dist (issue 10: 2)",
+        "no-op dist / cold dist",
         row(Mode::DistNoop).and_then(|r| r.vs_cold_dist),
         "<=",
         0.01,
@@ -235,17 +235,12 @@ pub(super) fn summarize(
             })
     };
     target("cold dist peak RSS, MiB", peak(false), "<=", 64.0);
-    target(
-        "incremental dist peak RSS, MiB (issue 10: 3)",
-        peak(true),
-        "<=",
-        64.0,
-    );
+    target("incremental dist peak RSS, MiB", peak(true), "<=", 64.0);
     target("dist bytes / gzip -6 bytes", dist_vs_gzip6_size, "<=", 1.02);
-    // Issue 10, 1: cold builds that scale.
+    // Cold builds that scale.
     if options.jobs <= 2 {
         target(
-            "cold dist / best shell pipeline, 2 cores (issue 10: 1)",
+            "cold dist / best shell pipeline, 2 cores",
             cold_row.and_then(|r| r.vs_best_shell),
             "<=",
             0.45,
@@ -263,7 +258,7 @@ pub(super) fn summarize(
             Some(max.map_or(v, |m| m.max(v)))
         });
     target(
-        "more jobs never slower: worst wall(2N jobs) / wall(N) (issue 10: 1; 5 % for noise)",
+        "more jobs never slower: worst wall(2N jobs) / wall(N) (5 % for noise)",
         slowest_step,
         "<=",
         1.05,
@@ -280,7 +275,7 @@ pub(super) fn summarize(
     );
     match scaling.iter().find(|s| s.jobs == 16) {
         Some(sixteen) => target(
-            "cold dist speedup at 16 jobs over 1 (issue 10: 1)",
+            "cold dist speedup at 16 jobs over 1",
             Some(sixteen.speedup),
             ">=",
             8.0,
@@ -292,13 +287,12 @@ pub(super) fn summarize(
     }
     match measured.cold_compile_s {
         Some(seconds) => target(
-            "cold compile of xtask (dev profile), s (issue 10: 4)",
+            "cold compile of xtask (dev profile), s",
             Some(seconds),
             "<=",
             60.0,
         ),
-        None => notes
-            .push("the compile-time target (issue 10: 4) is measured with `--cold-compile`".into()),
+        None => notes.push("the compile-time target is measured with `--cold-compile`".into()),
     }
 
     Report {
@@ -516,7 +510,7 @@ mod tests {
     }
 
     /// Four cores: `--jobs 1, 2` and the cores (`DistCold`) make the scaling table; speedups are
-    /// paired by round, and the targets of issue 10 say met or not.
+    /// paired by round, and the targets say met or not.
     #[test]
     fn scaling_table_and_targets() {
         let options = BenchOptions {

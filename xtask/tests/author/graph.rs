@@ -1,4 +1,4 @@
-//! `cargo xtask graph`: both formats, `--focus`, and the README's picture of the repository.
+//! `cargo xtask graph`: both formats, `--focus`, and the picture in `docs/graph.md`.
 
 use crate::support::{TempRepo, golden, repo_root};
 
@@ -51,12 +51,9 @@ fn graph_is_deterministic() {
     assert_eq!(first, second);
 }
 
-const START: &str = "<!-- graph:start -->";
-const END: &str = "<!-- graph:end -->";
-
-/// The README shows the Mermaid graph of the repository's own manifests; it must be current.
+/// `docs/graph.md` shows the Mermaid graph of the repository's own manifests; it must be current.
 #[test]
-fn readme_graph_is_current() {
+fn docs_graph_is_current() {
     let root = repo_root();
     let output = crate::support::xtask_command(&root, &["graph", "--format", "mermaid"])
         .output()
@@ -66,25 +63,23 @@ fn readme_graph_is_current() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let block = format!(
-        "{START}\n```mermaid\n{}```\n{END}",
-        String::from_utf8(output.stdout).unwrap()
-    );
-    let readme_path = root.join("README.md");
-    let readme = std::fs::read_to_string(&readme_path).unwrap();
-    let (Some(start), Some(end)) = (readme.find(START), readme.find(END)) else {
-        panic!("README.md lacks the `{START}` ... `{END}` markers around the dependency graph");
+    let path = root.join(xtask::graph::DOC_PATH);
+    let doc = std::fs::read_to_string(&path).unwrap();
+    let Some(fresh) = xtask::graph::embed(&doc, &String::from_utf8(output.stdout).unwrap()) else {
+        panic!(
+            "{}: lacks the `<!-- graph:start -->` ... `<!-- graph:end -->` markers around the graph",
+            xtask::graph::DOC_PATH
+        );
     };
-    let current = &readme[start..end + END.len()];
-    if current != block {
+    if doc != fresh {
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
-            let updated = format!("{}{block}{}", &readme[..start], &readme[end + END.len()..]);
-            std::fs::write(&readme_path, updated).unwrap();
+            std::fs::write(&path, fresh).unwrap();
             return;
         }
         panic!(
-            "the dependency graph in README.md is stale: run `UPDATE_GOLDEN=1 cargo test readme_graph` \
-             (or paste the output of `cargo xtask graph --format mermaid` between the markers) and commit README.md"
+            "the graph in {} is stale: run `UPDATE_GOLDEN=1 cargo test docs_graph` \
+             (or `cargo xtask graph` pasted between the markers) and commit it",
+            xtask::graph::DOC_PATH
         );
     }
 }
