@@ -171,18 +171,22 @@ def copy_extension(root, parts, destination):
     nothing is linked, and nothing is followed on either side (new names are created with
     O_EXCL | O_NOFOLLOW relative to a directory descriptor this copy made)."""
     os.mkdir(destination, 0o755)
-    made = {"": os.open(destination, DIR_FLAGS)}
+    # The directories made on the way to the current entry, as (relative path, fd): the walk is
+    # depth first, so a directory is done once an entry outside it comes (its fd is then closed).
+    made = [("", os.open(destination, DIR_FLAGS))]
     try:
         for relative, source_fd in extension_files(root, parts):
             parent, name = os.path.split(relative)
+            while made[-1][0] != parent:
+                os.close(made.pop()[1])
             if source_fd is None:
-                os.mkdir(name, 0o755, dir_fd=made[parent])
-                made[relative] = os.open(name, DIR_FLAGS, dir_fd=made[parent])
+                os.mkdir(name, 0o755, dir_fd=made[-1][1])
+                made.append((relative, os.open(name, DIR_FLAGS, dir_fd=made[-1][1])))
             else:
                 mode = 0o755 if os.fstat(source_fd).st_mode & 0o111 else 0o644
-                _write_new(made[parent], name, mode, lambda out: _pump(source_fd, out))
+                _write_new(made[-1][1], name, mode, lambda out: _pump(source_fd, out))
     finally:
-        for fd in made.values():
+        for _, fd in made:
             os.close(fd)
 
 

@@ -129,6 +129,20 @@ class EngageCopy(AttackCase):
         self.assertIn("drivers/escape: is a symbolic link", run.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.home, "engage")))
 
+    def test_the_copy_holds_few_descriptors_whatever_the_number_of_directories(self):
+        for index in range(60):
+            self.tree.block("b{}".format(index), "1.0")
+        self.tree.write()
+        script = ("import resource, sys\nresource.setrlimit(resource.RLIMIT_NOFILE, (32, 32))\n"
+                  "from datablox_deployer.home import copy_extension, ENGAGE_PARTS\n"
+                  "copy_extension(sys.argv[1], ENGAGE_PARTS, sys.argv[2])\n")
+        copy = os.path.join(self.tmp, "copy")
+        run = subprocess.run([sys.executable, "-c", script, self.tree.path, copy], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, universal_newlines=True,
+                             env=dict(os.environ, PYTHONPATH=os.path.join(REPO, "python")))
+        self.assertEqual(run.returncode, 0, run.stdout)
+        self.assertEqual(len(os.listdir(os.path.join(copy, "drivers"))), 61)
+
     @needs_root
     def test_the_dist_owner_cannot_change_the_homes_deployer(self):
         self.tree.write()
