@@ -145,11 +145,12 @@ def _walk_entry(parent_fd, name, relative, info, root):
         fd = _open_nofollow(name, DIR_FLAGS, parent_fd, label)
         try:
             yield relative, None
-            for entry in sorted(os.scandir(fd), key=lambda e: e.name):
-                if entry.name == "__pycache__" or entry.name.endswith(".pyc"):
+            # listdir and stat on the descriptor (os.scandir takes one only from Python 3.7).
+            for entry in sorted(os.listdir(fd)):
+                if entry == "__pycache__" or entry.endswith(".pyc"):
                     continue
-                yield from _walk_entry(fd, entry.name, os.path.join(relative, entry.name),
-                                       entry.stat(follow_symlinks=False), root)
+                yield from _walk_entry(fd, entry, os.path.join(relative, entry),
+                                       os.stat(entry, dir_fd=fd, follow_symlinks=False), root)
         finally:
             os.close(fd)
     elif stat.S_ISREG(info.st_mode):

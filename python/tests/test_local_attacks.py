@@ -154,8 +154,8 @@ class EngageCopy(AttackCase):
         with open(home_cli, "rb") as handle:
             before = handle.read()
         dist_cli = os.path.join(self.tree.path, "bin", "datablox_deployer", "cli.py")
-        edit = as_nobody(sys.executable, "-c", "import sys\nwith open(sys.argv[1], 'r+b') as f: f.write(b'raise SystemExit(7)#')",
-                         dist_cli)
+        # In place (`1<>`: read-write, not truncated), as an editor that keeps the inode does.
+        edit = as_nobody("sh", "-c", 'printf "raise SystemExit(7)#" 1<> "$1"', "sh", dist_cli)
         self.assertEqual(edit.returncode, 0, edit.stdout)
         with open(home_cli, "rb") as handle:
             self.assertEqual(handle.read(), before)
