@@ -44,7 +44,8 @@ pub enum Command {
     /// Migrate a legacy Engage extension (drivers/*/resources.json, metadata/*.json, install specs)
     /// and its blox/ directory into TOML manifests
     Import(ImportFlags),
-    /// Print the resource dependency graph as Mermaid or Graphviz DOT text on stdout
+    /// Print the graph of the resources and what they need (platforms in one note) as Mermaid or
+    /// Graphviz DOT text on stdout
     Graph(GraphFlags),
     /// Check a built output against itself and the sources: every archive's SHA-256 against
     /// SHA256SUMS and dist-manifest.json, every source digest against the current sources, the
