@@ -5,7 +5,7 @@ import json
 import os
 import sys
 
-from . import DeployError, safetar
+from . import DeployError, release, safetar
 from .deploy import Options, deploy
 from .extension import key_text
 from .home import Home, NotAHome
@@ -44,6 +44,12 @@ def parser():
     p.add_argument("resources", nargs="*", metavar="RESOURCE", help="what to deploy (default: the caretaker's install spec)")
     p.add_argument("--home", required=True, help="the deployment home (created when missing)")
     p.add_argument("--tree", help="the extension tree to deploy from (default: the one this deployer is in)")
+    p.add_argument("--release", metavar="ARCHIVE",
+                   help="deploy from a release archive (datablox-extension-<version>.tar.gz), checked against the "
+                        "SHA256SUMS beside it, instead of a tree")
+    p.add_argument("--key", metavar="PUB",
+                   help="with --release: the release's ed25519 public key (PEM); the archive must be a subject of "
+                        "the statement it signed (.intoto.jsonl beside the archive; needs `openssl`)")
     p.add_argument("--spec", metavar="FILE", help="an install spec of the extension's metadata/ to deploy instead of caretaker_install_spec.json")
     p.add_argument("--platform", nargs=2, metavar=("NAME", "VERSION"),
                    help="the host's platform key (default: from the system, e.g. ubuntu-linux 14.04)")
@@ -130,12 +136,24 @@ def main(argv=None):
             if len(args.resources) != 2:
                 raise DeployError("run takes one TOPOLOGY (help: `deploy --home H run topologies/word-count.json`)", 2)
             run_topology, args.resources = args.resources[1], []
-        options = Options(args.home, args.tree or default_tree(), args.resources, args.spec,
-                          tuple(args.platform) if args.platform else None, parse_config(args.config),
-                          args.find_links, args.max_members, args.max_bytes)
-        if not args.dry_run:
-            options.log = home.log_event
-        steps, changed = deploy(options, dry_run=args.dry_run)
+        if args.release and args.tree:
+            raise DeployError("--release and --tree: give one extension to deploy from", 2)
+        if args.key and not args.release:
+            raise DeployError("--key checks a release's signature: give it with --release ARCHIVE", 2)
+
+        def deploy_from(tree):
+            options = Options(args.home, tree, args.resources, args.spec,
+                              tuple(args.platform) if args.platform else None, parse_config(args.config),
+                              args.find_links, args.max_members, args.max_bytes)
+            if not args.dry_run:
+                options.log = home.log_event
+            return deploy(options, dry_run=args.dry_run)
+
+        if args.release:
+            with release.Unpacked(args.release, args.key, args.max_members, args.max_bytes) as tree:
+                steps, changed = deploy_from(tree)
+        else:
+            steps, changed = deploy_from(args.tree or default_tree())
         if args.json and run_topology is None:
             # `changed`: whether this run changed the home (Ansible's changed_when reads it).
             altered = not args.dry_run and (changed or any(s.action != "keep" for s in steps))

@@ -17,6 +17,9 @@ use crate::{DistOptions, DistReport, dist, plan, progress::Progress};
 #[derive(Clone, Debug)]
 pub struct DeployOptions {
     pub dist: DistOptions,
+    /// `--release ARCHIVE [--key PUB]`: deploy that release with the repository's deployer; no
+    /// dist is built.
+    pub release: Option<(PathBuf, Option<PathBuf>)>,
     pub target: Target,
     pub find_links: Option<PathBuf>,
     /// `[name, version]`: the nodes' platform key, passed to the deployer (default: its own).
@@ -62,7 +65,8 @@ pub enum NodesOut {
 /// What the deployer printed and how it exited; `main` passes both on.
 #[derive(Debug)]
 pub struct Deployed {
-    pub dist: DistReport,
+    /// `None` with `--release`.
+    pub dist: Option<DistReport>,
     pub exit_code: i32,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
@@ -93,10 +97,31 @@ pub(crate) fn checked_launcher(report: &DistReport) -> Result<PathBuf> {
 }
 
 pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> Result<Deployed> {
-    let report = dist(repo, &options.dist, progress)?;
-    let launcher = checked_launcher(&report)?;
+    let (report, program) = match &options.release {
+        // The deployer of this repository, from its sources (a release archive is checked
+        // before anything in it runs).
+        Some(_) => (
+            None,
+            vec![
+                "-c".to_string(),
+                FROM_SOURCES.to_string(),
+                repo.join("python").display().to_string(),
+            ],
+        ),
+        None => {
+            let report = dist(repo, &options.dist, progress)?;
+            let launcher = checked_launcher(&report)?;
+            (Some(report), vec![launcher.display().to_string()])
+        }
+    };
     let sh = Shell::new().map_err(|e| shell_error(&e))?;
     let mut args: Vec<String> = Vec::new();
+    if let Some((archive, key)) = &options.release {
+        args.push(format!("--release={}", archive.display()));
+        if let Some(key) = key {
+            args.push(format!("--key={}", key.display()));
+        }
+    }
     match &options.target {
         Target::Home { home, .. } => {
             args.push(format!("--home={}", home.display()));
@@ -146,7 +171,7 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
         args.push("--".into());
         args.extend(resources.iter().cloned());
     }
-    let output = cmd!(sh, "python3 {launcher} {args...}")
+    let output = cmd!(sh, "python3 {program...} {args...}")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .quiet()
         .ignore_status()
@@ -160,6 +185,9 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
         stderr: output.stderr,
     })
 }
+
+/// `python3 -c FROM_SOURCES PYTHON_DIR ARGS...` runs the deployer package in PYTHON_DIR.
+const FROM_SOURCES: &str = "import sys; sys.path.insert(0, sys.argv.pop(1)); from datablox_deployer.cli import main; sys.exit(main())";
 
 pub(crate) fn shell_error(error: &xshell::Error) -> Error {
     Error::new(

@@ -51,6 +51,45 @@ pub enum Command {
     /// SHA256SUMS and dist-manifest.json, every source digest against the current sources, the
     /// extension tree against what dist would write; exit 1 with the list of differences
     Verify(VerifyFlags),
+    /// Make a release from the clean work tree: a --no-cache dist, then
+    /// datablox-extension-<version>.tar.gz, SHA256SUMS and an in-toto provenance statement
+    /// (signed into a DSSE envelope with --sign-key) in --out (see docs/release.md)
+    Release(ReleaseFlags),
+    /// Check a release directory: every digest, the statement's subjects against the files, the
+    /// signature with --key, and with --rebuild the archive rebuilt from the recorded commit
+    VerifyRelease(VerifyReleaseFlags),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReleaseFlags {
+    /// Output directory, replaced whole (default: target/release-dist under the repository)
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Sign the statement with this ed25519 private key (PKCS#8 PEM) into
+    /// datablox-extension-<version>.intoto.jsonl
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
+    /// Release from a work tree with uncommitted changes (the statement records it)
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// The release tag, which must be v<version> (default: the tag of a GitHub Actions tag run,
+    /// else the v* tags of HEAD, else none)
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyReleaseFlags {
+    /// The release directory (SHA256SUMS, the archive, the statement, the envelope)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Also verify the DSSE signature with this ed25519 public key (PEM)
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
+    /// Also rebuild the recorded commit (from the repository around the current directory) and
+    /// compare the archives byte for byte
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,6 +139,14 @@ pub struct DeployFlags {
     /// The dist directory to build and deploy from (default: target/dist under the repository)
     #[arg(long, value_name = "DIR")]
     pub dist: Option<PathBuf>,
+    /// Deploy from this release archive (datablox-extension-<version>.tar.gz, checked against
+    /// the SHA256SUMS beside it) instead of building a dist; the repository's node deployer runs
+    #[arg(long, value_name = "ARCHIVE", requires = "home", conflicts_with_all = ["dist", "topology"])]
+    pub release: Option<PathBuf>,
+    /// With --release: the release's ed25519 public key (PEM); the archive must be a subject of
+    /// the statement it signed (needs `openssl`)
+    #[arg(long, value_name = "PUB", requires = "release")]
+    pub key: Option<PathBuf>,
     /// What to deploy: `NAME VERSION`, `NAME@VERSION` or `NAME` (default: what
     /// caretaker_install_spec.json installs: the caretaker, the framework and the adapter); or
     /// `start`, `stop`, `status`: the home's caretaker service

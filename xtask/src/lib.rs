@@ -24,6 +24,7 @@ pub mod model;
 pub mod output;
 pub mod plan;
 pub mod progress;
+pub mod release;
 pub mod run;
 pub mod scaffold;
 pub mod tree;

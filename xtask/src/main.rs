@@ -45,8 +45,11 @@ fn say_waiting(out_dir: &std::path::Path) {
 fn run(command: Command) -> Result<ExitCode, Error> {
     let cwd =
         std::env::current_dir().map_err(|e| Error::io("read", std::path::Path::new("."), e))?;
-    if let Command::Import(flags) = command {
-        return import(&cwd, flags);
+    match command {
+        Command::Import(flags) => return import(&cwd, flags),
+        Command::Release(flags) => return xtask::release::cli::release(&cwd, flags),
+        Command::VerifyRelease(flags) => return xtask::release::cli::verify_release(&cwd, flags),
+        _ => {}
     }
     let repo = xtask::find_repo(&cwd)?;
     match command {
@@ -147,6 +150,9 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                     },
                     (None, None) => unreachable!("clap requires --home or --topology"),
                 },
+                release: flags
+                    .release
+                    .map(|archive| (cwd.join(archive), flags.key.map(|key| cwd.join(key)))),
                 find_links: flags.find_links.map(|dir| cwd.join(dir)),
                 platform: flags.platform,
                 port: flags.port,
@@ -155,17 +161,19 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 json: flags.json,
             };
             let deployed = xtask::deploy::deploy(&repo, &options, &Silent)?;
-            for warning in &deployed.dist.warnings {
-                eprint!("{warning}");
+            if let Some(dist) = &deployed.dist {
+                for warning in &dist.warnings {
+                    eprint!("{warning}");
+                }
+                let summary = &dist.summary;
+                eprintln!(
+                    "       Built {} packages ({} rebuilt, {} unchanged) -> {}",
+                    summary.packages,
+                    summary.rebuilt,
+                    summary.skipped,
+                    summary.out_dir.display()
+                );
             }
-            let summary = &deployed.dist.summary;
-            eprintln!(
-                "       Built {} packages ({} rebuilt, {} unchanged) -> {}",
-                summary.packages,
-                summary.rebuilt,
-                summary.skipped,
-                summary.out_dir.display()
-            );
             use std::io::Write;
             let _ = std::io::stdout().write_all(&deployed.stdout);
             let _ = std::io::stderr().write_all(&deployed.stderr);
@@ -337,7 +345,9 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 ExitCode::from(1)
             })
         }
-        Command::Import(_) => unreachable!("handled above: import needs no repository"),
+        Command::Import(_) | Command::Release(_) | Command::VerifyRelease(_) => {
+            unreachable!("handled above: they find the repository themselves, if they need one")
+        }
         Command::Graph(flags) => {
             let checked = xtask::check::load(&repo)?;
             let format = match flags.format {

@@ -1,6 +1,6 @@
 //! `--ansible DIR` under the real `ansible-playbook`: ansible-core, pinned by hash in
 //! `ci/requirements-ansible.txt`, is installed once into `target/tools/ansible/` by
-//! `ci/ansible_tools.py` (the only download of `cargo test`). `cargo xtask deploy --topology
+//! `ci/tools.py ansible` (the only download of `cargo test`). `cargo xtask deploy --topology
 //! topologies/word-count.json --nodes master,w1,w2 --ansible DIR` writes the inventory, playbook
 //! and bundles; a second inventory makes every host local (`ansible_connection=local`), with its
 //! own home and port under a temporary directory. The first run deploys every node and starts its
@@ -36,7 +36,8 @@ fn ansible_bin() -> PathBuf {
         .join("tools/ansible");
     let run = Run::new(
         python3()
-            .arg(repo_root().join("ci/ansible_tools.py"))
+            .arg(repo_root().join("ci/tools.py"))
+            .arg("ansible")
             .arg("--dir")
             .arg(&tools)
             .output()
@@ -44,7 +45,7 @@ fn ansible_bin() -> PathBuf {
     );
     assert!(
         run.status.success(),
-        "the Ansible test could not install ansible-core (ci/ansible_tools.py, exit {}):\n{}",
+        "the Ansible test could not install ansible-core (ci/tools.py ansible, exit {}):\n{}",
         run.status,
         run.stderr
     );

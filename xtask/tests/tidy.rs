@@ -145,7 +145,7 @@ fn the_repository_manifests_have_no_warnings() {
 
 #[test]
 fn ci_shell_scripts_parse_and_engage_real_refuses_a_missing_argument() {
-    // `bash -n` on every shell script under ci/ (they are run by hand or by the release job, never
+    // `bash -n` on every shell script under ci/ (they are run by hand, never
     // by `cargo test`, so a syntax error would otherwise go unseen).
     let scripts: Vec<String> = tracked_files()
         .into_iter()
