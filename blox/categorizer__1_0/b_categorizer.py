@@ -86,6 +86,8 @@ class categorizer(Block):
     `detect_encoding` false) `encoding` is None. `self.table_source` says which table is used.
     """
 
+    ARGS = ("detect_encoding", "mime_types", "home")
+
     def on_load(self, config):
         self.table = dict(BUILTIN_MIME_TYPES)
         self.table_source = "built-in"

@@ -10,6 +10,8 @@ class counter(Block):
     record per value on `output` (`value`, `count`), most frequent first, ties in value order;
     `top` (optional) keeps only that many. The counts are in `self.counts` meanwhile."""
 
+    ARGS = ("field", "top")
+
     def on_load(self, config):
         self.field = self.config_value(config, "field", kind=str)
         self.top = self.config_value(config, "top", None, (int, type(None)))

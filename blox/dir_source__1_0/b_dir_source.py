@@ -11,6 +11,8 @@ class dir_source(Block):
     `pattern` (default `*`), in name order. With `recursive` true, files of sub-directories too;
     with `include_dirs` true, directories as well as files."""
 
+    ARGS = ("directory", "pattern", "recursive", "include_dirs", "batch_size")
+
     def on_load(self, config):
         self.directory = self.config_value(config, "directory", kind=str)
         self.pattern = self.config_value(config, "pattern", "*", str)

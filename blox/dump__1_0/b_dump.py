@@ -11,6 +11,8 @@ class dump(Block):
     no limit) and, unless `print` is false, writes each as one JSON line to standard output,
     then a summary line at shutdown. For looking at a pipeline's output while developing it."""
 
+    ARGS = ("print", "limit")
+
     def on_load(self, config):
         self.print_records = self.config_value(config, "print", True, bool)
         self.limit = self.config_value(config, "limit", None, (int, type(None)))

@@ -13,6 +13,8 @@ class file_crawler(Block):
     one of the globs in `exclude` are skipped (a skipped directory is not entered). Files that
     vanish or cannot be read during the walk are counted in `self.errors` instead of failing."""
 
+    ARGS = ("directory", "exclude", "follow_links", "batch_size")
+
     def on_load(self, config):
         self.directory = self.config_value(config, "directory", kind=str)
         self.exclude = list(self.config_value(config, "exclude", [], (list, tuple)))

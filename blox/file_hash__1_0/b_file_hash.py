@@ -21,6 +21,8 @@ class file_hash(Block):
     the input record are passed along. A file that cannot be read is skipped and recorded in
     `self.errors` as (path, message), unless `fail_on_error` is true."""
 
+    ARGS = ("fail_on_error",)
+
     def on_load(self, config):
         self.fail_on_error = self.config_value(config, "fail_on_error", False, bool)
         self.add_input("input", ["path"])

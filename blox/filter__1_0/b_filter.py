@@ -67,6 +67,8 @@ class filter(Block):
     A record without the field does not match. `self.kept` and `self.dropped` count records.
     """
 
+    ARGS = ("where", "field", "op", "value", "mode")
+
     def on_load(self, config):
         if "where" in config:
             specs = self.config_value(config, "where", kind=(list, tuple))

@@ -15,6 +15,8 @@ class join(Block):
     except a shared key field, which appears once. Every record seen is kept until shutdown.
     """
 
+    ARGS = ("key", "left_key", "right_key")
+
     def on_load(self, config):
         key = self.config_value(config, "key", None, str)
         self.left_key = self.config_value(config, "left_key", key, str)

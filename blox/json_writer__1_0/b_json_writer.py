@@ -20,6 +20,8 @@ class json_writer(Block):
 
     json_module = json.__name__
 
+    ARGS = ("path", "append")
+
     def on_load(self, config):
         self.path = self.config_value(config, "path", kind=str)
         append = self.config_value(config, "append", False, bool)

@@ -7,6 +7,8 @@ class null(Block):
     """Sink: accepts any records on `input` and drops them. Counts records and batches so that a
     pipeline's volume can be checked without keeping the data."""
 
+    ARGS = ()
+
     def on_load(self, config):
         self.add_input("input", [])
         self.records = 0

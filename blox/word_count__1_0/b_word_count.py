@@ -23,6 +23,8 @@ class word_count(Block):
     Binary and unreadable files are skipped and listed in `self.skipped`. At shutdown, emits
     the totals (`files`, `lines`, `words`, `chars`) on `totals`."""
 
+    ARGS = ("encoding",)
+
     def on_load(self, config):
         self.encoding = self.config_value(config, "encoding", "utf-8", str)
         self.add_input("input", ["path"])

@@ -10,6 +10,8 @@ class zero_source(Block):
     """Source: emits `count` records (default 10) with the fields `fields` (default ["value"])
     all set to 0, at most `batch_size` (default 100) records per batch."""
 
+    ARGS = ("count", "fields", "batch_size")
+
     def on_load(self, config):
         self.count = self.config_value(config, "count", 10, int)
         self.fields = list(self.config_value(config, "fields", ["value"], (list, tuple)))

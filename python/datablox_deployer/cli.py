@@ -61,6 +61,9 @@ def parser():
                    help="with start: the address to listen on (default 127.0.0.1; the caretaker has no "
                         "authentication: use another address only on a network you trust)")
     p.add_argument("--timeout", type=float, help="with run: fail the run after this many seconds (the master's, 600)")
+    p.add_argument("--keep", action="store_true",
+                   help="with a bundle's placement: keep what the last placement installed and this one no longer "
+                        "needs (default: removed; never what `deploy --home H RESOURCE` installed)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (what, in which order, why) and change nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     p.add_argument("--max-members", type=int, default=safetar.MAX_MEMBERS, help=argparse.SUPPRESS)
@@ -97,9 +100,12 @@ def print_steps(steps, home, dry_run, changed):
         out.write(line + "\n")
     done = [s for s in steps if s.action != "keep"]
     replaced = [key_text(s.planned.key) for s in done if s.action == "replace"]
+    removed = [key_text(s.planned.key) for s in done if s.action == "remove"]
+    notes = ["replaced: " + ", ".join(replaced)] if replaced else []
+    notes += ["removed: " + ", ".join(removed)] if removed else []
     out.write("{} {} resource(s){}, {} already installed, in {}{}\n".format(
         "Plan: would deploy" if dry_run else "Deployed", len(done),
-        " (replaced: {})".format(", ".join(replaced)) if replaced else "", len(steps) - len(done), home.root,
+        " ({})".format("; ".join(notes)) if notes else "", len(steps) - len(done), home.root,
         "; engage/ updated" if changed else ""))
 
 
@@ -144,7 +150,7 @@ def main(argv=None):
         def deploy_from(tree):
             options = Options(args.home, tree, args.resources, args.spec,
                               tuple(args.platform) if args.platform else None, parse_config(args.config),
-                              args.find_links, args.max_members, args.max_bytes)
+                              args.find_links, args.max_members, args.max_bytes, keep=args.keep)
             if not args.dry_run:
                 options.log = home.log_event
             return deploy(options, dry_run=args.dry_run)

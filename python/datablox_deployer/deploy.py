@@ -10,9 +10,9 @@ import sys
 import time
 
 from . import DeployError, safetar
-from .extension import Extension, key_text, key_tuple, name_problem
+from .extension import Extension, did_you_mean, key_text, key_tuple, keys_text, name_problem
 from .home import PIP_NOT_IMPORTABLE, Home
-from .resolve import HOST_ID, Resolver, compare_versions, detect_platform, host_instance
+from .resolve import HOST_ID, Planned, Resolver, compare_versions, detect_platform, host_instance
 
 PIP_CLASSES = ("PipLink", "EasyInstallLink")
 RECORD_EVERY = float(os.environ.get("DATABLOX_DEPLOY_RECORD_EVERY", "0.25"))
@@ -22,7 +22,7 @@ WORKERS = int(os.environ.get("DATABLOX_DEPLOY_THREADS") or min(4, os.cpu_count()
 
 class Options(object):
     def __init__(self, home, tree, requests=(), spec=None, platform=None, config=None, find_links=None,
-                 max_members=safetar.MAX_MEMBERS, max_bytes=safetar.MAX_BYTES, log=None):
+                 max_members=safetar.MAX_MEMBERS, max_bytes=safetar.MAX_BYTES, log=None, keep=False):
         self.home = Home(home)
         self.tree = tree
         self.requests = list(requests)
@@ -32,6 +32,8 @@ class Options(object):
         self.find_links = find_links
         self.limits = (max_members, max_bytes)
         self.log = log or (lambda message: None)
+        # Keep what the last placement installed and this one does not need (`--keep`).
+        self.keep = keep
 
 
 class Step(object):
@@ -66,8 +68,13 @@ def parse_request(extension, text):
     if len(found) == 1:
         return found[0]
     if not found:
-        known = sorted(set(k[0] for k in extension.order))
-        raise DeployError("unknown resource `{}` (help: one of {})".format(text, ", ".join(known)), 2)
+        versions = extension.find(name) if version is not None else []
+        if versions:
+            raise DeployError("`{}` has no version {} (help: defined versions: {}; e.g. `{}@{}`)".format(
+                name, version, ", ".join(k[1] for k in versions), versions[-1][0], versions[-1][1]), 2)
+        names = sorted(set(k[0] for k in extension.order))
+        raise DeployError("unknown resource `{}` (help: {}one of {})".format(
+            text, did_you_mean(name, names), keys_text(extension.order)), 2)
     raise DeployError("`{}` has versions {}: name one, e.g. `{}@{}`".format(
         name, ", ".join(k[1] for k in found), found[0][0], found[-1][1]), 2)
 
@@ -148,9 +155,16 @@ def plan(options, extension, installed):
     resolver = Resolver(extension, host, installed, options.config)
     for key, instance_id in requested(extension, options):
         resolver.request(key, instance_id)
+    requested_keys = [planned.key for planned in resolver.order]
+    drop = []
+    if placement_deploy(options, extension) and not options.keep:
+        drop = unneeded(home, resolver.installed, requested_keys)
+    drop_ids = set(instance["id"] for instance in drop)
     # Every resource installed already is planned too, whether a RESOURCE, an install spec or a
     # caretaker (on demand) installed it: one whose archive changed is replaced by any deploy.
     for instance in resolver.installed:
+        if instance["id"] in drop_ids:
+            continue
         key = key_tuple(instance.get("key", {}))
         if extension.definition(key) is not None and extension.package_list(key) is not None:
             resolver.request(key, reason="installed")
@@ -159,7 +173,42 @@ def plan(options, extension, installed):
         kind, target, location = classify(extension, home, planned)
         action, why = decide(extension, planned, kind, target, location)
         steps.append(Step(planned, kind, target, location, action, why))
-    return host, steps
+    for instance in drop:
+        record = instance.get("properties", {}).get("datablox_package", {})
+        steps.append(Step(Planned(instance, None, "installed by the last placement", True), record.get("kind", "none"),
+                          record.get("path"), record.get("location"), "remove", "this node's placement no longer needs it"))
+    return host, steps, requested_keys
+
+
+def placement_deploy(options, extension):
+    """Whether this deploy installs a node's placement (a bundle's node install spec)."""
+    from .bundle import NODE_SPEC
+
+    return not options.requests and (options.spec or extension.default_spec()) == NODE_SPEC
+
+
+def unneeded(home, installed, requested_keys):
+    """The installed instances the last placement installed (recorded in the home's settings)
+    that this one does not need: not among `requested_keys`, never a resource deployed by name
+    (`deploy --home H RESOURCE`), never one a kept instance refers to, and never a pip package
+    (its files in python/ are not recorded one by one)."""
+    settings = home.settings()
+    placed, by_name = set(settings.get("placed", [])), set(settings.get("by_name", []))
+    wanted = set(key_text(key) for key in requested_keys)
+    drop = [i for i in installed if key_text(i["key"]) in placed - wanted - by_name
+            and i.get("properties", {}).get("datablox_package", {}).get("kind") != "pip"]
+    while True:
+        dropped = set(i["id"] for i in drop)
+        needed = set()
+        for instance in installed:
+            if instance["id"] in dropped:
+                continue
+            for ref in (instance.get("environment") or []) + (instance.get("peers") or []) + [instance.get("inside") or {}]:
+                needed.add(ref.get("id"))
+        still = [i for i in drop if i["id"] not in needed]
+        if len(still) == len(drop):
+            return drop
+        drop = still
 
 
 def host_platform(installed):
@@ -266,8 +315,9 @@ def deploy(options, dry_run=False):
                 settings["find_links"] = os.path.abspath(options.find_links)
             options.find_links = settings.get("find_links")
             installed = home.installed()
-            host, steps = plan(options, extension, installed)
-            work = [s for s in steps if s.action != "keep"]
+            host, steps, requested_keys = plan(options, extension, installed)
+            work = [s for s in steps if s.action not in ("keep", "remove")]
+            removals = [s for s in steps if s.action == "remove"]
             prepared = prepare_all(options, extension, work)
             # engage/ first: a tree it refuses (a link in it) leaves the home as it was.
             changed = home.sync_engage(extension)
@@ -293,8 +343,22 @@ def deploy(options, dry_run=False):
                 if time.monotonic() - last_write >= RECORD_EVERY:
                     home.write_installed(instances)
                     dirty, last_write = False, time.monotonic()
+            for step in removals:
+                if step.target and os.path.lexists(step.target):
+                    home.remove(step.target)
+                instances = [i for i in instances if i.get("id") != step.planned.id]
+                dirty = True
+                options.log("remove {} ({})".format(key_text(step.planned.key), step.why))
             if dirty:
                 home.write_installed(instances)
+            remembered = home.settings()
+            if placement_deploy(options, extension):
+                remembered["placed"] = sorted(key_text(key) for key in requested_keys)
+            if options.requests:
+                remembered["by_name"] = sorted(set(remembered.get("by_name", [])) |
+                                               set(key_text(parse_request(extension, text)) for text in options.requests))
+            if remembered != home.settings():
+                home.save_settings(remembered)
             home.clean_staging()
             return steps, changed
     except BaseException:

@@ -6,6 +6,7 @@ of it in a home (`<home>/engage/`). Reads only; every problem names the file.
   SHA256SUMS (in the tree, as a home keeps it, or beside it, as `dist` writes it)
 """
 
+import difflib
 import json
 import os
 import re
@@ -46,6 +47,19 @@ def name_problem(what, name):
         if char in "/=" or char.isspace() or unicodedata.category(char) == "Cc":
             return "{} {!r} contains {!r}".format(what, name, char)
     return None
+
+
+def did_you_mean(word, candidates):
+    """"did you mean `X`? " for the candidate closest to `word` (difflib's ratio, case ignored),
+    or "" when none is close: the start of a help text."""
+    lowered = dict((c.lower(), c) for c in candidates)
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return "did you mean `{}`? ".format(lowered[close[0]]) if close else ""
+
+
+def keys_text(keys):
+    """`a 1.0, a 2.0, b 1.0`: names with their versions."""
+    return ", ".join("{} {}".format(name, version) for name, version in sorted(keys))
 
 
 def read_json(path):

@@ -463,6 +463,12 @@ class Home(object):
 
     # -- package kinds -------------------------------------------------------------------------------
 
+    def remove(self, target):
+        """Move `target` into staging, then delete it: a kill leaves it in place or gone."""
+        old = self.new_staging("old")
+        os.rename(target, os.path.join(old, "x"))
+        shutil.rmtree(old)
+
     def place(self, prepared, target):
         """Rename `prepared` (in staging) to `target`, replacing what is there."""
         crash_point("extracted")

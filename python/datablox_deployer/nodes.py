@@ -57,6 +57,9 @@ def parser():
                    help="with --homes-dir: then run the placed topology on the homes' caretakers (started "
                         "unless running, stopped again) and exit with the master's exit code")
     p.add_argument("--timeout", type=float, help="with --run: fail the run after this many seconds (the master's, 600)")
+    p.add_argument("--keep", action="store_true",
+                   help="with --homes-dir: keep what a home no longer needs (default: removed, when the last "
+                        "placement installed it and not a `deploy --home H RESOURCE`)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
     p.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
     return p
@@ -124,7 +127,7 @@ def deploy_homes(extension, plan, args):
     try:
         for node in plan.nodes:
             options = Options(os.path.join(homes_dir, node), os.path.join(staging, node), (), bundle.NODE_SPEC,
-                              plan.platform, None, args.find_links)
+                              plan.platform, None, args.find_links, keep=args.keep)
             # Each home's deploy.log records this deploy, its refusals and failures, as the
             # single-home command's does.
             options.log = options.home.log_event
@@ -160,7 +163,11 @@ def main(argv):
         tree = args.tree or default_tree()
         topology = placement.read_topology(args.topology)
         extension = Extension(tree)
-        plan = placement.plan(extension, topology, placement.parse_nodes(args.nodes), args.platform)
+        out_dir = args.bundle or args.homes_dir or args.ansible
+        # The last placement written into the same directory keeps its blocks where they were.
+        previous = placement.previous_assignment(os.path.join(out_dir, "plan.json"), topology) if out_dir else {}
+        plan = placement.plan(extension, topology, placement.parse_nodes(args.nodes), args.platform,
+                              previous=previous)
         if args.bundle:
             bundle.check_target(os.path.abspath(args.bundle))
         if args.homes_dir:

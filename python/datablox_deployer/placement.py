@@ -33,7 +33,7 @@ import os
 import re
 
 from . import DeployError
-from .extension import DEFAULT_SPEC, Extension, driver_dir_name, key_text, key_tuple
+from .extension import DEFAULT_SPEC, Extension, did_you_mean, driver_dir_name, key_text, key_tuple, keys_text
 from .resolve import HOST_ID, Resolver, detect_platform, host_instance
 
 # Matched with fullmatch: `$` would let a name with a trailing newline through.
@@ -131,13 +131,16 @@ def block_key(block):
     return (block["name"].lower(), block["version"])
 
 
-def assign(topology, nodes, weights):
+def assign(topology, nodes, weights, previous=None):
     """The placement rule alone, pure: {block id: node}.
 
-    Blocks with `at` go there (an unknown node raises PlacementError naming the block). The
-    others, largest `weights[id]` first (ties by id), go each to the node with the smallest load
-    so far (ties: fewer blocks, then the order of `nodes`); a node's load starts at the weights
-    of its pinned blocks. `weights` maps block ids to bytes (a missing id weighs 0)."""
+    Blocks with `at` go there (an unknown node raises PlacementError naming the block). A block
+    without `at` that `previous` ({block id: node}: the last placement of the same blocks) put on
+    a node that is still one of `nodes` stays there, so that pinning, adding or removing one block
+    moves no other. The rest, largest `weights[id]` first (ties by id), go each to the node with
+    the smallest load so far (ties: fewer blocks, then the order of `nodes`); a node's load starts
+    at the weights of the blocks already on it. `weights` maps block ids to bytes (a missing id
+    weighs 0)."""
     nodes = parse_nodes(nodes)
     check_topology(topology)
     load = dict((node, 0) for node in nodes)
@@ -147,11 +150,18 @@ def assign(topology, nodes, weights):
     for block in topology["blocks"]:
         at = block.get("at")
         if at is None:
-            free.append(block["id"])
+            kept = (previous or {}).get(block["id"])
+            if kept in load:
+                result[block["id"]] = kept
+                load[kept] += weights.get(block["id"], 0)
+                count[kept] += 1
+            else:
+                free.append(block["id"])
             continue
         if at not in load:
-            raise PlacementError("block `{}` is placed `at` node `{}`, which is not one of the nodes {} (help: add it "
-                                 "to --nodes, or change the block's `at`)".format(block["id"], at, ", ".join(nodes)))
+            raise PlacementError("block `{}` is placed `at` node `{}`, which is not one of the nodes {} (help: {}add "
+                                 "it to --nodes, or change the block's `at`)".format(block["id"], at, ", ".join(nodes),
+                                                                                     did_you_mean(at, nodes)))
         result[block["id"]] = at
         load[at] += weights.get(block["id"], 0)
         count[at] += 1
@@ -280,10 +290,29 @@ def closure(extension, host, requests):
     return [planned.key for planned in resolver.order]
 
 
-def plan(tree, topology, nodes, platform=None, spec_file=DEFAULT_SPEC):
+def previous_assignment(plan_file, topology):
+    """{block id: node} of the plan.json a previous placement wrote (`to_json`), for the blocks of
+    `topology` with the same name and version; {} when there is none or it cannot be read."""
+    try:
+        with open(plan_file) as handle:
+            document = json.load(handle)
+        blocks = dict((b["id"], b) for b in document["blocks"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    found = {}
+    for block in topology.get("blocks", []):
+        old = blocks.get(block.get("id"))
+        if isinstance(old, dict) and old.get("name") == block.get("name") and old.get("version") == block.get("version") \
+                and isinstance(old.get("node"), str):
+            found[block["id"]] = old["node"]
+    return found
+
+
+def plan(tree, topology, nodes, platform=None, spec_file=DEFAULT_SPEC, previous=None):
     """Place `topology` (a checked dict) on `nodes` with the extension at `tree` (a path or an
-    Extension). Returns a Plan; raises PlacementError (an unknown block, an `at` naming no node,
-    a bad node name) or the resolver's Unsatisfiable."""
+    Extension); `previous`, {block id: node}, keeps blocks where they were (`assign`). Returns a
+    Plan; raises PlacementError (an unknown block, an `at` naming no node, a bad node name) or
+    the resolver's Unsatisfiable."""
     nodes = parse_nodes(nodes)
     check_topology(topology)
     extension = tree if isinstance(tree, Extension) else Extension(tree)
@@ -301,7 +330,8 @@ def plan(tree, topology, nodes, platform=None, spec_file=DEFAULT_SPEC):
             elif versions:
                 hint = "defined versions: " + ", ".join(versions)
             else:
-                hint = "help: is the block's manifest in manifests/?"
+                hint = "help: {}is the block's manifest in manifests/? Defined: {}".format(
+                    did_you_mean(block["name"], sorted(set(k[0] for k in extension.order))), keys_text(extension.order))
             raise PlacementError("block `{}`: `{} {}` is not in the extension {} ({})".format(
                 block["id"], block["name"], block["version"], extension.root, hint))
     sizes_of = Sizes(extension)
@@ -311,7 +341,7 @@ def plan(tree, topology, nodes, platform=None, spec_file=DEFAULT_SPEC):
         keys = closure(extension, host, base + [(block_key(block), None, {})])
         extra = [k for k in keys if k not in base_keys]
         weights[block["id"]] = sum(sizes_of.of(k) for k in extra)
-    assignment = assign(topology, nodes, weights)
+    assignment = assign(topology, nodes, weights, previous)
     closures, sizes, files = {}, {}, {}
     for node in nodes:
         keys = sorted(set(block_key(b) for b in topology["blocks"] if assignment[b["id"]] == node))

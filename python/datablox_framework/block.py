@@ -4,11 +4,14 @@ A block only talks to its ports: it never knows which blocks it is connected to.
 job of whoever runs the block (`runtime.Graph` in-process); that runner installs an emitter with
 `Block.set_emitter` and calls the life-cycle methods in this order:
 
-    on_load(config)      declare ports, read the configuration
+    configure(config)    its keys checked against ARGS, then on_load(config): declare ports,
+                         read the configuration
     on_start()           sources generate their data here (and return, or call self.shutdown())
     recv_push(port, log) once per batch arriving on an input port
     on_shutdown()        after every upstream block has shut down; may still push (totals, counts)
 """
+
+import difflib
 
 
 class BlockError(Exception):
@@ -143,12 +146,29 @@ class Block(object):
 
     block_name = None
     block_version = None
+    # The keys the block's `args` (its config) may hold: a tuple of names (or a dict of name: what
+    # it is). None: not declared,
+    # any key is taken. Declared, a key outside it is refused before `on_load`, naming the
+    # closest declared key, so a typo is caught when the topology is loaded, not by its effects.
+    ARGS = None
 
     def __init__(self, block_id=None):
         self.id = block_id if block_id is not None else type(self).__name__
         self.ports = {}
         self.finished = False
         self._emit = _drop_push
+
+    def configure(self, config):
+        """Check `config` against ARGS, then `on_load(config)`: how every runner loads a block."""
+        config = dict(config or {})
+        if self.ARGS is not None:
+            for key in sorted(config):
+                if key not in self.ARGS:
+                    close = difflib.get_close_matches(key, list(self.ARGS), n=1)
+                    raise ConfigError("block `{}`: unknown argument `{}`{} (its arguments: {})".format(
+                        self.id, key, " (did you mean `{}`?)".format(close[0]) if close else "",
+                        ", ".join(sorted(self.ARGS)) or "none"))
+        self.on_load(config)
 
     # -- life cycle, overridden by blocks -------------------------------------------------
 
@@ -193,7 +213,10 @@ class Block(object):
         """The port `name`, checked to exist and to have `direction`."""
         port = self.ports.get(name)
         if port is None:
-            raise BlockError("block `{}` has no port `{}` (its ports: {})".format(self.id, name, ", ".join(sorted(self.ports)) or "none"))
+            close = difflib.get_close_matches(name, sorted(self.ports), n=1)
+            raise BlockError("block `{}` has no port `{}` ({}its ports: {})".format(
+                self.id, name, "did you mean `{}`? ".format(close[0]) if close else "",
+                ", ".join(sorted(self.ports)) or "none"))
         if port.direction != direction:
             raise BlockError("port `{}` of block `{}` is an {} port, not an {} port".format(name, self.id, port.direction, direction))
         return port

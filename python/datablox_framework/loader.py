@@ -104,7 +104,7 @@ def load_block_class(name, version, bloxpath=None):
 
 
 def create_block(block_id, name, version, config=None, bloxpath=None):
-    """Instantiate the block and call its `on_load(config)`."""
+    """Instantiate the block and configure it (`Block.configure`: ARGS checked, then `on_load`)."""
     block = load_block_class(name, version, bloxpath)(block_id)
-    block.on_load(dict(config or {}))
+    block.configure(config)
     return block

@@ -23,6 +23,7 @@ Exit codes: 0 the run finished, 1 it failed (or the topology is bad), 2 bad usag
 """
 
 import argparse
+import difflib
 import json
 import os
 import re
@@ -155,9 +156,11 @@ def place(topology, node_names, home):
     """{block id: node}: `at` where given, else the node deployer's placement rule."""
     unknown = [b for b in topology["blocks"] if "at" in b and b["at"] not in node_names]
     if unknown:
+        close = difflib.get_close_matches(unknown[0]["at"], list(node_names), n=1)
         raise MasterError("block `{}` is placed `at` node `{}`, which is not in --nodes ({})".format(
             unknown[0]["id"], unknown[0]["at"], ", ".join(node_names)),
-            help="add the node to --nodes, or change the block's `at`")
+            help="{}add the node to --nodes, or change the block's `at`".format(
+                "did you mean `{}`? ".format(close[0]) if close else ""))
     if all("at" in b for b in topology["blocks"]) or len(node_names) == 1:
         return dict((b["id"], b.get("at", node_names[0])) for b in topology["blocks"])
     engage = os.path.join(home, "engage") if home else None
@@ -285,6 +288,14 @@ def _in_parallel(links, call):
     return results
 
 
+def port_hint(name, ports, direction):
+    """" (did you mean `X`? its DIRECTION ports: ...)" for a port name that a block lacks."""
+    names = sorted(n for n, p in ports.items() if p["direction"] == direction)
+    close = difflib.get_close_matches(name, names, n=1)
+    return " ({}its {} ports: {})".format("did you mean `{}`? ".format(close[0]) if close else "", direction,
+                                          ", ".join(names) or "none")
+
+
 def check_ports(across, answers):
     """Every connection across nodes joins an output to an input that gets the fields it needs."""
     for connection_id, ends, source_node, target_node in across:
@@ -293,9 +304,13 @@ def check_ports(across, answers):
         needed = answers[target_node]["ports"].get(target, {}).get(target_port)
         where = "connection {} -> {}".format(ends["from"], ends["to"])
         if output is None or output["direction"] != Port.OUTPUT:
-            raise MasterError("{}: block `{}` on node `{}` has no output port `{}`".format(where, source, source_node, source_port))
+            raise MasterError("{}: block `{}` on node `{}` has no output port `{}`{}".format(
+                where, source, source_node, source_port,
+                port_hint(source_port, answers[source_node]["ports"].get(source, {}), Port.OUTPUT)))
         if needed is None or needed["direction"] != Port.INPUT:
-            raise MasterError("{}: block `{}` on node `{}` has no input port `{}`".format(where, target, target_node, target_port))
+            raise MasterError("{}: block `{}` on node `{}` has no input port `{}`{}".format(
+                where, target, target_node, target_port,
+                port_hint(target_port, answers[target_node]["ports"].get(target, {}), Port.INPUT)))
         if output["fields"] is not None and needed["fields"] is not None:
             missing = [f for f in needed["fields"] if f not in output["fields"]]
             if missing:

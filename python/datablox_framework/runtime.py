@@ -62,7 +62,7 @@ class Graph(object):
         """Add an instance of a block class at hand (for tests and embedded use)."""
         self._check_new_id(block_id)
         block = block_class(block_id)
-        block.on_load(dict(config or {}))
+        block.configure(config)
         return self._register(block)
 
     def _check_new_id(self, block_id):

@@ -42,7 +42,7 @@ def run_block(block_class, config=None, inputs=None, block_id="block-under-test"
 
     block = block_class(block_id)
     block.set_emitter(record)
-    block.on_load(dict(config or {}))
+    block.configure(config)
     block.on_start()
     for port, batch in inputs or []:
         block.port(port, Port.INPUT)

@@ -87,3 +87,36 @@ class BlockTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DeclaredArgsTest(unittest.TestCase):
+    class Writer(Block):
+        ARGS = ("field", "path")
+
+        def on_load(self, config):
+            self.field = self.config_value(config, "field", "text")
+
+    def test_a_key_outside_args_is_refused_before_on_load_with_the_closest_one(self):
+        block = self.Writer("w")
+        with self.assertRaises(ConfigError) as caught:
+            block.configure({"feild": "text"})
+        self.assertEqual(str(caught.exception),
+                         "block `w`: unknown argument `feild` (did you mean `field`?) (its arguments: field, path)")
+        self.assertFalse(hasattr(block, "field"))
+        block.configure({"field": "body"})
+        self.assertEqual(block.field, "body")
+
+    def test_undeclared_args_take_any_key(self):
+        class Free(Block):
+            def on_load(self, config):
+                self.config = config
+        block = Free("f")
+        block.configure({"anything": 1})
+        self.assertEqual(block.config, {"anything": 1})
+
+    def test_a_port_typo_names_the_closest_port(self):
+        block = Block("b")
+        block.add_input("input", [])
+        with self.assertRaises(BlockError) as caught:
+            block.port("inptu", Port.INPUT)
+        self.assertIn("has no port `inptu` (did you mean `input`? its ports: input)", str(caught.exception))

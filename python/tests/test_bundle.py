@@ -136,6 +136,47 @@ class Place(PlacementCase):
         again = self.place("--nodes", "m,w,idle", "--homes-dir", homes, "--find-links", wheels)
         self.assertIn("Deployed 0 resource(s) into {}".format(os.path.join(homes, "m")), again.stderr)
 
+    def test_a_new_placement_moves_no_other_block_and_removes_what_a_node_no_longer_needs(self):
+        homes = os.path.join(self.tmp, "homes")
+        wheels = os.path.join(self.tmp, "wheels")
+        os.makedirs(wheels)
+        wheel(wheels, "pipdep", "1.0", "VALUE = 1\n")
+
+        def place(large_at, *extra):
+            write_json(self.topology, topology(("s", "Small"), ("h", "Heavy", "m"), ("l", "Large", large_at)))
+            plan = json.loads(self.place("--nodes", "m,w", "--homes-dir", homes, "--json", *extra).stdout)
+            return dict((b["id"], b["node"]) for b in plan["blocks"])
+
+        def has_large(node):
+            with open(os.path.join(homes, node, "config", "installed_resources.json")) as handle:
+                recorded = any(i["key"]["name"] == "large" for i in json.load(handle))
+            self.assertEqual(os.path.isdir(os.path.join(homes, node, "blox", "large__1_0")), recorded)
+            return recorded
+
+        write_json(self.topology, topology(("s", "Small"), ("h", "Heavy", "m"), ("l", "Large")))
+        first = json.loads(self.place("--nodes", "m,w", "--homes-dir", homes, "--find-links", wheels, "--json").stdout)
+        first = dict((b["id"], b["node"]) for b in first["blocks"])
+        self.assertEqual(first["l"], "w")
+        self.assertTrue(has_large("w"))
+        # Pinning `l` on m: no other block moves (without the last plan, `s` would), and w, which
+        # no longer runs it, no longer holds it.
+        second = place("m")
+        self.assertEqual([b for b in first if b != "l" and first[b] != second[b]], [])
+        self.assertEqual(second["l"], "m")
+        self.assertTrue(has_large("m"))
+        self.assertFalse(has_large("w"))
+        # What was deployed by name stays: `large` is asked for by name on m, then placed on w.
+        named = run("--home", os.path.join(homes, "m"), "--tree", os.path.join(homes, "m", "engage"), "large")
+        self.assertEqual(named.returncode, 0, named.stderr)
+        place("w")
+        self.assertTrue(has_large("m"))
+        self.assertTrue(has_large("w"))
+        # --keep keeps what the placement no longer needs.
+        write_json(self.topology, topology(("s", "Small"), ("h", "Heavy", "m")))
+        place_kept = json.loads(self.place("--nodes", "m,w", "--homes-dir", homes, "--json", "--keep").stdout)
+        self.assertEqual(len(place_kept["blocks"]), 2)
+        self.assertTrue(has_large("w"))
+
     def test_refusals_write_nothing(self):
         foreign = os.path.join(self.tmp, "foreign")
         os.makedirs(foreign)

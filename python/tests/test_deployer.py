@@ -130,6 +130,13 @@ class LayoutTest(DeployerCase):
         run = self.deploy("nothing", expect=2)
         self.assertIn("unknown resource `nothing`", run.stderr)
         self.assertFalse(os.path.exists(self.home))
+        self.tree.block("alpha", "1.0")
+        self.tree.write()
+        run = self.deploy("alpah", expect=2)
+        self.assertIn("unknown resource `alpah` (help: did you mean `alpha`? one of alpha 1.0, fw 1.0)", run.stderr)
+        run = self.deploy("alpha@2.0", expect=2)
+        self.assertIn("`alpha` has no version 2.0 (help: defined versions: 1.0; e.g. `alpha@1.0`)", run.stderr)
+        self.assertFalse(os.path.exists(self.home))
         # With --json, the error is also on stdout, for machines.
         answer = json.loads(self.deploy("nothing", "--json", expect=2).stdout)
         self.assertEqual(answer["exit_code"], 2)
@@ -321,7 +328,8 @@ class PackageKindsTest(DeployerCase):
         self.assertEqual(run.returncode, -9, run.stderr)
         after = snapshot(self.home)
         self.assertTrue(any(p.startswith(".staging/") and p.endswith("dbxtestpkg/__init__.py") for p in after), sorted(after))
-        self.assertEqual(sorted(p for p in after if not p.startswith(".staging")), sorted(list(before) + ["config/deployer.json"]))
+        # (`deploy fw` recorded in config/deployer.json that fw was deployed by name.)
+        self.assertEqual(sorted(p for p in after if not p.startswith(".staging")), sorted(set(before) | {"config/deployer.json"}))
         # Killed after the package was renamed into python/, before its dist-info and the record.
         run = deployer(self.home, self.tree, "dbxtestpkg", "--find-links", wheels, env={"DATABLOX_DEPLOY_CRASH": "placed@1"})
         self.assertEqual(run.returncode, -9, run.stderr)

@@ -92,6 +92,22 @@ class Assign(PlacementCase):
         self.assertEqual(placement.assign(first, ["m", "w"], weights), placement.assign(second, ["m", "w"], weights))
         self.assertEqual(placement.assign(first, ["m", "w"], weights), {"d": "m", "a": "w", "b": "w", "c": "m"})
 
+    def test_a_previous_placement_keeps_the_other_blocks_where_they_were(self):
+        weights = {"a": 10, "b": 30, "c": 20, "d": 5}
+        nodes = ["n1", "n2", "n3"]
+        first = placement.assign(topology(("a", "X"), ("b", "X"), ("c", "X"), ("d", "X")), nodes, weights)
+        self.assertEqual(first, {"b": "n1", "c": "n2", "a": "n3", "d": "n3"})
+        pinned = topology(("a", "X"), ("b", "X", "n3"), ("c", "X"), ("d", "X"))
+        # Placed afresh, pinning b moves three other blocks; with the previous placement, none.
+        afresh = placement.assign(pinned, nodes, weights)
+        self.assertEqual(len([b for b in "acd" if afresh[b] != first[b]]), 3)
+        again = placement.assign(pinned, nodes, weights, previous=first)
+        self.assertEqual(again, dict(first, b="n3"))
+        # A new block goes to the lightest node; the others stay.
+        added = placement.assign(topology(("a", "X"), ("b", "X"), ("c", "X"), ("d", "X"), ("e", "X")), nodes,
+                                 dict(weights, e=1), previous=first)
+        self.assertEqual(added, dict(first, e="n3"))
+
     def test_an_unknown_node_in_at_names_the_block(self):
         with self.assertRaises(PlacementError) as caught:
             placement.assign(topology(("a", "X"), ("b", "X", "w9")), ["m", "w1"], {})
@@ -162,6 +178,14 @@ class Plan(PlacementCase):
         with self.assertRaises(PlacementError) as caught:
             self.plan(topo, ["m"])
         self.assertIn("defined versions: 1.0", str(caught.exception))
+        with self.assertRaises(PlacementError) as caught:
+            self.plan(topology(("s", "Smal")), ["m"])
+        self.assertIn("help: did you mean `small`?", str(caught.exception))
+
+    def test_an_unknown_node_in_at_suggests_the_closest_node(self):
+        with self.assertRaises(PlacementError) as caught:
+            placement.assign(topology(("a", "X", "wokrer")), ["master", "worker"], {})
+        self.assertIn("(help: did you mean `worker`? add it to --nodes", str(caught.exception))
 
 
 class Topologies(unittest.TestCase):

@@ -27,6 +27,8 @@ pub struct DeployOptions {
     /// With `start`: the caretaker's port and address.
     pub port: Option<u16>,
     pub listen: Option<String>,
+    /// Keep what the home's last placement installed and this one does not need.
+    pub keep: bool,
     pub dry_run: bool,
     pub json: bool,
 }
@@ -159,6 +161,9 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
     if let Some(platform) = &options.platform {
         args.push("--platform".into());
         args.extend(platform.iter().cloned());
+    }
+    if options.keep {
+        args.push("--keep".into());
     }
     if options.dry_run {
         args.push("--dry-run".into());

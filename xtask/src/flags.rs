@@ -39,7 +39,8 @@ pub enum Command {
     /// release build of xtask, which it builds first when run from a debug build
     Bench(BenchFlags),
     /// Scaffold a block: blox/<module>__<version>/ with a block class, a test that passes, and
-    /// manifests/<module>.toml
+    /// manifests/<module>.toml (with --version, another version of an existing block, copied from
+    /// its latest); the documented resource graph is brought up to date
     New(NewFlags),
     /// Migrate a legacy Engage extension (drivers/*/resources.json, metadata/*.json, install specs)
     /// and its blox/ directory into TOML manifests
@@ -192,6 +193,11 @@ pub struct DeployFlags {
     /// depends on it, so bundles built for the same nodes on different machines need the same one
     #[arg(long, num_args = 2, value_names = ["NAME", "VERSION"])]
     pub platform: Option<Vec<String>>,
+    /// Keep what a home no longer needs: by default a deploy of a node's placement (--homes-dir,
+    /// a bundle) removes what the home's last placement installed and this one does not need
+    /// (never what was deployed by name)
+    #[arg(long, conflicts_with_all = ["bundle", "ansible"])]
+    pub keep: bool,
     /// Print the plan (what, in which order, why; with --topology, which node runs each block)
     /// and change nothing
     #[arg(long)]
@@ -266,9 +272,10 @@ pub struct NewFlags {
     /// The block's display name, e.g. `File-Crawler` (letters, digits and `-`; no `_` or `.`)
     #[arg(value_name = "BLOCK_NAME")]
     pub name: String,
-    /// The block's version
-    #[arg(long, default_value = "1.0")]
-    pub version: String,
+    /// The block's version (default: 1.0). For a block that exists: the new version, a copy of
+    /// its latest version (directory and manifest)
+    #[arg(long)]
+    pub version: Option<String>,
     /// Resources the block needs, as `"NAME VERSION"` (e.g. `"chardet 5.2"`); checked against the
     /// manifests
     #[arg(long, value_name = "KEY", num_args = 1..)]

@@ -157,6 +157,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 platform: flags.platform,
                 port: flags.port,
                 listen: flags.listen,
+                keep: flags.keep,
                 dry_run: flags.dry_run,
                 json: flags.json,
             };
@@ -295,11 +296,28 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             for warning in &created.warnings {
                 eprint!("{warning}");
             }
-            eprintln!("     Created block `{}`", created.key);
+            match &created.copied_from {
+                Some(from) => eprintln!(
+                    "     Created block `{}`, a copy of version {from}",
+                    created.key
+                ),
+                None => eprintln!("     Created block `{}`", created.key),
+            }
             for file in &created.files {
                 eprintln!("             {}", file.display());
             }
-            let block_module = created.files[1].display();
+            for document in &created.graphs_updated {
+                eprintln!("     Updated the resource graph in {}", document.display());
+            }
+            let block_module = created
+                .files
+                .iter()
+                .find(|f| {
+                    f.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("b_"))
+                })
+                .unwrap_or(&created.files[0])
+                .display();
             eprintln!(
                 "Next: fill in {block_module} (its docstring says how), make {} say what the block does, then run",
                 created.test_file.display()

@@ -94,3 +94,70 @@ fn new_writes_nothing_when_it_refuses() {
     );
     assert_eq!(read(&repo, "manifests/other.toml"), "# taken\n");
 }
+
+#[test]
+fn new_version_of_an_existing_block_copies_its_latest_version() {
+    let repo = TempRepo::fixture().file(
+        "blox/hello__1_0/test_hello.py",
+        "from hello__1_0.b_hello import hello\n",
+    );
+    // Without --version, the refusal says how to make another version.
+    let refused = repo.xtask(&["new", "Hello"]).expect_failure(1);
+    assert!(
+        refused
+            .stderr
+            .contains("`cargo xtask new Hello --version VERSION`"),
+        "{}",
+        refused.stderr
+    );
+    let run = repo
+        .xtask(&["new", "Hello", "--version", "2.0"])
+        .expect_success();
+    assert!(
+        run.stderr
+            .contains("Created block `hello 2.0`, a copy of version 1.0"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        read(&repo, "blox/hello__2_0/test_hello.py"),
+        "from hello__2_0.b_hello import hello\n"
+    );
+    assert_eq!(
+        read(&repo, "blox/hello__2_0/b_hello.py"),
+        read(&repo, "blox/hello__1_0/b_hello.py")
+    );
+    let manifest = read(&repo, "manifests/hello__2_0.toml");
+    assert!(manifest.contains("version = \"2.0\""), "{manifest}");
+    assert_eq!(
+        manifest.replace("version = \"2.0\"", "version = \"1.0\""),
+        read(&repo, "manifests/hello.toml")
+    );
+    repo.xtask(&["check"]).expect_success();
+}
+
+#[test]
+fn new_keeps_the_documented_graph_current() {
+    let repo = TempRepo::fixture().file(
+        "docs/graph.md",
+        "# Graph\n\n<!-- graph:start -->\nstale\n<!-- graph:end -->\n\nAfter.\n",
+    );
+    let run = repo.xtask(&["new", "Text-Stats"]).expect_success();
+    assert!(
+        run.stderr
+            .contains("Updated the resource graph in docs/graph.md"),
+        "{}",
+        run.stderr
+    );
+    let graph = repo
+        .xtask(&["graph", "--format", "mermaid"])
+        .expect_success()
+        .stdout;
+    assert!(graph.contains("text_stats"), "{graph}");
+    assert_eq!(
+        read(&repo, "docs/graph.md"),
+        format!(
+            "# Graph\n\n<!-- graph:start -->\n```mermaid\n{graph}```\n<!-- graph:end -->\n\nAfter.\n"
+        )
+    );
+}

@@ -7,6 +7,8 @@ class text_stats(Block):
     """Scaffolded by `cargo xtask new`: passes every record of `input` on to `output` unchanged.
 
     To fill it in, replace this docstring with what the block does and then:
+    - list the keys of its `args` in `ARGS` (a key outside it is refused before the run, with the
+      closest one named);
     - in `on_load`, read the configuration (`self.config_value(config, "name", default, kind)`) and
       declare the ports with the fields their records carry: `self.add_input("input", ["path"])`
       means records must have `path`, `self.add_output("output", ["path", "size"])` lists what is
@@ -18,6 +20,8 @@ class text_stats(Block):
     - list what the block needs installed in `requires` of its manifest under manifests/.
     Then make the test beside this file say what the block does.
     """
+
+    ARGS = ()
 
     def on_load(self, config):
         self.add_input("input", [])
