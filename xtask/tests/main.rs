@@ -15,6 +15,7 @@ mod fuzz;
 mod nodes;
 mod placement;
 mod python;
+mod readme;
 mod release;
 mod reproducible;
 mod run;
