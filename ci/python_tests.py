@@ -118,7 +118,8 @@ def main(argv):
     discover("ci (python3)", python3, "ci", "ci", "test_*.py", [])
 
     # Driver code and the helpers that run beside it must be valid Python 2.7 as well as 3.
-    both = python_files("engage-extension") + [os.path.join(CI_DIR, "driver_probe.py"), counts_runner]
+    probe = os.path.join(CI_DIR, "engage_rules", "driver_probe.py")
+    both = python_files("engage-extension") + [probe, counts_runner]
     python3_only = python_files("blox", "python", "ci")
     compiles = [("python3", python3, sorted(set(both + python3_only)))]
     if python27:

@@ -1,4 +1,4 @@
-"""Runs inside an Engage-like tree (the stub with the extension's drivers) for `check_extension.py`.
+"""Runs inside an Engage-like tree (the stub with the extension's drivers) for the checker (`drivers.py`).
 
 Usage: driver_probe.py import|install REQUEST.json. Prints one JSON object per line:
 `{"file": ..., "problem": ..., "engage": ...}` for each problem, then `{"done": N}`. Valid Python
@@ -15,6 +15,10 @@ import json
 import os
 import sys
 import traceback
+
+# This script's directory holds the checker's own modules, not the tree's: keep them off the path,
+# so that only the stub tree and the extension's drivers are importable.
+del sys.path[0]
 
 RESOURCE_MANAGER = "python_pkg/engage/drivers/resource_manager.py"
 SERVICE_MANAGER = "python_pkg/engage/drivers/service_manager.py"
