@@ -8,8 +8,8 @@ Suites, each in a subprocess so that their `sys.path`s and imported modules stay
   framework        python3, PYTHONPATH=python, unittest discover -s python/tests -t python/tests
   drivers          python3 and python2.7, the Engage stub on PYTHONPATH, engage-extension/tests
   ci               python3, ci/test_*.py (the extension checker)
-  compile          py_compile of engage-extension/ (and the ci helpers drivers run with) under
-                   python2.7 and python3, of blox/, python/ and ci/ under python3
+  compile          py_compile of engage-extension/ (and the ci helpers run beside drivers or
+                   inside Engage) under python2.7 and python3, of blox/, python/ and ci/ under python3
 A suite whose directory does not exist yet is reported and skipped. Exits 1 on any failure or
 error, or if no test ran at all. With -v, prints every suite's output, not only failing ones.
 """
@@ -117,9 +117,12 @@ def main(argv):
                      "test_*.py", [stub])
     discover("ci (python3)", python3, "ci", "ci", "test_*.py", [])
 
-    # Driver code and the helpers that run beside it must be valid Python 2.7 as well as 3.
+    # Driver code and the helpers that run beside it must be valid Python 2.7 as well as 3, and so
+    # must what ci/engage-real.sh runs inside Engage's Python 2.7 environment.
     probe = os.path.join(CI_DIR, "engage_rules", "driver_probe.py")
-    both = python_files("engage-extension") + [probe, counts_runner]
+    in_engage = python_files(os.path.join("ci", "engage_real", "engage_utils"))
+    in_engage.append(os.path.join(CI_DIR, "engage_real", "read_installer_config.py"))
+    both = python_files("engage-extension") + [probe, counts_runner] + in_engage
     python3_only = python_files("blox", "python", "ci")
     compiles = [("python3", python3, sorted(set(both + python3_only)))]
     if python27:

@@ -1,0 +1,1 @@
+"""Imported by engage.utils.daemonize; nothing on the deployment path calls it."""
