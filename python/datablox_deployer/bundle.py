@@ -25,7 +25,6 @@ empty one). A sibling that a killed run left is removed by the next run (`remove
 """
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ import tempfile
 from . import DeployError
 from .extension import DEFINITIONS, DEFAULT_SPEC, LIBRARY, key_tuple, read_json
 from .home import ENGAGE_PARTS, extension_files
+from .safetar import sha256_file
 
 BUNDLE_FORMAT = 1
 NODE_SPEC = "node_install_spec.json"
@@ -44,14 +44,6 @@ SKIP = ("__pycache__",)
 
 def json_bytes(value):
     return (json.dumps(value, sort_keys=True, indent=2) + "\n").encode("utf-8")
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Writer(object):

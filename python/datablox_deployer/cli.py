@@ -7,7 +7,7 @@ import sys
 
 from . import DeployError, release, safetar
 from .deploy import Options, deploy
-from .extension import key_text
+from .extension import default_tree, key_text
 from .home import Home, NotAHome
 
 DESCRIPTION = """\
@@ -69,11 +69,6 @@ def parser():
     p.add_argument("--max-members", type=int, default=safetar.MAX_MEMBERS, help=argparse.SUPPRESS)
     p.add_argument("--max-bytes", type=int, default=safetar.MAX_BYTES, help=argparse.SUPPRESS)
     return p
-
-
-def default_tree():
-    """The tree around this deployer: `<tree>/bin/datablox_deployer/cli.py`."""
-    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_config(items):

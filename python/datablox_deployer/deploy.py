@@ -3,6 +3,7 @@ lock. `plan()` writes nothing; `deploy()` holds the lock from reading installed_
 writing it, so two deployers on one home never both install a resource.
 """
 
+import collections
 import os
 import re
 import shutil
@@ -139,7 +140,7 @@ def decide(extension, planned, kind, target, location):
     if not planned.existing:
         return "install", "not installed"
     recorded = planned.instance.get("properties", {}).get("datablox_package", {})
-    if kind in ("block", "python-archive", "file"):
+    if KINDS[kind].digested:
         current = extension.sums.get(location)
         if recorded.get("sha256") != current:
             return "replace", "{} changed: {} -> {}".format(location, (recorded.get("sha256") or "none")[:12], (current or "none")[:12])
@@ -218,50 +219,78 @@ def host_platform(installed):
     return None
 
 
+def prepare_archive(options, extension, step, record):
+    prepared, record["sha256"] = options.home.prepare_archive(extension, step.location, options.limits)
+    return lambda: options.home.place(prepared, step.target)
+
+
+def prepare_file(options, extension, step, record):
+    prepared, record["sha256"] = options.home.prepare_file(extension, step.location)
+    return lambda: options.home.place(prepared, step.target)
+
+
+def prepare_pip(options, extension, step, record):
+    home = options.home
+    module = re.sub("[.-]", "_", step.planned.key[0].lower())
+    if home.importable(module):
+        record["how"] = "already importable"
+        return lambda: None
+    target, output = home.prepare_pip(step.location, options.find_links)
+    record["how"] = "pip install --target"
+
+    def commit():
+        options.log(output)
+        for name in sorted(os.listdir(target)):
+            if name not in PIP_NOT_IMPORTABLE and not name.startswith("."):
+                home.place(os.path.join(target, name), home.path("python", name))
+    return commit
+
+
+def check_python(options, extension, step, record):
+    wanted = step.planned.key[1]
+    have = "{}.{}".format(*sys.version_info[:2])
+    if compare_versions(have, wanted) < 0:
+        raise DeployError("`{}` needs Python {} or newer, this is {} (help: run the deployer with a "
+                          "newer python3)".format(key_text(step.planned.key), wanted, have))
+    record["python"] = sys.executable
+    return lambda: None
+
+
+def prepare_nothing(options, extension, step, record):
+    return lambda: None
+
+
+# What `classify` names a package: `digested`, replaced when its file's SHA-256 changed;
+# `threaded`, prepared on the worker threads (extraction); `prepare(options, extension, step,
+# record)` makes what the step installs in staging, fills `record` and returns its commit().
+Kind = collections.namedtuple("Kind", "digested threaded prepare")
+KINDS = {
+    "block": Kind(True, True, prepare_archive),
+    "python-archive": Kind(True, True, prepare_archive),
+    "file": Kind(True, False, prepare_file),
+    "pip": Kind(False, False, prepare_pip),
+    "system-python": Kind(False, False, check_python),
+    "dummy": Kind(False, False, prepare_nothing),
+    "none": Kind(False, False, prepare_nothing),
+}
+
+
 def prepare_step(options, extension, step):
     """Everything a step needs, made in staging; checks that refuse happen here. Returns a
     `commit()` function that puts the result into place and fills the install record."""
-    home = options.home
     record = {"kind": step.kind}
     if step.location:
         record["location"] = step.location
     if step.target:
         record["path"] = step.target
-    if step.kind in ("block", "python-archive"):
-        prepared, record["sha256"] = home.prepare_archive(extension, step.location, options.limits)
-        return record, lambda: home.place(prepared, step.target)
-    if step.kind == "file":
-        prepared, record["sha256"] = home.prepare_file(extension, step.location)
-        return record, lambda: home.place(prepared, step.target)
-    if step.kind == "pip":
-        module = re.sub("[.-]", "_", step.planned.key[0].lower())
-        if home.importable(module):
-            record["how"] = "already importable"
-            return record, lambda: None
-        target, output = home.prepare_pip(step.location, options.find_links)
-        record["how"] = "pip install --target"
-
-        def commit():
-            options.log(output)
-            for name in sorted(os.listdir(target)):
-                if name not in PIP_NOT_IMPORTABLE and not name.startswith("."):
-                    home.place(os.path.join(target, name), home.path("python", name))
-        return record, commit
-    if step.kind == "system-python":
-        wanted = step.planned.key[1]
-        have = "{}.{}".format(*sys.version_info[:2])
-        if compare_versions(have, wanted) < 0:
-            raise DeployError("`{}` needs Python {} or newer, this is {} (help: run the deployer with a "
-                              "newer python3)".format(key_text(step.planned.key), wanted, have))
-        record["python"] = sys.executable
-    return record, lambda: None
+    return record, KINDS[step.kind].prepare(options, extension, step, record)
 
 
 def prepare_all(options, extension, work):
     """prepare_step() of every step, in order; archives on a few threads at once (decompression,
     hashing and file writes let other threads run), as each has its own staging directory. On a
     refusal, the first in plan order is raised once every thread has stopped."""
-    archives = [i for i, step in enumerate(work) if step.kind in ("block", "python-archive")]
+    archives = [i for i, step in enumerate(work) if KINDS[step.kind].threaded]
     workers = min(WORKERS, len(archives))
     results, errors = [None] * len(work), [None] * len(work)
     if workers > 1:

@@ -19,6 +19,11 @@ LIBRARY = os.path.join("metadata", "resource_library.json")
 DEFAULT_SPEC = "caretaker_install_spec.json"
 
 
+def default_tree():
+    """The tree around this deployer: `<tree>/bin/datablox_deployer/extension.py`."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
 def key_tuple(key):
     return (key["name"], key["version"])
 

@@ -12,7 +12,7 @@ import shutil
 import sys
 
 from . import DeployError, ansible, bundle, placement, safetar
-from .extension import Extension, key_text
+from .extension import Extension, default_tree, key_text
 
 DESCRIPTION = """\
 Place a topology's blocks on nodes and give each node exactly what its blocks need.
@@ -158,8 +158,6 @@ def main(argv):
         p.error("--run needs --homes-dir: the caretakers run in homes on this machine")
     printed = False
     try:
-        from .cli import default_tree
-
         tree = args.tree or default_tree()
         topology = placement.read_topology(args.topology)
         extension = Extension(tree)
