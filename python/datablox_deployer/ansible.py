@@ -28,15 +28,14 @@ Writing: the whole directory is made under a temporary sibling name and renamed 
 DIR is either the previous output or the new one; the bytes depend only on the nodes, the
 options and the bundles (archive members sorted, owner 0, mtime MTIME, modes 0644/0755). A DIR
 that exists and is not empty must be one this module wrote (its site.yml starts with HEADER),
-else it is refused and left alone.
+else it is refused and left alone: the output-directory rule, `outdir`.
 """
 
 import os
 import shutil
 import tarfile
 
-from . import DeployError
-from .bundle import remove_leftovers, scratch_dir
+from . import DeployError, outdir
 
 HEADER = "# Datablox deployment playbook, written by `cargo xtask deploy --ansible`"
 DEFAULT_ROOT = "/opt/datablox"
@@ -151,28 +150,20 @@ def check_node_name(node):
                           "and `.`, not first)".format(node), 2)
 
 
+def has_playbook(out_dir):
+    """Whether `out_dir` holds our site.yml (a regular file starting with HEADER)."""
+    return (outdir.read_marker(os.path.join(out_dir, "site.yml")) or b"").split(b"\n", 1)[0] == HEADER.encode()
+
+
 def check_target(out_dir):
-    """Refuse a DIR that is not ours: a file, a symbolic link, or a non-empty directory without our
-    site.yml."""
-    if os.path.islink(out_dir):
-        raise DeployError("--ansible {}: is a symbolic link (help: name a directory)".format(out_dir))
-    if not os.path.lexists(out_dir):
-        return
-    if not os.path.isdir(out_dir):
-        raise DeployError("--ansible {}: exists and is not a directory (help: name a new or empty directory)".format(out_dir))
-    entries = os.listdir(out_dir)
-    if not entries:
-        return
-    playbook = os.path.join(out_dir, "site.yml")
-    try:
-        with open(playbook) as handle:
-            ours = handle.readline().rstrip("\n") == HEADER
-    except (OSError, UnicodeDecodeError):
-        ours = False
-    if not ours or os.path.islink(playbook):
+    """Refuse a DIR that is not ours to replace (the output-directory rule)."""
+    why = outdir.refusal(out_dir, has_playbook)
+    if why == outdir.FOREIGN:
         raise DeployError("--ansible {}: exists and was not written by `deploy --ansible` (no site.yml of ours; "
                           "holds {}) (help: name a new or empty directory; nothing was changed)".format(
-                              out_dir, ", ".join(sorted(entries)[:5])))
+                              out_dir, ", ".join(sorted(os.listdir(out_dir))[:5])))
+    if why:
+        raise DeployError("--ansible {}: {} (help: name a new or empty directory)".format(out_dir, why))
 
 
 def write_file(path, text):
@@ -196,8 +187,7 @@ def write(out_dir, nodes, stage_bundles, root=DEFAULT_ROOT, port=DEFAULT_PORT):
     parent, name = os.path.split(out_dir)
     if not os.path.isdir(parent):
         raise DeployError("--ansible {}: {} does not exist (help: create it first)".format(out_dir, parent))
-    remove_leftovers(parent, name)
-    staging = scratch_dir(parent, name, "tmp")
+    staging = outdir.staging(parent, name)
     try:
         # mkdtemp makes the directory private; the output gets the mode mkdir would give it.
         umask = os.umask(0)
@@ -217,10 +207,10 @@ def write(out_dir, nodes, stage_bundles, root=DEFAULT_ROOT, port=DEFAULT_PORT):
             if os.path.isfile(os.path.join(unpacked, kept)):
                 os.rename(os.path.join(unpacked, kept), os.path.join(staging, kept))
         shutil.rmtree(unpacked)
-        switch(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    outdir.switch(staging, out_dir, check_target)
     return {"ansible": out_dir, "inventory": os.path.join(out_dir, "inventory.ini"),
             "playbook": os.path.join(out_dir, "site.yml"), "hosts": list(nodes),
             "bundles": [os.path.join(out_dir, "bundles", node + ".tar") for node in nodes]}
@@ -252,21 +242,3 @@ def pack(directory, archive):
             else:
                 tar.addfile(info)
     os.chmod(archive, 0o644)
-
-
-def switch(staging, out_dir):
-    """Rename the staged output to `out_dir`; an earlier output (checked as ours) is moved aside
-    first and removed after."""
-    if os.path.isdir(out_dir) and os.listdir(out_dir):
-        old = scratch_dir(os.path.dirname(out_dir), os.path.basename(out_dir), "old")
-        os.rmdir(old)
-        os.rename(out_dir, old)
-        try:
-            os.rename(staging, out_dir)
-        except BaseException:
-            os.rename(old, out_dir)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        # rename(2) replaces an empty directory.
-        os.rename(staging, out_dir)

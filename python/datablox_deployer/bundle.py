@@ -21,7 +21,7 @@ On the node: `python3 <bundle>/bin/deploy --home H` (then `<home>/engage/bin/dep
 start`). The bytes depend only on the dist, the topology and the nodes: JSON sorted, modes 0644
 (0755 for directories and `bin/deploy`), mtimes 1980-01-01. `write()` builds everything in a
 temporary sibling of DIR and renames it into place; it replaces only a DIR it wrote before (or an
-empty one). A sibling that a killed run left is removed by the next run (`remove_leftovers`).
+empty one): the output-directory rule, `outdir`.
 """
 
 import errno
@@ -29,9 +29,8 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 
-from . import DeployError
+from . import DeployError, outdir
 from .extension import DEFINITIONS, DEFAULT_SPEC, LIBRARY, key_tuple, read_json
 from .home import ENGAGE_PARTS, extension_files
 from .safetar import sha256_file
@@ -173,61 +172,19 @@ def sums_text(root):
 
 
 def is_bundle_dir(path):
-    """Whether `path` is a directory `write()` made (its plan.json says so) or an empty one."""
-    if not os.path.isdir(path) or os.path.islink(path):
-        return False
-    if not os.listdir(path):
-        return True
+    """Whether the directory `path` holds the plan.json (a regular file) that `write()` makes."""
     try:
-        with open(os.path.join(path, "plan.json"), "rb") as handle:
-            return json.loads(handle.read().decode("utf-8")).get("bundle_format") == BUNDLE_FORMAT
-    except (OSError, ValueError, AttributeError):
+        return json.loads((outdir.read_marker(os.path.join(path, "plan.json")) or b"").decode("utf-8")).get(
+            "bundle_format") == BUNDLE_FORMAT
+    except (ValueError, AttributeError):
         return False
 
 
 def check_target(out):
-    """Refuse an `out` that exists and is not a bundle directory (nothing is written)."""
-    if os.path.lexists(out) and not is_bundle_dir(out):
+    """Refuse an `out` that is not ours to replace (the output-directory rule; nothing is written)."""
+    if outdir.refusal(out, is_bundle_dir):
         raise DeployError("{} exists and is not a bundle directory (help: pass a new or empty directory, or one "
                           "`--bundle` wrote before; nothing was written)".format(out))
-
-
-def scratch_dir(parent, label, kind):
-    """A fresh private directory `<parent>/.<label>.<kind>-<host>-<pid>-XXXXXX` (kind `tmp` for a
-    staged output, `old` for the one it replaces). The host and pid in the name let a later run
-    tell what a killed run left from what a running one is still writing (`remove_leftovers`)."""
-    return tempfile.mkdtemp(prefix=".{}.{}-{}-{}-".format(label, kind, os.uname().nodename, os.getpid()), dir=parent)
-
-
-def remove_leftovers(parent, label):
-    """Remove the scratch directories of `label` under `parent` that a run on this host left when it
-    was killed: those whose pid no longer runs. A running writer's, another host's (a shared file
-    system) and anything not named by `scratch_dir` are left alone."""
-    host = os.uname().nodename
-    try:
-        names = os.listdir(parent)
-    except OSError:
-        return
-    for name in names:
-        for kind in ("tmp", "old"):
-            prefix = ".{}.{}-{}-".format(label, kind, host)
-            if not name.startswith(prefix):
-                continue
-            pid = name[len(prefix):].split("-", 1)[0]
-            if pid.isdigit() and not process_runs(int(pid)):
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-
-
-def process_runs(pid):
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # it runs, as another user
-    return True
 
 
 def stage(extension, plan, parent, label="bundles"):
@@ -237,8 +194,7 @@ def stage(extension, plan, parent, label="bundles"):
     # dist has none (`dist` writes regular files), and a bundle ships no followed link.
     for _ in extension_files(extension.root, ENGAGE_PARTS):
         pass
-    remove_leftovers(parent, label)
-    staging = scratch_dir(parent, label, "tmp")
+    staging = outdir.staging(parent, label)
     try:
         top = Writer(staging)
         document = dict(plan.to_json(), bundle_format=BUNDLE_FORMAT)
@@ -261,19 +217,5 @@ def write(extension, plan, out):
     if not os.path.isdir(parent):
         raise DeployError("{} does not exist (help: create it first)".format(parent))
     staging = stage(extension, plan, parent, os.path.basename(out))
-    old = None
-    try:
-        if os.path.lexists(out):
-            check_target(out)
-            old = scratch_dir(parent, os.path.basename(out), "old")
-            os.rename(out, os.path.join(old, "x"))
-        os.rename(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if old and os.path.isdir(os.path.join(old, "x")) and not os.path.lexists(out):
-            os.rename(os.path.join(old, "x"), out)
-        raise
-    finally:
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+    outdir.switch(staging, out, check_target)
     return out

@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 
-from . import DeployError, ansible, bundle, placement, safetar
+from . import DeployError, ansible, bundle, outdir, placement, safetar
 from .extension import Extension, default_tree, key_text
 
 DESCRIPTION = """\
@@ -102,14 +102,19 @@ def plan_document(plan, args):
     return document
 
 
+def is_home(path):
+    """Whether the directory `path` holds a home's config/installed_resources.json."""
+    return outdir.read_marker(os.path.join(path, "config", "installed_resources.json")) is not None
+
+
 def check_homes_dir(homes_dir, nodes):
-    """Refuse when DIR/<node> exists and is not a deployment home (nothing written)."""
+    """Refuse when DIR/<node> exists and is not a deployment home (the output-directory rule;
+    nothing written)."""
     if os.path.lexists(homes_dir) and not os.path.isdir(homes_dir):
         raise DeployError("{} exists and is not a directory (help: pass a directory for the homes)".format(homes_dir))
     for node in nodes:
         home = os.path.join(homes_dir, node)
-        if os.path.lexists(home) and not (os.path.isdir(home) and (
-                not os.listdir(home) or os.path.isfile(os.path.join(home, "config", "installed_resources.json")))):
+        if outdir.refusal(home, is_home):
             raise DeployError("{} exists and is not a deployment home (help: remove it, or pass another "
                               "--homes-dir; nothing was written)".format(home))
 
