@@ -1,11 +1,12 @@
-"""The command line: `deploy --home DIR [RESOURCE...]` and `deploy --home DIR start|stop|status`."""
+"""The command line, argparse subcommands: `deploy --home DIR [install] [RESOURCE...]`,
+`deploy --home DIR start|stop|status [SERVICE]`, `deploy --home DIR run TOPOLOGY`, `deploy place ...`."""
 
 import argparse
 import json
 import os
 import sys
 
-from . import DeployError, release, safetar
+from . import DeployError, nodes, release, run, safetar, service
 from .deploy import Options, deploy
 from .extension import default_tree, key_text
 from .home import Home, NotAHome
@@ -19,6 +20,7 @@ caretaker_install_spec.json installs (the caretaker, the framework and the adapt
 bundle `deploy place --bundle` wrote, that node's install spec (the caretaker and its blocks). What is
 installed with the same archive digest is left alone; a changed archive is replaced.
 
+  [install] [RESOURCE...]       the default command: install RESOURCEs, as above
   start|stop|status [SERVICE]   control a service of the home (the caretaker)
   run TOPOLOGY                  deploy what the home lacks, start its caretaker unless it runs,
                                 run every block of TOPOLOGY on it (the master's per-block table),
@@ -38,11 +40,12 @@ Exit codes: 0 done, 1 refused or failed (the home keeps whole resources only), 2
 """
 
 
-def parser():
-    p = argparse.ArgumentParser(prog="deploy", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("resources", nargs="*", metavar="RESOURCE", help="what to deploy (default: the caretaker's install spec)")
-    p.add_argument("--home", required=True, help="the deployment home (created when missing)")
+COMMANDS = ("install", "start", "stop", "status", "run", "place")
+
+
+def add_home_options(p):
+    """The options of the commands on a home, taken before the command's name and after it."""
+    p.add_argument("--home", help="the deployment home (created when missing)")
     p.add_argument("--tree", help="the extension tree to deploy from (default: the one this deployer is in)")
     p.add_argument("--release", metavar="ARCHIVE",
                    help="deploy from a release archive (datablox-extension-<version>.tar.gz), checked against the "
@@ -53,7 +56,7 @@ def parser():
     p.add_argument("--spec", metavar="FILE", help="an install spec of the extension's metadata/ to deploy instead of caretaker_install_spec.json")
     p.add_argument("--platform", nargs=2, metavar=("NAME", "VERSION"),
                    help="the host's platform key (default: from the system, e.g. ubuntu-linux 14.04)")
-    p.add_argument("--config", action="append", default=[], metavar="ID.PROP=VALUE",
+    p.add_argument("--config", action="append", metavar="ID.PROP=VALUE",
                    help="a config port value of an instance (its id, or its key as `name version`); JSON values are parsed")
     p.add_argument("--find-links", metavar="DIR", help="install pip packages from the wheels in DIR only (no index); remembered by the home")
     p.add_argument("--port", type=int, help="with start: the TCP port (default: the service's config port; 0 = any)")
@@ -66,9 +69,54 @@ def parser():
                         "needs (default: removed; never what `deploy --home H RESOURCE` installed)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (what, in which order, why) and change nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    p.add_argument("--max-members", type=int, default=safetar.MAX_MEMBERS, help=argparse.SUPPRESS)
-    p.add_argument("--max-bytes", type=int, default=safetar.MAX_BYTES, help=argparse.SUPPRESS)
+    p.add_argument("--max-members", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--max-bytes", type=int, help=argparse.SUPPRESS)
+
+
+def parser():
+    """`deploy [--home DIR ...] COMMAND ...`. The home's options are the top parser's and every home
+    command's; a command's own default is SUPPRESS, so that one given before the command's name
+    is kept."""
+    p = argparse.ArgumentParser(prog="deploy", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_home_options(p)
+    commands = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in (("install", "install RESOURCEs (the default command)"),
+                            ("start", "start a service of the home"), ("stop", "stop a service of the home"),
+                            ("status", "whether a service of the home runs"),
+                            ("run", "run a topology on the home")):
+        command = commands.add_parser(name, help=help_text, argument_default=argparse.SUPPRESS,
+                                      prog="deploy --home DIR " + name)
+        add_home_options(command)
+        if name == "install":
+            command.add_argument("resources", nargs="*", default=[], metavar="RESOURCE",
+                                 help="what to deploy (default: the caretaker's install spec)")
+        elif name == "run":
+            command.add_argument("topology", metavar="TOPOLOGY", help="the topology to run")
+        else:
+            command.add_argument("service", nargs="?", default=None, metavar="SERVICE", help="the service (default: the caretaker)")
+    p.place = commands.add_parser("place", parents=[nodes.parser()], add_help=False, help="place a topology's blocks on nodes",
+                        description=nodes.DESCRIPTION, epilog=nodes.EPILOG, prog="deploy place",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     return p
+
+
+def parse(argv):
+    """The parsed `argv`. Without a command's name (`deploy --home H [RESOURCE...]`), the command is
+    `install`: argv names one when its first positional argument is a command."""
+    p = parser()
+    scan = argparse.ArgumentParser(add_help=False)
+    add_home_options(scan)
+    scan.add_argument("words", nargs="*")
+    words = scan.parse_known_args(argv)[0].words
+    if words[:1] and words[0] not in COMMANDS or not words and not {"-h", "--help"} & set(argv):
+        argv = ["install"] + list(argv)
+    args = p.parse_args(argv)
+    if args.command == "place":
+        nodes.check_args(p.place, args)
+    elif args.home is None:
+        p.error("the following arguments are required: --home")
+    return args
 
 
 def parse_config(items):
@@ -105,53 +153,43 @@ def print_steps(steps, home, dry_run, changed):
 
 
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["place"]:
-        from . import nodes
-
-        return nodes.main(argv[1:])
-    args = parser().parse_args(argv)
+    args = parse(sys.argv[1:] if argv is None else argv)
+    if args.command == "place":
+        return nodes.main(args)
     home = Home(args.home)
     try:
-        if args.resources and args.resources[0] in ("start", "stop", "status"):
-            from . import service
-
-            action, names = args.resources[0], args.resources[1:]
-            if len(names) > 1:
-                raise DeployError("{} takes at most one SERVICE".format(action), 2)
-            name = names[0] if names else None
-            if action == "start":
-                result = service.start(home, name, args.port, args.listen)
-            elif action == "stop":
-                result = service.stop(home, name)
+        if args.command in ("start", "stop", "status"):
+            if args.command == "start":
+                result = service.start(home, args.service, args.port, args.listen)
+            elif args.command == "stop":
+                result = service.stop(home, args.service)
             else:
-                result = service.status(home, name)
+                result = service.status(home, args.service)
             if args.json:
                 sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
             else:
                 sys.stderr.write("{}: {}{}\n".format(result["service"], "running" if result["running"] else "stopped",
                                                      " (pid {}, port {})".format(result["pid"], result["port"]) if result["running"] else ""))
             return 0
-        run_topology = None
-        if args.resources and args.resources[0] == "run":
-            if len(args.resources) != 2:
-                raise DeployError("run takes one TOPOLOGY (help: `deploy --home H run topologies/word-count.json`)", 2)
-            run_topology, args.resources = args.resources[1], []
+        run_topology = args.topology if args.command == "run" else None
+        resources = args.resources if args.command == "install" else []
         if args.release and args.tree:
             raise DeployError("--release and --tree: give one extension to deploy from", 2)
         if args.key and not args.release:
             raise DeployError("--key checks a release's signature: give it with --release ARCHIVE", 2)
+        max_members = safetar.MAX_MEMBERS if args.max_members is None else args.max_members
+        max_bytes = safetar.MAX_BYTES if args.max_bytes is None else args.max_bytes
 
         def deploy_from(tree):
-            options = Options(args.home, tree, args.resources, args.spec,
-                              tuple(args.platform) if args.platform else None, parse_config(args.config),
-                              args.find_links, args.max_members, args.max_bytes, keep=args.keep)
+            options = Options(args.home, tree, resources, args.spec,
+                              tuple(args.platform) if args.platform else None, parse_config(args.config or []),
+                              args.find_links, max_members, max_bytes, keep=args.keep)
             if not args.dry_run:
                 options.log = home.log_event
             return deploy(options, dry_run=args.dry_run)
 
         if args.release:
-            with release.Unpacked(args.release, args.key, args.max_members, args.max_bytes) as tree:
+            with release.Unpacked(args.release, args.key, max_members, max_bytes) as tree:
                 steps, changed = deploy_from(tree)
         else:
             steps, changed = deploy_from(args.tree or default_tree())
@@ -164,12 +202,10 @@ def main(argv=None):
         else:
             print_steps(steps, home, args.dry_run, changed)
         if run_topology is not None and not args.dry_run:
-            from . import run
-
             return run.run_home(home, run_topology, args.timeout, args.json)
         return 0
     except DeployError as error:
-        if not (args.dry_run or args.resources[:1] == ["status"] or isinstance(error, NotAHome)):
+        if not (args.dry_run or args.command == "status" or isinstance(error, NotAHome)):
             home.log_event("{}: {}".format("refused" if isinstance(error, safetar.Refused) else "failed", error))
         sys.stderr.write("error: {}\n".format(error))
         if args.json:

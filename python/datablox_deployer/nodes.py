@@ -152,15 +152,18 @@ def deploy_homes(extension, plan, args):
     return results
 
 
-def main(argv):
-    p = parser()
-    args = p.parse_args(argv)
+def check_args(p, args):
+    """Refuse (`p.error`, exit code 2) the options that do not go together."""
     if args.find_links and not args.homes_dir:
         # Bundles and Ansible install on the nodes, where this machine's wheel directory is not.
         p.error("--find-links applies to --homes-dir only (help: for --bundle, pass --find-links to the "
                 "node's `deploy --home`; for --ansible, set datablox_find_links= per host in inventory.ini)")
     if args.run and not args.homes_dir:
         p.error("--run needs --homes-dir: the caretakers run in homes on this machine")
+
+
+def main(args):
+    """`deploy place`, with the arguments `cli` parsed."""
     printed = False
     try:
         tree = args.tree or default_tree()
