@@ -1,0 +1,37 @@
+"""The deployer's command line: argparse subcommands, `install` when no command is named, the
+home's options before or after the command, and `--` ending the options."""
+
+import contextlib
+import io
+import unittest
+
+from datablox_deployer import cli
+
+
+class ParseTest(unittest.TestCase):
+    def parsed(self, *argv):
+        args = cli.parse(list(argv))
+        return args.command, getattr(args, "resources", None), getattr(args, "service", None), args.home, args.json
+
+    def test_commands(self):
+        self.assertEqual(self.parsed("--home", "H", "word-count@1.0", "--dry-run"),
+                         ("install", ["word-count@1.0"], None, "H", False))
+        self.assertEqual(self.parsed("--home", "H"), ("install", [], None, "H", False))
+        self.assertEqual(self.parsed("--home", "H", "--json", "stop"), ("stop", None, None, "H", True))
+        self.assertEqual(self.parsed("start", "--home", "H", "--json", "caretaker"), ("start", None, "caretaker", "H", True))
+        self.assertEqual(cli.parse(["--home", "H", "run", "t.json"]).topology, "t.json")
+        self.assertEqual(cli.parse(["place", "--topology", "t.json", "--nodes", "a,b"]).nodes, "a,b")
+
+    def test_what_follows_a_double_dash_is_a_resource(self):
+        self.assertEqual(self.parsed("--home", "H", "--", "start"), ("install", ["start"], None, "H", False))
+        self.assertEqual(self.parsed("--home", "H", "stop", "--", "x"), ("stop", None, "x", "H", False))
+
+    def test_usage_errors_exit_2(self):
+        for argv in (["word-count"], ["--home", "H", "start", "a", "b"], ["place", "--nodes", "a"]):
+            with contextlib.redirect_stderr(io.StringIO()), self.assertRaises(SystemExit) as caught:
+                cli.parse(argv)
+            self.assertEqual(caught.exception.code, 2, argv)
+
+
+if __name__ == "__main__":
+    unittest.main()
