@@ -1,14 +1,17 @@
-"""The output-directory rule (ARCHITECTURE.md, "Output directories") for what the deployer
-writes: `place --bundle DIR` and `--ansible DIR`, written whole and switched into place, and
-`--homes-dir DIR`'s homes, deployed into. Each names its marker: a bundle directory's plan.json
-with its `bundle_format`, an Ansible directory's site.yml with its header line, a home's
-config/installed_resources.json.
+"""The output-directory rule, the one place it is written down. It holds for what the deployer
+writes (`place --bundle DIR` and `--ansible DIR`, written whole and switched into place;
+`--homes-dir DIR`'s homes, deployed into) and for `cargo xtask dist --out` (`xtask/src/output.rs`):
 
-Staging and switching: the output is made in a fresh sibling `.<name>.tmp-<host>-<pid>-XXXXXX`
-and renamed into place; an earlier output, checked as ours again, is first moved into a fresh
-sibling `.<name>.old-<host>-<pid>-XXXXXX`, moved back if the rename fails, and removed after.
-The host and pid in those names let a later run tell what a killed run left (removed) from
-what a running one is still writing (left alone).
+- A path is ours to write when it does not exist, is an empty directory, or is a directory (not
+  a symbolic link) holding our marker, a regular file: a bundle directory's plan.json with its
+  `bundle_format`, an Ansible directory's site.yml with its header line, a home's
+  config/installed_resources.json; for `dist`, its cache or dist-manifest.json. Anything else is
+  refused before anything is written, and left alone.
+- A whole output is made in a fresh sibling `.<name>.tmp-<host>-<pid>-XXXXXX` and renamed into
+  place; an earlier output, checked as ours again, is first moved into a fresh sibling
+  `.<name>.old-<host>-<pid>-XXXXXX`, moved back if the rename fails, and removed after. The host
+  and pid in those names let a later run tell what a killed run left (removed) from what a
+  running one is still writing (left alone).
 """
 
 import errno

@@ -527,6 +527,7 @@ fn rename_into_place(out_dir: &Path, temp: &Path, path: &Path) -> Result<()> {
     std::fs::rename(temp, path).with_path("rename into place", path)
 }
 
+/// The output-directory rule (written down in `python/datablox_deployer/outdir.py`), for `--out`.
 /// Refuses an output directory that holds a `datablox/` tree this tool did not write: stale-file
 /// removal would otherwise delete files of, say, a legacy extension kept there. Ours: the cache or
 /// `dist-manifest.json` is there, or a staging directory of an interrupted run, or the tree holds
