@@ -103,16 +103,20 @@ def parser():
 
 def parse(argv):
     """The parsed `argv`. Without a command's name (`deploy --home H [RESOURCE...]`), the command is
-    `install`: argv names one when its first positional argument before any `--` is a command."""
+    `install`: argv names one when its first positional argument (also right after `--`) is a command."""
     p = parser()
     scan = argparse.ArgumentParser(add_help=False)
     add_home_options(scan)
     scan.add_argument("words", nargs="*")
-    # What follows `--` is a RESOURCE, never a command's name.
-    head = argv[:argv.index("--")] if "--" in argv else argv
-    words = scan.parse_known_args(head)[0].words
-    if words[:1] and words[0] not in COMMANDS or not words and not {"-h", "--help"} & set(head):
-        argv = ["install"] + list(argv)
+    argv = list(argv)
+    words = scan.parse_known_args(argv)[0].words
+    if words[:1] and words[0] in COMMANDS:
+        # `--home H -- run TOPOLOGY` (as `cargo xtask` passes it): the command's name may follow `--`.
+        dash = argv.index("--") if "--" in argv else -1
+        if 0 <= dash and argv[dash + 1:dash + 2] == words[:1]:
+            del argv[dash]
+    elif words or not {"-h", "--help"} & set(argv):
+        argv = ["install"] + argv
     args = p.parse_args(argv)
     if args.command == "place":
         nodes.check_args(p.place, args)

@@ -1,5 +1,5 @@
 """The deployer's command line: argparse subcommands, `install` when no command is named, the
-home's options before or after the command, and `--` ending the options."""
+home's options before or after the command, and `--`."""
 
 import contextlib
 import io
@@ -22,8 +22,11 @@ class ParseTest(unittest.TestCase):
         self.assertEqual(cli.parse(["--home", "H", "run", "t.json"]).topology, "t.json")
         self.assertEqual(cli.parse(["place", "--topology", "t.json", "--nodes", "a,b"]).nodes, "a,b")
 
-    def test_what_follows_a_double_dash_is_a_resource(self):
-        self.assertEqual(self.parsed("--home", "H", "--", "start"), ("install", ["start"], None, "H", False))
+    def test_double_dash(self):
+        # A command's name right after `--` (as `cargo xtask deploy` and `run` pass it), else a RESOURCE.
+        self.assertEqual(self.parsed("--home", "H", "--json", "--", "start"), ("start", None, None, "H", True))
+        self.assertEqual(cli.parse(["--home=H", "--", "run", "t.json"]).topology, "t.json")
+        self.assertEqual(self.parsed("--home", "H", "--", "-x"), ("install", ["-x"], None, "H", False))
         self.assertEqual(self.parsed("--home", "H", "stop", "--", "x"), ("stop", None, "x", "H", False))
 
     def test_usage_errors_exit_2(self):
