@@ -3,6 +3,8 @@ with the node deployer, ready to carry to the node and install there with Python
 
   DIR/
     plan.json           the placement plan (`deploy place --json`), with `"bundle_format": 1`
+    cluster.key         the cluster key (mode 0600; see `clusterkey`), beside the bundles and in
+                        none of them, so they stay byte-reproducible
     topology.json       the placed topology: every block with its `at`
     <node>/             one bundle per node, an extension tree of its own:
       bundle.json       {"node", "spec", "bundle_format"}: `bin/deploy` installs `spec` by default
@@ -32,7 +34,7 @@ import shutil
 import stat
 import tempfile
 
-from . import DeployError
+from . import DeployError, clusterkey
 from .extension import DEFINITIONS, DEFAULT_SPEC, LIBRARY, key_tuple, read_json
 from .home import ENGAGE_PARTS, extension_files
 
@@ -261,8 +263,9 @@ def stage(extension, plan, parent, label="bundles"):
         raise
 
 
-def write(extension, plan, out):
-    """Write the bundles of `plan` to `out`, all or nothing (see the module's documentation)."""
+def write(extension, plan, out, key):
+    """Write the bundles of `plan` and the cluster `key` to `out`, all or nothing (see the
+    module's documentation)."""
     out = os.path.abspath(out)
     check_target(out)
     parent = os.path.dirname(out)
@@ -271,6 +274,7 @@ def write(extension, plan, out):
     staging = stage(extension, plan, parent, os.path.basename(out))
     old = None
     try:
+        clusterkey.write(os.path.join(staging, clusterkey.NAME), key)
         if os.path.lexists(out):
             check_target(out)
             old = scratch_dir(parent, os.path.basename(out), "old")
