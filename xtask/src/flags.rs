@@ -29,7 +29,7 @@ pub enum Command {
     /// --topology and --nodes, places the blocks on nodes and writes per-node homes or bundles.
     /// `deploy --home DIR start|stop|status [--port N] [--listen ADDRESS]` controls the home's
     /// caretaker (start without --port: the port and address of its last start)
-    Deploy(DeployFlags),
+    Deploy(Box<DeployFlags>),
     /// Run a topology on this machine: builds the dist when needed, deploys a home per node under
     /// target/run/<node>/, starts the caretakers it needs, runs the topology with the master (its
     /// per-block table), and stops what it started, also on failure or Ctrl-C. Exit code: the

@@ -112,6 +112,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy(flags) => {
+            let flags = *flags;
             let options = xtask::deploy::DeployOptions {
                 dist: xtask::DistOptions {
                     out_dir: flags.dist.map(|out| cwd.join(out)),
