@@ -642,6 +642,11 @@ class CaretakerDriverTest(TempDirTestCase):
             record = json.load(record_file)
         self.assertEqual(record["args"], ["--home", self.home, "--port", str(self.port)])
         self.assertEqual(record["pythonpath"], os.path.join(self.home, "python"))
+        # The home got a cluster key, private to its user.
+        key_file = os.path.join(self.home, "config", "cluster.key")
+        with open(key_file) as handle:
+            self.assertEqual(len(handle.read().strip()), 64)
+        self.assertEqual(os.stat(key_file).st_mode & 0o777, 0o600)
         manager.start()  # already running: nothing happens
         self.assertEqual(engage_testing_pid(pid_file), engage_testing_pid(pid_file))
         manager.stop()

@@ -9,6 +9,7 @@ holds its own copy as `<home>/engage/bin/deployer`. Parts, in the order a deploy
              peers, version ranges, one-of, port mappings, `${...}` values), dependencies first
   safetar    archive checks (digest, members, links, bombs) and extraction into a staging dir
   home       the home's layout, its lock, installed_resources.json and installing each package kind
+  clusterkey the cluster key: made for a home, one per topology deploy, delivered to every node
   service    start/stop/status of service resources (the caretaker), pid files and logs in log/
   run        a topology run on homes of this machine: start caretakers, run the master, stop them
   ansible    `--ansible DIR`: an inventory, a playbook and per-node bundle archives for Ansible

@@ -14,6 +14,9 @@ DIR holds, after a run:
                     (ansible.builtin.wait_for)
   bundles/<node>.tar  each node's bundle (the directory `bundle` writes), as one reproducible tar
   plan.json, topology.json  the placement plan and the placed topology, as `--bundle` writes them
+  cluster.key       the cluster key (mode 0600), which the playbook copies to every host's
+                    <home>/config/cluster.key (mode 0600, `no_log`), restarting its caretaker when
+                    the key changed
 
 The bundle travels as one archive because Ansible's `copy` of a directory runs one module per
 file (a stat, then a copy), where `unarchive` is one
@@ -35,7 +38,7 @@ import os
 import shutil
 import tarfile
 
-from . import DeployError, outdir
+from . import DeployError, clusterkey, outdir
 
 HEADER = "# Datablox deployment playbook, written by `cargo xtask deploy --ansible`"
 DEFAULT_ROOT = "/opt/datablox"
@@ -50,8 +53,8 @@ INVENTORY = """\
 #   ansible-playbook -i inventory.ini -i hosts.ini site.yml
 # datablox_home: the node's deployment home; datablox_bundle: where its bundle is copied;
 # datablox_port: its caretaker's TCP port (the master's --nodes NODE=HOST:PORT);
-# datablox_listen: the address it listens on. For a master on another machine, set it to an
-# address of the node on a network you trust (the caretaker has no authentication).
+# datablox_listen: the address it listens on: for a master on another machine, an address of
+# the node that the master reaches (every connection proves the cluster key, cluster.key).
 # Optional: datablox_find_links=DIR, a directory of wheels on the node from which pip packages
 # are installed without a package index.
 [datablox]
@@ -94,9 +97,18 @@ PLAYBOOK = HEADER + """
       register: datablox_install
       changed_when: datablox_install.rc == 0 and (datablox_install.stdout | from_json).changed
 
-    # A running caretaker keeps the modules it imported: after an install that changed the home
-    # (a block or the framework replaced), it is stopped here and started again below.
-    - name: Stop the caretaker when the install changed the home
+    - name: Copy the cluster key
+      ansible.builtin.copy:
+        src: "{{ playbook_dir }}/cluster.key"
+        dest: "{{ datablox_home }}/config/cluster.key"
+        mode: "0600"
+      register: datablox_key
+      no_log: true
+
+    # A running caretaker keeps the modules it imported and the key it read: after an install
+    # that changed the home (a block or the framework replaced) or a new key, it is stopped here
+    # and started again below.
+    - name: Stop the caretaker when the install or the key changed the home
       ansible.builtin.command:
         argv:
           - "{{ datablox_python }}"
@@ -106,7 +118,7 @@ PLAYBOOK = HEADER + """
           - stop
           - --json
       register: datablox_stopped
-      when: datablox_install is changed
+      when: datablox_install is changed or datablox_key is changed
       changed_when: datablox_stopped.rc == 0 and (datablox_stopped.stdout | from_json).changed
 
     - name: Start the caretaker
@@ -172,8 +184,9 @@ def write_file(path, text):
     os.chmod(path, 0o644)
 
 
-def write(out_dir, nodes, stage_bundles, root=DEFAULT_ROOT, port=DEFAULT_PORT):
-    """Write inventory.ini, site.yml and bundles/<node>.tar into `out_dir`, replacing an earlier
+def write(out_dir, nodes, stage_bundles, root=DEFAULT_ROOT, port=DEFAULT_PORT, key=None):
+    """Write inventory.ini, site.yml, cluster.key (`key`, a new one when None) and
+    bundles/<node>.tar into `out_dir`, replacing an earlier
     output of ours. `stage_bundles(parent)` makes a fresh directory under `parent` holding
     `<node>/` (a bundle with `bin/deploy`) for every node, and optionally plan.json and
     topology.json, which are kept beside the playbook; it is removed after packing.
@@ -195,6 +208,7 @@ def write(out_dir, nodes, stage_bundles, root=DEFAULT_ROOT, port=DEFAULT_PORT):
         os.chmod(staging, 0o777 & ~umask)
         write_file(os.path.join(staging, "inventory.ini"), inventory_text(nodes, root, port))
         write_file(os.path.join(staging, "site.yml"), PLAYBOOK)
+        clusterkey.write(os.path.join(staging, clusterkey.NAME), key if key is not None else clusterkey.new())
         unpacked = stage_bundles(staging)
         bundles = os.path.join(staging, "bundles")
         os.mkdir(bundles)

@@ -3,6 +3,8 @@ with the node deployer, ready to carry to the node and install there with Python
 
   DIR/
     plan.json           the placement plan (`deploy place --json`), with `"bundle_format": 1`
+    cluster.key         the cluster key (mode 0600; see `clusterkey`), beside the bundles and in
+                        none of them, so they stay byte-reproducible
     topology.json       the placed topology: every block with its `at`
     <node>/             one bundle per node, an extension tree of its own:
       bundle.json       {"node", "spec", "bundle_format"}: `bin/deploy` installs `spec` by default
@@ -30,7 +32,7 @@ import os
 import shutil
 import stat
 
-from . import DeployError, outdir
+from . import DeployError, clusterkey, outdir
 from .extension import DEFINITIONS, DEFAULT_SPEC, LIBRARY, key_tuple, read_json
 from .home import ENGAGE_PARTS, extension_files
 from .safetar import sha256_file
@@ -209,13 +211,19 @@ def stage(extension, plan, parent, label="bundles"):
         raise
 
 
-def write(extension, plan, out):
-    """Write the bundles of `plan` to `out`, all or nothing (see the module's documentation)."""
+def write(extension, plan, out, key):
+    """Write the bundles of `plan` and the cluster `key` to `out`, all or nothing (see the
+    module's documentation)."""
     out = os.path.abspath(out)
     check_target(out)
     parent = os.path.dirname(out)
     if not os.path.isdir(parent):
         raise DeployError("{} does not exist (help: create it first)".format(parent))
     staging = stage(extension, plan, parent, os.path.basename(out))
+    try:
+        clusterkey.write(os.path.join(staging, clusterkey.NAME), key)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     outdir.switch(staging, out, check_target)
     return out

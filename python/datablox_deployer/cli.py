@@ -6,7 +6,7 @@ import json
 import os
 import sys
 
-from . import DeployError, nodes, release, run, safetar, service
+from . import DeployError, clusterkey, nodes, release, run, safetar, service
 from .deploy import Options, deploy
 from .extension import default_tree, key_text
 from .home import Home, NotAHome
@@ -33,6 +33,7 @@ installed with the same archive digest is left alone; a changed archive is repla
 
 EPILOG = """\
 The home: engage/ (this extension, SHA256SUMS, bin/deployer), config/installed_resources.json,
+config/cluster.key (the cluster key, mode 0600: made by the first deploy, or --key-file's),
 python/ (PYTHONPATH), blox/ (BLOXPATH), log/ (deploy.log, services' pid files and logs).
 A home and its directories must be real directories of the deploying user that group and others
 cannot write (else refused, nothing written). `--` ends the options: what follows is a RESOURCE.
@@ -61,8 +62,14 @@ def add_home_options(p):
     p.add_argument("--find-links", metavar="DIR", help="install pip packages from the wheels in DIR only (no index); remembered by the home")
     p.add_argument("--port", type=int, help="with start: the TCP port (default: the service's config port; 0 = any)")
     p.add_argument("--listen", metavar="ADDRESS",
-                   help="with start: the address to listen on (default 127.0.0.1; the caretaker has no "
-                        "authentication: use another address only on a network you trust)")
+                   help="with start: the address to listen on (default 127.0.0.1)")
+    p.add_argument("--key-file", metavar="FILE",
+                   help="the cluster key (mode 0600): a deploy installs it as <home>/config/cluster.key "
+                        "(default: keep the home's, or make one); with start, the caretaker uses it instead")
+    p.add_argument("--tls-cert", metavar="PEM", help="with start, --tls-key and --tls-ca: the caretaker speaks TLS "
+                                                     "on every connection, with this certificate")
+    p.add_argument("--tls-key", metavar="PEM", help="with start: the private key of --tls-cert")
+    p.add_argument("--tls-ca", metavar="PEM", help="with start: the CA that signed its peers' certificates")
     p.add_argument("--timeout", type=float, help="with run: fail the run after this many seconds (the master's, 600)")
     p.add_argument("--keep", action="store_true",
                    help="with a bundle's placement: keep what the last placement installed and this one no longer "
@@ -166,7 +173,13 @@ def main(argv=None):
     try:
         if args.command in ("start", "stop", "status"):
             if args.command == "start":
-                result = service.start(home, args.service, args.port, args.listen)
+                tls = [args.tls_cert, args.tls_key, args.tls_ca]
+                if any(tls) and not all(tls):
+                    raise DeployError("--tls-cert, --tls-key and --tls-ca go together (help: give all three, or "
+                                      "none)", 2)
+                result = service.start(home, args.service, args.port, args.listen,
+                                       key_file=os.path.abspath(args.key_file) if args.key_file else None,
+                                       tls=[os.path.abspath(f) for f in tls] if all(tls) else None)
             elif args.command == "stop":
                 result = service.stop(home, args.service)
             else:
@@ -194,19 +207,25 @@ def main(argv=None):
                 options.log = home.log_event
             return deploy(options, dry_run=args.dry_run)
 
+        key = clusterkey.read(args.key_file, "the --key-file") if args.key_file else None
         if args.release:
             with release.Unpacked(args.release, args.key, max_members, max_bytes) as tree:
                 steps, changed = deploy_from(tree)
         else:
             steps, changed = deploy_from(args.tree or default_tree())
+        key_written = not args.dry_run and clusterkey.install(clusterkey.home_key(home.root), key)
+        if key_written:
+            home.log_event("cluster key {} written".format(clusterkey.home_key(home.root)))
         if args.json and run_topology is None:
             # `changed`: whether this run changed the home (Ansible's changed_when reads it).
-            altered = not args.dry_run and (changed or any(s.action != "keep" for s in steps))
+            altered = not args.dry_run and (changed or key_written or any(s.action != "keep" for s in steps))
             sys.stdout.write(json.dumps({"home": home.root, "dry_run": args.dry_run, "engage_updated": changed,
-                                         "changed": altered, "steps": [s.to_json(home) for s in steps]},
-                                        sort_keys=True, indent=2) + "\n")
+                                         "key_written": key_written, "changed": altered,
+                                         "steps": [s.to_json(home) for s in steps]}, sort_keys=True, indent=2) + "\n")
         else:
             print_steps(steps, home, args.dry_run, changed)
+            if key_written:
+                sys.stderr.write("Cluster key written: {}\n".format(clusterkey.home_key(home.root)))
         if run_topology is not None and not args.dry_run:
             return run.run_home(home, run_topology, args.timeout, args.json)
         return 0

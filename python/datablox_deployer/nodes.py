@@ -11,7 +11,7 @@ import os
 import shutil
 import sys
 
-from . import DeployError, ansible, bundle, outdir, placement, safetar
+from . import DeployError, ansible, bundle, clusterkey, outdir, placement, safetar
 from .extension import Extension, default_tree, key_text
 
 DESCRIPTION = """\
@@ -33,6 +33,11 @@ the caretaker and its dependencies. The plan is printed first (stderr, or JSON o
                     it, start the caretaker, wait for its port), DIR/bundles/<node>.tar,
                     DIR/plan.json, DIR/topology.json. Then, with ansible-core:
                     ansible-playbook -i DIR/inventory.ini DIR/site.yml   (again: changed=0)
+
+Each writes the cluster key, DIR/cluster.key (mode 0600): --key-file's, else the one an earlier
+run left there, else a new one. Every home of --homes-dir gets a copy in <home>/config/; a
+bundle's node gets it with `deploy --home H --key-file DIR/cluster.key` (it is beside the
+bundles, not in them); the playbook copies it to every host (mode 0600, no_log).
 """
 
 EPILOG = """\
@@ -60,6 +65,8 @@ def parser():
     p.add_argument("--keep", action="store_true",
                    help="with --homes-dir: keep what a home no longer needs (default: removed, when the last "
                         "placement installed it and not a `deploy --home H RESOURCE`)")
+    p.add_argument("--key-file", metavar="FILE",
+                   help="the cluster key to deliver (default: DIR/cluster.key of an earlier run, else a new one)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
     p.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
     return p
@@ -119,7 +126,7 @@ def check_homes_dir(homes_dir, nodes):
                               "--homes-dir; nothing was written)".format(home))
 
 
-def deploy_homes(extension, plan, args):
+def deploy_homes(extension, plan, args, key):
     """Stage the bundles under DIR, deploy each into DIR/<node>, write plan.json and topology.json."""
     from .deploy import Options, deploy
     from .home import write_atomically
@@ -127,6 +134,7 @@ def deploy_homes(extension, plan, args):
     homes_dir = os.path.abspath(args.homes_dir)
     check_homes_dir(homes_dir, plan.nodes)
     os.makedirs(homes_dir, exist_ok=True)
+    clusterkey.install(os.path.join(homes_dir, clusterkey.NAME), key)
     staging = bundle.stage(extension, plan, homes_dir)
     results = {}
     try:
@@ -143,6 +151,7 @@ def deploy_homes(extension, plan, args):
                                                        error))
                 raise DeployError("node `{}` ({}): {} (homes deployed before it are kept; run again to "
                                   "complete)".format(node, options.home.root, error), error.code)
+            clusterkey.install(clusterkey.home_key(options.home.root), key)
             results[node] = [s.to_json(options.home) for s in steps]
         document = dict(plan.to_json(), homes_dir=homes_dir)
         write_atomically(os.path.join(homes_dir, "plan.json"), bundle.json_bytes(document))
@@ -191,12 +200,15 @@ def main(args):
             if not args.json:
                 sys.stderr.write("Plan only: nothing written.\n")
             return 0
+        out_dir = os.path.abspath(args.bundle or args.ansible or args.homes_dir)
+        key = clusterkey.for_output(out_dir, args.key_file)
         if args.bundle:
-            out = bundle.write(extension, plan, args.bundle)
+            out = bundle.write(extension, plan, args.bundle, key)
             if not args.json:
                 sys.stderr.write("Wrote {} bundle(s) into {}\n".format(len(plan.nodes), out))
         elif args.ansible:
-            written = ansible.write(args.ansible, plan.nodes, lambda parent: bundle.stage(extension, plan, parent))
+            written = ansible.write(args.ansible, plan.nodes, lambda parent: bundle.stage(extension, plan, parent),
+                                    key=key)
             if not args.json:
                 sys.stderr.write("Wrote an inventory of {} host(s), a playbook and their bundles into {}\n"
                                  "Next: set how Ansible reaches each host (ansible_host=, ansible_user=) in {}, "
@@ -204,7 +216,7 @@ def main(args):
                                      len(plan.nodes), written["ansible"], written["inventory"], written["inventory"],
                                      written["playbook"]))
         else:
-            results = deploy_homes(extension, plan, args)
+            results = deploy_homes(extension, plan, args, key)
             if not args.json:
                 for node in plan.nodes:
                     done = [s for s in results[node] if s["action"] != "keep"]

@@ -28,10 +28,12 @@ LISTENING = re.compile(r"listening on (\S+):(\d+)")
 DEFAULT_LISTEN = "127.0.0.1"
 
 
-def caretaker_command(home, instance, port, listen):
+def caretaker_command(home, instance, port, listen, key_file=None, tls=None):
+    """`tls`: (cert, key, ca) files, or None."""
     # `--flag=value`: a value (an address from --listen) is never read as an option.
     return [sys.executable, "-m", "datablox_framework.caretaker", "--home=" + home.root, "--port={}".format(port),
-            "--host=" + listen]
+            "--host=" + listen] + (["--key-file=" + key_file] if key_file else []) + (
+        ["--tls-cert=" + tls[0], "--tls-key=" + tls[1], "--tls-ca=" + tls[2]] if tls else [])
 
 
 # Service resources by key name: (file stem in log/, command builder).
@@ -115,10 +117,11 @@ def status(home, name=None):
             "port": port, "listen": listen, "log": log}
 
 
-def start(home, name=None, port=None, listen=None, remember_address=True):
+def start(home, name=None, port=None, listen=None, remember_address=True, key_file=None, tls=None):
     """Start the service unless it runs (then `changed: false`); `listen` is the address it
     listens on (default 127.0.0.1). Without `port` and `listen`, those of the last start (recorded
-    in the home unless `remember_address` is false), else the service's config port."""
+    in the home unless `remember_address` is false), else the service's config port. `key_file`:
+    the cluster key it reads instead of the home's; `tls`: (cert, key, CA) files."""
     instance, stem, command_for = find_service(home, name)
     current = status(home, name)
     if current["running"]:
@@ -143,7 +146,7 @@ def start(home, name=None, port=None, listen=None, remember_address=True):
     pid_path = home.path("log", stem + ".pid")
     env = dict(os.environ, PYTHONPATH=home.path("python"), DATABLOX_HOME=home.root)
     offset = os.path.getsize(log_path) if os.path.exists(log_path) else 0
-    command = command_for(home, instance, port, listen or DEFAULT_LISTEN)
+    command = command_for(home, instance, port, listen or DEFAULT_LISTEN, key_file, tls)
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         process = subprocess.Popen(command, stdin=devnull, stdout=log, stderr=log,
                                    env=env, cwd=home.root, start_new_session=True)

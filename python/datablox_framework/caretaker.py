@@ -4,8 +4,12 @@ A node is first deployed with only the caretaker, the framework and the adapter.
 load a block whose directory is not under `<home>/blox`, the caretaker asks the Datablox Engage
 adapter to deploy it (and what it needs) into this home; a block already there is only loaded.
 
-Run as a server:  python3 -m datablox_framework.caretaker --home DIR --port N
-It speaks line-delimited JSON on 127.0.0.1, one request per line, one answer per line:
+Run as a server:  python3 -m datablox_framework.caretaker --home DIR --port N [--key-file FILE]
+A client first proves it holds the cluster key (`auth`: `<home>/config/cluster.key` unless
+--key-file says otherwise) and checks that the caretaker holds it too; a client that does not is
+logged (its address) and disconnected, and nothing is served to it. Then it speaks
+line-delimited JSON on 127.0.0.1, one request per line, one answer per line, each line tagged
+(`auth.Session.seal_line`) and at most MAX_LINE bytes long:
   {"op": "ping"}                                   -> {"ok": true, "pid": ..., "running": [run ids]}
   {"op": "load", "name": "Dump", "version": "1.0"} -> {"ok": true, "block": {...}}
   {"op": "run", "topology": {"blocks": [{"id": "src", "name": "Dir-Source", "version": "1.0",
@@ -38,7 +42,10 @@ A part stops by itself at its timeout, and when the connection that prepared it 
 """
 
 import argparse
+import collections
 import json
+import logging
+import math
 import os
 import socket
 import socketserver
@@ -46,12 +53,30 @@ import sys
 import threading
 import time
 
-from . import loader, naming, runtime, transport
+from . import auth, loader, naming, runtime, transport
 from .block import Port
+
+LOG = logging.getLogger("datablox")
+# The longest control line read (its tag included); a longer one ends the connection.
+MAX_LINE = 1024 * 1024
+# The most seconds a request may ask for (a run's `timeout`): 30 days.
+MAX_SECONDS = 30 * 24 * 3600.0
+# Blocks kept loaded by `load`; the one used least recently is shut down to make room.
+MAX_LOADED = 64
 
 
 class CaretakerError(Exception):
     """A block cannot be loaded on this node, or a request cannot be served."""
+
+
+def seconds(request, field, default):
+    """The number of seconds `request[field]` asks for: finite, positive, at most MAX_SECONDS."""
+    value = request.get(field, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 < value <= MAX_SECONDS:
+        raise CaretakerError("`{}`: `{}` must be a number of seconds above 0 and at most {:g}".format(
+            request.get("op"), field, MAX_SECONDS))
+    return float(value)
 
 
 def connection_ends(connection, where):
@@ -67,7 +92,9 @@ class Part(object):
     (`remote`: id -> (kind, Connection, peer node)), the listener for the inbound ones, and the
     run's state: prepared, running, then done, failed or aborted."""
 
-    def __init__(self, run_id, node, graph, remote, listener, deadline, deployed):
+    def __init__(self, run_id, node, graph, remote, listener, deadline, deployed, key, tls=None):
+        self.key = key
+        self.tls = tls
         self.run_id = run_id
         self.node = node
         self.graph = graph
@@ -103,13 +130,15 @@ class Part(object):
                 if kind != "outbound":
                     continue
                 address = peers.get(connection_id)
-                if not (isinstance(address, list) and len(address) == 2 and isinstance(address[1], int)):
+                if not (isinstance(address, list) and len(address) == 2 and isinstance(address[0], str)
+                        and isinstance(address[1], int) and 0 < address[1] < 65536):
                     raise CaretakerError("`start` gives no address [host, port] for connection `{}`".format(connection_id))
                 timeout = max(1.0, min(10.0, self.deadline - time.time()))
                 # A peer may be idle as long as the run may last (a slow block upstream is no
                 # failure); a node that dies is noticed by the master, which aborts the run.
                 sender = transport.Sender.connect(
-                    address[0], address[1], self.run_id, connection_id, stop=self.stop, connect_timeout=timeout,
+                    address[0], address[1], self.run_id, connection_id, self.key, stop=self.stop,
+                    connect_timeout=timeout, tls=self.tls,
                     peer="node `{}` ({})".format(node, transport.address_text(address[0], address[1])),
                     idle_timeout=self._idle())
                 self.senders.append(sender)
@@ -192,16 +221,21 @@ class Caretaker(object):
     """The blocks loaded on the node whose deployment home is `home`.
 
     `adapter` is the deployment adapter module (anything with `deploy_block(home, name, version)`);
-    by default the `datablox_engage_adapter` package if it is importable, else none.
+    by default the `datablox_engage_adapter` package if it is importable, else none. `key` is the
+    cluster key, which its data connections prove (runs across nodes need it); `tls` (an
+    `auth.TLS`) wraps every connection in TLS too.
     """
 
     _DEFAULT = object()
 
-    def __init__(self, home, adapter=_DEFAULT, data_host=transport.DEFAULT_HOST):
+    def __init__(self, home, adapter=_DEFAULT, data_host=transport.DEFAULT_HOST, key=None, tls=None):
         self.home = os.path.abspath(home)
         self.adapter = loader.deployment_adapter() if adapter is Caretaker._DEFAULT else adapter
         self.data_host = data_host
-        self.loaded = {}
+        self.key = key
+        self.tls = tls
+        # Blocks loaded by `load`, least recently used first, at most MAX_LOADED.
+        self.loaded = collections.OrderedDict()
         # Parts of runs across nodes, by run id.
         self.parts = {}
         self._lock = threading.Lock()
@@ -223,6 +257,7 @@ class Caretaker(object):
         with self._lock:
             block_key = (key["name"], version, json.dumps(config or {}, sort_keys=True, default=str))
             if block_key in self.loaded:
+                self.loaded.move_to_end(block_key)
                 return self._summary(self.loaded[block_key], deployed=False)
             deployed = self._ensure_installed(name, version)
             try:
@@ -230,6 +265,12 @@ class Caretaker(object):
             except Exception as error:
                 raise CaretakerError("block `{} {}` is installed but cannot be loaded: {}".format(name, version, error))
             self.loaded[block_key] = block
+            while len(self.loaded) > MAX_LOADED:
+                _, evicted = self.loaded.popitem(last=False)
+                try:
+                    evicted.on_shutdown()
+                except Exception as error:
+                    LOG.warning("block `%s` failed to shut down when unloaded: %s", evicted.id, error)
             return self._summary(block, deployed)
 
     def _ensure_installed(self, name, version):
@@ -300,11 +341,11 @@ class Caretaker(object):
         comes from other nodes, listen for it. Returns the answer's fields."""
         run_id, node = request.get("run"), request.get("node")
         part = request.get("part")
-        timeout = request.get("timeout", 600)
         if not isinstance(run_id, str) or not run_id or not isinstance(node, str) or not isinstance(part, dict):
             raise CaretakerError("`prepare` needs a string `run`, a string `node` and a `part` object")
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise CaretakerError("`prepare`: `timeout` must be a positive number of seconds")
+        timeout = seconds(request, "timeout", 600)
+        if self.key is None:
+            raise CaretakerError("this caretaker has no cluster key, so it cannot take part in runs across nodes")
         key = (run_id, node)
         with self._lock:
             if key in self.parts:
@@ -330,10 +371,10 @@ class Caretaker(object):
         listener = None
         if any(kind == "inbound" for kind, _, _ in remote.values()):
             try:
-                listener = transport.Listener(self.data_host)
+                listener = transport.Listener(self.key, self.data_host, tls=self.tls)
             except OSError as error:
                 raise CaretakerError("cannot listen for data on {}: {}".format(self.data_host, error))
-        part = Part(run_id, node, graph, remote, listener, time.time() + timeout, deployed)
+        part = Part(run_id, node, graph, remote, listener, time.time() + timeout, deployed, self.key, self.tls)
         with self._lock:
             if key in self.parts:
                 part.abort("prepared twice")
@@ -411,9 +452,7 @@ class Caretaker(object):
                 self._part(request).start(request.get("peers"))
                 return {"ok": True}
             if op == "wait":
-                timeout = request.get("timeout", 1.0)
-                timeout = min(max(timeout, 0.0), 30.0) if isinstance(timeout, (int, float)) else 1.0
-                return self._part(request).wait(timeout)
+                return self._part(request).wait(min(seconds(request, "timeout", 1.0), 30.0))
             if op == "abort":
                 known = self.abort_part(request.get("run"), request.get("node"),
                                         request.get("reason") or "aborted by the master")
@@ -422,21 +461,44 @@ class Caretaker(object):
                                           "shutdown)".format(op)}
         except CaretakerError as error:
             return {"ok": False, "error": str(error)}
+        except Exception as error:
+            LOG.exception("request `%s` failed", op)
+            return {"ok": False, "error": "`{}` failed: {}: {}".format(op, type(error).__name__, error)}
 
 
-class _RequestHandler(socketserver.StreamRequestHandler):
+class _RequestHandler(socketserver.BaseRequestHandler):
     def handle(self):
-        self.connection.settimeout(self.server.client_timeout)
+        peer = transport.address_text(*self.client_address[:2])
+        try:
+            if self.server.caretaker.tls is not None:
+                self.request = self.server.caretaker.tls.server(self.request)
+            session = auth.server_handshake(self.request, self.server.key, "control")
+        except auth.AuthError as error:
+            LOG.warning("refused a connection from %s: %s", peer, error)
+            self.request.close()
+            return
+        self.request.settimeout(self.server.client_timeout)
+        reader = self.request.makefile("rb")
         # The parts of runs prepared on this connection: when the master's connection ends,
         # they are aborted and forgotten (a master that died leaves nothing running).
         prepared = []
         try:
-            for raw_line in self.rfile:
-                line = raw_line.decode("utf-8", "replace").strip()
-                if not line:
-                    continue
+            while True:
+                raw = reader.readline(MAX_LINE + 1)
+                if not raw.endswith(b"\n"):
+                    if len(raw) > MAX_LINE:
+                        LOG.warning("closed the connection from %s: a line over %d bytes", peer, MAX_LINE)
+                        self._answer(session, {"ok": False, "error": "a request line is limited to {} bytes; "
+                                                                    "closing the connection".format(MAX_LINE)})
+                    return
                 try:
-                    request = json.loads(line)
+                    payload = session.open_line(raw)
+                except auth.AuthError as error:
+                    LOG.warning("closed the connection from %s: %s", peer, error)
+                    return
+                request = None
+                try:
+                    request = json.loads(payload.decode("utf-8"))
                 except ValueError as error:
                     answer = {"ok": False, "error": "invalid JSON: {}".format(error)}
                 else:
@@ -444,30 +506,36 @@ class _RequestHandler(socketserver.StreamRequestHandler):
                 if isinstance(request, dict) and request.get("op") == "prepare" and answer.get("ok"):
                     prepared.append((request["run"], request["node"]))
                     # The master may wait for its other nodes' deploys before it speaks again.
-                    self.connection.settimeout(max(self.server.client_timeout, request.get("timeout", 600)))
-                self.wfile.write((json.dumps(answer, sort_keys=True) + "\n").encode("utf-8"))
-                self.wfile.flush()
+                    self.request.settimeout(max(self.server.client_timeout, request.get("timeout", 600)))
+                self._answer(session, answer)
                 if isinstance(request, dict) and request.get("op") == "shutdown":
                     self.server.stop_requested = True
                     return
         except (socket.timeout, OSError):
             return
         finally:
+            reader.close()
+            self.request.close()
             for run_id, node in prepared:
                 self.server.caretaker.abort_part(run_id, node, "the master's connection closed")
 
+    def _answer(self, session, answer):
+        self.request.sendall(session.seal_line(json.dumps(answer, sort_keys=True).encode("utf-8")))
+
 
 class CaretakerServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    """Serves its clients, each in a thread, on 127.0.0.1 unless `host` says otherwise: the
-    caretaker is driven by a master process, and has no authentication, so a node must not
-    accept commands from a network it does not trust."""
+    """Serves its clients, each in a thread, on 127.0.0.1 unless `host` says otherwise; each
+    client first proves it holds the cluster key (the caretaker's `key`)."""
 
     allow_reuse_address = True
     daemon_threads = True
 
     def __init__(self, caretaker, port=0, client_timeout=30.0, host="127.0.0.1"):
+        if caretaker.key is None:
+            raise ValueError("a caretaker serves only with a cluster key")
         self.address_family = transport.address_family(host)
         socketserver.TCPServer.__init__(self, (host, port), _RequestHandler)
+        self.key = caretaker.key
         self.caretaker = caretaker
         self.client_timeout = client_timeout
         self.stop_requested = False
@@ -525,14 +593,26 @@ def main(argv=None):
     parser.add_argument("--port", type=int, required=True, help="TCP port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on, for requests and for data from other nodes (default "
-                             "127.0.0.1; the caretaker has no authentication: use another address only on a "
-                             "network you trust)")
+                             "127.0.0.1)")
+    parser.add_argument("--key-file", metavar="FILE",
+                        help="the cluster key (default: <home>/config/cluster.key; mode 0600, owned by this user)")
+    parser.add_argument("--tls-cert", metavar="PEM", help="with --tls-key and --tls-ca: TLS on every connection, "
+                                                          "with this certificate")
+    parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    parser.add_argument("--tls-ca", metavar="PEM", help="the CA that signed the peers' certificates")
     parser.add_argument("--idle-timeout", type=float, default=None,
                         help="stop after this many seconds without a request (default: never)")
     options = parser.parse_args(argv)
 
     home = os.path.abspath(options.home)
-    caretaker = Caretaker(home, data_host=options.host)
+    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        key = auth.read_key(options.key_file or auth.key_path(home))
+        tls = auth.tls_from_options(options.tls_cert, options.tls_key, options.tls_ca)
+    except auth.KeyFileError as error:
+        sys.stderr.write("error: {}\n".format(error))
+        return 1
+    caretaker = Caretaker(home, data_host=options.host, key=key, tls=tls)
     try:
         server = CaretakerServer(caretaker, options.port, host=options.host)
     except OSError as error:

@@ -1,7 +1,12 @@
 """The master: runs one topology across the caretakers of several nodes.
 
   python3 -m datablox_framework.master --topology FILE --nodes node=host:port,... [--home DIR]
+                                       [--key-file FILE] [--tls-cert PEM --tls-key PEM --tls-ca PEM]
                                        [--timeout S] [--json]
+
+Every connection to a caretaker starts with the handshake of `auth`: the master and the
+caretaker each prove they hold the cluster key (--key-file, default `<home>/config/cluster.key`
+of the home below), and every request and answer is tagged; with --tls-*, inside TLS.
 
 1. Placement: a block with `at` runs on that node; the others are placed by the node deployer's
    placement (`datablox_deployer.placement`, one implementation for `deploy` and the master),
@@ -33,7 +38,7 @@ import threading
 import time
 import uuid
 
-from . import transport
+from . import auth, transport
 from .block import Port
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -45,6 +50,8 @@ WAIT_POLL = 0.2
 # A part's own timeout comes this much after the run's, so that the master, which then aborts
 # every part, is the one that reports a run out of time.
 PART_GRACE = 5.0
+# The longest answer line read from a caretaker.
+MAX_ANSWER = 64 * 1024 * 1024
 
 
 class MasterError(Exception):
@@ -205,10 +212,14 @@ def split(topology, assignment):
 
 
 class Link(object):
-    """The control connection to one node's caretaker: line-delimited JSON requests."""
+    """The control connection to one node's caretaker: line-delimited JSON requests, each line
+    tagged by the session of the handshake."""
 
-    def __init__(self, name, host, port):
+    def __init__(self, name, host, port, key, tls=None):
         self.name, self.host, self.port = name, host, port
+        self.key = key
+        self.tls = tls
+        self.session = None
         self.sock = None
         self._buffer = b""
         self.lost = None
@@ -224,6 +235,16 @@ class Link(object):
             raise MasterError("{} cannot be reached: {}".format(self, error), self.name,
                               help="start its caretaker (`<home>/engage/bin/deployer --home <home> start`), "
                                    "or fix its address in --nodes")
+        try:
+            if self.tls is not None:
+                self.sock = self.tls.client(self.sock, timeout)
+            self.session = auth.client_handshake(self.sock, self.key, "control", timeout)
+        except auth.AuthError as error:
+            self.close()
+            self.lost = "{} refused: {}".format(self, error)
+            raise MasterError(self.lost, self.name,
+                              help="the master and every caretaker need the same cluster key (--key-file; "
+                                   "a node's is <home>/config/cluster.key)")
 
     def request(self, message, timeout=None):
         if self.lost is not None:
@@ -231,8 +252,10 @@ class Link(object):
         timeout = REQUEST_TIMEOUT if timeout is None else timeout
         try:
             self.sock.settimeout(max(timeout, 0.5))
-            self.sock.sendall((json.dumps(message) + "\n").encode("utf-8"))
+            self.sock.sendall(self.session.seal_line(json.dumps(message).encode("utf-8")))
             while b"\n" not in self._buffer:
+                if len(self._buffer) > MAX_ANSWER:
+                    raise OSError("an answer over {} bytes".format(MAX_ANSWER))
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     raise OSError("the connection closed")
@@ -247,7 +270,11 @@ class Link(object):
             raise self._lost()
         line, _, self._buffer = self._buffer.partition(b"\n")
         try:
-            answer = json.loads(line.decode("utf-8"))
+            answer = json.loads(self.session.open_line(line).decode("utf-8"))
+        except auth.AuthError as error:
+            self.lost = "{} answered `{}` with a line that failed its check: {}".format(self, message.get("op"), error)
+            self.close()
+            raise self._lost()
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
@@ -317,15 +344,16 @@ def check_ports(across, answers):
                 raise MasterError("{}: the output lacks field(s) {}".format(where, ", ".join(missing)))
 
 
-def run(topology, nodes, timeout=600.0, home=None):
-    """Run `topology` on `nodes` ([(name, host, port)]); returns the result (see `main`) or raises
-    MasterError naming the node at fault."""
+def run(topology, nodes, key, timeout=600.0, home=None, tls=None):
+    """Run `topology` on `nodes` ([(name, host, port)]) with the cluster `key` (and `tls`, an
+    `auth.TLS`, when given); returns the result (see `main`) or raises MasterError naming the
+    node at fault."""
     started = time.time()
     deadline = started + timeout
     names = [n for n, _, _ in nodes]
     assignment = place(topology, names, home)
     parts, across = split(topology, assignment)
-    links = [Link(*node) for node in nodes]
+    links = [Link(name, host, port, key, tls) for name, host, port in nodes]
     run_id = uuid.uuid4().hex
     try:
         for link in links:
@@ -450,21 +478,37 @@ def main(argv=None):
                         help="node=host:port,... (each node's caretaker; an IPv6 host in brackets: [::1]:5555)")
     parser.add_argument("--home", help="a deployed home whose extension places blocks without `at` "
                                        "(default: $DATABLOX_HOME, else the home this master runs from)")
+    parser.add_argument("--key-file", metavar="FILE",
+                        help="the cluster key (default: <home>/config/cluster.key of the home above)")
+    parser.add_argument("--tls-cert", metavar="PEM", help="with --tls-key and --tls-ca: TLS to every caretaker, "
+                                                          "with this certificate")
+    parser.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    parser.add_argument("--tls-ca", metavar="PEM", help="the CA that signed the caretakers' certificates")
     parser.add_argument("--timeout", type=float, default=600.0, help="fail the run after this many seconds (600)")
     parser.add_argument("--json", action="store_true",
                         help="print the result as one JSON object on stdout (else a table on stderr)")
     options = parser.parse_args(argv)
     try:
         nodes = parse_nodes(options.nodes)
-        if not options.timeout > 0:
-            raise UsageError("--timeout must be a positive number of seconds")
+        if not 0 < options.timeout <= 30 * 24 * 3600:
+            raise UsageError("--timeout must be a number of seconds above 0 and at most 30 days")
     except UsageError as error:
         parser.print_usage(sys.stderr)
         sys.stderr.write("error: {}\n".format(error))
         return EXIT_USAGE
+    home = options.home or default_home()
     try:
+        key_file = options.key_file or (auth.key_path(home) if home else None)
+        if key_file is None:
+            raise MasterError("no cluster key: this master runs from no deployed home",
+                              help="pass --key-file FILE (the key the caretakers hold), or --home DIR")
+        try:
+            key = auth.read_key(key_file)
+            tls = auth.tls_from_options(options.tls_cert, options.tls_key, options.tls_ca)
+        except auth.KeyFileError as error:
+            raise MasterError(str(error))
         topology = read_topology(options.topology)
-        result = run(topology, nodes, options.timeout, options.home or default_home())
+        result = run(topology, nodes, key, options.timeout, home, tls)
     except MasterError as error:
         sys.stderr.write("error: {}\n".format(error))
         if error.help:

@@ -1,7 +1,9 @@
 """Shared helpers of the framework tests: temp BLOXPATH trees holding small blocks."""
 
+import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import textwrap
@@ -50,3 +52,45 @@ class TempBloxpath(object):
         while self.root in sys.path:
             sys.path.remove(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Control(object):
+    """An authenticated control connection to a caretaker, as the master opens one: `request`
+    sends one tagged line and returns the checked answer."""
+
+    def __init__(self, port, key, host="127.0.0.1", timeout=10):
+        from datablox_framework import auth
+
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.session = auth.client_handshake(self.sock, key, "control")
+        self.reader = self.sock.makefile("rb")
+
+    def send(self, request):
+        payload = request if isinstance(request, bytes) else json.dumps(request).encode("utf-8")
+        self.sock.sendall(self.session.seal_line(payload))
+
+    def receive(self):
+        """The next answer, or None when the caretaker closed (or reset) the connection."""
+        try:
+            line = self.reader.readline()
+        except ConnectionResetError:
+            return None
+        if not line:
+            return None
+        return json.loads(self.session.open_line(line).decode("utf-8"))
+
+    def request(self, request):
+        self.send(request)
+        return self.receive()
+
+    def close(self):
+        self.reader.close()
+        self.sock.close()
+
+
+def write_home_key(home, key):
+    """Give `home` the cluster key `key`, as `deploy --home` does."""
+    from datablox_framework import auth
+
+    os.makedirs(os.path.join(home, "config"), exist_ok=True)
+    auth.write_key(auth.key_path(home), key)

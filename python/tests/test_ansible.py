@@ -62,7 +62,9 @@ class AnsibleTest(unittest.TestCase):
     def test_writes_inventory_playbook_and_one_archive_per_node(self):
         summary = ansible.write(self.out, NODES, stage_bundles(NODES))
         self.assertEqual(summary["hosts"], NODES)
-        self.assertEqual(sorted(os.listdir(self.out)), ["bundles", "inventory.ini", "plan.json", "site.yml"])
+        self.assertEqual(sorted(os.listdir(self.out)), ["bundles", "cluster.key", "inventory.ini", "plan.json",
+                                                        "site.yml"])
+        self.assertEqual(os.stat(os.path.join(self.out, "cluster.key")).st_mode & 0o777, 0o600)
         self.assertEqual(sorted(os.listdir(os.path.join(self.out, "bundles"))), ["master.tar", "w1.tar", "w2.tar"])
         with open(os.path.join(self.out, "inventory.ini")) as handle:
             inventory = handle.read()
@@ -80,8 +82,13 @@ class AnsibleTest(unittest.TestCase):
         self.assertTrue(playbook.startswith(ansible.HEADER + "\n"))
         modules = sorted(set(line.strip().rstrip(":") for line in playbook.splitlines()
                              if line.strip().startswith("ansible.")))
-        self.assertEqual(modules, ["ansible.builtin.command", "ansible.builtin.file", "ansible.builtin.unarchive",
-                                   "ansible.builtin.wait_for"])
+        self.assertEqual(modules, ["ansible.builtin.command", "ansible.builtin.copy", "ansible.builtin.file",
+                                   "ansible.builtin.unarchive", "ansible.builtin.wait_for"])
+        # The key is copied private and never shown in Ansible's output.
+        copy = playbook[playbook.index("- name: Copy the cluster key"):]
+        copy = copy[:copy.index("\n\n")]
+        self.assertIn('mode: "0600"', copy)
+        self.assertIn("no_log: true", copy)
         self.assertIn("gather_facts: false", playbook)
         self.assertEqual(playbook.count("changed_when:"), 3)
         # No leftovers beside DIR.
@@ -112,6 +119,8 @@ class AnsibleTest(unittest.TestCase):
         finally:
             os.umask(old)
         second = tree(other)
+        # Each output has its own cluster key; everything else is the same bytes.
+        self.assertNotEqual(first.pop("cluster.key"), second.pop("cluster.key"))
         self.assertEqual({k: v[1] for k, v in first.items() if isinstance(v, tuple)},
                          {k: v[1] for k, v in second.items() if isinstance(v, tuple)})
 

@@ -71,8 +71,13 @@ class Place(PlacementCase):
         self.place("--nodes", "m,w", "--bundle", second, cwd=os.path.dirname(second),
                    env={"TZ": "Pacific/Chatham", "LC_ALL": "C", "LANG": "C"},
                    preexec_fn=lambda: os.umask(0o077))
-        self.assertEqual(listing(first), listing(second))
+        # The cluster key beside the bundles is each run's own (mode 0600); the bundles are the same.
+        first_key, second_key = (listing(d).pop("cluster.key") for d in (first, second))
+        self.assertEqual((first_key[0], second_key[0]), (0o600, 0o600))
+        self.assertNotEqual(first_key[1], second_key[1])
         files = listing(first)
+        del files["cluster.key"]
+        self.assertEqual(files, dict((p, v) for p, v in listing(second).items() if p != "cluster.key"))
         self.assertEqual(sorted(p for p in files if p.startswith("m/sw_packages/")),
                          ["m/sw_packages/care.tgz", "m/sw_packages/fw.tgz", "m/sw_packages/heavy__1_0.tgz",
                           "m/sw_packages/table.json"])
@@ -121,7 +126,16 @@ class Place(PlacementCase):
             with open(os.path.join(homes, node["name"], "config", "installed_resources.json")) as handle:
                 installed = [(i["key"]["name"], i["key"]["version"]) for i in json.load(handle) if i["id"] != "master-host"]
             self.assertEqual(installed, [(c["key"]["name"], c["key"]["version"]) for c in node["closure"]], node["name"])
-        self.assertEqual(sorted(os.listdir(homes)), ["idle", "m", "plan.json", "topology.json", "w"])
+        self.assertEqual(sorted(os.listdir(homes)), ["cluster.key", "idle", "m", "plan.json", "topology.json", "w"])
+        # One cluster key, in every home (mode 0600), never in the plan or the output.
+        with open(os.path.join(homes, "cluster.key")) as handle:
+            key = handle.read()
+        for node in ("idle", "m", "w"):
+            path = os.path.join(homes, node, "config", "cluster.key")
+            with open(path) as handle:
+                self.assertEqual(handle.read(), key)
+            self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        self.assertNotIn(key.strip(), result.stdout + result.stderr)
         self.assertEqual([n["name"] for n in plan["nodes"] if not n["blocks"]], [])
         self.assertTrue(os.path.isfile(os.path.join(homes, "m", "python", "pipdep", "__init__.py")))
         self.assertEqual(sorted(os.listdir(os.path.join(homes, "w", "engage", "sw_packages"))),
@@ -230,9 +244,25 @@ class Place(PlacementCase):
     def test_a_second_bundle_run_replaces_its_own_output(self):
         out = os.path.join(self.tmp, "bundles")
         self.place("--nodes", "m,w", "--bundle", out)
+        key = listing(out)["cluster.key"]
         self.place("--nodes", "m,w,x", "--bundle", out)
-        self.assertEqual(sorted(os.listdir(out)), ["m", "plan.json", "topology.json", "w", "x"])
+        self.assertEqual(sorted(os.listdir(out)), ["cluster.key", "m", "plan.json", "topology.json", "w", "x"])
         self.assertEqual([n for n in os.listdir(self.tmp) if n.startswith(".")], [])
+        # The cluster key of the earlier run is kept; --key-file delivers another.
+        self.assertEqual(listing(out)["cluster.key"], key)
+        other = os.path.join(self.tmp, "other.key")
+        with open(os.open(other, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+            handle.write("ab" * 32 + "\n")
+        self.place("--nodes", "m,w", "--bundle", out, "--key-file", other)
+        with open(os.path.join(out, "cluster.key")) as handle:
+            self.assertEqual(handle.read(), "ab" * 32 + "\n")
+        # A key file others may read is refused, and nothing is written.
+        os.chmod(other, 0o644)
+        before = listing(out)
+        result = self.place("--nodes", "m,w", "--bundle", out, "--key-file", other, expect=1)
+        self.assertIn("{}: the --key-file may be read or written by group or others (mode 0644); refused".format(
+            other), result.stderr)
+        self.assertEqual(listing(out), before)
 
     def test_what_a_killed_run_left_is_removed_by_the_next(self):
         out = os.path.join(self.tmp, "bundles")
@@ -251,7 +281,7 @@ class Place(PlacementCase):
             os.makedirs(os.path.join(self.tmp, name, "m"))
         self.place("--nodes", "m,w", "--bundle", out)
         self.assertEqual(sorted(n for n in os.listdir(self.tmp) if n.startswith(".")), sorted(kept))
-        self.assertEqual(sorted(os.listdir(out)), ["m", "plan.json", "topology.json", "w"])
+        self.assertEqual(sorted(os.listdir(out)), ["cluster.key", "m", "plan.json", "topology.json", "w"])
 
 
     def test_a_link_in_the_dist_is_refused_and_nothing_is_shipped(self):

@@ -8,10 +8,12 @@ import tempfile
 import threading
 import unittest
 
-from datablox_framework import caretaker
+from datablox_framework import auth, caretaker
 from datablox_framework.caretaker import Caretaker, CaretakerError, CaretakerServer
 
-from helpers import DOUBLER_SOURCE, TempBloxpath
+from helpers import DOUBLER_SOURCE, Control, TempBloxpath, write_home_key
+
+KEY = auth.new_key()
 
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -126,17 +128,10 @@ class {cls}(Block):
 
 
 def exchange(port, requests):
-    """Send line-delimited JSON requests on one connection; return the decoded answers."""
-    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    """Send line-delimited JSON requests on one authenticated connection; return the answers."""
+    connection = Control(port, KEY)
     try:
-        stream = connection.makefile("rwb")
-        answers = []
-        for request in requests:
-            line = request if isinstance(request, bytes) else json.dumps(request).encode("utf-8")
-            stream.write(line + b"\n")
-            stream.flush()
-            answers.append(json.loads(stream.readline().decode("utf-8")))
-        return answers
+        return [connection.request(request) for request in requests]
     finally:
         connection.close()
 
@@ -155,7 +150,7 @@ class ServerTest(unittest.TestCase):
 
     def test_protocol_in_a_thread(self):
         adapter = FakeAdapter(self.blox)
-        server = CaretakerServer(Caretaker(self.home, adapter), port=0, client_timeout=5)
+        server = CaretakerServer(Caretaker(self.home, adapter, key=KEY), port=0, client_timeout=5)
         thread = threading.Thread(target=server.serve_until_stopped, kwargs={"idle_timeout": 20})
         thread.start()
         try:
@@ -177,7 +172,7 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(answers[4], {"ok": True})
 
     def test_idle_server_stops_by_itself(self):
-        server = CaretakerServer(Caretaker(self.home, None), port=0)
+        server = CaretakerServer(Caretaker(self.home, None, key=KEY), port=0)
         thread = threading.Thread(target=server.serve_until_stopped, kwargs={"idle_timeout": 0.5})
         thread.start()
         thread.join(10)
@@ -185,6 +180,7 @@ class ServerTest(unittest.TestCase):
 
     def test_main_as_a_process_writes_and_removes_pid_file(self):
         self.blox.write_block("Process-Block", "1.0")
+        write_home_key(self.home, KEY)
         environment = dict(os.environ)
         environment["PYTHONPATH"] = PYTHON_DIR
         process = subprocess.Popen(

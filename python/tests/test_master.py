@@ -14,9 +14,9 @@ import threading
 import time
 import unittest
 
-from datablox_framework import master, naming
+from datablox_framework import auth, master, naming
 
-from helpers import DOUBLER_SOURCE
+from helpers import DOUBLER_SOURCE, Control, write_home_key
 
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -85,11 +85,18 @@ def free_port():
     return port
 
 
+# The cluster key of every caretaker of these tests.
+KEY = auth.new_key()
+
+
+def run_master(topology, nodes, **options):
+    return master.run(topology, nodes, KEY, **options)
+
+
 def ping(port):
-    connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+    connection = Control(port, KEY)
     try:
-        connection.sendall(b'{"op": "ping"}\n')
-        return json.loads(connection.makefile("rb").readline().decode("utf-8"))
+        return connection.request({"op": "ping"})
     finally:
         connection.close()
 
@@ -111,6 +118,7 @@ class Nodes(unittest.TestCase):
                 open(os.path.join(directory, "__init__.py"), "w").close()
                 with open(os.path.join(directory, naming.block_module(name) + ".py"), "w") as handle:
                     handle.write(source)
+            write_home_key(home, KEY)
             process = subprocess.Popen(
                 [sys.executable, "-m", "datablox_framework.caretaker", "--home", home, "--port", "0",
                  "--idle-timeout", "120"], stdout=subprocess.PIPE, env=self.environment, universal_newlines=True)
@@ -165,7 +173,7 @@ class Nodes(unittest.TestCase):
         with open(path, "w") as handle:
             json.dump(topology, handle)
         process = subprocess.Popen([sys.executable, "-m", "datablox_framework.master", "--topology", path,
-                                    "--nodes", nodes] + list(extra),
+                                    "--nodes", nodes, "--key-file", auth.key_path(self.path("a"))] + list(extra),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.environment,
                                    universal_newlines=True)
         self.addCleanup(self._stop_master, process)
@@ -178,10 +186,10 @@ class Nodes(unittest.TestCase):
             process.communicate()
 
     def test_one_node_and_three_nodes_give_the_same_results(self):
-        one = master.run(self.topology({}), self.nodes("a"), timeout=60)
+        one = run_master(self.topology({}), self.nodes("a"), timeout=60)
         one_outputs = self.outputs()
         spread = {"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "c"}
-        three = master.run(self.topology(spread), self.nodes("a", "b", "c"), timeout=60)
+        three = run_master(self.topology(spread), self.nodes("a", "b", "c"), timeout=60)
         self.assertEqual(self.outputs(), one_outputs)
         self.assertEqual(one_outputs["sink"], [3 * v for v in range(1000)])
         self.assertEqual(one_outputs["sink3"], list(range(1000)))
@@ -211,6 +219,7 @@ class Nodes(unittest.TestCase):
         # A fourth caretaker on ::1 (both its requests and its data), with a and b on 127.0.0.1.
         home = os.path.join(self.tmp, "v6")
         shutil.copytree(os.path.join(self.tmp, "a", "blox"), os.path.join(home, "blox"))
+        write_home_key(home, KEY)
         process = subprocess.Popen(
             [sys.executable, "-m", "datablox_framework.caretaker", "--home", home, "--port", "0", "--host", "::1",
              "--idle-timeout", "120"], stdout=subprocess.PIPE, env=self.environment, universal_newlines=True)
@@ -229,7 +238,7 @@ class Nodes(unittest.TestCase):
         # Nodes a and z are the same caretaker: each keeps its own part, data crosses between them.
         spread = {"numbers": "a", "double": "z", "sink": "a", "sink2": "z", "sink3": "b"}
         nodes = self.nodes("a", "b") + [("z", "127.0.0.1", self.ports["a"])]
-        result = master.run(self.topology(spread, count=50), nodes, timeout=60)
+        result = run_master(self.topology(spread, count=50), nodes, timeout=60)
         self.assertEqual(dict((b, c["node"]) for b, c in result["counts"].items()), spread)
         self.assertEqual(self.outputs()["sink"], [3 * v for v in range(50)])
         self.assert_nothing_runs()
@@ -262,7 +271,7 @@ class Nodes(unittest.TestCase):
         self.assertFalse(os.path.exists(self.path("sink.json")))
         # a and c aborted their parts and serve the next run.
         self.assert_nothing_runs()
-        result = master.run(self.topology({"numbers": "a", "double": "c", "sink": "a", "sink2": "c", "sink3": "a"},
+        result = run_master(self.topology({"numbers": "a", "double": "c", "sink": "a", "sink2": "c", "sink3": "a"},
                                           count=10), self.nodes("a", "c"), timeout=60)
         self.assertEqual(result["counts"]["sink"]["received"], 10)
         self.assertEqual(self.outputs()["sink"], [3 * v for v in range(10)])
@@ -306,7 +315,7 @@ class Nodes(unittest.TestCase):
         master.REQUEST_TIMEOUT = 1.0
         try:
             with self.assertRaises(master.MasterError) as caught:
-                master.run(self.trickle(), self.nodes("a", "b", "c"), timeout=60)
+                run_master(self.trickle(), self.nodes("a", "b", "c"), timeout=60)
         finally:
             master.REQUEST_TIMEOUT = original
             freezer.join()
@@ -338,7 +347,7 @@ class Nodes(unittest.TestCase):
         topology = self.topology({"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "a"})
         topology["blocks"][2]["args"]["fail"] = True
         with self.assertRaises(master.MasterError) as caught:
-            master.run(topology, self.nodes("a", "b", "c"), timeout=60)
+            run_master(topology, self.nodes("a", "b", "c"), timeout=60)
         self.assertIn("node `c` (127.0.0.1:{}): block `sink` (Sink 1.0): ValueError: told to fail".format(
             self.ports["c"]), str(caught.exception))
         self.assertEqual(caught.exception.node, "c")
@@ -349,7 +358,7 @@ class Nodes(unittest.TestCase):
         topology = self.topology({"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "a"})
         topology["connections"][1]["to"] = "sink.nope"
         with self.assertRaises(master.MasterError) as caught:
-            master.run(topology, self.nodes("a", "b", "c"), timeout=60)
+            run_master(topology, self.nodes("a", "b", "c"), timeout=60)
         self.assertEqual(str(caught.exception), "node `c` (127.0.0.1:{}) cannot run its part: part inbound "
                          "connection #1 (c2): block `sink` has no port `nope` (its ports: input)".format(self.ports["c"]))
         # Fields are checked by the master, which sees both ends.
@@ -357,9 +366,26 @@ class Nodes(unittest.TestCase):
         topology["blocks"].append({"id": "greet", "name": "Greeter", "version": "1.0", "at": "b"})
         topology["connections"].append({"from": "numbers.output", "to": "greet.input"})
         with self.assertRaises(master.MasterError) as caught:
-            master.run(topology, self.nodes("a", "b", "c"), timeout=60)
+            run_master(topology, self.nodes("a", "b", "c"), timeout=60)
         self.assertEqual(str(caught.exception), "connection numbers.output -> greet.input: the output lacks field(s) name")
         self.assertFalse(os.path.exists(self.path("sink2.json")))
+
+    def test_a_master_without_the_cluster_key_is_refused_naming_the_node(self):
+        other = self.path("other.key")
+        auth.write_key(other, auth.new_key())
+        run = self.master_process(self.topology({}), self.nodes_arg("a"), "--key-file", other, "--json")
+        stdout, stderr = run.communicate(timeout=60)
+        self.assertEqual(run.returncode, 1, stderr)
+        self.assertIn("error: node `a` (127.0.0.1:{}) refused: the server did not prove it holds the cluster "
+                      "key".format(self.ports["a"]), stderr)
+        self.assertIn("help: the master and every caretaker need the same cluster key", stderr)
+        self.assertEqual(json.loads(stdout)["node"], "a")
+        os.chmod(other, 0o640)
+        run = self.master_process(self.topology({}), self.nodes_arg("a"), "--key-file", other)
+        stdout, stderr = run.communicate(timeout=60)
+        self.assertEqual(run.returncode, 1, stderr)
+        self.assertIn("error: {}: the cluster key may be read or written by group or others".format(other), stderr)
+        self.assertEqual(ping(self.ports["a"])["running"], [])
 
     def test_bad_usage_and_bad_topologies(self):
         run = self.master_process(self.topology({}), "a=127.0.0.1")
@@ -378,7 +404,7 @@ class Nodes(unittest.TestCase):
         self.assertEqual(run.returncode, 1)
         self.assertIn("the connections have a cycle through block(s) double, numbers", stderr)
         with self.assertRaises(master.MasterError) as caught:
-            master.run({"blocks": [{"id": "x", "name": "Absent", "version": "1.0"}]}, self.nodes("a"), timeout=60)
+            run_master({"blocks": [{"id": "x", "name": "Absent", "version": "1.0"}]}, self.nodes("a"), timeout=60)
         self.assertIn("node `a` (127.0.0.1:{}) cannot run its part".format(self.ports["a"]), str(caught.exception))
         self.assertIn("deploying block `Absent 1.0` failed", str(caught.exception))
 

@@ -4,11 +4,14 @@ import threading
 import time
 import unittest
 
-from datablox_framework import transport
+from datablox_framework import auth, transport
 from datablox_framework.block import Block, Log
 from datablox_framework.runtime import Connection, Dataflow, Graph
 from datablox_framework.transport import (FrameError, FrameSocket, Listener, Receiver, Sender, TransportError,
                                           TransportTimeout)
+
+
+KEY = auth.new_key()
 
 
 def pair(**options):
@@ -18,9 +21,9 @@ def pair(**options):
 
 def connected(run="run-1", connection="c1", **sender_options):
     """A listener, a sender connected to it, and the receiver it accepted."""
-    listener = Listener()
+    listener = Listener(KEY)
     host, port = listener.address
-    sender = Sender.connect(host, port, run, connection, peer="node `b`", **sender_options)
+    sender = Sender.connect(host, port, run, connection, KEY, peer="node `b`", **sender_options)
     accepted = list(listener.accept(run, {connection}, threading.Event(), time.time() + 10, {connection: "node `a`"}))
     listener.close()
     return sender, accepted[0][1]
@@ -42,7 +45,7 @@ class Frames(unittest.TestCase):
             sender.send_log(Log({"value": [4]}))
 
     def test_listener_binds_loopback_by_default(self):
-        listener = Listener()
+        listener = Listener(KEY)
         try:
             self.assertEqual(listener.address[0], "127.0.0.1")
         finally:
@@ -121,11 +124,11 @@ class Frames(unittest.TestCase):
         self.assertIn("cannot be sent as JSON", str(caught.exception))
 
     def test_a_stray_connection_is_ignored_and_a_missing_one_times_out(self):
-        listener = Listener()
+        listener = Listener(KEY)
         host, port = listener.address
         stray = socket.create_connection((host, port))
         stray.sendall(b"garbage that is no frame")
-        wrong_run = Sender.connect(host, port, "other-run", "c1")
+        wrong_run = Sender.connect(host, port, "other-run", "c1", KEY)
         with self.assertRaises(TransportTimeout) as caught:
             list(listener.accept("run-1", {"c1"}, threading.Event(), time.time() + 1, {"c1": "node `w2`"}))
         for endpoint in (stray, wrong_run, listener):
@@ -171,7 +174,7 @@ class Slow(Block):
 class Flows(unittest.TestCase):
     def test_a_data_connection_into_a_slow_block_stays_bounded(self):
         # Node "a": Numbers -> (data connection c1) -> node "b": Slow, with an inbox of 4.
-        listener = Listener()
+        listener = Listener(KEY)
         host, port = listener.address
         receiving = Graph()
         receiving.add_block("slow", Slow)
@@ -180,7 +183,7 @@ class Flows(unittest.TestCase):
         flow_b.start()
         sending = Graph()
         sending.add_block("numbers", Numbers)
-        sender = Sender.connect(host, port, "run", "c1")
+        sender = Sender.connect(host, port, "run", "c1", KEY)
         flow_a = Dataflow(sending, outbound=[(Connection("numbers", "output", "slow", "input"), sender)])
         flow_a.start()
         for connection_id, receiver in listener.accept("run", {"c1"}, threading.Event(), time.time() + 10):

@@ -22,6 +22,10 @@ pub struct DeployOptions {
     pub release: Option<(PathBuf, Option<PathBuf>)>,
     pub target: Target,
     pub find_links: Option<PathBuf>,
+    /// The cluster key to install (`--home`) or deliver to every node (`--topology`); by
+    /// default the home keeps its own (or gets a new one) and a topology deploy keeps or makes
+    /// `DIR/cluster.key`.
+    pub key_file: Option<PathBuf>,
     /// `[name, version]`: the nodes' platform key, passed to the deployer (default: its own).
     pub platform: Option<Vec<String>>,
     /// With `start`: the caretaker's port and address.
@@ -157,6 +161,10 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
     }
     if let Some(dir) = &options.find_links {
         args.push(format!("--find-links={}", dir.display()));
+    }
+    if let Some(file) = &options.key_file {
+        args.push("--key-file".into());
+        args.push(file.display().to_string());
     }
     if let Some(platform) = &options.platform {
         args.push("--platform".into());

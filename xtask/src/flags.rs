@@ -29,7 +29,7 @@ pub enum Command {
     /// --topology and --nodes, places the blocks on nodes and writes per-node homes or bundles.
     /// `deploy --home DIR start|stop|status [--port N] [--listen ADDRESS]` controls the home's
     /// caretaker (start without --port: the port and address of its last start)
-    Deploy(DeployFlags),
+    Deploy(Box<DeployFlags>),
     /// Run a topology on this machine: builds the dist when needed, deploys a home per node under
     /// target/run/<node>/, starts the caretakers it needs, runs the topology with the master (its
     /// per-block table), and stops what it started, also on failure or Ctrl-C. Exit code: the
@@ -189,6 +189,11 @@ pub struct DeployFlags {
     /// `deploy --home`), and Ansible hosts take `datablox_find_links=` in inventory.ini
     #[arg(long, value_name = "DIR", conflicts_with_all = ["bundle", "ansible"])]
     pub find_links: Option<PathBuf>,
+    /// The cluster key file (mode 0600): with --home, installed as <home>/config/cluster.key
+    /// (default: keep the home's, or make one); with --topology, delivered to every node (default:
+    /// DIR/cluster.key of an earlier run, or a new one, written there)
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
     /// The nodes' platform key, e.g. `ubuntu-linux 14.04` (default: this machine's). Resolution
     /// depends on it, so bundles built for the same nodes on different machines need the same one
     #[arg(long, num_args = 2, value_names = ["NAME", "VERSION"])]
@@ -255,6 +260,10 @@ pub struct BenchFlags {
     /// Run only `dist`'s modes, not the deploy modes
     #[arg(long)]
     pub no_deploy: bool,
+    /// Run only the authentication rows (handshake cost, data connection with and without
+    /// per-frame authentication), not `dist`'s or the deploy modes
+    #[arg(long, conflicts_with_all = ["deploy_only", "no_deploy", "cold_compile"])]
+    pub auth_only: bool,
     /// Also write the results as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

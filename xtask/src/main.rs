@@ -112,6 +112,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy(flags) => {
+            let flags = *flags;
             let options = xtask::deploy::DeployOptions {
                 dist: xtask::DistOptions {
                     out_dir: flags.dist.map(|out| cwd.join(out)),
@@ -154,6 +155,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                     .release
                     .map(|archive| (cwd.join(archive), flags.key.map(|key| cwd.join(key)))),
                 find_links: flags.find_links.map(|dir| cwd.join(dir)),
+                key_file: flags.key_file.map(|file| cwd.join(file)),
                 platform: flags.platform,
                 port: flags.port,
                 listen: flags.listen,
@@ -260,7 +262,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 runs: flags.runs as usize,
                 tools: flags.corpus_tools.map(|dir| cwd.join(dir)),
                 // The deploy modes time the Python deployer; `dist` only prepares their input.
-                xtask: if flags.deploy_only {
+                xtask: if flags.deploy_only || flags.auth_only {
                     std::env::current_exe().map_err(|e| Error::io("find", &cwd, e))?
                 } else {
                     xtask::bench::xtask_binary(&repo, &mut log)?
@@ -269,16 +271,19 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 cold_compile: flags.cold_compile,
             };
             let mut json = serde_json::json!({});
-            if !flags.deploy_only {
+            if !flags.deploy_only && !flags.auth_only {
                 let report = xtask::bench::run(&repo, &options, &mut log)?;
                 println!("{}", report.table());
                 json = serde_json::to_value(&report).expect("the report serializes");
             }
-            if !flags.no_deploy {
+            if !flags.no_deploy && !flags.auth_only {
                 let deploy = xtask::bench::deploy::run(&repo, &options, &mut log)?;
                 println!("{}", deploy.table());
                 json["deploy"] = serde_json::to_value(&deploy).expect("the report serializes");
             }
+            let auth = xtask::bench::auth::run(&repo, options.runs, &mut log)?;
+            println!("{}", auth.table());
+            json["auth"] = serde_json::to_value(&auth).expect("the report serializes");
             if let Some(path) = flags.json {
                 let path = cwd.join(path);
                 let json = serde_json::to_string_pretty(&json).expect("the report serializes");

@@ -10,8 +10,7 @@
 //! ours, and reproducible output.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -83,15 +82,8 @@ fn free_ports(count: usize) -> Vec<u16> {
         .collect()
 }
 
-fn ping(port: u16) -> Value {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(b"{\"op\": \"ping\"}\n").unwrap();
-    let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).unwrap();
-    serde_json::from_str(&line).unwrap()
+fn ping(home: &Path, port: u16) -> Value {
+    crate::deploy::request(home, port.into(), &json!({"op": "ping"}))
 }
 
 /// `ansible-playbook -i inventory.ini -i local.ini site.yml`, with everything Ansible writes kept
@@ -296,7 +288,7 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
             home.join("python/datablox_framework/caretaker.py")
                 .is_file()
         );
-        let answer = ping(ports[index]);
+        let answer = ping(home, ports[index]);
         assert_eq!(answer["ok"], true, "{}: {answer}", NODES[index]);
     }
     let placed: Vec<usize> = NODES
@@ -325,8 +317,17 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
             second.stdout
         );
     }
-    for port in &ports {
-        assert_eq!(ping(*port)["ok"], true);
+    for (home, port) in homes.iter().zip(&ports) {
+        assert_eq!(ping(home, *port)["ok"], true);
+    }
+    // One cluster key, the one beside the playbook, in every home, private.
+    let key = std::fs::read(out.join("cluster.key")).unwrap();
+    for home in &homes {
+        let path = home.join("config/cluster.key");
+        assert_eq!(std::fs::read(&path).unwrap(), key);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
     }
     // What the playbook's changed_when reads: `start` of a running caretaker changes nothing,
     // and one asked for another port than it listens on is refused.
@@ -419,7 +420,7 @@ fn ansible_playbook_deploys_three_local_nodes_then_changes_nothing() {
             pids_before[index],
             now["pid"]
         );
-        assert_eq!(ping(ports[index])["ok"], true);
+        assert_eq!(ping(&homes[index], ports[index])["ok"], true);
     }
 
     // 4. The placed topology runs across the caretakers Ansible started, with the samples and the
@@ -524,8 +525,12 @@ fn ansible_output_is_reproducible_and_a_foreign_directory_is_refused() {
     std::fs::create_dir_all(second.parent().unwrap()).unwrap();
     generate(tmp.path(), &first, &[]).expect_success();
     generate(tmp.path(), &second, &[]).expect_success();
+    // The same bytes, but for each output's own cluster key.
+    let mut snapshot = crate::support::snapshot(&first);
+    let mut other = crate::support::snapshot(&second);
+    assert_ne!(snapshot.remove("cluster.key"), other.remove("cluster.key"));
+    assert_eq!(snapshot, other);
     let snapshot = crate::support::snapshot(&first);
-    assert_eq!(snapshot, crate::support::snapshot(&second));
     let names: Vec<&str> = snapshot.keys().map(String::as_str).collect();
     assert_eq!(
         names,
@@ -533,13 +538,14 @@ fn ansible_output_is_reproducible_and_a_foreign_directory_is_refused() {
             "bundles/master.tar",
             "bundles/w1.tar",
             "bundles/w2.tar",
+            "cluster.key",
             "inventory.ini",
             "plan.json",
             "site.yml",
             "topology.json"
         ]
     );
-    // Run again into its own output: replaced, same bytes.
+    // Run again into its own output: replaced, same bytes, the same key.
     generate(tmp.path(), &first, &[]).expect_success();
     assert_eq!(crate::support::snapshot(&first), snapshot);
 

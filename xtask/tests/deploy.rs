@@ -95,15 +95,38 @@ impl Drop for Service<'_> {
     }
 }
 
-fn request(port: u64, request: &Value) -> Value {
-    let mut stream = TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+/// One request to the caretaker of `home` on `port`, sent as the master sends it: first a plain
+/// line, which must get nothing (only a holder of the cluster key is served), then over a
+/// connection that proves the home's key through the home's own framework, the line and its
+/// answer tagged.
+pub(crate) fn request(home: &Path, port: u64, request: &Value) -> Value {
+    let mut plain = TcpStream::connect(("127.0.0.1", port as u16)).unwrap();
+    plain
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    stream.write_all(format!("{request}\n").as_bytes()).unwrap();
+    plain.write_all(format!("{request}\n").as_bytes()).unwrap();
     let mut line = String::new();
-    BufReader::new(stream).read_line(&mut line).unwrap();
-    serde_json::from_str(&line).unwrap()
+    let _ = BufReader::new(plain).read_line(&mut line);
+    assert_eq!(line, "", "served without the cluster key");
+    let script = "import socket, sys\n\
+        from datablox_framework import auth\n\
+        key = auth.read_key(auth.key_path(sys.argv[1]))\n\
+        sock = socket.create_connection(('127.0.0.1', int(sys.argv[2])), timeout=120)\n\
+        session = auth.client_handshake(sock, key, 'control')\n\
+        sock.sendall(session.seal_line(sys.argv[3].encode()))\n\
+        print(session.open_line(sock.makefile('rb').readline()).decode())\n";
+    let run = Run::new(
+        python3()
+            .env("PYTHONPATH", home.join("python"))
+            .args(["-c", script])
+            .arg(home)
+            .arg(port.to_string())
+            .arg(request.to_string())
+            .output()
+            .unwrap(),
+    )
+    .expect_success();
+    serde_json::from_str(&run.stdout).unwrap()
 }
 
 fn topology(samples: &Path, out: &Path) -> Value {
@@ -172,6 +195,7 @@ fn a_node_deploys_the_caretaker_then_blocks_on_demand() {
     // 3. A topology of four blocks the home does not have yet.
     let out = tmp.path().join("counts.jsonl");
     let answer = request(
+        &home,
         port,
         &json!({"op": "run", "topology": topology(&samples, &out)}),
     );
@@ -228,6 +252,7 @@ fn a_node_deploys_the_caretaker_then_blocks_on_demand() {
     let before = std::fs::read(home.join("config/installed_resources.json")).unwrap();
     let out2 = tmp.path().join("again.jsonl");
     let answer = request(
+        &home,
         port,
         &json!({"op": "run", "topology": topology(&samples, &out2)}),
     );

@@ -94,7 +94,8 @@ fn one_topology_gives_the_same_results_on_one_node_and_across_three() {
     std::fs::write(samples.join("c.txt"), "no newline at the end").unwrap();
 
     // Three fresh homes with only the caretaker: the first through `cargo xtask deploy` (which
-    // builds the dist), the others with the dist's node deployer, as a node that received it does.
+    // builds the dist and makes the home's cluster key), the others with the dist's node deployer,
+    // as a node that received it does, given that key.
     let homes: Vec<PathBuf> = ["master", "w1", "w2"]
         .iter()
         .map(|n| tmp.path().join(n))
@@ -107,6 +108,8 @@ fn one_topology_gives_the_same_results_on_one_node_and_across_three() {
                 .arg(dist.join("datablox/bin/deploy"))
                 .arg("--home")
                 .arg(home)
+                .arg("--key-file")
+                .arg(homes[0].join("config/cluster.key"))
                 .args(find_links)
                 .output()
                 .unwrap(),

@@ -222,11 +222,27 @@ fn topology_bundles_are_reproducible_subsets_that_deploy_with_python_only() {
         };
     }
     Run::new(masked.output().unwrap()).expect_success();
-    let listed = listing(&first);
-    assert_eq!(listed, listing(&second));
+    // The same files, modes and bytes, but for each output's own cluster key (0600, beside the
+    // bundles).
+    let mut listed = listing(&first);
+    let mut other = listing(&second);
+    let (key, other_key) = (
+        listed.remove("cluster.key").unwrap(),
+        other.remove("cluster.key").unwrap(),
+    );
+    assert_eq!((key.0, other_key.0), (0o600, 0o600));
+    assert_ne!(key.1, other_key.1);
+    assert_eq!(listed, other);
     assert_eq!(
         names(&first),
-        ["master", "plan.json", "topology.json", "w1", "w2"]
+        [
+            "cluster.key",
+            "master",
+            "plan.json",
+            "topology.json",
+            "w1",
+            "w2"
+        ]
     );
 
     // Each bundle holds exactly its closure's files, with the dist's bytes.
@@ -316,8 +332,23 @@ fn topology_homes_dir_deploys_each_node_with_exactly_its_closure() {
     );
     assert_eq!(
         names(&homes),
-        ["master", "plan.json", "topology.json", "w1", "w2"]
+        [
+            "cluster.key",
+            "master",
+            "plan.json",
+            "topology.json",
+            "w1",
+            "w2"
+        ]
     );
+    // Every home holds the one cluster key.
+    let key = std::fs::read(homes.join("cluster.key")).unwrap();
+    for node in ["master", "w1", "w2"] {
+        assert_eq!(
+            std::fs::read(homes.join(node).join("config/cluster.key")).unwrap(),
+            key
+        );
+    }
     let plan = read_json(&homes.join("plan.json"));
     for (node, closure) in closures(&plan) {
         assert_eq!(installed_keys(&homes.join(&node)), closure, "{node}");

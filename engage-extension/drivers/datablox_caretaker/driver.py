@@ -5,11 +5,14 @@ run with PYTHONPATH=<genforma_home>/python (where the framework and the adapter 
 Its package is a DummyPackage: installing only creates the node's `python/` and `log/` directories.
 Ports: input `host.genforma_home`, config `port` (the TCP port the caretaker listens on).
 The pid is kept in `<home>/log/caretaker.pid` (what `get_pid_file_path()` tells Engage's process
-monitor), its output goes to `<home>/log/caretaker.log`.
+monitor), its output goes to `<home>/log/caretaker.log`. The caretaker serves only peers holding
+the cluster key, `<home>/config/cluster.key`: `start` makes one (32 random bytes as hex, mode
+0600) when the home has none, as the node deployer does; give every node the same key.
 
 The build copies this directory into `drivers/datablox_caretaker__1_0/` and adds `resources.json`
 and `packages.json`. Valid Python 2.7 (Engage loads drivers with it) and Python 3.
 """
+import binascii
 import errno
 import os
 import signal
@@ -65,6 +68,17 @@ errors = {
     ERR_NOT_INSTALLED: EngageErrInf(
         __name__, ERR_NOT_INSTALLED, "resource %(id)s: directory %(path)s is missing after install"),
 }
+
+
+def make_cluster_key(path):
+    """Write a new cluster key to `path` (mode 0600, never overwriting) unless one is there."""
+    if os.path.lexists(path):
+        return
+    if not os.path.isdir(os.path.dirname(path)):
+        os.makedirs(os.path.dirname(path))
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(binascii.hexlify(os.urandom(32)).decode("ascii") + "\n")
 
 
 def get_packages_filename():
@@ -235,6 +249,7 @@ class Manager(service_manager.Manager):
         if not os.path.isdir(self.log_dir):
             os.makedirs(self.log_dir)
         remove_file(self.pid_file)
+        make_cluster_key(os.path.join(self.home, "config", "cluster.key"))
         env = dict(os.environ)
         env["PYTHONPATH"] = self.python_dir
         command = [python, "-m", CARETAKER_MODULE, "--home", self.home, "--port", str(port)]

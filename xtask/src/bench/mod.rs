@@ -10,8 +10,10 @@
 //! `run` (the timed commands, every one through xshell) and `report` (medians, paired ratios,
 //! targets, the table). A new mode is a `run::Mode` variant: its command in `run`, its row and
 //! targets in `report`. `deploy` times the node deployer on the same corpus (its own modes and
-//! table, `--deploy-only` to run only them).
+//! table, `--deploy-only` to run only them). `auth` measures the cluster key's handshake and
+//! per-frame tags on data connections (`--auth-only` to run only it).
 
+pub mod auth;
 mod corpus;
 pub mod deploy;
 mod report;
