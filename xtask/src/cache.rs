@@ -6,8 +6,7 @@
 //! Stored in `<out>/.dist-cache`, outside the extension tree, in a compact binary format (below):
 //! a no-op build reads it whole, and for the large profile's 41 k files the JSON it replaced took
 //! longer to parse than the rest of the build and most of its memory. A cache that is missing,
-//! from another format (such as the JSON `.dist-cache.json` of format 2, removed by the next
-//! build) or whose checksum does not match is ignored: the build then lists and hashes
+//! from another format or whose checksum does not match is ignored: the build then lists and hashes
 //! everything, and produces the same bytes. A damaged one (right magic and format, wrong
 //! checksum or body) is also reported as a warning.
 //!
@@ -78,8 +77,6 @@ use crate::error::Diagnostic;
 use crate::tree::Stat;
 
 pub const CACHE_FILE: &str = ".dist-cache";
-/// The JSON cache of format 2; a build removes it (see `output::prepare`).
-pub const LEGACY_CACHE_FILE: &str = ".dist-cache.json";
 /// 2: the checksummed JSON; 3: binary, with directory listings and tree records; 4: keys sharing
 /// their prefix with the one before, times in i64, the checksum after the records.
 const FORMAT: u32 = 4;

@@ -415,11 +415,11 @@ pub fn check(identity: &Identity, jobs: usize) -> Option<Fresh> {
         return None;
     }
     // A run under way, or killed: its staging directory is there until a full build removes
-    // it, as it removes what older versions left.
+    // it.
     for entry in std::fs::read_dir(&identity.out_dir).ok()? {
         let name = entry.ok()?.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(crate::output::STAGING_PREFIX) || crate::output::is_leftover(&name) {
+        if name.starts_with(crate::output::STAGING_PREFIX) {
             return None;
         }
     }

@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 
 use crate::archive;
 use crate::build::{Built, TOOL, packages_dir};
-use crate::cache::{CACHE_FILE, Cache, LEGACY_CACHE_FILE, OutputRecord, TreeRecord};
+use crate::cache::{CACHE_FILE, Cache, OutputRecord, TreeRecord};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::extension::{self, Content};
 use crate::fault;
@@ -127,7 +127,7 @@ fn locked(out_dir: &Path) -> Diagnostic {
 
 /// Run under the lock, before anything is written: refuses a directory that is not ours or
 /// whose final names are taken by something dist cannot replace, then removes what killed runs
-/// left (their staging directories, and the temporary files of versions before staging).
+/// left (their staging directories).
 pub fn prepare(out_dir: &Path) -> Result<()> {
     check_out_dir(out_dir)?;
     let tree = out_dir.join(TREE);
@@ -159,9 +159,6 @@ pub fn prepare(out_dir: &Path) -> Result<()> {
                 // Killed between `mkdir` and the marker: empty, and `remove_dir` removes nothing else.
                 let _ = std::fs::remove_dir(&path);
             }
-        } else if file_type.is_file() && is_leftover(&name) {
-            // The JSON cache of an older version is replaced by `CACHE_FILE`.
-            std::fs::remove_file(&path).with_path("remove the abandoned", &path)?;
         }
     }
     Ok(())
@@ -179,28 +176,6 @@ fn not_ours_to_replace(path: &Path, should_be: &str) -> Error {
         .file(path)
         .help("move it away or remove it (dist does not remove what it did not write), or choose another `--out`"),
     )
-}
-
-/// A file of the output directory's top level that `prepare` removes: a temporary file of an
-/// older version, or its JSON cache. A fresh run (`fresh`) leaves that to a full build.
-pub fn is_leftover(name: &str) -> bool {
-    is_legacy_temporary(name, true) || name == LEGACY_CACHE_FILE
-}
-
-/// The temporary names of the versions that wrote beside the final names (`.NAME.tmpPID`). At
-/// the top of the output directory, only those of the three files dist writes there count.
-fn is_legacy_temporary(name: &str, top_level: bool) -> bool {
-    let Some((stem, pid)) = name.rsplit_once(".tmp") else {
-        return false;
-    };
-    let stem_ok = match stem.strip_prefix('.') {
-        Some(final_name) if top_level => {
-            [SUMS_FILE, DIST_MANIFEST_FILE, CACHE_FILE, LEGACY_CACHE_FILE].contains(&final_name)
-        }
-        Some(final_name) => !final_name.is_empty(),
-        None => false,
-    };
-    stem_ok && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A run's staging directory: see the module documentation. Removed when dropped.
@@ -530,8 +505,7 @@ fn rename_into_place(out_dir: &Path, temp: &Path, path: &Path) -> Result<()> {
 /// The output-directory rule (written down in `python/datablox_deployer/outdir.py`), for `--out`.
 /// Refuses an output directory that holds a `datablox/` tree this tool did not write: stale-file
 /// removal would otherwise delete files of, say, a legacy extension kept there. Ours: the cache or
-/// `dist-manifest.json` is there, or a staging directory of an interrupted run, or the tree holds
-/// nothing but the temporary files of a version that wrote them beside the final names.
+/// `dist-manifest.json` is there, or a staging directory of an interrupted run.
 pub fn check_out_dir(out_dir: &Path) -> Result<()> {
     let tree = out_dir.join(TREE);
     let occupied = std::fs::read_dir(&tree).is_ok_and(|mut entries| entries.next().is_some());
@@ -552,13 +526,13 @@ pub fn check_out_dir(out_dir: &Path) -> Result<()> {
 }
 
 fn is_ours(out_dir: &Path) -> bool {
-    if [CACHE_FILE, LEGACY_CACHE_FILE, DIST_MANIFEST_FILE]
+    if [CACHE_FILE, DIST_MANIFEST_FILE]
         .iter()
         .any(|name| out_dir.join(name).is_file())
     {
         return true;
     }
-    let staging = std::fs::read_dir(out_dir).is_ok_and(|entries| {
+    std::fs::read_dir(out_dir).is_ok_and(|entries| {
         entries.flatten().any(|entry| {
             entry
                 .file_name()
@@ -566,16 +540,7 @@ fn is_ours(out_dir: &Path) -> bool {
                 .starts_with(STAGING_PREFIX)
                 && entry.path().join(STAGING_MARKER).is_file()
         })
-    });
-    staging
-        || walkdir::WalkDir::new(out_dir.join(TREE))
-            .into_iter()
-            .all(|entry| {
-                entry.is_ok_and(|entry| {
-                    entry.file_type().is_dir()
-                        || is_legacy_temporary(&entry.file_name().to_string_lossy(), false)
-                })
-            })
+    })
 }
 
 /// The files of the tree that this build did not produce (a deleted block's archive and driver,

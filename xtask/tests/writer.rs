@@ -37,21 +37,6 @@ fn clean(blocks: &[&str]) -> BTreeMap<PathBuf, Vec<u8>> {
 }
 
 #[test]
-fn a_directory_left_by_an_interrupted_older_run_is_recognised_and_repaired() {
-    // What a build killed during its first run left before the staging directory existed:
-    // temporaries beside their final names, no dist-manifest.json, no cache.
-    let repo = Repo::new(&BLOCKS);
-    repo.write(
-        "out/datablox/sw_packages/.alpha__1_0.tgz.tmp4242",
-        "partial",
-    );
-    repo.write("out/.SHA256SUMS.tmp4242", "partial");
-    let run = repo.dist(&[]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(contents(&repo.out()), clean(&BLOCKS));
-}
-
-#[test]
 fn a_foreign_tree_is_still_refused() {
     let repo = Repo::new(&BLOCKS);
     repo.write("out/datablox/drivers/legacy/driver.py", "# not ours\n");

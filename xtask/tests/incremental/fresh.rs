@@ -324,15 +324,12 @@ fn no_cache_never_takes_the_fast_path() {
 }
 
 #[test]
-fn a_staging_directory_or_an_old_cache_sends_the_run_to_a_full_build() {
+fn a_staging_directory_sends_the_run_to_a_full_build() {
     let repo = built(&BLOCKS);
     repo.write("out/.dist-tmp-Ab12Cd/CREATED-BY-CARGO-XTASK-DIST", "");
     assert!(!repo.dist(&[]).fresh());
     assert!(!repo.out().join(".dist-tmp-Ab12Cd").exists());
     assert_fresh(&repo);
-    repo.write("out/.dist-cache.json", "xtask-dist-cache 2 00\n{}\n");
-    assert!(!repo.dist(&[]).fresh());
-    assert!(!repo.out().join(".dist-cache.json").exists());
 }
 
 #[test]

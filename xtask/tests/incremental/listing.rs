@@ -284,22 +284,3 @@ fn a_recently_changed_directory_is_not_recorded_until_it_can_be_trusted() {
     assert_eq!(repo.dist(&[]).rebuilt(), 0);
     assert!(read_cache(&repo.out()).dirs.contains_key(key));
 }
-
-#[test]
-fn the_json_cache_of_an_older_version_is_removed() {
-    let repo = Repo::new(&BLOCKS);
-    repo.dist(&[]).summary();
-    let legacy = repo.out().join(".dist-cache.json");
-    std::fs::write(&legacy, "xtask-dist-cache 2 00\n{}\n").unwrap();
-    let run = repo.dist(&[]);
-    assert_eq!((run.rebuilt(), run.skipped()), (0, 3));
-    assert!(!legacy.exists());
-    // An output directory holding only the old cache and a tree is still recognised as ours.
-    std::fs::remove_file(repo.out().join(xtask::cache::CACHE_FILE)).unwrap();
-    std::fs::remove_file(repo.out().join("dist-manifest.json")).unwrap();
-    std::fs::write(&legacy, "xtask-dist-cache 2 00\n{}\n").unwrap();
-    let run = repo.dist(&[]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(!legacy.exists());
-    assert_same_as_without_cache(&repo);
-}
