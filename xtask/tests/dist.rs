@@ -222,7 +222,10 @@ fn stale_files_are_removed_and_files_beside_the_tree_kept() {
         !out.join("datablox/drivers/deep_tree__2_1").exists(),
         "empty directories go too"
     );
-    assert!(out.join("notes.txt").is_file(), "a file beside the tree is not ours");
+    assert!(
+        out.join("notes.txt").is_file(),
+        "a file beside the tree is not ours"
+    );
 }
 
 /// Peak RSS in KiB of `dist` on a repository whose one block holds a file of `megabytes`.
