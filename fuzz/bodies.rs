@@ -53,12 +53,13 @@ pub fn check(data: &[u8]) {
             return;
         }
     };
-    match xtask::check::check(&raw, &repo) {
+    let inputs = xtask::inputs::Inputs::new();
+    match xtask::check::check(&raw, &repo, &inputs) {
         Ok(checked) => {
             for warning in &checked.warnings {
                 let _ = warning.to_string();
             }
-            if let Err(error) = xtask::plan::make(&checked.model, &repo, None) {
+            if let Err(error) = xtask::plan::make(&checked.model, &repo, None, &inputs) {
                 let _ = error.to_string();
             }
         }

@@ -1,11 +1,11 @@
 //! `Plan` -> `Built`: every `sw_packages` file, built into the run's staging directory (see
-//! `output`) or found intact from the previous build.
+//! `output`) or found intact from the previous build (`state`).
 //!
 //! All source trees are scanned (and validated: symlinks, FIFOs, hard links) before anything is
 //! written. Archives are then built on `jobs` threads, largest first, so one big block does not
 //! finish last alone; which thread builds what never changes the bytes. A resource is skipped
 //! when its source digest, its settings and its output on disk are those of the previous build;
-//! the stat cache spares rehashing files whose metadata did not change. A package built again
+//! the recorder (`inputs`) spares rehashing files whose stat did not change. A package built again
 //! whose bytes equal the file on disk is not replaced (with `--no-cache`, every package is built
 //! again and compared so).
 
@@ -18,15 +18,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use sha2::{Digest, Sha256};
 
 use crate::archive::{self, ArchiveSettings};
-use crate::cache::{Cache, OutputRecord, SeenFiles};
 use crate::error::{Error, IoContext, Result};
 use crate::exclude::Excludes;
 use crate::fault;
 use crate::hash::{self, to_hex};
+use crate::inputs::{Inputs, Stat};
 use crate::model::{Key, Kind};
-use crate::output::Staging;
 use crate::plan::{Plan, TREE};
 use crate::progress::Progress;
+use crate::state::State;
 use crate::tree::{self, EntryKind, Tree};
 
 pub const TOOL: &str = concat!("xtask ", env!("CARGO_PKG_VERSION"));
@@ -54,19 +54,9 @@ pub struct BuiltPackage {
 #[derive(Debug)]
 pub struct Built {
     pub packages: Vec<BuiltPackage>,
-    /// Every source file seen, as changes to the stat records of the cache
-    /// (`Cache::updated_files` makes the next cache's records).
-    pub files: SeenFiles,
-    /// The listing of every source directory scanned.
-    pub dirs: tree::Listings,
     pub rebuilt: usize,
     pub skipped: usize,
     pub source_bytes: u64,
-    /// Whether `files` and `dirs` hold a record of every source file and directory scanned
-    /// (not so for a path that is not UTF-8): what a fingerprint (`fresh`) needs.
-    pub complete: bool,
-    /// Where the new packages wait; `output::commit` takes it.
-    pub staging: Option<Staging>,
 }
 
 impl Built {
@@ -77,7 +67,6 @@ impl Built {
             self.skipped += 1
         }
         self.packages.push(outcome.package);
-        self.files.append(outcome.files);
     }
 }
 
@@ -92,43 +81,25 @@ fn pool(options: BuildOptions) -> rayon::ThreadPool {
         .expect("a thread pool of a valid size")
 }
 
-/// Every tree of `plan.archives`, in order, and the directory listings the scan saw.
-#[derive(Debug)]
-pub struct Scanned {
-    pub trees: Vec<Tree>,
-    pub listings: tree::Listings,
-}
-
-/// Scans and validates every tree of `plan.archives`, in order, on `jobs` threads, reusing the
-/// directory listings of `cache` that are still valid: done before the output directory is
-/// locked or anything is written.
-pub fn scan(plan: &Plan, options: BuildOptions, cache: Option<&Cache>) -> Result<Scanned> {
-    // Each tree's listings join the others as soon as it is scanned: never all held twice
-    // (memory). Their order does not matter: the cache is written in key order.
-    let listings = Mutex::new(tree::Listings::default());
+/// Scans and validates every tree of `plan.archives`, in order, on `jobs` threads, through
+/// the recorder (which reuses the previous build's listings that still hold): done before the
+/// output directory is locked or anything is written.
+pub fn scan(plan: &Plan, options: BuildOptions, inputs: &Inputs) -> Result<Vec<Tree>> {
     let trees: Vec<Result<Tree>> = pool(options).install(|| {
         use rayon::prelude::*;
         plan.archives
             .par_iter()
             .map(|job| {
-                let excludes = Excludes::for_package(&plan.repo, &job.dir, &job.exclude)?;
-                let (tree, listed) = tree::scan_cached(&job.dir, &job.top, &excludes, cache)?;
-                listings
-                    .lock()
-                    .expect("no thread panics holding it")
-                    .append(listed);
-                Ok(tree)
+                let excludes = Excludes::for_package(&plan.repo, &job.dir, &job.exclude, inputs)?;
+                tree::scan_recorded(&job.dir, &job.top, &excludes, inputs)
             })
             .collect()
     });
     let mut diagnostics = Vec::new();
-    let mut scanned = Scanned {
-        trees: Vec::with_capacity(trees.len()),
-        listings: listings.into_inner().expect("no thread panics holding it"),
-    };
+    let mut scanned = Vec::with_capacity(trees.len());
     for result in trees {
         match result {
-            Ok(tree) => scanned.trees.push(tree),
+            Ok(tree) => scanned.push(tree),
             Err(error) => diagnostics.extend(error.diagnostics),
         }
     }
@@ -138,43 +109,36 @@ pub fn scan(plan: &Plan, options: BuildOptions, cache: Option<&Cache>) -> Result
     Ok(scanned)
 }
 
-/// Builds every package of `plan` (`scanned` are its trees, from `scan`) into a new staging
-/// directory of `out_dir`, which the caller has locked.
+/// Builds every package of `plan` (`scanned` are its trees, from `scan`) into `dir`, the
+/// `sw_packages` of a staging directory of `out_dir`, which the caller has locked. `previous`
+/// says which outputs on disk are intact.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     plan: &Plan,
-    scanned: Scanned,
+    scanned: Vec<Tree>,
+    dir: &Path,
     out_dir: &Path,
-    cache: &Cache,
+    previous: &State,
+    inputs: &Inputs,
     options: BuildOptions,
     progress: &dyn Progress,
 ) -> Result<Built> {
     let pool = pool(options);
-    let Scanned {
-        trees: scanned,
-        listings,
-    } = scanned;
     fault::point("scan")?;
-    let staging = Staging::create(out_dir)?;
-    let dir = staging.packages_dir();
     // Outputs on disk are compared only through real directories: a symlink planted in place
     // of `sw_packages` (or of the tree) is never taken for the previous build's output.
     let final_dir = packages_dir(out_dir);
     let real_dir = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
     let final_dir = (real_dir(&out_dir.join(TREE)) && real_dir(&final_dir)).then_some(final_dir);
     let final_dir = final_dir.as_deref();
+    let context = Context {
+        plan,
+        dir,
+        final_dir,
+        previous,
+        inputs,
+    };
     let sizes: Vec<u64> = scanned.iter().map(tree_bytes).collect();
-    // Without a cache, the stat records of every source file end up in one table: allocated
-    // once (memory).
-    let (files, key_bytes) = scanned
-        .iter()
-        .map(record_capacity)
-        .chain(plan.files.iter().map(|f| (1, f.source.as_os_str().len())))
-        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
-    let dirs = scanned
-        .iter()
-        .flat_map(|tree| &tree.entries)
-        .filter(|entry| entry.kind == EntryKind::Dir)
-        .count();
     let source_bytes = sizes.iter().sum::<u64>()
         + plan
             .files
@@ -211,7 +175,7 @@ pub fn build(
                         .expect("no thread panics holding it")
                         .take()
                         .expect("each tree is built once");
-                    let result = build_archive(plan, job, &tree, &dir, final_dir, cache);
+                    let result = build_archive(&context, job, &tree);
                     drop(tree);
                     progress.advance(sizes[index]);
                     *results[index].lock().expect("no thread panics holding it") = Some(result);
@@ -222,17 +186,9 @@ pub fn build(
 
     let mut built = Built {
         packages: Vec::with_capacity(plan.archives.len() + plan.files.len()),
-        files: if cache.files.is_empty() {
-            SeenFiles::with_capacity(files, key_bytes)
-        } else {
-            SeenFiles::default()
-        },
-        dirs: listings,
         rebuilt: 0,
         skipped: 0,
         source_bytes,
-        complete: false,
-        staging: None,
     };
     let mut diagnostics = Vec::new();
     for slot in results {
@@ -246,7 +202,7 @@ pub fn build(
         }
     }
     for job in &plan.files {
-        match copy_file(job, &dir, final_dir, cache) {
+        match copy_file(&context, job) {
             Ok(outcome) => {
                 progress.advance(outcome.package.size);
                 built.add(outcome);
@@ -257,32 +213,32 @@ pub fn build(
     if !diagnostics.is_empty() {
         return Err(Error::many(diagnostics));
     }
-    built.complete = built.files.len() == files && built.dirs.len() == dirs;
-    built.staging = Some(staging);
     built.packages.sort_by(|a, b| a.file_name.cmp(&b.file_name));
     Ok(built)
 }
 
-/// How many stat records the files of `tree` make, and the length of their keys (their paths).
-fn record_capacity(tree: &Tree) -> (usize, usize) {
-    let root = tree.root.as_os_str().len();
-    tree.entries
-        .iter()
-        .filter(|entry| matches!(entry.kind, EntryKind::File { .. }))
-        .fold((0, 0), |(count, bytes), entry| {
-            // `root/inside` for the member path `top/inside`.
-            (count + 1, bytes + root + entry.path.len() - tree.top.len())
-        })
+/// What every package's build shares.
+struct Context<'a> {
+    plan: &'a Plan,
+    /// The staging directory's `sw_packages`.
+    dir: &'a Path,
+    /// The output's `sw_packages`, when it is a real directory.
+    final_dir: Option<&'a Path>,
+    previous: &'a State,
+    inputs: &'a Inputs,
 }
 
-/// Where the stat records of `tree`'s files are noted: with room for all of them when the
-/// cache is empty (each file is then a new record), else for none (most are kept).
-fn seen_files(tree: &Tree, cache: &Cache) -> SeenFiles {
-    if cache.files.is_empty() {
-        let (count, key_bytes) = record_capacity(tree);
-        SeenFiles::with_capacity(count, key_bytes)
-    } else {
-        SeenFiles::default()
+impl Context<'_> {
+    /// The previous build's record of the package `file_name`, when the file on disk is the one
+    /// it describes (same `lstat`) and was made with `settings`.
+    fn intact(&self, file_name: &str, settings: &str) -> Option<&crate::state::Output> {
+        let path = self.final_dir?.join(file_name);
+        let metadata = std::fs::symlink_metadata(&path).ok()?;
+        let output = self.previous.output(
+            &format!("{TREE}/sw_packages/{file_name}"),
+            &Stat::from_metadata(&metadata),
+        )?;
+        (metadata.is_file() && output.package.as_ref()?.settings == settings).then_some(output)
     }
 }
 
@@ -296,7 +252,7 @@ fn tree_bytes(tree: &Tree) -> u64 {
         .sum()
 }
 
-/// What an archive's bytes depend on besides its sources: the cache key's other half. The archive
+/// What an archive's bytes depend on besides its sources: the reuse key's other half. The archive
 /// format version, not the tool's, so that a change to the bytes is never mistaken for no change.
 fn settings_text(plan: &Plan, top: &str) -> String {
     format!(
@@ -308,22 +264,9 @@ fn settings_text(plan: &Plan, top: &str) -> String {
     )
 }
 
-/// The output on disk is the one the cache describes: same size, mtime and inode.
-fn intact(path: Option<&Path>, record: &OutputRecord) -> bool {
-    let Some(Ok(metadata)) = path.map(std::fs::symlink_metadata) else {
-        return false;
-    };
-    let stat = tree::Stat::from_metadata(&metadata);
-    metadata.is_file()
-        && stat.size == record.size
-        && stat.mtime_ns == record.mtime_ns
-        && stat.inode == record.inode
-}
-
-/// One package: what it is, the stat-cache records of its sources, and whether it was rebuilt.
+/// One package: what it is, and whether it was rebuilt.
 struct Outcome {
     package: BuiltPackage,
-    files: SeenFiles,
     rebuilt: bool,
 }
 
@@ -341,20 +284,11 @@ fn same_file(path: Option<&Path>, size: u64, sha256: &str) -> Result<bool> {
     }
 }
 
-fn build_archive(
-    plan: &Plan,
-    job: &crate::plan::ArchiveJob,
-    tree: &Tree,
-    dir: &Path,
-    final_dir: Option<&Path>,
-    cache: &Cache,
-) -> Result<Outcome> {
+fn build_archive(context: &Context, job: &crate::plan::ArchiveJob, tree: &Tree) -> Result<Outcome> {
+    let plan = context.plan;
     let settings = settings_text(plan, &job.top);
-    let final_path = final_dir.map(|dir| dir.join(&job.file_name));
-    let previous = cache
-        .outputs
-        .get(&job.file_name)
-        .filter(|r| r.settings == settings && intact(final_path.as_deref(), r));
+    let final_path = context.final_dir.map(|dir| dir.join(&job.file_name));
+    let previous = context.intact(&job.file_name, &settings);
     let package = |digest: String, sha256: String, size: u64, temp: Option<PathBuf>| BuiltPackage {
         key: job.key.clone(),
         kind: job.kind,
@@ -367,15 +301,17 @@ fn build_archive(
     };
 
     // With a previous output to compare against, find the digest by hashing only what the
-    // stat cache does not know; without one, the build below hashes while it compresses.
-    if let Some(previous) = previous {
+    // previous build's records do not know; without one, the build below hashes while it
+    // compresses.
+    if let Some(previous) = previous
+        && let Some(recorded) = &previous.package
+    {
         let mut hashes = Vec::with_capacity(tree.entries.len());
-        let mut records = seen_files(tree, cache);
         for entry in &tree.entries {
             let hash = match entry.kind {
                 EntryKind::File { .. } => {
                     let source = tree.source(entry);
-                    let hash = cache.hash_file(&mut records, &source, &entry.stat, || {
+                    let hash = context.inputs.hash_file(&source, &entry.stat, || {
                         let hash = hash::hash_file(&source)?;
                         fault::point("hash")?;
                         Ok::<_, Error>(hash)
@@ -387,16 +323,15 @@ fn build_archive(
             hashes.push(hash);
         }
         let digest = to_hex(&hash::tree_digest(tree, &hashes));
-        if digest == previous.source_digest {
+        if digest == recorded.source_digest {
             return Ok(Outcome {
-                package: package(digest, previous.sha256.clone(), previous.size, None),
-                files: records,
+                package: package(digest, previous.sha256.clone(), previous.stat.size, None),
                 rebuilt: false,
             });
         }
     }
 
-    let temp = dir.join(&job.file_name);
+    let temp = context.dir.join(&job.file_name);
     let file = File::create_new(&temp).with_path("create", &temp)?;
     let mut writer = HashingWriter {
         inner: BufWriter::with_capacity(256 * 1024, file),
@@ -412,22 +347,23 @@ fn build_archive(
         &mut writer,
     )?;
     writer.inner.flush().with_path("write", &temp)?;
-    // No fsync, as in `output::write_atomically`: the cache's output records catch a short file.
+    // No fsync (see `output`): the state's output records catch a short file.
     drop(
         writer
             .inner
             .into_inner()
             .map_err(|e| Error::io("write", &temp, e.into_error()))?,
     );
-    let mut records = seen_files(tree, cache);
     for (entry, hash) in tree.entries.iter().zip(&report.file_hashes) {
         if let Some(hash) = hash {
-            cache.saw_file(&mut records, &tree.source(entry), &entry.stat, hash);
+            context
+                .inputs
+                .saw_file(&tree.source(entry), &entry.stat, hash);
         }
     }
     let sha256 = to_hex(&writer.hasher.finalize().into());
     fault::point("archive")?;
-    // Built again but the same bytes (no cache, or a cache that did not describe the file):
+    // Built again but the same bytes (no state, or one that did not describe the file):
     // the file on disk stays, so nothing is rewritten.
     let unchanged = same_file(final_path.as_deref(), writer.bytes, &sha256)?;
     if unchanged {
@@ -440,25 +376,18 @@ fn build_archive(
             writer.bytes,
             (!unchanged).then(|| temp.clone()),
         ),
-        files: records,
         rebuilt: !unchanged,
     })
 }
 
-fn copy_file(
-    job: &crate::plan::FileJob,
-    dir: &Path,
-    final_dir: Option<&Path>,
-    cache: &Cache,
-) -> Result<Outcome> {
+fn copy_file(context: &Context, job: &crate::plan::FileJob) -> Result<Outcome> {
     let settings = "copy".to_string();
-    let final_path = final_dir.map(|dir| dir.join(&job.file_name));
+    let final_path = context.final_dir.map(|dir| dir.join(&job.file_name));
     let metadata = std::fs::metadata(&job.source).with_path("read", &job.source)?;
-    let stat = tree::Stat::from_metadata(&metadata);
-    let mut record = SeenFiles::default();
-    let hash = cache.hash_file(&mut record, &job.source, &stat, || {
-        hash::hash_file(&job.source)
-    })?;
+    let stat = Stat::from_metadata(&metadata);
+    let hash = context
+        .inputs
+        .hash_file(&job.source, &stat, || hash::hash_file(&job.source))?;
     let digest = to_hex(&hash);
     let package = |temp| BuiltPackage {
         key: job.key.clone(),
@@ -470,20 +399,16 @@ fn copy_file(
         temp,
         settings: settings.clone(),
     };
-    let previous = cache.outputs.get(&job.file_name);
-    let intact = previous.is_some_and(|previous| {
-        previous.settings == settings
-            && previous.sha256 == digest
-            && intact(final_path.as_deref(), previous)
-    });
+    let intact = context
+        .intact(&job.file_name, &settings)
+        .is_some_and(|previous| previous.sha256 == digest);
     if intact || same_file(final_path.as_deref(), stat.size, &digest)? {
         return Ok(Outcome {
             package: package(None),
-            files: record,
             rebuilt: false,
         });
     }
-    let temp = dir.join(&job.file_name);
+    let temp = context.dir.join(&job.file_name);
     let mut source = File::open(&job.source).with_path("read", &job.source)?;
     let mut target = File::create_new(&temp).with_path("create", &temp)?;
     std::io::copy(&mut source, &mut target).with_path("copy", &job.source)?;
@@ -500,7 +425,6 @@ fn copy_file(
     }
     Ok(Outcome {
         package: package(Some(temp)),
-        files: record,
         rebuilt: true,
     })
 }

@@ -21,6 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
 use crate::error::{Error, Result};
+use crate::inputs::Inputs;
 
 /// The rules built into every package.
 pub const BUILT_IN: [&str; 4] = [".git/", "__pycache__/", "*.pyc", "*.pyo"];
@@ -149,7 +150,12 @@ impl Excludes {
     /// The built-in rules, the `.gitignore` files from `repo` down to `dir` (the package
     /// directory, inside `repo`) and the manifest's `exclude` patterns. The `.gitignore` files
     /// inside `dir` are added by `tree::scan` as it finds them.
-    pub fn for_package(repo: &Path, dir: &Path, exclude: &[String]) -> Result<Excludes> {
+    pub fn for_package(
+        repo: &Path,
+        dir: &Path,
+        exclude: &[String],
+        inputs: &Inputs,
+    ) -> Result<Excludes> {
         let mut excludes = Excludes::built_in();
         let relative = dir.strip_prefix(repo).unwrap_or(Path::new(""));
         let components: Vec<&OsStr> = relative
@@ -161,14 +167,14 @@ impl Excludes {
             .collect();
         let mut above = repo.to_path_buf();
         for (depth, component) in components.iter().enumerate() {
-            if let Some(mut set) = read_gitignore(&above)? {
+            if let Some(mut set) = read_gitignore(&above, inputs)? {
                 let below: Vec<&[u8]> = components[depth..].iter().map(|c| c.as_bytes()).collect();
                 set.prefix = below.join(&b'/');
                 excludes.sets.push(set);
             }
             above.push(component);
         }
-        if let Some(set) = read_gitignore(dir)? {
+        if let Some(set) = read_gitignore(dir, inputs)? {
             excludes.sets.push(set);
         }
         excludes.manifest = RuleSet::from_lines(exclude.join("\n").as_bytes());
@@ -195,10 +201,10 @@ impl Excludes {
     }
 }
 
-/// The rules of `dir/.gitignore`, if there is one.
-pub fn read_gitignore(dir: &Path) -> Result<Option<RuleSet>> {
+/// The rules of `dir/.gitignore`, if there is one (read, or found missing, through `inputs`).
+pub fn read_gitignore(dir: &Path, inputs: &Inputs) -> Result<Option<RuleSet>> {
     let path = dir.join(".gitignore");
-    match std::fs::read(&path) {
+    match inputs.read(&path) {
         Ok(text) => Ok(Some(RuleSet::from_lines(&text))),
         Err(error)
             if matches!(
@@ -391,9 +397,13 @@ mod tests {
         .unwrap();
         std::fs::write(root.path().join("blox/.gitignore"), "!keep.tmp\n").unwrap();
         std::fs::write(dir.join(".gitignore"), "/local.txt\n").unwrap();
-        let excludes =
-            Excludes::for_package(root.path(), &dir, &["*.keep".into(), "keep.tmp".into()])
-                .unwrap();
+        let excludes = Excludes::for_package(
+            root.path(),
+            &dir,
+            &["*.keep".into(), "keep.tmp".into()],
+            &Inputs::new(),
+        )
+        .unwrap();
         assert!(excludes.is_excluded(b"data", true));
         assert!(!excludes.is_excluded(b"sub/data", true));
         assert!(excludes.is_excluded(b"x.tmp", false));

@@ -6,19 +6,17 @@
 pub mod archive;
 pub mod bench;
 pub mod build;
-pub mod cache;
 pub mod check;
-mod codec;
 pub mod deploy;
 pub mod error;
 pub mod exclude;
 pub mod extension;
 pub mod fault;
 pub mod flags;
-pub mod fresh;
 pub mod graph;
 pub mod hash;
 pub mod import;
+pub mod inputs;
 pub mod manifest;
 pub mod model;
 pub mod output;
@@ -27,6 +25,7 @@ pub mod progress;
 pub mod release;
 pub mod run;
 pub mod scaffold;
+pub mod state;
 pub mod tree;
 pub mod verify;
 
@@ -51,84 +50,111 @@ pub struct DistOptions {
 /// What `dist` did, and the warnings validation found.
 #[derive(Debug)]
 pub struct DistReport {
-    pub summary: output::Summary,
+    pub summary: state::Summary,
     pub warnings: Vec<Diagnostic>,
     /// How long each stage took, in order, for `--timings`.
     pub timings: Vec<(&'static str, std::time::Duration)>,
-    /// Whether the run took the no-op fast path (`fresh`): nothing changed, nothing written.
+    /// Whether the run took the no-op fast path: nothing changed, nothing written.
     pub fresh: bool,
 }
 
-/// parse -> validate -> plan -> build -> write.
+/// parse -> validate -> plan -> build -> write, every input read through one recorder
+/// (`inputs`), and the previous build's state (`state`) deciding what is reused.
 pub fn dist(
     repo: &Path,
     options: &DistOptions,
     progress: &dyn progress::Progress,
 ) -> Result<DistReport> {
-    // Taken before any source file is looked at: files modified after it are racy next time.
-    let started_ns = cache::now_ns();
+    // Taken before any input is looked at: inputs modified after it are racy next time.
+    let started_ns = inputs::now_ns();
     let mut timings = Timings::start();
     let out_dir = out_dir(repo, options.out_dir.as_deref());
-    let identity = fresh::Identity::current(repo, &out_dir, options.source_date_epoch);
-    if options.use_cache {
-        if let Some(fresh) = fresh::check(&identity, options.jobs) {
-            timings.lap("fresh: inputs unchanged");
-            return Ok(DistReport {
-                summary: fresh.summary,
-                warnings: fresh.warnings,
-                timings: timings.laps,
-                fresh: true,
-            });
-        }
-        timings.lap("fresh: changed, or no fingerprint");
+    let identity = state::Identity::current(repo, &out_dir, options.source_date_epoch);
+    // Read before the lock: a state is replaced by a rename, so this is the state of some
+    // complete run, and each of its records is checked against the disk before it is used.
+    let (mut previous, damaged) = if options.use_cache {
+        state::State::read(&out_dir)
+    } else {
+        Default::default()
+    };
+    if !output::in_progress(&out_dir)
+        && let Some(fresh) = previous.fresh(&identity, options.jobs)
+    {
+        timings.lap("fresh: inputs unchanged");
+        return Ok(DistReport {
+            summary: fresh.summary,
+            warnings: fresh.warnings,
+            timings: timings.laps,
+            fresh: true,
+        });
     }
-    let checked = check::load(repo)?;
+    timings.lap("read the state: changed, or none");
+    let inputs =
+        inputs::Inputs::with_previous(std::mem::take(&mut previous.inputs), previous.started_ns);
+    let checked = check::load(repo, &inputs)?;
     timings.lap("parse and check manifests");
     output::check_out_dir(&out_dir)?;
-    let plan = plan::make(&checked.model, repo, options.source_date_epoch)?;
+    let plan = plan::make(&checked.model, repo, options.source_date_epoch, &inputs)?;
     plan::check_out_dir(&plan, &out_dir)?;
     timings.lap("plan and generate the extension tree");
-    let build_options = build::BuildOptions { jobs: options.jobs };
-    // Read before the lock, for the directory listings of the scan: a cache is replaced by a
-    // rename, so this is the cache of some complete run, and each of its records is checked
-    // against the disk before it is used.
+    // The manifests' warnings, which a fresh run repeats; then the one about the state.
     let mut warnings = checked.warnings;
-    // Those of the manifests, which a fresh run repeats; not those about the cache.
-    let checked_warnings = warnings.len();
-    let mut old = if options.use_cache {
-        let (cache, warning) = cache::Cache::read(&out_dir);
-        warnings.extend(warning);
-        cache
-    } else {
-        cache::Cache::default()
-    };
-    timings.lap("read the build cache");
+    let repeated = warnings.len();
+    warnings.extend(damaged);
+    let build_options = build::BuildOptions { jobs: options.jobs };
     // Every tree is scanned and validated before the output directory is created or locked.
-    let scanned = build::scan(&plan, build_options, options.use_cache.then_some(&old))?;
-    // The scan's listings are now the only ones needed (memory).
-    old.dirs = Default::default();
+    let scanned = build::scan(&plan, build_options, &inputs)?;
     timings.lap("scan the sources");
     // Held until the end of the run (or until the process dies).
     let _lock = output::lock(&out_dir, options.wait, true)?;
     output::prepare(&out_dir)?;
+    let staging = output::Staging::create(&out_dir)?;
     timings.lap("lock the output directory");
-    let built = build::build(&plan, scanned, &out_dir, &old, build_options, progress);
+    let built = build::build(
+        &plan,
+        scanned,
+        &staging.packages_dir(),
+        &out_dir,
+        &previous,
+        &inputs,
+        build_options,
+        progress,
+    );
     progress.end();
     let built = built?;
     timings.lap("hash and build packages");
-    let fingerprint = output::Fingerprint {
-        identity: &identity,
-        warnings: &warnings[..checked_warnings],
-    };
-    let summary = output::commit(
+    let staged = output::stage(
         &checked.model,
         &plan,
-        built,
+        &built,
+        &staging,
         &out_dir,
-        &mut old,
-        started_ns,
-        &fingerprint,
+        &previous,
+        &inputs,
     )?;
+    let written = output::commit(staged, &out_dir)?;
+    let summary = state::Summary {
+        resources: checked.model.resources.len(),
+        packages: built.packages.len(),
+        rebuilt: built.rebuilt,
+        skipped: built.skipped,
+        bytes: built.packages.iter().map(|p| p.size).sum(),
+        source_bytes: built.source_bytes,
+        out_dir: out_dir.clone(),
+    };
+    // The state last, of the output as it now is: the next run may stop at it.
+    let outputs = state::outputs(&out_dir, plan::TREE, written)?;
+    let next = state::State::new(
+        identity,
+        started_ns,
+        inputs.finish(),
+        outputs,
+        summary.clone(),
+        &warnings[..repeated],
+    );
+    next.write(&previous, &out_dir, staging.path())?;
+    fault::point("cleanup")?;
+    staging.close()?;
     timings.lap("write the output");
     Ok(DistReport {
         summary,

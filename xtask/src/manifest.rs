@@ -14,6 +14,7 @@ use serde::de::{self, MapAccess, SeqAccess, Visitor, value::MapAccessDeserialize
 use toml::Spanned;
 
 use crate::error::{Diagnostic, Error, IoContext, Result};
+use crate::inputs::{Inputs, ListedKind};
 
 /// The name of the manifest that describes the extension as a whole.
 pub const EXTENSION_MANIFEST: &str = "extension.toml";
@@ -402,13 +403,18 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
 
 /// Reads `manifests/extension.toml` and every other `manifests/*.toml`, in byte-wise name order.
 /// Every file is parsed even when an earlier one fails, so all syntax errors are reported at once.
-pub fn read_all(repo: &Path) -> Result<RawManifests> {
+pub fn read_all(repo: &Path, inputs: &Inputs) -> Result<RawManifests> {
     let dir = repo.join("manifests");
     let mut names = Vec::new();
     let mut diagnostics = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_path("read the manifest directory", &dir)? {
-        let entry = entry.with_path("read the manifest directory", &dir)?;
-        let name = entry.file_name();
+    let entries = inputs
+        .read_dir(&dir)
+        .with_path("read the manifest directory", &dir)?;
+    for (path, file_type) in entries {
+        let name = path
+            .file_name()
+            .expect("a listed entry has a name")
+            .to_owned();
         let is_toml = Path::new(&name)
             .extension()
             .is_some_and(|ext| ext == "toml");
@@ -416,8 +422,7 @@ pub fn read_all(repo: &Path) -> Result<RawManifests> {
             continue;
         }
         let relative = Path::new("manifests").join(&name);
-        let file_type = entry.file_type().with_path("stat", &entry.path())?;
-        match manifest_problem(repo, &entry.path(), file_type) {
+        match manifest_problem(repo, &path, &file_type, inputs) {
             None => names.push(name),
             Some((problem, help)) => diagnostics.push(
                 Diagnostic::error(
@@ -434,7 +439,7 @@ pub fn read_all(repo: &Path) -> Result<RawManifests> {
     let mut texts = Vec::new();
     for name in names {
         let relative = Path::new("manifests").join(&name);
-        match std::fs::read_to_string(dir.join(&name)) {
+        match inputs.read_to_string(&dir.join(&name)) {
             Ok(text) => texts.push((relative, text)),
             Err(error) => {
                 diagnostics.push(Error::io("read", &relative, error).diagnostics.remove(0))
@@ -505,7 +510,8 @@ pub fn parse_all(
 fn manifest_problem(
     repo: &Path,
     path: &Path,
-    file_type: std::fs::FileType,
+    file_type: &ListedKind,
+    inputs: &Inputs,
 ) -> Option<(String, &'static str)> {
     if path.file_name().and_then(|name| name.to_str()).is_none() {
         return Some((
@@ -513,16 +519,16 @@ fn manifest_problem(
             "rename it: diagnostics and `--json` name manifests by their UTF-8 names",
         ));
     }
-    if file_type.is_file() {
+    if *file_type == ListedKind::File {
         return None;
     }
-    if !file_type.is_symlink() {
+    if !matches!(file_type, ListedKind::Symlink(_)) {
         return Some((
             "is not a regular file".into(),
             "replace it by a TOML file, or remove it",
         ));
     }
-    let (Ok(real), Ok(real_repo)) = (path.canonicalize(), repo.canonicalize()) else {
+    let (Ok(real), Ok(real_repo)) = (inputs.canonicalize(path), inputs.canonicalize(repo)) else {
         return Some((
             "is a symbolic link to nothing".into(),
             "fix the symbolic link, or remove it",
@@ -537,7 +543,7 @@ fn manifest_problem(
             "keep manifests inside the repository; replace the symbolic link by the file",
         ));
     }
-    if !real.is_file() {
+    if !inputs.is_file(&real) {
         return Some((
             format!(
                 "is a symbolic link to `{}`, which is not a regular file",

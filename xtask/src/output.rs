@@ -30,19 +30,18 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::archive;
 use crate::build::{Built, TOOL, packages_dir};
-use crate::cache::{CACHE_FILE, Cache, LEGACY_CACHE_FILE, OutputRecord, TreeRecord};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::extension::{self, Content};
 use crate::fault;
-use crate::fresh;
+use crate::hash::to_hex;
+use crate::inputs::{Inputs, Stat};
 use crate::model::{Driver, Kind, Model, PackageSource};
 use crate::plan::{Plan, TREE};
-use crate::tree::Stat;
+use crate::state::{Package, STATE_FILE, State};
 
 pub const SUMS_FILE: &str = "SHA256SUMS";
 pub const DIST_MANIFEST_FILE: &str = "dist-manifest.json";
@@ -50,21 +49,6 @@ pub const DIST_MANIFEST_FILE: &str = "dist-manifest.json";
 pub const STAGING_PREFIX: &str = ".dist-tmp-";
 /// Created first in a staging directory: what makes a `.dist-tmp-*` directory ours to remove.
 const STAGING_MARKER: &str = "CREATED-BY-CARGO-XTASK-DIST";
-
-/// What a `dist` run did, printed as the last line (or as JSON with `--json`).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Summary {
-    pub resources: usize,
-    /// Files in `sw_packages`.
-    pub packages: usize,
-    pub rebuilt: usize,
-    pub skipped: usize,
-    /// Bytes of `sw_packages`.
-    pub bytes: u64,
-    /// Bytes of the sources they were built from.
-    pub source_bytes: u64,
-    pub out_dir: PathBuf,
-}
 
 /// What to do when another run holds the output directory.
 #[derive(Clone, Copy, Debug)]
@@ -127,7 +111,7 @@ fn locked(out_dir: &Path) -> Diagnostic {
 
 /// Run under the lock, before anything is written: refuses a directory that is not ours or
 /// whose final names are taken by something dist cannot replace, then removes what killed runs
-/// left (their staging directories, and the temporary files of versions before staging).
+/// left (their staging directories).
 pub fn prepare(out_dir: &Path) -> Result<()> {
     check_out_dir(out_dir)?;
     let tree = out_dir.join(TREE);
@@ -136,7 +120,7 @@ pub fn prepare(out_dir: &Path) -> Result<()> {
     {
         return Err(not_ours_to_replace(&tree, "a directory"));
     }
-    for name in [SUMS_FILE, DIST_MANIFEST_FILE, CACHE_FILE, fresh::FRESH_FILE] {
+    for name in [SUMS_FILE, DIST_MANIFEST_FILE, STATE_FILE] {
         let path = out_dir.join(name);
         if let Ok(metadata) = std::fs::symlink_metadata(&path)
             && metadata.is_dir()
@@ -159,9 +143,6 @@ pub fn prepare(out_dir: &Path) -> Result<()> {
                 // Killed between `mkdir` and the marker: empty, and `remove_dir` removes nothing else.
                 let _ = std::fs::remove_dir(&path);
             }
-        } else if file_type.is_file() && is_leftover(&name) {
-            // The JSON cache of an older version is replaced by `CACHE_FILE`.
-            std::fs::remove_file(&path).with_path("remove the abandoned", &path)?;
         }
     }
     Ok(())
@@ -179,28 +160,6 @@ fn not_ours_to_replace(path: &Path, should_be: &str) -> Error {
         .file(path)
         .help("move it away or remove it (dist does not remove what it did not write), or choose another `--out`"),
     )
-}
-
-/// A file of the output directory's top level that `prepare` removes: a temporary file of an
-/// older version, or its JSON cache. A fresh run (`fresh`) leaves that to a full build.
-pub fn is_leftover(name: &str) -> bool {
-    is_legacy_temporary(name, true) || name == LEGACY_CACHE_FILE
-}
-
-/// The temporary names of the versions that wrote beside the final names (`.NAME.tmpPID`). At
-/// the top of the output directory, only those of the three files dist writes there count.
-fn is_legacy_temporary(name: &str, top_level: bool) -> bool {
-    let Some((stem, pid)) = name.rsplit_once(".tmp") else {
-        return false;
-    };
-    let stem_ok = match stem.strip_prefix('.') {
-        Some(final_name) if top_level => {
-            [SUMS_FILE, DIST_MANIFEST_FILE, CACHE_FILE, LEGACY_CACHE_FILE].contains(&final_name)
-        }
-        Some(final_name) => !final_name.is_empty(),
-        None => false,
-    };
-    stem_ok && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A run's staging directory: see the module documentation. Removed when dropped.
@@ -234,108 +193,130 @@ impl Staging {
         self.dir.path().join("sw_packages")
     }
 
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Removes the staging directory and what is left in it.
+    pub fn close(self) -> Result<()> {
+        let path = self.dir.path().to_path_buf();
+        self.dir
+            .close()
+            .with_path("remove the staging directory", &path)
     }
 }
 
-/// What the fingerprint of a completed build (`fresh`) needs from the run besides its output.
-pub struct Fingerprint<'a> {
-    pub identity: &'a fresh::Identity,
-    /// The warnings a fresh run repeats.
-    pub warnings: &'a [Diagnostic],
+/// Everything a build changes in the output directory, complete in the staging directory
+/// (`stage`), waiting for `commit` to switch it in.
+#[derive(Debug)]
+pub struct Staged {
+    /// New packages and tree files: staging path -> final path.
+    renames: Vec<(PathBuf, PathBuf)>,
+    /// Files of the tree this build does not produce, and directories emptied by their removal.
+    stale_files: Vec<PathBuf>,
+    stale_dirs: Vec<PathBuf>,
+    /// `dist-manifest.json` and `SHA256SUMS` when they change: staging path -> final path.
+    metadata: Vec<(PathBuf, PathBuf)>,
+    /// Every output file once switched in (relative to the output directory), with its SHA-256
+    /// and, for a package, what produced it: what the next state records.
+    outputs: Vec<(String, String, Option<Package>)>,
 }
 
-/// `old` is the cache the build started from (its file records are taken for the new one) and
-/// `started_ns` when it started; the cache is rewritten only when it changed, and the
-/// fingerprint (`fresh`) after it.
-pub fn commit(
+/// Writes into `staging` every tree file, `dist-manifest.json` and `SHA256SUMS` that differ
+/// from what the output directory holds (`previous` knows some by their stat), and lists what
+/// the switch will rename and remove. Nothing under a final name changes.
+pub fn stage(
     model: &Model,
     plan: &Plan,
-    mut built: Built,
+    built: &Built,
+    staging: &Staging,
     out_dir: &Path,
-    old: &mut Cache,
-    started_ns: i64,
-    fingerprint: &Fingerprint,
-) -> Result<Summary> {
+    previous: &State,
+    inputs: &Inputs,
+) -> Result<Staged> {
     let tree_root = out_dir.join(TREE);
     let packages = packages_dir(out_dir);
-    let staging = built
-        .staging
-        .take()
-        .expect("a built output has its staging directory");
     let mut expected: HashSet<PathBuf> = HashSet::new();
-    let mut renames: Vec<(PathBuf, PathBuf)> = Vec::new();
-    // The files found intact, for the next build: it then need not read them.
-    let mut intact: Vec<(String, TreeRecord)> = Vec::new();
-    // Final path -> SHA-256 of the tree files (and metadata files) written.
-    let mut written: std::collections::HashMap<PathBuf, [u8; 32]> = Default::default();
-
-    // Stage: everything new goes into the staging directory; nothing final changes yet.
+    let mut staged = Staged {
+        renames: Vec::new(),
+        stale_files: Vec::new(),
+        stale_dirs: Vec::new(),
+        metadata: Vec::new(),
+        outputs: Vec::new(),
+    };
     for package in &built.packages {
         let path = packages.join(&package.file_name);
         if let Some(temp) = &package.temp {
-            renames.push((temp.clone(), path.clone()));
+            staged.renames.push((temp.clone(), path.clone()));
         }
         expected.insert(path);
+        staged.outputs.push((
+            format!("{TREE}/sw_packages/{}", package.file_name),
+            package.sha256.clone(),
+            Some(Package {
+                settings: package.settings.clone(),
+                source_digest: package
+                    .source_digest
+                    .clone()
+                    .unwrap_or_else(|| package.sha256.clone()),
+            }),
+        ));
     }
     for file in &plan.tree {
         let path = tree_root.join(&file.path);
         let bytes = match &file.content {
             Content::Bytes(bytes) => bytes.clone(),
-            Content::Copy(source) => std::fs::read(source).with_path("read", source)?,
+            Content::Copy(source) => inputs.read(source).with_path("read", source)?,
         };
         let relative = format!("{TREE}/{}", file.path);
-        match holds(old, &relative, &path, &bytes) {
-            Ok(record) => intact.push((relative, record)),
-            Err(sha256) => {
-                let temp = staging.path().join("tree").join(&file.path);
-                write_new(&temp, &bytes)?;
-                fault::point("stage")?;
-                written.insert(path.clone(), sha256);
-                renames.push((temp, path.clone()));
-            }
+        let (sha256, same) = holds(previous, &relative, &path, &bytes);
+        if !same {
+            let temp = staging.path().join("tree").join(&file.path);
+            write_new(&temp, &bytes)?;
+            fault::point("stage")?;
+            staged.renames.push((temp, path.clone()));
         }
+        staged.outputs.push((relative, sha256, None));
         expected.insert(path);
     }
-    let (stale_files, stale_dirs) = stale(&tree_root, &expected)?;
+    (staged.stale_files, staged.stale_dirs) = stale(&tree_root, &expected)?;
 
     let sums: String = built
         .packages
         .iter()
         .map(|p| format!("{}  {TREE}/sw_packages/{}\n", p.sha256, p.file_name))
         .collect();
-    let manifest = extension::json_file(DIST_MANIFEST_FILE, &dist_manifest(model, plan, &built))?;
+    let manifest = extension::json_file(DIST_MANIFEST_FILE, &dist_manifest(model, plan, built))?;
     let Content::Bytes(manifest) = manifest.content else {
         unreachable!("json_file returns bytes")
     };
-    let mut metadata = Vec::new();
     for (name, bytes) in [
         (DIST_MANIFEST_FILE, &manifest),
         (SUMS_FILE, &sums.into_bytes()),
     ] {
         let path = out_dir.join(name);
-        match holds(old, name, &path, bytes) {
-            Ok(record) => intact.push((name.to_string(), record)),
-            Err(sha256) => {
-                let temp = staging.path().join(name);
-                write_new(&temp, bytes)?;
-                written.insert(path.clone(), sha256);
-                metadata.push((temp, path));
-            }
+        let (sha256, same) = holds(previous, name, &path, bytes);
+        if !same {
+            let temp = staging.path().join(name);
+            write_new(&temp, bytes)?;
+            staged.metadata.push((temp, path));
         }
+        staged.outputs.push((name.to_string(), sha256, None));
     }
     fault::point("staged")?;
+    Ok(staged)
+}
 
-    // Switch: unlinks and renames only. The fingerprint first, if anything is to change: until
-    // the new one is written, the next run is a full build.
-    if !(metadata.is_empty()
-        && renames.is_empty()
-        && stale_files.is_empty()
-        && stale_dirs.is_empty())
-    {
-        fresh::remove(out_dir)?;
-    }
+/// Switches the staged output in, with unlinks and renames only (see the module
+/// documentation), and returns every output file for the next state.
+pub fn commit(staged: Staged, out_dir: &Path) -> Result<Vec<(String, String, Option<Package>)>> {
+    let Staged {
+        renames,
+        stale_files,
+        stale_dirs,
+        metadata,
+        outputs,
+    } = staged;
     for (_, path) in &metadata {
         remove_if_present(path)?;
     }
@@ -363,124 +344,27 @@ pub fn commit(
         fault::point("metadata")?;
         std::fs::rename(temp, path).with_path("rename into place", path)?;
     }
-    // What this build wrote, as it now is (a rename changes the ctime).
-    for (_, path) in renames.iter().chain(&metadata) {
-        if let Ok(relative) = path.strip_prefix(out_dir)
-            && let Some(relative) = relative.to_str()
-            && !relative.starts_with(&format!("{TREE}/sw_packages/"))
-            && let Some(sha256) = written.get(path)
-        {
-            let stat =
-                Stat::from_metadata(&std::fs::symlink_metadata(path).with_path("stat", path)?);
-            intact.push((relative.to_string(), TreeRecord::new(&stat, *sha256)));
-        }
-    }
-
-    // The cache last: it records the outputs as they now are on disk.
-    let mut cache = Cache::default();
-    for package in &built.packages {
-        let path = packages.join(&package.file_name);
-        let stat = Stat::from_metadata(&std::fs::symlink_metadata(&path).with_path("stat", &path)?);
-        cache.outputs.insert(
-            package.file_name.clone(),
-            OutputRecord {
-                settings: package.settings.clone(),
-                source_digest: package
-                    .source_digest
-                    .clone()
-                    .unwrap_or_else(|| package.sha256.clone()),
-                sha256: package.sha256.clone(),
-                size: package.size,
-                mtime_ns: stat.mtime_ns,
-                inode: stat.inode,
-            },
-        );
-    }
-    // The file records of `old`, updated in place; the listings moved, not copied: written
-    // in key order without being sorted in memory.
-    cache.files = old.updated_files(std::mem::take(&mut built.files));
-    cache.dirs = std::mem::take(&mut built.dirs);
-    cache.tree = intact.into_iter().collect();
-    cache.read_records = old.read_records;
-    let temp = staging.path().join(CACHE_FILE);
-    let written = cache
-        .write_if_changed(started_ns, || File::create_new(&temp))
-        .with_path("write", &temp)?;
-    if written {
-        fault::point("metadata")?;
-        let path = out_dir.join(CACHE_FILE);
-        std::fs::rename(&temp, &path).with_path("rename into place", &path)?;
-    }
-    let summary = Summary {
-        resources: model.resources.len(),
-        packages: built.packages.len(),
-        rebuilt: built.rebuilt,
-        skipped: built.skipped,
-        bytes: built.packages.iter().map(|p| p.size).sum(),
-        source_bytes: built.source_bytes,
-        out_dir: out_dir.to_path_buf(),
-    };
-    // The fingerprint last, of the output as it now is: the next run may stop at it.
-    let mut outputs: Vec<PathBuf> = expected.into_iter().collect();
-    outputs.extend([SUMS_FILE, DIST_MANIFEST_FILE].map(|name| out_dir.join(name)));
-    // And the cache, so that a cache edited or removed by hand is rebuilt by the next run.
-    let cache_path = out_dir.join(CACHE_FILE);
-    if std::fs::symlink_metadata(&cache_path).is_ok() {
-        outputs.push(cache_path);
-    }
-    let recorded = fresh::fingerprint(&fresh::Build {
-        identity: fingerprint.identity,
-        warnings: fingerprint.warnings,
-        model,
-        plan,
-        files: &cache.files,
-        dirs: &cache.dirs,
-        complete: built.complete,
-        outputs,
-        summary: &summary,
-        started_ns,
-    });
-    drop(cache);
-    match recorded {
-        Some(bytes) => fresh::write(out_dir, staging.path(), &bytes)?,
-        None => fresh::remove(out_dir)?,
-    }
-    fault::point("cleanup")?;
-    let staging_path = staging.path().to_path_buf();
-    staging
-        .dir
-        .close()
-        .with_path("remove the staging directory", &staging_path)?;
-    Ok(summary)
+    Ok(outputs)
 }
 
 /// Whether `path` (`relative` to the output directory) is a regular file holding exactly
-/// `bytes`: then it is left alone, so a no-op build rewrites nothing, and the record returned
-/// lets the next build know so from its stat alone (`Cache::tree_file`); else the SHA-256 of
-/// `bytes`. The file is read and compared unless the cache's record of it says. A symlink
-/// never counts: it is replaced.
-fn holds(
-    old: &Cache,
-    relative: &str,
-    path: &Path,
-    bytes: &[u8],
-) -> std::result::Result<TreeRecord, [u8; 32]> {
-    let sha256: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(bytes).into();
+/// `bytes`, with their SHA-256 (hex): then it is left alone, so a no-op build rewrites nothing.
+/// The file is read and compared unless the previous state's record of it (same `lstat`) says
+/// so. A symlink never counts: it is replaced.
+fn holds(previous: &State, relative: &str, path: &Path, bytes: &[u8]) -> (String, bool) {
+    let sha256 = to_hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes).into());
     let Ok(metadata) = std::fs::symlink_metadata(path) else {
-        return Err(sha256);
+        return (sha256, false);
     };
     if !metadata.is_file() || metadata.len() != bytes.len() as u64 {
-        return Err(sha256);
+        return (sha256, false);
     }
-    // Taken before the file is read: a change after it shows in the next build's stat.
     let stat = Stat::from_metadata(&metadata);
-    let same = old.tree_file(relative, &stat) == Some(sha256)
+    let same = previous
+        .output(relative, &stat)
+        .is_some_and(|output| output.sha256 == sha256)
         || std::fs::read(path).is_ok_and(|existing| existing == bytes);
-    if same {
-        Ok(TreeRecord::new(&stat, sha256))
-    } else {
-        Err(sha256)
-    }
+    (sha256, same)
 }
 
 /// Creates a new file (never an existing one) inside the staging directory.
@@ -530,8 +414,7 @@ fn rename_into_place(out_dir: &Path, temp: &Path, path: &Path) -> Result<()> {
 /// The output-directory rule (written down in `python/datablox_deployer/outdir.py`), for `--out`.
 /// Refuses an output directory that holds a `datablox/` tree this tool did not write: stale-file
 /// removal would otherwise delete files of, say, a legacy extension kept there. Ours: the cache or
-/// `dist-manifest.json` is there, or a staging directory of an interrupted run, or the tree holds
-/// nothing but the temporary files of a version that wrote them beside the final names.
+/// `dist-manifest.json` is there, or a staging directory of an interrupted run.
 pub fn check_out_dir(out_dir: &Path) -> Result<()> {
     let tree = out_dir.join(TREE);
     let occupied = std::fs::read_dir(&tree).is_ok_and(|mut entries| entries.next().is_some());
@@ -552,13 +435,16 @@ pub fn check_out_dir(out_dir: &Path) -> Result<()> {
 }
 
 fn is_ours(out_dir: &Path) -> bool {
-    if [CACHE_FILE, LEGACY_CACHE_FILE, DIST_MANIFEST_FILE]
+    [STATE_FILE, DIST_MANIFEST_FILE]
         .iter()
         .any(|name| out_dir.join(name).is_file())
-    {
-        return true;
-    }
-    let staging = std::fs::read_dir(out_dir).is_ok_and(|entries| {
+        || in_progress(out_dir)
+}
+
+/// Whether `out_dir` holds the staging directory of a run under way, or killed (until a full
+/// build removes it).
+pub fn in_progress(out_dir: &Path) -> bool {
+    std::fs::read_dir(out_dir).is_ok_and(|entries| {
         entries.flatten().any(|entry| {
             entry
                 .file_name()
@@ -566,16 +452,7 @@ fn is_ours(out_dir: &Path) -> bool {
                 .starts_with(STAGING_PREFIX)
                 && entry.path().join(STAGING_MARKER).is_file()
         })
-    });
-    staging
-        || walkdir::WalkDir::new(out_dir.join(TREE))
-            .into_iter()
-            .all(|entry| {
-                entry.is_ok_and(|entry| {
-                    entry.file_type().is_dir()
-                        || is_legacy_temporary(&entry.file_name().to_string_lossy(), false)
-                })
-            })
+    })
 }
 
 /// The files of the tree that this build did not produce (a deleted block's archive and driver,

@@ -6,6 +6,7 @@ use std::path::{Component, Path, PathBuf};
 use crate::check::DRIVER_SOURCES;
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::extension::{self, Content, DriverSources, GENERIC_DRIVER, OutputFile};
+use crate::inputs::{Inputs, ListedKind};
 use crate::model::{Driver, Key, Kind, Model, PackageSource};
 
 /// The name of the extension tree inside the output directory.
@@ -62,7 +63,12 @@ pub struct Plan {
     pub tree: Vec<OutputFile>,
 }
 
-pub fn make(model: &Model, repo: &Path, source_date_epoch: Option<u64>) -> Result<Plan> {
+pub fn make(
+    model: &Model,
+    repo: &Path,
+    source_date_epoch: Option<u64>,
+    inputs: &Inputs,
+) -> Result<Plan> {
     let settings = Settings {
         source_date_epoch,
         level: model.extension.compression_level,
@@ -93,7 +99,7 @@ pub fn make(model: &Model, repo: &Path, source_date_epoch: Option<u64>) -> Resul
             }
         }
     }
-    let drivers = driver_sources(model, repo)?;
+    let drivers = driver_sources(model, repo, inputs)?;
     let tree = extension::generate(model, &drivers)?;
     Ok(Plan {
         repo: repo.to_path_buf(),
@@ -106,9 +112,9 @@ pub fn make(model: &Model, repo: &Path, source_date_epoch: Option<u64>) -> Resul
 
 /// Lists the hand-written driver code: every `engage-extension/drivers/*.py` and the `.py` files of
 /// each driver directory a manifest names, in byte-wise name order.
-fn driver_sources(model: &Model, repo: &Path) -> Result<DriverSources> {
+fn driver_sources(model: &Model, repo: &Path, inputs: &Inputs) -> Result<DriverSources> {
     let mut sources = DriverSources {
-        modules: python_files(&repo.join(DRIVER_SOURCES), repo)?,
+        modules: python_files(&repo.join(DRIVER_SOURCES), repo, inputs)?,
         ..Default::default()
     };
     let has_block = model.resources.iter().any(|r| r.kind == Kind::Block);
@@ -128,9 +134,9 @@ fn driver_sources(model: &Model, repo: &Path) -> Result<DriverSources> {
         ));
     }
     let launcher = repo.join(DEPLOYER_LAUNCHER);
-    if launcher.is_file() {
+    if inputs.is_file(&launcher) {
         sources.deployer.push(("bin/deploy".to_string(), launcher));
-        for module in python_files(&repo.join(DEPLOYER_PACKAGE), repo)? {
+        for module in python_files(&repo.join(DEPLOYER_PACKAGE), repo, inputs)? {
             let name = module.file_name().expect("listed files have names");
             let path = format!("bin/datablox_deployer/{}", name.to_string_lossy());
             sources.deployer.push((path, module));
@@ -140,7 +146,7 @@ fn driver_sources(model: &Model, repo: &Path) -> Result<DriverSources> {
         if let Driver::Directory(dir) = &resource.driver {
             sources
                 .directories
-                .insert(dir.clone(), python_files(&repo.join(dir), repo)?);
+                .insert(dir.clone(), python_files(&repo.join(dir), repo, inputs)?);
         }
     }
     Ok(sources)
@@ -165,25 +171,22 @@ fn archive_top(dir: &Path, manifest: &Path) -> Result<String> {
 /// The `.py` files of a driver directory, sorted. They are copied into the extension, so like the
 /// files of a block they must come from inside the repository: a symbolic link is followed only
 /// when it resolves inside `repo`, and anything but a regular file with a `.py` name is an error.
-fn python_files(dir: &Path, repo: &Path) -> Result<Vec<PathBuf>> {
-    if !dir.exists() {
+fn python_files(dir: &Path, repo: &Path, inputs: &Inputs) -> Result<Vec<PathBuf>> {
+    if inputs.stat(dir).is_err() {
         return Ok(Vec::new());
     }
-    let real_repo = repo.canonicalize().with_path("resolve", repo)?;
+    let real_repo = inputs.canonicalize(repo).with_path("resolve", repo)?;
     let mut files = Vec::new();
     let mut problems = Vec::new();
-    for entry in std::fs::read_dir(dir).with_path("read", dir)? {
-        let entry = entry.with_path("read", dir)?;
-        let path = entry.path();
+    for (path, file_type) in inputs.read_dir(dir).with_path("read", dir)? {
         if path.extension().is_none_or(|e| e != "py") {
             continue;
         }
-        let file_type = entry.file_type().with_path("read metadata of", &path)?;
-        if file_type.is_symlink() {
-            match path.canonicalize() {
-                Ok(real) if real.starts_with(&real_repo) && real.is_file() => {}
+        if matches!(file_type, ListedKind::Symlink(_)) {
+            match inputs.canonicalize(&path) {
+                Ok(real) if real.starts_with(&real_repo) && inputs.is_file(&real) => {}
                 Ok(real) if real.starts_with(&real_repo) => {
-                    if real.is_dir() {
+                    if inputs.is_dir(&real) {
                         continue;
                     }
                     problems.push(
@@ -230,9 +233,9 @@ fn python_files(dir: &Path, repo: &Path) -> Result<Vec<PathBuf>> {
                     continue;
                 }
             }
-        } else if file_type.is_dir() {
+        } else if file_type == ListedKind::Dir {
             continue;
-        } else if !file_type.is_file() {
+        } else if file_type != ListedKind::File {
             problems.push(
                 Diagnostic::error(
                     "special-file",

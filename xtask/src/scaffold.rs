@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::check;
 use crate::error::{Diagnostic, Error, IoContext, Result};
+use crate::inputs::Inputs;
 use crate::model::{Key, mangle};
 
 /// What `new` is asked to create.
@@ -67,7 +68,7 @@ pub fn new(repo: &Path, options: &NewOptions) -> Result<Created> {
     };
 
     // The repository must be valid before we add to it, or the new block's check would be noise.
-    let before = check::load(repo)?;
+    let before = check::load(repo, &Inputs::new())?;
     // Another version of an existing block: a copy of its latest version.
     let latest = before
         .model
@@ -232,7 +233,8 @@ fn finish(
     copied_from: Option<String>,
 ) -> Result<Created> {
     let mut written = Vec::new();
-    let result = write_all(repo, &block_dir, files, &mut written).and_then(|()| check::load(repo));
+    let result = write_all(repo, &block_dir, files, &mut written)
+        .and_then(|()| check::load(repo, &Inputs::new()));
     match result {
         Ok(after) => {
             let graphs_updated = refresh_graphs(repo, &after.model)?;

@@ -11,56 +11,21 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{self, Metadata};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::cache::{Cache, DirRecord, Listed, ListedKind, Listing, Records};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::exclude::{self, Excludes};
+pub use crate::inputs::Stat;
+use crate::inputs::{Inputs, ListedKind};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
     File { executable: bool, size: u64 },
     Symlink { target: Vec<u8> },
-}
-
-/// What a stat cache needs to tell later whether a file may have changed (from `lstat`).
-/// Only files are stat'ed; directories and symlinks carry the default (all zero). Times are
-/// nanoseconds since the epoch in an `i64` (48 bytes in all: thousands of trees are held).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stat {
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub inode: u64,
-    pub dev: u64,
-    pub mode: u32,
-}
-
-impl Stat {
-    pub fn from_metadata(metadata: &Metadata) -> Stat {
-        Stat {
-            size: metadata.size(),
-            mtime_ns: nanoseconds(metadata.mtime(), metadata.mtime_nsec()),
-            ctime_ns: nanoseconds(metadata.ctime(), metadata.ctime_nsec()),
-            inode: metadata.ino(),
-            dev: metadata.dev(),
-            mode: metadata.mode(),
-        }
-    }
-}
-
-/// A file time in nanoseconds since the epoch; a time before 1677 or after 2262 reads as
-/// `i64::MIN` or `i64::MAX`, which the cache never records (see `cache`).
-pub fn nanoseconds(seconds: i64, nanoseconds: i64) -> i64 {
-    seconds
-        .checked_mul(1_000_000_000)
-        .and_then(|ns| ns.checked_add(nanoseconds))
-        .filter(|&ns| ns != i64::MIN && ns != i64::MAX)
-        .unwrap_or(if seconds < 0 { i64::MIN } else { i64::MAX })
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,24 +74,16 @@ pub fn scan(dir: &Path, top: &str) -> Result<Tree> {
 /// Scans `dir` leaving out what `excludes` (and the `.gitignore` files found inside `dir`)
 /// exclude: such entries are neither listed nor checked, and excluded directories not entered.
 pub fn scan_excluding(dir: &Path, top: &str, excludes: &Excludes) -> Result<Tree> {
-    Ok(scan_cached(dir, top, excludes, None)?.0)
+    scan_recorded(dir, top, excludes, &Inputs::new())
 }
 
-/// The directories a scan listed (absolute path as text -> stat and entries), for the cache.
-pub type Listings = Records<DirRecord>;
-
-/// `scan_excluding`, reusing the listing that `cache` recorded of each directory whose own stat
-/// is unchanged (see `cache`); also returns every directory's listing for the next build. Every
-/// file is still stat'ed. If a file of a reused listing turns out to be something else (which an
-/// unchanged directory stat rules out outside the racy window), the whole tree is scanned again
-/// without the cache.
-pub fn scan_cached(
-    dir: &Path,
-    top: &str,
-    excludes: &Excludes,
-    cache: Option<&Cache>,
-) -> Result<(Tree, Listings)> {
-    let top_metadata = fs::symlink_metadata(dir).with_path("read metadata of", dir)?;
+/// `scan_excluding`, through the recorder: every directory listed and file stat'ed is an
+/// input, and the previous build's listing of a directory whose own stat is unchanged is
+/// reused. Every file is still stat'ed. If a file of a reused listing turns out to be something
+/// else (which an unchanged directory stat rules out outside the racy window), the whole tree
+/// is scanned again without reuse.
+pub fn scan_recorded(dir: &Path, top: &str, excludes: &Excludes, inputs: &Inputs) -> Result<Tree> {
+    let top_metadata = inputs.lstat(dir).with_path("read metadata of", dir)?;
     if !top_metadata.is_dir() {
         return Err(Diagnostic::error(
             "not-a-directory",
@@ -137,10 +94,10 @@ pub fn scan_cached(
         .into());
     }
     let top_stat = Stat::from_metadata(&top_metadata);
-    let mut walk = Walk::new(top, excludes, cache, top_stat);
+    let mut walk = Walk::new(top, excludes, inputs, true, top_stat);
     match walk.dir(dir, top.as_bytes(), top_stat, true) {
         Err(Walked::Stale) => {
-            walk = Walk::new(top, excludes, None, top_stat);
+            walk = Walk::new(top, excludes, inputs, false, top_stat);
             walk.dir(dir, top.as_bytes(), top_stat, true)
                 .map_err(Walked::into_error)?;
         }
@@ -151,7 +108,6 @@ pub fn scan_cached(
         mut entries,
         mut problems,
         links,
-        listings,
         ..
     } = walk;
 
@@ -206,20 +162,17 @@ pub fn scan_cached(
     if !problems.is_empty() {
         return Err(Error::many(problems));
     }
-    Ok((
-        Tree {
-            top: top.to_string(),
-            root: dir.to_path_buf(),
-            entries,
-        },
-        listings,
-    ))
+    Ok(Tree {
+        top: top.to_string(),
+        root: dir.to_path_buf(),
+        entries,
+    })
 }
 
 /// Why a directory's walk stopped.
 enum Walked {
     Failed(Error),
-    /// A reused listing did not match what is on disk: scan again without the cache.
+    /// A reused listing did not match what is on disk: scan again without reuse.
     Stale,
 }
 
@@ -227,7 +180,7 @@ impl Walked {
     fn into_error(self) -> Error {
         match self {
             Walked::Failed(error) => error,
-            Walked::Stale => unreachable!("a walk without a cache never finds a stale listing"),
+            Walked::Stale => unreachable!("a walk that reuses nothing never finds a stale listing"),
         }
     }
 }
@@ -242,20 +195,28 @@ impl From<Error> for Walked {
 struct Walk<'a> {
     top_len: usize,
     excludes: Excludes,
-    cache: Option<&'a Cache>,
+    inputs: &'a Inputs,
+    /// Whether the previous build's listings may be reused.
+    reuse: bool,
     entries: Vec<Entry>,
     problems: Vec<Diagnostic>,
     /// (dev, inode) -> (nlink, occurrences in the tree), for regular files.
     links: HashMap<(u64, u64), (u64, u64)>,
-    listings: Listings,
 }
 
 impl<'a> Walk<'a> {
-    fn new(top: &str, excludes: &Excludes, cache: Option<&'a Cache>, top_stat: Stat) -> Walk<'a> {
+    fn new(
+        top: &str,
+        excludes: &Excludes,
+        inputs: &'a Inputs,
+        reuse: bool,
+        top_stat: Stat,
+    ) -> Walk<'a> {
         Walk {
             top_len: top.len(),
             excludes: excludes.clone(),
-            cache,
+            inputs,
+            reuse,
             entries: vec![Entry {
                 path: top.as_bytes().to_vec(),
                 kind: EntryKind::Dir,
@@ -263,7 +224,6 @@ impl<'a> Walk<'a> {
             }],
             problems: Vec::new(),
             links: HashMap::new(),
-            listings: Records::default(),
         }
     }
 
@@ -276,26 +236,23 @@ impl<'a> Walk<'a> {
         stat: Stat,
         is_top: bool,
     ) -> std::result::Result<(), Walked> {
-        let cached = self.cache.and_then(|cache| cache.listing(source, &stat));
-        let listing = match cached {
-            Some(record) => Arc::clone(&record.entries),
-            None => Arc::new(list(source)?),
-        };
+        let listing = self.inputs.list(source, &stat, self.reuse)?;
+        let cached = self.reuse;
         // Symbolic-link targets read here, recorded for the next build.
         let mut read_targets: Vec<(usize, Vec<u8>)> = Vec::new();
         // The top directory's own `.gitignore` is the caller's (`Excludes::for_package`).
         if !is_top && listing.iter().any(|entry| entry.name == b".gitignore") {
             let inside = path[self.top_len + 1..].to_vec();
-            if let Some(rules) = exclude::read_gitignore(source)? {
+            if let Some(rules) = exclude::read_gitignore(source, self.inputs)? {
                 self.excludes.push_nested(&inside, rules);
             }
         }
         for (index, listed) in listing.iter().enumerate() {
-            let child = source.join(OsStr::from_bytes(listed.name));
+            let child = source.join(OsStr::from_bytes(&listed.name));
             let mut child_path = Vec::with_capacity(path.len() + 1 + listed.name.len());
             child_path.extend_from_slice(path);
             child_path.push(b'/');
-            child_path.extend_from_slice(listed.name);
+            child_path.extend_from_slice(&listed.name);
             let inside = &child_path[self.top_len + 1..];
             if self
                 .excludes
@@ -303,13 +260,15 @@ impl<'a> Walk<'a> {
             {
                 continue;
             }
-            match listed.kind {
+            match &listed.kind {
                 ListedKind::Dir => {
-                    let metadata =
-                        fs::symlink_metadata(&child).with_path("read metadata of", &child);
+                    let metadata = self
+                        .inputs
+                        .lstat(&child)
+                        .with_path("read metadata of", &child);
                     let metadata = match metadata {
                         Ok(metadata) if metadata.is_dir() => metadata,
-                        _ if cached.is_some() => return Err(Walked::Stale),
+                        _ if cached => return Err(Walked::Stale),
                         Ok(_) => {
                             // Replaced since it was listed: as walkdir did, an entry of the
                             // listed type, not entered.
@@ -335,15 +294,15 @@ impl<'a> Walk<'a> {
                     self.push(child_path, EntryKind::Symlink { target }, Stat::default());
                 }
                 ListedKind::File | ListedKind::Other => {
-                    let metadata = match fs::symlink_metadata(&child) {
+                    let metadata = match self.inputs.lstat(&child) {
                         Ok(metadata) => metadata,
-                        Err(_) if cached.is_some() => return Err(Walked::Stale),
+                        Err(_) if cached => return Err(Walked::Stale),
                         Err(error) => {
                             return Err(Error::io("read metadata of", &child, error).into());
                         }
                     };
                     let file_type = metadata.file_type();
-                    if cached.is_some() && (file_type.is_dir() || file_type.is_symlink()) {
+                    if cached && (file_type.is_dir() || file_type.is_symlink()) {
                         return Err(Walked::Stale);
                     }
                     self.file(child_path, &child, &metadata)?;
@@ -358,20 +317,9 @@ impl<'a> Walk<'a> {
             for (index, target) in read_targets {
                 entries[index].kind = ListedKind::Symlink(Some(target));
             }
-            Arc::new(Listing::new(entries))
+            Arc::from(entries)
         };
-        if let Some(key) = source.to_str() {
-            self.listings.push(
-                key,
-                DirRecord {
-                    mtime_ns: stat.mtime_ns,
-                    ctime_ns: stat.ctime_ns,
-                    inode: stat.inode,
-                    size: stat.size,
-                    entries: listing,
-                },
-            );
-        }
+        self.inputs.listed(source, &stat, listing);
         Ok(())
     }
 
@@ -429,33 +377,6 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// The entries of one directory, sorted by name, with the types its listing gives (a type the
-/// listing does not give is read with `lstat`, by the standard library).
-fn list(dir: &Path) -> Result<Listing> {
-    let mut listing = Vec::new();
-    for entry in fs::read_dir(dir).with_path("read", dir)? {
-        let entry = entry.with_path("read", dir)?;
-        let file_type = entry
-            .file_type()
-            .with_path("read metadata of", &entry.path())?;
-        let kind = if file_type.is_dir() {
-            ListedKind::Dir
-        } else if file_type.is_symlink() {
-            ListedKind::Symlink(None)
-        } else if file_type.is_file() {
-            ListedKind::File
-        } else {
-            ListedKind::Other
-        };
-        listing.push(Listed {
-            name: entry.file_name().into_vec(),
-            kind,
-        });
-    }
-    listing.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Listing::new(listing))
-}
-
 /// Resolves `target` lexically from the directory of the link at `link_path` and checks that it
 /// stays inside the top directory.
 ///
@@ -511,6 +432,7 @@ fn check_symlink(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inputs::Listed;
     use std::os::unix::fs::symlink;
     use std::process::Command;
 
@@ -709,19 +631,24 @@ mod tests {
         assert_eq!(file.stat.mtime_ns / 1_000_000_000, metadata.mtime());
     }
 
-    /// A cache whose listings are those `dir`'s scan recorded, with `edit` applied, trusted
-    /// (written long after every stat it holds).
-    fn cache_of(dir: &Path, edit: impl FnOnce(&mut Listings)) -> Cache {
-        let (_, mut listings) = scan_cached(dir, "a__1_0", &Excludes::built_in(), None).unwrap();
-        edit(&mut listings);
-        Cache {
-            written_at_ns: i64::MAX / 2,
-            dirs: listings
-                .iter()
-                .map(|(k, r)| (k.to_string(), r.clone()))
-                .collect(),
-            ..Cache::default()
+    /// A recorder whose previous records are those of `dir`'s scan, with `edit` applied to
+    /// its listings, trusted (recorded long before the build started).
+    fn previous_of(dir: &Path, edit: impl Fn(&str, &mut Vec<Listed>)) -> Inputs {
+        let inputs = Inputs::new();
+        scan_recorded(dir, "a__1_0", &Excludes::built_in(), &inputs).unwrap();
+        let (mut records, _) = inputs.finish();
+        for record in &mut records {
+            if let crate::inputs::Seen::Listed { entries, .. } = &mut record.seen {
+                let mut edited = entries.to_vec();
+                edit(&record.path, &mut edited);
+                *entries = Arc::from(edited);
+            }
         }
+        Inputs::with_previous(records, i64::MAX / 2)
+    }
+
+    fn scan_with(dir: &Path, inputs: &Inputs) -> Tree {
+        scan_recorded(dir, "a__1_0", &Excludes::built_in(), inputs).unwrap()
     }
 
     fn member_paths(tree: &Tree) -> Vec<String> {
@@ -732,16 +659,18 @@ mod tests {
     }
 
     #[test]
-    fn a_reused_listing_gives_the_same_tree_and_listings() {
+    fn a_reused_listing_gives_the_same_tree_and_records() {
         let (_root, dir) = block();
         symlink("sub/x.py", dir.join("link")).unwrap();
         fs::write(dir.join("sub/.gitignore"), "*.log\n").unwrap();
         fs::write(dir.join("sub/y.log"), "").unwrap();
-        let fresh = scan_cached(&dir, "a__1_0", &Excludes::built_in(), None).unwrap();
-        let cache = cache_of(&dir, |_| {});
-        let reused = scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&cache)).unwrap();
+        let first = Inputs::new();
+        let fresh = scan_with(&dir, &first);
+        let reusing = previous_of(&dir, |_, _| {});
+        let reused = scan_with(&dir, &reusing);
         assert_eq!(reused, fresh);
-        assert!(!member_paths(&reused.0).contains(&"a__1_0/sub/y.log".to_string()));
+        assert_eq!(reusing.finish(), first.finish());
+        assert!(!member_paths(&reused).contains(&"a__1_0/sub/y.log".to_string()));
     }
 
     #[test]
@@ -749,45 +678,40 @@ mod tests {
         // Outside the racy window an unchanged directory stat rules these out; if a listing
         // is wrong anyway, the scan notices on the entry it stats and lists everything again.
         let (_root, dir) = block();
-        let fresh = scan_cached(&dir, "a__1_0", &Excludes::built_in(), None).unwrap();
+        let fresh = scan(&dir, "a__1_0").unwrap();
         let sub = dir.join("sub");
         let key = sub.to_str().unwrap().to_string();
         // A file that is not there.
-        let ghost = cache_of(&dir, |listings| {
-            let record = listings.get_mut(&key).unwrap();
-            let mut entries = record.entries.to_vec();
-            entries.push(Listed {
-                name: b"z_ghost.py".to_vec(),
-                kind: ListedKind::File,
-            });
-            record.entries = Arc::new(Listing::new(entries));
+        let ghost = previous_of(&dir, |path, entries| {
+            if path == key {
+                entries.push(Listed {
+                    name: b"z_ghost.py".to_vec(),
+                    kind: ListedKind::File,
+                });
+            }
         });
-        let scanned = scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&ghost)).unwrap();
-        assert_eq!(scanned, fresh);
+        assert_eq!(scan_with(&dir, &ghost), fresh);
         // A directory listed as a file.
         let top = dir.to_str().unwrap().to_string();
-        let wrong_kind = cache_of(&dir, |listings| {
-            let record = listings.get_mut(&top).unwrap();
-            let mut entries = record.entries.to_vec();
-            for entry in &mut entries {
-                if entry.name == b"sub" {
-                    entry.kind = ListedKind::File;
+        let wrong_kind = previous_of(&dir, |path, entries| {
+            if path == top {
+                for entry in entries.iter_mut() {
+                    if entry.name == b"sub" {
+                        entry.kind = ListedKind::File;
+                    }
                 }
             }
-            record.entries = Arc::new(Listing::new(entries));
         });
-        let scanned =
-            scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&wrong_kind)).unwrap();
-        assert_eq!(scanned, fresh);
+        assert_eq!(scan_with(&dir, &wrong_kind), fresh);
         // A missing entry cannot be noticed: that is what the directory's stat is for (see
-        // `cache::Cache::listing` and the incremental tests).
-        let missing = cache_of(&dir, |listings| {
-            let record = listings.get_mut(&key).unwrap();
-            record.entries = Arc::new(Listing::default());
+        // `Inputs::list` and the incremental tests).
+        let missing = previous_of(&dir, |path, entries| {
+            if path == key {
+                entries.clear();
+            }
         });
-        let scanned = scan_cached(&dir, "a__1_0", &Excludes::built_in(), Some(&missing)).unwrap();
         assert_eq!(
-            member_paths(&scanned.0),
+            member_paths(&scan_with(&dir, &missing)),
             ["a__1_0", "a__1_0/sub"],
             "the recorded listing is trusted"
         );

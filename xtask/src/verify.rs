@@ -19,6 +19,7 @@ use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::exclude::Excludes;
 use crate::extension::Content;
 use crate::hash::{self, to_hex};
+use crate::inputs::Inputs;
 use crate::output::{self, DIST_MANIFEST_FILE, SUMS_FILE, Wait};
 use crate::plan::TREE;
 use crate::{archive, check, plan, tree};
@@ -42,8 +43,10 @@ pub struct VerifyReport {
 }
 
 pub fn verify(repo: &Path, out_dir: &Path, wait: Wait) -> Result<VerifyReport> {
-    let checked = check::load(repo)?;
-    let plan = plan::make(&checked.model, repo, None)?;
+    // Nothing is reused: every input is read.
+    let inputs = Inputs::new();
+    let checked = check::load(repo, &inputs)?;
+    let plan = plan::make(&checked.model, repo, None, &inputs)?;
     if !out_dir.is_dir() {
         return Err(Error::new(
             Diagnostic::error(
@@ -82,7 +85,7 @@ pub fn verify(repo: &Path, out_dir: &Path, wait: Wait) -> Result<VerifyReport> {
     // What dist would produce now: package names, their sources' digests, the tree.
     let mut expected: BTreeMap<String, (String, String)> = BTreeMap::new();
     for job in &plan.archives {
-        let excludes = Excludes::for_package(&plan.repo, &job.dir, &job.exclude)?;
+        let excludes = Excludes::for_package(&plan.repo, &job.dir, &job.exclude, &inputs)?;
         let scanned = tree::scan_excluding(&job.dir, &job.top, &excludes)?;
         let hashes = scanned
             .entries

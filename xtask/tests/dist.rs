@@ -199,7 +199,7 @@ fn refuses_an_output_directory_holding_a_foreign_tree() {
 }
 
 #[test]
-fn stale_files_and_interrupted_temporaries_are_removed() {
+fn stale_files_are_removed_and_files_beside_the_tree_kept() {
     let repo = TempRepo::fixture();
     repo.xtask(&["dist", "--out", "out"]).expect_success();
     let out = repo.path().join("out");
@@ -208,7 +208,7 @@ fn stale_files_and_interrupted_temporaries_are_removed() {
         "partial",
     )
     .unwrap();
-    std::fs::write(out.join(".SHA256SUMS.tmp999"), "partial").unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
     let repo = repo.remove("manifests/deep-tree.toml");
     repo.xtask(&["dist", "--out", "out"]).expect_success();
     let files: Vec<String> = crate::support::snapshot(&out).into_keys().collect();
@@ -221,6 +221,10 @@ fn stale_files_and_interrupted_temporaries_are_removed() {
     assert!(
         !out.join("datablox/drivers/deep_tree__2_1").exists(),
         "empty directories go too"
+    );
+    assert!(
+        out.join("notes.txt").is_file(),
+        "a file beside the tree is not ours"
     );
 }
 

@@ -167,11 +167,7 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .map(|e| e.unwrap())
-        .filter(|e| {
-            e.file_type().is_file()
-                && e.file_name() != xtask::cache::CACHE_FILE
-                && e.file_name() != xtask::fresh::FRESH_FILE
-        })
+        .filter(|e| e.file_type().is_file() && e.file_name() != xtask::state::STATE_FILE)
         .map(|e| {
             (
                 e.path()

@@ -5,9 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use xshell::cmd;
+use xshell::{Shell, cmd};
 
-use super::run::{command_failed, shell};
 use super::{BenchOptions, TOOLS_ENV};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 
@@ -271,6 +270,16 @@ pub(super) fn warm(dir: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A shell for one command; the caller sets its directory.
+pub(super) fn shell() -> Result<Shell> {
+    Shell::new().map_err(|error| command_failed(error, "run the bench from an existing directory"))
+}
+
+/// A command that could not run or failed, with xshell's description of it.
+pub(super) fn command_failed(error: xshell::Error, help: &str) -> Error {
+    Error::new(Diagnostic::error("bench-run", error.to_string()).help(help))
 }
 
 #[cfg(test)]

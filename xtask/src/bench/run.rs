@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use xshell::{Shell, cmd};
+use xshell::cmd;
 
-use super::corpus::write;
+use super::corpus::{command_failed, shell, write};
 use super::{BenchOptions, Corpus, Sample};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 
@@ -177,7 +177,7 @@ pub(super) fn run_mode(
                 &format!(
                     "\"\"\"Benchmark block {}.\"\"\"\nREVISION = {}\n",
                     name.trim_start_matches("b_"),
-                    crate::cache::now_ns()
+                    crate::inputs::now_ns()
                 ),
             )?;
         }
@@ -292,13 +292,3 @@ fn check_status(success: bool, what: &str, stderr: &str) -> Result<()> {
 }
 
 const BENCH_HELP: &str = "the corpus may be damaged: remove target/bench and run again";
-
-/// A shell for one command; the caller sets its directory.
-pub(super) fn shell() -> Result<Shell> {
-    Shell::new().map_err(|error| command_failed(error, "run the bench from an existing directory"))
-}
-
-/// A command that could not run or failed, with xshell's description of it.
-pub(super) fn command_failed(error: xshell::Error, help: &str) -> Error {
-    Error::new(Diagnostic::error("bench-run", error.to_string()).help(help))
-}

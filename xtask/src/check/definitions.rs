@@ -278,7 +278,7 @@ impl Checker<'_> {
             (None, Some(driver)) => {
                 let dir = self.repo_path(file, driver.get_ref(), driver.span(), "driver directory");
                 if let Some(dir) = &dir
-                    && !dir.join("driver.py").is_file()
+                    && !self.inputs.is_file(&dir.join("driver.py"))
                 {
                     self.error(
                         file,

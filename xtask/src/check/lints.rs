@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use super::{Checker, DefinedIndex, Draft, EXTENSION_FILE};
 use crate::error::Diagnostic;
+use crate::inputs::ListedKind;
 use crate::model::{Constraint, Extension, Key, Kind, PackageSource, VersionReq};
 
 impl Checker<'_> {
@@ -197,7 +198,7 @@ impl Checker<'_> {
     /// A directory under `blox/` that no block manifest packages is legal but suspicious.
     pub(super) fn unmanifested_blocks(&mut self, drafts: &[Draft]) {
         let blox = self.repo.join("blox");
-        let Ok(entries) = std::fs::read_dir(&blox) else {
+        let Ok(entries) = self.inputs.read_dir(&blox) else {
             return;
         };
         let used: BTreeSet<PathBuf> = drafts
@@ -209,9 +210,9 @@ impl Checker<'_> {
             })
             .collect();
         let mut names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .into_iter()
+            .filter(|(_, kind)| *kind == ListedKind::Dir)
+            .filter_map(|(path, _)| Some(path.file_name()?.to_string_lossy().into_owned()))
             .filter(|name| !name.starts_with('.') && name != "__pycache__")
             .collect();
         names.sort();

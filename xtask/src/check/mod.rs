@@ -35,6 +35,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::error::{Diagnostic, Error, Result};
+use crate::inputs::Inputs;
 use crate::manifest::{self, RawManifests};
 use crate::model::{Constraint, External, Model, Ports, Resource};
 
@@ -63,9 +64,9 @@ pub const HOST_PROPERTIES: [(&str, &str); 8] = [
 ];
 
 /// Reads and checks every manifest of `repo`.
-pub fn load(repo: &Path) -> Result<Checked> {
-    let raw = manifest::read_all(repo)?;
-    check(&raw, repo)
+pub fn load(repo: &Path, inputs: &Inputs) -> Result<Checked> {
+    let raw = manifest::read_all(repo, inputs)?;
+    check(&raw, repo, inputs)
 }
 
 /// A constraint with where it was written.
@@ -98,6 +99,8 @@ struct Draft {
 /// The state every pass shares: the sources (for spans) and the diagnostics found so far.
 struct Checker<'a> {
     repo: &'a Path,
+    /// Every file looked at goes through it (`inputs`).
+    inputs: &'a Inputs,
     raw: &'a RawManifests,
     diagnostics: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
@@ -109,9 +112,10 @@ struct Checker<'a> {
 const EXTENSION_FILE: usize = usize::MAX;
 
 /// Runs every pass over the parsed manifests; fails with every error found.
-pub fn check(raw: &RawManifests, repo: &Path) -> Result<Checked> {
+pub fn check(raw: &RawManifests, repo: &Path, inputs: &Inputs) -> Result<Checked> {
     let mut checker = Checker {
         repo,
+        inputs,
         raw,
         diagnostics: raw.parse_errors.clone(),
         warnings: Vec::new(),

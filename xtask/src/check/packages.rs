@@ -38,10 +38,8 @@ impl Checker<'_> {
                 ),
             );
         } else if !self
-            .repo
-            .join(DRIVER_SOURCES)
-            .join(format!("{name}.py"))
-            .is_file()
+            .inputs
+            .is_file(&self.repo.join(DRIVER_SOURCES).join(format!("{name}.py")))
         {
             self.error(
                 file,
@@ -194,7 +192,7 @@ impl Checker<'_> {
             ) {
                 return None;
             }
-            if !dir.is_dir() {
+            if !self.inputs.is_dir(&dir) {
                 self.error(
                     file,
                     "archive-not-dir",
@@ -212,7 +210,7 @@ impl Checker<'_> {
             }
         } else if let Some(path) = &package.file {
             let full = self.repo_path(file, path.get_ref(), path.span(), "package file")?;
-            if !full.is_file() {
+            if !self.inputs.is_file(&full) {
                 self.error(
                     file,
                     "file-not-file",

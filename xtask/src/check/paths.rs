@@ -60,7 +60,7 @@ impl Checker<'_> {
         let mut through_link = false;
         for component in relative.components() {
             prefix.push(component);
-            match std::fs::symlink_metadata(&prefix) {
+            match self.inputs.lstat(&prefix) {
                 Ok(metadata) => through_link |= metadata.file_type().is_symlink(),
                 Err(_) => {
                     self.error(
@@ -75,8 +75,8 @@ impl Checker<'_> {
             }
         }
         if through_link {
-            let real = full.canonicalize();
-            let repo = self.repo.canonicalize();
+            let real = self.inputs.canonicalize(&full);
+            let repo = self.inputs.canonicalize(self.repo);
             let (Ok(real), Ok(repo)) = (real, repo) else {
                 self.error(
                     file,
@@ -157,7 +157,7 @@ impl Checker<'_> {
         {
             let block_module = format!("b_{}.py", mangle(display));
             for required in ["__init__.py", block_module.as_str()] {
-                if !dir.join(required).is_file() {
+                if !self.inputs.is_file(&dir.join(required)) {
                     self.error(
                         file,
                         "block-module",

@@ -9,31 +9,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use xtask::fresh::FRESH_FILE;
+use xtask::state::STATE_FILE;
 
 use super::{Repo, Run, contents, set_mtime, snapshot};
 
 const BLOCKS: [&str; 3] = ["alpha", "beta_two", "gamma"];
 
 /// Waits past the racy window of the last change (`cache::racy_at`: 20 ms), so that the next
-/// build may record its fingerprint.
+/// build may trust it.
 fn settle() {
     std::thread::sleep(Duration::from_millis(40));
 }
 
-/// A repository built, with its fingerprint: its next run is fresh.
+/// A repository built, with its state: its next run is fresh.
 fn built(blocks: &[&str]) -> Repo {
     let repo = Repo::new(blocks);
     settle();
     assert!(!repo.dist(&[]).fresh());
-    // The first build created `out/` in the repository's root, whose stat is an input: racy
-    // until the next build.
-    settle();
-    assert!(!repo.dist(&[]).fresh());
-    assert!(
-        repo.out().join(FRESH_FILE).is_file(),
-        "a build with nothing racy records its fingerprint"
-    );
+    assert!(repo.out().join(STATE_FILE).is_file());
     assert_fresh(&repo);
     repo
 }
@@ -105,7 +98,7 @@ fn a_true_no_op_is_fresh_says_so_and_prints_what_a_full_no_op_prints() {
         "{}",
         run.stderr
     );
-    // The human summary of a full no-op (no fingerprint) and of a fresh run.
+    // The human summary of a full no-op (no state) and of a fresh run.
     let human = |repo: &Repo| {
         let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .current_dir(repo.path())
@@ -128,12 +121,12 @@ fn a_true_no_op_is_fresh_says_so_and_prints_what_a_full_no_op_prints() {
     };
     let (fresh, line) = human(&repo);
     assert!(fresh);
-    std::fs::remove_file(repo.out().join(FRESH_FILE)).unwrap();
+    std::fs::remove_file(repo.out().join(STATE_FILE)).unwrap();
     let (fresh, full_line) = human(&repo);
     assert!(!fresh);
     assert_eq!(line, full_line);
     assert!(line.contains("(0 built, 3 unchanged)"), "{line}");
-    // The full run wrote the fingerprint again: the next is fresh.
+    // The full run wrote the state again: the next is fresh.
     assert_fresh(&repo);
 }
 
@@ -244,8 +237,8 @@ fn outputs_deleted_edited_or_added_by_hand_are_repaired() {
     std::fs::write(repo.out().join("datablox/drivers/stray.py"), "X = 1\n").unwrap();
     assert_seen(&repo);
     assert!(!repo.out().join("datablox/drivers/stray.py").exists());
-    // The cache removed.
-    std::fs::remove_file(repo.out().join(xtask::cache::CACHE_FILE)).unwrap();
+    // The state removed.
+    std::fs::remove_file(repo.out().join(STATE_FILE)).unwrap();
     assert_seen(&repo);
 }
 
@@ -263,7 +256,7 @@ fn a_changed_source_date_epoch_is_seen() {
 }
 
 #[test]
-fn another_executable_is_never_fresh_with_this_ones_fingerprint() {
+fn another_executable_is_never_fresh_with_this_ones_state() {
     let repo = built(&BLOCKS);
     let copy = repo.path().join("xtask-copy");
     std::fs::copy(env!("CARGO_BIN_EXE_xtask"), &copy).unwrap();
@@ -279,9 +272,9 @@ fn another_executable_is_never_fresh_with_this_ones_fingerprint() {
         summary["fresh"].as_bool().unwrap()
     };
     settle();
-    assert!(!run_copy(), "another executable, another fingerprint");
+    assert!(!run_copy(), "another executable, another state");
     assert!(run_copy());
-    // And back: the first executable does not take the copy's fingerprint either.
+    // And back: the first executable does not take the copy's state either.
     assert!(!repo.dist(&[]).fresh());
     assert_fresh(&repo);
 }
@@ -289,7 +282,7 @@ fn another_executable_is_never_fresh_with_this_ones_fingerprint() {
 #[test]
 fn another_output_directory_is_not_fresh() {
     let repo = built(&BLOCKS);
-    // A copy of the output, fingerprint included, with the same mtimes.
+    // A copy of the output, state included, with the same mtimes.
     let elsewhere = tempfile::tempdir().unwrap();
     let copy = elsewhere.path().join("out");
     let status = Command::new("cp")
@@ -299,7 +292,7 @@ fn another_output_directory_is_not_fresh() {
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(copy.join(FRESH_FILE).is_file());
+    assert!(copy.join(STATE_FILE).is_file());
     settle();
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .current_dir(repo.path())
@@ -324,21 +317,18 @@ fn no_cache_never_takes_the_fast_path() {
 }
 
 #[test]
-fn a_staging_directory_or_an_old_cache_sends_the_run_to_a_full_build() {
+fn a_staging_directory_sends_the_run_to_a_full_build() {
     let repo = built(&BLOCKS);
     repo.write("out/.dist-tmp-Ab12Cd/CREATED-BY-CARGO-XTASK-DIST", "");
     assert!(!repo.dist(&[]).fresh());
     assert!(!repo.out().join(".dist-tmp-Ab12Cd").exists());
     assert_fresh(&repo);
-    repo.write("out/.dist-cache.json", "xtask-dist-cache 2 00\n{}\n");
-    assert!(!repo.dist(&[]).fresh());
-    assert!(!repo.out().join(".dist-cache.json").exists());
 }
 
 #[test]
-fn a_damaged_fingerprint_is_ignored_without_a_word() {
+fn a_damaged_state_is_ignored_with_a_warning() {
     let repo = built(&BLOCKS);
-    let path = repo.out().join(FRESH_FILE);
+    let path = repo.out().join(STATE_FILE);
     let bytes = std::fs::read(&path).unwrap();
     for damaged in [
         {
@@ -348,12 +338,14 @@ fn a_damaged_fingerprint_is_ignored_without_a_word() {
             damaged
         },
         bytes[..bytes.len() - 1].to_vec(),
-        b"xtask-dist-fresh".to_vec(),
+        b"xtask-dist-state".to_vec(),
     ] {
+        // A file of another format (the magic alone) is not ours to warn about.
+        let warned = damaged.len() > 16;
         std::fs::write(&path, damaged).unwrap();
         let run = repo.dist(&[]);
         assert!(!run.fresh());
-        assert_eq!(run.stderr, "");
+        assert_eq!(run.stderr.contains("is damaged"), warned, "{}", run.stderr);
         assert_eq!((run.rebuilt(), run.skipped()), (0, 3));
     }
     // The full build wrote it again.
@@ -372,29 +364,27 @@ fn a_change_made_just_before_a_build_is_not_recorded() {
     assert!(!run.fresh());
     assert_eq!(run.rebuilt(), 1);
     let started = std::time::SystemTime::UNIX_EPOCH
-        + Duration::from_nanos(super::read_cache(&repo.out()).written_at_ns as u64);
+        + Duration::from_nanos(super::read_state(&repo.out()).started_ns as u64);
     let racy = changed + Duration::from_millis(20) >= started;
-    assert_eq!(
-        repo.out().join(FRESH_FILE).exists(),
-        !racy,
-        "a fingerprint is recorded only when no input is racy"
-    );
     settle();
+    // A racy input is not trusted: the next run is a full build, which records it again.
     assert!(!repo.dist(&[]).fresh() || !racy);
     assert_fresh(&repo);
 }
 
 #[test]
-fn a_build_killed_around_its_fingerprint_is_repaired_by_a_full_build() {
-    // Killed before the new fingerprint is renamed in (the old one was removed before the
-    // switch), and after it, before the staging directory is removed.
-    for (point, recorded) in [("fresh", false), ("cleanup", true)] {
+fn a_build_killed_around_its_state_is_repaired_by_a_full_build() {
+    // Killed before the new state is renamed in (after the two metadata files), and after it,
+    // before the staging directory is removed.
+    for (point, recorded) in [("metadata:3", false), ("cleanup:1", true)] {
         let repo = built(&BLOCKS);
         std::fs::write(block(&repo, "alpha").join("b_alpha.py"), "NAME = 'x'\n").unwrap();
         settle();
-        let run = repo.dist_with(&[], &[("XTASK_CRASH_AT", &format!("{point}:1"))]);
+        let before = super::read_state(&repo.out()).started_ns;
+        let run = repo.dist_with(&[], &[("XTASK_CRASH_AT", point)]);
         assert_eq!(run.code, -1, "killed at {point}: {}", run.stderr);
-        assert_eq!(repo.out().join(FRESH_FILE).exists(), recorded, "{point}");
+        let after = super::read_state(&repo.out()).started_ns;
+        assert_eq!(after != before, recorded, "{point}");
         assert_eq!(assert_seen(&repo).rebuilt(), 0, "{point}");
     }
 }
@@ -418,7 +408,7 @@ fn warnings_are_repeated_by_a_fresh_run() {
 /// Every file, directory and symbolic link of a repository (the fixture, with `.gitignore`
 /// files, an excluded directory and a service driver), changed one at a time: a run after the
 /// change is fresh only if its output and warnings are those of a build without the cache.
-/// This is the completeness of the fingerprint, whatever the code reads.
+/// This is the completeness of the state, whatever the code reads.
 #[test]
 fn every_change_to_a_repository_is_seen_or_harmless() {
     let repo = crate::support::TempRepo::fixture()
@@ -450,7 +440,7 @@ fn every_change_to_a_repository_is_seen_or_harmless() {
     let mut fresh_runs = 0;
     let mut changed_runs = 0;
     for path in paths {
-        // The fingerprint of the repository as it is.
+        // The state of the repository as it is.
         settle();
         let (code, stdout, stderr) = dist();
         assert_eq!(code, Some(0), "{stderr}");
@@ -523,10 +513,10 @@ fn change(path: &Path, metadata: &std::fs::Metadata) -> Box<dyn FnOnce()> {
 }
 
 #[test]
-fn the_cache_and_the_fingerprint_are_not_outputs() {
-    // A fresh run's output equals a full build's, to the byte, fingerprint aside.
+fn the_state_is_not_an_output() {
+    // A fresh run's output equals a full build's, to the byte, the state aside.
     let repo = built(&BLOCKS);
     let fresh_output = snapshot(&repo.out());
-    assert!(fresh_output.contains_key(Path::new(FRESH_FILE)));
+    assert!(fresh_output.contains_key(Path::new(STATE_FILE)));
     assert_eq!(contents(&repo.out()), without_cache(&repo).0);
 }

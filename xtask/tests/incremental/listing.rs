@@ -1,13 +1,13 @@
-//! The shortcuts of a cached build (`cache.rs`): directory listings reused while a directory's
-//! own stat is unchanged, and output files known intact from their stat. Each change below must
-//! give exactly what a build without the cache gives.
+//! The shortcuts of a build with a previous state (`inputs.rs`, `state.rs`): directory
+//! listings reused while a directory's own stat is unchanged, and output files known intact
+//! from their stat. Each change below must give exactly what a build without the state gives.
 
 use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use super::{Repo, contents, edit_cache, read_cache, set_mtime};
+use super::{Repo, contents, edit_state, read_state, set_mtime};
 
 const BLOCKS: [&str; 3] = ["alpha", "beta_two", "gamma"];
 
@@ -95,11 +95,7 @@ fn adding_removing_and_renaming_files_are_seen() {
     let data = block(&repo).join("data");
     let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
     // The last build recorded this directory's listing (it was not racy).
-    assert!(
-        read_cache(&repo.out())
-            .dirs
-            .contains_key(data.to_str().unwrap())
-    );
+    assert!(listed(&read_state(&repo.out()), &data).is_some());
     std::fs::write(data.join("late.txt"), "late\n").unwrap();
     std::fs::File::open(&data)
         .unwrap()
@@ -201,14 +197,16 @@ fn an_output_file_edited_by_hand_is_repaired() {
     let repo = Repo::new(&BLOCKS);
     repo.dist(&[]).summary();
     let expected = contents(&repo.out());
-    // The cache knows the tree's files from their stat.
-    let cache = read_cache(&repo.out());
-    assert!(
-        cache
-            .tree
-            .contains_key("datablox/drivers/alpha__1_0/driver.py")
-    );
-    assert!(cache.tree.contains_key("SHA256SUMS"));
+    // The state knows the tree's files from their stat.
+    let state = read_state(&repo.out());
+    for path in ["datablox/drivers/alpha__1_0/driver.py", "SHA256SUMS"] {
+        assert!(
+            state
+                .outputs
+                .iter()
+                .any(|o| o.path == path && !o.sha256.is_empty())
+        );
+    }
     // Same size, mtime set back: the ctime still differs from the record.
     let driver = repo.out().join("datablox/drivers/alpha__1_0/driver.py");
     let mtime = std::fs::metadata(&driver).unwrap().modified().unwrap();
@@ -226,20 +224,34 @@ fn an_output_file_edited_by_hand_is_repaired() {
 
 #[test]
 fn a_listing_is_trusted_while_its_directory_stat_is_unchanged_and_not_racy() {
-    // What the cache promises, shown by a cache that lies: a listing without `alpha.txt`,
+    // What the state promises, shown by a state that lies: a listing without `alpha.txt`,
     // recorded with the directory's real stat.
     let forged = |written_at_offset: Duration| {
         let repo = Repo::new(&BLOCKS);
         repo.dist(&[]).summary();
         let data = block(&repo).join("data");
         let mtime = std::fs::metadata(&data).unwrap().modified().unwrap();
-        edit_cache(&repo.out(), true, |cache| {
-            let record = cache.dirs.get_mut(data.to_str().unwrap()).expect("listed");
-            let mut entries = record.entries.to_vec();
-            entries.retain(|entry| entry.name != b"alpha.txt");
-            record.entries = std::sync::Arc::new(xtask::cache::Listing::new(entries));
-            let mtime_ns = mtime.duration_since(SystemTime::UNIX_EPOCH).unwrap();
-            cache.written_at_ns = (mtime_ns + written_at_offset).as_nanos() as i64;
+        let ctime = {
+            use std::os::unix::fs::MetadataExt;
+            let metadata = std::fs::metadata(&data).unwrap();
+            SystemTime::UNIX_EPOCH
+                + Duration::new(metadata.ctime() as u64, metadata.ctime_nsec() as u32)
+        };
+        let changed = mtime.max(ctime);
+        edit_state(&repo.out(), true, |state| {
+            for input in &mut state.inputs {
+                if let xtask::inputs::Seen::Listed { entries, .. } = &mut input.seen
+                    && Path::new(&input.path) == data
+                {
+                    let mut kept = entries.to_vec();
+                    kept.retain(|entry| entry.name != b"alpha.txt");
+                    *entries = kept.into();
+                }
+            }
+            let changed_ns = changed.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+            state.started_ns = (changed_ns + written_at_offset).as_nanos() as i64;
+            // Not the fast path: the full build's use of the listing is what is shown.
+            state.complete = false;
         });
         repo
     };
@@ -258,48 +270,15 @@ fn a_listing_is_trusted_while_its_directory_stat_is_unchanged_and_not_racy() {
     assert_same_as_without_cache(&repo);
 }
 
-#[test]
-fn a_recently_changed_directory_is_not_recorded_until_it_can_be_trusted() {
-    let repo = Repo::new(&BLOCKS);
-    let data = block(&repo).join("data");
-    // Changed just now: racy for a build that starts within the clock slack.
-    std::fs::write(data.join("fresh.txt"), "fresh\n").unwrap();
-    repo.dist(&[]).summary();
-    let cache = read_cache(&repo.out());
-    let key = data.to_str().unwrap();
-    let recorded = cache.dirs.contains_key(key);
-    let listed_at = std::fs::metadata(&data).unwrap().modified().unwrap();
-    let started = SystemTime::UNIX_EPOCH + Duration::from_nanos(cache.written_at_ns as u64);
-    let racy = listed_at + Duration::from_millis(20) >= started;
-    assert_eq!(recorded, !racy, "a racy listing is never written");
-    // Once old enough, the next build records it (and writes the cache for that alone).
-    set_mtime(
-        &data.join("fresh.txt"),
-        SystemTime::now() - Duration::from_secs(3600),
-    );
-    std::fs::File::open(&data)
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
-    assert_eq!(repo.dist(&[]).rebuilt(), 0);
-    assert!(read_cache(&repo.out()).dirs.contains_key(key));
-}
-
-#[test]
-fn the_json_cache_of_an_older_version_is_removed() {
-    let repo = Repo::new(&BLOCKS);
-    repo.dist(&[]).summary();
-    let legacy = repo.out().join(".dist-cache.json");
-    std::fs::write(&legacy, "xtask-dist-cache 2 00\n{}\n").unwrap();
-    let run = repo.dist(&[]);
-    assert_eq!((run.rebuilt(), run.skipped()), (0, 3));
-    assert!(!legacy.exists());
-    // An output directory holding only the old cache and a tree is still recognised as ours.
-    std::fs::remove_file(repo.out().join(xtask::cache::CACHE_FILE)).unwrap();
-    std::fs::remove_file(repo.out().join("dist-manifest.json")).unwrap();
-    std::fs::write(&legacy, "xtask-dist-cache 2 00\n{}\n").unwrap();
-    let run = repo.dist(&[]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(!legacy.exists());
-    assert_same_as_without_cache(&repo);
+/// The listing the last build recorded of `dir`.
+fn listed<'a>(
+    state: &'a xtask::state::State,
+    dir: &Path,
+) -> Option<&'a std::sync::Arc<[xtask::inputs::Listed]>> {
+    state.inputs.iter().find_map(|input| match &input.seen {
+        xtask::inputs::Seen::Listed { entries, .. } if Path::new(&input.path) == dir => {
+            Some(entries)
+        }
+        _ => None,
+    })
 }

@@ -210,10 +210,7 @@ pub fn contents_of(snapshot: &Snapshot) -> BTreeMap<PathBuf, Vec<u8>> {
     snapshot
         .clone()
         .into_iter()
-        .filter(|(path, _)| {
-            path != Path::new(xtask::cache::CACHE_FILE)
-                && path != Path::new(xtask::fresh::FRESH_FILE)
-        })
+        .filter(|(path, _)| path != Path::new(xtask::state::STATE_FILE))
         .map(|(path, (bytes, _, _))| (path, bytes))
         .collect()
 }
@@ -236,32 +233,27 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Reads `<out>/.dist-cache`, lets `edit` change it, and writes it back with every record
-/// (racy ones too, which a build never writes) and the checksum of the new body
-/// (`fix_checksum`), as a build would have written it, or with the old checksum, as a damaged
-/// file would be.
-pub fn edit_cache(out: &Path, fix_checksum: bool, edit: impl FnOnce(&mut xtask::cache::Cache)) {
-    let path = out.join(xtask::cache::CACHE_FILE);
+/// Reads `<out>/.dist-state`, lets `edit` change it, and writes it back with the checksum of
+/// the new body (`fix_checksum`), as a build would have written it, or with the old checksum,
+/// as a damaged file would be.
+pub fn edit_state(out: &Path, fix_checksum: bool, edit: impl FnOnce(&mut xtask::state::State)) {
+    let path = out.join(xtask::state::STATE_FILE);
     let bytes = std::fs::read(&path).unwrap();
-    let mut cache = xtask::cache::Cache::from_bytes(&bytes).expect("a cache written by dist");
-    edit(&mut cache);
-    let mut new = cache.to_bytes_with_every_record();
+    let mut state = xtask::state::State::from_bytes(&bytes).expect("a state written by dist");
+    edit(&mut state);
+    let mut new = state.to_bytes();
     if !fix_checksum {
         // The magic, the format, then the checksum (32 bytes).
         new[20..52].copy_from_slice(&bytes[20..52]);
-        assert_ne!(
-            new,
-            cache.to_bytes_with_every_record(),
-            "the edit changed something"
-        );
+        assert_ne!(new, state.to_bytes(), "the edit changed something");
     }
     std::fs::write(&path, new).unwrap();
 }
 
-/// The cache of the last build.
-pub fn read_cache(out: &Path) -> xtask::cache::Cache {
-    let bytes = std::fs::read(out.join(xtask::cache::CACHE_FILE)).unwrap();
-    xtask::cache::Cache::from_bytes(&bytes).expect("a cache written by dist")
+/// The state of the last build.
+pub fn read_state(out: &Path) -> xtask::state::State {
+    let bytes = std::fs::read(out.join(xtask::state::STATE_FILE)).unwrap();
+    xtask::state::State::from_bytes(&bytes).expect("a state written by dist")
 }
 
 pub fn set_mtime(path: &Path, time: SystemTime) {

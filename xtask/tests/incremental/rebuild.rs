@@ -1,7 +1,6 @@
 //! What a second build rebuilds: nothing when nothing changed, one archive for one changed file,
 //! everything when a build setting changed.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -13,25 +12,30 @@ const BLOCKS: [&str; 3] = ["alpha", "beta_two", "gamma"];
 fn no_op_build_rebuilds_and_rewrites_nothing() {
     let repo = Repo::new(&BLOCKS);
     assert_eq!(repo.dist(&[]).rebuilt(), 3);
-    // A full no-op: the fingerprint of the fast path (`fresh.rs`) is removed first.
-    let fingerprint = repo.out().join(xtask::fresh::FRESH_FILE);
-    let _ = std::fs::remove_file(&fingerprint);
-    let without_fingerprint = |snapshot: super::Snapshot| -> super::Snapshot {
+    // A full no-op: a staging directory (which the build removes) keeps it off the fast path.
+    let full_no_op = || {
+        repo.write("out/.dist-tmp-Ab12Cd/CREATED-BY-CARGO-XTASK-DIST", "");
+        let run = repo.dist(&[]);
+        assert_eq!((run.rebuilt(), run.skipped()), (0, 3));
+        assert!(!run.fresh());
+    };
+    let without_state = |snapshot: super::Snapshot| -> super::Snapshot {
         snapshot
             .into_iter()
-            .filter(|(path, _)| path != Path::new(xtask::fresh::FRESH_FILE))
+            .filter(|(path, _)| path != Path::new(xtask::state::STATE_FILE))
             .collect()
     };
     let before = repo.snapshot();
-    // Past the racy window of the first build, so that this one records a fingerprint.
+    // Past the racy window of the first build.
     std::thread::sleep(std::time::Duration::from_millis(40));
-    let run = repo.dist(&[]);
-    assert_eq!((run.rebuilt(), run.skipped()), (0, 3));
-    assert!(!run.fresh());
-    // Same bytes, and the same mtime and inode: no file, not even the cache, was written again
-    // (only the fingerprint, which was not there).
-    assert_eq!(without_fingerprint(repo.snapshot()), before);
-    assert!(fingerprint.is_file());
+    full_no_op();
+    // Same bytes, and the same mtime and inode: no output file was written again (the state
+    // is, when the first build's records were racy).
+    assert_eq!(without_state(repo.snapshot()), without_state(before));
+    // Its records not racy, the same ones again: not even the state is written.
+    let before = repo.snapshot();
+    full_no_op();
+    assert_eq!(repo.snapshot(), before);
     // And a fresh no-op writes nothing at all.
     let before = repo.snapshot();
     let run = repo.dist(&[]);
@@ -171,8 +175,8 @@ fn changing_the_compression_level_rebuilds_everything() {
 }
 
 /// Git's "racy" case: a file changes after it was hashed, within the same clock tick, so its
-/// size, mtime, ctime and inode are those the cache recorded. Here the cache is edited to
-/// describe the changed file with the old hash, which is what such a cache holds.
+/// size, mtime, ctime and inode are those the state recorded. Here the state is edited to
+/// describe the changed file with the old hash, which is what such a state holds.
 fn racy_setup(written_at_offset_ns: i64) -> (Repo, super::Run) {
     let repo = Repo::new(&BLOCKS);
     repo.dist(&[]).summary();
@@ -183,21 +187,21 @@ fn racy_setup(written_at_offset_ns: i64) -> (Repo, super::Run) {
     assert_eq!(old.len(), new.len());
     std::fs::write(&path, &new).unwrap();
     let metadata = std::fs::metadata(&path).unwrap();
-    let mtime_ns = metadata.mtime() * 1_000_000_000 + metadata.mtime_nsec();
-    let ctime_ns = metadata.ctime() * 1_000_000_000 + metadata.ctime_nsec();
+    let now = xtask::inputs::Stat::from_metadata(&metadata);
 
-    super::edit_cache(&repo.out(), true, |cache| {
-        let key = cache
-            .files
-            .keys()
-            .find(|key| key.ends_with(relative))
-            .map(str::to_string)
-            .expect("the file is in the cache");
-        let record = cache.files.get_mut(&key).unwrap();
-        record.mtime_ns = mtime_ns;
-        record.ctime_ns = ctime_ns;
-        record.inode = metadata.ino();
-        cache.written_at_ns = mtime_ns + written_at_offset_ns;
+    super::edit_state(&repo.out(), true, |state| {
+        let record = state
+            .inputs
+            .iter_mut()
+            .find(|input| input.path.ends_with(relative))
+            .expect("the file is recorded");
+        let xtask::inputs::Seen::Read { stat, .. } = &mut record.seen else {
+            panic!("the file was read: {record:?}")
+        };
+        *stat = now;
+        state.started_ns = now.mtime_ns.max(now.ctime_ns) + written_at_offset_ns;
+        // Not the fast path: the full build's use of the record is what is shown.
+        state.complete = false;
     });
     let run = repo.dist(&[]);
     (repo, run)

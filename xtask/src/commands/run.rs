@@ -1,0 +1,54 @@
+//! `cargo xtask run`: `dist`, then the node deployer's `run` takes the process over (`exec`).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use xtask::error::Error;
+use xtask::flags::RunFlags;
+use xtask::progress::Silent;
+
+use super::say_waiting;
+
+pub fn run(flags: RunFlags, cwd: &Path, repo: &Path) -> Result<ExitCode, Error> {
+    let options = xtask::run::RunOptions {
+        dist: xtask::DistOptions {
+            out_dir: flags.dist.map(|out| cwd.join(out)),
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            use_cache: true,
+            source_date_epoch: xtask::parse_source_date_epoch(
+                std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+            )?,
+            wait: xtask::output::Wait::Block(say_waiting),
+        },
+        topology: cwd.join(flags.topology),
+        nodes: flags.nodes,
+        homes_dir: flags
+            .homes_dir
+            .map_or_else(|| repo.join("target").join("run"), |dir| cwd.join(dir)),
+        timeout: flags.timeout,
+        json: flags.json,
+    };
+    let (report, mut command) = xtask::run::prepare(repo, &options, &Silent)?;
+    for warning in &report.warnings {
+        eprint!("{warning}");
+    }
+    let summary = &report.summary;
+    eprintln!(
+        "       Built {} packages ({} rebuilt, {} unchanged) -> {}",
+        summary.packages,
+        summary.rebuilt,
+        summary.skipped,
+        summary.out_dir.display()
+    );
+    // The deployer takes this process over: Ctrl-C reaches it alone, and it stops the
+    // caretakers it started before it exits with the master's code.
+    use std::os::unix::process::CommandExt;
+    let error = command.exec();
+    Err(Error::new(
+        xtask::error::Diagnostic::error(
+            "python3",
+            format!("cannot run the node deployer: {error}"),
+        )
+        .help("the deployer needs `python3` (3.6 or newer) on PATH"),
+    ))
+}
