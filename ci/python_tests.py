@@ -6,6 +6,8 @@ Usage: python_tests.py [-v]   (from any directory; paths are relative to the rep
 Suites, each in a subprocess so that their `sys.path`s and imported modules stay apart:
   blocks           python3, PYTHONPATH=python:blox, unittest discover -s blox -t blox -p 'test_*.py'
   framework        python3, PYTHONPATH=python, unittest discover -s python/tests -t python/tests
+  archives         python/tests/test_safetar.py again under each other Python 3 pyenv has that
+                   the node deployer supports (its tarfile has the `data` filter)
   drivers          python3 and python2.7, the Engage stub on PYTHONPATH, engage-extension/tests
   ci               python3, ci/test_*.py (the extension checker)
   compile          py_compile of engage-extension/ (and the ci helpers run beside drivers or
@@ -110,6 +112,11 @@ def main(argv):
 
     discover("blocks (python3)", python3, "blox", "blox", "test_*.py", ["python", "blox"])
     discover("framework (python3)", python3, "python/tests", "python/tests", "test_*.py", ["python"])
+    # Archive extraction leans on each version's tarfile: its tests run under every one supported.
+    for version, python in sorted(interpreters.deployer_pythons().items(),
+                                  key=lambda item: [int(n) for n in item[0].split(".")]):
+        discover("archives (python %s)" % version, python, "python/tests", "python/tests", "test_safetar.py",
+                 ["python"])
     stub = os.path.join("engage-extension", "tests", "engage_stub")
     for name, python in (("python3", python3), ("python2.7", python27)):
         if python:

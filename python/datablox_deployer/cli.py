@@ -76,8 +76,11 @@ def add_home_options(p):
                         "needs (default: removed; never what `deploy --home H RESOURCE` installed)")
     p.add_argument("--dry-run", action="store_true", help="print the plan (what, in which order, why) and change nothing")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    p.add_argument("--max-members", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--max-bytes", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--max-members", type=int, metavar="N",
+                   help="refuse an archive of more than N members (default {})".format(safetar.MAX_MEMBERS))
+    p.add_argument("--max-bytes", type=int, metavar="N",
+                   help="refuse an archive of more than N bytes once decompressed (default: 100 times its "
+                        "size, at least 64 MiB)")
 
 
 def parser():
@@ -197,19 +200,18 @@ def main(argv=None):
         if args.key and not args.release:
             raise DeployError("--key checks a release's signature: give it with --release ARCHIVE", 2)
         max_members = safetar.MAX_MEMBERS if args.max_members is None else args.max_members
-        max_bytes = safetar.MAX_BYTES if args.max_bytes is None else args.max_bytes
 
         def deploy_from(tree):
             options = Options(args.home, tree, resources, args.spec,
                               tuple(args.platform) if args.platform else None, parse_config(args.config or []),
-                              args.find_links, max_members, max_bytes, keep=args.keep)
+                              args.find_links, max_members, args.max_bytes, keep=args.keep)
             if not args.dry_run:
                 options.log = home.log_event
             return deploy(options, dry_run=args.dry_run)
 
         key = clusterkey.read(args.key_file, "the --key-file") if args.key_file else None
         if args.release:
-            with release.Unpacked(args.release, args.key, max_members, max_bytes) as tree:
+            with release.Unpacked(args.release, args.key, max_members, args.max_bytes) as tree:
                 steps, changed = deploy_from(tree)
         else:
             steps, changed = deploy_from(args.tree or default_tree())

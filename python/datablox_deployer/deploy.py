@@ -23,7 +23,7 @@ WORKERS = int(os.environ.get("DATABLOX_DEPLOY_THREADS") or min(4, os.cpu_count()
 
 class Options(object):
     def __init__(self, home, tree, requests=(), spec=None, platform=None, config=None, find_links=None,
-                 max_members=safetar.MAX_MEMBERS, max_bytes=safetar.MAX_BYTES, log=None, keep=False):
+                 max_members=safetar.MAX_MEMBERS, max_bytes=None, log=None, keep=False):
         self.home = Home(home)
         self.tree = tree
         self.requests = list(requests)

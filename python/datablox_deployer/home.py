@@ -483,8 +483,9 @@ class Home(object):
         crash_point("placed")
 
     def prepare_archive(self, extension, location, limits):
-        """Verify the archive against SHA256SUMS, then check and extract its members into staging.
-        Returns (the extracted top directory, the digest)."""
+        """Extract the archive into staging, each member checked before it is written and the
+        bytes read checked against SHA256SUMS (`safetar.extract`). Returns (the extracted top
+        directory, the digest)."""
         archive = extension.path("sw_packages", location)
         label = "sw_packages/" + location
         if not os.path.isfile(archive):

@@ -1,7 +1,8 @@
 """Builds small extension trees for the node deployer's tests, in the formats `cargo xtask dist`
 writes (definitions, driver directories, library entries, `sw_packages`, SHA256SUMS beside the
-tree), with resources shaped to exercise one rule each. Also hostile archives, a local wheel,
-and helpers to run the deployer and snapshot a home."""
+tree), with resources shaped to exercise one rule each. Also hostile archives (bombs made
+cheaply), a local wheel, helpers to run the deployer and snapshot a home, and `DeployerCase`,
+the tests' base: a temporary home and tree, and the deployer run on them."""
 
 import hashlib
 import io
@@ -9,10 +10,14 @@ import json
 import os
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import tarfile
+import tempfile
+import unittest
 import zipfile
+import zlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PLATFORM = ["--platform", "ubuntu-linux", "14.04"]
@@ -39,6 +44,57 @@ def tgz(members):
                 info.size = len(data)
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     return out.getvalue()
+
+
+def gzip_pieces(pieces):
+    """One gzip member holding the concatenation of `pieces`, (bytes, count) each, every piece
+    compressed once: a full flush empties deflate's window, so each copy compresses alike and
+    a GiB of repeated bytes costs a second and a MiB on disk."""
+    compress = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    out = [b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"]
+    crc = size = 0
+    for data, count in pieces:
+        out.append((compress.compress(data) + compress.flush(zlib.Z_FULL_FLUSH)) * count)
+        for _ in range(count):
+            crc = zlib.crc32(data, crc)
+        size += len(data) * count
+    out.append(compress.flush())
+    out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
+    return b"".join(out)
+
+
+def header(name, size=0, kind=tarfile.REGTYPE, tar_format=tarfile.USTAR_FORMAT):
+    info = tarfile.TarInfo(name)
+    info.size, info.type, info.mode = size, kind, 0o755 if kind == tarfile.DIRTYPE else 0o644
+    return info.tobuf(tar_format, "utf-8", "surrogateescape")
+
+
+def padding(size):
+    return bytes(-size % 512)
+
+
+def huge_header_archive(top, kind, size):
+    """`top/` and `top/f`, whose name comes from a GNU long name (`kind` "gnu") or which has a pax
+    header with a comment (`kind` "pax"), of `size` bytes (a few KiB of it on disk)."""
+    chunk = 1 << 20
+    if kind == "pax":
+        block = header("././@PaxHeader", size, tarfile.XHDTYPE)
+        start, end, filler = b"%d comment=" % size, b"\n", b"x"
+    else:
+        block = header("././@LongLink", size, tarfile.GNUTYPE_LONGNAME, tarfile.GNU_FORMAT)
+        start, end, filler = (top + "/").encode(), b"\0", b"n"
+    fill = size - len(start) - len(end)
+    return gzip_pieces([(header(top, kind=tarfile.DIRTYPE) + block + start, 1), (filler * chunk, fill // chunk),
+                        (filler * (fill % chunk) + end + padding(size) + header(top + "/f", 1) + b"x" + bytes(511 + 1024), 1)])
+
+
+def zeros_archive(top, sizes):
+    """`top/` and a file of zeros `top/z<i>` of each of `sizes` (multiples of 1 MiB)."""
+    chunk = bytes(1 << 20)
+    pieces = [(header(top, kind=tarfile.DIRTYPE), 1)]
+    for index, size in enumerate(sizes):
+        pieces += [(header("{}/z{}".format(top, index), size), 1), (chunk, size // len(chunk))]
+    return gzip_pieces(pieces + [(bytes(1024), 1)])
 
 
 def tree_archive(top, files):
@@ -140,12 +196,13 @@ def constraint(name, version, mapping=None):
     return found
 
 
-def deployer(home, tree, *args, env=None):
-    """Runs the deployer from the repository's package on `tree`; returns the CompletedProcess."""
+def deployer(home, tree, *args, env=None, wrapper=()):
+    """Runs the deployer from the repository's package on `tree` (through the command `wrapper`
+    when given); returns the CompletedProcess."""
     environment = dict(os.environ, PYTHONPATH=os.path.join(REPO, "python"), PYTHONDONTWRITEBYTECODE="1")
     environment.pop("DATABLOX_DEPLOY_CRASH", None)
     environment.update(env or {})
-    command = [sys.executable, "-m", "datablox_deployer", "--home", home, "--tree", tree.path] + PLATFORM + list(args)
+    command = list(wrapper) + [sys.executable, "-m", "datablox_deployer", "--home", home, "--tree", tree.path] + PLATFORM + list(args)
     return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
                           env=environment)
 
@@ -187,3 +244,35 @@ def wheel(directory, name, version, module_source, scripts=None):
         for member, data in sorted(files.items()):
             archive.writestr(member, data)
     return path
+
+
+class DeployerCase(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="deployer-")
+        self.home = os.path.join(self.tmp, "home")
+        self.tree = Tree(self.tmp)
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def deploy(self, *args, **kwargs):
+        expect = kwargs.pop("expect", 0)
+        run = deployer(self.home, self.tree, *args, **kwargs)
+        self.assertEqual(run.returncode, expect, "stdout:\n{}\nstderr:\n{}".format(run.stdout, run.stderr))
+        return run
+
+    def plan(self, *args):
+        return json.loads(self.deploy("--dry-run", "--json", *args).stdout)["steps"]
+
+    def assert_unchanged_but_logged(self, before, *expected):
+        """The home is byte-for-byte `before`, but for one line appended to log/deploy.log that
+        holds every text of `expected`."""
+        after = snapshot(self.home)
+        log_before, log_after = before.pop("log/deploy.log")[1], after.pop("log/deploy.log")[1]
+        self.assertEqual(after, before)
+        self.assertTrue(log_after.startswith(log_before), log_after)
+        added = log_after[len(log_before):].decode("utf-8")
+        self.assertEqual(added.count("\n"), 1, added)
+        for text in expected:
+            self.assertIn(text, added)
+        return added

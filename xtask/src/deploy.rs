@@ -204,7 +204,8 @@ const FROM_SOURCES: &str = "import sys; sys.path.insert(0, sys.argv.pop(1)); fro
 
 pub(crate) fn shell_error(error: &xshell::Error) -> Error {
     Error::new(
-        Diagnostic::error("python3", format!("cannot run the node deployer: {error}"))
-            .help("the deployer needs `python3` (3.6 or newer) on PATH"),
+        Diagnostic::error("python3", format!("cannot run the node deployer: {error}")).help(
+            "the deployer needs `python3` on PATH: 3.12+, or 3.8.17+, 3.9.17+, 3.10.12+, 3.11.4+",
+        ),
     )
 }
