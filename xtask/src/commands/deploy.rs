@@ -7,19 +7,11 @@ use xtask::error::Error;
 use xtask::flags::DeployFlags;
 use xtask::progress::Silent;
 
-use super::{say_waiting, usage_error};
+use super::{cached_dist, usage_error};
 
 pub fn run(flags: DeployFlags, cwd: &Path, repo: &Path) -> Result<ExitCode, Error> {
     let options = xtask::deploy::DeployOptions {
-        dist: xtask::DistOptions {
-            out_dir: flags.dist.map(|out| cwd.join(out)),
-            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            use_cache: true,
-            source_date_epoch: xtask::parse_source_date_epoch(
-                std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
-            )?,
-            wait: xtask::output::Wait::Block(say_waiting),
-        },
+        dist: cached_dist(flags.dist.map(|out| cwd.join(out)))?,
         target: match (flags.home, flags.topology) {
             (Some(home), _) => xtask::deploy::Target::Home {
                 home: cwd.join(home),

@@ -12,6 +12,22 @@ pub mod run;
 pub mod verify;
 
 /// Said once, on stderr, when a run has to wait for another (as cargo says it).
+/// The `dist` that `deploy` and `run` build first: the cache trusted, every core, waiting for
+/// another writer of the output directory.
+pub fn cached_dist(
+    out_dir: Option<std::path::PathBuf>,
+) -> Result<xtask::DistOptions, xtask::error::Error> {
+    Ok(xtask::DistOptions {
+        out_dir,
+        jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        use_cache: true,
+        source_date_epoch: xtask::parse_source_date_epoch(
+            std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+        )?,
+        wait: xtask::output::Wait::Block(say_waiting),
+    })
+}
+
 pub fn say_waiting(out_dir: &std::path::Path) {
     eprintln!(
         "    Blocking waiting for another `cargo xtask dist` to finish with `{}`",

@@ -7,19 +7,11 @@ use xtask::error::Error;
 use xtask::flags::RunFlags;
 use xtask::progress::Silent;
 
-use super::say_waiting;
+use super::cached_dist;
 
 pub fn run(flags: RunFlags, cwd: &Path, repo: &Path) -> Result<ExitCode, Error> {
     let options = xtask::run::RunOptions {
-        dist: xtask::DistOptions {
-            out_dir: flags.dist.map(|out| cwd.join(out)),
-            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            use_cache: true,
-            source_date_epoch: xtask::parse_source_date_epoch(
-                std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
-            )?,
-            wait: xtask::output::Wait::Block(say_waiting),
-        },
+        dist: cached_dist(flags.dist.map(|out| cwd.join(out)))?,
         topology: cwd.join(flags.topology),
         nodes: flags.nodes,
         homes_dir: flags
