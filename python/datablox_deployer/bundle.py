@@ -9,7 +9,7 @@ with the node deployer, ready to carry to the node and install there with Python
     <node>/             one bundle per node, an extension tree of its own:
       bundle.json       {"node", "spec", "bundle_format"}: `bin/deploy` installs `spec` by default
       version.txt
-      bin/deploy, bin/datablox_deployer/*.py    the node deployer
+      bin/deploy, bin/datablox_deployer/*.py, bin/datablox_framework/*.py    the node deployer
       metadata/         resource_definitions.json and resource_library.json cut down to the node's
                         closure, caretaker_install_spec.json, node_install_spec.json (the
                         caretaker and the node's blocks)
@@ -115,10 +115,11 @@ def write_node(extension, plan, node, writer):
         writer.copy(extension.path("version.txt"), "version.txt")
     # The node deployer, as `dist` ships it.
     writer.copy(extension.path("bin", "deploy"), os.path.join("bin", "deploy"), 0o755)
-    package = extension.path("bin", "datablox_deployer")
-    for name in sorted(os.listdir(package)):
-        if name.endswith(".py"):
-            writer.copy(os.path.join(package, name), os.path.join("bin", "datablox_deployer", name))
+    for package in ("datablox_deployer", "datablox_framework"):
+        directory = extension.path("bin", package)
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(".py"):
+                writer.copy(os.path.join(directory, name), os.path.join("bin", package, name))
     # Metadata cut down to the closure.
     definitions = read_json(extension.path(DEFINITIONS))
     if isinstance(definitions, dict):

@@ -25,20 +25,20 @@ every block with its `at`) as it is; `assign(topology, nodes, {})` needs no tree
 From a shell, or another process: `python3 <tree>/bin/deploy place --topology FILE --nodes a,b
 --dry-run --json` (or `<home>/engage/bin/deployer place ...`) prints `to_json()`.
 
-Errors are PlacementError (a DeployError, exit code 1) naming the file, block or node.
+A topology and node names are read and checked by the framework's `topology` module, which
+`dist` ships beside this package. Errors are PlacementError (a DeployError, exit code 1) naming
+the file, block or node.
 """
 
 import json
 import os
-import re
+
+from datablox_framework import topology as rules
 
 from . import DeployError
 from .extension import DEFAULT_SPEC, Extension, did_you_mean, driver_dir_name, key_text, key_tuple, keys_text
 from .resolve import HOST_ID, Resolver, detect_platform, host_instance
 
-# Matched with fullmatch: `$` would let a name with a trailing newline through.
-NODE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
-BLOCK_ID = re.compile(r"[A-Za-z0-9_-]+")
 # Resolution needs a host; only the keys of the closure matter here, not the home's paths.
 PLACEHOLDER_HOME = "/nonexistent-datablox-home"
 
@@ -50,80 +50,27 @@ class PlacementError(DeployError):
 def parse_nodes(text, where="--nodes"):
     """`a,b,c` (or a list) -> ["a", "b", "c"]; each a plain name, none twice, at least one."""
     nodes = [n.strip() for n in text.split(",")] if isinstance(text, str) else list(text)
-    if not nodes or nodes == [""]:
-        raise PlacementError("{}: no node given (help: e.g. --nodes master,w1,w2)".format(where))
-    seen = set()
-    for node in nodes:
-        if not isinstance(node, str) or not NODE_NAME.fullmatch(node):
-            raise PlacementError("{}: node name `{}` is not a plain name (help: letters, digits, `_` and `-`, "
-                                 "starting with a letter, at most 63 characters)".format(where, node))
-        # Case-insensitively: a node name is also a host name and a directory name (`W1` and
-        # `w1` are one host, and one directory on a case-insensitive file system).
-        if node.lower() in seen:
-            raise PlacementError("{}: node `{}` is given twice (help: name each node once; names are "
-                                 "compared without regard to case)".format(where, node))
-        seen.add(node.lower())
+    try:
+        rules.check_node_names([] if nodes == [""] else nodes, where)
+    except rules.TopologyError as error:
+        raise PlacementError(str(error))
     return nodes
 
 
 def read_topology(path):
-    """The topology in `path`, checked; errors name the file (and the line of a JSON error)."""
+    """The topology in `path`, checked (`datablox_framework.topology`)."""
     try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8")
-    except OSError as error:
-        raise PlacementError("cannot read topology {}: {}".format(path, error.strerror or error))
-    except UnicodeDecodeError as error:
-        raise PlacementError("{}: not UTF-8 text: {}".format(path, error))
-    try:
-        topology = json.loads(text)
-    except ValueError as error:
-        line, column = getattr(error, "lineno", 0), getattr(error, "colno", 0)
-        raise PlacementError("{}:{}:{}: not valid JSON: {} (help: a topology is a JSON object with `blocks` "
-                             "and `connections`, see topologies/word-count.json)".format(
-                                 path, line, column, getattr(error, "msg", error)))
-    check_topology(topology, path)
-    return topology
+        return rules.read(path)
+    except rules.TopologyError as error:
+        raise PlacementError(str(error))
 
 
-def check_topology(topology, where="topology"):
-    """Raise PlacementError unless `topology` has the caretaker's shape: blocks with a plain,
-    unique `id`, a `name` and a `version` (strings), `args` an object, `at` a string; connections
-    `block.port` -> `block.port` between blocks of the topology."""
-    if not isinstance(topology, dict) or not isinstance(topology.get("blocks"), list) or not topology["blocks"]:
-        raise PlacementError("{}: expected a JSON object with a non-empty `blocks` list".format(where))
-    ids = set()
-    for number, block in enumerate(topology["blocks"], 1):
-        if not isinstance(block, dict):
-            raise PlacementError("{}: block #{} is not an object".format(where, number))
-        block_id = block.get("id")
-        if not isinstance(block_id, str) or not BLOCK_ID.fullmatch(block_id):
-            raise PlacementError("{}: block #{} needs an `id` of letters, digits, `_` and `-`, got {}".format(
-                where, number, json.dumps(block_id)))
-        if block_id in ids:
-            raise PlacementError("{}: block id `{}` is used twice".format(where, block_id))
-        ids.add(block_id)
-        for field in ("name", "version"):
-            if not isinstance(block.get(field), str) or not block[field].strip():
-                raise PlacementError("{}: block `{}` needs a string `{}`".format(where, block_id, field))
-        if "args" in block and not isinstance(block["args"], dict):
-            raise PlacementError("{}: block `{}`: `args` must be an object".format(where, block_id))
-        if "at" in block and not isinstance(block["at"], str):
-            raise PlacementError("{}: block `{}`: `at` must be a node name".format(where, block_id))
-    connections = topology.get("connections", [])
-    if not isinstance(connections, list):
-        raise PlacementError("{}: `connections` must be a list".format(where))
-    for number, connection in enumerate(connections, 1):
-        if not isinstance(connection, dict):
-            raise PlacementError("{}: connection #{} is not an object".format(where, number))
-        for end in ("from", "to"):
-            value = connection.get(end)
-            block_id, dot, port = value.partition(".") if isinstance(value, str) else ("", "", "")
-            if not dot or not port:
-                raise PlacementError("{}: connection #{}: `{}` must be `block.port`, got {}".format(
-                    where, number, end, json.dumps(value)))
-            if block_id not in ids:
-                raise PlacementError("{}: connection #{}: no block `{}` in the topology".format(where, number, block_id))
+def check_topology(value, where="topology"):
+    """Raise PlacementError unless `value` is a topology (`datablox_framework.topology`)."""
+    try:
+        rules.check(value, where)
+    except rules.TopologyError as error:
+        raise PlacementError(str(error))
 
 
 def block_key(block):

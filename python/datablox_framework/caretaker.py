@@ -54,6 +54,7 @@ import threading
 import time
 
 from . import auth, loader, naming, runtime, transport
+from . import topology as rules
 from .block import Port
 
 LOG = logging.getLogger("datablox")
@@ -84,7 +85,7 @@ def connection_ends(connection, where):
     ends = [connection.get("from"), connection.get("to")] if isinstance(connection, dict) else connection
     if not (isinstance(ends, list) and len(ends) == 2 and all(isinstance(e, str) and "." in e for e in ends)):
         raise CaretakerError("{}: expected {{\"from\": \"block.port\", \"to\": \"block.port\"}}".format(where))
-    return tuple(tuple(e.rsplit(".", 1)) for e in ends)
+    return tuple(rules.split_end(e) for e in ends)
 
 
 class Part(object):
@@ -323,8 +324,10 @@ class Caretaker(object):
 
     def run_topology(self, topology):
         """Run a topology (see the module's doc); returns the answer's fields."""
-        if not isinstance(topology, dict) or not isinstance(topology.get("blocks"), list):
-            raise CaretakerError("a topology is an object with a `blocks` list and a `connections` list")
+        try:
+            rules.check(topology)
+        except rules.TopologyError as error:
+            raise CaretakerError(str(error))
         graph, deployed = self._build_graph(topology["blocks"], topology.get("connections", []))
         try:
             order = graph.topological_order()

@@ -8,10 +8,11 @@ Every connection to a caretaker starts with the handshake of `auth`: the master 
 caretaker each prove they hold the cluster key (--key-file, default `<home>/config/cluster.key`
 of the home below), and every request and answer is tagged; with --tls-*, inside TLS.
 
-1. Placement: a block with `at` runs on that node; the others are placed by the node deployer's
-   placement (`datablox_deployer.placement`, one implementation for `deploy` and the master),
-   read from the extension copy of a deployed home (`--home`, else $DATABLOX_HOME, else the home
-   this module is installed in); with a single node, everything runs there.
+0. The topology is read and checked by `topology`, the rules the node deployer applies too.
+1. Placement: a block with `at` runs on that node; the others are placed by the node deployer of
+   a deployed home (`--home`, else $DATABLOX_HOME, else the home this module is installed in),
+   `<home>/engage/bin/deployer place --dry-run --json`, so that `deploy` and the master place
+   alike; with a single node, everything runs there.
 2. Each node's caretaker gets its part (`prepare`, see `caretaker`): its blocks, the connections
    between them (in process), and the connections with other nodes, each an `inbound` or
    `outbound` data connection. It deploys what it lacks and, for inbound data, listens.
@@ -31,19 +32,19 @@ import argparse
 import difflib
 import json
 import os
-import re
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 
 from . import auth, transport
+from . import topology as rules
 from .block import Port
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-# Matched with fullmatch: `$` would let a name with a trailing newline through.
-NODE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
 # How long a caretaker may take to answer a short request (ping, start, wait, abort).
 REQUEST_TIMEOUT = 10.0
 WAIT_POLL = 0.2
@@ -70,7 +71,7 @@ class UsageError(Exception):
 
 def parse_nodes(text):
     """`a=host:port,b=host:port` -> ordered [(name, host, port)]."""
-    nodes, seen = [], set()
+    nodes = []
     for item in [i.strip() for i in text.split(",") if i.strip()]:
         name, equals, address = item.partition("=")
         host, colon, port = address.rpartition(":")
@@ -79,76 +80,22 @@ def parse_nodes(text):
         if not equals or not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise UsageError("--nodes: `{}` is not `node=host:port` (help: e.g. --nodes "
                              "master=127.0.0.1:5555,w1=127.0.0.1:5556)".format(item))
-        if not NODE_NAME.fullmatch(name):
-            raise UsageError("--nodes: node name `{}` is not a plain name (letters, digits, `_` and `-`, "
-                             "starting with a letter)".format(name))
-        # Case-insensitively, as placement compares them: `W1` and `w1` are one host.
-        if name.lower() in seen:
-            raise UsageError("--nodes: node `{}` is given twice (names are compared without regard to "
-                             "case)".format(name))
-        seen.add(name.lower())
         nodes.append((name, host, int(port)))
     if not nodes:
         raise UsageError("--nodes: no node given (help: --nodes node=host:port,...)")
+    try:
+        rules.check_node_names([name for name, _, _ in nodes])
+    except rules.TopologyError as error:
+        raise UsageError(str(error))
     return nodes
 
 
 def read_topology(path):
+    """The topology in `path`, checked (`datablox_framework.topology`)."""
     try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise MasterError("cannot read topology {}: {}".format(path, error))
-    try:
-        topology = json.loads(text)
-    except ValueError as error:
-        raise MasterError("{}:{}:{}: not valid JSON: {}".format(
-            path, getattr(error, "lineno", 0), getattr(error, "colno", 0), getattr(error, "msg", error)))
-    check_topology(topology, path)
-    return topology
-
-
-def check_topology(topology, where):
-    if not isinstance(topology, dict) or not isinstance(topology.get("blocks"), list) or not topology["blocks"]:
-        raise MasterError("{}: expected a JSON object with a non-empty `blocks` list".format(where))
-    ids = set()
-    for number, block in enumerate(topology["blocks"], 1):
-        if not isinstance(block, dict) or not all(isinstance(block.get(f), str) for f in ("id", "name", "version")):
-            raise MasterError("{}: block #{} needs string `id`, `name` and `version`".format(where, number))
-        if block["id"] in ids:
-            raise MasterError("{}: block id `{}` is used twice".format(where, block["id"]))
-        if "at" in block and not isinstance(block["at"], str):
-            raise MasterError("{}: block `{}`: `at` must be a node name".format(where, block["id"]))
-        ids.add(block["id"])
-    connections = topology.get("connections", [])
-    if not isinstance(connections, list):
-        raise MasterError("{}: `connections` must be a list".format(where))
-    for number, connection in enumerate(connections, 1):
-        ends = [connection.get(e) for e in ("from", "to")] if isinstance(connection, dict) else [None]
-        for end in ends:
-            block_id, dot, port = end.rpartition(".") if isinstance(end, str) else ("", "", "")
-            if not dot or not port or block_id not in ids:
-                raise MasterError("{}: connection #{}: `{}` is not `block.port` of a block of the topology".format(
-                    where, number, end))
-    # A cycle would never end: each block waits for the end mark of the other.
-    upstream = dict((block_id, set()) for block_id in ids)
-    for connection in connections:
-        upstream[connection["to"].rpartition(".")[0]].add(connection["from"].rpartition(".")[0])
-    done = set()
-    while True:
-        ready = [b for b in upstream if b not in done and upstream[b] <= done]
-        if not ready:
-            break
-        done.update(ready)
-    if len(done) != len(ids):
-        # Leave out the blocks that only hang below the cycle: what remains is on it.
-        stuck = ids - done
-        while True:
-            ends = [b for b in stuck if not any(b in upstream[t] for t in stuck)]
-            if not ends:
-                break
-            stuck -= set(ends)
-        raise MasterError("{}: the connections have a cycle through block(s) {}".format(where, ", ".join(sorted(stuck))))
+        return rules.read(path)
+    except rules.TopologyError as error:
+        raise MasterError(str(error))
 
 
 def default_home():
@@ -171,22 +118,28 @@ def place(topology, node_names, home):
     if all("at" in b for b in topology["blocks"]) or len(node_names) == 1:
         return dict((b["id"], b.get("at", node_names[0])) for b in topology["blocks"])
     engage = os.path.join(home, "engage") if home else None
-    if engage is None or not os.path.isdir(os.path.join(engage, "bin", "datablox_deployer")):
+    deployer = os.path.join(engage, "bin", "deployer") if engage else None
+    if deployer is None or not os.path.isfile(deployer):
         raise MasterError("blocks without `at` need the placement of a deployed home's extension, and {} "
                           "has none".format(engage or "no home is known"),
                           help="pass --home DIR (a home deployed with `deploy --home DIR`), or give every "
                                "block an `at`")
-    bin_dir = os.path.join(engage, "bin")
-    if bin_dir not in sys.path:
-        sys.path.insert(0, bin_dir)
+    # The home's own deployer places them (`deploy place --dry-run --json`), in its own process:
+    # the deployer is not a package of this one's path.
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "topology.json")
+        with open(path, "w") as handle:
+            json.dump(topology, handle)
+        process = subprocess.run([sys.executable, deployer, "place", "--tree", engage, "--topology", path,
+                                  "--nodes", ",".join(node_names), "--dry-run", "--json"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     try:
-        from datablox_deployer import DeployError, placement
-    except ImportError as error:
-        raise MasterError("cannot import the placement of {}: {}".format(bin_dir, error))
-    try:
-        return dict(placement.plan(engage, topology, node_names).assignment)
-    except DeployError as error:
-        raise MasterError("placement: {}".format(error))
+        answer = json.loads(process.stdout)
+    except ValueError:
+        answer = {"error": process.stderr.strip() or "exit code {}".format(process.returncode)}
+    if process.returncode != 0 or "error" in answer:
+        raise MasterError("placement: {}".format(answer.get("error")))
+    return dict((block["id"], block["node"]) for block in answer["blocks"])
 
 
 def split(topology, assignment):
@@ -198,8 +151,8 @@ def split(topology, assignment):
         parts[assignment[block["id"]]]["blocks"].append(spec)
     across = []
     for number, connection in enumerate(topology.get("connections", []), 1):
-        source_node = assignment[connection["from"].rpartition(".")[0]]
-        target_node = assignment[connection["to"].rpartition(".")[0]]
+        source_node = assignment[rules.split_end(connection["from"])[0]]
+        target_node = assignment[rules.split_end(connection["to"])[0]]
         ends = {"from": connection["from"], "to": connection["to"]}
         if source_node == target_node:
             parts[source_node]["connections"].append(ends)
@@ -326,7 +279,7 @@ def port_hint(name, ports, direction):
 def check_ports(across, answers):
     """Every connection across nodes joins an output to an input that gets the fields it needs."""
     for connection_id, ends, source_node, target_node in across:
-        (source, source_port), (target, target_port) = (e.rpartition(".")[::2] for e in (ends["from"], ends["to"]))
+        (source, source_port), (target, target_port) = (rules.split_end(e) for e in (ends["from"], ends["to"]))
         output = answers[source_node]["ports"].get(source, {}).get(source_port)
         needed = answers[target_node]["ports"].get(target, {}).get(target_port)
         where = "connection {} -> {}".format(ends["from"], ends["to"])

@@ -173,7 +173,8 @@ class Tree(object):
             lines.append("{}  datablox/sw_packages/{}\n".format(digest, name))
         with open(os.path.join(self.dist, "SHA256SUMS"), "w") as handle:
             handle.write("".join(lines))
-        # The deployer ships in the tree as `dist` ships it: bin/deploy and bin/datablox_deployer/.
+        # The deployer ships in the tree as `dist` ships it: bin/deploy, bin/datablox_deployer/ and
+        # the framework's modules it imports in bin/datablox_framework/ (plan::DEPLOYER_FRAMEWORK).
         package = os.path.join(self.path, "bin", "datablox_deployer")
         os.makedirs(package, exist_ok=True)
         shutil.copyfile(os.path.join(REPO, "engage-extension", "bin", "deploy"), os.path.join(self.path, "bin", "deploy"))
@@ -181,6 +182,10 @@ class Tree(object):
         for name in sorted(os.listdir(source)):
             if name.endswith(".py"):
                 shutil.copyfile(os.path.join(source, name), os.path.join(package, name))
+        os.makedirs(os.path.join(self.path, "bin", "datablox_framework"))
+        for name in ("__init__.py", "topology.py"):
+            shutil.copyfile(os.path.join(REPO, "python", "datablox_framework", name),
+                            os.path.join(self.path, "bin", "datablox_framework", name))
         return self
 
 

@@ -85,14 +85,16 @@ class {cls}(Block):
 
     def test_run_topology_errors_name_the_block_or_connection(self):
         care = Caretaker(self.home, None)
-        self.assertIn("needs string `id`", care.handle({"op": "run", "topology": {"blocks": [{"id": "x"}]}})["error"])
+        # The topology is checked by the rules the master and placement apply (`topology`).
+        self.assertIn("topology: block `x` needs a string `name`",
+                      care.handle({"op": "run", "topology": {"blocks": [{"id": "x"}]}})["error"])
         answer = care.handle({"op": "run", "topology": {"blocks": [{"id": "x", "name": "Absent", "version": "1.0"}]}})
         self.assertIn("block `Absent 1.0` is not installed", answer["error"])
         self.blox.write_block("Care-One", "1.0")
         answer = care.handle({"op": "run", "topology": {
             "blocks": [{"id": "a", "name": "Care-One", "version": "1.0"}],
             "connections": [{"from": "a.output", "to": "b.input"}]}})
-        self.assertIn("topology connection #1: no block `b` in the graph", answer["error"])
+        self.assertIn("topology: connection #1: no block `b` in the topology", answer["error"])
 
     def test_missing_block_is_deployed_by_the_adapter(self):
         adapter = FakeAdapter(self.blox)

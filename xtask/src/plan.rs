@@ -14,6 +14,12 @@ pub const TREE: &str = "datablox";
 /// The node deployer's launcher and package, shipped as `bin/` of the tree when the launcher exists.
 pub const DEPLOYER_LAUNCHER: &str = "engage-extension/bin/deploy";
 pub const DEPLOYER_PACKAGE: &str = "python/datablox_deployer";
+/// The framework's modules the node deployer imports (the topology rules), shipped beside it as
+/// `bin/datablox_framework/`.
+pub const DEPLOYER_FRAMEWORK: [&str; 2] = [
+    "python/datablox_framework/__init__.py",
+    "python/datablox_framework/topology.py",
+];
 /// Every archive entry's mtime when `SOURCE_DATE_EPOCH` is not set: 1980-01-01T00:00:00Z, the
 /// first instant every archive format can store. Fixed, so archives do not depend on checkout time.
 pub const DEFAULT_MTIME: u64 = 315_532_800;
@@ -140,6 +146,14 @@ fn driver_sources(model: &Model, repo: &Path, inputs: &Inputs) -> Result<DriverS
             let name = module.file_name().expect("listed files have names");
             let path = format!("bin/datablox_deployer/{}", name.to_string_lossy());
             sources.deployer.push((path, module));
+        }
+        for file in DEPLOYER_FRAMEWORK {
+            let module = repo.join(file);
+            if inputs.is_file(&module) {
+                let name = module.file_name().expect("a file has a name");
+                let path = format!("bin/datablox_framework/{}", name.to_string_lossy());
+                sources.deployer.push((path, module));
+            }
         }
     }
     for resource in &model.resources {
