@@ -182,7 +182,7 @@ class Tree(object):
         for name in sorted(os.listdir(source)):
             if name.endswith(".py"):
                 shutil.copyfile(os.path.join(source, name), os.path.join(package, name))
-        os.makedirs(os.path.join(self.path, "bin", "datablox_framework"))
+        os.makedirs(os.path.join(self.path, "bin", "datablox_framework"), exist_ok=True)
         for name in ("__init__.py", "topology.py"):
             shutil.copyfile(os.path.join(REPO, "python", "datablox_framework", name),
                             os.path.join(self.path, "bin", "datablox_framework", name))
