@@ -25,6 +25,8 @@ INSIDE = {"one-of": [
     {"key": {"name": "ubuntu-linux", "version": "14.04"}, "port_mapping": {"host": "host"}},
     {"key": {"name": "mac-osx", "version": {"greater-than-or-equal": "10.5"}}, "port_mapping": {"host": "host"}},
 ]}
+# The packages `dist` ships beside bin/deploy, whole (plan::DEPLOYER_PACKAGES).
+SHIPPED_PACKAGES = ("datablox_deployer", "datablox_framework")
 FRAMEWORK = {"key": {"name": "fw", "version": "1.0"}, "port_mapping": {"datablox_framework": "datablox_framework"}}
 
 
@@ -173,19 +175,16 @@ class Tree(object):
             lines.append("{}  datablox/sw_packages/{}\n".format(digest, name))
         with open(os.path.join(self.dist, "SHA256SUMS"), "w") as handle:
             handle.write("".join(lines))
-        # The deployer ships in the tree as `dist` ships it: bin/deploy, bin/datablox_deployer/ and
-        # the framework's modules it imports in bin/datablox_framework/ (plan::DEPLOYER_FRAMEWORK).
-        package = os.path.join(self.path, "bin", "datablox_deployer")
-        os.makedirs(package, exist_ok=True)
+        # The deployer ships in the tree as `dist` ships it (plan::DEPLOYER_PACKAGES): bin/deploy,
+        # and every `.py` file of each package directory in bin/<package>/.
+        for package in SHIPPED_PACKAGES:
+            source = os.path.join(REPO, "python", package)
+            target = os.path.join(self.path, "bin", package)
+            os.makedirs(target, exist_ok=True)
+            for name in sorted(os.listdir(source)):
+                if name.endswith(".py"):
+                    shutil.copyfile(os.path.join(source, name), os.path.join(target, name))
         shutil.copyfile(os.path.join(REPO, "engage-extension", "bin", "deploy"), os.path.join(self.path, "bin", "deploy"))
-        source = os.path.join(REPO, "python", "datablox_deployer")
-        for name in sorted(os.listdir(source)):
-            if name.endswith(".py"):
-                shutil.copyfile(os.path.join(source, name), os.path.join(package, name))
-        os.makedirs(os.path.join(self.path, "bin", "datablox_framework"), exist_ok=True)
-        for name in ("__init__.py", "topology.py"):
-            shutil.copyfile(os.path.join(REPO, "python", "datablox_framework", name),
-                            os.path.join(self.path, "bin", "datablox_framework", name))
         return self
 
 

@@ -50,7 +50,7 @@ pub struct DriverSources {
     /// For each hand-written driver directory: its `.py` files.
     pub directories: BTreeMap<PathBuf, Vec<PathBuf>>,
     /// The node deployer: `bin/...` path in the tree -> repository file (`engage-extension/bin/deploy`
-    /// and `python/datablox_deployer/*.py`). Engage's `install_extension.py` copies only
+    /// and the `.py` files of `plan::DEPLOYER_PACKAGES`). Engage's `install_extension.py` copies only
     /// `metadata/`, `drivers/` and `sw_packages/`, so `bin/` is ignored by Engage's own tools.
     pub deployer: Vec<(String, PathBuf)>,
 }

@@ -14,12 +14,10 @@ pub const TREE: &str = "datablox";
 /// The node deployer's launcher and package, shipped as `bin/` of the tree when the launcher exists.
 pub const DEPLOYER_LAUNCHER: &str = "engage-extension/bin/deploy";
 pub const DEPLOYER_PACKAGE: &str = "python/datablox_deployer";
-/// The framework's modules the node deployer imports (the topology rules), shipped beside it as
-/// `bin/datablox_framework/`.
-pub const DEPLOYER_FRAMEWORK: [&str; 2] = [
-    "python/datablox_framework/__init__.py",
-    "python/datablox_framework/topology.py",
-];
+/// The packages shipped beside the launcher, each as `bin/<package>/` with every `.py` file of its
+/// directory: the node deployer and the framework it imports (the topology rules, the cluster key,
+/// the name rule). Whole directories, so that a module the deployer starts to import ships too.
+pub const DEPLOYER_PACKAGES: [&str; 2] = [DEPLOYER_PACKAGE, "python/datablox_framework"];
 /// Every archive entry's mtime when `SOURCE_DATE_EPOCH` is not set: 1980-01-01T00:00:00Z, the
 /// first instant every archive format can store. Fixed, so archives do not depend on checkout time.
 pub const DEFAULT_MTIME: u64 = 315_532_800;
@@ -142,16 +140,17 @@ fn driver_sources(model: &Model, repo: &Path, inputs: &Inputs) -> Result<DriverS
     let launcher = repo.join(DEPLOYER_LAUNCHER);
     if inputs.is_file(&launcher) {
         sources.deployer.push(("bin/deploy".to_string(), launcher));
-        for module in python_files(&repo.join(DEPLOYER_PACKAGE), repo, inputs)? {
-            let name = module.file_name().expect("listed files have names");
-            let path = format!("bin/datablox_deployer/{}", name.to_string_lossy());
-            sources.deployer.push((path, module));
-        }
-        for file in DEPLOYER_FRAMEWORK {
-            let module = repo.join(file);
-            if inputs.is_file(&module) {
-                let name = module.file_name().expect("a file has a name");
-                let path = format!("bin/datablox_framework/{}", name.to_string_lossy());
+        for package in DEPLOYER_PACKAGES {
+            let package_name = Path::new(package)
+                .file_name()
+                .expect("a package has a name");
+            for module in python_files(&repo.join(package), repo, inputs)? {
+                let name = module.file_name().expect("listed files have names");
+                let path = format!(
+                    "bin/{}/{}",
+                    package_name.to_string_lossy(),
+                    name.to_string_lossy()
+                );
                 sources.deployer.push((path, module));
             }
         }
