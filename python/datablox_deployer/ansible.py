@@ -38,6 +38,8 @@ import os
 import shutil
 import tarfile
 
+from datablox_framework import auth
+
 from . import DeployError, clusterkey, outdir
 
 HEADER = "# Datablox deployment playbook, written by `cargo xtask deploy --ansible`"
@@ -208,7 +210,7 @@ def write(out_dir, nodes, stage_bundles, root=DEFAULT_ROOT, port=DEFAULT_PORT, k
         os.chmod(staging, 0o777 & ~umask)
         write_file(os.path.join(staging, "inventory.ini"), inventory_text(nodes, root, port))
         write_file(os.path.join(staging, "site.yml"), PLAYBOOK)
-        clusterkey.write(os.path.join(staging, clusterkey.NAME), key if key is not None else clusterkey.new())
+        auth.write_key(os.path.join(staging, clusterkey.NAME), key if key is not None else auth.new_key())
         unpacked = stage_bundles(staging)
         bundles = os.path.join(staging, "bundles")
         os.mkdir(bundles)

@@ -32,6 +32,8 @@ import os
 import shutil
 import stat
 
+from datablox_framework import auth
+
 from . import DeployError, clusterkey, outdir
 from .extension import DEFINITIONS, DEFAULT_SPEC, LIBRARY, key_tuple, read_json
 from .home import ENGAGE_PARTS, extension_files
@@ -222,7 +224,7 @@ def write(extension, plan, out, key):
         raise DeployError("{} does not exist (help: create it first)".format(parent))
     staging = stage(extension, plan, parent, os.path.basename(out))
     try:
-        clusterkey.write(os.path.join(staging, clusterkey.NAME), key)
+        auth.write_key(os.path.join(staging, clusterkey.NAME), key)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from datablox_framework import auth
+
 from . import DeployError, clusterkey, nodes, release, run, safetar, service
 from .deploy import Options, deploy
 from .extension import default_tree, key_text
@@ -215,9 +217,9 @@ def main(argv=None):
                 steps, changed = deploy_from(tree)
         else:
             steps, changed = deploy_from(args.tree or default_tree())
-        key_written = not args.dry_run and clusterkey.install(clusterkey.home_key(home.root), key)
+        key_written = not args.dry_run and clusterkey.install(auth.key_path(home.root), key)
         if key_written:
-            home.log_event("cluster key {} written".format(clusterkey.home_key(home.root)))
+            home.log_event("cluster key {} written".format(auth.key_path(home.root)))
         if args.json and run_topology is None:
             # `changed`: whether this run changed the home (Ansible's changed_when reads it).
             altered = not args.dry_run and (changed or key_written or any(s.action != "keep" for s in steps))
@@ -227,7 +229,7 @@ def main(argv=None):
         else:
             print_steps(steps, home, args.dry_run, changed)
             if key_written:
-                sys.stderr.write("Cluster key written: {}\n".format(clusterkey.home_key(home.root)))
+                sys.stderr.write("Cluster key written: {}\n".format(auth.key_path(home.root)))
         if run_topology is not None and not args.dry_run:
             return run.run_home(home, run_topology, args.timeout, args.json)
         return 0

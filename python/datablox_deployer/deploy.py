@@ -10,8 +10,10 @@ import shutil
 import sys
 import time
 
+from datablox_framework.naming import name_problem
+
 from . import DeployError, safetar
-from .extension import Extension, did_you_mean, key_text, key_tuple, keys_text, name_problem
+from .extension import Extension, did_you_mean, key_text, key_tuple, keys_text
 from .home import PIP_NOT_IMPORTABLE, Home
 from .resolve import HOST_ID, Planned, Resolver, compare_versions, detect_platform, host_instance
 

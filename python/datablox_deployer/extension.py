@@ -10,7 +10,8 @@ import difflib
 import json
 import os
 import re
-import unicodedata
+
+from datablox_framework.naming import name_problem
 
 from . import DeployError
 
@@ -37,21 +38,6 @@ def driver_dir_name(key):
     """Engage's driver directory of a key: `re.sub('[.-]', '_', name + "__" + version)`."""
     name, version = key_tuple(key)
     return re.sub("[.-]", "_", (name + "__" + version).replace(" ", ""))
-
-
-def name_problem(what, name):
-    """What is wrong with `name` as a resource name (or a version), or None: not empty, no leading
-    `-`, no `/`, `=`, white space or control character. The rule of `cargo xtask check` and of the
-    framework's `naming.name_problem` (the deployer ships without the framework, hence this copy;
-    the shared table `python/tests/name_rule.json` proves the three agree)."""
-    if not isinstance(name, str) or not name:
-        return "the {} is empty".format(what) if name == "" else "the {} must be a string, got {!r}".format(what, name)
-    if name.startswith("-"):
-        return "{} {!r} starts with `-`".format(what, name)
-    for char in name:
-        if char in "/=" or char.isspace() or unicodedata.category(char) == "Cc":
-            return "{} {!r} contains {!r}".format(what, name, char)
-    return None
 
 
 def did_you_mean(word, candidates):

@@ -11,6 +11,8 @@ import os
 import shutil
 import sys
 
+from datablox_framework import auth
+
 from . import DeployError, ansible, bundle, clusterkey, outdir, placement, safetar
 from .extension import Extension, default_tree, key_text
 
@@ -151,7 +153,7 @@ def deploy_homes(extension, plan, args, key):
                                                        error))
                 raise DeployError("node `{}` ({}): {} (homes deployed before it are kept; run again to "
                                   "complete)".format(node, options.home.root, error), error.code)
-            clusterkey.install(clusterkey.home_key(options.home.root), key)
+            clusterkey.install(auth.key_path(options.home.root), key)
             results[node] = [s.to_json(options.home) for s in steps]
         document = dict(plan.to_json(), homes_dir=homes_dir)
         write_atomically(os.path.join(homes_dir, "plan.json"), bundle.json_bytes(document))

@@ -82,30 +82,31 @@ def write_key(path, key):
         raise
 
 
-def read_key(path):
-    """The key in `path`, after the checks of the module's documentation."""
+def read_key(path, what="the cluster key"):
+    """The key in `path`, after the checks of the module's documentation. `what` names the file
+    in messages (the node deployer reads a `--key-file` with it too)."""
     help_text = "(help: `deploy --home HOME` creates <home>/config/cluster.key; every node of a cluster " \
                 "needs the same key, see SECURITY.md)"
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
-        raise KeyFileError("{}: no cluster key there {}".format(path, help_text))
+        raise KeyFileError("{}: {} is missing {}".format(path, what, help_text))
     except OSError as error:
         if os.path.islink(path):
-            raise KeyFileError("{}: the cluster key is a symbolic link; refused (help: put the key file itself "
-                               "there, mode 0600)".format(path))
-        raise KeyFileError("{}: cannot read the cluster key: {}".format(path, error.strerror))
+            raise KeyFileError("{}: {} is a symbolic link; refused (help: put the key file itself there, mode "
+                               "0600)".format(path, what))
+        raise KeyFileError("{}: cannot read {}: {}".format(path, what, error.strerror))
     with os.fdopen(descriptor, "rb") as handle:
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError("{}: the cluster key is not a regular file; refused".format(path))
+            raise KeyFileError("{}: {} is not a regular file; refused".format(path, what))
         if info.st_uid != os.geteuid():
-            raise KeyFileError("{}: the cluster key is owned by uid {}, not by this user (uid {}); refused "
-                               "(help: the user who runs the caretaker or master must own it)".format(
-                                   path, info.st_uid, os.geteuid()))
+            raise KeyFileError("{}: {} is owned by uid {}, not by this user (uid {}); refused (help: the user "
+                               "who runs the deployer, caretaker or master must own it)".format(
+                                   path, what, info.st_uid, os.geteuid()))
         if info.st_mode & 0o077:
-            raise KeyFileError("{}: the cluster key may be read or written by group or others (mode {:04o}); "
-                               "refused (help: chmod 600 {})".format(path, stat.S_IMODE(info.st_mode), path))
+            raise KeyFileError("{}: {} may be read or written by group or others (mode {:04o}); refused (help: "
+                               "chmod 600 {})".format(path, what, stat.S_IMODE(info.st_mode), path))
         text = handle.read(4 * KEY_BYTES)
     try:
         key = binascii.unhexlify(text.strip())

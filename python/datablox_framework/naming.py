@@ -14,10 +14,10 @@ def mangle(text):
 
 def name_problem(what, name):
     """What is wrong with `name` as a resource name (or a version), or None. The rule, the same in
-    `cargo xtask check` (`check/names.rs`) and the node deployer (`extension.py`), as the shared
-    table `python/tests/name_rule.json` proves: not empty, no leading `-` (a name reaches command
-    lines, where it would read as an option), no `/` (names become directory names), no `=`
-    (`--flag=value`), no white space and no control character (NUL included)."""
+    `cargo xtask check` (`check/names.rs`) as the shared table `python/tests/name_rule.json`
+    proves; the node deployer imports this function: not empty, no leading `-` (a name reaches
+    command lines, where it would read as an option), no `/` (names become directory names), no
+    `=` (`--flag=value`), no white space and no control character (NUL included)."""
     if not isinstance(name, str) or not name:
         return "the {} is empty".format(what) if name == "" else "the {} must be a string, got {!r}".format(what, name)
     if name.startswith("-"):

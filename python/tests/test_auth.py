@@ -71,7 +71,7 @@ class KeyFile(unittest.TestCase):
         self.assertIn("not a cluster key (64 hex digits", str(caught.exception))
         with self.assertRaises(auth.KeyFileError) as caught:
             auth.read_key(os.path.join(self.tmp, "absent.key"))
-        self.assertIn("no cluster key there", str(caught.exception))
+        self.assertIn("absent.key: the cluster key is missing (help: `deploy --home HOME` creates", str(caught.exception))
 
     def test_the_deployer_and_the_framework_agree_on_the_file(self):
         from datablox_deployer import DeployError, clusterkey
@@ -445,7 +445,7 @@ class Startup(unittest.TestCase):
         process.stdout.close()
         with open(log) as handle:
             logged = handle.read()
-        self.assertIn("error: {}: no cluster key there".format(auth.key_path(home)), logged)
+        self.assertIn("error: {}: the cluster key is missing".format(auth.key_path(home)), logged)
         self.assertIn("error: {}: the cluster key may be read or written by group or others (mode 0644)".format(
             auth.key_path(home)), logged)
 

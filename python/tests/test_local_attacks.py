@@ -19,7 +19,7 @@ from deployer_tree import REPO, Tree, deployer, snapshot
 import datablox_engage_adapter.deploy as adapter
 from datablox_deployer import DeployError, clusterkey, placement, service
 from datablox_deployer.home import Home
-from datablox_framework import master
+from datablox_framework import auth, master
 from datablox_framework.caretaker import Caretaker
 
 NOBODY = 65534
@@ -239,7 +239,7 @@ class PidFile(unittest.TestCase):
                             ignore=shutil.ignore_patterns("__pycache__"))
         with open(self.home.installed_file, "w") as handle:
             json.dump([{"id": "caretaker", "key": {"name": "datablox-caretaker", "version": "1.0"}}], handle)
-        clusterkey.install(clusterkey.home_key(self.home.root))
+        clusterkey.install(auth.key_path(self.home.root))
         self.stranger = subprocess.Popen(["sleep", "300"])
 
     def tearDown(self):

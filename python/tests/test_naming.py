@@ -32,13 +32,14 @@ class NamingTest(unittest.TestCase):
     def test_the_shared_name_table(self):
         """The table `cargo test` runs against `check/names.rs` too: the framework, the node
         deployer and xtask check accept and refuse the same names."""
+        # The node deployer reads definitions with the framework's rule itself, not a copy.
+        self.assertIs(extension.name_problem, naming.name_problem)
         with open(NAME_RULE, encoding="utf-8") as handle:
             rows = json.load(handle)["names"]
         self.assertGreater(len(rows), 20)
         for row in rows:
             name = row["name"]
             self.assertEqual(naming.name_problem("resource name", name) is None, row["resource"], repr(name))
-            self.assertEqual(extension.name_problem("resource name", name) is None, row["resource"], repr(name))
             try:
                 naming.check_block_name(name)
                 valid_block = True
