@@ -2,7 +2,7 @@
 """The authentication bench that `cargo xtask bench` runs: prints one JSON object on stdout.
 
 Usage: PYTHONPATH=python python3 ci/bench_auth.py [--rounds N] [--records N] [--batch N]
-                                                  [--connections N]
+                                                  [--connections N] [--repeat N]
 
 - handshake: `--connections` connections to a listener on 127.0.0.1, each connected, then
   either only accepted (plain) or taken through the handshake of `datablox_framework.auth` on
@@ -10,14 +10,19 @@ Usage: PYTHONPATH=python python3 ci/bench_auth.py [--rounds N] [--records N] [--
   connection is the difference of the medians.
 - throughput: one data connection over 127.0.0.1 carrying `--records` records (three fields,
   like Dir-Source and Word-Count rows) in batches of `--batch` rows (Dir-Source's default 100),
-  `hello` first and the end mark last, the receiver in another process (the other node)
-  decoding every batch (`transport.Receiver.logs`). `authenticated` tags and checks every frame with the session of
-  the handshake (`transport.Sender.connect` / `Listener`, as caretakers run it); `plain` is the
-  same frames without the tag (`FrameSocket` without a session). The time runs from the
-  first frame sent to the end mark received. Within a round the two alternate `--repeat` times
-  and each keeps its fastest (what the machine's other work did not slow down); the ratio is
-  the median over rounds of authenticated/plain. The same for the CPU seconds of both ends
-  together, which other work on the machine disturbs less.
+  both ends run as a caretaker runs its part of a run (`runtime.Dataflow`): on the sending node
+  a source block pushes the batches and the flow sends each over the connection, then the end
+  mark; on the receiving node, in another process, the flow reads and decodes every frame
+  (`transport.Receiver.logs`) and hands each batch to a sink block through its inbox.
+  `authenticated` connects with `transport.Sender.connect` / `Listener` (the handshake, then a
+  tag on every frame, sealed and checked); `plain` is the same flows over the same sockets
+  (`transport._tune`) with the same frames, untagged (`FrameSocket` without a session). The
+  time runs from the sending flow's start to the receiving flow's end. Within a round the two
+  alternate `--repeat` times, the first of them alternating between rounds, and each keeps its
+  fastest (what the machine's other work did not slow down); the ratio is the median over
+  rounds of authenticated/plain. The same for the CPU seconds of both ends together.
+- tag: the CPU time of sealing and checking the tags of every frame of one transfer, in one
+  thread (the fastest of 20): the authentication's own cost.
 """
 
 import argparse
@@ -30,8 +35,12 @@ import sys
 import threading
 import time
 
-from datablox_framework import auth, transport
-from datablox_framework.block import Log
+from datablox_framework import auth, runtime, transport
+from datablox_framework.block import Block, Log
+
+FIELDS = ["lines", "path", "words"]
+# The connection between the two nodes' blocks, as the topology names it.
+CONNECTION = runtime.Connection("source", "output", "sink", "input")
 
 
 def rows(count):
@@ -41,6 +50,29 @@ def rows(count):
 
 def batches(records, batch):
     return [Log.from_rows(records[i:i + batch]) for i in range(0, len(records), batch)]
+
+
+class Source(Block):
+    """Pushes the bench's batches (set before the flow starts)."""
+    logs = []
+
+    def on_load(self, config):
+        self.add_output("output", FIELDS)
+
+    def on_start(self):
+        for log in self.logs:
+            self.push("output", log)
+
+
+class Sink(Block):
+    """Counts the records it receives."""
+
+    def on_load(self, config):
+        self.add_input("input", FIELDS)
+        self.records = 0
+
+    def recv_push(self, port, log):
+        self.records += len(log)
 
 
 def handshakes(connections, authenticated, key):
@@ -80,16 +112,29 @@ def handshakes(connections, authenticated, key):
     return elapsed / connections
 
 
+def tag_seconds(logs, key):
+    """CPU seconds of sealing, then checking, the tag of every frame of one transfer."""
+    payloads = [transport.encode_payload({"type": "log", "log": log.log}) for log in logs]
+    best = float("inf")
+    for _ in range(20):
+        sending, receiving = auth.Session(key, b"c>s", b"s>c"), auth.Session(key, b"s>c", b"c>s")
+        started = time.process_time()
+        for payload in payloads:
+            receiving.check(sending.seal(payload), payload)
+        best = min(best, time.process_time() - started)
+    return best
+
+
 def receive(authenticated, key, control):
-    """The receiving node, in a process of its own: listens, accepts one data connection, says
-    `ready`, then reads every batch and answers (records, CPU seconds) after the end mark."""
+    """The receiving node, in a process of its own: listens, accepts one data connection, starts
+    its flow, says `ready`, and answers (records, CPU seconds) when the flow has ended."""
     if authenticated:
         listener = transport.Listener(key)
         control.send(listener.address)
         ((_, receiver),) = list(listener.accept("bench", {"c1"}, threading.Event(), time.time() + 30))
         listener.close()
     else:
-        # The same sockets as transport's: small buffers set before listen.
+        # The same sockets as transport's: their options set before listen.
         server = socket.socket()
         transport._tune(server, transport.BUFFER_BYTES)
         server.bind(("127.0.0.1", 0))
@@ -100,17 +145,21 @@ def receive(authenticated, key, control):
         receiver = transport.Receiver(transport.FrameSocket(accepted, "sender"))
         if receiver.frames.recv_frame().get("type") != "hello":
             raise SystemExit("no hello")
-    control.send("ready")
+    graph = runtime.Graph()
+    sink = graph.add_block("sink", Sink)
+    flow = runtime.Dataflow(graph, inbound=[("c1", CONNECTION)])
     cpu = time.process_time()
-    count = sum(len(log) for log in receiver.logs())
-    control.send((count, time.process_time() - cpu))
-    receiver.close()
+    flow.attach("c1", receiver)
+    flow.start()
+    control.send("ready")
+    flow.wait(time.time() + 60)
+    control.send((sink.records, time.process_time() - cpu))
 
 
 def transfer(logs, authenticated, key):
-    """Seconds (wall, CPU of both ends) from the first frame sent to the receiver's report of the
-    end mark, and the records received; the receiver runs in another process, as the node at the
-    other end of a data connection does."""
+    """Seconds (wall, CPU of both ends) from the sending flow's start to the receiving flow's end,
+    and the records received; the receiver runs in another process, as the node at the other end
+    of a data connection does."""
     control, child_end = multiprocessing.Pipe()
     child = multiprocessing.get_context("fork").Process(target=receive, args=(authenticated, key, child_end))
     child.start()
@@ -122,12 +171,14 @@ def transfer(logs, authenticated, key):
         transport._tune(client, transport.BUFFER_BYTES)
         sending = transport.Sender(transport.FrameSocket(client, "receiver"))
         sending.frames.send_frame({"type": "hello", "run": "bench", "connection": "c1"})
+    Source.logs = logs
+    graph = runtime.Graph()
+    graph.add_block("source", Source)
+    flow = runtime.Dataflow(graph, outbound=[(CONNECTION, sending)])
     if control.recv() != "ready":
         raise SystemExit("the receiver did not get ready")
     started, cpu = time.perf_counter(), time.process_time()
-    for log in logs:
-        sending.send_log(log)
-    sending.end()
+    flow.run(time.time() + 60)
     count, receiver_cpu = control.recv()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     child.join()
@@ -145,13 +196,15 @@ def main(argv=None):
     key = auth.new_key()
     logs = batches(rows(options.records), options.batch)
     plain_s, auth_s, ratios, cpu_ratios, plain_connect, auth_connect = [], [], [], [], [], []
-    transfer(logs, True, key)  # warm up: imports, first connections
-    for _ in range(options.rounds):
+    for authenticated in (False, True):
+        transfer(logs, authenticated, key)  # warm up: imports, first connections
+    for round_number in range(options.rounds):
         plain_connect.append(handshakes(options.connections, False, key))
         auth_connect.append(handshakes(options.connections, True, key))
         best = {False: (float("inf"), float("inf")), True: (float("inf"), float("inf"))}
+        order = (False, True) if round_number % 2 == 0 else (True, False)
         for _ in range(options.repeat):
-            for authenticated in (False, True):
+            for authenticated in order:
                 wall, cpu, count = transfer(logs, authenticated, key)
                 if count != options.records:
                     raise SystemExit("records lost: {} of {}".format(count, options.records))
@@ -169,7 +222,8 @@ def main(argv=None):
         "plain_s": statistics.median(plain_s), "authenticated_s": statistics.median(auth_s),
         "plain_records_per_s": options.records / statistics.median(plain_s),
         "authenticated_records_per_s": options.records / statistics.median(auth_s),
-        "ratio": statistics.median(ratios), "cpu_ratio": statistics.median(cpu_ratios), "python": sys.version.split()[0], "cpus": os.cpu_count(),
+        "ratio": statistics.median(ratios), "cpu_ratio": statistics.median(cpu_ratios),
+        "tag_ms": tag_seconds(logs, key) * 1000, "python": sys.version.split()[0], "cpus": os.cpu_count(),
     }
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
     return 0

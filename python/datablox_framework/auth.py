@@ -186,9 +186,10 @@ class Session(object):
     """The per-connection key and the two sequence counters of one side of a connection."""
 
     def __init__(self, session_key, sending, receiving):
-        # HMAC-SHA256 (RFC 2104) from two SHA-256 states keyed once, copied for each message:
-        # measured 3.3 us per 4.4 KB frame against 8.4 us for `hmac.digest` (OpenSSL 3's HMAC
-        # sets itself up on every call).
+        # HMAC-SHA256 (RFC 2104) from two SHA-256 states keyed once, copied for each message
+        # (the tags of `hmac.new`, as test_auth checks): 3.2 us per 4.1 KB frame of
+        # ci/bench_auth.py, against 3.6 us copying a keyed `hmac.new` and 3.8 us for
+        # `hmac.digest` (timeit, the fastest of 50, Python 3.11, OpenSSL 3).
         block = session_key.ljust(64, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))

@@ -221,8 +221,14 @@ def address_text(host, port):
 
 
 def _tune(sock, buffer_bytes):
+    """The options of every data connection (set on a listening socket, its connections inherit
+    them): small kernel buffers (back-pressure), and TCP_NODELAY: a frame goes out when written.
+    Without it, Nagle's algorithm holds a write while an earlier one is unacknowledged: the
+    `hello`, written right after the handshake's last message, would wait for the listener's
+    delayed ACK (40 ms on Linux)."""
     for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
         sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class Sender(object):

@@ -3,6 +3,8 @@ against a caretaker process started as a node's service starts it (`deploy --hom
 `python3 -m datablox_framework.caretaker --home H --port N --host 127.0.0.1`), each refused, and
 the caretaker still serving a master that holds the key."""
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -130,6 +132,45 @@ class Sessions(unittest.TestCase):
         other_client, other_server = self.handshake(key, key)
         with self.assertRaises(auth.AuthError):
             other_server.open_line(client.seal_line(b'{"op": "ping"}'))
+
+    def test_every_tag_is_hmac_sha256_of_direction_sequence_number_and_payload(self):
+        # The session computes RFC 2104's HMAC from two SHA-256 states keyed once; it must give
+        # the tags of `hmac.new`, for every message of both directions, whatever the payload's
+        # length (empty, shorter and longer than SHA-256's block, over hashlib's 2 KiB threshold
+        # for releasing the GIL) and type (bytes or a memoryview, as frames are checked).
+        session_key = auth.new_key()
+        client = auth.Session(session_key, b"c>s", b"s>c")
+        server = auth.Session(session_key, b"s>c", b"c>s")
+        payloads = [b"", b"x", os.urandom(63), os.urandom(64), os.urandom(65), os.urandom(4121), os.urandom(70000)]
+        for number, payload in enumerate(payloads):
+            for sender, receiver, direction in ((client, server, b"c>s"), (server, client, b"s>c")):
+                expected = hmac.new(session_key, direction + struct.pack(">Q", number) + payload,
+                                    hashlib.sha256).digest()
+                tag = sender.seal(payload)
+                self.assertEqual(tag, expected)
+                receiver.check(tag, memoryview(b"tag" + payload)[3:])
+
+    def test_the_masters_requests_are_written_at_once(self):
+        # TCP_NODELAY: the first request, written right after the handshake's last message, is
+        # not held for the caretaker's delayed ACK.
+        key = auth.new_key()
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        self.addCleanup(server.close)
+
+        def serve():
+            sock, _ = server.accept()
+            auth.server_handshake(sock, key, "control", timeout=5)
+            sock.close()
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        link = master.Link("a", "127.0.0.1", server.getsockname()[1], key)
+        link.connect(5)
+        thread.join()
+        self.assertTrue(link.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        link.close()
 
     def test_a_wrong_key_or_purpose_fails_on_both_sides(self):
         client, server = self.handshake(auth.new_key(), auth.new_key())

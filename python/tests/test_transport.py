@@ -44,6 +44,17 @@ class Frames(unittest.TestCase):
         with self.assertRaises(TransportError):
             sender.send_log(Log({"value": [4]}))
 
+    def test_both_ends_write_each_frame_at_once(self):
+        # TCP_NODELAY: the `hello` written right after the handshake's last message is not held
+        # for the listener's delayed ACK, nor frames for one another's.
+        sender, receiver = connected()
+        try:
+            for frames in (sender.frames, receiver.frames):
+                self.assertTrue(frames.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        finally:
+            sender.close()
+            receiver.close()
+
     def test_listener_binds_loopback_by_default(self):
         listener = Listener(KEY)
         try:
