@@ -1,12 +1,16 @@
 """Engage driver of the system `python3`, which Datablox runs on but does not install.
 
 The resource's package is a `DummyPackage`: installing does nothing, and the resource counts as
-installed when `python3` is on PATH. Engage's own `python` resource stops at 2.7, so the
-extension defines this one for the interpreter the caretaker and blocks run with.
+installed when `python3` is on PATH and is a Python the node deployer supports: one whose
+tarfile has the `data` extraction filter (PEP 706), which the deployer extracts archives with
+(CPython 3.12 and newer, 3.11.4+, 3.10.12+, 3.9.17+, 3.8.17+). Engage's own `python` resource
+stops at 2.7, so the extension defines this one for the interpreter the caretaker and blocks
+run with.
 
 Valid Python 2.7 (Engage loads drivers with it) and Python 3.
 """
 import os
+import subprocess
 
 import engage.drivers.resource_manager as resource_manager
 from engage.utils.log_setup import setup_engage_logger
@@ -15,14 +19,23 @@ from engage.utils.user_error import EngageErrInf, UserError
 logger = setup_engage_logger(__name__)
 
 PYTHON = "python3"
+# The interpreters whose tarfile has the `data` filter: the deployer's `safetar.SUPPORTED`.
+SUPPORTED = "CPython 3.12 or newer, 3.11.4+, 3.10.12+, 3.9.17+ or 3.8.17+"
+CHECK = "import tarfile; tarfile.data_filter"
 
 ERR_NO_PYTHON = 1
+ERR_UNSUPPORTED_PYTHON = 2
 
 errors = {
     ERR_NO_PYTHON: EngageErrInf(
         __name__, ERR_NO_PYTHON,
         "resource %(id)s: `%(python)s` is not on PATH; install Python 3 with the system's package "
         "manager, then deploy again"),
+    ERR_UNSUPPORTED_PYTHON: EngageErrInf(
+        __name__, ERR_UNSUPPORTED_PYTHON,
+        "resource %(id)s: `%(python)s` (%(path)s) has no tarfile extraction filters (PEP 706), which "
+        "the node deployer extracts archives with; install %(supported)s as `%(python)s`, then deploy "
+        "again"),
 }
 
 
@@ -43,15 +56,31 @@ class Manager(resource_manager.Manager):
         resource_manager.Manager.__init__(self, metadata, package_name)
         self.dry_run = dry_run
 
+    def _problem(self):
+        """None, or the UserError that says why `python3` will not do."""
+        path = which(PYTHON)
+        if path is None:
+            return UserError(errors[ERR_NO_PYTHON], msg_args={"id": self.id, "python": PYTHON})
+        with open(os.devnull, "wb") as devnull:
+            try:
+                supported = subprocess.call([path, "-c", CHECK], stdout=devnull, stderr=devnull) == 0
+            except OSError:
+                supported = False
+        if not supported:
+            return UserError(errors[ERR_UNSUPPORTED_PYTHON], msg_args={
+                "id": self.id, "python": PYTHON, "path": path, "supported": SUPPORTED})
+        return None
+
     def _check(self):
-        if which(PYTHON) is None:
-            raise UserError(errors[ERR_NO_PYTHON], msg_args={"id": self.id, "python": PYTHON})
+        problem = self._problem()
+        if problem is not None:
+            raise problem
 
     def validate_pre_install(self):
         self._check()
 
     def is_installed(self):
-        return which(PYTHON) is not None
+        return self._problem() is None
 
     def install(self, package):
         # The package is a DummyPackage: the system provides python3; say so clearly if it does not.

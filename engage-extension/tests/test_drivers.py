@@ -571,6 +571,20 @@ class SystemPythonDriverTest(FakePython3TestCase):
             manager.validate_pre_install()
         self.assertIn("python3", str(raised.exception))
 
+    def test_a_python3_without_tarfiles_data_filter_is_refused_naming_the_supported_versions(self):
+        # The fake fails exactly the check the driver runs, as 3.6, 3.7 or 3.11.3 would.
+        bin_dir = self.use_fake_python3('test "$1 $2" = "-c import tarfile; tarfile.data_filter" && exit 1\nexit 0\n')
+        manager = self.manager()
+        self.assertFalse(manager.is_installed())
+        for step in (manager.validate_pre_install, lambda: manager.install(engage_testing.package_from_json(
+                {"type": "Reference", "package_class": "DummyPackage", "location": ""}, self.sw_packages))):
+            with self.assertRaises(UserError) as raised:
+                step()
+            self.assertIn("resource python3: `python3` ({}) has no tarfile extraction filters (PEP 706)".format(
+                os.path.join(bin_dir, "python3")), str(raised.exception))
+            self.assertIn("install CPython 3.12 or newer, 3.11.4+, 3.10.12+, 3.9.17+ or 3.8.17+ as `python3`",
+                          str(raised.exception))
+
 
 # A stand-in for `python3 -m pip` that behaves as pip's --target does: the package, its dist-info
 # and its scripts (in <target>/bin) are written into the target; an entry that exists is replaced

@@ -172,6 +172,14 @@ def print_steps(steps, home, dry_run, changed):
 
 def main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
+    try:
+        # First, before any home or file is read or written: a Python the deployer supports.
+        safetar.check_interpreter()
+    except DeployError as error:
+        sys.stderr.write("error: {}\n".format(error))
+        if getattr(args, "json", False):
+            sys.stdout.write(json.dumps({"error": str(error), "exit_code": error.code}, sort_keys=True) + "\n")
+        return error.code
     if args.command == "place":
         return nodes.main(args)
     home = Home(args.home)

@@ -88,9 +88,9 @@ def verify_digest(path, expected, label):
 def check_interpreter():
     """Refuses an interpreter whose tarfile lacks the `data` extraction filter (PEP 706)."""
     if not hasattr(tarfile, "data_filter"):
-        raise DeployError("this Python ({}) has no tarfile extraction filters (PEP 706), which the deployer "
+        raise DeployError("this Python ({} {}) has no tarfile extraction filters (PEP 706), which the deployer "
                           "extracts archives with (help: run the deployer with {})".format(
-                              sys.version.split()[0], SUPPORTED))
+                              sys.executable, sys.version.split()[0], SUPPORTED))
 
 
 class _Stop(Exception):

@@ -8,7 +8,7 @@ import sys
 import threading
 import unittest
 
-from deployer_tree import REPO, DeployerCase, constraint, deployer, snapshot, tree_archive, wheel
+from deployer_tree import PLATFORM, REPO, DeployerCase, constraint, deployer, snapshot, tree_archive, wheel
 
 from datablox_deployer import deploy, extension, resolve
 
@@ -73,6 +73,36 @@ class LayoutTest(DeployerCase):
             run = self.deploy(*args, expect=1)
             self.assertIn("{} is neither empty nor a deployment home: it holds thesis.txt".format(self.home), run.stderr)
             self.assertEqual(os.listdir(self.home), ["thesis.txt"])
+
+    def test_a_python_without_tarfiles_data_filter_is_refused_before_the_home_is_touched(self):
+        # Python 3.6, 3.7 and the 3.8-3.11 releases before PEP 706's backport lack the filter.
+        without_filter = ("import runpy, tarfile; del tarfile.data_filter; "
+                          "runpy.run_module('datablox_deployer', run_name='__main__')")
+
+        def deploy_without_filter(*args):
+            return subprocess.run([sys.executable, "-c", without_filter, "--home", self.home, "--tree", self.tree.path]
+                                  + PLATFORM + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  universal_newlines=True, env=dict(os.environ, PYTHONPATH=os.path.join(REPO, "python"),
+                                                                    PYTHONDONTWRITEBYTECODE="1"))
+
+        self.tree.block("alpha", "1.0")
+        self.tree.write()
+        expected = ("has no tarfile extraction filters (PEP 706), which the deployer extracts archives with (help: "
+                    "run the deployer with CPython 3.12 or newer, 3.11.4+, 3.10.12+, 3.9.17+ or 3.8.17+)")
+        run = deploy_without_filter("alpha")
+        self.assertEqual(run.returncode, 1)
+        self.assertIn("error: this Python ({} ".format(sys.executable), run.stderr)
+        self.assertIn(expected, run.stderr)
+        self.assertFalse(os.path.lexists(self.home))
+        # A home deployed before: not read, locked, logged or changed, whatever the command.
+        self.deploy("alpha")
+        before = snapshot(self.home)
+        for args in (("alpha",), ("--json", "alpha"), ("status",), ("stop",)):
+            run = deploy_without_filter(*args)
+            self.assertEqual(run.returncode, 1, run.stderr)
+            self.assertIn(expected, run.stderr)
+            self.assertEqual(snapshot(self.home), before)
+        self.assertIn(expected, json.loads(deploy_without_filter("--json", "alpha").stdout)["error"])
 
     def test_an_unreadable_installed_resources_json_is_refused_before_the_lock_and_the_log(self):
         self.tree.block("alpha", "1.0")
@@ -323,7 +353,7 @@ class PackageKindsTest(DeployerCase):
         self.assert_unchanged_but_logged(before, " failed: pip could not install `nosuchpkg==1.0`")
 
     def test_dummy_and_system_python_are_recorded(self):
-        self.tree.resource("python3", "3.6", {"type": "Reference", "package_class": "DummyPackage", "location": ""},
+        self.tree.resource("python3", "3.8", {"type": "Reference", "package_class": "DummyPackage", "location": ""},
                            mgr="engage.drivers.datablox.system_python_driver")
         self.tree.resource("too-new-python", "99.0", {"type": "Reference", "package_class": "DummyPackage", "location": ""},
                            mgr="engage.drivers.datablox.system_python_driver")

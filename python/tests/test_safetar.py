@@ -16,7 +16,7 @@ import tempfile
 import unittest
 from unittest import mock
 
-from deployer_tree import DeployerCase, huge_header_archive, snapshot, tgz, tree_archive, zeros_archive
+from deployer_tree import REPO, DeployerCase, huge_header_archive, snapshot, tgz, tree_archive, zeros_archive
 
 from datablox_deployer import DeployError, safetar
 
@@ -346,6 +346,11 @@ class ExtractTest(unittest.TestCase):
         self.assertIn("has no tarfile extraction filters (PEP 706)", str(caught.exception))
         self.assertIn(safetar.SUPPORTED, str(caught.exception))
         self.assertFalse(os.path.lexists(self.destination))
+
+    def test_the_python3_driver_names_the_versions_the_deployer_supports(self):
+        driver = os.path.join(REPO, "engage-extension", "drivers", "system_python_driver.py")
+        with open(driver) as handle:
+            self.assertIn('SUPPORTED = "{}"\n'.format(safetar.SUPPORTED), handle.read())
 
     def test_a_full_disk_is_a_failure_naming_the_file_not_a_refusal_of_the_archive(self):
         # A file size limit makes the write fail as a full disk does (EFBIG instead of ENOSPC).

@@ -202,10 +202,13 @@ pub fn deploy(repo: &Path, options: &DeployOptions, progress: &dyn Progress) -> 
 /// `python3 -c FROM_SOURCES PYTHON_DIR ARGS...` runs the deployer package in PYTHON_DIR.
 const FROM_SOURCES: &str = "import sys; sys.path.insert(0, sys.argv.pop(1)); from datablox_deployer.cli import main; sys.exit(main())";
 
+/// The Python a node needs (docs/archives.md): one whose tarfile has the `data` extraction filter.
+pub const NODE_PYTHON: &str =
+    "`python3` on PATH, CPython 3.12+, or 3.8.17+, 3.9.17+, 3.10.12+, 3.11.4+ (docs/archives.md)";
+
 pub(crate) fn shell_error(error: &xshell::Error) -> Error {
     Error::new(
-        Diagnostic::error("python3", format!("cannot run the node deployer: {error}")).help(
-            "the deployer needs `python3` on PATH: 3.12+, or 3.8.17+, 3.9.17+, 3.10.12+, 3.11.4+",
-        ),
+        Diagnostic::error("python3", format!("cannot run the node deployer: {error}"))
+            .help(format!("the deployer needs {NODE_PYTHON}")),
     )
 }

@@ -168,7 +168,7 @@ fn a_node_deploys_the_caretaker_then_blocks_on_demand() {
         ids(&home),
         [
             "master-host",
-            "__python3__3_6",
+            "__python3__3_8",
             "__datablox_framework__1_0",
             "__datablox_engage_adapter__1_0",
             "caretaker"

@@ -109,8 +109,8 @@ impl AuthReport {
 }
 
 fn error(message: String) -> Error {
-    Error::new(
-        Diagnostic::error("bench-auth", message)
-            .help("the authentication rows need a node's `python3` on PATH (docs/archives.md)"),
-    )
+    Error::new(Diagnostic::error("bench-auth", message).help(format!(
+        "the authentication rows need {}",
+        crate::deploy::NODE_PYTHON
+    )))
 }

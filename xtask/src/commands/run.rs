@@ -41,6 +41,6 @@ pub fn run(flags: RunFlags, cwd: &Path, repo: &Path) -> Result<ExitCode, Error> 
             "python3",
             format!("cannot run the node deployer: {error}"),
         )
-        .help("the deployer needs `python3` (3.6 or newer) on PATH"),
+        .help(format!("the deployer needs {}", xtask::deploy::NODE_PYTHON)),
     ))
 }
