@@ -191,7 +191,7 @@ def main(argv=None):
     parser.add_argument("--records", type=int, default=10000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--connections", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     options = parser.parse_args(argv)
     key = auth.new_key()
     logs = batches(rows(options.records), options.batch)
