@@ -1,12 +1,15 @@
 """`python3 -m pip` for the driver probe (`drivers.py` puts a `python3` running this first on PATH):
 nothing is downloaded; an install writes what pip's --target writes (the package, its dist-info,
-its scripts in <target>/bin), replacing an existing entry only with --upgrade, as pip does."""
+its scripts in <target>/bin), replacing an existing entry only with --upgrade, as pip does.
+`python3 -c CODE` (the python3 driver's check of the interpreter) runs as this interpreter runs it."""
 import os
 import re
 import shutil
 import sys
 
 args = sys.argv[1:]
+if args[:1] == ["-c"]:
+    os.execv(sys.executable, [sys.executable] + args)
 if args[:3] == ["-m", "pip", "--version"]:
     print("pip (check_extension's stand-in)")
     sys.exit(0)
