@@ -200,8 +200,10 @@ def main(argv=None):
             if args.json:
                 sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
             else:
-                sys.stderr.write("{}: {}{}\n".format(result["service"], "running" if result["running"] else "stopped",
-                                                     " (pid {}, port {})".format(result["pid"], result["port"]) if result["running"] else ""))
+                sys.stderr.write("{}: {}{}\n".format(
+                    result["service"], "running" if result["running"] else "stopped",
+                    " (pid {}, port {}; its next run uses installed generation {})".format(
+                        result["pid"], result["port"], result["generation"]) if result["running"] else ""))
             return 0
         run_topology = args.topology if args.command == "run" else None
         resources = args.resources if args.command == "install" else []

@@ -417,6 +417,16 @@ class Home(object):
         write_atomically(self.installed_file, ("[\n" + lines + "\n]\n" if lines else "[]\n").encode("utf-8"))
         crash_point("recorded")
 
+    def generation(self):
+        """The installed generation: the first 12 hex digits of installed_resources.json's
+        SHA-256 (None when absent), which the caretaker's answers about runs name too (its
+        `generation()`): each run uses what is installed when it starts."""
+        try:
+            with open(self.installed_file, "rb") as handle:
+                return hashlib.sha256(handle.read()).hexdigest()[:12]
+        except OSError:
+            return None
+
     def settings(self):
         if not os.path.exists(self.settings_file):
             return {}

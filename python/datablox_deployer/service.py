@@ -113,8 +113,10 @@ def status(home, name=None):
             found = LISTENING.findall(handle.read())
         if found:
             listen, port = found[-1][0].strip("[]"), int(found[-1][1])
+    # Each run of the caretaker uses what is installed when it starts (a worker process per
+    # run), so this generation is the one its next run uses.
     return {"service": instance["id"], "key": instance["key"], "running": running, "pid": pid,
-            "port": port, "listen": listen, "log": log}
+            "port": port, "listen": listen, "log": log, "generation": home.generation()}
 
 
 def start(home, name=None, port=None, listen=None, remember_address=True, key_file=None, tls=None):
@@ -170,7 +172,7 @@ def start(home, name=None, port=None, listen=None, remember_address=True, key_fi
             if remember_address:
                 remember(home, stem, started)
             return dict(started, service=instance["id"], key=instance["key"], running=True, pid=process.pid,
-                        log=log_path, changed=True)
+                        log=log_path, changed=True, generation=home.generation())
         time.sleep(0.05)
     process.kill()
     raise DeployError("service `{}` did not listen within {:.0f} s; see {}".format(instance["id"], START_TIMEOUT, log_path))

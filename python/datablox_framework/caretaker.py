@@ -1,8 +1,14 @@
-"""The per-node caretaker: loads blocks into this node, deploying them first when needed.
+"""The per-node caretaker: runs blocks on this node, deploying them first when needed.
 
-A node is first deployed with only the caretaker, the framework and the adapter. When asked to
-load a block whose directory is not under `<home>/blox`, the caretaker asks the Datablox Engage
-adapter to deploy it (and what it needs) into this home; a block already there is only loaded.
+A node is first deployed with only the caretaker, the framework and the adapter. When a request
+names a block whose directory is not under `<home>/blox`, the caretaker asks the Datablox Engage
+adapter to deploy it (and what it needs) into this home; a block already there is used as it is.
+The caretaker itself never imports a block: every `load`, every `run` and every part of a run
+across nodes is done by a worker process of its own (`worker`), started for it, so that each run
+imports what is installed now (a redeploy reaches the next run, with no restart) and a block that
+crashes ends only its worker, whose failure the caretaker reports (`cause: "block"`, its exit
+status) before it serves the next request. Answers about runs carry `generation`, the installed
+state the run used (`generation()`).
 
 Run as a server:  python3 -m datablox_framework.caretaker --home DIR --port N [--key-file FILE]
 A client first proves it holds the cluster key (`auth`: `<home>/config/cluster.key` unless
@@ -10,15 +16,18 @@ A client first proves it holds the cluster key (`auth`: `<home>/config/cluster.k
 logged (its address) and disconnected, and nothing is served to it. Then it speaks
 line-delimited JSON on 127.0.0.1, one request per line, one answer per line, each line tagged
 (`auth.Session.seal_line`) and at most MAX_LINE bytes long:
-  {"op": "ping"}                                   -> {"ok": true, "pid": ..., "running": [run ids]}
-  {"op": "load", "name": "Dump", "version": "1.0"} -> {"ok": true, "block": {...}}
+  {"op": "ping"}              -> {"ok": true, "pid": ..., "running": [run ids], "generation": ...}
+  {"op": "load", "name": "Dump", "version": "1.0"} -> {"ok": true, "block": {...}}: deployed if
+     needed, then imported and configured (`config`) in a worker, which describes it and exits
   {"op": "run", "topology": {"blocks": [{"id": "src", "name": "Dir-Source", "version": "1.0",
                                          "args": {"directory": "/data"}}, ...],
                               "connections": [{"from": "src.output", "to": "count.input"}, ...]}}
       -> {"ok": true, "result": {"blocks": N, "delivered": N, "order": [...]},
-          "counts": {"src": {"emitted": N, "received": N}, ...}, "deployed": ["Word-Count 1.0", ...]}
-     Each run has its own block instances (configured with their `args`); blocks that are not
-     installed are deployed first, through the adapter.
+          "counts": {"src": {"emitted": N, "received": N}, ...}, "deployed": ["Word-Count 1.0", ...],
+          "generation": ...}
+     Each run has its own worker and block instances (configured with their `args`); blocks that
+     are not installed are deployed first, through the adapter. A failed run answers
+     {"ok": false, "error": "...", "cause": "block"} (the worker's last error or exit status).
   {"op": "shutdown"}                               -> {"ok": true}, then the server stops
 Errors answer {"ok": false, "error": "..."}.
 
@@ -28,42 +37,49 @@ A run across nodes (see `master`) gives each caretaker its part, in four steps o
       "inbound":  [{"id": "c2", "from": "hash.output", "to": "count.input", "node": "w2"}, ...],
       "outbound": [{"id": "c3", "from": "count.output", "to": "write.input", "node": "w3"}, ...]}}
       -> {"ok": true, "data_port": N or null, "ports": {block: {port: {direction, fields}}},
-          "deployed": [...]}
-     loads (deploying on demand) the blocks and, if data comes from other nodes, listens for it;
+          "deployed": [...], "generation": ...}
+     deploys the blocks missing, then starts the part's worker, which loads them and, if data
+     comes from other nodes, listens for it;
   {"op": "start", "run": ID, "node": "w1", "peers": {"c3": [host, data_port of w3], ...}} -> {"ok": true}
-     connects the outbound data connections (`transport`) and runs the part (`runtime.Dataflow`);
+     the worker connects the outbound data connections (`transport`) and runs the part
+     (`runtime.Dataflow`);
   {"op": "wait", "run": ID, "node": "w1", "timeout": S}
       -> {"ok": true, "state": "running"} until it finishes, then
          {"ok": true, "state": "done", "counts": {...}, "result": {"blocks": N, "delivered": N}}
          or {"ok": false, "state": "failed", "error": "...", "cause": "block"|"connection"|"timeout"};
   {"op": "abort", "run": ID, "node": "w1"}         -> {"ok": true}: stops it if it runs, forgets it
      (without `node`: every part of the run). One caretaker may hold parts of several nodes.
-A part stops by itself at its timeout, and when the connection that prepared it closes.
+A part stops by itself at its timeout, and when the connection that prepared it closes (its
+worker is killed).
 """
 
 import argparse
-import collections
+import binascii
+import hashlib
 import json
 import logging
 import math
 import os
+import signal
 import socket
 import socketserver
+import subprocess
 import sys
 import threading
 import time
 
-from . import auth, loader, naming, runtime, transport
+from . import auth, loader, naming, transport, worker
 from . import topology as rules
-from .block import Port
 
 LOG = logging.getLogger("datablox")
 # The longest control line read (its tag included); a longer one ends the connection.
 MAX_LINE = 1024 * 1024
 # The most seconds a request may ask for (a run's `timeout`): 30 days.
 MAX_SECONDS = 30 * 24 * 3600.0
-# Blocks kept loaded by `load`; the one used least recently is shut down to make room.
-MAX_LOADED = 64
+# The most seconds a `load` worker may take to import and configure its block.
+LOAD_TIMEOUT = 600.0
+# The directory that holds the framework this caretaker runs from (a home's `python/`).
+FRAMEWORK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class CaretakerError(Exception):
@@ -80,109 +96,141 @@ def seconds(request, field, default):
     return float(value)
 
 
-def connection_ends(connection, where):
-    """((source, port), (target, port)) of a `{"from": "a.out", "to": "b.in"}` connection."""
-    ends = [connection.get("from"), connection.get("to")] if isinstance(connection, dict) else connection
-    if not (isinstance(ends, list) and len(ends) == 2 and all(isinstance(e, str) and "." in e for e in ends)):
-        raise CaretakerError("{}: expected {{\"from\": \"block.port\", \"to\": \"block.port\"}}".format(where))
-    return tuple(rules.split_end(e) for e in ends)
+def generation(home):
+    """Which installed state of `home` a run uses: the first 12 hex digits of the SHA-256 of
+    `<home>/config/installed_resources.json` (every deploy that installs, replaces or removes a
+    resource rewrites it), or None when nothing is installed."""
+    try:
+        with open(os.path.join(home, "config", "installed_resources.json"), "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()[:12]
+    except OSError:
+        return None
+
+
+class WorkerDied(CaretakerError):
+    """The worker process ended without its answer."""
+
+
+class Worker(object):
+    """One worker process (`datablox_framework.worker`) and the caretaker's end of its channel,
+    a socket pair whose other end only the child inherits."""
+
+    def __init__(self, job, what):
+        self.what = what
+        parent, child = socket.socketpair()
+        environment = dict(os.environ)
+        # The framework the caretaker runs from (a home's `python/`) first: the worker imports
+        # whatever is installed there now.
+        environment["PYTHONPATH"] = os.pathsep.join([FRAMEWORK_ROOT] + [
+            p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p and p != FRAMEWORK_ROOT])
+        try:
+            with open(os.devnull, "rb") as devnull:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "datablox_framework.worker", "--channel", str(child.fileno())],
+                    pass_fds=(child.fileno(),), stdin=devnull, env=environment)
+        except OSError as error:
+            parent.close()
+            raise CaretakerError("cannot start the worker process of {}: {}".format(what, error))
+        finally:
+            child.close()
+        self.channel = worker.Channel(parent)
+        try:
+            self.channel.send(job)
+        except OSError:
+            pass  # a worker that died at once is reported by the first `answer`
+
+    def answer(self, timeout=None):
+        """The worker's next message; WorkerDied when it ended without one, CaretakerError when it
+        took more than `timeout` seconds (it is killed)."""
+        try:
+            message = self.channel.receive(timeout)
+        except socket.timeout:
+            self.kill()
+            raise CaretakerError("the worker process of {} did not answer within {:g} s".format(self.what, timeout))
+        except (OSError, ValueError):
+            message = None
+        if message is None:
+            self.kill(wait_first=5.0)
+            raise WorkerDied("the worker process of {} {}".format(self.what, exit_text(self.process.returncode)))
+        return message
+
+    def send(self, message):
+        try:
+            self.channel.send(message)
+        except OSError:
+            pass  # the next `answer` says how it ended
+
+    def kill(self, wait_first=0.0):
+        """End the process (after `wait_first` seconds for it to end by itself) and reap it."""
+        if wait_first:
+            try:
+                self.process.wait(wait_first)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.channel.close()
+
+
+def exit_text(code):
+    if code is not None and code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "signal {}".format(-code)
+        return "was killed by {} (signal {})".format(name, -code)
+    return "exited with code {}".format(code)
 
 
 class Part(object):
-    """This node's part of a run across nodes: its graph, its data connections with other nodes
-    (`remote`: id -> (kind, Connection, peer node)), the listener for the inbound ones, and the
-    run's state: prepared, running, then done, failed or aborted."""
+    """This node's part of a run across nodes, run by its worker process: prepared, running,
+    then done, failed or aborted."""
 
-    def __init__(self, run_id, node, graph, remote, listener, deadline, deployed, key, tls=None):
-        self.key = key
-        self.tls = tls
+    def __init__(self, run_id, node, process, deadline, deployed, generation):
         self.run_id = run_id
         self.node = node
-        self.graph = graph
-        self.remote = remote
-        self.listener = listener
+        self.worker = process
         self.deadline = deadline
         self.deployed = deployed
-        self.stop = threading.Event()
+        self.generation = generation
         self.finished = threading.Event()
         self.state = "prepared"
         self.error = None
         self.cause = None
-        self.flow = None
-        self.senders = []
+        self.final = None
         self._lock = threading.Lock()
 
-    def describe(self, connection):
-        for connection_id, (kind, known, peer) in self.remote.items():
-            if known is connection:
-                return "{} {} ({} node `{}`)".format(connection_id, connection, "from" if kind == "inbound" else "to", peer)
-        return repr(connection)
-
     def start(self, peers):
-        """Connect the outbound data connections to `peers` (id -> [host, port]), then run."""
+        """Have the worker connect the outbound data connections to `peers`, then run."""
         with self._lock:
             if self.state != "prepared":
                 raise CaretakerError("run `{}` is {}, not prepared".format(self.run_id, self.state))
             self.state = "running"
-        peers = peers if isinstance(peers, dict) else {}
-        outbound = []
+        self.worker.send({"op": "start", "peers": peers})
         try:
-            for connection_id, (kind, connection, node) in sorted(self.remote.items()):
-                if kind != "outbound":
-                    continue
-                address = peers.get(connection_id)
-                if not (isinstance(address, list) and len(address) == 2 and isinstance(address[0], str)
-                        and isinstance(address[1], int) and 0 < address[1] < 65536):
-                    raise CaretakerError("`start` gives no address [host, port] for connection `{}`".format(connection_id))
-                timeout = max(1.0, min(10.0, self.deadline - time.time()))
-                # A peer may be idle as long as the run may last (a slow block upstream is no
-                # failure); a node that dies is noticed by the master, which aborts the run.
-                sender = transport.Sender.connect(
-                    address[0], address[1], self.run_id, connection_id, self.key, stop=self.stop,
-                    connect_timeout=timeout, tls=self.tls,
-                    peer="node `{}` ({})".format(node, transport.address_text(address[0], address[1])),
-                    idle_timeout=self._idle())
-                self.senders.append(sender)
-                outbound.append((connection, sender))
-        except (CaretakerError, transport.TransportError) as error:
-            self._finish("failed", error="connection {}: {}".format(connection_id, error), cause="connection")
+            answer = self.worker.answer(max(self.deadline - time.time(), 1.0))
+        except CaretakerError as error:
+            self._finish("failed", str(error), "block")
             raise CaretakerError(self.error)
-        inbound = [(i, c) for i, (kind, c, _) in self.remote.items() if kind == "inbound"]
-        self.flow = runtime.Dataflow(self.graph, outbound, inbound, stop=self.stop, describe=self.describe)
-        if self.listener is not None:
-            thread = threading.Thread(target=self._accept, name="datablox-accept-{}".format(self.run_id))
-            thread.daemon = True
-            thread.start()
-        thread = threading.Thread(target=self._run, name="datablox-run-{}".format(self.run_id))
+        if not answer.get("ok"):
+            self._finish("failed", answer.get("error"), answer.get("cause", "block"))
+            raise CaretakerError(self.error)
+        thread = threading.Thread(target=self._follow, name="datablox-run-{}".format(self.run_id))
         thread.daemon = True
         thread.start()
 
-    def _idle(self):
-        return max(self.deadline - time.time(), 1.0)
-
-    def _accept(self):
-        peers = dict((i, "node `{}`".format(node)) for i, (kind, _, node) in self.remote.items() if kind == "inbound")
+    def _follow(self):
         try:
-            for connection_id, receiver in self.listener.accept(
-                    self.run_id, set(peers), self.stop, min(self.deadline, time.time() + 30.0), peers,
-                    idle_timeout=self._idle()):
-                self.flow.attach(connection_id, receiver)
-        except transport.Aborted:
-            pass
-        except transport.TransportError as error:
-            self.flow.fail(str(error))
-        finally:
-            self.listener.close()
-
-    def _run(self):
-        try:
-            self.flow.run(self.deadline)
-        except runtime.RunFailed as error:
-            self._finish("failed", error=str(error), cause=error.cause)
-        except Exception as error:
-            self._finish("failed", error="{}: {}".format(type(error).__name__, error), cause="block")
-        else:
+            final = self.worker.answer()
+        except CaretakerError as error:
+            self._finish("failed", str(error), "block")
+            return
+        if final.get("state") == "done":
+            self.final = final
             self._finish("done")
+        else:
+            self._finish("failed", final.get("error"), final.get("cause", "block"))
 
     def _finish(self, state, error=None, cause=None):
         with self._lock:
@@ -192,34 +240,29 @@ class Part(object):
             self.error = error
             self.cause = cause
             self.finished.set()
-        if state != "done":
-            self.stop.set()
-            for sender in self.senders:
-                sender.close()
-            if self.listener is not None:
-                self.listener.close()
+        # The worker's data connections close with it, which its peers notice.
+        self.worker.kill(wait_first=2.0 if state == "done" else 0.0)
 
     def wait(self, timeout):
         """The answer to `wait`: the state once finished, or `running` after `timeout` seconds."""
         if self.state != "prepared":
             self.finished.wait(timeout)
-        answer = {"ok": self.state not in ("failed", "aborted"), "state": self.state, "node": self.node}
+        answer = {"ok": self.state not in ("failed", "aborted"), "state": self.state, "node": self.node,
+                  "generation": self.generation}
         if self.error is not None:
             answer["error"] = self.error
             answer["cause"] = self.cause
         if self.state == "done":
-            answer["counts"] = self.flow.counts
-            answer["result"] = {"blocks": len(self.graph.blocks), "delivered": self.flow.delivered}
+            answer["counts"] = self.final["counts"]
+            answer["result"] = self.final["result"]
         return answer
 
     def abort(self, reason):
-        if self.flow is not None:
-            self.flow.fail("aborted: {}".format(reason))
         self._finish("aborted", error="aborted: {}".format(reason), cause="aborted")
 
 
 class Caretaker(object):
-    """The blocks loaded on the node whose deployment home is `home`.
+    """Runs the blocks of the node whose deployment home is `home`, each run in a worker process.
 
     `adapter` is the deployment adapter module (anything with `deploy_block(home, name, version)`);
     by default the `datablox_engage_adapter` package if it is importable, else none. `key` is the
@@ -235,10 +278,10 @@ class Caretaker(object):
         self.data_host = data_host
         self.key = key
         self.tls = tls
-        # Blocks loaded by `load`, least recently used first, at most MAX_LOADED.
-        self.loaded = collections.OrderedDict()
-        # Parts of runs across nodes, by run id.
+        # Parts of runs across nodes, by (run id, node).
         self.parts = {}
+        # The workers of `load` and `run` requests in progress.
+        self.workers = set()
         self._lock = threading.Lock()
 
     @property
@@ -248,31 +291,41 @@ class Caretaker(object):
     def block_path(self, name, version):
         return os.path.join(self.bloxpath, naming.block_dir(name, version))
 
+    def _job(self, kind, **fields):
+        job = {"job": kind, "bloxpath": [self.bloxpath], "data_host": self.data_host,
+               "key": binascii.hexlify(self.key).decode("ascii") if self.key else None,
+               "tls": list(self.tls.files) if self.tls else None}
+        job.update(fields)
+        return job
+
+    def _one_shot(self, job, what, timeout=None):
+        """Start a worker for `job`, return its answer; the worker is tracked until it ends."""
+        process = Worker(job, what)
+        with self._lock:
+            self.workers.add(process)
+        try:
+            return process.answer(timeout)
+        finally:
+            process.kill(wait_first=2.0)
+            with self._lock:
+                self.workers.discard(process)
+
     def load_block(self, name, version, config=None):
-        """Load (deploying first if needed) and configure block `name` `version`; returns a summary.
-        Each distinct `config` gets its own instance."""
+        """Deploy block `name` `version` if needed, then check in a worker that it imports and
+        takes `config`; returns a summary."""
         try:
             key = naming.block_key(name, version)
         except ValueError as error:
             raise CaretakerError(str(error))
         with self._lock:
-            block_key = (key["name"], version, json.dumps(config or {}, sort_keys=True, default=str))
-            if block_key in self.loaded:
-                self.loaded.move_to_end(block_key)
-                return self._summary(self.loaded[block_key], deployed=False)
             deployed = self._ensure_installed(name, version)
-            try:
-                block = loader.create_block("{}-{}".format(key["name"], version), name, version, config, [self.bloxpath])
-            except Exception as error:
-                raise CaretakerError("block `{} {}` is installed but cannot be loaded: {}".format(name, version, error))
-            self.loaded[block_key] = block
-            while len(self.loaded) > MAX_LOADED:
-                _, evicted = self.loaded.popitem(last=False)
-                try:
-                    evicted.on_shutdown()
-                except Exception as error:
-                    LOG.warning("block `%s` failed to shut down when unloaded: %s", evicted.id, error)
-            return self._summary(block, deployed)
+        what = "`load` of `{} {}`".format(name, version)
+        answer = self._one_shot(self._job("load", id="{}-{}".format(key["name"], version), name=name,
+                                          version=version, config=config), what, LOAD_TIMEOUT)
+        if not answer.get("ok"):
+            raise CaretakerError("block `{} {}` is installed but cannot be loaded: {}".format(
+                name, version, answer.get("error")))
+        return dict(answer["block"], directory=self.block_path(name, version), deployed=deployed)
 
     def _ensure_installed(self, name, version):
         """Deploy the block through the adapter unless it is in BLOXPATH; returns whether it deployed."""
@@ -292,12 +345,11 @@ class Caretaker(object):
             deployed = True
         return deployed
 
-    def _build_graph(self, blocks, connections, where="topology"):
-        """A runtime.Graph of `blocks` (deploying those missing) joined by `connections`; returns
-        (graph, the blocks deployed)."""
-        if not isinstance(blocks, list) or not isinstance(connections, list):
+    def _install_blocks(self, blocks, where="topology"):
+        """Check the block specs and deploy those missing (here, before any worker starts);
+        returns the blocks deployed."""
+        if not isinstance(blocks, list):
             raise CaretakerError("a {} is an object with a `blocks` list and a `connections` list".format(where))
-        graph = runtime.Graph([self.bloxpath])
         deployed = []
         for index, spec in enumerate(blocks):
             if not isinstance(spec, dict) or not all(isinstance(spec.get(f), str) for f in ("id", "name", "version")):
@@ -310,38 +362,29 @@ class Caretaker(object):
             with self._lock:
                 if self._ensure_installed(name, version):
                     deployed.append("{} {}".format(name, version))
-            try:
-                graph.add(spec["id"], name, version, spec.get("args") or {})
-            except Exception as error:
-                raise CaretakerError("{} block `{}` ({} {}): {}".format(where, spec["id"], name, version, error))
-        for index, connection in enumerate(connections):
-            (source, source_port), (target, target_port) = connection_ends(connection, "{} connection #{}".format(where, index + 1))
-            try:
-                graph.connect(source, source_port, target, target_port)
-            except Exception as error:
-                raise CaretakerError("{} connection #{}: {}".format(where, index + 1, error))
-        return graph, deployed
+        return deployed
 
     def run_topology(self, topology):
-        """Run a topology (see the module's doc); returns the answer's fields."""
+        """Run a topology in a worker (see the module's doc); returns the answer."""
         try:
             rules.check(topology)
         except rules.TopologyError as error:
             raise CaretakerError(str(error))
-        graph, deployed = self._build_graph(topology["blocks"], topology.get("connections", []))
+        deployed = self._install_blocks(topology["blocks"])
+        installed = generation(self.home)
         try:
-            order = graph.topological_order()
-            graph.run()
-        except Exception as error:
-            raise CaretakerError("the run failed: {}: {}".format(type(error).__name__, error))
-        return {"result": {"blocks": len(graph.blocks), "delivered": graph.delivered, "order": order},
-                "counts": graph.counts, "deployed": deployed}
+            answer = self._one_shot(self._job("run", topology=topology), "the run")
+        except WorkerDied as error:
+            answer = {"ok": False, "error": str(error), "cause": "block"}
+        answer.update(deployed=deployed, generation=installed)
+        return answer
 
     # -- this node's part of a run across nodes (driven by datablox_framework.master) -----------
 
     def prepare_part(self, request):
-        """Load this node's blocks (deploying on demand), check its connections and, when data
-        comes from other nodes, listen for it. Returns the answer's fields."""
+        """Deploy this node's missing blocks, then start the part's worker, which loads them,
+        checks its connections and, when data comes from other nodes, listens for it. Returns
+        the answer's fields."""
         run_id, node = request.get("run"), request.get("node")
         part = request.get("part")
         if not isinstance(run_id, str) or not run_id or not isinstance(node, str) or not isinstance(part, dict):
@@ -353,37 +396,27 @@ class Caretaker(object):
         with self._lock:
             if key in self.parts:
                 raise CaretakerError("run `{}` of node `{}` is already prepared here".format(run_id, node))
-        graph, deployed = self._build_graph(part.get("blocks"), part.get("connections", []), "part")
-        remote = {}
-        for kind, local_end, direction in (("inbound", "to", Port.INPUT), ("outbound", "from", Port.OUTPUT)):
-            for index, spec in enumerate(part.get(kind, [])):
-                where = "part {} connection #{}".format(kind, index + 1)
-                if not isinstance(spec, dict) or not isinstance(spec.get("id"), str) or not isinstance(spec.get("node"), str):
-                    raise CaretakerError("{}: needs string `id`, `node`, `from` and `to`".format(where))
-                ends = connection_ends(spec, where)
-                block_id, port = ends[0] if local_end == "from" else ends[1]
-                try:
-                    graph._block(block_id).port(port, direction)
-                except Exception as error:
-                    raise CaretakerError("{} ({}): {}".format(where, spec["id"], error))
-                connection = runtime.Connection(ends[0][0], ends[0][1], ends[1][0], ends[1][1])
-                remote[spec["id"]] = (kind, connection, spec["node"])
-        ports = dict((block_id, dict((name, {"direction": p.direction, "fields": p.fields})
-                                     for name, p in block.ports.items()))
-                     for block_id, block in graph.blocks.items())
-        listener = None
-        if any(kind == "inbound" for kind, _, _ in remote.values()):
-            try:
-                listener = transport.Listener(self.key, self.data_host, tls=self.tls)
-            except OSError as error:
-                raise CaretakerError("cannot listen for data on {}: {}".format(self.data_host, error))
-        part = Part(run_id, node, graph, remote, listener, time.time() + timeout, deployed, self.key, self.tls)
+        deployed = self._install_blocks(part.get("blocks"), "part")
+        installed = generation(self.home)
+        deadline = time.time() + timeout
+        process = Worker(self._job("part", run=run_id, node=node, part=part, deadline=deadline),
+                         "run `{}` (node `{}`)".format(run_id, node))
+        try:
+            answer = process.answer(timeout)
+        except CaretakerError:
+            process.kill()
+            raise
+        if not answer.get("ok"):
+            process.kill()
+            raise CaretakerError(answer.get("error"))
+        prepared = Part(run_id, node, process, deadline, deployed, installed)
         with self._lock:
             if key in self.parts:
-                part.abort("prepared twice")
+                prepared.abort("prepared twice")
                 raise CaretakerError("run `{}` of node `{}` is already prepared here".format(run_id, node))
-            self.parts[key] = part
-        return {"data_port": listener.address[1] if listener else None, "ports": ports, "deployed": deployed}
+            self.parts[key] = prepared
+        return {"data_port": answer["data_port"], "ports": answer["ports"], "deployed": deployed,
+                "generation": installed}
 
     def _part(self, request):
         run_id, node = request.get("run"), request.get("node")
@@ -403,29 +436,15 @@ class Caretaker(object):
             part.abort(reason)
         return bool(parts)
 
-    def _summary(self, block, deployed):
-        return {
-            "name": block.block_name,
-            "version": block.block_version,
-            "id": block.id,
-            "directory": self.block_path(block.block_name, block.block_version),
-            "deployed": deployed,
-            "ports": sorted(block.ports),
-        }
-
     def shutdown(self):
-        """Abort every part of a run, shut every loaded block down; returns the errors met."""
+        """Abort every part of a run and end every worker; returns the errors met (none)."""
         for run_id, node in list(self.parts):
             self.abort_part(run_id, node, "the caretaker is shutting down")
-        errors = []
         with self._lock:
-            for block in self.loaded.values():
-                try:
-                    block.on_shutdown()
-                except Exception as error:
-                    errors.append("{}: {}".format(block.id, error))
-            self.loaded.clear()
-        return errors
+            workers = list(self.workers)
+        for process in workers:
+            process.kill()
+        return []
 
     def handle(self, request):
         """Answer one decoded request (a dict). Never raises: errors become {"ok": false}."""
@@ -436,14 +455,13 @@ class Caretaker(object):
             if op == "ping":
                 with self._lock:
                     running = sorted(set(k[0] for k, p in self.parts.items() if not p.finished.is_set()))
-                return {"ok": True, "pid": os.getpid(), "home": self.home, "running": running}
+                return {"ok": True, "pid": os.getpid(), "home": self.home, "running": running,
+                        "generation": generation(self.home)}
             if op == "load":
                 block = self.load_block(request.get("name"), request.get("version"), request.get("config"))
                 return {"ok": True, "block": block}
             if op == "run":
-                answer = {"ok": True}
-                answer.update(self.run_topology(request.get("topology")))
-                return answer
+                return self.run_topology(request.get("topology"))
             if op == "shutdown":
                 errors = self.shutdown()
                 return {"ok": not errors, "errors": errors} if errors else {"ok": True}

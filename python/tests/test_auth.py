@@ -356,19 +356,21 @@ class Attacks(unittest.TestCase):
         self.assertTrue(master.request({"op": "abort", "run": "r"})["ok"])
         self.assert_still_serving()
 
-    def test_many_loads_keep_a_bounded_set_of_blocks_and_files(self):
+    def test_many_loads_keep_no_blocks_and_no_files(self):
         master = self.master()
         descriptors = len(os.listdir("/proc/{}/fd".format(self.process.pid)))
         os.makedirs(os.path.join(self.tmp, "loads"))
-        for number in range(500):
+        for number in range(20):
             answer = master.request({"op": "load", "name": "Sink", "version": "1.0",
                                      "config": {"path": os.path.join(self.tmp, "loads", str(number))}})
             self.assertTrue(answer["ok"], answer)
+        # Each load's block lives in its own worker process, which ends after the answer: the
+        # caretaker holds none of their files.
         grown = len(os.listdir("/proc/{}/fd".format(self.process.pid))) - descriptors
-        self.assertLessEqual(grown, 64)
-        # Every Sink shut down to make room wrote its output.
-        self.assertGreaterEqual(len([n for n in os.listdir(os.path.join(self.tmp, "loads"))
-                                     if not n.endswith(".progress")]), 500 - 64)
+        self.assertLessEqual(grown, 2)
+        # Every Sink was shut down, so it wrote its output.
+        self.assertEqual(len([n for n in os.listdir(os.path.join(self.tmp, "loads"))
+                              if not n.endswith(".progress")]), 20)
         self.assert_still_serving()
 
     def test_data_connections_cannot_be_hijacked_and_silent_ones_do_not_fail_the_run(self):

@@ -18,6 +18,24 @@ KEY = auth.new_key()
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Writes the values it received to `path` (JSON) at shutdown.
+COLLECT = """
+import json
+from datablox_framework.block import Block
+
+class collect(Block):
+    def on_load(self, config):
+        self.path = config["path"]
+        self.values = []
+        self.add_input("input", ["value"])
+    def recv_push(self, port, log):
+        self.values.extend(log["value"])
+    def on_shutdown(self):
+        with open(self.path, "w") as handle:
+            json.dump(self.values, handle)
+"""
+
+
 class FakeAdapter(object):
     """Deploys a block by writing a doubler block into the home's BLOXPATH."""
 
@@ -102,14 +120,94 @@ class {cls}(Block):
         summary = care.load_block("Care-Deployed", "1.0", {"factor": 4})
         self.assertEqual(adapter.calls, [(os.path.abspath(self.home), "Care-Deployed", "1.0")])
         self.assertTrue(summary["deployed"])
-        self.assertEqual(care.loaded[("care-deployed", "1.0", '{"factor": 4}')].factor, 4)
-        # A second load with the same config reuses the loaded block; another config gets its own.
-        self.assertFalse(care.load_block("Care-Deployed", "1.0", {"factor": 4})["deployed"])
-        self.assertEqual(len(care.loaded), 1)
+        self.assertEqual(summary["ports"], ["input", "output"])
+        # Loaded again: installed now, so only imported (in a new worker).
         self.assertFalse(care.load_block("Care-Deployed", "1.0", {"factor": 5})["deployed"])
-        self.assertEqual(sorted(b.factor for b in care.loaded.values()), [4, 5])
         self.assertEqual(len(adapter.calls), 1)
-        self.assertEqual(len(adapter.calls), 1)
+        # A block that fails in its worker is answered with the worker's error.
+        self.blox.write_block("Care-Broken", "1.0", "raise ImportError('a missing dependency')\n")
+        with self.assertRaises(CaretakerError) as caught:
+            care.load_block("Care-Broken", "1.0")
+        self.assertIn("block `Care-Broken 1.0` is installed but cannot be loaded: ", str(caught.exception))
+        self.assertIn("a missing dependency", str(caught.exception))
+        self.assertEqual(care.workers, set())
+
+    def test_a_changed_block_reaches_the_next_run_without_a_restart(self):
+        source = """
+from datablox_framework.block import Block, Log
+
+class {cls}(Block):
+    def on_load(self, config):
+        self.add_output("output", ["value"])
+    def on_start(self):
+        self.push("output", Log({{"value": [{value}]}}))
+"""
+        directory = self.blox.write_block("Emits", "1.0", source.format(cls="emits", value=1))
+        self.blox.write_block("Collect", "1.0", COLLECT)
+        out = os.path.join(self.home, "out.json")
+        topology = {"blocks": [{"id": "e", "name": "Emits", "version": "1.0"},
+                               {"id": "c", "name": "Collect", "version": "1.0", "args": {"path": out}}],
+                    "connections": [{"from": "e.output", "to": "c.input"}]}
+        care = Caretaker(self.home, None)
+        installed = os.path.join(self.home, "config", "installed_resources.json")
+        os.makedirs(os.path.dirname(installed))
+        with open(installed, "w") as handle:
+            handle.write("[]\n")
+        first = care.handle({"op": "run", "topology": topology})
+        self.assertTrue(first["ok"], first)
+        with open(out) as handle:
+            self.assertEqual(json.load(handle), [1])
+        # A deploy replaces the block's directory and rewrites installed_resources.json.
+        shutil.rmtree(directory)
+        self.blox.write_block("Emits", "1.0", source.format(cls="emits", value=2))
+        with open(installed, "w") as handle:
+            handle.write('[{"id": "emits"}]\n')
+        second = care.handle({"op": "run", "topology": topology})
+        self.assertTrue(second["ok"], second)
+        with open(out) as handle:
+            self.assertEqual(json.load(handle), [2])
+        self.assertNotEqual(first["generation"], second["generation"])
+        self.assertEqual(care.handle({"op": "ping"})["generation"], second["generation"])
+        self.assertEqual(len(second["generation"]), 12)
+
+    def test_a_crashing_block_fails_its_run_and_the_caretaker_serves_on(self):
+        crash = """
+import os, signal
+from datablox_framework.block import Block, Log
+
+class {cls}(Block):
+    def on_load(self, config):
+        self.how = config["how"]
+        if self.how == "import":
+            raise ImportError("no module named `missing_dependency`")
+        self.add_output("output", ["value"])
+    def on_start(self):
+        if self.how == "exit":
+            os._exit(3)
+        if self.how == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        self.push("output", Log({{"value": [1]}}))
+"""
+        self.blox.write_block("Crash", "1.0", crash.format(cls="crash"))
+        server = CaretakerServer(Caretaker(self.home, None, key=KEY), port=0, client_timeout=5)
+        thread = threading.Thread(target=server.serve_until_stopped, kwargs={"idle_timeout": 30})
+        thread.start()
+        try:
+            run = lambda how: {"op": "run", "topology": {"blocks": [
+                {"id": "x", "name": "Crash", "version": "1.0", "args": {"how": how}}]}}
+            answers = exchange(server.port, [run("exit"), {"op": "ping"}, run("segfault"), run("import"),
+                                             run("fine"), {"op": "shutdown"}])
+        finally:
+            thread.join(30)
+        self.assertFalse(thread.is_alive())
+        self.assertEqual((answers[0]["ok"], answers[0]["cause"]), (False, "block"))
+        self.assertEqual(answers[0]["error"], "the worker process of the run exited with code 3")
+        self.assertEqual(answers[1]["pid"], os.getpid())
+        self.assertEqual(answers[2]["error"], "the worker process of the run was killed by SIGSEGV (signal 11)")
+        self.assertFalse(answers[3]["ok"])
+        self.assertIn("topology block `x` (Crash 1.0): no module named `missing_dependency`", answers[3]["error"])
+        self.assertTrue(answers[4]["ok"], answers[4])
+        self.assertEqual(answers[4]["counts"], {"x": {"emitted": 1, "received": 0}})
 
     def test_without_adapter_a_missing_block_fails_clearly(self):
         with self.assertRaises(CaretakerError) as caught:

@@ -45,6 +45,7 @@ class trickle(Block):
 
 SINK = '''
 import json
+import os
 from datablox_framework.block import Block
 class sink(Block):
     """Writes what it received, and flushes each batch's first value to `path`.progress."""
@@ -55,6 +56,8 @@ class sink(Block):
         self.values = []
         self.progress = open(self.path + ".progress", "w")
     def recv_push(self, port, log):
+        if self.fail == "exit":
+            os._exit(3)
         if self.fail:
             raise ValueError("told to fail")
         self.values.extend(log["value"])
@@ -353,6 +356,22 @@ class Nodes(unittest.TestCase):
         self.assertEqual(caught.exception.node, "c")
         for node in ("a", "b", "c"):
             self.assertEqual(ping(self.ports[node])["ok"], True)
+
+    def test_a_block_that_ends_its_process_fails_the_run_and_its_caretaker_serves_on(self):
+        topology = self.topology({"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "a"})
+        topology["blocks"][2]["args"]["fail"] = "exit"
+        with self.assertRaises(master.MasterError) as caught:
+            run_master(topology, self.nodes("a", "b", "c"), timeout=60)
+        self.assertIn("node `c` (127.0.0.1:{}): the worker process of run `".format(self.ports["c"]),
+                      str(caught.exception))
+        self.assertIn("(node `c`) exited with code 3", str(caught.exception))
+        self.assertEqual(caught.exception.node, "c")
+        self.assertIsNone(self.processes["c"].poll())
+        self.assert_nothing_runs()
+        # The next run on the same caretakers works.
+        topology["blocks"][2]["args"]["fail"] = False
+        run_master(topology, self.nodes("a", "b", "c"), timeout=60)
+        self.assertEqual(self.outputs()["sink"], [3 * v for v in range(1000)])
 
     def test_ports_across_nodes_are_checked_before_the_run(self):
         topology = self.topology({"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "a"})
