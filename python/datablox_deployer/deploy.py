@@ -385,6 +385,10 @@ def deploy(options, dry_run=False):
             remembered = home.settings()
             if placement_deploy(options, extension):
                 remembered["placed"] = sorted(key_text(key) for key in requested_keys)
+                # The node this home is, which its caretaker tells the master (who checks it
+                # against --nodes).
+                if extension.node():
+                    remembered["node"] = extension.node()
             if options.requests:
                 remembered["by_name"] = sorted(set(remembered.get("by_name", [])) |
                                                set(key_text(parse_request(extension, text)) for text in options.requests))

@@ -221,16 +221,22 @@ class Extension(object):
         """SHA256SUMS as a home keeps it: paths relative to `<home>/engage`, for `sha256sum -c`."""
         return "".join("{}  sw_packages/{}\n".format(digest, name) for name, digest in sorted(self.sums.items()))
 
+    def bundle(self):
+        """A bundle's `bundle.json` ({"node", "spec", ...}), or {} for a whole extension."""
+        marker = self.path("bundle.json")
+        found = read_json(marker) if os.path.isfile(marker) else {}
+        return found if isinstance(found, dict) else {}
+
     def default_spec(self):
         """The install spec a plain deploy installs: a bundle's own (its `bundle.json` names it),
         else caretaker_install_spec.json."""
-        marker = self.path("bundle.json")
-        if os.path.isfile(marker):
-            found = read_json(marker)
-            spec = found.get("spec") if isinstance(found, dict) else None
-            if isinstance(spec, str) and spec:
-                return spec
-        return DEFAULT_SPEC
+        spec = self.bundle().get("spec")
+        return spec if isinstance(spec, str) and spec else DEFAULT_SPEC
+
+    def node(self):
+        """The node a bundle was made for, or None."""
+        node = self.bundle().get("node")
+        return node if isinstance(node, str) and node else None
 
     def spec(self, file_name=DEFAULT_SPEC):
         path = self.path("metadata", file_name)

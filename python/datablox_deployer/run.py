@@ -20,8 +20,8 @@ from . import DeployError, service
 LOCAL_NODE = "local"
 
 
-def local_topology(topology_path):
-    """The topology with every block's `at` set to LOCAL_NODE, in a temporary file (its path)."""
+def local_topology(topology_path, node):
+    """The topology with every block's `at` set to `node`, in a temporary file (its path)."""
     try:
         with open(topology_path, "rb") as handle:
             topology = json.loads(handle.read().decode("utf-8"))
@@ -32,7 +32,7 @@ def local_topology(topology_path):
             topology_path))
     for block in topology["blocks"]:
         if isinstance(block, dict):
-            block["at"] = LOCAL_NODE
+            block["at"] = node
     handle, path = tempfile.mkstemp(prefix="datablox-run-", suffix=".json")
     with os.fdopen(handle, "w") as out:
         json.dump(topology, out)
@@ -78,8 +78,10 @@ def run_homes(homes, topology_path, timeout=None, json_output=False):
 def run_home(home, topology_path, timeout=None, json_output=False):
     """`deployer --home H run TOPOLOGY`: every block on this home's caretaker, which deploys the
     blocks the home lacks (and replaces, like every deploy, those whose archive changed)."""
-    path = local_topology(topology_path)
+    # A home deployed for a node of a placement answers to that node's name (the master checks it).
+    node = home.settings().get("node") or LOCAL_NODE
+    path = local_topology(topology_path, node)
     try:
-        return run_homes([(LOCAL_NODE, home)], path, timeout, json_output)
+        return run_homes([(node, home)], path, timeout, json_output)
     finally:
         os.remove(path)

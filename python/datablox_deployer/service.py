@@ -116,7 +116,8 @@ def status(home, name=None):
     # Each run of the caretaker uses what is installed when it starts (a worker process per
     # run), so this generation is the one its next run uses.
     return {"service": instance["id"], "key": instance["key"], "running": running, "pid": pid,
-            "port": port, "listen": listen, "log": log, "generation": home.generation()}
+            "port": port, "listen": listen, "log": log, "generation": home.generation(),
+            "node": home.settings().get("node")}
 
 
 def start(home, name=None, port=None, listen=None, remember_address=True, key_file=None, tls=None):

@@ -16,7 +16,8 @@ A client first proves it holds the cluster key (`auth`: `<home>/config/cluster.k
 logged (its address) and disconnected, and nothing is served to it. Then it speaks
 line-delimited JSON on 127.0.0.1, one request per line, one answer per line, each line tagged
 (`auth.Session.seal_line`) and at most MAX_LINE bytes long:
-  {"op": "ping"}              -> {"ok": true, "pid": ..., "running": [run ids], "generation": ...}
+  {"op": "ping"}  -> {"ok": true, "pid": ..., "running": [run ids], "generation": ..., "home_node": ...}
+     `home_node`: the node the home was deployed as (`home_node()`), null for a home deployed alone
   {"op": "load", "name": "Dump", "version": "1.0"} -> {"ok": true, "block": {...}}: deployed if
      needed, then imported and configured (`config`) in a worker, which describes it and exits
   {"op": "run", "topology": {"blocks": [{"id": "src", "name": "Dir-Source", "version": "1.0",
@@ -37,7 +38,7 @@ A run across nodes (see `master`) gives each caretaker its part, in four steps o
       "inbound":  [{"id": "c2", "from": "hash.output", "to": "count.input", "node": "w2"}, ...],
       "outbound": [{"id": "c3", "from": "count.output", "to": "write.input", "node": "w3"}, ...]}}
       -> {"ok": true, "data_port": N or null, "ports": {block: {port: {direction, fields}}},
-          "deployed": [...], "generation": ...}
+          "deployed": [...], "generation": ..., "home_node": ...}
      deploys the blocks missing, then starts the part's worker, which loads them and, if data
      comes from other nodes, listens for it;
   {"op": "start", "run": ID, "node": "w1", "peers": {"c3": [host, data_port of w3], ...}} -> {"ok": true}
@@ -51,6 +52,11 @@ A run across nodes (see `master`) gives each caretaker its part, in four steps o
      (without `node`: every part of the run). One caretaker may hold parts of several nodes.
 A part stops by itself at its timeout, and when the connection that prepared it closes (its
 worker is killed).
+
+The log (stderr, which `deployer start` sends to `<home>/log/caretaker.log`) has a line per
+request (the peer, the op, the run and node; a `wait` only when it answers the part's end), per
+deploy (the block, how long), per run (its blocks, the records they emitted, the result, the
+generation) and per failure (why). Never a secret: the key goes to a worker over its channel only.
 """
 
 import argparse
@@ -60,6 +66,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import socket
 import socketserver
@@ -105,6 +112,30 @@ def generation(home):
             return hashlib.sha256(handle.read()).hexdigest()[:12]
     except OSError:
         return None
+
+
+# What a log line shows of a peer's string as it is; anything else is quoted (no line breaks).
+PLAIN = re.compile(r"[A-Za-z0-9_.:@-]{1,80}")
+
+
+def shown(value):
+    return value if isinstance(value, str) and PLAIN.fullmatch(value) else json.dumps(value)[:80]
+
+
+def records(counts):
+    """Records emitted by every block of a run, from its per-block counts."""
+    return sum(c.get("emitted", 0) for c in counts.values())
+
+
+def home_node(home):
+    """The node name the deploy recorded in the home (`config/deployer.json`'s `node`: a home
+    deployed from a placement's bundle), or None (a home deployed by itself)."""
+    try:
+        with open(os.path.join(home, "config", "deployer.json"), "rb") as handle:
+            node = json.loads(handle.read().decode("utf-8")).get("node")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return node if isinstance(node, str) else None
 
 
 class WorkerDied(CaretakerError):
@@ -199,6 +230,7 @@ class Part(object):
         self.error = None
         self.cause = None
         self.final = None
+        self.began = time.time()
         self._lock = threading.Lock()
 
     def start(self, peers):
@@ -240,6 +272,13 @@ class Part(object):
             self.error = error
             self.cause = cause
             self.finished.set()
+        where = "run {} node {}".format(self.run_id, shown(self.node))
+        if state == "done":
+            LOG.info("%s: done, %d block(s), %d record(s) emitted, generation %s, %.2f s", where,
+                     self.final["result"]["blocks"], records(self.final["counts"]), self.generation,
+                     time.time() - self.began)
+        else:
+            LOG.warning("%s: %s (%s): %s", where, state, cause, error)
         # The worker's data connections close with it, which its peers notice.
         self.worker.kill(wait_first=2.0 if state == "done" else 0.0)
 
@@ -336,10 +375,13 @@ class Caretaker(object):
                     "block `{} {}` is not installed in {} and no deployment adapter is available "
                     "(help: install the block there, or install `datablox_engage_adapter` so the "
                     "caretaker can deploy it)".format(name, version, self.bloxpath))
+            began = time.time()
             try:
                 self.adapter.deploy_block(self.home, name, version)
             except Exception as error:
+                LOG.warning("deploy of block `%s %s` failed after %.2f s: %s", name, version, time.time() - began, error)
                 raise CaretakerError("deploying block `{} {}` failed: {}".format(name, version, error))
+            LOG.info("deployed block `%s %s` in %.2f s", name, version, time.time() - began)
             if not os.path.isdir(self.block_path(name, version)):
                 raise CaretakerError("the adapter reported success but `{}` does not exist".format(self.block_path(name, version)))
             deployed = True
@@ -372,10 +414,16 @@ class Caretaker(object):
             raise CaretakerError(str(error))
         deployed = self._install_blocks(topology["blocks"])
         installed = generation(self.home)
+        began = time.time()
         try:
             answer = self._one_shot(self._job("run", topology=topology), "the run")
         except WorkerDied as error:
             answer = {"ok": False, "error": str(error), "cause": "block"}
+        if answer.get("ok"):
+            LOG.info("run: done, %d block(s), %d record(s) emitted, generation %s, %.2f s",
+                     answer["result"]["blocks"], records(answer["counts"]), installed, time.time() - began)
+        else:
+            LOG.warning("run: failed (%s): %s", answer.get("cause", "block"), answer.get("error"))
         answer.update(deployed=deployed, generation=installed)
         return answer
 
@@ -416,7 +464,7 @@ class Caretaker(object):
                 raise CaretakerError("run `{}` of node `{}` is already prepared here".format(run_id, node))
             self.parts[key] = prepared
         return {"data_port": answer["data_port"], "ports": answer["ports"], "deployed": deployed,
-                "generation": installed}
+                "generation": installed, "home_node": home_node(self.home)}
 
     def _part(self, request):
         run_id, node = request.get("run"), request.get("node")
@@ -456,7 +504,7 @@ class Caretaker(object):
                 with self._lock:
                     running = sorted(set(k[0] for k, p in self.parts.items() if not p.finished.is_set()))
                 return {"ok": True, "pid": os.getpid(), "home": self.home, "running": running,
-                        "generation": generation(self.home)}
+                        "generation": generation(self.home), "home_node": home_node(self.home)}
             if op == "load":
                 block = self.load_block(request.get("name"), request.get("version"), request.get("config"))
                 return {"ok": True, "block": block}
@@ -485,6 +533,25 @@ class Caretaker(object):
         except Exception as error:
             LOG.exception("request `%s` failed", op)
             return {"ok": False, "error": "`{}` failed: {}: {}".format(op, type(error).__name__, error)}
+
+
+def log_request(peer, request, answer):
+    """One line per request: the peer, the op, the run (`wait` only once it answers the end of
+    the part: the master polls it), and why it failed."""
+    if not isinstance(request, dict):
+        LOG.warning("%s: a request that is not a JSON object: %s", peer, answer.get("error"))
+        return
+    if request.get("op") == "wait" and answer.get("state") in ("prepared", "running"):
+        return
+    text = "{}: {}".format(peer, shown(request.get("op")))
+    if "run" in request:
+        text += " run {}".format(shown(request.get("run")))
+    if "node" in request:
+        text += " node {}".format(shown(request.get("node")))
+    if answer.get("ok"):
+        LOG.info("%s", text)
+    else:
+        LOG.warning("%s: failed: %s", text, answer.get("error"))
 
 
 class _RequestHandler(socketserver.BaseRequestHandler):
@@ -524,6 +591,7 @@ class _RequestHandler(socketserver.BaseRequestHandler):
                     answer = {"ok": False, "error": "invalid JSON: {}".format(error)}
                 else:
                     answer = self.server.caretaker.handle(request)
+                log_request(peer, request, answer)
                 if isinstance(request, dict) and request.get("op") == "prepare" and answer.get("ok"):
                     prepared.append((request["run"], request["node"]))
                     # The master may wait for its other nodes' deploys before it speaks again.
@@ -626,7 +694,7 @@ def main(argv=None):
     options = parser.parse_args(argv)
 
     home = os.path.abspath(options.home)
-    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     try:
         key = auth.read_key(options.key_file or auth.key_path(home))
         tls = auth.tls_from_options(options.tls_cert, options.tls_key, options.tls_ca)

@@ -13,13 +13,16 @@ of the home below), and every request and answer is tagged; with --tls-*, inside
    a deployed home (`--home`, else $DATABLOX_HOME, else the home this module is installed in),
    `<home>/engage/bin/deployer place --dry-run --json`, so that `deploy` and the master place
    alike; with a single node, everything runs there.
-2. Each node's caretaker gets its part (`prepare`, see `caretaker`): its blocks, the connections
+2. Every caretaker answers `ping` with the node its home was deployed as (when a placement
+   deployed it): a name other than its --nodes name fails the run before anything is prepared
+   ("`w1` answered as `w2`: check --nodes").
+3. Each node's caretaker gets its part (`prepare`, see `caretaker`): its blocks, the connections
    between them (in process), and the connections with other nodes, each an `inbound` or
    `outbound` data connection. It deploys what it lacks and, for inbound data, listens.
-3. The master checks the ports of every connection across nodes, then `start`s every part with
+4. The master checks the ports of every connection across nodes, then `start`s every part with
    the addresses of its peers: the node that receives listens, the node that sends connects, and
    data flows from sender to receiver only (`transport`: JSON frames, back-pressure, an end mark).
-4. It `wait`s for every part and prints the per-block counts on stderr, as human output goes
+5. It `wait`s for every part and prints the per-block counts on stderr, as human output goes
    (`--json`: one JSON object on stdout).
 
 A node that cannot be reached, answers with an error, or stops answering (its caretaker died)
@@ -252,6 +255,14 @@ class Link(object):
                 pass
 
 
+def check_identity(link, home_node):
+    """A caretaker whose home was deployed as a node (`home_node`) must be given that name."""
+    if isinstance(home_node, str) and home_node.lower() != link.name.lower():
+        raise MasterError("`{}` answered as `{}`: check --nodes ({} is the caretaker of node `{}`)".format(
+            link.name, home_node, transport.address_text(link.host, link.port), home_node), link.name,
+            help="give each node the address of its own caretaker")
+
+
 def _in_parallel(links, call):
     """call(link) for each link in threads; {name: answer or MasterError}."""
     results = {}
@@ -318,6 +329,7 @@ def run(topology, nodes, key, timeout=600.0, home=None, tls=None):
             answer = link.request({"op": "ping"})
             if not answer.get("ok"):
                 raise MasterError("{} does not answer `ping`: {}".format(link, answer.get("error")), link.name)
+            check_identity(link, answer.get("home_node"))
         busy = [link for link in links if link.name in parts]
         prepared = _in_parallel(busy, lambda link: link.request(
             {"op": "prepare", "run": run_id, "node": link.name, "part": parts[link.name],

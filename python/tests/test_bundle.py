@@ -114,6 +114,9 @@ class Place(PlacementCase):
             ids = [i["id"] for i in json.load(handle)]
         self.assertEqual(ids, ["master-host", "__fw__1_0", "caretaker", "__large__1_0", "__small__1_0"])
         self.assertEqual(sorted(os.listdir(os.path.join(home, "blox"))), ["__init__.py", "large__1_0", "small__1_0"])
+        # The home knows which node it is, and its caretaker will say so.
+        with open(os.path.join(home, "config", "deployer.json")) as handle:
+            self.assertEqual(json.load(handle)["node"], "w")
 
     def test_homes_dir_deploys_each_node_with_exactly_its_closure(self):
         homes = os.path.join(self.tmp, "homes")
@@ -137,6 +140,9 @@ class Place(PlacementCase):
             self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
         self.assertNotIn(key.strip(), result.stdout + result.stderr)
         self.assertEqual([n["name"] for n in plan["nodes"] if not n["blocks"]], [])
+        for node in ("idle", "m", "w"):
+            with open(os.path.join(homes, node, "config", "deployer.json")) as handle:
+                self.assertEqual(json.load(handle)["node"], node)
         self.assertTrue(os.path.isfile(os.path.join(homes, "m", "python", "pipdep", "__init__.py")))
         self.assertEqual(sorted(os.listdir(os.path.join(homes, "w", "engage", "sw_packages"))),
                          ["care.tgz", "fw.tgz", "large__1_0.tgz"])

@@ -117,7 +117,9 @@ class {cls}(Block):
     def test_missing_block_is_deployed_by_the_adapter(self):
         adapter = FakeAdapter(self.blox)
         care = Caretaker(self.home, adapter)
-        summary = care.load_block("Care-Deployed", "1.0", {"factor": 4})
+        with self.assertLogs("datablox", "INFO") as logged:
+            summary = care.load_block("Care-Deployed", "1.0", {"factor": 4})
+        self.assertRegex(logged.output[0], r"INFO:datablox:deployed block `Care-Deployed 1.0` in \d+\.\d\d s")
         self.assertEqual(adapter.calls, [(os.path.abspath(self.home), "Care-Deployed", "1.0")])
         self.assertTrue(summary["deployed"])
         self.assertEqual(summary["ports"], ["input", "output"])
@@ -215,9 +217,11 @@ class {cls}(Block):
         self.assertIn("no deployment adapter", str(caught.exception))
 
     def test_adapter_failure_is_reported(self):
-        with self.assertRaises(CaretakerError) as caught:
+        with self.assertRaises(CaretakerError) as caught, self.assertLogs("datablox", "INFO") as logged:
             Caretaker(self.home, FakeAdapter(self.blox, fail=True)).load_block("Care-Fail", "1.0")
         self.assertIn("deployer exploded", str(caught.exception))
+        self.assertRegex(logged.output[0], r"WARNING:datablox:deploy of block `Care-Fail 1.0` failed after "
+                                           r"\d+\.\d\d s: deployer exploded")
 
     def test_bad_name_is_an_error_answer(self):
         answer = Caretaker(self.home, None).handle({"op": "load", "name": "bad_name", "version": "1.0"})

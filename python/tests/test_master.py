@@ -122,9 +122,13 @@ class Nodes(unittest.TestCase):
                 with open(os.path.join(directory, naming.block_module(name) + ".py"), "w") as handle:
                     handle.write(source)
             write_home_key(home, KEY)
-            process = subprocess.Popen(
-                [sys.executable, "-m", "datablox_framework.caretaker", "--home", home, "--port", "0",
-                 "--idle-timeout", "120"], stdout=subprocess.PIPE, env=self.environment, universal_newlines=True)
+            # Its log where `deployer start` puts it.
+            os.makedirs(os.path.join(home, "log"))
+            with open(os.path.join(home, "log", "caretaker.log"), "ab") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "datablox_framework.caretaker", "--home", home, "--port", "0",
+                     "--idle-timeout", "120"], stdout=subprocess.PIPE, stderr=log, env=self.environment,
+                    universal_newlines=True)
             # Registered at once, so a failing test leaves no caretaker behind.
             self.addCleanup(self._stop, process)
             line = process.stdout.readline()
@@ -357,6 +361,34 @@ class Nodes(unittest.TestCase):
         for node in ("a", "b", "c"):
             self.assertEqual(ping(self.ports[node])["ok"], True)
 
+    def log(self, node):
+        with open(os.path.join(self.path(node), "log", "caretaker.log")) as handle:
+            return handle.read()
+
+    def test_a_run_leaves_a_line_per_request_run_and_failure_in_each_caretakers_log(self):
+        spread = {"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "c"}
+        result = run_master(self.topology(spread), self.nodes("a", "b", "c"), timeout=60)
+        run = result["run"]
+        for node in ("a", "b", "c"):
+            log = self.log(node)
+            for request in ("ping", "prepare run {} node {}".format(run, node), "start run {} node {}".format(run, node),
+                            "wait run {} node {}".format(run, node), "abort run {} node {}".format(run, node)):
+                self.assertRegex(log, r"INFO 127\.0\.0\.1:\d+: {}\n".format(request), node)
+            # The master polls `wait`: only the answer with the part's end is logged.
+            self.assertEqual(log.count(": wait run"), 1, log)
+        self.assertRegex(self.log("a"), r"INFO run {} node a: done, 2 block\(s\), 1000 record\(s\) emitted, "
+                                        r"generation None, \d+\.\d\d s\n".format(run))
+        self.assertIn("run {} node c: done, 2 block(s), 0 record(s) emitted".format(run), self.log("c"))
+        # A failure says why, on the node where it happened.
+        topology = self.topology(spread)
+        topology["blocks"][2]["args"]["fail"] = True
+        with self.assertRaises(master.MasterError):
+            run_master(topology, self.nodes("a", "b", "c"), timeout=60)
+        self.assertRegex(self.log("c"), r"WARNING run \w+ node c: failed \(block\): block `sink` \(Sink 1\.0\): "
+                                        r"ValueError: told to fail")
+        for node in ("a", "b", "c"):
+            self.assertNotIn(KEY.hex(), self.log(node))
+
     def test_a_block_that_ends_its_process_fails_the_run_and_its_caretaker_serves_on(self):
         topology = self.topology({"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "a"})
         topology["blocks"][2]["args"]["fail"] = "exit"
@@ -370,6 +402,28 @@ class Nodes(unittest.TestCase):
         self.assert_nothing_runs()
         # The next run on the same caretakers works.
         topology["blocks"][2]["args"]["fail"] = False
+        run_master(topology, self.nodes("a", "b", "c"), timeout=60)
+        self.assertEqual(self.outputs()["sink"], [3 * v for v in range(1000)])
+
+    def test_a_caretaker_given_another_nodes_name_fails_the_run_before_anything_is_prepared(self):
+        # Homes b and c were deployed as nodes b and c (a placement's deploy records the name).
+        for node in ("b", "c"):
+            with open(os.path.join(self.path(node), "config", "deployer.json"), "w") as handle:
+                json.dump({"node": node}, handle)
+        self.assertEqual(ping(self.ports["b"])["home_node"], "b")
+        self.assertIsNone(ping(self.ports["a"])["home_node"])
+        topology = self.topology({"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "a"})
+        swapped = [("a", "127.0.0.1", self.ports["a"]), ("b", "127.0.0.1", self.ports["c"]),
+                   ("c", "127.0.0.1", self.ports["b"])]
+        with self.assertRaises(master.MasterError) as caught:
+            run_master(topology, swapped, timeout=60)
+        self.assertEqual(str(caught.exception), "`b` answered as `c`: check --nodes (127.0.0.1:{} is the caretaker "
+                         "of node `c`)".format(self.ports["c"]))
+        self.assertEqual(caught.exception.node, "b")
+        # Nothing was prepared (so nothing was deployed or run) anywhere.
+        self.assertFalse(os.path.exists(self.path("sink.json.progress")))
+        self.assert_nothing_runs()
+        # With the right addresses, the run goes.
         run_master(topology, self.nodes("a", "b", "c"), timeout=60)
         self.assertEqual(self.outputs()["sink"], [3 * v for v in range(1000)])
 
