@@ -12,6 +12,7 @@ mod dist;
 mod engage;
 mod errors;
 mod fuzz;
+mod journey;
 mod nodes;
 mod placement;
 mod python;
