@@ -77,9 +77,9 @@ fn take(path: &Path) -> String {
     text
 }
 
-fn pid(home: &Path) -> Value {
+fn status(home: &Path) -> Value {
     let status = deployer(home, &["status", "--json"]).expect_success();
-    serde_json::from_str::<Value>(&status.stdout).unwrap()["pid"].clone()
+    serde_json::from_str::<Value>(&status.stdout).unwrap()
 }
 
 #[test]
@@ -214,10 +214,19 @@ fn new_block_runs_on_one_node_and_three_and_a_redeploy_reaches_running_caretaker
     };
     master("v1: saw 2 file(s)\n");
     alone_run("v1: saw 2 file(s)\n");
-    let pids = |homes: &[PathBuf]| -> Vec<Value> {
-        homes.iter().map(|h| pid(h)).chain([pid(&alone)]).collect()
+    // Each caretaker's pid and the installed generation its next run uses.
+    let states = |homes: &[PathBuf]| -> Vec<(Value, Value)> {
+        homes
+            .iter()
+            .chain([&alone])
+            .map(|h| status(h))
+            .map(|s| (s["pid"].clone(), s["generation"].clone()))
+            .collect()
     };
-    let before = pids(&node_homes);
+    let before = states(&node_homes);
+    // A placed home knows its node; a home deployed alone has none.
+    assert_eq!(status(&node_homes[1])["node"], "w1");
+    assert_eq!(status(&alone)["node"], Value::Null);
 
     // The change, redeployed while the caretakers run: the next runs show it, no restart.
     std::fs::write(&source, shout_source("v2")).unwrap();
@@ -238,10 +247,21 @@ fn new_block_runs_on_one_node_and_three_and_a_redeploy_reaches_running_caretaker
     .expect_success();
     assert!(redeploy.stdout.contains("shout"), "{}", redeploy.stdout);
     alone_run("v2: saw 2 file(s)\n");
-    assert_eq!(
-        pids(&node_homes),
-        before,
-        "the caretakers were not restarted"
+    // The same caretakers, each now on what the redeploy installed: a new generation where Shout
+    // is (w1, and the home alone, which installed it on demand), the same elsewhere.
+    let after = states(&node_homes);
+    for (index, (now, then)) in after.iter().zip(&before).enumerate() {
+        assert_eq!(now.0, then.0, "home #{index} was restarted");
+        assert_eq!(now.1 != then.1, index == 1 || index == 3, "home #{index}");
+    }
+    let human = deployer(&alone, &["status"]).expect_success();
+    let generation = after[3].1.as_str().unwrap();
+    assert!(
+        human.stderr.contains(&format!(
+            "its next run uses installed generation {generation}"
+        )),
+        "{}",
+        human.stderr
     );
     drop(services);
 }
