@@ -23,7 +23,8 @@ of the home below), and every request and answer is tagged; with --tls-*, inside
    the addresses of its peers: the node that receives listens, the node that sends connects, and
    data flows from sender to receiver only (`transport`: JSON frames, back-pressure, an end mark).
 5. It `wait`s for every part and prints the per-block counts on stderr, as human output goes
-   (`--json`: one JSON object on stdout).
+   (`--json`: one JSON object on stdout, with `generations`: the installed state each node's
+   part ran against).
 
 A node that cannot be reached, answers with an error, or stops answering (its caretaker died)
 fails the run, naming the node; the other parts are aborted, so their caretakers stay usable.
@@ -368,6 +369,8 @@ def run(topology, nodes, key, timeout=600.0, home=None, tls=None):
             "counts": dict((b["id"], counts[b["id"]]) for b in topology["blocks"]),
             "delivered": delivered, "nodes": dict((n, transport.address_text(h, p)) for n, h, p in nodes),
             "deployed": dict((link.name, prepared[link.name].get("deployed", [])) for link in busy),
+            # Which installed state each node's part ran against (`caretaker.generation`).
+            "generations": dict((link.name, prepared[link.name].get("generation")) for link in busy),
             "seconds": round(time.time() - started, 3)}
 
 

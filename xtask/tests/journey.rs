@@ -151,6 +151,11 @@ fn new_block_runs_on_one_node_and_three_and_a_redeploy_reaches_running_caretaker
     .expect_success();
     let result: Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(result["counts"]["shout"]["node"], "w1", "{}", run.stdout);
+    // Each node's part says which installed state it ran against.
+    for node in ["master", "w1", "w2"] {
+        let generation = result["generations"][node].as_str().unwrap();
+        assert_eq!(generation.len(), 12, "{}", run.stdout);
+    }
     assert_eq!(take(&out), "v1: saw 2 file(s)\n");
 
     // Homes that stay up: three placed by a topology deploy, one deployed alone (its blocks on
