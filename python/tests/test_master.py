@@ -389,6 +389,36 @@ class Nodes(unittest.TestCase):
         for node in ("a", "b", "c"):
             self.assertNotIn(KEY.hex(), self.log(node))
 
+    def test_a_part_runs_in_a_worker_process_that_never_sees_the_key_on_its_command_line(self):
+        control = Control(self.ports["b"], KEY)
+        self.addCleanup(control.close)
+        part = {"blocks": [{"id": "sink", "name": "Sink", "version": "1.0", "args": {"path": self.path("s.json")}}],
+                "connections": [], "outbound": [],
+                "inbound": [{"id": "c1", "from": "numbers.output", "to": "sink.input", "node": "a"}]}
+        answer = control.request({"op": "prepare", "run": "r1", "node": "b", "timeout": 60, "part": part})
+        self.assertTrue(answer["ok"], answer)
+        caretaker_pid = self.processes["b"].pid
+        children = []
+        for name in os.listdir("/proc"):
+            try:
+                with open("/proc/{}/stat".format(name), "rb") as handle:
+                    parent = int(handle.read().rsplit(b")", 1)[1].split()[1])
+                with open("/proc/{}/cmdline".format(name), "rb") as handle:
+                    command = handle.read().split(b"\0")
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == caretaker_pid:
+                children.append((int(name), command))
+        self.assertEqual(len(children), 1, children)
+        worker_pid, command = children[0]
+        self.assertEqual(command[1:4], [b"-m", b"datablox_framework.worker", b"--channel"])
+        self.assertNotIn(KEY.hex().encode(), b" ".join(command))
+        # The part's block was loaded there (Sink opens its progress file), not in the caretaker.
+        opened = lambda pid: [os.readlink("/proc/{}/fd/{}".format(pid, fd)) for fd in os.listdir("/proc/{}/fd".format(pid))]
+        self.assertIn(self.path("s.json.progress"), opened(worker_pid))
+        self.assertNotIn(self.path("s.json.progress"), opened(caretaker_pid))
+        self.assertTrue(control.request({"op": "abort", "run": "r1"})["known"])
+
     def test_a_block_that_ends_its_process_fails_the_run_and_its_caretaker_serves_on(self):
         topology = self.topology({"numbers": "a", "double": "b", "sink": "c", "sink2": "a", "sink3": "a"})
         topology["blocks"][2]["args"]["fail"] = "exit"
