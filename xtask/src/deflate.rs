@@ -1,0 +1,505 @@
+//! Raw deflate pieces that concatenate: libdeflate compresses a whole buffer into a complete
+//! deflate stream, whose last block is marked final; `piece` turns it into blocks that a further
+//! piece can follow, by walking the stream's blocks to find that last block, clearing its final
+//! bit and, when it does not end on a byte boundary, appending an empty stored block (a sync
+//! flush) so that the next piece starts on one.
+//!
+//! The walk decodes the Huffman codes of each block but writes no output: it only counts bits.
+//! Its input is libdeflate's own output, so a stream it cannot read is a bug, reported as an
+//! I/O error rather than a panic.
+
+use std::cell::RefCell;
+use std::io;
+
+use libdeflater::{CompressionLvl, Compressor};
+
+/// An empty final block with the fixed codes: what ends a stream whose last piece was stored.
+pub const EMPTY_FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
+
+/// The 4 bytes of an empty stored block after its 3-bit header and the padding to a byte.
+const EMPTY_STORED: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+thread_local! {
+    /// One compressor per thread and level. libdeflate keeps no state between calls, so the bytes
+    /// of a piece never depend on what the thread compressed before.
+    static COMPRESSOR: RefCell<Option<(u32, Compressor)>> = const { RefCell::new(None) };
+}
+
+/// Appends `input` compressed at `level` (0 to 12; archives use 0 to 9) to `out`: a complete stream when `last`, else
+/// non-final blocks that end on a byte boundary.
+pub fn piece(input: &[u8], level: u32, last: bool, out: &mut Vec<u8>) -> io::Result<()> {
+    let start = out.len();
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(cached, _)| *cached != level) {
+            let lvl = CompressionLvl::new(level as i32)
+                .map_err(|_| io::Error::other(format!("no deflate level {level}")))?;
+            *cell = Some((level, Compressor::new(lvl)));
+        }
+        let (_, compressor) = cell.as_mut().expect("set above");
+        out.resize(start + compressor.deflate_compress_bound(input.len()), 0);
+        let written = compressor
+            .deflate_compress(input, &mut out[start..])
+            .map_err(|error| io::Error::other(format!("deflate failed: {error}")))?;
+        out.truncate(start + written);
+        Ok::<_, io::Error>(())
+    })?;
+    if !last {
+        make_non_final(out, start)?;
+    }
+    Ok(())
+}
+
+/// Turns the complete stream in `out[start..]` into non-final blocks ending on a byte boundary.
+fn make_non_final(out: &mut Vec<u8>, start: usize) -> io::Result<()> {
+    let (last_block, end) = walk(&out[start..])?;
+    out[start + last_block / 8] &= !(1 << (last_block % 8));
+    let padding = (8 - end % 8) % 8;
+    if padding > 0 {
+        // The empty stored block's 3 header bits (all zero) go into the padding when it has room,
+        // else into one more byte.
+        if padding < 3 {
+            out.push(0);
+        }
+        out.extend_from_slice(&EMPTY_STORED);
+    }
+    Ok(())
+}
+
+fn corrupt(what: &str) -> io::Error {
+    io::Error::other(format!("the deflate stream cannot be read back ({what})"))
+}
+
+/// Reads bits least significant first, as deflate packs them.
+struct Bits<'a> {
+    data: &'a [u8],
+    /// The next byte to load into `buffer`.
+    next: usize,
+    buffer: u64,
+    /// Bits in `buffer`; at least 56 after a refill.
+    count: u32,
+}
+
+impl Bits<'_> {
+    fn refill(&mut self) {
+        if let Some(bytes) = self.data.get(self.next..self.next + 8) {
+            let word = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+            self.buffer |= word << self.count;
+            self.next += ((63 - self.count) / 8) as usize;
+            self.count |= 56;
+        } else {
+            // The last bytes, then zeros; `position` tells if the walk read past the end.
+            while self.count <= 56 {
+                let byte = self.data.get(self.next).copied().unwrap_or(0);
+                self.buffer |= u64::from(byte) << self.count;
+                self.next += 1;
+                self.count += 8;
+            }
+        }
+    }
+
+    /// The next `n` (at most 32) bits, without consuming them.
+    fn peek(&mut self, n: u32) -> u64 {
+        if self.count < n {
+            self.refill();
+        }
+        self.buffer & ((1u64 << n) - 1)
+    }
+
+    fn skip(&mut self, n: u32) {
+        self.buffer >>= n;
+        self.count -= n;
+    }
+
+    fn take(&mut self, n: u32) -> u64 {
+        let value = self.peek(n);
+        self.skip(n);
+        value
+    }
+
+    /// Bits consumed so far.
+    fn position(&self) -> usize {
+        self.next * 8 - self.count as usize
+    }
+}
+
+/// Codes of up to this many bits are decoded by one table look-up.
+const FAST_BITS: u32 = 10;
+
+/// What a symbol is, for the walk: how many extra bits follow its code, and what comes next.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A literal byte, or a distance (its extra bits follow).
+    Plain = 0,
+    /// A match length: a distance code follows.
+    Length = 1,
+    EndOfBlock = 2,
+    Invalid = 3,
+}
+
+/// A canonical Huffman code: a table for the short codes, and the counts for the long ones.
+/// A table entry packs the bits to consume (code and extra bits, low 5 bits) and the `Kind`
+/// (bits 5–6); 0 means a code longer than `FAST_BITS`.
+struct Code {
+    fast: Vec<u16>,
+    counts: [u16; 16],
+    symbols: Vec<u16>,
+    /// (extra bits, kind) of each symbol.
+    info: fn(u16) -> (u32, Kind),
+}
+
+const LENGTH_EXTRA: [u8; 29] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0,
+];
+const DISTANCE_EXTRA: [u8; 30] = [
+    0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13,
+    13,
+];
+
+fn literal_length(symbol: u16) -> (u32, Kind) {
+    match symbol {
+        0..=255 => (0, Kind::Plain),
+        256 => (0, Kind::EndOfBlock),
+        257..=285 => (
+            u32::from(LENGTH_EXTRA[usize::from(symbol - 257)]),
+            Kind::Length,
+        ),
+        _ => (0, Kind::Invalid),
+    }
+}
+
+fn distance(symbol: u16) -> (u32, Kind) {
+    match DISTANCE_EXTRA.get(usize::from(symbol)) {
+        Some(&extra) => (u32::from(extra), Kind::Plain),
+        None => (0, Kind::Invalid),
+    }
+}
+
+fn code_length(_symbol: u16) -> (u32, Kind) {
+    (0, Kind::Plain)
+}
+
+impl Code {
+    fn new(lengths: &[u8], info: fn(u16) -> (u32, Kind)) -> io::Result<Code> {
+        let mut counts = [0u16; 16];
+        for &length in lengths {
+            counts[usize::from(length)] += 1;
+        }
+        counts[0] = 0;
+        let mut offsets = [0usize; 16];
+        for length in 1..15 {
+            offsets[length + 1] = offsets[length] + usize::from(counts[length]);
+        }
+        let mut symbols = vec![0u16; lengths.len()];
+        for (symbol, &length) in lengths.iter().enumerate() {
+            if length != 0 {
+                symbols[offsets[usize::from(length)]] = symbol as u16;
+                offsets[usize::from(length)] += 1;
+            }
+        }
+        let mut fast = vec![0u16; 1 << FAST_BITS];
+        let (mut code, mut index) = (0u32, 0usize);
+        for length in 1..=15u32 {
+            for _ in 0..counts[length as usize] {
+                if code >= 1 << length {
+                    return Err(corrupt("an over-subscribed code"));
+                }
+                if length <= FAST_BITS {
+                    let (extra, kind) = info(symbols[index]);
+                    let entry = ((kind as u16) << 5) | (length + extra) as u16;
+                    let mut slot = (code.reverse_bits() >> (32 - length)) as usize;
+                    while slot < fast.len() {
+                        fast[slot] = entry;
+                        slot += 1 << length;
+                    }
+                }
+                code += 1;
+                index += 1;
+            }
+            code <<= 1;
+        }
+        Ok(Code {
+            fast,
+            counts,
+            symbols,
+            info,
+        })
+    }
+
+    /// The next symbol's bits to consume (code and extra bits) and kind; consumes nothing.
+    fn peek(&self, bits: &mut Bits) -> (u32, Kind, u16) {
+        let window = bits.peek(15 + 13);
+        let entry = self.fast[(window & ((1 << FAST_BITS) - 1)) as usize];
+        if entry != 0 {
+            let kind = match entry >> 5 {
+                0 => Kind::Plain,
+                1 => Kind::Length,
+                2 => Kind::EndOfBlock,
+                _ => Kind::Invalid,
+            };
+            return (u32::from(entry & 31), kind, 0);
+        }
+        // A long code, bit by bit (the canonical order).
+        let (mut code, mut first, mut index) = (0u32, 0u32, 0u32);
+        for length in 1..=15u32 {
+            code |= ((window >> (length - 1)) & 1) as u32;
+            let count = u32::from(self.counts[length as usize]);
+            if code < first + count {
+                let symbol = self.symbols[(index + code - first) as usize];
+                let (extra, kind) = (self.info)(symbol);
+                return (length + extra, kind, symbol);
+            }
+            index += count;
+            first = (first + count) << 1;
+            code <<= 1;
+        }
+        (0, Kind::Invalid, 0)
+    }
+
+    /// Decodes one symbol of a code-length code (no extra bits).
+    fn symbol(&self, bits: &mut Bits) -> io::Result<u16> {
+        let window = bits.peek(15);
+        let (mut code, mut first, mut index) = (0u32, 0u32, 0u32);
+        for length in 1..=15u32 {
+            code |= ((window >> (length - 1)) & 1) as u32;
+            let count = u32::from(self.counts[length as usize]);
+            if code < first + count {
+                bits.skip(length);
+                return Ok(self.symbols[(index + code - first) as usize]);
+            }
+            index += count;
+            first = (first + count) << 1;
+            code <<= 1;
+        }
+        Err(corrupt("an unknown code"))
+    }
+}
+
+/// The order in which a dynamic block lists its code-length code's lengths.
+const CODE_LENGTH_ORDER: [usize; 19] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
+
+/// The two codes of a dynamic block, read from its header.
+fn dynamic_codes(bits: &mut Bits) -> io::Result<(Code, Code)> {
+    let literals = bits.take(5) as usize + 257;
+    let distances = bits.take(5) as usize + 1;
+    let code_lengths = bits.take(4) as usize + 4;
+    let mut lengths = [0u8; 19];
+    for &symbol in &CODE_LENGTH_ORDER[..code_lengths] {
+        lengths[symbol] = bits.take(3) as u8;
+    }
+    let code = Code::new(&lengths, code_length)?;
+    let mut lengths = vec![0u8; literals + distances];
+    let mut index = 0;
+    while index < lengths.len() {
+        let (repeat, value) = match code.symbol(bits)? {
+            symbol @ 0..=15 => (1, symbol as u8),
+            16 => {
+                let previous = *index
+                    .checked_sub(1)
+                    .and_then(|i| lengths.get(i))
+                    .ok_or_else(|| corrupt("a repeat with nothing before it"))?;
+                (3 + bits.take(2) as usize, previous)
+            }
+            17 => (3 + bits.take(3) as usize, 0),
+            _ => (11 + bits.take(7) as usize, 0),
+        };
+        let run = lengths
+            .get_mut(index..index + repeat)
+            .ok_or_else(|| corrupt("code lengths past the end"))?;
+        run.fill(value);
+        index += repeat;
+    }
+    Ok((
+        Code::new(&lengths[..literals], literal_length)?,
+        Code::new(&lengths[literals..], distance)?,
+    ))
+}
+
+/// The fixed codes of deflate's block type 1.
+fn fixed_codes() -> io::Result<(Code, Code)> {
+    let mut lengths = [8u8; 288];
+    lengths[144..256].fill(9);
+    lengths[256..280].fill(7);
+    Ok((
+        Code::new(&lengths, literal_length)?,
+        Code::new(&[5; 30], distance)?,
+    ))
+}
+
+/// Walks a complete raw deflate stream: returns the bit offset of its final block's header and
+/// the bit offset where that block ends.
+fn walk(stream: &[u8]) -> io::Result<(usize, usize)> {
+    let mut bits = Bits {
+        data: stream,
+        next: 0,
+        buffer: 0,
+        count: 0,
+    };
+    loop {
+        let header = bits.position();
+        let last = bits.take(1) == 1;
+        match bits.take(2) {
+            0 => {
+                let to_byte = (8 - bits.position() % 8) % 8;
+                bits.skip(to_byte as u32);
+                let length = bits.take(16) as usize;
+                bits.take(16);
+                let next = bits.position() / 8 + length;
+                bits = Bits {
+                    data: stream,
+                    next,
+                    buffer: 0,
+                    count: 0,
+                };
+            }
+            kind @ (1 | 2) => {
+                let (literals, distances) = if kind == 1 {
+                    fixed_codes()?
+                } else {
+                    dynamic_codes(&mut bits)?
+                };
+                // Past the end, the reader yields zeros, which could decode forever.
+                let limit = stream.len() + 8;
+                loop {
+                    if bits.next > limit {
+                        return Err(corrupt("it is cut short"));
+                    }
+                    let (consumed, kind, _) = literals.peek(&mut bits);
+                    match kind {
+                        Kind::Plain => bits.skip(consumed),
+                        Kind::Length => {
+                            bits.skip(consumed);
+                            let (consumed, kind, _) = distances.peek(&mut bits);
+                            if kind != Kind::Plain {
+                                return Err(corrupt("a bad distance code"));
+                            }
+                            bits.skip(consumed);
+                        }
+                        Kind::EndOfBlock => {
+                            bits.skip(consumed);
+                            break;
+                        }
+                        Kind::Invalid => return Err(corrupt("a bad literal or length code")),
+                    }
+                }
+            }
+            _ => return Err(corrupt("block type 3")),
+        }
+        if bits.position() > stream.len() * 8 {
+            return Err(corrupt("it is cut short"));
+        }
+        if last {
+            return Ok((header, bits.position()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn inflate(stream: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::DeflateDecoder::new(stream)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// Inputs that give libdeflate's every kind of block: stored (noise, level 0), fixed codes
+    /// (tiny inputs), dynamic codes, long runs, and nothing at all.
+    fn inputs() -> Vec<Vec<u8>> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..200_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect();
+        let text: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| format!("row {},{},{}\n", i % 977, i * 31 % 1009, i % 7).into_bytes())
+            .collect();
+        // Skewed bytes: some Huffman codes longer than the table's 10 bits.
+        let skewed: Vec<u8> = (0..150_000u32)
+            .map(|i| {
+                if i % 5000 == 0 {
+                    (i / 5000) as u8
+                } else {
+                    b'a' + (i % 3) as u8
+                }
+            })
+            .collect();
+        vec![
+            Vec::new(),
+            b"x".to_vec(),
+            b"hello, hello, hello\n".to_vec(),
+            vec![0; 100_000],
+            noise.clone(),
+            text.clone(),
+            skewed,
+            [&text[..50_000], &noise[..50_000], &text[..50_000]].concat(),
+        ]
+    }
+
+    #[test]
+    fn pieces_concatenate_into_one_stream_at_every_level() {
+        let inputs = inputs();
+        for level in 0..=9 {
+            let mut stream = Vec::new();
+            for input in &inputs {
+                let start = stream.len();
+                piece(input, level, false, &mut stream).unwrap();
+                assert!(
+                    stream.len() > start,
+                    "level {level}: even nothing makes a block"
+                );
+                // A non-final piece alone is not a complete stream, but decodes up to its end.
+                let mut partial = Vec::new();
+                let _ =
+                    flate2::read::DeflateDecoder::new(&stream[start..]).read_to_end(&mut partial);
+                assert_eq!(&partial, input, "level {level}");
+            }
+            piece(b"the end\n", level, true, &mut stream).unwrap();
+            let expected: Vec<u8> = inputs.concat().into_iter().chain(*b"the end\n").collect();
+            assert!(inflate(&stream) == expected, "level {level}");
+
+            let mut ended = Vec::new();
+            piece(&inputs[5], level, false, &mut ended).unwrap();
+            ended.extend_from_slice(&EMPTY_FINAL_BLOCK);
+            assert!(inflate(&ended) == inputs[5], "level {level}");
+        }
+    }
+
+    #[test]
+    fn a_final_piece_is_libdeflates_stream_as_is() {
+        let text = inputs().swap_remove(5);
+        let mut ours = Vec::new();
+        piece(&text, 6, true, &mut ours).unwrap();
+        let mut compressor = Compressor::new(CompressionLvl::new(6).unwrap());
+        let mut theirs = vec![0; compressor.deflate_compress_bound(text.len())];
+        let len = compressor.deflate_compress(&text, &mut theirs).unwrap();
+        assert_eq!(ours, theirs[..len]);
+        let (last, end) = walk(&ours).unwrap();
+        assert!(last < end && end <= ours.len() * 8 && end + 8 > ours.len() * 8);
+    }
+
+    #[test]
+    fn a_stream_that_cannot_be_walked_is_an_error() {
+        let mut stream = Vec::new();
+        piece(&inputs()[5], 6, true, &mut stream).unwrap();
+        let error = walk(&stream[..stream.len() / 2]).unwrap_err();
+        assert!(error.to_string().contains("cannot be read back"), "{error}");
+        // Block type 3 does not exist.
+        assert!(
+            walk(&[0x07])
+                .unwrap_err()
+                .to_string()
+                .contains("block type 3")
+        );
+    }
+}
