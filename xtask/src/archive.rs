@@ -63,12 +63,14 @@
 //! A different deflate implementation or version may produce different (equally valid) bytes,
 //! which is why `DEFLATE_BACKEND` is exact and tested against `Cargo.lock`.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use flate2::Crc;
 use sha2::{Digest, Sha256 as Sha256Hasher};
@@ -124,6 +126,9 @@ pub struct ArchiveReport {
     pub tar_bytes: u64,
     /// The size of the `.tgz` written to `out`.
     pub gz_bytes: u64,
+    /// How long each segment handed to the pool took to compress, in order: tasks of their own,
+    /// apart from the caller's (which reads, frames, hashes and compresses the last segment).
+    pub segment_tasks: Vec<Duration>,
 }
 
 /// Writes `tree` as a reproducible `.tgz` to `out`, reading each file once.
@@ -156,7 +161,7 @@ pub fn write_tgz(
 
     // Segments are compressed on the threads of the current rayon pool (the caller's `--jobs`),
     // or of the global pool outside one; the bytes do not depend on which thread ran what.
-    let (file_hashes, tar_bytes, gz_bytes) = rayon::in_place_scope(|scope| {
+    let (file_hashes, tar_bytes, gz_bytes, segment_tasks) = rayon::in_place_scope(|scope| {
         let gzip = Gzip::new(out, settings.level, scope).map_err(output_error)?;
         let mut tar = TarStream::new(gzip);
         let mut file_hashes = Vec::with_capacity(tree.entries.len());
@@ -183,8 +188,8 @@ pub fn write_tgz(
             };
             file_hashes.push(file_hash);
         }
-        let (tar_bytes, gz_bytes) = tar.finish().map_err(output_error)?;
-        Ok::<_, Error>((file_hashes, tar_bytes, gz_bytes))
+        let (tar_bytes, gz_bytes, segment_tasks) = tar.finish().map_err(output_error)?;
+        Ok::<_, Error>((file_hashes, tar_bytes, gz_bytes, segment_tasks))
     })?;
     let digest = tree_digest(tree, &file_hashes);
     Ok(ArchiveReport {
@@ -192,6 +197,7 @@ pub fn write_tgz(
         digest,
         tar_bytes,
         gz_bytes,
+        segment_tasks,
     })
 }
 
@@ -356,14 +362,15 @@ impl<'a, 'scope> TarStream<'a, 'scope> {
         Ok(hasher.finalize().into())
     }
 
-    /// Ends the tar stream with two zero blocks and the gzip member; returns (tar, gzip) sizes.
-    fn finish(mut self) -> io::Result<(u64, u64)> {
+    /// Ends the tar stream with two zero blocks and the gzip member; returns the tar and gzip
+    /// sizes and the segment tasks' times.
+    fn finish(mut self) -> io::Result<(u64, u64, Vec<Duration>)> {
         self.push(&[0; 2 * BLOCK])?;
         let mut last = std::mem::take(&mut self.segment).into_vec();
         last.truncate(self.filled);
         self.gzip.segment(last.into_boxed_slice(), true)?;
-        let gz_bytes = self.gzip.finish()?;
-        Ok((self.tar_bytes, gz_bytes))
+        let (gz_bytes, segment_tasks) = self.gzip.finish()?;
+        Ok((self.tar_bytes, gz_bytes, segment_tasks))
     }
 }
 
@@ -371,6 +378,8 @@ impl<'a, 'scope> TarStream<'a, 'scope> {
 struct Compressed {
     deflate: Vec<u8>,
     crc: Crc,
+    /// How long it took, when it was a task of its own.
+    task: Option<Duration>,
 }
 
 /// A gzip member around a raw deflate stream made of independently compressed segments,
@@ -389,6 +398,7 @@ struct Gzip<'a, 'scope> {
     receiver: mpsc::Receiver<(usize, io::Result<Compressed>)>,
     in_flight_limit: usize,
     gz_bytes: u64,
+    segment_tasks: Vec<Duration>,
 }
 
 impl<'a, 'scope> Gzip<'a, 'scope> {
@@ -413,6 +423,7 @@ impl<'a, 'scope> Gzip<'a, 'scope> {
             // flight holds its input and its output).
             in_flight_limit: rayon::current_num_threads() + 1,
             gz_bytes: GZIP_HEADER.len() as u64,
+            segment_tasks: Vec::new(),
         })
     }
 
@@ -434,7 +445,15 @@ impl<'a, 'scope> Gzip<'a, 'scope> {
         }
         let sender = self.sender.clone();
         self.scope.spawn(move |_| {
-            let compressed = compress_segment(&data, level, false);
+            let started = Instant::now();
+            let compressed = compress_segment(&data, level, false).map(|compressed| {
+                let took = started.elapsed();
+                SEGMENT_TIME.with(|time| time.set(time.get() + took));
+                Compressed {
+                    task: Some(took),
+                    ..compressed
+                }
+            });
             // The receiver is gone only if the archive already failed.
             let _ = sender.send((index, compressed));
         });
@@ -450,6 +469,7 @@ impl<'a, 'scope> Gzip<'a, 'scope> {
             self.out.write_all(&compressed.deflate)?;
             self.gz_bytes += compressed.deflate.len() as u64;
             self.crc.combine(&compressed.crc);
+            self.segment_tasks.extend(compressed.task);
             self.written += 1;
         }
         Ok(())
@@ -475,14 +495,25 @@ impl<'a, 'scope> Gzip<'a, 'scope> {
         }
     }
 
-    fn finish(self) -> io::Result<u64> {
+    fn finish(self) -> io::Result<(u64, Vec<Duration>)> {
         let mut trailer = [0; 8];
         trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
         trailer[4..].copy_from_slice(&self.crc.amount().to_le_bytes());
         self.out.write_all(&trailer)?;
         self.out.flush()?;
-        Ok(self.gz_bytes + 8)
+        Ok((self.gz_bytes + 8, self.segment_tasks))
     }
+}
+
+thread_local! {
+    /// The time this thread has spent compressing segments handed to the pool.
+    static SEGMENT_TIME: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// The time this thread has spent on segment tasks: what the caller subtracts from an archive's
+/// wall time to find the time of its own task (with one thread, every segment runs on it).
+pub fn segment_time_on_this_thread() -> Duration {
+    SEGMENT_TIME.with(Cell::get)
 }
 
 /// Compresses one segment of the tar stream into deflate blocks that start and end at a byte
@@ -516,7 +547,11 @@ fn compress_segment(data: &[u8], level: u32, last: bool) -> io::Result<Compresse
     } else if last {
         out.extend_from_slice(&deflate::EMPTY_FINAL_BLOCK);
     }
-    Ok(Compressed { deflate: out, crc })
+    Ok(Compressed {
+        deflate: out,
+        crc,
+        task: None,
+    })
 }
 
 /// Whether deflate would likely not shrink `data`: its byte distribution is nearly uniform.
@@ -719,7 +754,14 @@ mod tests {
         let (first_bytes, first_report) = archive(&first, &SETTINGS);
         let (second_bytes, second_report) = archive(&second, &SETTINGS);
         assert!(first_bytes == second_bytes, "archives differ");
-        assert_eq!(first_report, second_report);
+        assert_eq!(
+            (first_report.digest, &first_report.file_hashes),
+            (second_report.digest, &second_report.file_hashes)
+        );
+        assert_eq!(
+            (first_report.tar_bytes, first_report.gz_bytes),
+            (second_report.tar_bytes, second_report.gz_bytes)
+        );
         // Different settings give different bytes but the same source digest.
         let (other_bytes, other_report) = archive(&first, &ArchiveSettings { mtime: 0, level: 1 });
         assert_ne!(other_bytes, first_bytes);

@@ -14,6 +14,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -57,6 +58,31 @@ pub struct Built {
     pub rebuilt: usize,
     pub skipped: usize,
     pub source_bytes: u64,
+    pub tasks: Tasks,
+}
+
+/// The build's units of parallel work, timed: each archive's own work (reading, framing,
+/// hashing, its last segment) and each segment it handed to the pool. With `--jobs 1` no task
+/// waits for another, so their times add up to the build phase; `bench` derives the speedup
+/// bound from them.
+#[derive(Clone, Debug, Default)]
+pub struct Tasks {
+    pub count: usize,
+    pub total: Duration,
+    pub longest: Duration,
+    /// The longest task: a package's file name, or a segment of one.
+    pub longest_name: String,
+}
+
+impl Tasks {
+    fn add(&mut self, took: Duration, name: impl FnOnce() -> String) {
+        self.count += 1;
+        self.total += took;
+        if took > self.longest {
+            self.longest = took;
+            self.longest_name = name();
+        }
+    }
 }
 
 impl Built {
@@ -152,6 +178,7 @@ pub fn build(
     let mut order: Vec<usize> = (0..scanned.len()).collect();
     order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
     let next = AtomicUsize::new(0);
+    let tasks = Mutex::new(Tasks::default());
     let results: Vec<Mutex<Option<Result<Outcome>>>> =
         (0..scanned.len()).map(|_| Mutex::new(None)).collect();
     // Each tree is freed once its package is built, while the stat records of the next ones
@@ -175,8 +202,20 @@ pub fn build(
                         .expect("no thread panics holding it")
                         .take()
                         .expect("each tree is built once");
+                    let segments_before = archive::segment_time_on_this_thread();
+                    let started = Instant::now();
                     let result = build_archive(&context, job, &tree);
+                    let own = started
+                        .elapsed()
+                        .saturating_sub(archive::segment_time_on_this_thread() - segments_before);
                     drop(tree);
+                    {
+                        let mut tasks = tasks.lock().expect("no thread panics holding it");
+                        tasks.add(own, || job.file_name.clone());
+                        for &took in result.iter().flat_map(|o| &o.segment_tasks) {
+                            tasks.add(took, || format!("a segment of {}", job.file_name));
+                        }
+                    }
                     progress.advance(sizes[index]);
                     *results[index].lock().expect("no thread panics holding it") = Some(result);
                 }
@@ -189,6 +228,7 @@ pub fn build(
         rebuilt: 0,
         skipped: 0,
         source_bytes,
+        tasks: tasks.into_inner().expect("no thread panics holding it"),
     };
     let mut diagnostics = Vec::new();
     for slot in results {
@@ -268,6 +308,8 @@ fn settings_text(plan: &Plan, top: &str) -> String {
 struct Outcome {
     package: BuiltPackage,
     rebuilt: bool,
+    /// The times of the segments the archive handed to the pool.
+    segment_tasks: Vec<Duration>,
 }
 
 /// Whether the regular file at `path` holds exactly the `size` bytes with this SHA-256: read and
@@ -327,6 +369,7 @@ fn build_archive(context: &Context, job: &crate::plan::ArchiveJob, tree: &Tree) 
             return Ok(Outcome {
                 package: package(digest, previous.sha256.clone(), previous.stat.size, None),
                 rebuilt: false,
+                segment_tasks: Vec::new(),
             });
         }
     }
@@ -377,6 +420,7 @@ fn build_archive(context: &Context, job: &crate::plan::ArchiveJob, tree: &Tree) 
             (!unchanged).then(|| temp.clone()),
         ),
         rebuilt: !unchanged,
+        segment_tasks: report.segment_tasks,
     })
 }
 
@@ -406,6 +450,7 @@ fn copy_file(context: &Context, job: &crate::plan::FileJob) -> Result<Outcome> {
         return Ok(Outcome {
             package: package(None),
             rebuilt: false,
+            segment_tasks: Vec::new(),
         });
     }
     let temp = context.dir.join(&job.file_name);
@@ -426,6 +471,7 @@ fn copy_file(context: &Context, job: &crate::plan::FileJob) -> Result<Outcome> {
     Ok(Outcome {
         package: package(Some(temp)),
         rebuilt: true,
+        segment_tasks: Vec::new(),
     })
 }
 

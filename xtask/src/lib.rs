@@ -57,6 +57,8 @@ pub struct DistReport {
     pub timings: Vec<(&'static str, std::time::Duration)>,
     /// Whether the run took the no-op fast path: nothing changed, nothing written.
     pub fresh: bool,
+    /// The build's tasks, timed (none on the fast path).
+    pub tasks: build::Tasks,
 }
 
 /// parse -> validate -> plan -> build -> write, every input read through one recorder
@@ -87,6 +89,7 @@ pub fn dist(
             warnings: fresh.warnings,
             timings: timings.laps,
             fresh: true,
+            tasks: build::Tasks::default(),
         });
     }
     timings.lap("read the state: changed, or none");
@@ -122,7 +125,8 @@ pub fn dist(
         progress,
     );
     progress.end();
-    let built = built?;
+    let mut built = built?;
+    let tasks = std::mem::take(&mut built.tasks);
     timings.lap("hash and build packages");
     let staged = output::stage(
         &checked.model,
@@ -162,6 +166,7 @@ pub fn dist(
         warnings,
         timings: timings.laps,
         fresh: false,
+        tasks,
     })
 }
 

@@ -8,6 +8,7 @@ use std::time::Instant;
 use xshell::cmd;
 
 use super::corpus::{command_failed, shell, write};
+use super::report::TaskTimes;
 use super::{BenchOptions, Corpus, Sample};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 
@@ -252,6 +253,7 @@ pub(super) fn run_mode(
         peak_rss_kib: None,
         rebuilt: None,
         skipped: None,
+        tasks: None,
     };
     if time {
         let text = std::fs::read_to_string(&time_file).with_path("read", &time_file)?;
@@ -276,6 +278,17 @@ pub(super) fn run_mode(
         let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
         sample.rebuilt = summary["rebuilt"].as_u64();
         sample.skipped = summary["skipped"].as_u64();
+        let tasks = &summary["tasks"];
+        sample.tasks = summary["seconds"]
+            .as_f64()
+            .zip(tasks["seconds"].as_f64())
+            .zip(tasks["longest_s"].as_f64())
+            .map(|((run_s, tasks_s), longest_s)| TaskTimes {
+                run_s,
+                tasks_s,
+                longest_s,
+                longest: tasks["longest"].as_str().unwrap_or_default().to_string(),
+            });
     }
     let bytes = (!mode.is_incremental()).then(|| archive_bytes(out));
     Ok((sample, bytes))

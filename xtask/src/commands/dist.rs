@@ -51,6 +51,13 @@ pub fn run(flags: DistFlags, cwd: &Path, repo: &Path) -> Result<ExitCode, Error>
         let mut value = serde_json::to_value(summary).expect("the summary serializes");
         value["seconds"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
         value["fresh"] = serde_json::json!(report.fresh);
+        let tasks = &report.tasks;
+        value["tasks"] = serde_json::json!({
+            "count": tasks.count,
+            "seconds": tasks.total.as_secs_f64(),
+            "longest_s": tasks.longest.as_secs_f64(),
+            "longest": tasks.longest_name,
+        });
         println!("{value}");
     } else {
         eprintln!(
