@@ -137,7 +137,8 @@ pub fn scan(plan: &Plan, options: BuildOptions, inputs: &Inputs) -> Result<Vec<T
 
 /// Builds every package of `plan` (`scanned` are its trees, from `scan`) into `dir`, the
 /// `sw_packages` of a staging directory of `out_dir`, which the caller has locked. `previous`
-/// says which outputs on disk are intact.
+/// says which outputs on disk are intact. Each of `alongside` runs as one more task on the same
+/// threads.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     plan: &Plan,
@@ -148,6 +149,7 @@ pub fn build(
     inputs: &Inputs,
     options: BuildOptions,
     progress: &dyn Progress,
+    alongside: Vec<Box<dyn FnOnce() + Send + '_>>,
 ) -> Result<Built> {
     let pool = pool(options);
     fault::point("scan")?;
@@ -188,6 +190,16 @@ pub fn build(
         .map(|tree| Mutex::new(Some(tree)))
         .collect();
     pool.scope(|scope| {
+        for task in alongside {
+            let tasks = &tasks;
+            scope.spawn(move |_| {
+                let started = Instant::now();
+                task();
+                let took = started.elapsed();
+                let mut tasks = tasks.lock().expect("no thread panics holding it");
+                tasks.add(took, || "tree files".into());
+            });
+        }
         for _ in 0..options.jobs.max(1) {
             scope.spawn(|_| {
                 loop {

@@ -31,6 +31,7 @@ pub mod tree;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use error::{Diagnostic, Error, Result};
 
@@ -60,6 +61,10 @@ pub struct DistReport {
     /// The build's tasks, timed (none on the fast path).
     pub tasks: build::Tasks,
 }
+
+/// Tree files staged per task (see `dist`): enough tasks to share among the threads, each long
+/// enough to be worth one.
+const TREE_SLICE: usize = 32;
 
 /// parse -> validate -> plan -> build -> write, every input read through one recorder
 /// (`inputs`), and the previous build's state (`state`) deciding what is reused.
@@ -114,6 +119,23 @@ pub fn dist(
     output::prepare(&out_dir)?;
     let staging = output::Staging::create(&out_dir)?;
     timings.lap("lock the output directory");
+    // The tree files depend on the plan only: they are staged, `TREE_SLICE` at a time, as more
+    // tasks of the build's pool, beside the packages.
+    let slices: Vec<_> = plan.tree.chunks(TREE_SLICE).collect();
+    let staged_slices: Vec<OnceLock<Result<output::StagedTree>>> =
+        slices.iter().map(|_| OnceLock::new()).collect();
+    let alongside = slices
+        .iter()
+        .zip(&staged_slices)
+        .map(|(files, slot)| {
+            let (staging, out_dir, previous, inputs) = (&staging, &out_dir, &previous, &inputs);
+            Box::new(move || {
+                let _ = slot.set(output::stage_tree(
+                    files, staging, out_dir, previous, inputs,
+                ));
+            }) as Box<dyn FnOnce() + Send>
+        })
+        .collect();
     let built = build::build(
         &plan,
         scanned,
@@ -123,19 +145,24 @@ pub fn dist(
         &inputs,
         build_options,
         progress,
+        alongside,
     );
     progress.end();
     let mut built = built?;
+    let mut tree = output::StagedTree::default();
+    for slot in staged_slices {
+        tree.append(slot.into_inner().expect("the build ran every task")?);
+    }
     let tasks = std::mem::take(&mut built.tasks);
-    timings.lap("hash and build packages");
+    timings.lap("hash and build packages, stage the tree");
     let staged = output::stage(
         &checked.model,
         &plan,
         &built,
+        tree,
         &staging,
         &out_dir,
         &previous,
-        &inputs,
     )?;
     let written = output::commit(staged, &out_dir)?;
     let summary = state::Summary {

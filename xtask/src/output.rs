@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use crate::archive;
 use crate::build::{Built, TOOL, packages_dir};
 use crate::error::{Diagnostic, Error, IoContext, Result};
-use crate::extension::{self, Content};
+use crate::extension::{self, Content, OutputFile};
 use crate::fault;
 use crate::hash::to_hex;
 use crate::inputs::{Inputs, Stat};
@@ -222,17 +222,63 @@ pub struct Staged {
     outputs: Vec<(String, String, Option<Package>)>,
 }
 
-/// Writes into `staging` every tree file, `dist-manifest.json` and `SHA256SUMS` that differ
-/// from what the output directory holds (`previous` knows some by their stat), and lists what
-/// the switch will rename and remove. Nothing under a final name changes.
-pub fn stage(
-    model: &Model,
-    plan: &Plan,
-    built: &Built,
+/// Tree files of the plan (the tree but the packages), staged: they depend on the plan only, so
+/// `dist` stages them, a slice at a time, while the packages build.
+#[derive(Debug, Default)]
+pub struct StagedTree {
+    renames: Vec<(PathBuf, PathBuf)>,
+    outputs: Vec<(String, String, Option<Package>)>,
+}
+
+impl StagedTree {
+    /// Adds the next slice's files, in order.
+    pub fn append(&mut self, next: StagedTree) {
+        self.renames.extend(next.renames);
+        self.outputs.extend(next.outputs);
+    }
+}
+
+/// Writes into `staging` every file of `files` (tree files of the plan) that differs from what
+/// the output directory holds (`previous` knows some by their stat).
+pub fn stage_tree(
+    files: &[OutputFile],
     staging: &Staging,
     out_dir: &Path,
     previous: &State,
     inputs: &Inputs,
+) -> Result<StagedTree> {
+    let tree_root = out_dir.join(TREE);
+    let mut staged = StagedTree::default();
+    for file in files {
+        let path = tree_root.join(&file.path);
+        let bytes = match &file.content {
+            Content::Bytes(bytes) => bytes.clone(),
+            Content::Copy(source) => inputs.read(source).with_path("read", source)?,
+        };
+        let relative = format!("{TREE}/{}", file.path);
+        let (sha256, same) = holds(previous, &relative, &path, &bytes);
+        if !same {
+            let temp = staging.path().join("tree").join(&file.path);
+            write_new(&temp, &bytes)?;
+            fault::point("stage")?;
+            staged.renames.push((temp, path));
+        }
+        staged.outputs.push((relative, sha256, None));
+    }
+    Ok(staged)
+}
+
+/// Adds to the staged `tree` the packages, `dist-manifest.json` and `SHA256SUMS` (written into
+/// `staging` where they differ from what the output directory holds), and lists what the switch
+/// will rename and remove. Nothing under a final name changes.
+pub fn stage(
+    model: &Model,
+    plan: &Plan,
+    built: &Built,
+    tree: StagedTree,
+    staging: &Staging,
+    out_dir: &Path,
+    previous: &State,
 ) -> Result<Staged> {
     let tree_root = out_dir.join(TREE);
     let packages = packages_dir(out_dir);
@@ -262,23 +308,9 @@ pub fn stage(
             }),
         ));
     }
-    for file in &plan.tree {
-        let path = tree_root.join(&file.path);
-        let bytes = match &file.content {
-            Content::Bytes(bytes) => bytes.clone(),
-            Content::Copy(source) => inputs.read(source).with_path("read", source)?,
-        };
-        let relative = format!("{TREE}/{}", file.path);
-        let (sha256, same) = holds(previous, &relative, &path, &bytes);
-        if !same {
-            let temp = staging.path().join("tree").join(&file.path);
-            write_new(&temp, &bytes)?;
-            fault::point("stage")?;
-            staged.renames.push((temp, path.clone()));
-        }
-        staged.outputs.push((relative, sha256, None));
-        expected.insert(path);
-    }
+    expected.extend(plan.tree.iter().map(|file| tree_root.join(&file.path)));
+    staged.renames.extend(tree.renames);
+    staged.outputs.extend(tree.outputs);
     (staged.stale_files, staged.stale_dirs) = stale(&tree_root, &expected)?;
 
     let sums: String = built
