@@ -42,7 +42,12 @@ MAX_MESSAGE = 16 * 1024 * 1024
 
 
 class WorkerError(Exception):
-    """A job cannot be done; the message is the answer's `error`."""
+    """A job cannot be done; the message is the answer's `error`, `cause` its `cause` ("block"
+    when a block failed to load or to run, else None: the request itself is wrong)."""
+
+    def __init__(self, message, cause=None):
+        Exception.__init__(self, message)
+        self.cause = cause
 
 
 class Channel(object):
@@ -89,7 +94,8 @@ def build_graph(blocks, connections, bloxpath, where="topology"):
         try:
             graph.add(spec["id"], spec["name"], spec["version"], spec.get("args") or {})
         except Exception as error:
-            raise WorkerError("{} block `{}` ({} {}): {}".format(where, spec["id"], spec["name"], spec["version"], error))
+            raise WorkerError("{} block `{}` ({} {}): {}".format(where, spec["id"], spec["name"], spec["version"], error),
+                              "block")
     if not isinstance(connections, list):
         raise WorkerError("a {} is an object with a `blocks` list and a `connections` list".format(where))
     for index, connection in enumerate(connections):
@@ -106,7 +112,7 @@ def load(job):
     try:
         block = runtime.Graph(job["bloxpath"]).add(job["id"], job["name"], job["version"], job.get("config") or {})
     except Exception as error:
-        raise WorkerError(str(error))
+        raise WorkerError(str(error), "block")
     summary = {"name": block.block_name, "version": block.block_version, "id": block.id, "ports": sorted(block.ports)}
     block.on_shutdown()
     return {"ok": True, "block": summary}
@@ -119,7 +125,7 @@ def run_topology(job):
         order = graph.topological_order()
         graph.run()
     except Exception as error:
-        raise WorkerError("the run failed: {}: {}".format(type(error).__name__, error))
+        raise WorkerError("the run failed: {}: {}".format(type(error).__name__, error), "block")
     return {"ok": True, "result": {"blocks": len(graph.blocks), "delivered": graph.delivered, "order": order},
             "counts": graph.counts}
 
@@ -290,7 +296,10 @@ def main(argv=None):
     try:
         serve(channel, job)
     except WorkerError as error:
-        channel.send({"ok": False, "error": str(error)})
+        answer = {"ok": False, "error": str(error)}
+        if error.cause:
+            answer["cause"] = error.cause
+        channel.send(answer)
     except Exception as error:
         LOG.exception("the worker's %s job failed", job.get("job"))
         channel.send({"ok": False, "error": "{}: {}".format(type(error).__name__, error), "cause": "block"})

@@ -206,7 +206,7 @@ class {cls}(Block):
         self.assertEqual(answers[0]["error"], "the worker process of the run exited with code 3")
         self.assertEqual(answers[1]["pid"], os.getpid())
         self.assertEqual(answers[2]["error"], "the worker process of the run was killed by SIGSEGV (signal 11)")
-        self.assertFalse(answers[3]["ok"])
+        self.assertEqual((answers[3]["ok"], answers[3]["cause"]), (False, "block"))
         self.assertIn("topology block `x` (Crash 1.0): no module named `missing_dependency`", answers[3]["error"])
         self.assertTrue(answers[4]["ok"], answers[4])
         self.assertEqual(answers[4]["counts"], {"x": {"emitted": 1, "received": 0}})
