@@ -87,6 +87,8 @@ class categorizer(Block):
     """
 
     ARGS = ("detect_encoding", "mime_types", "home")
+    INPUTS = ("input",)
+    OUTPUTS = ("output",)
 
     def on_load(self, config):
         self.table = dict(BUILTIN_MIME_TYPES)

@@ -11,6 +11,8 @@ class counter(Block):
     `top` (optional) keeps only that many. The counts are in `self.counts` meanwhile."""
 
     ARGS = ("field", "top")
+    INPUTS = ("input",)
+    OUTPUTS = ("output",)
 
     def on_load(self, config):
         self.field = self.config_value(config, "field", kind=str)

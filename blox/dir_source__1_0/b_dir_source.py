@@ -12,6 +12,8 @@ class dir_source(Block):
     with `include_dirs` true, directories as well as files."""
 
     ARGS = ("directory", "pattern", "recursive", "include_dirs", "batch_size")
+    INPUTS = ()
+    OUTPUTS = ("output",)
 
     def on_load(self, config):
         self.directory = self.config_value(config, "directory", kind=str)

@@ -12,6 +12,8 @@ class dump(Block):
     then a summary line at shutdown. For looking at a pipeline's output while developing it."""
 
     ARGS = ("print", "limit")
+    INPUTS = ("input",)
+    OUTPUTS = ()
 
     def on_load(self, config):
         self.print_records = self.config_value(config, "print", True, bool)

@@ -14,6 +14,8 @@ class file_crawler(Block):
     vanish or cannot be read during the walk are counted in `self.errors` instead of failing."""
 
     ARGS = ("directory", "exclude", "follow_links", "batch_size")
+    INPUTS = ()
+    OUTPUTS = ("output",)
 
     def on_load(self, config):
         self.directory = self.config_value(config, "directory", kind=str)

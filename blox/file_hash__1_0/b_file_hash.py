@@ -22,6 +22,8 @@ class file_hash(Block):
     `self.errors` as (path, message), unless `fail_on_error` is true."""
 
     ARGS = ("fail_on_error",)
+    INPUTS = ("input",)
+    OUTPUTS = ("output",)
 
     def on_load(self, config):
         self.fail_on_error = self.config_value(config, "fail_on_error", False, bool)

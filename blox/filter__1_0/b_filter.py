@@ -68,6 +68,8 @@ class filter(Block):
     """
 
     ARGS = ("where", "field", "op", "value", "mode")
+    INPUTS = ("input",)
+    OUTPUTS = ("output",)
 
     def on_load(self, config):
         if "where" in config:

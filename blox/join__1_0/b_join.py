@@ -16,6 +16,8 @@ class join(Block):
     """
 
     ARGS = ("key", "left_key", "right_key")
+    INPUTS = ("left", "right")
+    OUTPUTS = ("output",)
 
     def on_load(self, config):
         key = self.config_value(config, "key", None, str)

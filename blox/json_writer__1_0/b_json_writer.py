@@ -21,6 +21,8 @@ class json_writer(Block):
     json_module = json.__name__
 
     ARGS = ("path", "append")
+    INPUTS = ("input",)
+    OUTPUTS = ()
 
     def on_load(self, config):
         self.path = self.config_value(config, "path", kind=str)

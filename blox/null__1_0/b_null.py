@@ -8,6 +8,8 @@ class null(Block):
     pipeline's volume can be checked without keeping the data."""
 
     ARGS = ()
+    INPUTS = ("input",)
+    OUTPUTS = ()
 
     def on_load(self, config):
         self.add_input("input", [])

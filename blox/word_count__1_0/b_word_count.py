@@ -24,6 +24,8 @@ class word_count(Block):
     the totals (`files`, `lines`, `words`, `chars`) on `totals`."""
 
     ARGS = ("encoding",)
+    INPUTS = ("input",)
+    OUTPUTS = ("output", "totals")
 
     def on_load(self, config):
         self.encoding = self.config_value(config, "encoding", "utf-8", str)

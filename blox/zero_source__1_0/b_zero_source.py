@@ -11,6 +11,8 @@ class zero_source(Block):
     all set to 0, at most `batch_size` (default 100) records per batch."""
 
     ARGS = ("count", "fields", "batch_size")
+    INPUTS = ()
+    OUTPUTS = ("output",)
 
     def on_load(self, config):
         self.count = self.config_value(config, "count", 10, int)

@@ -8,9 +8,9 @@ import sys
 
 from datablox_framework import auth
 
-from . import DeployError, clusterkey, nodes, release, run, safetar, service
+from . import DeployError, clusterkey, nodes, placement, release, run, safetar, service
 from .deploy import Options, deploy
-from .extension import default_tree, key_text
+from .extension import Extension, default_tree, key_text
 from .home import Home, NotAHome
 
 DESCRIPTION = """\
@@ -213,7 +213,12 @@ def main(argv=None):
             raise DeployError("--key checks a release's signature: give it with --release ARCHIVE", 2)
         max_members = safetar.MAX_MEMBERS if args.max_members is None else args.max_members
 
+        # A topology to run is read and checked against the extension before anything is deployed.
+        topology = placement.read_topology(run_topology) if run_topology is not None else None
+
         def deploy_from(tree):
+            if topology is not None:
+                placement.check_blocks(Extension(tree), topology, run_topology)
             options = Options(args.home, tree, resources, args.spec,
                               tuple(args.platform) if args.platform else None, parse_config(args.config or []),
                               args.find_links, max_members, args.max_bytes, keep=args.keep)
@@ -241,7 +246,7 @@ def main(argv=None):
             if key_written:
                 sys.stderr.write("Cluster key written: {}\n".format(auth.key_path(home.root)))
         if run_topology is not None and not args.dry_run:
-            return run.run_home(home, run_topology, args.timeout, args.json)
+            return run.run_home(home, topology, args.timeout, args.json)
         return 0
     except DeployError as error:
         if not (args.dry_run or args.command == "status" or isinstance(error, NotAHome)):

@@ -184,7 +184,7 @@ def main(args):
         # The last placement written into the same directory keeps its blocks where they were.
         previous = placement.previous_assignment(os.path.join(out_dir, "plan.json"), topology) if out_dir else {}
         plan = placement.plan(extension, topology, placement.parse_nodes(args.nodes), args.platform,
-                              previous=previous)
+                              previous=previous, where=args.topology)
         if args.bundle:
             bundle.check_target(os.path.abspath(args.bundle))
         if args.homes_dir:

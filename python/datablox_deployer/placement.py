@@ -26,21 +26,33 @@ From a shell, or another process: `python3 <tree>/bin/deploy place --topology FI
 --dry-run --json` (or `<home>/engage/bin/deployer place ...`) prints `to_json()`.
 
 A topology and node names are read and checked by the framework's `topology` module, which
-`dist` ships beside this package. Errors are PlacementError (a DeployError, exit code 1) naming
-the file, block or node.
+`dist` ships beside this package. Before placing, `check_blocks` makes sure every block is in the
+extension and every connection names ports its blocks have: an output port in `from`, an input
+port in `to`, as each block's class declares them (`INPUTS`, `OUTPUTS`: read from the block's
+module in its archive with `datablox_framework.block.declared_ports`, without running it), so a
+typo is refused before anything is deployed. Errors are PlacementError (a DeployError, exit code
+1) naming the file, block or node.
 """
 
+import errno
 import json
 import os
+import stat
+import tarfile
+import zlib
 
 from datablox_framework import topology as rules
+from datablox_framework.block import Port, declared_ports
+from datablox_framework.naming import mangle
 
-from . import DeployError
+from . import DeployError, safetar
 from .extension import DEFAULT_SPEC, Extension, did_you_mean, driver_dir_name, key_text, key_tuple, keys_text
 from .resolve import HOST_ID, Resolver, detect_platform, host_instance
 
 # Resolution needs a host; only the keys of the closure matter here, not the home's paths.
 PLACEHOLDER_HOME = "/nonexistent-datablox-home"
+# A block module larger than this is not read for its ports: a refusal, not a memory budget.
+MAX_MODULE_BYTES = 1 << 20
 
 
 class PlacementError(DeployError):
@@ -255,18 +267,10 @@ def previous_assignment(plan_file, topology):
     return found
 
 
-def plan(tree, topology, nodes, platform=None, spec_file=DEFAULT_SPEC, previous=None):
-    """Place `topology` (a checked dict) on `nodes` with the extension at `tree` (a path or an
-    Extension); `previous`, {block id: node}, keeps blocks where they were (`assign`). Returns a
-    Plan; raises PlacementError (an unknown block, an `at` naming no node, a bad node name) or
-    the resolver's Unsatisfiable."""
-    nodes = parse_nodes(nodes)
-    check_topology(topology)
-    extension = tree if isinstance(tree, Extension) else Extension(tree)
-    platform = tuple(platform) if platform else detect_platform(extension)
-    host = host_instance(PLACEHOLDER_HOME, platform)
-    base_spec = extension.spec(spec_file)
-    base = spec_requests(base_spec)
+def check_blocks(extension, topology, where="topology"):
+    """Raise PlacementError unless every block of `topology` (checked, read from `where`) is in
+    `extension` and every connection joins an output port of its `from` block to an input port
+    of its `to` block (`block_ports`)."""
     for block in topology["blocks"]:
         key = block_key(block)
         if key not in extension.definitions:
@@ -281,6 +285,84 @@ def plan(tree, topology, nodes, platform=None, spec_file=DEFAULT_SPEC, previous=
                     did_you_mean(block["name"], sorted(set(k[0] for k in extension.order))), keys_text(extension.order))
             raise PlacementError("block `{}`: `{} {}` is not in the extension {} ({})".format(
                 block["id"], block["name"], block["version"], extension.root, hint))
+    blocks = dict((block["id"], block) for block in topology["blocks"])
+    ports = {}
+    for number, connection in enumerate(topology.get("connections", []), 1):
+        for end, direction, other in (("from", Port.OUTPUT, Port.INPUT), ("to", Port.INPUT, Port.OUTPUT)):
+            block_id, port = rules.split_end(connection[end])
+            block = blocks[block_id]
+            key = block_key(block)
+            if key not in ports:
+                ports[key] = block_ports(extension, key)
+            declared = ports[key]
+            if declared is None or port in declared[direction]:
+                continue
+            what = "block `{}` ({} {})".format(block_id, block["name"], block["version"])
+            if port in declared[other]:
+                raise PlacementError("{}: connection #{}: `{}` is an {} port of {}; `{}` names an {} port (help: "
+                                     "its {} ports: {})".format(where, number, connection[end], other, what, end,
+                                                                direction, direction, ", ".join(declared[direction]) or "none"))
+            raise PlacementError("{}: connection #{}: {} has no {} port `{}` (help: {}its {} ports: {})".format(
+                where, number, what, direction, port, did_you_mean(port, declared[direction]), direction,
+                ", ".join(declared[direction]) or "none"))
+
+
+def block_ports(extension, key):
+    """The ports block `key` declares (`declared_ports`: {"input": [...], "output": [...]}), read
+    from `b_<module>.py` at the top of its archive in `sw_packages`, which must be a regular file
+    (a link is refused, never followed), within safetar's budget of decompressed bytes; None when
+    it declares none, or has no archive or no such module (a resource that is not a block)."""
+    location = Sizes(extension).file_of(key)
+    if location is None:
+        return None
+    path = extension.path("sw_packages", location)
+    module = "b_{}.py".format(mangle(key[0]))
+    help_text = "(help: rebuild the dist with `cargo xtask dist`)"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as error:
+        raise PlacementError("{}: {} {}".format(
+            path, "is a symbolic link" if error.errno == errno.ELOOP else error.strerror, help_text))
+    source = None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise PlacementError("{}: is not a regular file {}".format(path, help_text))
+        try:
+            with tarfile.open(fileobj=handle, mode="r|gz") as archive:
+                for member in archive:
+                    if member.offset_data + member.size > safetar.budget(info.st_size):
+                        break
+                    if member.isfile() and member.name.split("/")[1:] == [module]:
+                        if member.size > MAX_MODULE_BYTES:
+                            raise PlacementError("{}: `{}` is larger than {} bytes; its ports are not read (help: "
+                                                 "keep the block's module small)".format(path, member.name,
+                                                                                         MAX_MODULE_BYTES))
+                        source = archive.extractfile(member).read()
+                        break
+        except (OSError, EOFError, tarfile.TarError, zlib.error) as error:
+            raise PlacementError("{}: cannot read the archive of `{}`: {} {}".format(path, key_text(key), error, help_text))
+    if source is None:
+        return None
+    try:
+        return declared_ports(source, mangle(key[0]), "{}:{}".format(path, module))
+    except ValueError as error:
+        raise PlacementError(str(error))
+
+
+def plan(tree, topology, nodes, platform=None, spec_file=DEFAULT_SPEC, previous=None, where="topology"):
+    """Place `topology` (a checked dict, read from `where`) on `nodes` with the extension at
+    `tree` (a path or an Extension); `previous`, {block id: node}, keeps blocks where they were
+    (`assign`). Returns a Plan; raises PlacementError (an unknown block or port, an `at` naming
+    no node, a bad node name) or the resolver's Unsatisfiable."""
+    nodes = parse_nodes(nodes)
+    check_topology(topology)
+    extension = tree if isinstance(tree, Extension) else Extension(tree)
+    platform = tuple(platform) if platform else detect_platform(extension)
+    host = host_instance(PLACEHOLDER_HOME, platform)
+    base_spec = extension.spec(spec_file)
+    base = spec_requests(base_spec)
+    check_blocks(extension, topology, where)
     sizes_of = Sizes(extension)
     base_keys = closure(extension, host, base)
     weights = {}

@@ -20,19 +20,11 @@ from . import DeployError, service
 LOCAL_NODE = "local"
 
 
-def local_topology(topology_path, node):
-    """The topology with every block's `at` set to `node`, in a temporary file (its path)."""
-    try:
-        with open(topology_path, "rb") as handle:
-            topology = json.loads(handle.read().decode("utf-8"))
-    except (OSError, ValueError) as error:
-        raise DeployError("cannot read topology {}: {}".format(topology_path, error))
-    if not isinstance(topology, dict) or not isinstance(topology.get("blocks"), list):
-        raise DeployError("{}: expected a JSON object with a `blocks` list (see topologies/word-count.json)".format(
-            topology_path))
+def local_topology(topology, node):
+    """`topology` (checked) with every block's `at` set to `node`, in a temporary file (its path)."""
+    topology = json.loads(json.dumps(topology))
     for block in topology["blocks"]:
-        if isinstance(block, dict):
-            block["at"] = node
+        block["at"] = node
     handle, path = tempfile.mkstemp(prefix="datablox-run-", suffix=".json")
     with os.fdopen(handle, "w") as out:
         json.dump(topology, out)
@@ -75,12 +67,13 @@ def run_homes(homes, topology_path, timeout=None, json_output=False):
                 sys.stderr.write("warning: could not stop the caretaker of {}: {}\n".format(home.root, error))
 
 
-def run_home(home, topology_path, timeout=None, json_output=False):
-    """`deployer --home H run TOPOLOGY`: every block on this home's caretaker, which deploys the
-    blocks the home lacks (and replaces, like every deploy, those whose archive changed)."""
+def run_home(home, topology, timeout=None, json_output=False):
+    """`deployer --home H run TOPOLOGY`: every block of `topology` (read and checked by
+    `placement`) on this home's caretaker, which deploys the blocks the home lacks (and replaces,
+    like every deploy, those whose archive changed)."""
     # A home deployed for a node of a placement answers to that node's name (the master checks it).
     node = home.settings().get("node") or LOCAL_NODE
-    path = local_topology(topology_path, node)
+    path = local_topology(topology, node)
     try:
         return run_homes([(node, home)], path, timeout, json_output)
     finally:

@@ -5,12 +5,13 @@ job of whoever runs the block (`runtime.Graph` in-process); that runner installs
 `Block.set_emitter` and calls the life-cycle methods in this order:
 
     configure(config)    its keys checked against ARGS, then on_load(config): declare ports,
-                         read the configuration
+                         read the configuration; the ports checked against INPUTS and OUTPUTS
     on_start()           sources generate their data here (and return, or call self.shutdown())
     recv_push(port, log) once per batch arriving on an input port
     on_shutdown()        after every upstream block has shut down; may still push (totals, counts)
 """
 
+import ast
 import difflib
 
 
@@ -151,6 +152,13 @@ class Block(object):
     # any key is taken. Declared, a key outside it is refused before `on_load`, naming the
     # closest declared key, so a typo is caught when the topology is loaded, not by its effects.
     ARGS = None
+    # The names of its ports, by direction, written out: `INPUTS = ("input",)`, `OUTPUTS =
+    # ("output", "totals")`. They are read without running the block (`declared_ports`), so that
+    # placement refuses a connection to a port the block lacks before anything is deployed;
+    # `configure` checks that `on_load` adds exactly these ports, so the two cannot drift apart.
+    # None for both: not declared, and connections are checked only once the blocks are loaded.
+    INPUTS = None
+    OUTPUTS = None
 
     def __init__(self, block_id=None):
         self.id = block_id if block_id is not None else type(self).__name__
@@ -169,6 +177,16 @@ class Block(object):
                         self.id, key, " (did you mean `{}`?)".format(close[0]) if close else "",
                         ", ".join(sorted(self.ARGS)) or "none"))
         self.on_load(config)
+        if self.INPUTS is None and self.OUTPUTS is None:
+            return
+        for direction, attribute in ((Port.INPUT, "INPUTS"), (Port.OUTPUT, "OUTPUTS")):
+            declared = sorted(getattr(self, attribute) or ())
+            added = sorted(name for name, port in self.ports.items() if port.direction == direction)
+            if declared != added:
+                raise BlockError("block `{}`: on_load adds the {} port(s) {} but `{}` declares {} (help: make them "
+                                 "agree; placement checks connections against `{}`)".format(
+                                     self.id, direction, ", ".join(added) or "none", attribute,
+                                     ", ".join(declared) or "none", attribute))
 
     # -- life cycle, overridden by blocks -------------------------------------------------
 
@@ -268,3 +286,34 @@ class Block(object):
             expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise ConfigError("block `{}`: config value `{}` must be {}, got {!r}".format(self.id, name, expected, value))
         return value
+
+
+def declared_ports(source, class_name, filename="<block module>"):
+    """{Port.INPUT: [names], Port.OUTPUT: [names]}: the INPUTS and OUTPUTS that class `class_name`
+    of a block module's `source` declares, read with `ast` without running the module; None when
+    it declares neither (a missing one declares no port). ValueError naming the file and line
+    when the module is not Python or a declaration is not a tuple of names written out."""
+    try:
+        tree = ast.parse(source, filename)
+    except (SyntaxError, ValueError) as error:
+        raise ValueError("{}:{}: not a Python module: {}".format(filename, getattr(error, "lineno", 0), error))
+    found = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.ClassDef) and node.name == class_name):
+            continue
+        for statement in node.body:
+            targets = statement.targets if isinstance(statement, ast.Assign) else []
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in ("INPUTS", "OUTPUTS"):
+                    try:
+                        value = ast.literal_eval(statement.value)
+                    except ValueError:
+                        value = None
+                    if not (isinstance(value, (tuple, list)) and all(isinstance(name, str) for name in value)):
+                        raise ValueError("{}:{}: `{}` of block class `{}` must be a tuple of port names written out "
+                                         "(help: e.g. `{} = (\"input\",)`)".format(
+                                             filename, statement.lineno, target.id, class_name, target.id))
+                    found[target.id] = list(value)
+    if not found:
+        return None
+    return {Port.INPUT: found.get("INPUTS", []), Port.OUTPUT: found.get("OUTPUTS", [])}

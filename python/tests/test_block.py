@@ -1,6 +1,7 @@
+import os
 import unittest
 
-from datablox_framework.block import Block, BlockError, ConfigError, Log, Port
+from datablox_framework.block import Block, BlockError, ConfigError, Log, Port, declared_ports
 
 
 class LogTest(unittest.TestCase):
@@ -85,10 +86,6 @@ class BlockTest(unittest.TestCase):
             Block("b").recv_push("input", Log())
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class DeclaredArgsTest(unittest.TestCase):
     class Writer(Block):
         ARGS = ("field", "path")
@@ -120,3 +117,63 @@ class DeclaredArgsTest(unittest.TestCase):
         with self.assertRaises(BlockError) as caught:
             block.port("inptu", Port.INPUT)
         self.assertIn("has no port `inptu` (did you mean `input`? its ports: input)", str(caught.exception))
+
+
+class DeclaredPortsTest(unittest.TestCase):
+    SOURCE = b'''from datablox_framework.block import Block
+
+
+class upper(Block):
+    ARGS = ()
+    INPUTS = ("input",)
+    OUTPUTS = ("output", "totals")
+
+    def on_load(self, config):
+        self.add_input("input", ["text"])
+        self.add_output("output", ["text"])
+        self.add_output("totals", ["count"])
+'''
+
+    def test_ports_are_read_from_the_source_without_running_it(self):
+        self.assertEqual(declared_ports(self.SOURCE, "upper"), {"input": ["input"], "output": ["output", "totals"]})
+        # Another class of the module, or a block without declarations: nothing declared.
+        self.assertIsNone(declared_ports(self.SOURCE, "lower"))
+        self.assertIsNone(declared_ports(b"class upper(object):\n    ARGS = ()\n", "upper"))
+        # A sink declares INPUTS only: no output port.
+        self.assertEqual(declared_ports(b"class sink(object):\n    INPUTS = ['input']\n", "sink"),
+                         {"input": ["input"], "output": []})
+
+    def test_a_declaration_that_is_not_written_out_is_refused_with_its_line(self):
+        source = b"NAMES = ('input',)\n\nclass upper(object):\n    INPUTS = NAMES\n"
+        with self.assertRaises(ValueError) as caught:
+            declared_ports(source, "upper", "b_upper.py")
+        self.assertIn("b_upper.py:4: `INPUTS` of block class `upper` must be a tuple of port names written out",
+                      str(caught.exception))
+        with self.assertRaises(ValueError) as caught:
+            declared_ports(b"class upper(:\n", "upper", "b_upper.py")
+        self.assertIn("b_upper.py:1: not a Python module", str(caught.exception))
+
+    def test_configure_refuses_ports_that_differ_from_the_declaration(self):
+        namespace = {}
+        exec(compile(self.SOURCE, "b_upper.py", "exec"), namespace)
+        upper = namespace["upper"]
+        upper("u").configure({})
+
+        class Drifted(upper):
+            OUTPUTS = ("output",)
+        with self.assertRaises(BlockError) as caught:
+            Drifted("u").configure({})
+        self.assertEqual(str(caught.exception),
+                         "block `u`: on_load adds the output port(s) output, totals but `OUTPUTS` declares output "
+                         "(help: make them agree; placement checks connections against `OUTPUTS`)")
+
+    def test_every_block_of_the_repository_declares_its_ports(self):
+        blox = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "blox")
+        for directory in sorted(os.listdir(blox)):
+            module = directory.partition("__")[0]
+            with open(os.path.join(blox, directory, "b_{}.py".format(module)), "rb") as handle:
+                self.assertIsNotNone(declared_ports(handle.read(), module), directory)
+
+
+if __name__ == "__main__":
+    unittest.main()

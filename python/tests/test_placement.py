@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import unittest
 
-from deployer_tree import Tree, constraint, tree_archive, write_json
+from deployer_tree import Tree, constraint, deployer, tree_archive, write_json
 
 from datablox_deployer import placement
 from datablox_deployer.placement import PlacementError
@@ -181,6 +181,47 @@ class Plan(PlacementCase):
         with self.assertRaises(PlacementError) as caught:
             self.plan(topology(("s", "Smal")), ["m"])
         self.assertIn("help: did you mean `small`?", str(caught.exception))
+
+    def test_a_connection_to_a_port_the_block_lacks_is_refused_before_anything_is_deployed(self):
+        self.tree.block("upper", "1.0", files={"__init__.py": b"", "b_upper.py": (
+            b"from datablox_framework.block import Block\n\n\nclass upper(Block):\n"
+            b"    INPUTS = (\"input\",)\n    OUTPUTS = (\"output\",)\n")})
+        self.tree.write()
+
+        def chain(first, second):
+            return topology(("s", "small"), ("upper", "upper"), ("m", "medium"),
+                            connections=[{"from": "s.output", "to": first}, {"from": second, "to": "m.input"}])
+        with self.assertRaises(PlacementError) as caught:
+            self.plan(chain("upper.inptu", "upper.output"), ["a", "b"])
+        self.assertEqual(str(caught.exception), "topology: connection #1: block `upper` (upper 1.0) has no input "
+                                                "port `inptu` (help: did you mean `input`? its input ports: input)")
+        with self.assertRaises(PlacementError) as caught:
+            self.plan(chain("upper.input", "upper.input"), ["a", "b"])
+        self.assertEqual(str(caught.exception), "topology: connection #2: `upper.input` is an input port of block "
+                                                "`upper` (upper 1.0); `from` names an output port (help: its output "
+                                                "ports: output)")
+        # The ports it declares place; blocks that declare none (`small`, `medium`) are checked by
+        # the caretaker once they load.
+        self.assertEqual(sorted(self.plan(chain("upper.input", "upper.output"), ["a", "b"]).assignment),
+                         ["m", "s", "upper"])
+
+        # `deployer --home H run TOPOLOGY` refuses it before the home is made.
+        path = os.path.join(self.tmp, "typo.json")
+        write_json(path, chain("upper.inptu", "upper.output"))
+        home = os.path.join(self.tmp, "home")
+        result = deployer(home, self.tree, "run", path)
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("error: {}: connection #1: block `upper` (upper 1.0) has no input port `inptu` (help: did "
+                      "you mean `input`?".format(path), result.stderr)
+        self.assertFalse(os.path.exists(home))
+
+        # The archive is read, never followed through a link, and the module is parsed, not run.
+        archive = os.path.join(self.tree.path, "sw_packages", "upper__1_0.tgz")
+        os.remove(archive)
+        os.symlink(os.path.join(self.tmp, "secret"), archive)
+        with self.assertRaises(PlacementError) as caught:
+            self.plan(chain("upper.input", "upper.output"), ["a", "b"])
+        self.assertIn("{}: is a symbolic link".format(archive), str(caught.exception))
 
     def test_an_unknown_node_in_at_suggests_the_closest_node(self):
         with self.assertRaises(PlacementError) as caught:

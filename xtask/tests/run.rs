@@ -114,6 +114,85 @@ fn run_deploys_runs_on_one_node_and_on_three_and_stops_what_it_started() {
 }
 
 #[test]
+fn a_port_typo_is_refused_by_deploy_place_run_and_deploy_before_anything_is_deployed() {
+    let tmp = TempRepo::empty();
+    let samples = tmp.path().join("samples");
+    std::fs::create_dir_all(&samples).unwrap();
+    let typo = tmp.path().join("typo.json");
+    let topology = json!({
+        "blocks": [
+            {"id": "files", "name": "Dir-Source", "version": "1.0", "args": {"directory": samples}},
+            {"id": "upper", "name": "Word-Count", "version": "1.0", "args": {}},
+            {"id": "sink", "name": "Null", "version": "1.0", "args": {}},
+        ],
+        "connections": [
+            {"from": "files.output", "to": "upper.inptu"},
+            {"from": "upper.output", "to": "sink.input"},
+        ],
+    });
+    std::fs::write(&typo, topology.to_string()).unwrap();
+    let expected = format!(
+        "error: {}: connection #1: block `upper` (Word-Count 1.0) has no input port `inptu` \
+         (help: did you mean `input`? its input ports: input)",
+        typo.display()
+    );
+    let homes = tmp.path().join("run");
+    let dist = tmp.path().join("dist");
+    let typo_text = typo.to_str().unwrap();
+    let dist_text = dist.to_str().unwrap();
+
+    // `cargo xtask run`, on one node and on two.
+    for extra in [&[][..], &["--nodes", "master,w1"][..]] {
+        let run = Run::new(xtask_run(tmp.path(), &typo, extra).output().unwrap()).expect_failure(1);
+        assert!(run.stderr.contains(&expected), "{extra:?}: {}", run.stderr);
+        assert!(!homes.exists(), "{extra:?}: a home was made");
+    }
+    // `cargo xtask deploy --topology`, with an output directory and as a plan only.
+    let out = tmp.path().join("homes");
+    let out_text = out.to_str().unwrap();
+    for extra in [&["--homes-dir", out_text][..], &["--dry-run"][..]] {
+        let mut args = vec![
+            "deploy",
+            "--topology",
+            typo_text,
+            "--nodes",
+            "master,w1",
+            "--dist",
+            dist_text,
+        ];
+        args.extend_from_slice(extra);
+        let deploy =
+            Run::new(xtask_command(&repo_root(), &args).output().unwrap()).expect_failure(1);
+        assert!(
+            deploy.stderr.contains(&expected),
+            "{extra:?}: {}",
+            deploy.stderr
+        );
+    }
+    assert!(!out.exists(), "a home was made");
+    // The dist's own `deploy place`, writing bundles.
+    let bundles = tmp.path().join("bundles");
+    let place = Run::new(
+        crate::deploy::python3()
+            .arg(dist.join("datablox/bin/deploy"))
+            .args([
+                "place",
+                "--topology",
+                typo_text,
+                "--nodes",
+                "master,w1",
+                "--bundle",
+            ])
+            .arg(&bundles)
+            .output()
+            .unwrap(),
+    )
+    .expect_failure(1);
+    assert!(place.stderr.contains(&expected), "{}", place.stderr);
+    assert!(!bundles.exists(), "bundles were written");
+}
+
+#[test]
 fn run_stops_the_caretakers_it_started_on_ctrl_c() {
     let tmp = TempRepo::empty();
     let topology = tmp.path().join("endless.json");

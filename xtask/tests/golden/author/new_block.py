@@ -9,8 +9,10 @@ class text_stats(Block):
     To fill it in, replace this docstring with what the block does and then:
     - list the keys of its `args` in `ARGS` (a key outside it is refused before the run, with the
       closest one named);
+    - name its ports in `INPUTS` and `OUTPUTS` (placement refuses a connection to a port that is
+      not there, before anything is deployed);
     - in `on_load`, read the configuration (`self.config_value(config, "name", default, kind)`) and
-      declare the ports with the fields their records carry: `self.add_input("input", ["path"])`
+      add those ports with the fields their records carry: `self.add_input("input", ["path"])`
       means records must have `path`, `self.add_output("output", ["path", "size"])` lists what is
       pushed (`None`: whatever came in);
     - in `recv_push`, turn each batch (a `Log`: `log["path"]` is a column, `log.iter_rows()` yields
@@ -22,6 +24,8 @@ class text_stats(Block):
     """
 
     ARGS = ()
+    INPUTS = ("input",)
+    OUTPUTS = ("output",)
 
     def on_load(self, config):
         self.add_input("input", [])
