@@ -290,12 +290,12 @@ class Block(object):
 
 def declared_ports(source, class_name, filename="<block module>"):
     """{Port.INPUT: [names], Port.OUTPUT: [names]}: the INPUTS and OUTPUTS that class `class_name`
-    of a block module's `source` declares, read with `ast` without running the module; None when
-    it declares neither (a missing one declares no port). ValueError naming the file and line
+    of a block module's `source` declares in its own body, read with `ast` without running the
+    module; None when it declares neither (a missing one declares no port). ValueError naming the file and line
     when the module is not Python or a declaration is not a tuple of names written out."""
     try:
         tree = ast.parse(source, filename)
-    except (SyntaxError, ValueError) as error:
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         raise ValueError("{}:{}: not a Python module: {}".format(filename, getattr(error, "lineno", 0), error))
     found = {}
     for node in tree.body:
@@ -307,7 +307,7 @@ def declared_ports(source, class_name, filename="<block module>"):
                 if isinstance(target, ast.Name) and target.id in ("INPUTS", "OUTPUTS"):
                     try:
                         value = ast.literal_eval(statement.value)
-                    except ValueError:
+                    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
                         value = None
                     if not (isinstance(value, (tuple, list)) and all(isinstance(name, str) for name in value)):
                         raise ValueError("{}:{}: `{}` of block class `{}` must be a tuple of port names written out "
