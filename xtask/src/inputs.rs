@@ -71,20 +71,95 @@ pub fn now_ns() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }
 
-/// One entry of a directory listing, sorted by name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Listed {
-    pub name: Vec<u8>,
-    pub kind: ListedKind,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What a directory listing says an entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ListedKind {
     File,
     Dir,
-    /// With its target once read.
-    Symlink(Option<Vec<u8>>),
+    Symlink,
     Other,
+}
+
+impl ListedKind {
+    /// Its byte in a `Listing`; `LINK_WITH_TARGET` for a link whose target follows.
+    fn byte(self) -> u8 {
+        match self {
+            ListedKind::File => b'f',
+            ListedKind::Dir => b'd',
+            ListedKind::Symlink => b'l',
+            ListedKind::Other => b'o',
+        }
+    }
+}
+
+const LINK_WITH_TARGET: u8 = b'L';
+
+/// One entry of a directory listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed<'a> {
+    pub name: &'a [u8],
+    pub kind: ListedKind,
+    /// A symbolic link's target, once read.
+    pub target: Option<&'a [u8]>,
+}
+
+/// A directory listing, sorted by name, in one buffer (a large repository has tens of
+/// thousands of directories: memory). Each entry is its kind's byte and its name, then, for a
+/// link whose target was read, the target, each ended by a NUL byte, which no name or target
+/// holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing(Arc<[u8]>);
+
+impl Listing {
+    /// The listing of `entries`, sorted by name.
+    pub fn new<'a>(entries: impl IntoIterator<Item = Listed<'a>>) -> Listing {
+        let mut bytes = Vec::new();
+        for entry in entries {
+            match entry.target {
+                Some(target) => {
+                    bytes.push(LINK_WITH_TARGET);
+                    bytes.extend_from_slice(entry.name);
+                    bytes.push(0);
+                    bytes.extend_from_slice(target);
+                }
+                None => {
+                    bytes.push(entry.kind.byte());
+                    bytes.extend_from_slice(entry.name);
+                }
+            }
+            bytes.push(0);
+        }
+        Listing(bytes.into())
+    }
+
+    /// Its entries, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = Listed<'_>> {
+        let mut rest: &[u8] = &self.0;
+        std::iter::from_fn(move || {
+            let (&kind, after) = rest.split_first()?;
+            let (name, after) = split_at_nul(after);
+            let (kind, target, after) = match kind {
+                b'f' => (ListedKind::File, None, after),
+                b'd' => (ListedKind::Dir, None, after),
+                b'l' => (ListedKind::Symlink, None, after),
+                LINK_WITH_TARGET => {
+                    let (target, after) = split_at_nul(after);
+                    (ListedKind::Symlink, Some(target), after)
+                }
+                _ => (ListedKind::Other, None, after),
+            };
+            rest = after;
+            Some(Listed { name, kind, target })
+        })
+    }
+}
+
+/// The field at the start of `bytes`, and what follows the NUL that ends it.
+fn split_at_nul(bytes: &[u8]) -> (&[u8], &[u8]) {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(end) => (&bytes[..end], &bytes[end + 1..]),
+        None => (bytes, &[]),
+    }
 }
 
 /// What a build saw at a path. Each is checked again by asking the same question.
@@ -97,7 +172,7 @@ pub enum Seen {
     /// A file read whole: its `stat` (through links) before the read, and its content hash.
     Read { stat: Stat, sha256: [u8; 32] },
     /// A directory listed: its `lstat` before the listing, and the listing.
-    Listed { stat: Stat, entries: Arc<[Listed]> },
+    Listed { stat: Stat, entries: Listing },
     /// `canonicalize`: the real path (`None`: it failed).
     Resolved(Option<String>),
 }
@@ -156,52 +231,141 @@ fn lstat(path: &Path) -> Option<Stat> {
         .map(|m| Stat::from_metadata(&m))
 }
 
-/// One recorded input: an absolute path (as text) and what was seen there.
+/// Every input a build recorded, sorted by path, one of each kind per path. The paths are
+/// relative to `root` (absolute outside it) and held in one buffer: a large repository has tens
+/// of thousands of them (memory).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Records {
+    pub root: PathBuf,
+    paths: String,
+    inputs: Vec<Input>,
+}
+
+/// One record: where its path is in `Records::paths`, and what was seen there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Input {
-    pub path: String,
+    start: u32,
+    len: u32,
     pub seen: Seen,
+}
+
+impl Records {
+    pub fn len(&self) -> usize {
+        self.inputs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty()
+    }
+
+    /// The path of `input` as recorded: relative to `root`, or absolute.
+    fn key(&self, input: &Input) -> &str {
+        &self.paths[input.start as usize..(input.start + input.len) as usize]
+    }
+
+    /// Where `input` (one of these records) is.
+    pub fn path(&self, input: &Input) -> PathBuf {
+        self.root.join(self.key(input))
+    }
+
+    /// The records in up to `parts` runs of about equal length.
+    pub fn chunks(&self, parts: usize) -> std::slice::Chunks<'_, Input> {
+        let chunk = self.inputs.len().div_ceil(parts.max(1)).max(1);
+        self.inputs.chunks(chunk)
+    }
+
+    /// Every record, sorted by path (`path` says where each is).
+    pub fn iter(&self) -> std::slice::Iter<'_, Input> {
+        self.inputs.iter()
+    }
+
+    /// Lets `edit` change what each record saw (given its path).
+    pub fn edit(&mut self, mut edit: impl FnMut(&Path, &mut Seen)) {
+        for input in &mut self.inputs {
+            let key = &self.paths[input.start as usize..(input.start + input.len) as usize];
+            edit(&self.root.join(key), &mut input.seen);
+        }
+    }
+
+    /// The key `path` is recorded under, if it can be recorded: relative to `root` inside it,
+    /// else absolute (a relative path outside it, or one that is not UTF-8, cannot be).
+    fn key_of<'p>(&self, path: &'p Path) -> Option<&'p str> {
+        match path.strip_prefix(&self.root) {
+            Ok(inside) => inside.to_str(),
+            Err(_) if path.is_absolute() => path.to_str(),
+            Err(_) => None,
+        }
+    }
+
+    fn push(&mut self, key: &str, seen: Seen) {
+        let start = u32::try_from(self.paths.len()).expect("under 4 GiB of paths");
+        self.paths.push_str(key);
+        self.inputs.push(Input {
+            start,
+            len: key.len() as u32,
+            seen,
+        });
+    }
+
+    /// The records of `key`.
+    fn of(&self, key: &str) -> impl Iterator<Item = &Seen> {
+        let start = self.inputs.partition_point(|input| self.key(input) < key);
+        self.inputs[start..]
+            .iter()
+            .take_while(move |input| self.key(input) == key)
+            .map(|input| &input.seen)
+    }
 }
 
 /// Records every input of a build; answers from the previous build's records where they hold.
 #[derive(Debug, Default)]
 pub struct Inputs {
-    /// The previous build's records, sorted by path, and when that build started.
-    previous: Vec<Input>,
+    /// The previous build's records, and when that build started.
+    previous: Records,
     previous_started_ns: i64,
-    records: Mutex<Vec<Input>>,
+    records: Mutex<Records>,
     /// Cleared when a path could not be recorded (it is not UTF-8): the next build then
     /// cannot tell that nothing changed.
     complete: AtomicBool,
 }
 
 impl Inputs {
-    /// A recorder with nothing to reuse.
+    /// A recorder with nothing to reuse, recording absolute paths.
     pub fn new() -> Inputs {
-        Inputs::with_previous(Vec::new(), 0)
+        Inputs::with_previous(Path::new("/"), Records::default(), 0)
     }
 
-    /// A recorder that reuses `previous` (sorted by path, as `finish` leaves them) of a build
-    /// that started at `started_ns`.
-    pub fn with_previous(previous: Vec<Input>, started_ns: i64) -> Inputs {
+    /// A recorder of the paths below `root` (absolute), which reuses `previous` (as `finish`
+    /// left them, for the same root) of a build that started at `started_ns`.
+    pub fn with_previous(root: &Path, previous: Records, started_ns: i64) -> Inputs {
+        let previous = if previous.root == root {
+            previous
+        } else {
+            Records::default()
+        };
         Inputs {
-            previous,
             previous_started_ns: started_ns,
-            records: Mutex::new(Vec::new()),
+            // As many as last time, most likely, and an eighth for what `finish` leaves out
+            // (repeated questions): room for them at once, never twice that (memory).
+            records: Mutex::new(Records {
+                root: root.to_path_buf(),
+                paths: String::with_capacity(previous.paths.len() / 8 * 9),
+                inputs: Vec::with_capacity(previous.inputs.len() / 8 * 9),
+            }),
+            previous,
             complete: AtomicBool::new(true),
         }
     }
 
+    /// Frees the previous build's records, once nothing is left to reuse (memory).
+    pub fn forget_previous(&mut self) {
+        self.previous = Records::default();
+    }
+
     fn record(&self, path: &Path, seen: Seen) {
-        match path.to_str() {
-            Some(path) => self
-                .records
-                .lock()
-                .expect("no thread panics holding it")
-                .push(Input {
-                    path: path.to_string(),
-                    seen,
-                }),
+        let mut records = self.records.lock().expect("no thread panics holding it");
+        match records.key_of(path) {
+            Some(key) => records.push(key, seen),
             None => self.complete.store(false, Ordering::Relaxed),
         }
     }
@@ -209,23 +373,22 @@ impl Inputs {
     /// The previous build's record of `path` of the kind `matches` accepts, if its stat is the
     /// one given and was not racy.
     fn previous(&self, path: &Path, stat: &Stat, matches: impl Fn(&Seen) -> bool) -> Option<&Seen> {
-        let path = path.to_str()?;
-        let start = self
-            .previous
-            .partition_point(|input| input.path.as_str() < path);
-        self.previous[start..]
-            .iter()
-            .take_while(|input| input.path == path)
-            .map(|input| &input.seen)
+        self.previous
+            .of(self.previous.key_of(path)?)
             .find(|seen| matches(seen))
             .filter(|seen| seen.stat() == Some(stat) && !stat.racy(self.previous_started_ns))
+    }
+
+    /// Records an `lstat` taken by the caller (when what it found is not recorded otherwise).
+    pub fn saw_lstat(&self, path: &Path, result: &std::io::Result<Metadata>) {
+        let stat = result.as_ref().ok().map(Stat::from_metadata);
+        self.record(path, Seen::Lstat(stat));
     }
 
     /// `std::fs::symlink_metadata`, recorded.
     pub fn lstat(&self, path: &Path) -> std::io::Result<Metadata> {
         let result = std::fs::symlink_metadata(path);
-        let stat = result.as_ref().ok().map(Stat::from_metadata);
-        self.record(path, Seen::Lstat(stat));
+        self.saw_lstat(path, &result);
         result
     }
 
@@ -315,21 +478,19 @@ impl Inputs {
 
     /// The entries of the directory `dir` (its `lstat` is `stat`, taken before), sorted by
     /// name: the previous build's listing when `reuse` and that stat is the recorded one, else
-    /// read. Recorded either way.
-    pub fn list(&self, dir: &Path, stat: &Stat, reuse: bool) -> Result<Arc<[Listed]>> {
+    /// read. Not recorded: the caller records it (`listed`) with the link targets it read.
+    pub fn list(&self, dir: &Path, stat: &Stat, reuse: bool) -> Result<Listing> {
         let known = reuse
             .then(|| self.previous(dir, stat, |seen| matches!(seen, Seen::Listed { .. })))
             .flatten();
-        let entries = match known {
-            Some(Seen::Listed { entries, .. }) => Arc::clone(entries),
-            _ => list(dir)?,
-        };
-        self.listed(dir, stat, Arc::clone(&entries));
-        Ok(entries)
+        match known {
+            Some(Seen::Listed { entries, .. }) => Ok(entries.clone()),
+            _ => read_listing(dir).with_path("read", dir),
+        }
     }
 
     /// Records a listing (a copy of one with symbolic-link targets filled in).
-    pub fn listed(&self, dir: &Path, stat: &Stat, entries: Arc<[Listed]>) {
+    pub fn listed(&self, dir: &Path, stat: &Stat, entries: Listing) {
         self.record(
             dir,
             Seen::Listed {
@@ -344,69 +505,78 @@ impl Inputs {
     pub fn read_dir(&self, dir: &Path) -> std::io::Result<Vec<(PathBuf, ListedKind)>> {
         let stat = Stat::from_metadata(&self.lstat(dir)?);
         let entries = match self.previous(dir, &stat, |seen| matches!(seen, Seen::Listed { .. })) {
-            Some(Seen::Listed { entries, .. }) => Arc::clone(entries),
+            Some(Seen::Listed { entries, .. }) => entries.clone(),
             _ => read_listing(dir)?,
         };
-        self.listed(dir, &stat, Arc::clone(&entries));
-        Ok(entries
+        let paths = entries
             .iter()
-            .map(|entry| (dir.join(OsStr::from_bytes(&entry.name)), entry.kind.clone()))
-            .collect())
+            .map(|entry| (dir.join(OsStr::from_bytes(entry.name)), entry.kind))
+            .collect();
+        self.listed(dir, &stat, entries);
+        Ok(paths)
     }
 
     /// Every record, sorted by path, one of each kind per path (the first seen), and whether
     /// every input could be recorded.
-    pub fn finish(self) -> (Vec<Input>, bool) {
-        let mut records = self
+    pub fn finish(self) -> (Records, bool) {
+        drop(self.previous);
+        let Records {
+            root,
+            paths,
+            mut inputs,
+        } = self
             .records
             .into_inner()
             .expect("no thread panics holding it");
-        records.sort_by(|a, b| a.path.cmp(&b.path).then(a.seen.rank().cmp(&b.seen.rank())));
-        records.dedup_by(|later, first| {
-            later.path == first.path && later.seen.rank() == first.seen.rank()
+        let key = |input: &Input| &paths[input.start as usize..][..input.len as usize];
+        inputs.sort_by(|a, b| key(a).cmp(key(b)).then(a.seen.rank().cmp(&b.seen.rank())));
+        inputs.dedup_by(|later, first| {
+            key(later) == key(first)
+                && (later.seen.rank() == first.seen.rank()
+                    // An `lstat` of what was also read or listed with that stat tells nothing more.
+                    || matches!((&later.seen, &first.seen),
+                        (Seen::Lstat(Some(stat)), Seen::Read { stat: read, .. } | Seen::Listed { stat: read, .. })
+                        if read == stat))
         });
-        // An `lstat` of a regular file that was also read tells nothing more.
-        let mut kept: Vec<Input> = Vec::with_capacity(records.len());
-        for input in records {
-            if let (Seen::Lstat(Some(stat)), Some(last)) = (&input.seen, kept.last())
-                && last.path == input.path
-                && matches!(&last.seen, Seen::Read { stat: read, .. } | Seen::Listed { stat: read, .. } if read == stat)
-            {
-                continue;
-            }
-            kept.push(input);
+        // The paths again, in the records' order: the same records give the same bytes.
+        let mut sorted = String::with_capacity(inputs.iter().map(|i| i.len as usize).sum());
+        for input in &mut inputs {
+            let start = sorted.len() as u32;
+            sorted.push_str(key(input));
+            input.start = start;
         }
-        kept.shrink_to_fit();
-        (kept, self.complete.into_inner())
+        let sorted = Records {
+            root,
+            paths: sorted,
+            inputs,
+        };
+        (sorted, self.complete.into_inner())
     }
 }
 
 /// The entries of one directory, sorted by name, with the types its listing gives.
-fn list(dir: &Path) -> Result<Arc<[Listed]>> {
-    read_listing(dir).with_path("read", dir)
-}
-
-fn read_listing(dir: &Path) -> std::io::Result<Arc<[Listed]>> {
-    let mut listing = Vec::new();
+fn read_listing(dir: &Path) -> std::io::Result<Listing> {
+    let mut entries = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let file_type = entry.file_type()?;
         let kind = if file_type.is_dir() {
             ListedKind::Dir
         } else if file_type.is_symlink() {
-            ListedKind::Symlink(None)
+            ListedKind::Symlink
         } else if file_type.is_file() {
             ListedKind::File
         } else {
             ListedKind::Other
         };
-        listing.push(Listed {
-            name: entry.file_name().into_vec(),
-            kind,
-        });
+        entries.push((entry.file_name().into_vec(), kind));
     }
-    listing.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(listing.into())
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(Listing::new(entries.iter().map(|(name, kind)| Listed {
+        name,
+        kind: *kind,
+        target: None,
+    })))
 }
 
 #[cfg(test)]
@@ -425,13 +595,14 @@ mod tests {
         assert_eq!(inputs.read_to_string(&path).unwrap(), "one");
         let (records, complete) = inputs.finish();
         assert!(complete);
-        let record = records
+        let seen = &records
             .iter()
-            .find(|input| Path::new(&input.path) == path)
-            .expect("the read is recorded");
-        assert!(record.seen.holds(&path));
+            .find(|input| records.path(input) == path)
+            .expect("the read is recorded")
+            .seen;
+        assert!(seen.holds(&path));
         std::fs::write(&path, "two, longer").unwrap();
-        assert!(!record.seen.holds(&path), "a change is seen");
+        assert!(!seen.holds(&path), "a change is seen");
     }
 
     #[test]
@@ -441,12 +612,12 @@ mod tests {
         let inputs = Inputs::new();
         assert!(inputs.read(&path).is_err());
         let (records, _) = inputs.finish();
-        assert!(records[0].seen.holds(&path));
+        let input = records.iter().next().unwrap();
+        assert_eq!(records.path(input), path);
+        let seen = &input.seen;
+        assert!(seen.holds(&path));
         std::fs::write(&path, "*.tmp\n").unwrap();
-        assert!(
-            !records[0].seen.holds(&path),
-            "a file created there is seen"
-        );
+        assert!(!seen.holds(&path), "a file created there is seen");
     }
 
     #[test]
@@ -457,14 +628,14 @@ mod tests {
             ctime_ns: 1_000,
             ..Stat::default()
         };
-        let previous = vec![Input {
-            path: "/a".into(),
-            seen: Seen::Read {
-                stat,
-                sha256: [7; 32],
-            },
-        }];
-        let inputs = Inputs::with_previous(previous.clone(), 10 * CLOCK_SLACK_NS);
+        let root = Path::new("/");
+        let mut previous = Records {
+            root: root.to_path_buf(),
+            ..Records::default()
+        };
+        let sha256 = [7; 32];
+        previous.push("a", Seen::Read { stat, sha256 });
+        let inputs = Inputs::with_previous(root, previous.clone(), 10 * CLOCK_SLACK_NS);
         let hash = |stat: &Stat| {
             inputs
                 .hash_file(Path::new("/a"), stat, || Ok([1; 32]))
@@ -473,7 +644,7 @@ mod tests {
         assert_eq!(hash(&stat), [7; 32]);
         assert_eq!(hash(&Stat { size: 4, ..stat }), [1; 32]);
         // Racy: the previous build started within the clock's slack of the file's change.
-        let racy = Inputs::with_previous(previous, 1_000 + CLOCK_SLACK_NS / 2);
+        let racy = Inputs::with_previous(root, previous, 1_000 + CLOCK_SLACK_NS / 2);
         assert_eq!(
             racy.hash_file(Path::new("/a"), &stat, || Ok([1; 32]))
                 .unwrap(),

@@ -98,8 +98,11 @@ pub fn dist(
         });
     }
     timings.lap("read the state: changed, or none");
-    let inputs =
-        inputs::Inputs::with_previous(std::mem::take(&mut previous.inputs), previous.started_ns);
+    let mut inputs = inputs::Inputs::with_previous(
+        repo,
+        std::mem::take(&mut previous.inputs),
+        previous.started_ns,
+    );
     let checked = check::load(repo, &inputs)?;
     timings.lap("parse and check manifests");
     output::check_out_dir(&out_dir)?;
@@ -149,6 +152,8 @@ pub fn dist(
     );
     progress.end();
     let mut built = built?;
+    // What is left reads no source the build could have reused (memory).
+    inputs.forget_previous();
     let mut tree = output::StagedTree::default();
     for slot in staged_slices {
         tree.append(slot.into_inner().expect("the build ran every task")?);

@@ -522,7 +522,7 @@ fn manifest_problem(
     if *file_type == ListedKind::File {
         return None;
     }
-    if !matches!(file_type, ListedKind::Symlink(_)) {
+    if !matches!(file_type, ListedKind::Symlink) {
         return Some((
             "is not a regular file".into(),
             "replace it by a TOML file, or remove it",

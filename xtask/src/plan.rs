@@ -195,7 +195,7 @@ fn python_files(dir: &Path, repo: &Path, inputs: &Inputs) -> Result<Vec<PathBuf>
         if path.extension().is_none_or(|e| e != "py") {
             continue;
         }
-        if matches!(file_type, ListedKind::Symlink(_)) {
+        if matches!(file_type, ListedKind::Symlink) {
             match inputs.canonicalize(&path) {
                 Ok(real) if real.starts_with(&real_repo) && inputs.is_file(&real) => {}
                 Ok(real) if real.starts_with(&real_repo) => {

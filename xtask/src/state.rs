@@ -10,6 +10,7 @@
 //! missing, of another format or damaged is ignored (a damaged one with a warning): the build
 //! then reads and hashes everything, and writes the same bytes.
 
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -17,12 +18,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Diagnostic, Error, IoContext, Location, Result, Severity};
-use crate::inputs::{Input, Stat};
+use crate::inputs::{Input, Records, Stat};
 
 pub const STATE_FILE: &str = ".dist-state";
 const MAGIC: &[u8; 16] = b"xtask-dist-state";
 /// Bumped whenever `State` changes shape: postcard's encoding does not describe itself.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const HEADER: usize = 16 + 4 + 32;
 /// Below this many records a thread, one more thread costs more than it saves.
 const RECORDS_PER_THREAD: usize = 1024;
@@ -108,8 +109,8 @@ pub struct State {
     pub complete: bool,
     pub summary: Option<Summary>,
     warnings: Vec<Warning>,
-    /// Sorted by path (`Inputs::finish`).
-    pub inputs: Vec<Input>,
+    /// As `Inputs::finish` left them.
+    pub inputs: Records,
     /// Sorted by path.
     pub outputs: Vec<Output>,
     /// The SHA-256 of the body this state was read from.
@@ -129,7 +130,7 @@ impl State {
     pub fn new(
         identity: Identity,
         started_ns: i64,
-        (inputs, complete): (Vec<Input>, bool),
+        (inputs, complete): (Records, bool),
         mut outputs: Vec<Output>,
         summary: Summary,
         warnings: &[Diagnostic],
@@ -199,13 +200,41 @@ impl State {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let body = postcard::to_allocvec(self).expect("a state always encodes");
-        let mut bytes = Vec::with_capacity(HEADER + body.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&FORMAT.to_le_bytes());
-        bytes.extend_from_slice(&Sha256::digest(&body));
-        bytes.extend_from_slice(&body);
-        bytes
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        self.encode(&mut bytes).expect("a state always encodes");
+        bytes.into_inner()
+    }
+
+    /// Writes the file to `writer`: the header, then the body, encoded as it is written (a
+    /// large state is never held twice), then the body's digest into the header.
+    fn encode(&self, mut writer: impl Write + Seek) -> std::io::Result<()> {
+        writer.write_all(MAGIC)?;
+        writer.write_all(&FORMAT.to_le_bytes())?;
+        writer.write_all(&[0; 32])?;
+        let digest = self.digest(&mut writer)?;
+        writer.seek(SeekFrom::Start(20))?;
+        writer.write_all(&digest)?;
+        writer.flush()
+    }
+
+    /// The SHA-256 of the body, written to `writer` as it is encoded.
+    fn digest(&self, writer: impl Write) -> std::io::Result<[u8; 32]> {
+        let hashing = Hashing {
+            inner: writer,
+            hasher: Sha256::new(),
+            error: None,
+        };
+        // postcard writes a byte at a time: buffered before the hash.
+        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, hashing);
+        let encoded = postcard::to_io(self, &mut buffered).map(drop);
+        let flushed = buffered.flush();
+        let hashing = buffered.into_parts().0;
+        match (encoded, flushed, hashing.error) {
+            (Ok(_), Ok(()), _) => Ok(hashing.hasher.finalize().into()),
+            (_, _, Some(error)) => Err(error),
+            (Err(error), _, None) => Err(std::io::Error::other(error)),
+            (_, Err(error), None) => Err(error),
+        }
     }
 
     /// The no-op fast path: `Some` when this state was written for `identity`, nothing it
@@ -224,7 +253,7 @@ impl State {
                     return;
                 }
                 let racy = input.seen.stat().is_some_and(|s| s.racy(self.started_ns));
-                if racy || !input.seen.holds(Path::new(&input.path)) {
+                if racy || !input.seen.holds(&self.inputs.path(input)) {
                     changed.store(true, Ordering::Relaxed);
                 }
             }
@@ -243,9 +272,8 @@ impl State {
             }
         };
         let threads = jobs.clamp(1, 1 + self.inputs.len() / RECORDS_PER_THREAD);
-        let chunk = self.inputs.len().div_ceil(threads).max(1);
         std::thread::scope(|scope| {
-            for part in self.inputs.chunks(chunk) {
+            for part in self.inputs.chunks(threads) {
                 scope.spawn(|| check_inputs(part));
             }
             check_outputs(&self.outputs);
@@ -296,8 +324,7 @@ impl State {
         let started_ns = self.started_ns;
         self.started_ns = previous.started_ns;
         let unchanged = previous.read_digest.is_some_and(|digest| {
-            let body = postcard::to_allocvec(&self).expect("a state always encodes");
-            Sha256::digest(&body).as_slice() == digest
+            self.digest(std::io::sink()).ok() == Some(digest)
                 && !self.inputs.iter().any(|input| {
                     input
                         .seen
@@ -310,9 +337,37 @@ impl State {
         }
         self.started_ns = started_ns;
         let temp = staging.join(STATE_FILE);
-        std::fs::write(&temp, self.to_bytes()).with_path("write", &temp)?;
+        let file = std::fs::File::create(&temp).with_path("create", &temp)?;
+        self.encode(file).with_path("write", &temp)?;
         crate::fault::point("metadata")?;
         std::fs::rename(&temp, &path).with_path("rename into place", &path)
+    }
+}
+
+/// A writer that hashes what it writes, and keeps the error its inner writer gave.
+struct Hashing<W> {
+    inner: W,
+    hasher: Sha256,
+    error: Option<std::io::Error>,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        match self.inner.write(bytes) {
+            Ok(written) => {
+                self.hasher.update(&bytes[..written]);
+                Ok(written)
+            }
+            Err(error) => {
+                let kind = error.kind();
+                self.error = Some(error);
+                Err(kind.into())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 

@@ -14,12 +14,11 @@ use std::fs::{self, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::exclude::{self, Excludes};
 pub use crate::inputs::Stat;
-use crate::inputs::{Inputs, ListedKind};
+use crate::inputs::{Inputs, ListedKind, Listing};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
@@ -248,11 +247,11 @@ impl<'a> Walk<'a> {
             }
         }
         for (index, listed) in listing.iter().enumerate() {
-            let child = source.join(OsStr::from_bytes(&listed.name));
+            let child = source.join(OsStr::from_bytes(listed.name));
             let mut child_path = Vec::with_capacity(path.len() + 1 + listed.name.len());
             child_path.extend_from_slice(path);
             child_path.push(b'/');
-            child_path.extend_from_slice(&listed.name);
+            child_path.extend_from_slice(listed.name);
             let inside = &child_path[self.top_len + 1..];
             if self
                 .excludes
@@ -260,13 +259,15 @@ impl<'a> Walk<'a> {
             {
                 continue;
             }
-            match &listed.kind {
+            match listed.kind {
                 ListedKind::Dir => {
-                    let metadata = self
-                        .inputs
-                        .lstat(&child)
-                        .with_path("read metadata of", &child);
-                    let metadata = match metadata {
+                    // A directory's `lstat` is recorded with its listing (`dir`); anything
+                    // else found there is recorded here.
+                    let metadata = fs::symlink_metadata(&child);
+                    if !metadata.as_ref().is_ok_and(Metadata::is_dir) {
+                        self.inputs.saw_lstat(&child, &metadata);
+                    }
+                    let metadata = match metadata.with_path("read metadata of", &child) {
                         Ok(metadata) if metadata.is_dir() => metadata,
                         _ if cached => return Err(Walked::Stale),
                         Ok(_) => {
@@ -281,8 +282,8 @@ impl<'a> Walk<'a> {
                     // After its entries: the path is not copied (entries are sorted at the end).
                     self.push(child_path, EntryKind::Dir, Stat::default());
                 }
-                ListedKind::Symlink(target) => {
-                    let target = match target {
+                ListedKind::Symlink => {
+                    let target = match listed.target {
                         Some(target) => target.to_vec(),
                         None => {
                             let read = fs::read_link(&child).with_path("read symlink", &child)?;
@@ -294,7 +295,13 @@ impl<'a> Walk<'a> {
                     self.push(child_path, EntryKind::Symlink { target }, Stat::default());
                 }
                 ListedKind::File | ListedKind::Other => {
-                    let metadata = match self.inputs.lstat(&child) {
+                    // A regular file's `lstat` is recorded with its content, by the build
+                    // (`Inputs::hash_file`, `Inputs::saw_file`); anything else here.
+                    let metadata = fs::symlink_metadata(&child);
+                    if !metadata.as_ref().is_ok_and(Metadata::is_file) {
+                        self.inputs.saw_lstat(&child, &metadata);
+                    }
+                    let metadata = match metadata {
                         Ok(metadata) => metadata,
                         Err(_) if cached => return Err(Walked::Stale),
                         Err(error) => {
@@ -313,11 +320,13 @@ impl<'a> Walk<'a> {
         let listing = if read_targets.is_empty() {
             listing
         } else {
-            let mut entries = listing.to_vec();
-            for (index, target) in read_targets {
-                entries[index].kind = ListedKind::Symlink(Some(target));
-            }
-            Arc::from(entries)
+            let mut read = read_targets.iter().peekable();
+            Listing::new(listing.iter().enumerate().map(|(index, mut entry)| {
+                if let Some((_, target)) = read.next_if(|(at, _)| *at == index) {
+                    entry.target = Some(target);
+                }
+                entry
+            }))
         };
         self.inputs.listed(source, &stat, listing);
         Ok(())
@@ -633,18 +642,18 @@ mod tests {
 
     /// A recorder whose previous records are those of `dir`'s scan, with `edit` applied to
     /// its listings, trusted (recorded long before the build started).
-    fn previous_of(dir: &Path, edit: impl Fn(&str, &mut Vec<Listed>)) -> Inputs {
+    fn previous_of(dir: &Path, edit: impl Fn(&Path, &mut Vec<Listed<'_>>)) -> Inputs {
         let inputs = Inputs::new();
         scan_recorded(dir, "a__1_0", &Excludes::built_in(), &inputs).unwrap();
         let (mut records, _) = inputs.finish();
-        for record in &mut records {
-            if let crate::inputs::Seen::Listed { entries, .. } = &mut record.seen {
-                let mut edited = entries.to_vec();
-                edit(&record.path, &mut edited);
-                *entries = Arc::from(edited);
+        records.edit(|path, seen| {
+            if let crate::inputs::Seen::Listed { entries, .. } = seen {
+                let mut edited: Vec<Listed> = entries.iter().collect();
+                edit(path, &mut edited);
+                *entries = Listing::new(edited);
             }
-        }
-        Inputs::with_previous(records, i64::MAX / 2)
+        });
+        Inputs::with_previous(Path::new("/"), records, i64::MAX / 2)
     }
 
     fn scan_with(dir: &Path, inputs: &Inputs) -> Tree {
@@ -680,19 +689,20 @@ mod tests {
         let (_root, dir) = block();
         let fresh = scan(&dir, "a__1_0").unwrap();
         let sub = dir.join("sub");
-        let key = sub.to_str().unwrap().to_string();
+        let key = sub.clone();
         // A file that is not there.
         let ghost = previous_of(&dir, |path, entries| {
             if path == key {
                 entries.push(Listed {
-                    name: b"z_ghost.py".to_vec(),
+                    name: b"z_ghost.py",
                     kind: ListedKind::File,
+                    target: None,
                 });
             }
         });
         assert_eq!(scan_with(&dir, &ghost), fresh);
         // A directory listed as a file.
-        let top = dir.to_str().unwrap().to_string();
+        let top = dir.clone();
         let wrong_kind = previous_of(&dir, |path, entries| {
             if path == top {
                 for entry in entries.iter_mut() {

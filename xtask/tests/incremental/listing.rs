@@ -239,15 +239,14 @@ fn a_listing_is_trusted_while_its_directory_stat_is_unchanged_and_not_racy() {
         };
         let changed = mtime.max(ctime);
         edit_state(&repo.out(), true, |state| {
-            for input in &mut state.inputs {
-                if let xtask::inputs::Seen::Listed { entries, .. } = &mut input.seen
-                    && Path::new(&input.path) == data
+            state.inputs.edit(|path, seen| {
+                if let xtask::inputs::Seen::Listed { entries, .. } = seen
+                    && path == data
                 {
-                    let mut kept = entries.to_vec();
-                    kept.retain(|entry| entry.name != b"alpha.txt");
-                    *entries = kept.into();
+                    let kept = entries.iter().filter(|entry| entry.name != b"alpha.txt");
+                    *entries = xtask::inputs::Listing::new(kept.collect::<Vec<_>>());
                 }
-            }
+            });
             let changed_ns = changed.duration_since(SystemTime::UNIX_EPOCH).unwrap();
             state.started_ns = (changed_ns + written_at_offset).as_nanos() as i64;
             // Not the fast path: the full build's use of the listing is what is shown.
@@ -271,12 +270,9 @@ fn a_listing_is_trusted_while_its_directory_stat_is_unchanged_and_not_racy() {
 }
 
 /// The listing the last build recorded of `dir`.
-fn listed<'a>(
-    state: &'a xtask::state::State,
-    dir: &Path,
-) -> Option<&'a std::sync::Arc<[xtask::inputs::Listed]>> {
+fn listed<'a>(state: &'a xtask::state::State, dir: &Path) -> Option<&'a xtask::inputs::Listing> {
     state.inputs.iter().find_map(|input| match &input.seen {
-        xtask::inputs::Seen::Listed { entries, .. } if Path::new(&input.path) == dir => {
+        xtask::inputs::Seen::Listed { entries, .. } if state.inputs.path(input) == dir => {
             Some(entries)
         }
         _ => None,

@@ -190,15 +190,16 @@ fn racy_setup(written_at_offset_ns: i64) -> (Repo, super::Run) {
     let now = xtask::inputs::Stat::from_metadata(&metadata);
 
     super::edit_state(&repo.out(), true, |state| {
-        let record = state
-            .inputs
-            .iter_mut()
-            .find(|input| input.path.ends_with(relative))
-            .expect("the file is recorded");
-        let xtask::inputs::Seen::Read { stat, .. } = &mut record.seen else {
-            panic!("the file was read: {record:?}")
-        };
-        *stat = now;
+        let mut found = false;
+        state.inputs.edit(|path, seen| {
+            if let xtask::inputs::Seen::Read { stat, .. } = seen
+                && path.ends_with(relative)
+            {
+                *stat = now;
+                found = true;
+            }
+        });
+        assert!(found, "the file is recorded as read");
         state.started_ns = now.mtime_ns.max(now.ctime_ns) + written_at_offset_ns;
         // Not the fast path: the full build's use of the record is what is shown.
         state.complete = false;
