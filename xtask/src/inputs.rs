@@ -80,18 +80,7 @@ pub enum ListedKind {
     Other,
 }
 
-impl ListedKind {
-    /// Its byte in a `Listing`; `LINK_WITH_TARGET` for a link whose target follows.
-    fn byte(self) -> u8 {
-        match self {
-            ListedKind::File => b'f',
-            ListedKind::Dir => b'd',
-            ListedKind::Symlink => b'l',
-            ListedKind::Other => b'o',
-        }
-    }
-}
-
+/// The kind's byte in a `Listing` of a link whose target follows its name.
 const LINK_WITH_TARGET: u8 = b'L';
 
 /// One entry of a directory listing.
@@ -123,7 +112,12 @@ impl Listing {
                     bytes.extend_from_slice(target);
                 }
                 None => {
-                    bytes.push(entry.kind.byte());
+                    bytes.push(match entry.kind {
+                        ListedKind::File => b'f',
+                        ListedKind::Dir => b'd',
+                        ListedKind::Symlink => b'l',
+                        ListedKind::Other => b'o',
+                    });
                     bytes.extend_from_slice(entry.name);
                 }
             }
@@ -250,12 +244,8 @@ pub struct Input {
 }
 
 impl Records {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.inputs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.inputs.is_empty()
     }
 
     /// The path of `input` as recorded: relative to `root`, or absolute.

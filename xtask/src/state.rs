@@ -229,12 +229,11 @@ impl State {
         let encoded = postcard::to_io(self, &mut buffered).map(drop);
         let flushed = buffered.flush();
         let hashing = buffered.into_parts().0;
-        match (encoded, flushed, hashing.error) {
-            (Ok(_), Ok(()), _) => Ok(hashing.hasher.finalize().into()),
-            (_, _, Some(error)) => Err(error),
-            (Err(error), _, None) => Err(std::io::Error::other(error)),
-            (_, Err(error), None) => Err(error),
+        if let Some(error) = hashing.error {
+            return Err(error);
         }
+        encoded.map_err(std::io::Error::other).and(flushed)?;
+        Ok(hashing.hasher.finalize().into())
     }
 
     /// The no-op fast path: `Some` when this state was written for `identity`, nothing it
