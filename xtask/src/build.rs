@@ -135,22 +135,36 @@ pub fn scan(plan: &Plan, options: BuildOptions, inputs: &Inputs) -> Result<Vec<T
     Ok(scanned)
 }
 
-/// Builds every package of `plan` (`scanned` are its trees, from `scan`) into `dir`, the
-/// `sw_packages` of a staging directory of `out_dir`, which the caller has locked. `previous`
-/// says which outputs on disk are intact. Each of `alongside` runs as one more task on the same
-/// threads.
-#[allow(clippy::too_many_arguments)]
-pub fn build(
-    plan: &Plan,
+/// What a build reads besides the source trees, and where it writes.
+pub struct Build<'a> {
+    pub plan: &'a Plan,
+    /// The `sw_packages` of a staging directory of `out_dir`: where packages built go.
+    pub dir: &'a Path,
+    /// The output directory, which the caller has locked, and the state of the build that wrote
+    /// it: a package there that `previous` describes intact is kept.
+    pub out_dir: &'a Path,
+    pub previous: &'a State,
+    pub inputs: &'a Inputs,
+    pub options: BuildOptions,
+    pub progress: &'a dyn Progress,
+}
+
+/// Builds every package of `build.plan` (`scanned` are its trees, from `scan`). Each of
+/// `alongside` runs as one more task on the same threads.
+pub fn build<'a>(
+    build: &Build<'a>,
     scanned: Vec<Tree>,
-    dir: &Path,
-    out_dir: &Path,
-    previous: &State,
-    inputs: &Inputs,
-    options: BuildOptions,
-    progress: &dyn Progress,
-    alongside: Vec<Box<dyn FnOnce() + Send + '_>>,
+    alongside: Vec<Box<dyn FnOnce() + Send + 'a>>,
 ) -> Result<Built> {
+    let Build {
+        plan,
+        dir,
+        out_dir,
+        previous,
+        inputs,
+        options,
+        progress,
+    } = *build;
     let pool = pool(options);
     fault::point("scan")?;
     // Outputs on disk are compared only through real directories: a symlink planted in place

@@ -140,14 +140,16 @@ pub fn dist(
         })
         .collect();
     let built = build::build(
-        &plan,
+        &build::Build {
+            plan: &plan,
+            dir: &staging.packages_dir(),
+            out_dir: &out_dir,
+            previous: &previous,
+            inputs: &inputs,
+            options: build_options,
+            progress,
+        },
         scanned,
-        &staging.packages_dir(),
-        &out_dir,
-        &previous,
-        &inputs,
-        build_options,
-        progress,
         alongside,
     );
     progress.end();

@@ -38,8 +38,8 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         std::env::current_dir().map_err(|e| Error::io("read", std::path::Path::new("."), e))?;
     match command {
         Command::Import(flags) => return commands::import::run(flags, &cwd),
-        Command::Release(flags) => return xtask::release::cli::release(&cwd, flags),
-        Command::VerifyRelease(flags) => return xtask::release::cli::verify_release(&cwd, flags),
+        Command::Release(flags) => return commands::release::release(&cwd, flags),
+        Command::VerifyRelease(flags) => return commands::release::verify_release(&cwd, flags),
         _ => {}
     }
     let repo = xtask::find_repo(&cwd)?;

@@ -8,6 +8,7 @@ pub mod dist;
 pub mod graph;
 pub mod import;
 pub mod new;
+pub mod release;
 pub mod run;
 pub mod verify;
 

@@ -17,7 +17,6 @@
 //! The version is the extension's (`manifests/extension.toml`, as `dist-manifest.json` records
 //! it); a `v*` tag must name it. `verify` checks a release directory.
 
-pub mod cli;
 pub mod dsse;
 pub mod verify;
 

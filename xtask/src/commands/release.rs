@@ -1,19 +1,20 @@
-//! What `cargo xtask release` and `verify-release` print, and their exit codes (0 ok, 1 a
+//! `cargo xtask release` and `verify-release`: what they print, and their exit codes (0 ok, 1 a
 //! problem, listed).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::error::Result;
-use crate::flags::{ReleaseFlags, VerifyReleaseFlags};
+use xtask::error::Result;
+use xtask::flags::{ReleaseFlags, VerifyReleaseFlags};
+use xtask::release::{self, verify};
 
 fn jobs() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 pub fn release(cwd: &Path, flags: ReleaseFlags) -> Result<ExitCode> {
-    let repo = crate::find_repo(cwd)?;
-    let options = super::ReleaseOptions {
+    let repo = xtask::find_repo(cwd)?;
+    let options = release::ReleaseOptions {
         out_dir: flags.out.map_or_else(
             || repo.join("target").join("release-dist"),
             |out| cwd.join(out),
@@ -21,12 +22,12 @@ pub fn release(cwd: &Path, flags: ReleaseFlags) -> Result<ExitCode> {
         sign_key: flags.sign_key.map(|key| cwd.join(key)),
         allow_dirty: flags.allow_dirty,
         tag: flags.tag,
-        source_date_epoch: crate::parse_source_date_epoch(
+        source_date_epoch: xtask::parse_source_date_epoch(
             std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
         )?,
         jobs: jobs(),
     };
-    let released = super::release(&repo, &options)?;
+    let released = release::release(&repo, &options)?;
     let shown = released
         .out_dir
         .strip_prefix(cwd)
@@ -36,7 +37,7 @@ pub fn release(cwd: &Path, flags: ReleaseFlags) -> Result<ExitCode> {
     }
     eprintln!(
         "    Released {}{} ({} subjects{}{}), sha256 {} -> {}",
-        super::PREFIX,
+        release::PREFIX,
         released.version,
         released.subjects,
         if released.signed { ", signed" } else { "" },
@@ -52,17 +53,17 @@ pub fn release(cwd: &Path, flags: ReleaseFlags) -> Result<ExitCode> {
 }
 
 pub fn verify_release(cwd: &Path, flags: VerifyReleaseFlags) -> Result<ExitCode> {
-    let options = super::verify::VerifyReleaseOptions {
+    let options = verify::VerifyReleaseOptions {
         dir: cwd.join(flags.dir),
         key: flags.key.map(|key| cwd.join(key)),
         rebuild: if flags.rebuild {
-            Some(crate::find_repo(cwd)?)
+            Some(xtask::find_repo(cwd)?)
         } else {
             None
         },
         jobs: jobs(),
     };
-    let report = super::verify::verify_release(&options)?;
+    let report = verify::verify_release(&options)?;
     for problem in &report.problems {
         eprint!("{problem}");
     }
@@ -88,7 +89,7 @@ pub fn verify_release(cwd: &Path, flags: VerifyReleaseFlags) -> Result<ExitCode>
     };
     eprintln!(
         "    Verified {}{}: {} subjects, {signature}{} in {shown}",
-        super::PREFIX,
+        release::PREFIX,
         report.version,
         report.subjects,
         if report.rebuilt {
