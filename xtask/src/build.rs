@@ -61,10 +61,9 @@ pub struct Built {
     pub tasks: Tasks,
 }
 
-/// The build's units of parallel work, timed: each archive's own work (reading, framing,
-/// hashing, its last segment) and each segment it handed to the pool. With `--jobs 1` no task
-/// waits for another, so their times add up to the build phase; `bench` derives the speedup
-/// bound from them.
+/// The units of parallel work, timed: each tree's scan, each archive's own work (reading, framing,
+/// hashing, its last segment), each segment it handed to the pool, each slice of tree files.
+/// With `--jobs 1` no task waits for another; `bench` derives the speedup bound from them.
 #[derive(Clone, Debug, Default)]
 pub struct Tasks {
     pub count: usize,
@@ -75,12 +74,27 @@ pub struct Tasks {
 }
 
 impl Tasks {
-    fn add(&mut self, took: Duration, name: impl FnOnce() -> String) {
+    pub fn add(&mut self, took: Duration, name: impl FnOnce() -> String) {
         self.count += 1;
         self.total += took;
         if took > self.longest {
             self.longest = took;
             self.longest_name = name();
+        }
+    }
+
+    pub fn append(&mut self, other: Tasks) {
+        let Tasks {
+            count,
+            total,
+            longest,
+            longest_name,
+        } = other;
+        self.count += count;
+        self.total += total;
+        if longest > self.longest {
+            self.longest = longest;
+            self.longest_name = longest_name;
         }
     }
 }
@@ -110,20 +124,33 @@ fn pool(options: BuildOptions) -> rayon::ThreadPool {
 /// Scans and validates every tree of `plan.archives`, in order, on `jobs` threads, through
 /// the recorder (which reuses the previous build's listings that still hold): done before the
 /// output directory is locked or anything is written.
-pub fn scan(plan: &Plan, options: BuildOptions, inputs: &Inputs) -> Result<Vec<Tree>> {
-    let trees: Vec<Result<Tree>> = pool(options).install(|| {
+/// Each tree's scan is a task (`tasks`).
+pub fn scan(
+    plan: &Plan,
+    options: BuildOptions,
+    inputs: &Inputs,
+    tasks: &mut Tasks,
+) -> Result<Vec<Tree>> {
+    let trees: Vec<(Result<Tree>, Duration)> = pool(options).install(|| {
         use rayon::prelude::*;
         plan.archives
             .par_iter()
             .map(|job| {
-                let excludes = Excludes::for_package(&plan.repo, &job.dir, &job.exclude, inputs)?;
-                tree::scan_recorded(&job.dir, &job.top, &excludes, inputs)
+                let started = Instant::now();
+                let tree = Excludes::for_package(&plan.repo, &job.dir, &job.exclude, inputs)
+                    .and_then(|excludes| {
+                        tree::scan_recorded(&job.dir, &job.top, &excludes, inputs)
+                    });
+                (tree, started.elapsed())
             })
             .collect()
     });
+    for (job, (_, took)) in plan.archives.iter().zip(&trees) {
+        tasks.add(*took, || format!("the scan of {}", job.file_name));
+    }
     let mut diagnostics = Vec::new();
     let mut scanned = Vec::with_capacity(trees.len());
-    for result in trees {
+    for (result, _) in trees {
         match result {
             Ok(tree) => scanned.push(tree),
             Err(error) => diagnostics.extend(error.diagnostics),

@@ -115,7 +115,8 @@ pub fn dist(
     warnings.extend(damaged);
     let build_options = build::BuildOptions { jobs: options.jobs };
     // Every tree is scanned and validated before the output directory is created or locked.
-    let scanned = build::scan(&plan, build_options, &inputs)?;
+    let mut scan_tasks = build::Tasks::default();
+    let scanned = build::scan(&plan, build_options, &inputs, &mut scan_tasks)?;
     timings.lap("scan the sources");
     // Held until the end of the run (or until the process dies).
     let _lock = output::lock(&out_dir, options.wait, true)?;
@@ -130,11 +131,17 @@ pub fn dist(
     let alongside = slices
         .iter()
         .zip(&staged_slices)
-        .map(|(files, slot)| {
+        .enumerate()
+        .map(|(slice, (files, slot))| {
             let (staging, out_dir, previous, inputs) = (&staging, &out_dir, &previous, &inputs);
             Box::new(move || {
                 let _ = slot.set(output::stage_tree(
-                    files, staging, out_dir, previous, inputs,
+                    files,
+                    slice * TREE_SLICE,
+                    staging,
+                    out_dir,
+                    previous,
+                    inputs,
                 ));
             }) as Box<dyn FnOnce() + Send>
         })
@@ -160,7 +167,8 @@ pub fn dist(
     for slot in staged_slices {
         tree.append(slot.into_inner().expect("the build ran every task")?);
     }
-    let tasks = std::mem::take(&mut built.tasks);
+    let mut tasks = std::mem::take(&mut built.tasks);
+    tasks.append(scan_tasks);
     timings.lap("hash and build packages, stage the tree");
     let staged = output::stage(
         &checked.model,

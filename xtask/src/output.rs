@@ -238,10 +238,13 @@ impl StagedTree {
     }
 }
 
-/// Writes into `staging` every file of `files` (tree files of the plan) that differs from what
-/// the output directory holds (`previous` knows some by their stat).
+/// Writes into `staging` every file of `files` (tree files of the plan, the first of them its
+/// `first`th) that differs from what the output directory holds (`previous` knows some by their
+/// stat). A staged file is named by its index, all in one directory: no directories to make in
+/// the staging directory, nor to remove after the switch.
 pub fn stage_tree(
     files: &[OutputFile],
+    first: usize,
     staging: &Staging,
     out_dir: &Path,
     previous: &State,
@@ -249,7 +252,7 @@ pub fn stage_tree(
 ) -> Result<StagedTree> {
     let tree_root = out_dir.join(TREE);
     let mut staged = StagedTree::default();
-    for file in files {
+    for (index, file) in (first..).zip(files) {
         let path = tree_root.join(&file.path);
         let bytes = match &file.content {
             Content::Bytes(bytes) => bytes.clone(),
@@ -258,7 +261,7 @@ pub fn stage_tree(
         let relative = format!("{TREE}/{}", file.path);
         let (sha256, same) = holds(previous, &relative, &path, &bytes);
         if !same {
-            let temp = staging.path().join("tree").join(&file.path);
+            let temp = staging.path().join("tree").join(index.to_string());
             write_new(&temp, &bytes)?;
             fault::point("stage")?;
             staged.renames.push((temp, path));
