@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Diagnostic, Error, IoContext, Location, Result, Severity};
-use crate::inputs::{Input, Records, Stat};
+use crate::inputs::{Base, Input, Records, Stat};
 
 pub const STATE_FILE: &str = ".dist-state";
 const MAGIC: &[u8; 16] = b"xtask-dist-state";
@@ -191,10 +191,16 @@ impl State {
             return Err(false);
         }
         let body = &bytes[HEADER..];
-        if Sha256::digest(body).as_slice() != &bytes[20..HEADER] {
+        // Hashed while it is decoded (a large state is ~10 MB); used only once the hash matches.
+        let (digest, decoded) = std::thread::scope(|scope| {
+            let digest = scope.spawn(|| Sha256::digest(body));
+            let decoded = postcard::from_bytes::<State>(body);
+            (digest.join().expect("hashing does not panic"), decoded)
+        });
+        if digest.as_slice() != &bytes[20..HEADER] {
             return Err(true);
         }
-        let mut state: State = postcard::from_bytes(body).map_err(|_| true)?;
+        let mut state = decoded.map_err(|_| true)?;
         state.read_digest = Some(bytes[20..HEADER].try_into().expect("32 bytes"));
         Ok(state)
     }
@@ -244,38 +250,31 @@ impl State {
         if !self.complete || self.identity.as_ref() != Some(identity) || identity.exe.is_none() {
             return None;
         }
-        let out_dir = &identity.out_dir;
+        let (inputs_base, outputs_base) =
+            (Base::open(&self.inputs.root), Base::open(&identity.out_dir));
         let changed = AtomicBool::new(false);
+        // Each stops at the first difference it or another thread finds.
         let check_inputs = |inputs: &[Input]| {
-            for input in inputs {
-                if changed.load(Ordering::Relaxed) {
-                    return;
-                }
-                let racy = input.seen.stat().is_some_and(|s| s.racy(self.started_ns));
-                if racy || !input.seen.holds(&self.inputs.path(input)) {
-                    changed.store(true, Ordering::Relaxed);
-                }
-            }
+            let same = inputs.iter().all(|input| {
+                !changed.load(Ordering::Relaxed)
+                    && !input.seen.stat().is_some_and(|s| s.racy(self.started_ns))
+                    && input.seen.holds(&inputs_base, self.inputs.key(input))
+            });
+            changed.fetch_or(!same, Ordering::Relaxed);
         };
-        let check_outputs = |outputs: &[Output]| {
-            for output in outputs {
-                if changed.load(Ordering::Relaxed) {
-                    return;
-                }
-                let now = std::fs::symlink_metadata(out_dir.join(&output.path))
-                    .ok()
-                    .map(|m| Stat::from_metadata(&m));
-                if now != Some(output.stat) {
-                    changed.store(true, Ordering::Relaxed);
-                }
-            }
+        let check_outputs = || {
+            let same = self.outputs.iter().all(|output| {
+                !changed.load(Ordering::Relaxed)
+                    && outputs_base.stat(&output.path, false) == Some(output.stat)
+            });
+            changed.fetch_or(!same, Ordering::Relaxed);
         };
-        let threads = jobs.clamp(1, 1 + self.inputs.len() / RECORDS_PER_THREAD);
+        let threads = jobs.clamp(1, 1 + self.inputs.iter().len() / RECORDS_PER_THREAD);
         std::thread::scope(|scope| {
             for part in self.inputs.chunks(threads) {
                 scope.spawn(|| check_inputs(part));
             }
-            check_outputs(&self.outputs);
+            check_outputs();
         });
         if changed.into_inner() {
             return None;

@@ -272,7 +272,9 @@ fn a_listing_is_trusted_while_its_directory_stat_is_unchanged_and_not_racy() {
 /// The listing the last build recorded of `dir`.
 fn listed<'a>(state: &'a xtask::state::State, dir: &Path) -> Option<&'a xtask::inputs::Listing> {
     state.inputs.iter().find_map(|input| match &input.seen {
-        xtask::inputs::Seen::Listed { entries, .. } if state.inputs.path(input) == dir => {
+        xtask::inputs::Seen::Listed { entries, .. }
+            if state.inputs.root.join(state.inputs.key(input)) == dir =>
+        {
             Some(entries)
         }
         _ => None,
