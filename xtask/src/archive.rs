@@ -87,6 +87,11 @@ use crate::tree::{Entry, EntryKind, Stat, Tree};
 /// segments. 3: libdeflate instead of zlib-rs, each segment without the previous one's window.
 pub const ARCHIVE_FORMAT: u32 = 3;
 
+/// The deflate level when `extension.toml` names none. libdeflate's level 5 writes fewer bytes
+/// than `gzip -6` and `pigz -6` in less CPU than its level 6 (the level table of BENCHMARKS.md,
+/// `cargo xtask bench --profile medium`).
+pub const DEFAULT_LEVEL: u32 = 5;
+
 /// The deflate implementation whose output the archives are reproducible with.
 pub const DEFLATE_BACKEND: &str = "libdeflate 1.26 via libdeflate-sys 1.26.1";
 

@@ -304,12 +304,20 @@ fn a_cache_entry_of_another_archive_format_is_rebuilt() {
     );
 }
 
-/// Pins the archive bytes of each `ARCHIVE_FORMAT` (read from dist-manifest.json). Changing the
-/// bytes without bumping the version fails here, even with `UPDATE_GOLDEN=1`, which only adds
-/// the entry of a new version.
+/// Pins the archive bytes of each `ARCHIVE_FORMAT` (read from dist-manifest.json) at level 6, so
+/// that the default level can change without a new format. Changing the bytes without bumping
+/// the version fails here, even with `UPDATE_GOLDEN=1`, which only adds the entry of a new
+/// version.
 #[test]
 fn archive_format_version_pins_the_archive_bytes() {
-    let repo = crate::support::TempRepo::fixture();
+    let extension = crate::support::fixture_dir().join("manifests/extension.toml");
+    let text = std::fs::read_to_string(extension).unwrap();
+    assert!(
+        !text.contains("compression-level"),
+        "the fixture names no level"
+    );
+    let text = text.replacen("[extension]\n", "[extension]\ncompression-level = 6\n", 1);
+    let repo = crate::support::TempRepo::fixture().file("manifests/extension.toml", &text);
     repo.xtask(&["dist", "--out", "out"]).expect_success();
     let out = repo.path().join("out");
     let manifest: serde_json::Value =

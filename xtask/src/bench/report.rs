@@ -324,7 +324,7 @@ pub(super) fn summarize(
     };
     target("cold dist peak RSS, MiB", peak(false), "<=", 64.0);
     target("incremental dist peak RSS, MiB", peak(true), "<=", 64.0);
-    target("dist bytes / gzip -6 bytes", dist_vs_gzip6_size, "<=", 1.02);
+    target("dist bytes / gzip -6 bytes", dist_vs_gzip6_size, "<=", 1.0);
     // Cold builds that scale.
     if options.jobs <= 2 {
         target(

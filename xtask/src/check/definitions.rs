@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::names::{block_name_problem, name_problem, parse_constraint_text, parse_version_spec};
 use super::paths::normalise;
 use super::{Checker, Draft, EXTENSION_FILE, Group, HOST_PROPERTIES, Located, LocatedGroup};
+use crate::archive;
 use crate::manifest::{
     self, BlockTable, RawAlternatives, RawConstraint, RawPorts, RawProperty, ResourceTable, Source,
 };
@@ -33,7 +34,7 @@ impl Checker<'_> {
         }
         self.version_text(EXTENSION_FILE, &table.version);
         let compression_level = match &table.compression_level {
-            None => 6,
+            None => archive::DEFAULT_LEVEL,
             Some(level) if (0..=9).contains(level.get_ref()) => *level.get_ref() as u32,
             Some(level) => {
                 self.error(
@@ -41,9 +42,12 @@ impl Checker<'_> {
                     "compression-level",
                     level.span(),
                     format!("compression level {} is out of range", level.get_ref()),
-                    "use a gzip level from 0 to 9 (6 is the default)".into(),
+                    format!(
+                        "use a gzip level from 0 to 9 ({} is the default)",
+                        archive::DEFAULT_LEVEL
+                    ),
                 );
-                6
+                archive::DEFAULT_LEVEL
             }
         };
         self.default_inside = table
