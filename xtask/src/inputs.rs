@@ -227,11 +227,11 @@ impl Base {
             let key = std::ffi::CString::new(key).ok()?;
             let flags =
                 libc::AT_STATX_SYNC_AS_STAT | if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-            // SAFETY: an all-zero `statx` is valid; the kernel fills it (the standard library's
-            // call, with its fields read as it reads them).
+            // SAFETY: an all-zero `statx` is valid; the kernel fills it as for the standard
+            // library (the system call: glibc's wrapper needs glibc 2.28 or newer to link).
             let mut x: libc::statx = unsafe { std::mem::zeroed() };
-            let (fd, mask) = (dir.as_raw_fd(), libc::STATX_BASIC_STATS);
-            let rc = unsafe { libc::statx(fd, key.as_ptr(), flags, mask, &mut x) };
+            let (fd, mask, buf) = (dir.as_raw_fd(), libc::STATX_BASIC_STATS, &raw mut x);
+            let rc = unsafe { libc::syscall(libc::SYS_statx, fd, key.as_ptr(), flags, mask, buf) };
             return (rc == 0).then(|| Stat {
                 size: x.stx_size,
                 mtime_ns: nanoseconds(x.stx_mtime.tv_sec, x.stx_mtime.tv_nsec.into()),
