@@ -50,17 +50,7 @@ pub fn run(flags: DeployFlags, cwd: &Path, repo: &Path) -> Result<ExitCode, Erro
     };
     let deployed = xtask::deploy::deploy(repo, &options, &Silent)?;
     if let Some(dist) = &deployed.dist {
-        for warning in &dist.warnings {
-            eprint!("{warning}");
-        }
-        let summary = &dist.summary;
-        eprintln!(
-            "       Built {} packages ({} rebuilt, {} unchanged) -> {}",
-            summary.packages,
-            summary.rebuilt,
-            summary.skipped,
-            summary.out_dir.display()
-        );
+        super::say_built(dist);
     }
     use std::io::Write;
     let _ = std::io::stdout().write_all(&deployed.stdout);

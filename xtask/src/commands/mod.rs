@@ -12,7 +12,6 @@ pub mod release;
 pub mod run;
 pub mod verify;
 
-/// Said once, on stderr, when a run has to wait for another (as cargo says it).
 /// The `dist` that `deploy` and `run` build first: the cache trusted, every core, waiting for
 /// another writer of the output directory.
 pub fn cached_dist(
@@ -29,10 +28,26 @@ pub fn cached_dist(
     })
 }
 
+/// Said once, on stderr, when a run has to wait for another (as cargo says it).
 pub fn say_waiting(out_dir: &std::path::Path) {
     eprintln!(
         "    Blocking waiting for another `cargo xtask dist` to finish with `{}`",
         out_dir.display()
+    );
+}
+
+/// What `deploy` and `run` say of the dist they built first, on stderr.
+pub fn say_built(report: &xtask::DistReport) {
+    for warning in &report.warnings {
+        eprint!("{warning}");
+    }
+    let summary = &report.summary;
+    eprintln!(
+        "       Built {} packages ({} rebuilt, {} unchanged) -> {}",
+        summary.packages,
+        summary.rebuilt,
+        summary.skipped,
+        summary.out_dir.display()
     );
 }
 

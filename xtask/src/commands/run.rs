@@ -21,17 +21,7 @@ pub fn run(flags: RunFlags, cwd: &Path, repo: &Path) -> Result<ExitCode, Error> 
         json: flags.json,
     };
     let (report, mut command) = xtask::run::prepare(repo, &options, &Silent)?;
-    for warning in &report.warnings {
-        eprint!("{warning}");
-    }
-    let summary = &report.summary;
-    eprintln!(
-        "       Built {} packages ({} rebuilt, {} unchanged) -> {}",
-        summary.packages,
-        summary.rebuilt,
-        summary.skipped,
-        summary.out_dir.display()
-    );
+    super::say_built(&report);
     // The deployer takes this process over: Ctrl-C reaches it alone, and it stops the
     // caretakers it started before it exits with the master's code.
     use std::os::unix::process::CommandExt;
