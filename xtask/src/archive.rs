@@ -72,7 +72,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use flate2::Crc;
+use crc32fast::Hasher as Crc;
 use sha2::{Digest, Sha256 as Sha256Hasher};
 
 use crate::deflate;
@@ -374,7 +374,7 @@ impl<'a, 'scope> TarStream<'a, 'scope> {
         let mut last = std::mem::take(&mut self.segment).into_vec();
         last.truncate(self.filled);
         self.gzip.segment(last.into_boxed_slice(), true)?;
-        let (gz_bytes, segment_tasks) = self.gzip.finish()?;
+        let (gz_bytes, segment_tasks) = self.gzip.finish(self.tar_bytes)?;
         Ok((self.tar_bytes, gz_bytes, segment_tasks))
     }
 }
@@ -500,10 +500,12 @@ impl<'a, 'scope> Gzip<'a, 'scope> {
         }
     }
 
-    fn finish(self) -> io::Result<(u64, Vec<Duration>)> {
+    /// Ends the member with its trailer: the CRC-32 and the length, modulo 2^32, of the
+    /// `tar_bytes` long input.
+    fn finish(self, tar_bytes: u64) -> io::Result<(u64, Vec<Duration>)> {
         let mut trailer = [0; 8];
-        trailer[..4].copy_from_slice(&self.crc.sum().to_le_bytes());
-        trailer[4..].copy_from_slice(&self.crc.amount().to_le_bytes());
+        trailer[..4].copy_from_slice(&self.crc.finalize().to_le_bytes());
+        trailer[4..].copy_from_slice(&(tar_bytes as u32).to_le_bytes());
         self.out.write_all(&trailer)?;
         self.out.flush()?;
         Ok((self.gz_bytes + 8, self.segment_tasks))
@@ -738,11 +740,7 @@ mod tests {
     };
 
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
-        let mut tar_bytes = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut tar_bytes)
-            .unwrap();
-        tar_bytes
+        deflate::gunzip(bytes).unwrap()
     }
 
     #[test]
@@ -781,7 +779,8 @@ mod tests {
         let (bytes, report) = archive(&dir, &SETTINGS);
         let tree = scan(&dir, TOP).unwrap();
 
-        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+        let tar_bytes = gunzip(&bytes);
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
         let mut seen = Vec::new();
         for entry in archive.entries().unwrap() {
             let mut entry = entry.unwrap();
@@ -982,9 +981,7 @@ mod tests {
         assert_eq!(&bytes[..10], &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
         assert_eq!(bytes[3] & 0x08, 0, "no FNAME");
         assert_eq!(&bytes[4..8], &[0; 4], "mtime 0");
-        let decoder = flate2::read::GzDecoder::new(bytes.as_slice());
-        let header = decoder.header().unwrap();
-        assert_eq!((header.filename(), header.mtime()), (None, 0));
+        assert!(!gunzip(&bytes).is_empty(), "a header libdeflate reads");
     }
 
     #[test]

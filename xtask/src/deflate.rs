@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 use std::io;
 
-use libdeflater::{CompressionLvl, Compressor};
+use libdeflater::{CompressionLvl, Compressor, DecompressionError, Decompressor};
 
 /// An empty final block with the fixed codes: what ends a stream whose last piece was stored.
 pub const EMPTY_FINAL_BLOCK: [u8; 2] = [0x03, 0x00];
@@ -396,16 +396,40 @@ fn walk(stream: &[u8]) -> io::Result<(usize, usize)> {
     }
 }
 
+/// The content of a one-member gzip file (an archive read back), checked against the CRC-32
+/// and the length in its trailer.
+pub fn gunzip(gz: &[u8]) -> io::Result<Vec<u8>> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidData, "not a valid gzip file");
+    let trailer = gz.len().checked_sub(4).ok_or_else(bad)?;
+    // The trailer holds the length modulo 2^32; deflate expands at most 1032 times.
+    let most = gz.len().saturating_mul(1032);
+    let mut size = u32::from_le_bytes(gz[trailer..].try_into().expect("4 bytes")) as usize;
+    let mut decompressor = Decompressor::new();
+    while size <= most {
+        let mut out = vec![0; size];
+        match decompressor.gzip_decompress(gz, &mut out) {
+            Ok(written) => {
+                out.truncate(written);
+                return Ok(out);
+            }
+            Err(DecompressionError::InsufficientSpace) => size += 1 << 32,
+            Err(DecompressionError::BadData) => break,
+        }
+    }
+    Err(bad())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
-    fn inflate(stream: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::DeflateDecoder::new(stream)
-            .read_to_end(&mut out)
+    /// A complete raw deflate stream, decompressed by libdeflate into at most `most` bytes.
+    fn inflate(stream: &[u8], most: usize) -> Vec<u8> {
+        let mut out = vec![0; most];
+        let written = Decompressor::new()
+            .deflate_decompress(stream, &mut out)
             .unwrap();
+        out.truncate(written);
         out
     }
 
@@ -458,20 +482,42 @@ mod tests {
                     stream.len() > start,
                     "level {level}: even nothing makes a block"
                 );
-                // A non-final piece alone is not a complete stream, but decodes up to its end.
-                let mut partial = Vec::new();
-                let _ =
-                    flate2::read::DeflateDecoder::new(&stream[start..]).read_to_end(&mut partial);
-                assert_eq!(&partial, input, "level {level}");
+                // A non-final piece ends on a byte boundary: an empty final block completes it.
+                let alone = [&stream[start..], &EMPTY_FINAL_BLOCK[..]].concat();
+                assert_eq!(&inflate(&alone, input.len()), input, "level {level}");
             }
             piece(b"the end\n", level, true, &mut stream).unwrap();
             let expected: Vec<u8> = inputs.concat().into_iter().chain(*b"the end\n").collect();
-            assert!(inflate(&stream) == expected, "level {level}");
+            assert!(
+                inflate(&stream, expected.len()) == expected,
+                "level {level}"
+            );
 
             let mut ended = Vec::new();
             piece(&inputs[5], level, false, &mut ended).unwrap();
             ended.extend_from_slice(&EMPTY_FINAL_BLOCK);
-            assert!(inflate(&ended) == inputs[5], "level {level}");
+            assert!(
+                inflate(&ended, inputs[5].len()) == inputs[5],
+                "level {level}"
+            );
+        }
+    }
+
+    #[test]
+    fn gunzip_checks_the_trailer() {
+        let text = inputs().swap_remove(5);
+        let mut compressor = Compressor::new(CompressionLvl::new(6).unwrap());
+        let mut gz = vec![0; compressor.gzip_compress_bound(text.len())];
+        let len = compressor.gzip_compress(&text, &mut gz).unwrap();
+        gz.truncate(len);
+        assert!(gunzip(&gz).unwrap() == text);
+        for at in [len - 8, len - 1] {
+            let mut bad = gz.clone();
+            bad[at] ^= 1; // the CRC-32, the length
+            assert_eq!(gunzip(&bad).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        }
+        for cut in [0, 3, len / 2, len - 1] {
+            assert!(gunzip(&gz[..cut]).is_err(), "cut at {cut}");
         }
     }
 

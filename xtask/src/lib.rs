@@ -7,7 +7,7 @@ pub mod archive;
 pub mod bench;
 pub mod build;
 pub mod check;
-mod deflate;
+pub mod deflate;
 pub mod deploy;
 pub mod error;
 pub mod exclude;

@@ -162,7 +162,8 @@ fn archive(dir: &Path) -> (Vec<u8>, String) {
 
 /// Reads a `.tgz` back into a model.
 fn extract(bytes: &[u8]) -> Model {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let tar_bytes = xtask::deflate::gunzip(bytes).unwrap();
+    let mut archive = tar::Archive::new(tar_bytes.as_slice());
     let mut model = Model::new();
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();

@@ -316,12 +316,7 @@ fn a_large_file_gives_the_same_archive_under_every_jobs() {
         &format!("{sha256}  {archive}\n"),
     );
 
-    let mut tar_bytes = Vec::new();
-    std::io::Read::read_to_end(
-        &mut flate2::read::GzDecoder::new(&bytes[..]),
-        &mut tar_bytes,
-    )
-    .unwrap();
+    let tar_bytes = xtask::deflate::gunzip(bytes).unwrap();
     let mut archive_reader = tar::Archive::new(&tar_bytes[..]);
     let big = archive_reader
         .entries()

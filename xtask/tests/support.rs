@@ -183,7 +183,8 @@ pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 
 /// One line per entry of a `.tgz`: type, mode, uid/gid, user/group names, mtime, size, path, link.
 pub fn list_archive(bytes: &[u8]) -> String {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let tar_bytes = xtask::deflate::gunzip(bytes).unwrap();
+    let mut archive = tar::Archive::new(tar_bytes.as_slice());
     let mut lines = String::new();
     for entry in archive.entries().unwrap() {
         let entry = entry.unwrap();

@@ -433,7 +433,8 @@ fn members(bytes: &[u8]) -> std::result::Result<BTreeMap<String, Option<Vec<u8>>
 }
 
 fn ordered_members(bytes: &[u8]) -> std::result::Result<Vec<Member>, String> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+    let tar_bytes = crate::deflate::gunzip(bytes).map_err(|e| e.to_string())?;
+    let mut archive = tar::Archive::new(tar_bytes.as_slice());
     let mut list = Vec::new();
     for entry in archive.entries().map_err(|e| e.to_string())? {
         let mut entry = entry.map_err(|e| e.to_string())?;

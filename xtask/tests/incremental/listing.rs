@@ -31,8 +31,8 @@ fn assert_same_as_without_cache(repo: &Repo) {
 
 /// The member paths of an archive.
 fn members(archive: &Path) -> Vec<String> {
-    let file = std::fs::File::open(archive).unwrap();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let tar_bytes = xtask::deflate::gunzip(&std::fs::read(archive).unwrap()).unwrap();
+    let mut archive = tar::Archive::new(tar_bytes.as_slice());
     archive
         .entries()
         .unwrap()

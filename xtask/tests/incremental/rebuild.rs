@@ -226,10 +226,5 @@ fn a_file_older_than_the_cache_is_trusted() {
 }
 
 fn gunzip(bytes: &[u8]) -> String {
-    use std::io::Read;
-    let mut text = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut text)
-        .unwrap();
-    String::from_utf8_lossy(&text).into_owned()
+    String::from_utf8_lossy(&xtask::deflate::gunzip(bytes).unwrap()).into_owned()
 }
