@@ -58,16 +58,28 @@ fn floor_char_boundary(text: &str, mut index: usize) -> usize {
     index
 }
 
-/// One problem, reported to a person (rendered) or to a machine (`--json`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One problem, reported to a person (rendered) or to a machine (`--json`); the warnings of a
+/// build are kept in its state (serde), to be printed again by a run that finds nothing changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostic {
     pub severity: Severity,
     /// A short stable identifier such as `unknown-dependency`, for `--json` consumers.
-    pub code: &'static str,
+    #[serde(deserialize_with = "leaked")]
+    pub code: Code,
     pub message: String,
     pub file: Option<PathBuf>,
     pub location: Option<Location>,
     pub help: Option<String>,
+}
+
+/// Named, so that serde does not take the field for one borrowed from what it reads.
+pub type Code = &'static str;
+
+/// A code read back from a state: the few a build warns with live until the process exits.
+fn leaked<'de, D: serde::Deserializer<'de>>(
+    code: D,
+) -> std::result::Result<&'static str, D::Error> {
+    String::deserialize(code).map(|code| &*Box::leak(code.into_boxed_str()))
 }
 
 impl Diagnostic {

@@ -254,7 +254,7 @@ impl Base {
 /// Every input a build recorded, sorted by path, one of each kind per path. The paths are
 /// relative to `root` (absolute outside it) and held in one buffer: a large repository has tens
 /// of thousands of them (memory).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Records {
     pub root: PathBuf,
     paths: String,
@@ -262,7 +262,7 @@ pub struct Records {
 }
 
 /// One record: where its path is in `Records::paths`, and what was seen there.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Input {
     start: u32,
     len: u32,
@@ -275,10 +275,13 @@ impl Records {
         &self.paths[input.start as usize..(input.start + input.len) as usize]
     }
 
-    /// The records in up to `parts` runs of about equal length.
-    pub fn chunks(&self, parts: usize) -> std::slice::Chunks<'_, Input> {
-        let chunk = self.inputs.len().div_ceil(parts.max(1)).max(1);
-        self.inputs.chunks(chunk)
+    /// No records yet, with room for `inputs` of them whose paths take `paths` bytes.
+    pub fn with_capacity(root: &Path, inputs: usize, paths: usize) -> Records {
+        Records {
+            root: root.to_path_buf(),
+            paths: String::with_capacity(paths),
+            inputs: Vec::with_capacity(inputs),
+        }
     }
 
     /// Lets `edit` change what each record saw (given its path).
@@ -304,7 +307,7 @@ impl Records {
         }
     }
 
-    fn push(&mut self, key: &str, seen: Seen) {
+    pub fn push(&mut self, key: &str, seen: Seen) {
         let start = u32::try_from(self.paths.len()).expect("under 4 GiB of paths");
         self.paths.push_str(key);
         self.inputs.push(Input {
@@ -354,11 +357,11 @@ impl Inputs {
             previous_started_ns: started_ns,
             // As many as last time, most likely, and an eighth for what `finish` leaves out
             // (repeated questions): room for them at once, never twice that (memory).
-            records: Mutex::new(Records {
-                root: root.to_path_buf(),
-                paths: String::with_capacity(previous.paths.len() / 8 * 9),
-                inputs: Vec::with_capacity(previous.inputs.len() / 8 * 9),
-            }),
+            records: Mutex::new(Records::with_capacity(
+                root,
+                previous.inputs.len() / 8 * 9,
+                previous.paths.len() / 8 * 9,
+            )),
             previous,
             complete: AtomicBool::new(true),
         }

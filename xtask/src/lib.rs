@@ -80,23 +80,24 @@ pub fn dist(
     let identity = state::Identity::current(repo, &out_dir, options.source_date_epoch);
     // Read before the lock: a state is replaced by a rename, so this is the state of some
     // complete run, and each of its records is checked against the disk before it is used.
-    let (mut previous, damaged) = if options.use_cache {
-        state::State::read(&out_dir)
-    } else {
-        Default::default()
-    };
-    if !output::in_progress(&out_dir)
-        && let Some(fresh) = previous.fresh(&identity, options.jobs)
+    if options.use_cache
+        && !output::in_progress(&out_dir)
+        && let Some((summary, warnings)) = state::fresh(&out_dir, &identity, options.jobs)
     {
         timings.lap("fresh: inputs unchanged");
         return Ok(DistReport {
-            summary: fresh.summary,
-            warnings: fresh.warnings,
+            summary,
+            warnings,
             timings: timings.laps,
             fresh: true,
             tasks: build::Tasks::default(),
         });
     }
+    let (mut previous, damaged) = if options.use_cache {
+        state::State::read(&out_dir)
+    } else {
+        Default::default()
+    };
     timings.lap("read the state: changed, or none");
     let mut inputs = inputs::Inputs::with_previous(
         repo,

@@ -5,28 +5,44 @@
 //! previous records; `output` and `build` look up outputs). How far it is trusted is written
 //! out once, in docs/incremental.md.
 //!
-//! The file: the 16-byte magic `xtask-dist-state`, the format (u32, little-endian), the
-//! SHA-256 of the body, then the body, `State` encoded by postcard (serde). A file that is
-//! missing, of another format or damaged is ignored (a damaged one with a warning): the build
-//! then reads and hashes everything, and writes the same bytes.
+//! The file: the magic `xtask-dist-state`, the format (u32, little-endian), the SHA-256 of the
+//! body, then the body, by postcard (serde): the `Head`, then every record and output (`Check`)
+//! in chunks of `CHUNK`, each after its length (u32), which threads decode and check on their
+//! own. A file that is missing, of another format or damaged is ignored (a damaged one with a
+//! warning): the build then reads and hashes everything, and writes the same bytes.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Diagnostic, Error, IoContext, Location, Result, Severity};
-use crate::inputs::{Base, Input, Records, Stat};
+use crate::error::{Diagnostic, Error, IoContext, Result};
+use crate::inputs::{Base, Records, Seen, Stat};
 
 pub const STATE_FILE: &str = ".dist-state";
 const MAGIC: &[u8; 16] = b"xtask-dist-state";
-/// Bumped whenever `State` changes shape: postcard's encoding does not describe itself.
-const FORMAT: u32 = 2;
+/// Bumped whenever the encoding changes: postcard's does not describe itself.
+const FORMAT: u32 = 3;
 const HEADER: usize = 16 + 4 + 32;
-/// Below this many records a thread, one more thread costs more than it saves.
-const RECORDS_PER_THREAD: usize = 1024;
+/// Checks in a chunk: a thread's share is many chunks, so the threads' shares balance.
+const CHUNK: usize = 512;
+
+/// The body begins with the identity, when the build started, whether it is complete, the
+/// summary, the warnings and the records' root.
+type Head = (
+    (Option<Identity>, i64, bool, Option<Summary>),
+    Vec<Diagnostic>,
+    PathBuf,
+);
+
+/// One record (its key, relative to the records' root or absolute), or one output.
+#[derive(Serialize, Deserialize)]
+enum Check<'a> {
+    Input(&'a str, Cow<'a, Seen>),
+    Output(Cow<'a, Output>),
+}
 
 /// What decides the output besides the files: the running executable (a rebuilt xtask never
 /// trusts another's state), `SOURCE_DATE_EPOCH`, where the repository and the output are.
@@ -89,18 +105,7 @@ pub struct Package {
     pub source_digest: String,
 }
 
-/// A warning as recorded, to be printed again by a fresh run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Warning {
-    severity: Severity,
-    code: String,
-    message: String,
-    file: Option<PathBuf>,
-    location: Option<Location>,
-    help: Option<String>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     pub identity: Option<Identity>,
     /// When the build that wrote it started, before it looked at any input (`now_ns`).
@@ -108,21 +113,13 @@ pub struct State {
     /// Whether every input was recorded (a path that is not UTF-8 cannot be).
     pub complete: bool,
     pub summary: Option<Summary>,
-    warnings: Vec<Warning>,
+    warnings: Vec<Diagnostic>,
     /// As `Inputs::finish` left them.
     pub inputs: Records,
     /// Sorted by path.
     pub outputs: Vec<Output>,
     /// The SHA-256 of the body this state was read from.
-    #[serde(skip)]
     read_digest: Option<[u8; 32]>,
-}
-
-/// What a fresh run reports: the summary and warnings of the build that recorded it.
-#[derive(Debug)]
-pub struct Fresh {
-    pub summary: Summary,
-    pub warnings: Vec<Diagnostic>,
 }
 
 impl State {
@@ -141,17 +138,7 @@ impl State {
             started_ns,
             complete,
             summary: Some(summary),
-            warnings: warnings
-                .iter()
-                .map(|d| Warning {
-                    severity: d.severity,
-                    code: d.code.to_string(),
-                    message: d.message.clone(),
-                    file: d.file.clone(),
-                    location: d.location.clone(),
-                    help: d.help.clone(),
-                })
-                .collect(),
+            warnings: warnings.to_vec(),
             inputs,
             outputs,
             read_digest: None,
@@ -187,120 +174,50 @@ impl State {
 
     /// Decodes a state file; `Err(true)` when it is ours but damaged.
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<State, bool> {
-        if bytes.len() < HEADER || &bytes[..16] != MAGIC || bytes[16..20] != FORMAT.to_le_bytes() {
-            return Err(false);
-        }
-        let body = &bytes[HEADER..];
+        let (body, digest) = body(bytes).ok_or(false)?;
         // Hashed while it is decoded (a large state is ~10 MB); used only once the hash matches.
-        let (digest, decoded) = std::thread::scope(|scope| {
-            let digest = scope.spawn(|| Sha256::digest(body));
-            let decoded = postcard::from_bytes::<State>(body);
-            (digest.join().expect("hashing does not panic"), decoded)
+        let (actual, decoded) = std::thread::scope(|scope| {
+            let actual = scope.spawn(|| Sha256::digest(body));
+            let decoded = decode(body);
+            (actual.join().expect("hashing does not panic"), decoded)
         });
-        if digest.as_slice() != &bytes[20..HEADER] {
+        if actual[..] != *digest {
             return Err(true);
         }
-        let mut state = decoded.map_err(|_| true)?;
-        state.read_digest = Some(bytes[20..HEADER].try_into().expect("32 bytes"));
+        let mut state = decoded.ok_or(true)?;
+        state.read_digest = Some(digest.try_into().expect("32 bytes"));
         Ok(state)
     }
 
+    /// The file: the header, then the body (see the module's comment).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = std::io::Cursor::new(Vec::new());
-        self.encode(&mut bytes).expect("a state always encodes");
-        bytes.into_inner()
-    }
-
-    /// Writes the file to `writer`: the header, then the body, encoded as it is written (a
-    /// large state is never held twice), then the body's digest into the header.
-    fn encode(&self, mut writer: impl Write + Seek) -> std::io::Result<()> {
-        writer.write_all(MAGIC)?;
-        writer.write_all(&FORMAT.to_le_bytes())?;
-        writer.write_all(&[0; 32])?;
-        let digest = self.digest(&mut writer)?;
-        writer.seek(SeekFrom::Start(20))?;
-        writer.write_all(&digest)?;
-        writer.flush()
-    }
-
-    /// The SHA-256 of the body, written to `writer` as it is encoded.
-    fn digest(&self, writer: impl Write) -> std::io::Result<[u8; 32]> {
-        let hashing = Hashing {
-            inner: writer,
-            hasher: Sha256::new(),
-            error: None,
-        };
-        // postcard writes a byte at a time: buffered before the hash.
-        let mut buffered = std::io::BufWriter::with_capacity(64 * 1024, hashing);
-        let encoded = postcard::to_io(self, &mut buffered).map(drop);
-        let flushed = buffered.flush();
-        let hashing = buffered.into_parts().0;
-        if let Some(error) = hashing.error {
-            return Err(error);
-        }
-        encoded.map_err(std::io::Error::other).and(flushed)?;
-        Ok(hashing.hasher.finalize().into())
-    }
-
-    /// The no-op fast path: `Some` when this state was written for `identity`, nothing it
-    /// recorded is racy, and every input and output is as it recorded them (checked on up to
-    /// `jobs` threads). Then its output, still on disk as it left it, is this run's output
-    /// (the caller first makes sure that no other run is writing it: `output::in_progress`).
-    pub fn fresh(&self, identity: &Identity, jobs: usize) -> Option<Fresh> {
-        if !self.complete || self.identity.as_ref() != Some(identity) || identity.exe.is_none() {
-            return None;
-        }
-        let (inputs_base, outputs_base) =
-            (Base::open(&self.inputs.root), Base::open(&identity.out_dir));
-        let changed = AtomicBool::new(false);
-        // Each stops at the first difference it or another thread finds.
-        let check_inputs = |inputs: &[Input]| {
-            let same = inputs.iter().all(|input| {
-                !changed.load(Ordering::Relaxed)
-                    && !input.seen.stat().is_some_and(|s| s.racy(self.started_ns))
-                    && input.seen.holds(&inputs_base, self.inputs.key(input))
-            });
-            changed.fetch_or(!same, Ordering::Relaxed);
-        };
-        let check_outputs = || {
-            let same = self.outputs.iter().all(|output| {
-                !changed.load(Ordering::Relaxed)
-                    && outputs_base.stat(&output.path, false) == Some(output.stat)
-            });
-            changed.fetch_or(!same, Ordering::Relaxed);
-        };
-        let threads = jobs.clamp(1, 1 + self.inputs.iter().len() / RECORDS_PER_THREAD);
-        std::thread::scope(|scope| {
-            for part in self.inputs.chunks(threads) {
-                scope.spawn(|| check_inputs(part));
+        let records = &self.inputs;
+        let head = (
+            &self.identity,
+            self.started_ns,
+            self.complete,
+            &self.summary,
+        );
+        let head = (head, &self.warnings, &records.root);
+        let mut bytes = [&MAGIC[..], &FORMAT.to_le_bytes(), &[0; 32]].concat();
+        bytes = postcard::to_extend(&head, bytes).expect("a state always encodes");
+        let inputs = records
+            .iter()
+            .map(|input| Check::Input(records.key(input), Cow::Borrowed(&input.seen)));
+        let outputs = self.outputs.iter().map(|o| Check::Output(Cow::Borrowed(o)));
+        let mut start = 0;
+        for (index, check) in inputs.chain(outputs).enumerate() {
+            if index % CHUNK == 0 {
+                start = bytes.len();
+                bytes.extend([0; 4]);
             }
-            check_outputs();
-        });
-        if changed.into_inner() {
-            return None;
+            bytes = postcard::to_extend(&check, bytes).expect("a state always encodes");
+            let len = (bytes.len() - start - 4) as u32;
+            bytes[start..start + 4].copy_from_slice(&len.to_le_bytes());
         }
-        let summary = self.summary.as_ref()?;
-        Some(Fresh {
-            // Every package unchanged, as a full build would report.
-            summary: Summary {
-                rebuilt: 0,
-                skipped: summary.packages,
-                ..summary.clone()
-            },
-            warnings: self
-                .warnings
-                .iter()
-                .map(|w| Diagnostic {
-                    severity: w.severity,
-                    // The few a fresh run prints live until it exits.
-                    code: Box::leak(w.code.clone().into_boxed_str()),
-                    message: w.message.clone(),
-                    file: w.file.clone(),
-                    location: w.location.clone(),
-                    help: w.help.clone(),
-                })
-                .collect(),
-        })
+        let digest = Sha256::digest(&bytes[HEADER..]);
+        bytes[20..HEADER].copy_from_slice(&digest);
+        bytes
     }
 
     /// The output at `path` (relative to the output directory) as recorded, if its `lstat` now
@@ -322,7 +239,7 @@ impl State {
         let started_ns = self.started_ns;
         self.started_ns = previous.started_ns;
         let unchanged = previous.read_digest.is_some_and(|digest| {
-            self.digest(std::io::sink()).ok() == Some(digest)
+            self.to_bytes()[20..HEADER] == digest
                 && !self.inputs.iter().any(|input| {
                     input
                         .seen
@@ -335,38 +252,118 @@ impl State {
         }
         self.started_ns = started_ns;
         let temp = staging.join(STATE_FILE);
-        let file = std::fs::File::create(&temp).with_path("create", &temp)?;
-        self.encode(file).with_path("write", &temp)?;
+        std::fs::write(&temp, self.to_bytes()).with_path("write", &temp)?;
         crate::fault::point("metadata")?;
         std::fs::rename(&temp, &path).with_path("rename into place", &path)
     }
 }
 
-/// A writer that hashes what it writes, and keeps the error its inner writer gave.
-struct Hashing<W> {
-    inner: W,
-    hasher: Sha256,
-    error: Option<std::io::Error>,
+/// The body of a state file of this format, and the SHA-256 its header gives.
+fn body(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let format = bytes.get(16..20)?;
+    (bytes.len() >= HEADER && &bytes[..16] == MAGIC && format == FORMAT.to_le_bytes())
+        .then(|| (&bytes[HEADER..], &bytes[20..HEADER]))
 }
 
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        match self.inner.write(bytes) {
-            Ok(written) => {
-                self.hasher.update(&bytes[..written]);
-                Ok(written)
-            }
-            Err(error) => {
-                let kind = error.kind();
-                self.error = Some(error);
-                Err(kind.into())
+/// The head of `body` and its chunks of checks; `None` if either is cut short.
+fn split(body: &[u8]) -> Option<(Head, Vec<&[u8]>)> {
+    let (head, mut rest) = postcard::take_from_bytes(body).ok()?;
+    let mut chunks = Vec::new();
+    while let Some((len, after)) = rest.split_first_chunk::<4>() {
+        let (chunk, after) = after.split_at_checked(u32::from_le_bytes(*len) as usize)?;
+        chunks.push(chunk);
+        rest = after;
+    }
+    rest.is_empty().then_some((head, chunks))
+}
+
+/// The check encoded at the start of `chunk`, which then begins after it.
+fn take<'a>(chunk: &mut &'a [u8]) -> Option<Check<'a>> {
+    let (check, rest) = postcard::take_from_bytes(chunk).ok()?;
+    *chunk = rest;
+    Some(check)
+}
+
+fn decode(body: &[u8]) -> Option<State> {
+    let (((identity, started_ns, complete, summary), warnings, root), chunks) = split(body)?;
+    // Room for every record at once (memory): pages never written are never used.
+    let mut inputs = Records::with_capacity(&root, chunks.len() * CHUNK, body.len());
+    let mut outputs = Vec::new();
+    for mut chunk in chunks {
+        while !chunk.is_empty() {
+            match take(&mut chunk)? {
+                Check::Input(key, seen) => inputs.push(key, seen.into_owned()),
+                Check::Output(output) => outputs.push(output.into_owned()),
             }
         }
     }
+    Some(State {
+        identity,
+        started_ns,
+        complete,
+        summary,
+        warnings,
+        inputs,
+        outputs,
+        read_digest: None,
+    })
+}
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
+/// The no-op fast path: the summary and warnings to report when the state in `out_dir` was
+/// written for `identity`, nothing it recorded is racy, and every input and output is as it
+/// recorded them. Its chunks are decoded
+/// and checked on up to `jobs` threads, while one of them hashes the body first. Then its
+/// output, still on disk as it left it, is this run's output (the caller first makes sure that
+/// no other run is writing it: `output::in_progress`).
+pub fn fresh(
+    out_dir: &Path,
+    identity: &Identity,
+    jobs: usize,
+) -> Option<(Summary, Vec<Diagnostic>)> {
+    let bytes = std::fs::read(out_dir.join(STATE_FILE)).ok()?;
+    let (body, digest) = body(&bytes)?;
+    let (((recorded, started_ns, complete, summary), warnings, root), chunks) = split(body)?;
+    if !complete || recorded.as_ref() != Some(identity) || identity.exe.is_none() {
+        return None;
     }
+    let (inputs, outputs) = (Base::open(&root), Base::open(&identity.out_dir));
+    let (changed, next) = (AtomicBool::new(false), AtomicUsize::new(0));
+    let holds = |mut chunk: &[u8]| {
+        while !chunk.is_empty() && !changed.load(Ordering::Relaxed) {
+            let same = match take(&mut chunk) {
+                Some(Check::Input(key, seen)) => {
+                    !seen.stat().is_some_and(|s| s.racy(started_ns)) && seen.holds(&inputs, key)
+                }
+                Some(Check::Output(o)) => outputs.stat(&o.path, false) == Some(o.stat),
+                None => false,
+            };
+            if !same {
+                return false;
+            }
+        }
+        true
+    };
+    // Each thread takes the next task (the hash, then each chunk) until one finds a difference.
+    let work = || {
+        while !changed.load(Ordering::Relaxed) {
+            let same = match next.fetch_add(1, Ordering::Relaxed) {
+                0 => Sha256::digest(body)[..] == *digest,
+                task if task <= chunks.len() => holds(chunks[task - 1]),
+                _ => return,
+            };
+            changed.fetch_or(!same, Ordering::Relaxed);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..jobs.clamp(1, 1 + chunks.len()) {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let mut summary = summary.filter(|_| !changed.into_inner())?;
+    // Every package unchanged, as a full build would report.
+    (summary.rebuilt, summary.skipped) = (0, summary.packages);
+    Some((summary, warnings))
 }
 
 /// The records of the output as the switch left it: every file written or found intact
@@ -407,4 +404,71 @@ pub fn outputs(
         }
     }
     Ok(outputs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inputs::Inputs;
+
+    /// Every kind of record, an output and a warning survive the file, and the fast path holds
+    /// until a recorded file changes.
+    #[test]
+    fn a_state_reads_back_as_written_and_is_fresh_until_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, out) = (dir.path().join("repo"), dir.path().join("out"));
+        std::fs::create_dir_all(repo.join("d")).unwrap();
+        std::fs::create_dir_all(out.join("t")).unwrap();
+        std::fs::write(repo.join("d/f"), "bytes").unwrap();
+        std::fs::write(out.join("o"), "output").unwrap();
+        let inputs = Inputs::with_previous(&repo, Records::default(), 0);
+        inputs.read(&repo.join("d/f")).unwrap();
+        inputs.read_dir(&repo.join("d")).unwrap();
+        inputs.read(&repo.join("d/.gitignore")).unwrap_err();
+        inputs.canonicalize(&repo.join("d")).unwrap();
+        inputs.is_dir(&repo.join("d"));
+        let package = Package {
+            settings: "copy".into(),
+            source_digest: "digest".into(),
+        };
+        let files = vec![("o".to_string(), "sha".to_string(), Some(package))];
+        let summary = Summary {
+            resources: 1,
+            packages: 1,
+            rebuilt: 1,
+            skipped: 0,
+            bytes: 6,
+            source_bytes: 5,
+            out_dir: out.clone(),
+        };
+        let warning = Diagnostic::warning("code", "message").help("help");
+        let identity = Identity::current(&repo, &out, Some(1));
+        let outputs = outputs(&out, "t", files).unwrap();
+        // Started long after every record: none is racy.
+        let (records, started_ns) = (inputs.finish(), i64::MAX / 2);
+        let state = State::new(
+            identity.clone(),
+            started_ns,
+            records,
+            outputs,
+            summary,
+            &[warning],
+        );
+        assert_eq!(state.inputs.iter().len(), 5);
+        let bytes = state.to_bytes();
+        let read = State::from_bytes(&bytes).unwrap();
+        assert_eq!(
+            State {
+                read_digest: None,
+                ..read
+            },
+            state
+        );
+        std::fs::write(out.join(STATE_FILE), &bytes).unwrap();
+        let (summary, warnings) = fresh(&out, &identity, 2).unwrap();
+        assert_eq!((summary.rebuilt, summary.skipped), (0, 1));
+        assert_eq!(warnings, state.warnings);
+        std::fs::write(repo.join("d/f"), "other bytes").unwrap();
+        assert!(fresh(&out, &identity, 2).is_none());
+    }
 }
