@@ -348,11 +348,9 @@ impl Inputs {
     /// A recorder of the paths below `root` (absolute), which reuses `previous` (as `finish`
     /// left them, for the same root) of a build that started at `started_ns`.
     pub fn with_previous(root: &Path, previous: Records, started_ns: i64) -> Inputs {
-        let previous = if previous.root == root {
-            previous
-        } else {
-            Records::default()
-        };
+        let previous = Some(previous)
+            .filter(|p| p.root == root)
+            .unwrap_or_default();
         Inputs {
             previous_started_ns: started_ns,
             // As many as last time, most likely, and an eighth for what `finish` leaves out
