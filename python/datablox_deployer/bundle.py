@@ -35,12 +35,11 @@ import stat
 from datablox_framework import auth
 
 from . import DeployError, clusterkey, outdir
-from .extension import DEFINITIONS, DEFAULT_SPEC, LIBRARY, key_tuple, read_json
+from .extension import DEFINITIONS, DEFAULT_SPEC, LIBRARY, NODE_SPEC, key_tuple, read_json
 from .home import ENGAGE_PARTS, extension_files
 from .safetar import sha256_file
 
 BUNDLE_FORMAT = 1
-NODE_SPEC = "node_install_spec.json"
 MTIME = 315532800  # 1980-01-01T00:00:00Z, as `dist` stamps archive members without SOURCE_DATE_EPOCH
 SKIP = ("__pycache__",)
 

@@ -1,16 +1,16 @@
 """The command line, argparse subcommands: `deploy --home DIR [install] [RESOURCE...]`,
-`deploy --home DIR start|stop|status [SERVICE]`, `deploy --home DIR run TOPOLOGY`, `deploy place ...`."""
+`deploy --home DIR start|stop|status [SERVICE]`, `deploy --home DIR run TOPOLOGY`, `deploy place ...`.
+
+A command imports the modules it uses when it runs: an install (what a caretaker asks for on
+demand) does not load those of `place`, `run` or the services."""
 
 import argparse
 import json
 import os
 import sys
 
-from datablox_framework import auth
-
-from . import DeployError, clusterkey, nodes, placement, release, run, safetar, service
-from .deploy import Options, deploy
-from .extension import Extension, default_tree, key_text
+from . import DeployError, safetar
+from .extension import key_text
 from .home import Home, NotAHome
 
 DESCRIPTION = """\
@@ -85,10 +85,12 @@ def add_home_options(p):
                         "size, at least 64 MiB)")
 
 
-def parser():
+def parser(command=None):
     """`deploy [--home DIR ...] COMMAND ...`. The home's options are the top parser's and every home
     command's; a command's own default is SUPPRESS, so that one given before the command's name
-    is kept."""
+    is kept. Only `command` (the one argv names) gets its arguments; the others are listed with
+    their help, so that parsing one command neither builds every command's options nor imports
+    `nodes` (`deploy COMMAND --help` names that command)."""
     p = argparse.ArgumentParser(prog="deploy", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_home_options(p)
@@ -96,41 +98,52 @@ def parser():
     for name, help_text in (("install", "install RESOURCEs (the default command)"),
                             ("start", "start a service of the home"), ("stop", "stop a service of the home"),
                             ("status", "whether a service of the home runs"),
-                            ("run", "run a topology on the home")):
-        command = commands.add_parser(name, help=help_text, argument_default=argparse.SUPPRESS,
-                                      prog="deploy --home DIR " + name)
-        add_home_options(command)
-        if name == "install":
-            command.add_argument("resources", nargs="*", default=[], metavar="RESOURCE",
-                                 help="what to deploy (default: the caretaker's install spec)")
-        elif name == "run":
-            command.add_argument("topology", metavar="TOPOLOGY", help="the topology to run")
+                            ("run", "run a topology on the home"), ("place", "place a topology's blocks on nodes")):
+        if name != command:
+            commands.add_parser(name, help=help_text)
+        elif name == "place":
+            from . import nodes
+
+            p.place = commands.add_parser("place", parents=[nodes.parser()], add_help=False, help=help_text,
+                                          description=nodes.DESCRIPTION, epilog=nodes.EPILOG, prog="deploy place",
+                                          formatter_class=argparse.RawDescriptionHelpFormatter)
         else:
-            command.add_argument("service", nargs="?", default=None, metavar="SERVICE", help="the service (default: the caretaker)")
-    p.place = commands.add_parser("place", parents=[nodes.parser()], add_help=False, help="place a topology's blocks on nodes",
-                        description=nodes.DESCRIPTION, epilog=nodes.EPILOG, prog="deploy place",
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
+            sub = commands.add_parser(name, help=help_text, argument_default=argparse.SUPPRESS,
+                                      prog="deploy --home DIR " + name)
+            add_home_options(sub)
+            if name == "install":
+                sub.add_argument("resources", nargs="*", default=[], metavar="RESOURCE",
+                                 help="what to deploy (default: the caretaker's install spec)")
+            elif name == "run":
+                sub.add_argument("topology", metavar="TOPOLOGY", help="the topology to run")
+            else:
+                sub.add_argument("service", nargs="?", default=None, metavar="SERVICE", help="the service (default: the caretaker)")
     return p
 
 
 def parse(argv):
     """The parsed `argv`. Without a command's name (`deploy --home H [RESOURCE...]`), the command is
     `install`: argv names one when its first positional argument (also right after `--`) is a command."""
-    p = parser()
     scan = argparse.ArgumentParser(add_help=False)
     add_home_options(scan)
     scan.add_argument("words", nargs="*")
     argv = list(argv)
     words = scan.parse_known_args(argv)[0].words
+    command = None
     if words[:1] and words[0] in COMMANDS:
+        command = words[0]
         # `--home H -- run TOPOLOGY` (as `cargo xtask` passes it): the command's name may follow `--`.
         dash = argv.index("--") if "--" in argv else -1
         if 0 <= dash and argv[dash + 1:dash + 2] == words[:1]:
             del argv[dash]
     elif words or not {"-h", "--help"} & set(argv):
+        command = "install"
         argv = ["install"] + argv
+    p = parser(command)
     args = p.parse_args(argv)
     if args.command == "place":
+        from . import nodes
+
         nodes.check_args(p.place, args)
     elif args.home is None:
         p.error("the following arguments are required: --home")
@@ -181,10 +194,14 @@ def main(argv=None):
             sys.stdout.write(json.dumps({"error": str(error), "exit_code": error.code}, sort_keys=True) + "\n")
         return error.code
     if args.command == "place":
+        from . import nodes
+
         return nodes.main(args)
     home = Home(args.home)
     try:
         if args.command in ("start", "stop", "status"):
+            from . import service
+
             if args.command == "start":
                 tls = [args.tls_cert, args.tls_key, args.tls_ca]
                 if any(tls) and not all(tls):
@@ -212,9 +229,19 @@ def main(argv=None):
         if args.key and not args.release:
             raise DeployError("--key checks a release's signature: give it with --release ARCHIVE", 2)
         max_members = safetar.MAX_MEMBERS if args.max_members is None else args.max_members
+        from datablox_framework import auth
+
+        from . import clusterkey
+        from .deploy import Options, deploy
+        from .extension import Extension, default_tree
 
         # A topology to run is read and checked against the extension before anything is deployed.
-        topology = placement.read_topology(run_topology) if run_topology is not None else None
+        if run_topology is not None:
+            from . import placement, run
+
+            topology = placement.read_topology(run_topology)
+        else:
+            topology = None
 
         def deploy_from(tree):
             if topology is not None:
@@ -228,6 +255,8 @@ def main(argv=None):
 
         key = clusterkey.read(args.key_file, "the --key-file") if args.key_file else None
         if args.release:
+            from . import release
+
             with release.Unpacked(args.release, args.key, max_members, args.max_bytes) as tree:
                 steps, changed = deploy_from(tree)
         else:

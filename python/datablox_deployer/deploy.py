@@ -13,7 +13,7 @@ import time
 from datablox_framework.naming import name_problem
 
 from . import DeployError, safetar
-from .extension import Extension, did_you_mean, key_text, key_tuple, keys_text
+from .extension import NODE_SPEC, Extension, did_you_mean, key_text, key_tuple, keys_text
 from .home import PIP_NOT_IMPORTABLE, Home
 from .resolve import HOST_ID, Planned, Resolver, compare_versions, detect_platform, host_instance
 
@@ -151,6 +151,27 @@ def decide(extension, planned, kind, target, location):
     return "keep", "installed"
 
 
+def unchanged(extension, home, instance, installed_keys):
+    """(kind, target, location) of an installed archive or file that `decide` would keep, read
+    from its install record alone, else None. An installed instance is never resolved again (its
+    ports are kept as installed), so its definition only names its package, and SHA256SUMS
+    digests that package's bytes: kept when the record's kind is digested, SHA256SUMS still gives
+    the recorded location the recorded digest, the recorded target is in the home and exists, and
+    what it was installed with (environment, peers) is all installed. Anything else (another
+    digest, a missing target or dependency, a package kind without a digest) is planned from the
+    definition (`classify`, `decide`), as a resource requested by name is."""
+    record = instance.get("properties", {}).get("datablox_package", {})
+    kind, target, location, digest = record.get("kind"), record.get("path"), record.get("location"), record.get("sha256")
+    if kind not in KINDS or not KINDS[kind].digested or not target or digest is None:
+        return None
+    if extension.sums.get(location) != digest or not target.startswith(home.root + os.sep) or not os.path.exists(target):
+        return None
+    for ref in (instance.get("environment") or []) + (instance.get("peers") or []):
+        if key_tuple(ref.get("key", {})) not in installed_keys:
+            return None
+    return kind, target, location
+
+
 def plan(options, extension, installed):
     home = options.home
     platform_key = options.platform or host_platform(installed) or detect_platform(extension)
@@ -165,16 +186,28 @@ def plan(options, extension, installed):
     drop_ids = set(instance["id"] for instance in drop)
     # Every resource installed already is planned too, whether a RESOURCE, an install spec or a
     # caretaker (on demand) installed it: one whose archive changed is replaced by any deploy.
+    # One whose record shows it unchanged is kept as recorded, without reading its definition.
+    kept_keys = set(key_tuple(i.get("key", {})) for i in resolver.installed if i["id"] not in drop_ids)
+    recorded = {}
     for instance in resolver.installed:
         if instance["id"] in drop_ids:
             continue
         key = key_tuple(instance.get("key", {}))
-        if extension.definition(key) is not None and extension.package_list(key) is not None:
+        if key in resolver.by_key:
+            continue
+        recorded[key] = unchanged(extension, home, instance, kept_keys)
+        if recorded[key] is not None:
+            resolver.plan_installed(instance, "installed")
+        elif extension.definition(key) is not None and extension.package_list(key) is not None:
             resolver.request(key, reason="installed")
     steps = []
     for planned in resolver.order:
-        kind, target, location = classify(extension, home, planned)
-        action, why = decide(extension, planned, kind, target, location)
+        if recorded.get(planned.key) is not None:
+            kind, target, location = recorded[planned.key]
+            action, why = "keep", "installed"
+        else:
+            kind, target, location = classify(extension, home, planned)
+            action, why = decide(extension, planned, kind, target, location)
         steps.append(Step(planned, kind, target, location, action, why))
     for instance in drop:
         record = instance.get("properties", {}).get("datablox_package", {})
@@ -185,8 +218,6 @@ def plan(options, extension, installed):
 
 def placement_deploy(options, extension):
     """Whether this deploy installs a node's placement (a bundle's node install spec)."""
-    from .bundle import NODE_SPEC
-
     return not options.requests and (options.spec or extension.default_spec()) == NODE_SPEC
 
 

@@ -6,7 +6,6 @@ of it in a home (`<home>/engage/`). Reads only; every problem names the file.
   SHA256SUMS (in the tree, as a home keeps it, or beside it, as `dist` writes it)
 """
 
-import difflib
 import json
 import os
 import re
@@ -18,6 +17,8 @@ from . import DeployError
 DEFINITIONS = os.path.join("metadata", "resource_definitions.json")
 LIBRARY = os.path.join("metadata", "resource_library.json")
 DEFAULT_SPEC = "caretaker_install_spec.json"
+# The install spec of a bundle's node (`deploy place --bundle`): that node's placement.
+NODE_SPEC = "node_install_spec.json"
 
 
 def default_tree():
@@ -43,6 +44,8 @@ def driver_dir_name(key):
 def did_you_mean(word, candidates):
     """"did you mean `X`? " for the candidate closest to `word` (difflib's ratio, case ignored),
     or "" when none is close: the start of a help text."""
+    import difflib  # only for an error's help
+
     lowered = dict((c.lower(), c) for c in candidates)
     close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
     return "did you mean `{}`? ".format(lowered[close[0]]) if close else ""
@@ -76,10 +79,12 @@ class Extension(object):
         self.root = os.path.abspath(root)
         self._definitions = {}
         self._order = []
+        self._by_name = {}  # lower-case name -> keys, as defined
         self._rank = {}
         self._packages = {}
         self._managers = {}
         self._dirs = None
+        self._dirs_by_prefix = {}  # lower-case `<name>__` -> the driver directories it begins
         self._loaded_dirs = set()
         self._complete = False
         self.sums = {}
@@ -151,6 +156,7 @@ class Extension(object):
         self._definitions[key] = definition
         self._rank[key] = rank
         self._order.append(key)
+        self._by_name.setdefault(key[0].lower(), []).append(key)
 
     def _load(self):
         definitions = read_json(self.path(DEFINITIONS))
@@ -169,6 +175,13 @@ class Extension(object):
         if self._dirs is None:
             drivers = self.path("drivers")
             self._dirs = sorted(os.listdir(drivers)) if os.path.isdir(drivers) else []
+            for directory in self._dirs:
+                # Under every prefix that ends in `__`: `a__b__1_0` may hold `a` or `a__b`.
+                lowered = directory.lower()
+                end = lowered.find("__")
+                while end >= 0:
+                    self._dirs_by_prefix.setdefault(lowered[:end + 2], []).append(directory)
+                    end = lowered.find("__", end + 1)
         return self._dirs
 
     def _load_dir(self, name):
@@ -253,11 +266,11 @@ class Extension(object):
         directory when none does)."""
         lowered = name.lower()
         if not self._complete:
+            self._driver_dirs()
             prefix = re.sub("[.-]", "_", name.replace(" ", "")).lower() + "__"
-            for directory in self._driver_dirs():
-                if directory.lower().startswith(prefix):
-                    self._load_dir(directory)
-            if not any(key[0].lower() == lowered for key in self._order):
+            for directory in self._dirs_by_prefix.get(prefix, ()):
+                self._load_dir(directory)
+            if lowered not in self._by_name:
                 self._load_all()
-        found = [key for key in self._order if key[0].lower() == lowered and (version is None or key[1] == version)]
+        found = [key for key in self._by_name.get(lowered, ()) if version is None or key[1] == version]
         return sorted(found, key=self._rank.get)

@@ -23,7 +23,6 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import stat
 import sys
 import tempfile
@@ -64,6 +63,8 @@ def crash_point(name):
         return
     _crash_counts[name] = _crash_counts.get(name, 0) + 1
     if _crash_counts[name] == int(count or 1):
+        import signal
+
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -187,6 +187,9 @@ class Resolver(object):
         self.extension = extension
         self.host = host
         self.installed = [i for i in installed if i.get("id") != HOST_ID]
+        self._installed_by_name = {}
+        for instance in self.installed:
+            self._installed_by_name.setdefault(instance["key"]["name"], []).append(instance)
         self.config = dict(config or {})
         self.by_key = {}
         self.order = []
@@ -200,8 +203,15 @@ class Resolver(object):
             raise Unsatisfiable([key_text(key)], "`{}` is not defined ({})".format(key_text(key), hint))
         return self._resolve(key, [key_text(key) + " (" + reason + ")"], reason, instance_id)
 
+    def plan_installed(self, instance, reason):
+        """Plans an installed instance as it is, without reading its definition: for one the
+        caller found unchanged, with everything it needs installed."""
+        planned = Planned(instance, None, reason, True)
+        self.by_key[planned.key] = planned
+        self.order.append(planned)
+
     def _installed(self, name, requirement):
-        return [i for i in self.installed if i["key"]["name"] == name and satisfies(i["key"]["version"], requirement)]
+        return [i for i in self._installed_by_name.get(name, ()) if satisfies(i["key"]["version"], requirement)]
 
     def _resolve(self, key, chain, reason, instance_id=None):
         if key in self.by_key:

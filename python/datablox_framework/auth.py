@@ -31,8 +31,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import socket
-import ssl
 import stat
 import struct
 import time
@@ -133,6 +131,8 @@ class TLS(object):
     or raise AuthError."""
 
     def __init__(self, cert, key, ca):
+        import ssl  # here, when TLS is asked for: a deploy reads the key file without it
+
         self.files = (cert, key, ca)
         try:
             self._server = self._context(ssl.PROTOCOL_TLS_SERVER, cert, key, ca)
@@ -143,6 +143,8 @@ class TLS(object):
 
     @staticmethod
     def _context(protocol, cert, key, ca):
+        import ssl
+
         context = ssl.SSLContext(protocol)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(cert, key)
@@ -156,7 +158,7 @@ class TLS(object):
         try:
             wrapped = context.wrap_socket(sock, server_side=server_side, do_handshake_on_connect=False)
             wrapped.do_handshake()
-        except (ssl.SSLError, socket.timeout, OSError) as error:
+        except OSError as error:  # ssl.SSLError and socket.timeout are OSErrors
             raise AuthError("TLS handshake failed: {}".format(getattr(error, "reason", None) or error))
         return wrapped
 
@@ -238,6 +240,8 @@ class Session(object):
 
 
 def _recv_exact(sock, size, deadline):
+    import socket  # loaded by whoever made `sock`; not by a deploy, which only reads the key file
+
     data = b""
     while len(data) < size:
         remaining = deadline - time.monotonic()
@@ -260,7 +264,7 @@ def _send(sock, data, deadline):
     sock.settimeout(max(deadline - time.monotonic(), 0.001))
     try:
         sock.sendall(data)
-    except (socket.timeout, OSError) as error:
+    except OSError as error:  # a timeout too
         raise AuthError("the connection failed during the handshake: {}".format(error))
 
 

@@ -55,6 +55,22 @@ class LayoutTest(DeployerCase):
         self.assertEqual(fw["properties"]["datablox_package"]["kind"], "python-archive")
         self.assertEqual(len(alpha["properties"]["datablox_package"]["sha256"]), 64)
 
+    def test_an_install_imports_only_what_it_uses(self):
+        # What a caretaker asks for on demand: none of the modules of `place`, `run` or the
+        # services, and not `ssl` (the cluster key file is read without it).
+        self.tree.block("alpha", "1.0")
+        self.tree.write()
+        code = ("import json, sys; before = set(sys.modules); from datablox_deployer import cli; "
+                "code = cli.main(sys.argv[1:]); print(json.dumps(sorted(set(sys.modules) - before))); sys.exit(code)")
+        run = subprocess.run([sys.executable, "-c", code, "--home", self.home, "--tree", self.tree.path] + PLATFORM + ["alpha"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                             env=dict(os.environ, PYTHONPATH=os.path.join(REPO, "python")))
+        self.assertEqual(run.returncode, 0, run.stderr)
+        loaded = set(json.loads(run.stdout))
+        self.assertIn("datablox_deployer.safetar", loaded)
+        self.assertEqual(sorted(loaded & {"datablox_deployer." + m for m in (
+            "ansible", "bundle", "nodes", "placement", "release", "run", "service")} | loaded & {"ssl"}), [])
+
     def test_dry_run_writes_nothing_and_says_why(self):
         self.tree.block("alpha", "1.0")
         self.tree.write()
@@ -410,6 +426,36 @@ class IdempotenceTest(DeployerCase):
             self.assertEqual(handle.read(), "# version two\n")
         steps = json.loads(self.deploy("beta", "--json").stdout)["steps"]
         self.assertEqual(sorted(s["action"] for s in steps), ["keep", "keep", "keep"])
+
+    def test_installed_resources_are_kept_from_their_records_only_when_nothing_they_depend_on_changed(self):
+        # A deploy plans every installed resource. One whose record shows it unchanged (SHA256SUMS
+        # gives its archive the recorded digest, its directory is there, what it was installed
+        # with is installed) is kept without its driver directory being read; every other one is
+        # planned from its definition: a changed archive, a removed directory, a forgotten peer.
+        for name in ("alpha", "beta", "gamma", "dump"):
+            self.tree.block(name, "1.0")
+        self.tree.block("join", "1.0", peers=constraint("dump", "1.0"))
+        self.tree.write()
+        self.deploy("alpha", "beta", "gamma", "join")
+        shutil.rmtree(os.path.join(self.home, "blox", "beta__1_0"))
+        self.tree.block("gamma", "1.0", files={"__init__.py": b"", "b_gamma.py": b"# version two\n"})
+        self.tree.block("delta", "1.0")
+        self.tree.write()
+        shutil.rmtree(os.path.join(self.home, "blox", "dump__1_0"))
+        instances = [i for i in installed(self.home) if i["key"]["name"] != "dump"]
+        tree = extension.Extension(self.tree.path)
+        options = deploy.Options(self.home, self.tree.path, ["delta"], platform=("ubuntu-linux", "14.04"))
+        steps = [s.to_json(options.home) for s in deploy.plan(options, tree, instances)[1]]
+        self.assertEqual([(s["key"]["name"], s["action"], s["reason"]) for s in steps], [
+            ("fw", "keep", "environment of delta 1.0"), ("delta", "install", "requested"),
+            ("alpha", "keep", "installed"), ("beta", "reinstall", "installed"), ("gamma", "replace", "installed"),
+            ("dump", "install", "peers of join 1.0"), ("join", "keep", "installed")])
+        self.assertEqual(steps[2]["target"], os.path.join("blox", "alpha__1_0"))
+        self.assertEqual(sorted(tree._loaded_dirs), ["beta__1_0", "delta__1_0", "dump__1_0", "gamma__1_0", "join__1_0"])
+        run = self.deploy("delta")
+        self.assertIn("Deployed 4 resource(s) (replaced: gamma 1.0), 3 already installed", run.stderr)
+        for name in ("alpha", "beta", "gamma", "delta", "dump"):
+            self.assertTrue(os.path.isfile(os.path.join(self.home, "blox", name + "__1_0", "b_{}.py".format(name))))
 
     def test_json_says_whether_the_home_changed(self):
         self.tree.block("alpha", "1.0")
