@@ -241,6 +241,7 @@ def tree_digest(root, parts):
 class Home(object):
     def __init__(self, path):
         self.root = os.path.abspath(path)
+        self._parsed = (None, None)  # see `installed`
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
@@ -400,11 +401,19 @@ class Home(object):
     # -- installed_resources.json ---------------------------------------------------------------
 
     def installed(self):
+        """The instances in installed_resources.json ([] without one). A parse serves twice at
+        most: the next call that reads the same bytes takes it (`check_usable` reads the file
+        before the lock, the deploy again under it)."""
         if not os.path.exists(self.installed_file):
             return []
         try:
             with open(self.installed_file, "rb") as handle:
-                instances = json.loads(handle.read().decode("utf-8"))
+                data = handle.read()
+            if self._parsed[0] == data:
+                instances, self._parsed = self._parsed[1], (None, None)
+            else:
+                instances = json.loads(data.decode("utf-8"))
+                self._parsed = (data, instances)
         except (OSError, ValueError) as error:
             raise DeployError("cannot read {}: {} (help: restore it, or deploy into a new home)".format(self.installed_file, error))
         if not isinstance(instances, list):
