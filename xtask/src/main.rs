@@ -64,7 +64,8 @@ fn run(command: Command) -> Result<ExitCode, Error> {
 /// glibc raises its mmap threshold each time a large block is freed, after which every archive's
 /// buffers and compressor state come from the heap and fragment it: peak RSS then grows with the
 /// size and number of archives. A fixed threshold keeps large buffers in their own mappings,
-/// returned on free. And one arena for every thread: what the scan's threads free can then serve
+/// returned on free (the archive's segment buffers are kept for reuse instead, a bounded few:
+/// `archive::Spare`). And one arena for every thread: what the scan's threads free can then serve
 /// the main thread when it writes the output.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_malloc() {
