@@ -558,10 +558,16 @@ fn manifest_problem(
 /// Parses one TOML file, turning a syntax or schema error into a diagnostic with a line and column.
 pub fn parse<T: for<'de> Deserialize<'de>>(path: &Path, text: &str) -> Result<T> {
     toml::from_str(text).map_err(|error| {
-        let message = match error.message().trim_end_matches('\n') {
+        let mut message = match error.message().trim_end_matches('\n') {
             "" => "invalid TOML".to_string(),
             message => message.replace('\n', ": "),
         };
+        // The parser names no key; its span is the key.
+        if message == "duplicate key"
+            && let Some(key) = error.span().and_then(|span| text.get(span))
+        {
+            message = format!("duplicate key `{key}`");
+        }
         let (code, help) = describe_toml_error(&message);
         let mut diagnostic = Diagnostic::error(code, message).file(path).help(help);
         if let Some(span) = error.span() {
