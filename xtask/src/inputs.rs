@@ -541,9 +541,10 @@ impl Inputs {
         inputs.dedup_by(|later, first| {
             key(later) == key(first)
                 && (later.seen.rank() == first.seen.rank()
-                    // An `lstat` of what was also read or listed with that stat tells nothing more.
+                    // A stat or lstat of what was read or listed with that stat tells no more.
                     || matches!((&later.seen, &first.seen),
-                        (Seen::Lstat(Some(stat)), Seen::Read { stat: read, .. } | Seen::Listed { stat: read, .. })
+                        (Seen::Lstat(Some(stat)) | Seen::Stat(Some(stat)),
+                            Seen::Read { stat: read, .. } | Seen::Listed { stat: read, .. })
                         if read == stat))
         });
         // The paths again, in the records' order: the same records give the same bytes.

@@ -426,6 +426,8 @@ mod tests {
         inputs.read_dir(&repo.join("d")).unwrap();
         inputs.read(&repo.join("d/.gitignore")).unwrap_err();
         inputs.canonicalize(&repo.join("d")).unwrap();
+        inputs.is_dir(&repo);
+        // A stat of what was listed with that stat tells no more: not recorded.
         inputs.is_dir(&repo.join("d"));
         let package = Package {
             settings: "copy".into(),
