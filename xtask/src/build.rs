@@ -49,6 +49,8 @@ pub struct BuiltPackage {
     pub size: u64,
     /// Where the new bytes wait in the staging directory; `None` when the file on disk is intact.
     pub temp: Option<PathBuf>,
+    /// The `lstat` of the file on disk when it is the one the previous build recorded.
+    pub kept: Option<Stat>,
     pub settings: String,
 }
 
@@ -392,6 +394,7 @@ fn build_archive(context: &Context, job: &crate::plan::ArchiveJob, tree: &Tree) 
         sha256,
         size,
         temp,
+        kept: None,
         settings: settings.clone(),
     };
 
@@ -420,7 +423,10 @@ fn build_archive(context: &Context, job: &crate::plan::ArchiveJob, tree: &Tree) 
         let digest = to_hex(&hash::tree_digest(tree, &hashes));
         if digest == recorded.source_digest {
             return Ok(Outcome {
-                package: package(digest, previous.sha256.clone(), previous.stat.size, None),
+                package: BuiltPackage {
+                    kept: Some(previous.stat),
+                    ..package(digest, previous.sha256.clone(), previous.stat.size, None)
+                },
                 rebuilt: false,
                 segment_tasks: Vec::new(),
             });
@@ -486,7 +492,7 @@ fn copy_file(context: &Context, job: &crate::plan::FileJob) -> Result<Outcome> {
         .inputs
         .hash_file(&job.source, &stat, || hash::hash_file(&job.source))?;
     let digest = to_hex(&hash);
-    let package = |temp| BuiltPackage {
+    let package = |temp, kept| BuiltPackage {
         key: job.key.clone(),
         kind: Kind::Resource,
         file_name: job.file_name.clone(),
@@ -494,14 +500,16 @@ fn copy_file(context: &Context, job: &crate::plan::FileJob) -> Result<Outcome> {
         sha256: digest.clone(),
         size: stat.size,
         temp,
+        kept,
         settings: settings.clone(),
     };
     let intact = context
         .intact(&job.file_name, &settings)
-        .is_some_and(|previous| previous.sha256 == digest);
-    if intact || same_file(final_path.as_deref(), stat.size, &digest)? {
+        .filter(|previous| previous.sha256 == digest)
+        .map(|previous| previous.stat);
+    if intact.is_some() || same_file(final_path.as_deref(), stat.size, &digest)? {
         return Ok(Outcome {
-            package: package(None),
+            package: package(None, intact),
             rebuilt: false,
             segment_tasks: Vec::new(),
         });
@@ -522,7 +530,7 @@ fn copy_file(context: &Context, job: &crate::plan::FileJob) -> Result<Outcome> {
         ));
     }
     Ok(Outcome {
-        package: package(Some(temp)),
+        package: package(Some(temp), None),
         rebuilt: true,
         segment_tasks: Vec::new(),
     })

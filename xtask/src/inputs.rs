@@ -221,6 +221,11 @@ impl Base {
     /// What `std::fs::metadata` (`follow`) or `symlink_metadata` says of `key`, relative to
     /// this directory or absolute.
     pub fn stat(&self, key: &str, follow: bool) -> Option<Stat> {
+        self.statx(key.as_bytes(), follow).map(|(stat, _)| stat)
+    }
+
+    /// `stat`, and the number of hard links.
+    pub fn statx(&self, key: &[u8], follow: bool) -> Option<(Stat, u64)> {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         if let (Some(dir), false) = (&self.dir, key.is_empty()) {
             use std::os::fd::AsRawFd;
@@ -232,22 +237,23 @@ impl Base {
             let mut x: libc::statx = unsafe { std::mem::zeroed() };
             let (fd, mask, buf) = (dir.as_raw_fd(), libc::STATX_BASIC_STATS, &raw mut x);
             let rc = unsafe { libc::syscall(libc::SYS_statx, fd, key.as_ptr(), flags, mask, buf) };
-            return (rc == 0).then(|| Stat {
+            let stat = Stat {
                 size: x.stx_size,
                 mtime_ns: nanoseconds(x.stx_mtime.tv_sec, x.stx_mtime.tv_nsec.into()),
                 ctime_ns: nanoseconds(x.stx_ctime.tv_sec, x.stx_ctime.tv_nsec.into()),
                 inode: x.stx_ino,
                 dev: libc::makedev(x.stx_dev_major, x.stx_dev_minor),
                 mode: x.stx_mode.into(),
-            });
+            };
+            return (rc == 0).then_some((stat, x.stx_nlink.into()));
         }
-        let path = self.path.join(key);
+        let path = self.path.join(OsStr::from_bytes(key));
         let stat = if follow {
             std::fs::metadata(path)
         } else {
             std::fs::symlink_metadata(path)
         };
-        stat.ok().map(|m| Stat::from_metadata(&m))
+        stat.ok().map(|m| (Stat::from_metadata(&m), m.nlink()))
     }
 }
 
@@ -300,6 +306,20 @@ impl Records {
     /// The key `path` is recorded under, if it can be recorded: relative to `root` inside it,
     /// else absolute (a relative path outside it, or one that is not UTF-8, cannot be).
     fn key_of<'p>(&self, path: &'p Path) -> Option<&'p str> {
+        // Byte-wise when no component needs normalizing, as `Path::strip_prefix` (which
+        // compares component by component) would give; that for the rest.
+        let (bytes, root) = (
+            path.as_os_str().as_bytes(),
+            self.root.as_os_str().as_bytes(),
+        );
+        let inside = bytes
+            .strip_prefix(root)
+            .and_then(|rest| rest.strip_prefix(b"/"));
+        if let Some(key) =
+            inside.filter(|key| key.split(|&b| b == b'/').all(|c| c != b"" && c != b"."))
+        {
+            return std::str::from_utf8(key).ok();
+        }
         match path.strip_prefix(&self.root) {
             Ok(inside) => inside.to_str(),
             Err(_) if path.is_absolute() => path.to_str(),
@@ -388,15 +408,14 @@ impl Inputs {
     }
 
     /// Records an `lstat` taken by the caller (when what it found is not recorded otherwise).
-    pub fn saw_lstat(&self, path: &Path, result: &std::io::Result<Metadata>) {
-        let stat = result.as_ref().ok().map(Stat::from_metadata);
+    pub fn saw_lstat(&self, path: &Path, stat: Option<Stat>) {
         self.record(path, Seen::Lstat(stat));
     }
 
     /// `std::fs::symlink_metadata`, recorded.
     pub fn lstat(&self, path: &Path) -> std::io::Result<Metadata> {
         let result = std::fs::symlink_metadata(path);
-        self.saw_lstat(path, &result);
+        self.saw_lstat(path, result.as_ref().ok().map(Stat::from_metadata));
         result
     }
 

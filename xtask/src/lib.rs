@@ -191,7 +191,7 @@ pub fn dist(
         out_dir: out_dir.clone(),
     };
     // The state last, of the output as it now is: the next run may stop at it.
-    let outputs = state::outputs(&out_dir, plan::TREE, written)?;
+    let outputs = output::recorded(&out_dir, written)?;
     let next = state::State::new(
         identity,
         started_ns,

@@ -28,6 +28,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -38,10 +39,10 @@ use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::extension::{self, Content, OutputFile};
 use crate::fault;
 use crate::hash::to_hex;
-use crate::inputs::{Inputs, Stat};
+use crate::inputs::{Base, Inputs, Stat};
 use crate::model::{Driver, Kind, Model, PackageSource};
 use crate::plan::{Plan, TREE};
-use crate::state::{Package, STATE_FILE, State};
+use crate::state::{Output, Package, STATE_FILE, State};
 
 pub const SUMS_FILE: &str = "SHA256SUMS";
 pub const DIST_MANIFEST_FILE: &str = "dist-manifest.json";
@@ -217,9 +218,22 @@ pub struct Staged {
     stale_dirs: Vec<PathBuf>,
     /// `dist-manifest.json` and `SHA256SUMS` when they change: staging path -> final path.
     metadata: Vec<(PathBuf, PathBuf)>,
-    /// Every output file once switched in (relative to the output directory), with its SHA-256
-    /// and, for a package, what produced it: what the next state records.
-    outputs: Vec<(String, String, Option<Package>)>,
+    /// Every output file once switched in: what the next state records.
+    outputs: Vec<Written>,
+    /// Every directory of the tree once switched in (the ancestors of its files), relative to
+    /// the output directory.
+    dirs: Vec<String>,
+}
+
+/// An output file once switched in (path relative to the output directory), with its SHA-256
+/// and, for a package, what produced it; and its `lstat` when it is left in place, taken when it
+/// was found to hold its bytes (a file renamed in is stat'ed after the switch).
+#[derive(Debug)]
+pub struct Written {
+    pub path: String,
+    pub sha256: String,
+    pub package: Option<Package>,
+    pub kept: Option<Stat>,
 }
 
 /// Tree files of the plan (the tree but the packages), staged: they depend on the plan only, so
@@ -227,7 +241,7 @@ pub struct Staged {
 #[derive(Debug, Default)]
 pub struct StagedTree {
     renames: Vec<(PathBuf, PathBuf)>,
-    outputs: Vec<(String, String, Option<Package>)>,
+    outputs: Vec<Written>,
 }
 
 impl StagedTree {
@@ -259,14 +273,19 @@ pub fn stage_tree(
             Content::Copy(source) => inputs.read(source).with_path("read", source)?,
         };
         let relative = format!("{TREE}/{}", file.path);
-        let (sha256, same) = holds(previous, &relative, &path, &bytes);
-        if !same {
+        let (sha256, kept) = holds(previous, &relative, &path, &bytes);
+        if kept.is_none() {
             let temp = staging.path().join("tree").join(index.to_string());
             write_new(&temp, &bytes)?;
             fault::point("stage")?;
             staged.renames.push((temp, path));
         }
-        staged.outputs.push((relative, sha256, None));
+        staged.outputs.push(Written {
+            path: relative,
+            sha256,
+            package: None,
+            kept,
+        });
     }
     Ok(staged)
 }
@@ -285,36 +304,40 @@ pub fn stage(
 ) -> Result<Staged> {
     let tree_root = out_dir.join(TREE);
     let packages = packages_dir(out_dir);
-    let mut expected: HashSet<PathBuf> = HashSet::new();
+    let names: Vec<String> = (built.packages.iter())
+        .map(|package| format!("sw_packages/{}", package.file_name))
+        .collect();
+    let mut expected: HashSet<&str> = names.iter().map(String::as_str).collect();
     let mut staged = Staged {
         renames: Vec::new(),
         stale_files: Vec::new(),
         stale_dirs: Vec::new(),
         metadata: Vec::new(),
         outputs: Vec::new(),
+        dirs: Vec::new(),
     };
     for package in &built.packages {
         let path = packages.join(&package.file_name);
         if let Some(temp) = &package.temp {
             staged.renames.push((temp.clone(), path.clone()));
         }
-        expected.insert(path);
-        staged.outputs.push((
-            format!("{TREE}/sw_packages/{}", package.file_name),
-            package.sha256.clone(),
-            Some(Package {
+        staged.outputs.push(Written {
+            path: format!("{TREE}/sw_packages/{}", package.file_name),
+            sha256: package.sha256.clone(),
+            package: Some(Package {
                 settings: package.settings.clone(),
                 source_digest: package
                     .source_digest
                     .clone()
                     .unwrap_or_else(|| package.sha256.clone()),
             }),
-        ));
+            kept: package.kept,
+        });
     }
-    expected.extend(plan.tree.iter().map(|file| tree_root.join(&file.path)));
+    expected.extend(plan.tree.iter().map(|file| file.path.as_str()));
     staged.renames.extend(tree.renames);
     staged.outputs.extend(tree.outputs);
-    (staged.stale_files, staged.stale_dirs) = stale(&tree_root, &expected)?;
+    (staged.stale_files, staged.stale_dirs, staged.dirs) = stale(&tree_root, &expected)?;
 
     let sums: String = built
         .packages
@@ -330,27 +353,33 @@ pub fn stage(
         (SUMS_FILE, &sums.into_bytes()),
     ] {
         let path = out_dir.join(name);
-        let (sha256, same) = holds(previous, name, &path, bytes);
-        if !same {
+        let (sha256, kept) = holds(previous, name, &path, bytes);
+        if kept.is_none() {
             let temp = staging.path().join(name);
             write_new(&temp, bytes)?;
             staged.metadata.push((temp, path));
         }
-        staged.outputs.push((name.to_string(), sha256, None));
+        staged.outputs.push(Written {
+            path: name.to_string(),
+            sha256,
+            package: None,
+            kept,
+        });
     }
     fault::point("staged")?;
     Ok(staged)
 }
 
 /// Switches the staged output in, with unlinks and renames only (see the module
-/// documentation), and returns every output file for the next state.
-pub fn commit(staged: Staged, out_dir: &Path) -> Result<Vec<(String, String, Option<Package>)>> {
+/// documentation), and returns every output file and directory of the tree for the next state.
+pub fn commit(staged: Staged, out_dir: &Path) -> Result<(Vec<Written>, Vec<String>)> {
     let Staged {
         renames,
         stale_files,
         stale_dirs,
         metadata,
         outputs,
+        dirs,
     } = staged;
     for (_, path) in &metadata {
         remove_if_present(path)?;
@@ -379,27 +408,66 @@ pub fn commit(staged: Staged, out_dir: &Path) -> Result<Vec<(String, String, Opt
         fault::point("metadata")?;
         std::fs::rename(temp, path).with_path("rename into place", path)?;
     }
+    Ok((outputs, dirs))
+}
+
+/// The records of the output as the switch left it (`commit`): every file, with the `lstat` it
+/// was kept with or, if renamed in, its `lstat` now; and every directory of the tree with its
+/// `lstat` now, so that a file added there by hand shows in its directory's stat.
+pub fn recorded(out_dir: &Path, (files, dirs): (Vec<Written>, Vec<String>)) -> Result<Vec<Output>> {
+    let base = Base::open(out_dir);
+    let lstat = |relative: &str| {
+        base.stat(relative, false).ok_or_else(|| {
+            let path = out_dir.join(relative);
+            let error = std::fs::symlink_metadata(&path).err();
+            Error::io(
+                "stat",
+                &path,
+                error.unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
+            )
+        })
+    };
+    let mut outputs = Vec::with_capacity(files.len() + dirs.len());
+    for file in files {
+        outputs.push(Output {
+            stat: match file.kept {
+                Some(stat) => stat,
+                None => lstat(&file.path)?,
+            },
+            path: file.path,
+            sha256: file.sha256,
+            package: file.package,
+        });
+    }
+    for dir in dirs {
+        outputs.push(Output {
+            stat: lstat(&dir)?,
+            path: dir,
+            sha256: String::new(),
+            package: None,
+        });
+    }
     Ok(outputs)
 }
 
-/// Whether `path` (`relative` to the output directory) is a regular file holding exactly
-/// `bytes`, with their SHA-256 (hex): then it is left alone, so a no-op build rewrites nothing.
-/// The file is read and compared unless the previous state's record of it (same `lstat`) says
-/// so. A symlink never counts: it is replaced.
-fn holds(previous: &State, relative: &str, path: &Path, bytes: &[u8]) -> (String, bool) {
+/// The SHA-256 (hex) of `bytes`, and, when `path` (`relative` to the output directory) is a
+/// regular file holding exactly them, its `lstat`: then it is left alone, so a no-op build
+/// rewrites nothing. The file is read and compared unless the previous state's record of it
+/// (same `lstat`) says so. A symlink never counts: it is replaced.
+fn holds(previous: &State, relative: &str, path: &Path, bytes: &[u8]) -> (String, Option<Stat>) {
     let sha256 = to_hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes).into());
     let Ok(metadata) = std::fs::symlink_metadata(path) else {
-        return (sha256, false);
+        return (sha256, None);
     };
     if !metadata.is_file() || metadata.len() != bytes.len() as u64 {
-        return (sha256, false);
+        return (sha256, None);
     }
     let stat = Stat::from_metadata(&metadata);
     let same = previous
         .output(relative, &stat)
         .is_some_and(|output| output.sha256 == sha256)
         || std::fs::read(path).is_ok_and(|existing| existing == bytes);
-    (sha256, same)
+    (sha256, same.then_some(stat))
 }
 
 /// Creates a new file (never an existing one) inside the staging directory.
@@ -491,34 +559,53 @@ pub fn in_progress(out_dir: &Path) -> bool {
 }
 
 /// The files of the tree that this build did not produce (a deleted block's archive and driver,
-/// anything else left there), and the directories that will be empty once they are gone,
-/// deepest first. Symlinks are listed as files: removed, never followed.
-fn stale(tree_root: &Path, expected: &HashSet<PathBuf>) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    // Directories that hold an expected file stay; the others are removed once emptied.
-    let kept: HashSet<&Path> = expected
+/// anything else left there), the directories that will be empty once they are gone, deepest
+/// first, and the directories of the tree that stay (relative to the output directory).
+/// Symlinks are listed as files: removed, never followed. `expected` is relative to the tree.
+type Stale = (Vec<PathBuf>, Vec<PathBuf>, Vec<String>);
+fn stale(tree_root: &Path, expected: &HashSet<&str>) -> Result<Stale> {
+    // Directories that hold an expected file stay (`""`: the tree); the others are removed once
+    // emptied.
+    let mut kept: HashSet<&str> = HashSet::from([""]);
+    for path in expected {
+        let mut path = *path;
+        while let Some((parent, _)) = path.rsplit_once('/') {
+            if !kept.insert(parent) {
+                break;
+            }
+            path = parent;
+        }
+    }
+    let staying = kept
         .iter()
-        .flat_map(|path| path.ancestors().skip(1))
+        .map(|dir| match dir {
+            &"" => TREE.to_string(),
+            dir => format!("{TREE}/{dir}"),
+        })
         .collect();
     let mut files = Vec::new();
     let mut directories = Vec::new();
     if std::fs::symlink_metadata(tree_root).is_err() {
-        return Ok((files, directories));
+        return Ok((files, directories, staying));
     }
+    let prefix = tree_root.as_os_str().len() + 1;
     for entry in walkdir::WalkDir::new(tree_root)
         .min_depth(1)
         .contents_first(true)
     {
         let entry = entry.map_err(|e| Error::io("read", tree_root, e.into()))?;
         let path = entry.path();
+        // Not UTF-8: neither expected nor kept.
+        let relative = std::str::from_utf8(&path.as_os_str().as_bytes()[prefix..]).ok();
         if entry.file_type().is_dir() {
-            if !kept.contains(path) {
+            if !relative.is_some_and(|dir| kept.contains(dir)) {
                 directories.push(path.to_path_buf());
             }
-        } else if !expected.contains(path) {
+        } else if !relative.is_some_and(|file| expected.contains(file)) {
             files.push(path.to_path_buf());
         }
     }
-    Ok((files, directories))
+    Ok((files, directories, staying))
 }
 
 fn dist_manifest(model: &Model, plan: &Plan, built: &Built) -> Value {

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Diagnostic, Error, IoContext, Result};
+use crate::error::{Diagnostic, IoContext, Result};
 use crate::inputs::{Base, Records, Seen, Stat};
 
 pub const STATE_FILE: &str = ".dist-state";
@@ -238,8 +238,11 @@ impl State {
         let path = out_dir.join(STATE_FILE);
         let started_ns = self.started_ns;
         self.started_ns = previous.started_ns;
+        // The outputs, summary and warnings first: when a package changed, they do.
         let unchanged = previous.read_digest.is_some_and(|digest| {
-            self.to_bytes()[20..HEADER] == digest
+            (&self.outputs, &self.summary, &self.warnings)
+                == (&previous.outputs, &previous.summary, &previous.warnings)
+                && self.to_bytes()[20..HEADER] == digest
                 && !self.inputs.iter().any(|input| {
                     input
                         .seen
@@ -366,46 +369,6 @@ pub fn fresh(
     Some((summary, warnings))
 }
 
-/// The records of the output as the switch left it: every file written or found intact
-/// (`files`: path relative to `out_dir`, SHA-256, package), and every directory of the tree
-/// `tree` (relative), so that a file added there by hand shows in its directory's stat.
-pub fn outputs(
-    out_dir: &Path,
-    tree: &str,
-    files: Vec<(String, String, Option<Package>)>,
-) -> Result<Vec<Output>> {
-    let mut outputs = Vec::with_capacity(files.len());
-    for (path, sha256, package) in files {
-        let full = out_dir.join(&path);
-        let metadata = std::fs::symlink_metadata(&full).with_path("stat", &full)?;
-        outputs.push(Output {
-            path,
-            stat: Stat::from_metadata(&metadata),
-            sha256,
-            package,
-        });
-    }
-    let root = out_dir.join(tree);
-    for entry in walkdir::WalkDir::new(&root) {
-        let entry = entry.map_err(|e| Error::io("read", &root, e.into()))?;
-        if entry.file_type().is_dir()
-            && let Ok(relative) = entry.path().strip_prefix(out_dir)
-            && let Some(relative) = relative.to_str()
-        {
-            let metadata = entry
-                .metadata()
-                .map_err(|e| Error::io("stat", entry.path(), e.into()))?;
-            outputs.push(Output {
-                path: relative.to_string(),
-                stat: Stat::from_metadata(&metadata),
-                sha256: String::new(),
-                package: None,
-            });
-        }
-    }
-    Ok(outputs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,7 +396,14 @@ mod tests {
             settings: "copy".into(),
             source_digest: "digest".into(),
         };
-        let files = vec![("o".to_string(), "sha".to_string(), Some(package))];
+        let stat = |path: &Path| Stat::from_metadata(&std::fs::symlink_metadata(path).unwrap());
+        let output = |path: &str, sha256: &str, package| Output {
+            path: path.into(),
+            stat: stat(&out.join(path)),
+            sha256: sha256.into(),
+            package,
+        };
+        let outputs = vec![output("o", "sha", Some(package)), output("t", "", None)];
         let summary = Summary {
             resources: 1,
             packages: 1,
@@ -445,7 +415,6 @@ mod tests {
         };
         let warning = Diagnostic::warning("code", "message").help("help");
         let identity = Identity::current(&repo, &out, Some(1));
-        let outputs = outputs(&out, "t", files).unwrap();
         // Started long after every record: none is racy.
         let (records, started_ns) = (inputs.finish(), i64::MAX / 2);
         let state = State::new(

@@ -10,15 +10,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
-use std::fs::{self, Metadata};
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::exclude::{self, Excludes};
 pub use crate::inputs::Stat;
-use crate::inputs::{Inputs, ListedKind, Listing};
+use crate::inputs::{Base, Inputs, ListedKind, Listing};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
@@ -93,10 +92,11 @@ pub fn scan_recorded(dir: &Path, top: &str, excludes: &Excludes, inputs: &Inputs
         .into());
     }
     let top_stat = Stat::from_metadata(&top_metadata);
-    let mut walk = Walk::new(top, excludes, inputs, true, top_stat);
+    let base = Base::open(dir);
+    let mut walk = Walk::new(top, excludes, inputs, &base, true, top_stat);
     match walk.dir(dir, top.as_bytes(), top_stat, true) {
         Err(Walked::Stale) => {
-            walk = Walk::new(top, excludes, inputs, false, top_stat);
+            walk = Walk::new(top, excludes, inputs, &base, false, top_stat);
             walk.dir(dir, top.as_bytes(), top_stat, true)
                 .map_err(Walked::into_error)?;
         }
@@ -195,6 +195,8 @@ struct Walk<'a> {
     top_len: usize,
     excludes: Excludes,
     inputs: &'a Inputs,
+    /// The top directory: entries are stat'ed relative to it (shorter path lookups).
+    base: &'a Base,
     /// Whether the previous build's listings may be reused.
     reuse: bool,
     entries: Vec<Entry>,
@@ -208,6 +210,7 @@ impl<'a> Walk<'a> {
         top: &str,
         excludes: &Excludes,
         inputs: &'a Inputs,
+        base: &'a Base,
         reuse: bool,
         top_stat: Stat,
     ) -> Walk<'a> {
@@ -215,6 +218,7 @@ impl<'a> Walk<'a> {
             top_len: top.len(),
             excludes: excludes.clone(),
             inputs,
+            base,
             reuse,
             entries: vec![Entry {
                 path: top.as_bytes().to_vec(),
@@ -247,7 +251,7 @@ impl<'a> Walk<'a> {
             }
         }
         for (index, listed) in listing.iter().enumerate() {
-            let child = source.join(OsStr::from_bytes(listed.name));
+            let child = || source.join(OsStr::from_bytes(listed.name));
             let mut child_path = Vec::with_capacity(path.len() + 1 + listed.name.len());
             child_path.extend_from_slice(path);
             child_path.push(b'/');
@@ -263,22 +267,23 @@ impl<'a> Walk<'a> {
                 ListedKind::Dir => {
                     // A directory's `lstat` is recorded with its listing (`dir`); anything
                     // else found there is recorded here.
-                    let metadata = fs::symlink_metadata(&child);
-                    if !metadata.as_ref().is_ok_and(Metadata::is_dir) {
-                        self.inputs.saw_lstat(&child, &metadata);
+                    let found = self.base.statx(inside, false).map(|(stat, _)| stat);
+                    let is_dir = found.is_some_and(|stat| stat.mode & S_IFMT == S_IFDIR);
+                    if !is_dir {
+                        self.inputs.saw_lstat(&child(), found);
                     }
-                    let metadata = match metadata.with_path("read metadata of", &child) {
-                        Ok(metadata) if metadata.is_dir() => metadata,
+                    let stat = match found {
+                        Some(stat) if is_dir => stat,
                         _ if cached => return Err(Walked::Stale),
-                        Ok(_) => {
+                        Some(_) => {
                             // Replaced since it was listed: as walkdir did, an entry of the
                             // listed type, not entered.
                             self.push(child_path, EntryKind::Dir, Stat::default());
                             continue;
                         }
-                        Err(error) => return Err(error.into()),
+                        None => return Err(lstat_error(&child()).into()),
                     };
-                    self.dir(&child, &child_path, Stat::from_metadata(&metadata), false)?;
+                    self.dir(&child(), &child_path, stat, false)?;
                     // After its entries: the path is not copied (entries are sorted at the end).
                     self.push(child_path, EntryKind::Dir, Stat::default());
                 }
@@ -286,6 +291,7 @@ impl<'a> Walk<'a> {
                     let target = match listed.target {
                         Some(target) => target.to_vec(),
                         None => {
+                            let child = child();
                             let read = fs::read_link(&child).with_path("read symlink", &child)?;
                             let read = read.as_os_str().as_bytes().to_vec();
                             read_targets.push((index, read.clone()));
@@ -297,22 +303,19 @@ impl<'a> Walk<'a> {
                 ListedKind::File | ListedKind::Other => {
                     // A regular file's `lstat` is recorded with its content, by the build
                     // (`Inputs::hash_file`, `Inputs::saw_file`); anything else here.
-                    let metadata = fs::symlink_metadata(&child);
-                    if !metadata.as_ref().is_ok_and(Metadata::is_file) {
-                        self.inputs.saw_lstat(&child, &metadata);
+                    let found = self.base.statx(inside, false);
+                    if found.is_none_or(|(stat, _)| stat.mode & S_IFMT != S_IFREG) {
+                        self.inputs.saw_lstat(&child(), found.map(|(stat, _)| stat));
                     }
-                    let metadata = match metadata {
-                        Ok(metadata) => metadata,
-                        Err(_) if cached => return Err(Walked::Stale),
-                        Err(error) => {
-                            return Err(Error::io("read metadata of", &child, error).into());
-                        }
+                    let (stat, links) = match found {
+                        Some(found) => found,
+                        None if cached => return Err(Walked::Stale),
+                        None => return Err(lstat_error(&child()).into()),
                     };
-                    let file_type = metadata.file_type();
-                    if cached && (file_type.is_dir() || file_type.is_symlink()) {
+                    if cached && matches!(stat.mode & S_IFMT, S_IFDIR | S_IFLNK) {
                         return Err(Walked::Stale);
                     }
-                    self.file(child_path, &child, &metadata)?;
+                    self.file(child_path, child, stat, links)?;
                 }
             }
         }
@@ -333,47 +336,53 @@ impl<'a> Walk<'a> {
     }
 
     /// An entry that the listing says is neither a directory nor a symbolic link, with its
-    /// metadata (`lstat`).
-    fn file(&mut self, path: Vec<u8>, source: &Path, metadata: &Metadata) -> Result<()> {
-        let file_type = metadata.file_type();
-        let kind = if file_type.is_dir() {
-            EntryKind::Dir
-        } else if file_type.is_file() {
-            let counter = self
-                .links
-                .entry((metadata.dev(), metadata.ino()))
-                .or_insert((metadata.nlink(), 0));
-            counter.1 += 1;
-            EntryKind::File {
-                executable: metadata.mode() & 0o111 != 0,
-                size: metadata.len(),
+    /// `lstat` and number of hard links.
+    fn file(
+        &mut self,
+        path: Vec<u8>,
+        source: impl Fn() -> PathBuf,
+        stat: Stat,
+        links: u64,
+    ) -> Result<()> {
+        let kind = match stat.mode & S_IFMT {
+            S_IFDIR => EntryKind::Dir,
+            S_IFREG => {
+                let counter = self
+                    .links
+                    .entry((stat.dev, stat.inode))
+                    .or_insert((links, 0));
+                counter.1 += 1;
+                EntryKind::File {
+                    executable: stat.mode & 0o111 != 0,
+                    size: stat.size,
+                }
             }
-        } else if file_type.is_symlink() {
-            let target = fs::read_link(source).with_path("read symlink", source)?;
-            EntryKind::Symlink {
-                target: target.as_os_str().as_bytes().to_vec(),
+            S_IFLNK => {
+                let source = source();
+                let target = fs::read_link(&source).with_path("read symlink", &source)?;
+                EntryKind::Symlink {
+                    target: target.as_os_str().as_bytes().to_vec(),
+                }
             }
-        } else {
-            let what = if file_type.is_fifo() {
-                "a FIFO"
-            } else if file_type.is_socket() {
-                "a socket"
-            } else if file_type.is_block_device() {
-                "a block device"
-            } else if file_type.is_char_device() {
-                "a character device"
-            } else {
-                "not a file, directory or symlink"
-            };
-            self.problems.push(
-                Diagnostic::error("special-file", format!("`{}` is {what}", source.display()))
-                    .file(source)
-                    .help("remove it from the block; only files, directories and symlinks can be packaged"),
-            );
-            return Ok(());
+            other => {
+                let what = match other {
+                    0o010000 => "a FIFO",
+                    0o140000 => "a socket",
+                    0o060000 => "a block device",
+                    0o020000 => "a character device",
+                    _ => "not a file, directory or symlink",
+                };
+                let source = source();
+                self.problems.push(
+                    Diagnostic::error("special-file", format!("`{}` is {what}", source.display()))
+                        .file(&source)
+                        .help("remove it from the block; only files, directories and symlinks can be packaged"),
+                );
+                return Ok(());
+            }
         };
-        let stat = if file_type.is_file() {
-            Stat::from_metadata(metadata)
+        let stat = if matches!(kind, EntryKind::File { .. }) {
+            stat
         } else {
             Stat::default()
         };
@@ -384,6 +393,19 @@ impl<'a> Walk<'a> {
     fn push(&mut self, path: Vec<u8>, kind: EntryKind, stat: Stat) {
         self.entries.push(Entry { path, kind, stat });
     }
+}
+
+/// The file type in a stat's mode, and three of its values (POSIX's, Linux's).
+const S_IFMT: u32 = 0o170000;
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+
+/// Why `lstat` of `path` failed (it did, relative to the top directory).
+fn lstat_error(path: &Path) -> Error {
+    let error = fs::symlink_metadata(path).err();
+    let error = error.unwrap_or_else(|| std::io::ErrorKind::NotFound.into());
+    Error::io("read metadata of", path, error)
 }
 
 /// Resolves `target` lexically from the directory of the link at `link_path` and checks that it
@@ -442,7 +464,7 @@ fn check_symlink(
 mod tests {
     use super::*;
     use crate::inputs::Listed;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{MetadataExt, symlink};
     use std::process::Command;
 
     fn block() -> (tempfile::TempDir, PathBuf) {
