@@ -385,11 +385,6 @@ impl Inputs {
         }
     }
 
-    /// Frees the previous build's records, once nothing is left to reuse (memory).
-    pub fn forget_previous(&mut self) {
-        self.previous = Records::default();
-    }
-
     fn record(&self, path: &Path, seen: Seen) {
         let mut records = self.records.lock().expect("no thread panics holding it");
         match records.key_of(path) {

@@ -99,7 +99,7 @@ pub fn dist(
         Default::default()
     };
     timings.lap("read the state: changed, or none");
-    let mut inputs = inputs::Inputs::with_previous(
+    let inputs = inputs::Inputs::with_previous(
         repo,
         std::mem::take(&mut previous.inputs),
         previous.started_ns,
@@ -162,8 +162,6 @@ pub fn dist(
     );
     progress.end();
     let mut built = built?;
-    // What is left reads no source the build could have reused (memory).
-    inputs.forget_previous();
     let mut tree = output::StagedTree::default();
     for slot in staged_slices {
         tree.append(slot.into_inner().expect("the build ran every task")?);
@@ -171,16 +169,22 @@ pub fn dist(
     let mut tasks = std::mem::take(&mut built.tasks);
     tasks.append(scan_tasks);
     timings.lap("hash and build packages, stage the tree");
-    let staged = output::stage(
-        &checked.model,
-        &plan,
-        &built,
-        tree,
-        &staging,
-        &out_dir,
-        &previous,
-    )?;
-    let written = output::commit(staged, &out_dir)?;
+    // Nothing is recorded any more: the records are sorted while the output is switched in.
+    let (records, outputs) = std::thread::scope(|scope| {
+        let records = scope.spawn(|| inputs.finish());
+        let staged = output::stage(
+            &checked.model,
+            &plan,
+            &built,
+            tree,
+            &staging,
+            &out_dir,
+            &previous,
+        )?;
+        // The state last, of the output as it now is: the next run may stop at it.
+        let outputs = output::recorded(&out_dir, output::commit(staged, &out_dir)?)?;
+        Ok::<_, Error>((records.join().expect("sorting does not panic"), outputs))
+    })?;
     let summary = state::Summary {
         resources: checked.model.resources.len(),
         packages: built.packages.len(),
@@ -190,12 +194,10 @@ pub fn dist(
         source_bytes: built.source_bytes,
         out_dir: out_dir.clone(),
     };
-    // The state last, of the output as it now is: the next run may stop at it.
-    let outputs = output::recorded(&out_dir, written)?;
     let next = state::State::new(
         identity,
         started_ns,
-        inputs.finish(),
+        records,
         outputs,
         summary.clone(),
         &warnings[..repeated],

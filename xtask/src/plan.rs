@@ -1,6 +1,7 @@
 //! `Model` + what is on disk -> `Plan`: which archives to build, which files to copy, which
 //! extension files to generate. Lists directories, writes nothing.
 
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 
 use crate::check::DRIVER_SOURCES;
@@ -294,8 +295,21 @@ pub fn check_out_dir(plan: &Plan, out_dir: &Path) -> Result<()> {
         }
     }
     let mut overlaps = Vec::new();
+    // Most sources share their parent (`blox/`): resolved once, then the last component is
+    // appended when it is there and no symlink (one `lstat`, not a `readlink` per component).
+    let mut parents: HashMap<PathBuf, PathBuf> = HashMap::new();
     for (source, what) in sources {
-        let real = real_path(&source);
+        let real = match (source.parent(), source.components().next_back()) {
+            (Some(parent), Some(Component::Normal(name)))
+                if std::fs::symlink_metadata(&source).is_ok_and(|m| !m.is_symlink()) =>
+            {
+                let parent = parents
+                    .entry(parent.to_path_buf())
+                    .or_insert_with(|| real_path(parent));
+                parent.join(name)
+            }
+            _ => real_path(&source),
+        };
         let relation = if out == real {
             "is"
         } else if out.starts_with(&real) {
