@@ -46,7 +46,7 @@
 //!
 //! Within a segment, the tar stream is cut into chunks of `CHUNK` bytes at fixed offsets. A
 //! chunk that looks incompressible (its bytes are almost uniformly distributed, measured in
-//! integers, see `looks_incompressible`) is written as deflate stored blocks by this module
+//! integers, see `deflate::looks_incompressible`) is written as deflate stored blocks by this module
 //! instead of being compressed: random bytes, PNGs, gzip files and the like do not shrink at
 //! level 6 anyway, and storing them costs a memcpy instead of a match search. Each run of the
 //! other chunks is compressed as one buffer, so nothing refers back into stored bytes. The
@@ -594,7 +594,7 @@ fn compress_segment(
     // The compressible bytes not yet compressed: `data[run..offset]`.
     let (mut run, mut offset) = (0, 0);
     for chunk in data.chunks(CHUNK) {
-        if level > 0 && chunk.len() >= MIN_STORED_CHUNK && looks_incompressible(chunk) {
+        if level > 0 && chunk.len() >= MIN_STORED_CHUNK && deflate::looks_incompressible(chunk) {
             if run < offset {
                 deflate::piece(&data[run..offset], level, false, &mut out)?;
             }
@@ -619,45 +619,6 @@ fn compress_segment(
         crc,
         task: None,
     })
-}
-
-/// Whether deflate would likely not shrink `data`: its byte distribution is nearly uniform.
-///
-/// With `c[b]` the count of byte value `b` among `n` bytes, `256 * sum(c[b]^2) / n^2` is 1 for a
-/// perfectly uniform distribution, about `1 + 256 / n` for random bytes and well above 2 for text
-/// or structured binaries. Below 1.1 (a Rényi entropy above about 7.86 bits per byte) the chunk
-/// is stored. Integer arithmetic only, so every machine decides the same way.
-///
-/// The counts only grow, and so does their sum of squares: once the bytes counted so far are
-/// too unevenly spread for the whole to pass, the rest need not be counted (text stops after
-/// about a quarter of a chunk). The answer is the same as counting every byte.
-fn looks_incompressible(data: &[u8]) -> bool {
-    let n = data.len() as u128;
-    let passes = |sum_of_squares: u128| 256 * 10 * sum_of_squares < 11 * n * n;
-    // Four tables, one per byte of each group of four: consecutive equal bytes then increment
-    // different counters, rather than each waiting for the one before.
-    let mut tables = [[0u64; 256]; 4];
-    let sum_of_squares = |tables: &[[u64; 256]; 4]| -> u128 {
-        (0..256)
-            .map(|byte| u128::from(tables.iter().map(|table| table[byte]).sum::<u64>()).pow(2))
-            .sum()
-    };
-    for part in data.chunks(16 * 1024) {
-        let mut groups = part.chunks_exact(4);
-        for group in &mut groups {
-            tables[0][usize::from(group[0])] += 1;
-            tables[1][usize::from(group[1])] += 1;
-            tables[2][usize::from(group[2])] += 1;
-            tables[3][usize::from(group[3])] += 1;
-        }
-        for &byte in groups.remainder() {
-            tables[0][usize::from(byte)] += 1;
-        }
-        if !passes(sum_of_squares(&tables)) {
-            return false;
-        }
-    }
-    true
 }
 
 #[cfg(test)]
@@ -1066,9 +1027,9 @@ mod tests {
 
     #[test]
     fn incompressible_chunks_are_stored_and_the_rest_compressed() {
-        assert!(looks_incompressible(&noise(CHUNK, 3)));
-        assert!(!looks_incompressible(&text(CHUNK)));
-        assert!(!looks_incompressible(&vec![0; CHUNK]));
+        assert!(deflate::looks_incompressible(&noise(CHUNK, 3)));
+        assert!(!deflate::looks_incompressible(&text(CHUNK)));
+        assert!(!deflate::looks_incompressible(&vec![0; CHUNK]));
         // Stopping early gives the answer of counting every byte, on either side of the line.
         let counted = |data: &[u8]| {
             let mut counts = [0u128; 256];
@@ -1083,7 +1044,11 @@ mod tests {
                 [vec![0; zeros], noise(CHUNK - zeros, 5)].concat(),
                 [text(zeros), noise(20_000, 9)].concat(),
             ] {
-                assert_eq!(looks_incompressible(&data), counted(&data), "{zeros}");
+                assert_eq!(
+                    deflate::looks_incompressible(&data),
+                    counted(&data),
+                    "{zeros}"
+                );
                 answers.push(counted(&data));
             }
         }

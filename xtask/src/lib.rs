@@ -7,7 +7,6 @@ pub mod archive;
 pub mod bench;
 pub mod build;
 pub mod check;
-pub mod deflate;
 pub mod deploy;
 pub mod error;
 pub mod exclude;
@@ -29,6 +28,9 @@ pub mod scaffold;
 pub mod state;
 pub mod tree;
 pub mod verify;
+
+/// Raw deflate pieces, the incompressibility test and gunzip: the `xtask-deflate` crate.
+pub use xtask_deflate as deflate;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -7,6 +7,11 @@
 //! The walk decodes the Huffman codes of each block but writes no output: it only counts bits.
 //! Its input is libdeflate's own output, so a stream it cannot read is a bug, reported as an
 //! I/O error rather than a panic.
+//!
+//! Also here: `looks_incompressible`, which decides which chunks `archive.rs` stores, and
+//! `gunzip`, which reads an archive back. This is the byte-by-byte work of `dist` that is Rust
+//! code, in a crate of its own so that the dev profile optimises it while the rest of xtask
+//! compiles unoptimised (`Cargo.toml`).
 
 use std::cell::RefCell;
 use std::io;
@@ -401,6 +406,45 @@ fn walk(stream: &[u8]) -> io::Result<(usize, usize)> {
             return Ok((header, bits.position()));
         }
     }
+}
+
+/// Whether deflate would likely not shrink `data`: its byte distribution is nearly uniform.
+///
+/// With `c[b]` the count of byte value `b` among `n` bytes, `256 * sum(c[b]^2) / n^2` is 1 for a
+/// perfectly uniform distribution, about `1 + 256 / n` for random bytes and well above 2 for text
+/// or structured binaries. Below 1.1 (a Rényi entropy above about 7.86 bits per byte) the chunk
+/// is stored. Integer arithmetic only, so every machine decides the same way.
+///
+/// The counts only grow, and so does their sum of squares: once the bytes counted so far are
+/// too unevenly spread for the whole to pass, the rest need not be counted (text stops after
+/// about a quarter of a chunk). The answer is the same as counting every byte.
+pub fn looks_incompressible(data: &[u8]) -> bool {
+    let n = data.len() as u128;
+    let passes = |sum_of_squares: u128| 256 * 10 * sum_of_squares < 11 * n * n;
+    // Four tables, one per byte of each group of four: consecutive equal bytes then increment
+    // different counters, rather than each waiting for the one before.
+    let mut tables = [[0u64; 256]; 4];
+    let sum_of_squares = |tables: &[[u64; 256]; 4]| -> u128 {
+        (0..256)
+            .map(|byte| u128::from(tables.iter().map(|table| table[byte]).sum::<u64>()).pow(2))
+            .sum()
+    };
+    for part in data.chunks(16 * 1024) {
+        let mut groups = part.chunks_exact(4);
+        for group in &mut groups {
+            tables[0][usize::from(group[0])] += 1;
+            tables[1][usize::from(group[1])] += 1;
+            tables[2][usize::from(group[2])] += 1;
+            tables[3][usize::from(group[3])] += 1;
+        }
+        for &byte in groups.remainder() {
+            tables[0][usize::from(byte)] += 1;
+        }
+        if !passes(sum_of_squares(&tables)) {
+            return false;
+        }
+    }
+    true
 }
 
 /// The content of a one-member gzip file (an archive read back), checked against the CRC-32
