@@ -561,6 +561,23 @@ impl Inputs {
                             Seen::Read { stat: read, .. } | Seen::Listed { stat: read, .. })
                         if read == stat))
         });
+        // Nothing at a path whose directory was listed without it: while the directory's stat
+        // holds, so does its listing (an entry added changes it), which says so.
+        let implied: Vec<bool> = (inputs.iter())
+            .map(|input| {
+                let (dir, name) = key(input).rsplit_once('/').unwrap_or(("", key(input)));
+                let listed = || inputs.get(inputs.partition_point(|i| key(i) < dir));
+                input.seen == Seen::Stat(None)
+                    && listed().is_some_and(|d| {
+                        key(d) == dir
+                            && matches!(&d.seen,
+                        Seen::Listed { stat, entries } if stat.mode & libc::S_IFMT == libc::S_IFDIR
+                            && entries.iter().all(|e| e.name != name.as_bytes()))
+                    })
+            })
+            .collect();
+        let mut implied = implied.into_iter();
+        inputs.retain(|_| !implied.next().expect("one for each record"));
         // The paths again, in the records' order: the same records give the same bytes.
         let mut sorted = String::with_capacity(inputs.iter().map(|i| i.len as usize).sum());
         for input in &mut inputs {

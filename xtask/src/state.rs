@@ -387,6 +387,8 @@ mod tests {
         let inputs = Inputs::with_previous(&repo, Records::default(), 0);
         inputs.read(&repo.join("d/f")).unwrap();
         inputs.read_dir(&repo.join("d")).unwrap();
+        inputs.read(&repo.join(".gitignore")).unwrap_err();
+        // Nothing at a path whose directory was listed without it: the listing says so.
         inputs.read(&repo.join("d/.gitignore")).unwrap_err();
         inputs.canonicalize(&repo.join("d")).unwrap();
         inputs.is_dir(&repo);
