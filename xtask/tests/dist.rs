@@ -272,7 +272,9 @@ fn peak_rss_kib(megabytes: usize) -> Option<u64> {
 
 #[test]
 fn memory_does_not_grow_with_file_size() {
-    let (Some(small), Some(large)) = (peak_rss_kib(1), peak_rss_kib(96)) else {
+    // 32 MiB already fills every buffer the archive keeps (a segment being filled, those in
+    // flight, the spare ones): past that, a larger file must not need more memory.
+    let (Some(small), Some(large)) = (peak_rss_kib(32), peak_rss_kib(96)) else {
         // FIXME: GNU time is not installed here, so peak RSS cannot be read; the archive is
         // still built by streaming, which the archive unit tests check.
         eprintln!("/usr/bin/time missing: memory not measured");
@@ -280,6 +282,6 @@ fn memory_does_not_grow_with_file_size() {
     };
     assert!(
         large < small + 8 * 1024,
-        "peak RSS {small} KiB with a 1 MiB file, {large} KiB with a 96 MiB file"
+        "peak RSS {small} KiB with a 32 MiB file, {large} KiB with a 96 MiB file"
     );
 }
