@@ -54,6 +54,12 @@ impl Stat {
     }
 }
 
+/// The file type in a `Stat`'s mode, and three of its values (POSIX's, Linux's).
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFLNK: u32 = 0o120000;
+
 /// A file clock ticks at least every jiffy (up to 10 ms with HZ=100): twice that of slack.
 const CLOCK_SLACK_NS: i64 = 20_000_000;
 
@@ -571,7 +577,7 @@ impl Inputs {
                     && listed().is_some_and(|d| {
                         key(d) == dir
                             && matches!(&d.seen,
-                        Seen::Listed { stat, entries } if stat.mode & libc::S_IFMT == libc::S_IFDIR
+                        Seen::Listed { stat, entries } if stat.mode & S_IFMT == S_IFDIR
                             && entries.iter().all(|e| e.name != name.as_bytes()))
                     })
             })

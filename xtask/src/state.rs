@@ -90,7 +90,7 @@ pub struct Summary {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Output {
     pub path: String,
-    /// `lstat` after the switch.
+    /// Its `lstat`: taken after the switch, or when it was found intact if left in place.
     pub stat: Stat,
     /// The SHA-256 (hex) of a file's bytes; empty for a directory.
     pub sha256: String,
@@ -191,21 +191,28 @@ impl State {
 
     /// The file: the header, then the body (see the module's comment).
     pub fn to_bytes(&self) -> Vec<u8> {
+        self.file(self.started_ns, &self.checks())
+    }
+
+    /// The file, with `started_ns` in its head and `checks` (`State::checks`) after it.
+    fn file(&self, started_ns: i64, checks: &[u8]) -> Vec<u8> {
+        let head = (&self.identity, started_ns, self.complete, &self.summary);
+        let head = postcard::to_allocvec(&(head, &self.warnings, &self.inputs.root));
+        let head = head.expect("a state always encodes");
+        let mut file = [&MAGIC[..], &FORMAT.to_le_bytes(), &[0; 32], &head, checks].concat();
+        let digest = Sha256::digest(&file[HEADER..]);
+        file[20..HEADER].copy_from_slice(&digest);
+        file
+    }
+
+    /// Every record and output in chunks of `CHUNK`, each after its length: the body but its head.
+    fn checks(&self) -> Vec<u8> {
         let records = &self.inputs;
-        let head = (
-            &self.identity,
-            self.started_ns,
-            self.complete,
-            &self.summary,
-        );
-        let head = (head, &self.warnings, &records.root);
-        let mut bytes = [&MAGIC[..], &FORMAT.to_le_bytes(), &[0; 32]].concat();
-        bytes = postcard::to_extend(&head, bytes).expect("a state always encodes");
         let inputs = records
             .iter()
             .map(|input| Check::Input(records.key(input), Cow::Borrowed(&input.seen)));
         let outputs = self.outputs.iter().map(|o| Check::Output(Cow::Borrowed(o)));
-        let mut start = 0;
+        let (mut bytes, mut start) = (Vec::new(), 0);
         for (index, check) in inputs.chain(outputs).enumerate() {
             if index % CHUNK == 0 {
                 start = bytes.len();
@@ -215,8 +222,6 @@ impl State {
             let len = (bytes.len() - start - 4) as u32;
             bytes[start..start + 4].copy_from_slice(&len.to_le_bytes());
         }
-        let digest = Sha256::digest(&bytes[HEADER..]);
-        bytes[20..HEADER].copy_from_slice(&digest);
         bytes
     }
 
@@ -234,28 +239,23 @@ impl State {
     /// Writes the state through `staging` and renames it into place, unless the file there
     /// already says the same (a no-op full build then writes nothing): the same records, none
     /// of them racy when they were recorded.
-    pub fn write(mut self, previous: &State, out_dir: &Path, staging: &Path) -> Result<()> {
+    pub fn write(self, previous: &State, out_dir: &Path, staging: &Path) -> Result<()> {
         let path = out_dir.join(STATE_FILE);
-        let started_ns = self.started_ns;
-        self.started_ns = previous.started_ns;
+        // Encoded once: the head alone differs between this state and the one compared with.
+        let checks = self.checks();
         // The outputs, summary and warnings first: when a package changed, they do.
-        let unchanged = previous.read_digest.is_some_and(|digest| {
+        let unchanged = previous.read_digest.is_some_and(|recorded| {
             (&self.outputs, &self.summary, &self.warnings)
                 == (&previous.outputs, &previous.summary, &previous.warnings)
-                && self.to_bytes()[20..HEADER] == digest
-                && !self.inputs.iter().any(|input| {
-                    input
-                        .seen
-                        .stat()
-                        .is_some_and(|s| s.racy(previous.started_ns))
-                })
+                && !(self.inputs.iter().filter_map(|input| input.seen.stat()))
+                    .any(|stat| stat.racy(previous.started_ns))
+                && self.file(previous.started_ns, &checks)[20..HEADER] == recorded
         });
         if unchanged && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             return Ok(());
         }
-        self.started_ns = started_ns;
         let temp = staging.join(STATE_FILE);
-        std::fs::write(&temp, self.to_bytes()).with_path("write", &temp)?;
+        std::fs::write(&temp, self.file(self.started_ns, &checks)).with_path("write", &temp)?;
         crate::fault::point("metadata")?;
         std::fs::rename(&temp, &path).with_path("rename into place", &path)
     }

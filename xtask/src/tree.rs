@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::exclude::{self, Excludes};
 pub use crate::inputs::Stat;
-use crate::inputs::{Base, Inputs, ListedKind, Listing};
+use crate::inputs::{Base, Inputs, ListedKind, Listing, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
@@ -394,12 +394,6 @@ impl<'a> Walk<'a> {
         self.entries.push(Entry { path, kind, stat });
     }
 }
-
-/// The file type in a stat's mode, and three of its values (POSIX's, Linux's).
-const S_IFMT: u32 = 0o170000;
-const S_IFDIR: u32 = 0o040000;
-const S_IFREG: u32 = 0o100000;
-const S_IFLNK: u32 = 0o120000;
 
 /// Why `lstat` of `path` failed (it did, relative to the top directory).
 fn lstat_error(path: &Path) -> Error {
