@@ -102,9 +102,39 @@ pub struct Listed<'a> {
 /// A directory listing, sorted by name, in one buffer (a large repository has tens of
 /// thousands of directories: memory). Each entry is its kind's byte and its name, then, for a
 /// link whose target was read, the target, each ended by a NUL byte, which no name or target
-/// holds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// holds. Serialized as bytes: decoded with one copy, not byte by byte.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Listing(Arc<[u8]>);
+
+impl Serialize for Listing {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Listing {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Listing, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Listing;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a directory listing's bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(
+                self,
+                bytes: &[u8],
+            ) -> std::result::Result<Listing, E> {
+                Ok(Listing(bytes.into()))
+            }
+        }
+        deserializer.deserialize_bytes(Bytes)
+    }
+}
 
 impl Listing {
     /// The listing of `entries`, sorted by name.
@@ -175,14 +205,14 @@ pub enum Seen {
 
 impl Seen {
     /// Whether `key` below `base` holds now what this record saw there.
-    pub fn holds(&self, base: &Base, key: &str) -> bool {
+    pub fn holds(&self, base: &Base, key: &[u8]) -> bool {
         match self {
             Seen::Lstat(stat) => base.stat(key, false) == *stat,
             Seen::Stat(stat) => base.stat(key, true) == *stat,
             Seen::Read { stat, .. } => base.stat(key, true) == Some(*stat),
             Seen::Listed { stat, .. } => base.stat(key, false) == Some(*stat),
             Seen::Resolved(real) => {
-                let now = base.path.join(key).canonicalize();
+                let now = base.path.join(OsStr::from_bytes(key)).canonicalize();
                 now.ok().and_then(|p| p.to_str().map(String::from)) == *real
             }
         }
@@ -219,6 +249,15 @@ pub struct Base {
 
 impl Base {
     pub fn open(path: &Path) -> Base {
+        // Only a handle to look paths up from (`O_PATH`): no permission to read it is needed.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        let dir = std::os::unix::fs::OpenOptionsExt::custom_flags(
+            std::fs::OpenOptions::new().read(true),
+            libc::O_PATH | libc::O_DIRECTORY,
+        )
+        .open(path)
+        .ok();
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
         let dir = std::fs::File::open(path).ok();
         let path = path.to_path_buf();
         Base { path, dir }
@@ -226,8 +265,8 @@ impl Base {
 
     /// What `std::fs::metadata` (`follow`) or `symlink_metadata` says of `key`, relative to
     /// this directory or absolute.
-    pub fn stat(&self, key: &str, follow: bool) -> Option<Stat> {
-        self.statx(key.as_bytes(), follow).map(|(stat, _)| stat)
+    pub fn stat(&self, key: impl AsRef<[u8]>, follow: bool) -> Option<Stat> {
+        self.statx(key.as_ref(), follow).map(|(stat, _)| stat)
     }
 
     /// `stat`, and the number of hard links.
@@ -235,7 +274,19 @@ impl Base {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         if let (Some(dir), false) = (&self.dir, key.is_empty()) {
             use std::os::fd::AsRawFd;
-            let key = std::ffi::CString::new(key).ok()?;
+            // The key and a NUL on the stack: no allocation for one of thousands of stats.
+            let mut buffer = [0u8; 256];
+            let heap;
+            let key = match buffer.get_mut(..=key.len()) {
+                Some(with_nul) => {
+                    with_nul[..key.len()].copy_from_slice(key);
+                    std::ffi::CStr::from_bytes_with_nul(with_nul).ok()?
+                }
+                _ => {
+                    heap = std::ffi::CString::new(key).ok()?;
+                    heap.as_c_str()
+                }
+            };
             let flags =
                 libc::AT_STATX_SYNC_AS_STAT | if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
             // SAFETY: an all-zero `statx` is valid; the kernel fills it as for the standard
@@ -646,10 +697,10 @@ mod tests {
             .iter()
             .find(|input| records.root.join(records.key(input)) == path)
             .expect("the read is recorded");
-        assert!(input.seen.holds(&base, records.key(input)));
+        assert!(input.seen.holds(&base, records.key(input).as_bytes()));
         std::fs::write(&path, "two, longer").unwrap();
         assert!(
-            !input.seen.holds(&base, records.key(input)),
+            !input.seen.holds(&base, records.key(input).as_bytes()),
             "a change is seen"
         );
     }
@@ -665,10 +716,10 @@ mod tests {
         let key = records.key(input);
         assert_eq!(records.root.join(key), path);
         let base = Base::open(&records.root);
-        assert!(input.seen.holds(&base, key));
+        assert!(input.seen.holds(&base, key.as_bytes()));
         std::fs::write(&path, "*.tmp\n").unwrap();
         assert!(
-            !input.seen.holds(&base, key),
+            !input.seen.holds(&base, key.as_bytes()),
             "a file created there is seen"
         );
     }

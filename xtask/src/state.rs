@@ -5,27 +5,31 @@
 //! previous records; `output` and `build` look up outputs). How far it is trusted is written
 //! out once, in docs/incremental.md.
 //!
-//! The file: the magic `xtask-dist-state`, the format (u32, little-endian), the SHA-256 of the
-//! body, then the body, by postcard (serde): the `Head`, then every record and output (`Check`)
-//! in chunks of `CHUNK`, each after its length (u32), which threads decode and check on their
-//! own. A file that is missing, of another format or damaged is ignored (a damaged one with a
-//! warning): the build then reads and hashes everything, and writes the same bytes.
+//! The file: the magic `xtask-dist-state`, the format (u32, little-endian), the CRC-32 of the
+//! body (gzip's, little-endian: it tells damage, as in a gzip member; nothing here is a secret
+//! or a signature), then the body, by postcard (serde): the `Head`, then every record and output
+//! (`Check`) in chunks of `CHUNK`, each after its length (u32), which threads decode and check on
+//! their own. A file that is missing, of another format or damaged is ignored (a damaged one with
+//! a warning): the build then reads and hashes everything, and writes the same bytes. It is read
+//! mapped (`map`): the fast path's time is mostly stats, and a copy of the file would be the
+//! largest part of the rest.
 
 use std::borrow::Cow;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
 use crate::error::{Diagnostic, IoContext, Result};
 use crate::inputs::{Base, Records, Seen, Stat};
+use serde::{Deserialize, Serialize};
 
 pub const STATE_FILE: &str = ".dist-state";
 const MAGIC: &[u8; 16] = b"xtask-dist-state";
 /// Bumped whenever the encoding changes: postcard's does not describe itself.
-const FORMAT: u32 = 3;
-const HEADER: usize = 16 + 4 + 32;
+const FORMAT: u32 = 4;
+/// Where the header holds the body's CRC-32.
+pub const CHECKSUM: std::ops::Range<usize> = 20..24;
+const HEADER: usize = CHECKSUM.end;
 /// Checks in a chunk: a thread's share is many chunks, so the threads' shares balance.
 const CHUNK: usize = 512;
 
@@ -37,11 +41,22 @@ type Head = (
     PathBuf,
 );
 
-/// One record (its key, relative to the records' root or absolute), or one output.
+/// One record (its key, relative to the records' root or absolute, as postcard encodes a `str`:
+/// the fast path uses its bytes unchecked, `decode` checks they are UTF-8), or one output.
 #[derive(Serialize, Deserialize)]
 enum Check<'a> {
-    Input(&'a str, Cow<'a, Seen>),
+    Input(
+        #[serde(borrow, serialize_with = "as_bytes")] &'a [u8],
+        Cow<'a, Seen>,
+    ),
     Output(Cow<'a, Output>),
+}
+
+fn as_bytes<S: serde::Serializer>(
+    bytes: &&[u8],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(bytes)
 }
 
 /// What decides the output besides the files: the running executable (a rebuilt xtask never
@@ -118,8 +133,8 @@ pub struct State {
     pub inputs: Records,
     /// Sorted by path.
     pub outputs: Vec<Output>,
-    /// The SHA-256 of the body this state was read from.
-    read_digest: Option<[u8; 32]>,
+    /// The CRC-32 of the body this state was read from.
+    read_checksum: Option<u32>,
 }
 
 impl State {
@@ -141,7 +156,7 @@ impl State {
             warnings: warnings.to_vec(),
             inputs,
             outputs,
-            read_digest: None,
+            read_checksum: None,
         }
     }
 
@@ -149,7 +164,7 @@ impl State {
     /// none, or one of another format.
     pub fn read(out_dir: &Path) -> (State, Option<Diagnostic>) {
         let path = out_dir.join(STATE_FILE);
-        let Ok(bytes) = std::fs::read(&path) else {
+        let Some(bytes) = map(&path) else {
             return (State::default(), None);
         };
         match State::from_bytes(&bytes) {
@@ -174,18 +189,12 @@ impl State {
 
     /// Decodes a state file; `Err(true)` when it is ours but damaged.
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<State, bool> {
-        let (body, digest) = body(bytes).ok_or(false)?;
-        // Hashed while it is decoded (a large state is ~10 MB); used only once the hash matches.
-        let (actual, decoded) = std::thread::scope(|scope| {
-            let actual = scope.spawn(|| Sha256::digest(body));
-            let decoded = decode(body);
-            (actual.join().expect("hashing does not panic"), decoded)
-        });
-        if actual[..] != *digest {
+        let (body, checksum) = body(bytes).ok_or(false)?;
+        if crc32fast::hash(body) != checksum {
             return Err(true);
         }
-        let mut state = decoded.ok_or(true)?;
-        state.read_digest = Some(digest.try_into().expect("32 bytes"));
+        let mut state = decode(body).ok_or(true)?;
+        state.read_checksum = Some(checksum);
         Ok(state)
     }
 
@@ -199,9 +208,9 @@ impl State {
         let head = (&self.identity, started_ns, self.complete, &self.summary);
         let head = postcard::to_allocvec(&(head, &self.warnings, &self.inputs.root));
         let head = head.expect("a state always encodes");
-        let mut file = [&MAGIC[..], &FORMAT.to_le_bytes(), &[0; 32], &head, checks].concat();
-        let digest = Sha256::digest(&file[HEADER..]);
-        file[20..HEADER].copy_from_slice(&digest);
+        let mut file = [&MAGIC[..], &FORMAT.to_le_bytes(), &[0; 4], &head, checks].concat();
+        let checksum = crc32fast::hash(&file[HEADER..]);
+        file[CHECKSUM].copy_from_slice(&checksum.to_le_bytes());
         file
     }
 
@@ -210,7 +219,7 @@ impl State {
         let records = &self.inputs;
         let inputs = records
             .iter()
-            .map(|input| Check::Input(records.key(input), Cow::Borrowed(&input.seen)));
+            .map(|input| Check::Input(records.key(input).as_bytes(), Cow::Borrowed(&input.seen)));
         let outputs = self.outputs.iter().map(|o| Check::Output(Cow::Borrowed(o)));
         let (mut bytes, mut start) = (Vec::new(), 0);
         for (index, check) in inputs.chain(outputs).enumerate() {
@@ -244,12 +253,12 @@ impl State {
         // Encoded once: the head alone differs between this state and the one compared with.
         let checks = self.checks();
         // The outputs, summary and warnings first: when a package changed, they do.
-        let unchanged = previous.read_digest.is_some_and(|recorded| {
+        let unchanged = previous.read_checksum.is_some_and(|recorded| {
             (&self.outputs, &self.summary, &self.warnings)
                 == (&previous.outputs, &previous.summary, &previous.warnings)
                 && !(self.inputs.iter().filter_map(|input| input.seen.stat()))
                     .any(|stat| stat.racy(previous.started_ns))
-                && self.file(previous.started_ns, &checks)[20..HEADER] == recorded
+                && self.file(previous.started_ns, &checks)[CHECKSUM] == recorded.to_le_bytes()
         });
         if unchanged && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             return Ok(());
@@ -261,11 +270,23 @@ impl State {
     }
 }
 
-/// The body of a state file of this format, and the SHA-256 its header gives.
-fn body(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+/// The state file at `path`, mapped; `None` when it cannot be opened or mapped (missing, or a
+/// directory).
+fn map(path: &Path) -> Option<memmap2::Mmap> {
+    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: `dist` never writes a state file in place: `State::write` renames a new one over
+    // it, and the mapping keeps the old file's pages. Only another program writing into this
+    // private file while it is read could change the bytes under the decoder, which bounds-checks
+    // every read and then finds the checksum wrong (truncating it would end the run with SIGBUS,
+    // as with any mapped file).
+    unsafe { memmap2::MmapOptions::new().populate().map(&file) }.ok()
+}
+
+/// The body of a state file of this format, and the CRC-32 its header gives.
+fn body(bytes: &[u8]) -> Option<(&[u8], u32)> {
     let format = bytes.get(16..20)?;
-    (bytes.len() >= HEADER && &bytes[..16] == MAGIC && format == FORMAT.to_le_bytes())
-        .then(|| (&bytes[HEADER..], &bytes[20..HEADER]))
+    let checksum = u32::from_le_bytes(bytes.get(CHECKSUM)?.try_into().ok()?);
+    (&bytes[..16] == MAGIC && format == FORMAT.to_le_bytes()).then(|| (&bytes[HEADER..], checksum))
 }
 
 /// The head of `body` and its chunks of checks; `None` if either is cut short.
@@ -295,7 +316,9 @@ fn decode(body: &[u8]) -> Option<State> {
     for mut chunk in chunks {
         while !chunk.is_empty() {
             match take(&mut chunk)? {
-                Check::Input(key, seen) => inputs.push(key, seen.into_owned()),
+                Check::Input(key, seen) => {
+                    inputs.push(std::str::from_utf8(key).ok()?, seen.into_owned())
+                }
                 Check::Output(output) => outputs.push(output.into_owned()),
             }
         }
@@ -308,7 +331,7 @@ fn decode(body: &[u8]) -> Option<State> {
         warnings,
         inputs,
         outputs,
-        read_digest: None,
+        read_checksum: None,
     })
 }
 
@@ -323,8 +346,8 @@ pub fn fresh(
     identity: &Identity,
     jobs: usize,
 ) -> Option<(Summary, Vec<Diagnostic>)> {
-    let bytes = std::fs::read(out_dir.join(STATE_FILE)).ok()?;
-    let (body, digest) = body(&bytes)?;
+    let bytes = map(&out_dir.join(STATE_FILE))?;
+    let (body, checksum) = body(&bytes)?;
     let (((recorded, started_ns, complete, summary), warnings, root), chunks) = split(body)?;
     if !complete || recorded.as_ref() != Some(identity) || identity.exe.is_none() {
         return None;
@@ -332,10 +355,25 @@ pub fn fresh(
     let (inputs, outputs) = (Base::open(&root), Base::open(&identity.out_dir));
     let (changed, next) = (AtomicBool::new(false), AtomicUsize::new(0));
     let holds = |mut chunk: &[u8]| {
+        // The directory of the keys' first two components (a block's: `blox/<block>`) and the
+        // records below it, which are stat'ed relative to it: the kernel then looks up two
+        // components fewer for each, and path lookup is most of this function's time (`perf
+        // record` of `cargo xtask dist` run twice on the medium profile).
+        let mut below: Option<(&[u8], Base)> = None;
         while !chunk.is_empty() && !changed.load(Ordering::Relaxed) {
             let same = match take(&mut chunk) {
                 Some(Check::Input(key, seen)) => {
-                    !seen.stat().is_some_and(|s| s.racy(started_ns)) && seen.holds(&inputs, key)
+                    let (base, key) = match two_components(key) {
+                        Some((dir, rest)) => {
+                            if below.as_ref().is_none_or(|(open, _)| *open != dir) {
+                                let path = root.join(std::ffi::OsStr::from_bytes(dir));
+                                below = Some((dir, Base::open(&path)));
+                            }
+                            (&below.as_ref().expect("just opened").1, rest)
+                        }
+                        None => (&inputs, key),
+                    };
+                    !seen.stat().is_some_and(|s| s.racy(started_ns)) && seen.holds(base, key)
                 }
                 Some(Check::Output(o)) => outputs.stat(&o.path, false) == Some(o.stat),
                 None => false,
@@ -350,7 +388,7 @@ pub fn fresh(
     let work = || {
         while !changed.load(Ordering::Relaxed) {
             let same = match next.fetch_add(1, Ordering::Relaxed) {
-                0 => Sha256::digest(body)[..] == *digest,
+                0 => crc32fast::hash(body) == checksum,
                 task if task <= chunks.len() => holds(chunks[task - 1]),
                 _ => return,
             };
@@ -369,6 +407,13 @@ pub fn fresh(
     Some((summary, warnings))
 }
 
+/// A relative key's first two components and the rest, when there is a rest.
+fn two_components(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let first = key.iter().position(|&b| b == b'/').filter(|&at| at > 0)?;
+    let second = first + 1 + key[first + 1..].iter().position(|&b| b == b'/')?;
+    Some((&key[..second], &key[second + 1..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,12 +425,15 @@ mod tests {
     fn a_state_reads_back_as_written_and_is_fresh_until_a_change() {
         let dir = tempfile::tempdir().unwrap();
         let (repo, out) = (dir.path().join("repo"), dir.path().join("out"));
-        std::fs::create_dir_all(repo.join("d")).unwrap();
+        std::fs::create_dir_all(repo.join("d/e")).unwrap();
         std::fs::create_dir_all(out.join("t")).unwrap();
         std::fs::write(repo.join("d/f"), "bytes").unwrap();
+        // Below two directories: stat'ed relative to `d/e`.
+        std::fs::write(repo.join("d/e/g"), "more bytes").unwrap();
         std::fs::write(out.join("o"), "output").unwrap();
         let inputs = Inputs::with_previous(&repo, Records::default(), 0);
         inputs.read(&repo.join("d/f")).unwrap();
+        inputs.read(&repo.join("d/e/g")).unwrap();
         inputs.read_dir(&repo.join("d")).unwrap();
         inputs.read(&repo.join(".gitignore")).unwrap_err();
         // Nothing at a path whose directory was listed without it: the listing says so.
@@ -427,12 +475,12 @@ mod tests {
             summary,
             &[warning],
         );
-        assert_eq!(state.inputs.iter().len(), 5);
+        assert_eq!(state.inputs.iter().len(), 6);
         let bytes = state.to_bytes();
         let read = State::from_bytes(&bytes).unwrap();
         assert_eq!(
             State {
-                read_digest: None,
+                read_checksum: None,
                 ..read
             },
             state
@@ -441,7 +489,25 @@ mod tests {
         let (summary, warnings) = fresh(&out, &identity, 2).unwrap();
         assert_eq!((summary.rebuilt, summary.skipped), (0, 1));
         assert_eq!(warnings, state.warnings);
-        std::fs::write(repo.join("d/f"), "other bytes").unwrap();
+        std::fs::write(repo.join("d/e/g"), "other bytes").unwrap();
         assert!(fresh(&out, &identity, 2).is_none());
+    }
+
+    #[test]
+    fn a_key_below_two_directories_is_split_after_them() {
+        fn split(key: &str) -> Option<(&[u8], &[u8])> {
+            two_components(key.as_bytes())
+        }
+        assert_eq!(
+            split("blox/b__1_0/x/y.py"),
+            Some((&b"blox/b__1_0"[..], &b"x/y.py"[..]))
+        );
+        assert_eq!(
+            split("blox/b__1_0/y.py"),
+            Some((&b"blox/b__1_0"[..], &b"y.py"[..]))
+        );
+        for key in ["blox/b__1_0", "blox", ".gitignore", "/abs/olute/path"] {
+            assert_eq!(split(key), None, "{key}");
+        }
     }
 }

@@ -243,8 +243,8 @@ pub fn edit_state(out: &Path, fix_checksum: bool, edit: impl FnOnce(&mut xtask::
     edit(&mut state);
     let mut new = state.to_bytes();
     if !fix_checksum {
-        // The magic, the format, then the checksum (32 bytes).
-        new[20..52].copy_from_slice(&bytes[20..52]);
+        let checksum = xtask::state::CHECKSUM;
+        new[checksum.clone()].copy_from_slice(&bytes[checksum]);
         assert_ne!(new, state.to_bytes(), "the edit changed something");
     }
     std::fs::write(&path, new).unwrap();
