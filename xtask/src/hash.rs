@@ -24,6 +24,7 @@
 //! Content hashes come in as a slice rather than being read here, so that a stat cache can supply
 //! them without reading the files again.
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -92,21 +93,28 @@ pub fn tree_digest(tree: &Tree, file_hashes: &[Option<Sha256>]) -> Sha256 {
     hasher.finalize().into()
 }
 
-/// The SHA-256 of a file's content, read in a stream with a bounded buffer.
+/// The SHA-256 of a file's content, read in a stream with a bounded buffer: one per thread,
+/// reused (a fresh one per file above malloc's mmap threshold, `main.rs`, would cost an `mmap`
+/// and an `munmap` per file, which threads serialize on).
 pub fn hash_file(path: &Path) -> Result<Sha256> {
-    let mut file = File::open(path).with_path("open", path)?;
-    let mut buffer = vec![0u8; READ_BUFFER];
-    let mut hasher = Sha256Hasher::new();
-    loop {
-        let read = match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error).with_path("read", path),
-        };
-        hasher.update(&buffer[..read]);
+    thread_local! {
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     }
-    Ok(hasher.finalize().into())
+    let mut file = File::open(path).with_path("open", path)?;
+    BUFFER.with_borrow_mut(|buffer| {
+        buffer.resize(READ_BUFFER, 0);
+        let mut hasher = Sha256Hasher::new();
+        loop {
+            let read = match file.read(buffer) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error).with_path("read", path),
+            };
+            hasher.update(&buffer[..read]);
+        }
+        Ok(hasher.finalize().into())
+    })
 }
 
 #[cfg(test)]
