@@ -15,6 +15,8 @@
 //! largest part of the rest.
 
 use std::borrow::Cow;
+use std::fs::File;
+use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -200,18 +202,21 @@ impl State {
 
     /// The file: the header, then the body (see the module's comment).
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.file(self.started_ns, &self.checks())
+        let checks = self.checks();
+        [self.header(self.started_ns, &checks), checks].concat()
     }
 
-    /// The file, with `started_ns` in its head and `checks` (`State::checks`) after it.
-    fn file(&self, started_ns: i64, checks: &[u8]) -> Vec<u8> {
+    /// The file's header and head, with `started_ns` in its head, for `checks`
+    /// (`State::checks`) to follow: the rest of the file, checksummed here, not copied.
+    fn header(&self, started_ns: i64, checks: &[u8]) -> Vec<u8> {
         let head = (&self.identity, started_ns, self.complete, &self.summary);
         let head = postcard::to_allocvec(&(head, &self.warnings, &self.inputs.root));
         let head = head.expect("a state always encodes");
-        let mut file = [&MAGIC[..], &FORMAT.to_le_bytes(), &[0; 4], &head, checks].concat();
-        let checksum = crc32fast::hash(&file[HEADER..]);
-        file[CHECKSUM].copy_from_slice(&checksum.to_le_bytes());
-        file
+        let mut checksum = crc32fast::Hasher::new();
+        checksum.update(&head);
+        checksum.update(checks);
+        let checksum = checksum.finalize().to_le_bytes();
+        [&MAGIC[..], &FORMAT.to_le_bytes(), &checksum, &head].concat()
     }
 
     /// Every record and output in chunks of `CHUNK`, each after its length: the body but its head.
@@ -258,13 +263,19 @@ impl State {
                 == (&previous.outputs, &previous.summary, &previous.warnings)
                 && !(self.inputs.iter().filter_map(|input| input.seen.stat()))
                     .any(|stat| stat.racy(previous.started_ns))
-                && self.file(previous.started_ns, &checks)[CHECKSUM] == recorded.to_le_bytes()
+                && self.header(previous.started_ns, &checks)[CHECKSUM] == recorded.to_le_bytes()
         });
         if unchanged && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
             return Ok(());
         }
         let temp = staging.join(STATE_FILE);
-        std::fs::write(&temp, self.file(self.started_ns, &checks)).with_path("write", &temp)?;
+        let header = self.header(self.started_ns, &checks);
+        File::create(&temp)
+            .and_then(|mut file| {
+                file.write_all(&header)?;
+                file.write_all(&checks)
+            })
+            .with_path("write", &temp)?;
         crate::fault::point("metadata")?;
         std::fs::rename(&temp, &path).with_path("rename into place", &path)
     }
