@@ -101,7 +101,7 @@ pub struct DistFlags {
     /// Archives built at once, 1 to 1024 (default: all cores); the output does not depend on it
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_JOBS))]
     pub jobs: Option<u32>,
-    /// Print the summary as JSON on stdout
+    /// Print the summary as JSON on stdout, with the seconds taken and the peak RSS in KiB
     #[arg(long)]
     pub json: bool,
     /// Print how long each stage took, on stderr

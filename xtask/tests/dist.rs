@@ -229,11 +229,9 @@ fn stale_files_are_removed_and_files_beside_the_tree_kept() {
     );
 }
 
-/// Peak RSS in KiB of `dist` on a repository whose one block holds a file of `megabytes`.
-fn peak_rss_kib(megabytes: usize) -> Option<u64> {
-    if !std::path::Path::new("/usr/bin/time").exists() {
-        return None;
-    }
+/// Peak RSS in KiB of `dist` on a repository whose one block holds a file of `megabytes`, as
+/// `dist --json` reports it.
+fn peak_rss_kib(megabytes: usize) -> u64 {
     let repo = TempRepo::fixture();
     // Half compressible text, half pseudo-random bytes, as block data tends to be.
     let mut data = Vec::with_capacity(megabytes << 20);
@@ -249,37 +247,23 @@ fn peak_rss_kib(megabytes: usize) -> Option<u64> {
         }
     }
     std::fs::write(repo.path().join("blox/hello__1_0/data/big.bin"), &data).unwrap();
-    let output = std::process::Command::new("/usr/bin/time")
-        .args([
-            "-f",
-            "%M",
-            env!("CARGO_BIN_EXE_xtask"),
-            "dist",
-            "--out",
-            "out",
-        ])
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["dist", "--json", "--out", "out"])
         .current_dir(repo.path())
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     let stderr = String::from_utf8_lossy(&output.stderr);
-    stderr.lines().last()?.trim().parse().ok()
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rss = report["peak_rss_kib"].as_u64();
+    rss.unwrap_or_else(|| panic!("`dist --json` reports its peak RSS: {report}"))
 }
 
 #[test]
 fn memory_does_not_grow_with_file_size() {
     // 32 MiB already fills every buffer the archive keeps (a segment being filled, those in
     // flight, the spare ones): past that, a larger file must not need more memory.
-    let (Some(small), Some(large)) = (peak_rss_kib(32), peak_rss_kib(96)) else {
-        // FIXME: GNU time is not installed here, so peak RSS cannot be read; the archive is
-        // still built by streaming, which the archive unit tests check.
-        eprintln!("/usr/bin/time missing: memory not measured");
-        return;
-    };
+    let (small, large) = (peak_rss_kib(32), peak_rss_kib(96));
     assert!(
         large < small + 8 * 1024,
         "peak RSS {small} KiB with a 32 MiB file, {large} KiB with a 96 MiB file"

@@ -16,7 +16,6 @@
 //! between runs, untimed. Prints nothing: progress goes through `log`.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -29,7 +28,7 @@ use crate::error::{Diagnostic, Error, IoContext, Result};
 pub struct DeployRow {
     pub mode: String,
     pub wall_s: f64,
-    /// Median user + system CPU seconds, children included (GNU time), when measured.
+    /// Median user + system CPU seconds, children included (`wait4`), when measured.
     pub cpu_s: Option<f64>,
     pub min_s: f64,
     pub max_s: f64,
@@ -101,46 +100,23 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
     let tar_out = runs_dir.join("tar");
     let python = repo.join("python");
     let pycache = work.join("out").join("deploy-pycache");
-    // CPU seconds (user + system, children included) from GNU time when it is there (run through
-    // `env`, as a program name cannot be a list that may be empty): on a
-    // loaded machine they say more than wall times do.
-    let cpu_file = runs_dir.join("cpu");
-    let time: Vec<String> = if Path::new("/usr/bin/time").is_file() {
-        vec![
-            "/usr/bin/time".into(),
-            "-f".into(),
-            "%U %S".into(),
-            "-o".into(),
-            cpu_file.display().to_string(),
-        ]
-    } else {
-        Vec::new()
-    };
+    // CPU seconds (user + system, children included) beside the wall time: on a loaded machine
+    // they say more than wall times do.
     let timed = |command: xshell::Cmd, what: &str| -> Result<(f64, Option<f64>)> {
-        let started = Instant::now();
-        let output = command
-            .quiet()
-            .ignore_status()
-            .output()
-            .map_err(|e| shell_error(&e))?;
-        let seconds = started.elapsed().as_secs_f64();
-        if !output.status.success() {
-            return Err(failure(what, &output.stderr));
+        let run = super::run::timed(command).map_err(|error| {
+            let message = format!("cannot run {what}: {error}");
+            Error::new(Diagnostic::error("bench-deploy", message).help(TOOLS_HELP))
+        })?;
+        if !run.output.status.success() {
+            return Err(failure(what, &run.output.stderr));
         }
-        let cpu = std::fs::read_to_string(&cpu_file).ok().and_then(|text| {
-            let parts: Vec<f64> = text
-                .split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect();
-            (parts.len() == 2).then(|| parts[0] + parts[1])
-        });
-        Ok((seconds, cpu))
+        Ok((run.wall_s, run.cpu_s))
     };
     let deployer = |tree: &Path, args: &[String]| -> Result<(f64, Option<f64>)> {
-        let (home, time, python3) = (&home, &time, &python3);
+        let (home, python3) = (&home, &python3);
         let command = cmd!(
             sh,
-            "env {time...} {python3} -m datablox_deployer --home {home} --tree {tree} --platform ubuntu-linux 14.04 -- {args...}"
+            "{python3} -m datablox_deployer --home {home} --tree {tree} --platform ubuntu-linux 14.04 -- {args...}"
         )
         .env("PYTHONPATH", &python)
         // Bytecode cached as a home's own deployer caches it (whatever the caller's
@@ -152,9 +128,9 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
     let shell = |script: &str| -> Result<(f64, Option<f64>)> {
         reset(&tar_out)?;
         std::fs::create_dir_all(&tar_out).with_path("create", &tar_out)?;
-        let (sw, tar_out, dist, time) = (&sw, &tar_out, &dist, &time);
+        let (sw, tar_out, dist) = (&sw, &tar_out, &dist);
         timed(
-            cmd!(sh, "env {time...} sh -c {script} sh {sw} {tar_out} {dist}"),
+            cmd!(sh, "sh -c {script} sh {sw} {tar_out} {dist}"),
             "the shell loop",
         )
     };
@@ -179,8 +155,8 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
                     deployer(&home.join("engage"), std::slice::from_ref(&one))?
                 }
                 _ => {
-                    let (time, python3) = (&time, &python3);
-                    timed(cmd!(sh, "env {time...} {python3} -c pass"), "python3")?
+                    let python3 = &python3;
+                    timed(cmd!(sh, "{python3} -c pass"), "python3")?
                 }
             };
             log(&format!(
@@ -288,9 +264,11 @@ fn reset(path: &PathBuf) -> Result<()> {
 fn shell_error(error: &xshell::Error) -> Error {
     Error::new(
         Diagnostic::error("bench-deploy", format!("cannot run a deploy mode: {error}"))
-            .help("the deploy modes need `python3`, `sh`, `tar` and `sha256sum` on PATH"),
+            .help(TOOLS_HELP),
     )
 }
+
+const TOOLS_HELP: &str = "the deploy modes need `python3`, `sh`, `tar` and `sha256sum` on PATH";
 
 fn failure(what: &str, stderr: &[u8]) -> Error {
     Error::new(

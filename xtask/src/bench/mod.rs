@@ -2,7 +2,7 @@
 //! accepts, and times `dist` against the shell pipelines of `pack.sh`, side by side.
 //!
 //! Every mode runs once per round, in the same order (A B C A B C …), so ratios between modes
-//! hold on a noisy machine. Each command runs under `/usr/bin/time`, which reports its peak RSS.
+//! hold on a noisy machine. Each command's CPU time and peak RSS come from `wait4` (`run::timed`).
 //! This module prints nothing: it reports progress through a callback and returns a `Report`,
 //! which `main` prints as a table and writes as JSON.
 //!
@@ -76,10 +76,6 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         ));
     }
 
-    let time = Path::new("/usr/bin/time").is_file();
-    if !time {
-        notes.push("`/usr/bin/time` is missing: no peak RSS or CPU times".into());
-    }
     // The scaling table's cold builds with fewer jobs come right after `DistCold` (the row of
     // `options.jobs`), before the one-file mode changes a source, so that within a round every
     // cold build packs the same files and must write the same bytes.
@@ -115,7 +111,6 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
         &bench_repo,
         &warm_out,
         &corpus,
-        time,
     )?;
     log(&format!("first dist: {:.2}s", first.0.wall_s));
 
@@ -134,8 +129,7 @@ pub fn run(repo: &Path, options: &BenchOptions, log: &mut dyn FnMut(&str)) -> Re
             if !mode.is_incremental() {
                 remove_dir(&out)?;
             }
-            let (sample, bytes) =
-                run_mode(mode, options, &tools, &bench_repo, &out, &corpus, time)?;
+            let (sample, bytes) = run_mode(mode, options, &tools, &bench_repo, &out, &corpus)?;
             log(&format!(
                 "round {}/{}: {:<40} {:>8.3}s",
                 round + 1,

@@ -81,7 +81,8 @@ pub struct Row {
     pub min_wall_s: f64,
     pub max_wall_s: f64,
     pub median_cpu_s: Option<f64>,
-    /// The largest peak RSS over the runs (for a pipeline: of its largest process).
+    /// The largest peak RSS over the runs: `dist`'s own, as its `--json` reports it (none for a
+    /// pipeline).
     pub peak_rss_mib: Option<f64>,
     /// Total bytes of the archives written, for the modes that write them all.
     pub output_bytes: Option<u64>,

@@ -1,6 +1,8 @@
-//! The timed commands: `dist` in its modes and `pack.sh`'s pipelines, each under
-//! `/usr/bin/time`, and the release build of the `xtask` being timed. Every command goes through
-//! xshell's `cmd!`.
+//! The timed commands: `dist` in its modes and `pack.sh`'s pipelines, and the release build of
+//! the `xtask` being timed. Every command is written with xshell's `cmd!` and run by `timed`,
+//! which measures the command itself, with no timer process between: its wall time, and its CPU
+//! time as `wait4` gives it. Peak RSS is `dist`'s own (`--json`'s `peak_rss_kib`): `wait4`'s
+//! would count this process too, which the child was before its `exec`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -154,7 +156,6 @@ pub(super) fn run_mode(
     bench_repo: &Path,
     out: &Path,
     corpus: &Corpus,
-    time: bool,
 ) -> Result<(Sample, Option<u64>)> {
     match mode {
         Mode::DistTouch => {
@@ -194,17 +195,6 @@ pub(super) fn run_mode(
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).with_path("create", parent)?;
     }
-    let time_file = out.with_extension("time");
-    // `env` runs what follows it: `/usr/bin/time` and its flags when it is there, else nothing.
-    let timer: Vec<&std::ffi::OsStr> = if time {
-        ["/usr/bin/time", "-f", "%e %U %S %M", "-o"]
-            .iter()
-            .map(std::ffi::OsStr::new)
-            .chain([time_file.as_os_str()])
-            .collect()
-    } else {
-        Vec::new()
-    };
     let sh = shell()?;
     sh.change_dir(bench_repo);
     let command = match mode {
@@ -218,10 +208,7 @@ pub(super) fn run_mode(
                 _ => options.jobs,
             };
             let (xtask, jobs) = (&options.xtask, jobs.to_string());
-            cmd!(
-                sh,
-                "env {timer...} {xtask} dist --json --jobs {jobs} --out {out}"
-            )
+            cmd!(sh, "{xtask} dist --json --jobs {jobs} --out {out}")
         }
         Mode::Legacy | Mode::Gzip | Mode::Pigz => {
             let (name, jobs) = match mode {
@@ -230,52 +217,30 @@ pub(super) fn run_mode(
                 _ => ("pigz1", "2"),
             };
             let (pack, blox) = (tools.join("pack.sh"), bench_repo.join("blox"));
-            cmd!(sh, "env {timer...} bash {pack} {name} {jobs} {blox} {out}")
+            cmd!(sh, "bash {pack} {name} {jobs} {blox} {out}")
         }
     };
-    let started = Instant::now();
-    let output = command
-        .env_remove("SOURCE_DATE_EPOCH")
-        .quiet()
-        .ignore_status()
-        .output()
-        .map_err(|error| command_failed(error, BENCH_HELP))?;
-    let wall_s = started.elapsed().as_secs_f64();
+    let run = timed(command.env_remove("SOURCE_DATE_EPOCH")).map_err(|error| {
+        let message = format!("cannot run `{}`: {error}", mode.name());
+        Error::new(Diagnostic::error("bench-run", message).help(BENCH_HELP))
+    })?;
     check_status(
-        output.status.success(),
+        run.output.status.success(),
         &mode.name(),
-        &String::from_utf8_lossy(&output.stderr),
+        &String::from_utf8_lossy(&run.output.stderr),
     )?;
-
+    let output = run.output;
     let mut sample = Sample {
-        wall_s,
-        cpu_s: None,
+        wall_s: run.wall_s,
+        cpu_s: run.cpu_s,
         peak_rss_kib: None,
         rebuilt: None,
         skipped: None,
         tasks: None,
     };
-    if time {
-        let text = std::fs::read_to_string(&time_file).with_path("read", &time_file)?;
-        // The last line: earlier ones may be "Command exited with non-zero status".
-        let fields: Vec<&str> = text
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        if let [_, user, system, rss] = fields[..] {
-            sample.cpu_s = user
-                .parse::<f64>()
-                .ok()
-                .zip(system.parse::<f64>().ok())
-                .map(|(u, s)| u + s);
-            sample.peak_rss_kib = rss.parse().ok();
-        }
-        let _ = std::fs::remove_file(&time_file);
-    }
     if mode.name().starts_with("dist") {
         let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        sample.peak_rss_kib = summary["peak_rss_kib"].as_u64();
         sample.rebuilt = summary["rebuilt"].as_u64();
         sample.skipped = summary["skipped"].as_u64();
         let tasks = &summary["tasks"];
@@ -292,6 +257,78 @@ pub(super) fn run_mode(
     }
     let bytes = (!mode.is_incremental()).then(|| archive_bytes(out));
     Ok((sample, bytes))
+}
+
+/// One command's run: what it printed, and what it cost.
+pub(super) struct Timed {
+    pub output: std::process::Output,
+    /// From just before the command is started to when it has been waited for.
+    pub wall_s: f64,
+    /// User + system CPU seconds of the command and the children it waited for (`None` where
+    /// `wait4` is not used: outside Linux with glibc).
+    pub cpu_s: Option<f64>,
+}
+
+/// Runs `command` (stdin empty, stdout and stderr captured) and waits for it, timed.
+pub(super) fn timed(command: xshell::Cmd<'_>) -> std::io::Result<Timed> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut command = std::process::Command::from(command);
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut child = command.spawn()?;
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut err = child.stderr.take().expect("piped");
+    let reading = std::thread::spawn(move || err.read_to_end(&mut stderr).map(|_| stderr));
+    child
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_end(&mut stdout)?;
+    let stderr = reading.join().expect("reading a pipe does not panic")?;
+    let (status, cpu_s) = wait(&mut child)?;
+    let wall_s = started.elapsed().as_secs_f64();
+    Ok(Timed {
+        output: std::process::Output {
+            status,
+            stdout,
+            stderr,
+        },
+        wall_s,
+        cpu_s,
+    })
+}
+
+/// Waits for `child`, with its CPU seconds, its waited-for children's included: what `wait4`
+/// reports on Linux.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn wait(
+    child: &mut std::process::Child,
+) -> std::io::Result<(std::process::ExitStatus, Option<f64>)> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: `pid` is our child, not yet waited for (`Child::wait` is never called on it);
+    // `status` and `usage` are valid for writes.
+    while unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } == -1 {
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let cpu_s = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+    Ok((std::process::ExitStatus::from_raw(status), Some(cpu_s)))
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn wait(
+    child: &mut std::process::Child,
+) -> std::io::Result<(std::process::ExitStatus, Option<f64>)> {
+    Ok((child.wait()?, None))
 }
 
 fn check_status(success: bool, what: &str, stderr: &str) -> Result<()> {

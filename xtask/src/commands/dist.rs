@@ -51,6 +51,7 @@ pub fn run(flags: DistFlags, cwd: &Path, repo: &Path) -> Result<ExitCode, Error>
         let mut value = serde_json::to_value(summary).expect("the summary serializes");
         value["seconds"] = serde_json::json!((seconds * 1000.0).round() / 1000.0);
         value["fresh"] = serde_json::json!(report.fresh);
+        value["peak_rss_kib"] = serde_json::json!(peak_rss_kib());
         let tasks = &report.tasks;
         value["tasks"] = serde_json::json!({
             "count": tasks.count,
@@ -76,4 +77,14 @@ pub fn run(flags: DistFlags, cwd: &Path, repo: &Path) -> Result<ExitCode, Error>
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// This process's peak resident set in KiB, as Linux counts it since the `exec` (`VmHWM`; a
+/// parent's `wait4` would also count what the process was before it): `None` elsewhere.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let value = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))?;
+    value.trim().strip_suffix("kB")?.trim().parse().ok()
 }
