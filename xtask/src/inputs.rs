@@ -264,6 +264,25 @@ impl Base {
         Base { path, dir }
     }
 
+    /// The directory `dir` (relative) below this one, opened from it.
+    pub fn below(&self, dir: &[u8]) -> Base {
+        let path = self.path.join(OsStr::from_bytes(dir));
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        if let Some(parent) = &self.dir {
+            use std::os::fd::{AsRawFd, FromRawFd};
+            let Ok(name) = std::ffi::CString::new(dir) else {
+                return Base { path, dir: None };
+            };
+            let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            // SAFETY: a valid descriptor and a NUL-terminated name; a descriptor returned is
+            // ours alone, and `File` closes it.
+            let fd = unsafe { libc::openat(parent.as_raw_fd(), name.as_ptr(), flags) };
+            let dir = (fd >= 0).then(|| unsafe { std::fs::File::from_raw_fd(fd) });
+            return Base { path, dir };
+        }
+        Base::open(&path)
+    }
+
     /// What `std::fs::metadata` (`follow`) or `symlink_metadata` says of `key`, relative to
     /// this directory or absolute.
     pub fn stat(&self, key: impl AsRef<[u8]>, follow: bool) -> Option<Stat> {

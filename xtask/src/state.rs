@@ -17,7 +17,6 @@
 use std::borrow::Cow;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -366,27 +365,17 @@ pub fn fresh(
     let (inputs, outputs) = (Base::open(&root), Base::open(&identity.out_dir));
     let (changed, next) = (AtomicBool::new(false), AtomicUsize::new(0));
     let holds = |mut chunk: &[u8]| {
-        // The directory of the keys' first two components (a block's: `blox/<block>`) and the
-        // records below it, which are stat'ed relative to it: the kernel then looks up two
-        // components fewer for each, and path lookup is most of this function's time (`perf
-        // record` of `cargo xtask dist` run twice on the medium profile).
-        let mut below: Option<(&[u8], Base)> = None;
+        let (mut inputs, mut outputs) = (Anchored::new(&inputs), Anchored::new(&outputs));
         while !chunk.is_empty() && !changed.load(Ordering::Relaxed) {
             let same = match take(&mut chunk) {
                 Some(Check::Input(key, seen)) => {
-                    let (base, key) = match two_components(key) {
-                        Some((dir, rest)) => {
-                            if below.as_ref().is_none_or(|(open, _)| *open != dir) {
-                                let path = root.join(std::ffi::OsStr::from_bytes(dir));
-                                below = Some((dir, Base::open(&path)));
-                            }
-                            (&below.as_ref().expect("just opened").1, rest)
-                        }
-                        None => (&inputs, key),
-                    };
+                    let (base, key) = inputs.split(key);
                     !seen.stat().is_some_and(|s| s.racy(started_ns)) && seen.holds(base, key)
                 }
-                Some(Check::Output(o)) => outputs.stat(&o.path, false) == Some(o.stat),
+                Some(Check::Output(output)) => {
+                    let (base, path) = outputs.split(output.path.as_bytes());
+                    base.stat(path, false) == Some(output.stat)
+                }
                 None => false,
             };
             if !same {
@@ -418,6 +407,36 @@ pub fn fresh(
     Some((summary, warnings))
 }
 
+/// A base, and the directory below it of the latest key's first two components (a block's:
+/// `blox/<block>`; the output's `datablox/sw_packages`), which the keys below it are stat'ed
+/// relative to: the kernel then looks up two components fewer for each, and path lookup is most
+/// of the fast path's time (`perf record` of `cargo xtask dist` run twice on the medium profile).
+/// Keys come sorted, so each such directory is opened about once.
+struct Anchored<'b> {
+    base: &'b Base,
+    dir: Vec<u8>,
+    below: Option<Base>,
+}
+
+impl<'b> Anchored<'b> {
+    fn new(base: &'b Base) -> Anchored<'b> {
+        let (dir, below) = (Vec::new(), None);
+        Anchored { base, dir, below }
+    }
+
+    /// The base to stat `key` from, and `key` relative to it.
+    fn split<'k>(&mut self, key: &'k [u8]) -> (&Base, &'k [u8]) {
+        let Some((dir, rest)) = two_components(key) else {
+            return (self.base, key);
+        };
+        if self.below.is_none() || self.dir != dir {
+            self.dir = dir.to_vec();
+            self.below = Some(self.base.below(dir));
+        }
+        (self.below.as_ref().expect("just opened"), rest)
+    }
+}
+
 /// A relative key's first two components and the rest, when there is a rest.
 fn two_components(key: &[u8]) -> Option<(&[u8], &[u8])> {
     let first = key.iter().position(|&b| b == b'/').filter(|&at| at > 0)?;
@@ -437,7 +456,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (repo, out) = (dir.path().join("repo"), dir.path().join("out"));
         std::fs::create_dir_all(repo.join("d/e")).unwrap();
-        std::fs::create_dir_all(out.join("t")).unwrap();
+        std::fs::create_dir_all(out.join("t/u")).unwrap();
+        std::fs::write(out.join("t/u/v"), "deep output").unwrap();
         std::fs::write(repo.join("d/f"), "bytes").unwrap();
         // Below two directories: stat'ed relative to `d/e`.
         std::fs::write(repo.join("d/e/g"), "more bytes").unwrap();
@@ -464,7 +484,11 @@ mod tests {
             sha256: sha256.into(),
             package,
         };
-        let outputs = vec![output("o", "sha", Some(package)), output("t", "", None)];
+        let outputs = vec![
+            output("o", "sha", Some(package)),
+            output("t", "", None),
+            output("t/u/v", "sha", None),
+        ];
         let summary = Summary {
             resources: 1,
             packages: 1,
@@ -500,6 +524,13 @@ mod tests {
         let (summary, warnings) = fresh(&out, &identity, 2).unwrap();
         assert_eq!((summary.rebuilt, summary.skipped), (0, 1));
         assert_eq!(warnings, state.warnings);
+        // An output below two directories changed; recorded again, then an input changed.
+        std::fs::write(out.join("t/u/v"), "changed output").unwrap();
+        assert!(fresh(&out, &identity, 2).is_none());
+        let mut state = state;
+        state.outputs[2].stat = stat(&out.join("t/u/v"));
+        std::fs::write(out.join(STATE_FILE), state.to_bytes()).unwrap();
+        assert!(fresh(&out, &identity, 2).is_some());
         std::fs::write(repo.join("d/e/g"), "other bytes").unwrap();
         assert!(fresh(&out, &identity, 2).is_none());
     }
