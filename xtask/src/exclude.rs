@@ -16,6 +16,7 @@
 //! to its directory, `*`, `?`, `[a-z]`, `[!a-z]`, `**/`, `/**` and `/**/`, and `\` escapes.
 //! A directory that is excluded is not entered, so nothing inside it can be re-included.
 
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
@@ -111,16 +112,20 @@ impl RuleSet {
 
     /// `Some(excluded)` when a pattern matches `path` (relative to the package directory).
     fn decide(&self, path: &[u8], is_dir: bool) -> Option<bool> {
-        let relative: Vec<u8> = if self.base.is_empty() {
+        if self.patterns.is_empty() {
+            return None;
+        }
+        let relative: Cow<[u8]> = if self.base.is_empty() {
             if self.prefix.is_empty() {
-                path.to_vec()
+                Cow::Borrowed(path)
             } else {
-                [self.prefix.as_slice(), b"/", path].concat()
+                Cow::Owned([self.prefix.as_slice(), b"/", path].concat())
             }
         } else {
-            path.strip_prefix(self.base.as_slice())?
-                .strip_prefix(b"/")?
-                .to_vec()
+            Cow::Borrowed(
+                path.strip_prefix(self.base.as_slice())?
+                    .strip_prefix(b"/")?,
+            )
         };
         self.patterns
             .iter()
@@ -250,6 +255,10 @@ fn wildmatch(pattern: &[u8], text: &[u8], segment_start: bool) -> bool {
                 }
                 rest
             };
+            // `*.pyc` and the like, matched against every file name: a suffix, without a `/`.
+            if !rest.iter().any(|byte| b"*?[\\/".contains(byte)) {
+                return text.ends_with(rest) && !text[..text.len() - rest.len()].contains(&b'/');
+            }
             for index in 0..=text.len() {
                 if wildmatch(rest, &text[index..], false) {
                     return true;
@@ -372,6 +381,10 @@ mod tests {
         assert!(!excluded("?.py", "ab.py", false));
         assert!(excluded("[ab", "[ab", false));
         assert!(!excluded("a*b", "a/b", false));
+        assert!(excluded("a*", "a", false));
+        assert!(excluded("doc/*", "doc/a", false));
+        assert!(!excluded("doc/*", "doc/a/b", false));
+        assert!(excluded("doc/*.t", "doc/.t", false));
     }
 
     #[test]
