@@ -85,22 +85,31 @@ def add_home_options(p):
                         "size, at least 64 MiB)")
 
 
-def parser(command=None):
-    """`deploy [--home DIR ...] COMMAND ...`. The home's options are the top parser's and every home
-    command's; a command's own default is SUPPRESS, so that one given before the command's name
-    is kept. Only `command` (the one argv names) gets its arguments; the others are listed with
-    their help, so that parsing one command neither builds every command's options nor imports
-    `nodes` (`deploy COMMAND --help` names that command)."""
-    p = argparse.ArgumentParser(prog="deploy", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def home_options(**kwargs):
+    """A parser holding the home's options only, a parent of the parsers that take them."""
+    p = argparse.ArgumentParser(add_help=False, **kwargs)
     add_home_options(p)
+    return p
+
+
+def parser(command=None, home=None):
+    """`deploy [--home DIR ...] COMMAND ...`. The home's options (`home`, a `home_options()`) are
+    the top parser's and every home command's; a command's own default is SUPPRESS, so that one
+    given before the command's name is kept. Only `command` (the one argv names) is built, with
+    its arguments; the others are listed only for `deploy --help` (no command), so that parsing
+    one command neither builds every command's parser nor imports `nodes` (`deploy COMMAND
+    --help` names that command)."""
+    p = argparse.ArgumentParser(prog="deploy", description=DESCRIPTION, epilog=EPILOG, parents=[home or home_options()],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in (("install", "install RESOURCEs (the default command)"),
                             ("start", "start a service of the home"), ("stop", "stop a service of the home"),
                             ("status", "whether a service of the home runs"),
                             ("run", "run a topology on the home"), ("place", "place a topology's blocks on nodes")):
-        if name != command:
+        if command is None:
             commands.add_parser(name, help=help_text)
+        elif name != command:
+            continue
         elif name == "place":
             from . import nodes
 
@@ -108,9 +117,8 @@ def parser(command=None):
                                           description=nodes.DESCRIPTION, epilog=nodes.EPILOG, prog="deploy place",
                                           formatter_class=argparse.RawDescriptionHelpFormatter)
         else:
-            sub = commands.add_parser(name, help=help_text, argument_default=argparse.SUPPRESS,
-                                      prog="deploy --home DIR " + name)
-            add_home_options(sub)
+            sub = commands.add_parser(name, help=help_text, prog="deploy --home DIR " + name,
+                                      parents=[home_options(argument_default=argparse.SUPPRESS)])
             if name == "install":
                 sub.add_argument("resources", nargs="*", default=[], metavar="RESOURCE",
                                  help="what to deploy (default: the caretaker's install spec)")
@@ -124,8 +132,8 @@ def parser(command=None):
 def parse(argv):
     """The parsed `argv`. Without a command's name (`deploy --home H [RESOURCE...]`), the command is
     `install`: argv names one when its first positional argument (also right after `--`) is a command."""
-    scan = argparse.ArgumentParser(add_help=False)
-    add_home_options(scan)
+    home = home_options()
+    scan = argparse.ArgumentParser(add_help=False, parents=[home])
     scan.add_argument("words", nargs="*")
     argv = list(argv)
     words = scan.parse_known_args(argv)[0].words
@@ -139,7 +147,7 @@ def parse(argv):
     elif words or not {"-h", "--help"} & set(argv):
         command = "install"
         argv = ["install"] + argv
-    p = parser(command)
+    p = parser(command, home)
     args = p.parse_args(argv)
     if args.command == "place":
         from . import nodes
@@ -181,6 +189,20 @@ def print_steps(steps, home, dry_run, changed):
         "Plan: would deploy" if dry_run else "Deployed", len(done),
         " ({})".format("; ".join(notes)) if notes else "", len(steps) - len(done), home.root,
         "; engage/ updated" if changed else ""))
+
+
+def exit_now(code):
+    """Ends the process with `code` once stdout and stderr are flushed, without the interpreter's
+    teardown (finalizing every module and object left: milliseconds of a deploy on demand, for
+    nothing). By then every file the deployer wrote is closed (each in a `with` block or closed
+    in a `finally`), every thread it started has been joined, and nothing is registered with
+    atexit. A flush that fails (stdout closed by its reader) exits with 120, as Python does."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        code = code or 120
+    os._exit(code or 0)
 
 
 def main(argv=None):

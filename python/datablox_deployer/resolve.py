@@ -17,7 +17,6 @@ Reads nothing but the Extension and the installed instances it is given.
 """
 
 import functools
-import getpass
 import os
 import re
 
@@ -118,6 +117,17 @@ def detect_platform(extension, system=None):
     return (name, newest)
 
 
+def user_name():
+    """The user's name as `getpass.getuser()` finds it (LOGNAME, USER, LNAME, USERNAME, else the
+    password database), without importing getpass, which loads termios for its prompt."""
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if os.environ.get(variable):
+            return os.environ[variable]
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
 def host_instance(home, platform_key):
     """The instance of this machine, `master-host`, with the `host` output port Engage gives it."""
     home = os.path.abspath(home)
@@ -127,7 +137,7 @@ def host_instance(home, platform_key):
         # os.uname() is what socket.gethostname() and platform.machine() read on a POSIX node,
         # without importing them at an on-demand deploy's start.
         "hostname": os.uname().nodename,
-        "os_user_name": getpass.getuser(),
+        "os_user_name": user_name(),
         "os_type": platform_key[0],
         "cpu_arch": os.uname().machine,
         "private_ip": "127.0.0.1",
