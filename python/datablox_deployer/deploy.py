@@ -321,9 +321,17 @@ def prepare_step(options, extension, step):
 
 def prepare_all(options, extension, work):
     """prepare_step() of every step, in order; archives on a few threads at once (decompression,
-    hashing and file writes let other threads run), as each has its own staging directory. On a
-    refusal, the first in plan order is raised once every thread has stopped."""
+    hashing and file writes let other threads run), as each has its own staging directory, from
+    inside `.staging/` (`Home.working_in_staging`). On a refusal, the first in plan order is
+    raised once every thread has stopped."""
     archives = [i for i, step in enumerate(work) if KINDS[step.kind].threaded]
+    if not archives:
+        return [prepare_step(options, extension, step) for step in work]
+    with options.home.working_in_staging():
+        return _prepare(options, extension, work, archives)
+
+
+def _prepare(options, extension, work, archives):
     workers = min(WORKERS, len(archives))
     results, errors = [None] * len(work), [None] * len(work)
     if workers > 1:

@@ -242,6 +242,7 @@ class Home(object):
     def __init__(self, path):
         self.root = os.path.abspath(path)
         self._parsed = (None, None)  # see `installed`
+        self._in_staging = False  # see `working_in_staging`
 
     def path(self, *parts):
         return os.path.join(self.root, *parts)
@@ -394,6 +395,29 @@ class Home(object):
         if os.path.isdir(self.staging) and not os.path.islink(self.staging):
             shutil.rmtree(self.staging)
 
+    @contextlib.contextmanager
+    def working_in_staging(self):
+        """`.staging/` as the process's working directory for the block, the one before restored
+        after (call with the lock held): archives are then extracted by paths relative to it
+        (`prepare_archive`), which the `data` filter resolves an lstat per component, twice per
+        member, and each file operation walks, from there rather than from `/`. Threads started
+        inside share it. A working directory that cannot be opened (to return to) is kept, and
+        archives are extracted by absolute paths."""
+        self.ensure_dir(self.staging)
+        try:
+            before = os.open(os.curdir, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            yield
+            return
+        try:
+            os.chdir(self.staging)
+            self._in_staging = True
+            yield
+        finally:
+            self._in_staging = False
+            os.fchdir(before)
+            os.close(before)
+
     def new_staging(self, label):
         self.ensure_dir(self.staging)
         return tempfile.mkdtemp(prefix=label + ".", dir=self.staging)
@@ -515,8 +539,11 @@ class Home(object):
         # The archive's top directory is extracted as a new directory of .staging/ itself (not
         # inside one more directory, which would cost one more rmdir per archive).
         self.ensure_dir(self.staging)
-        destination = os.path.join(self.staging, "{}.{}".format(top, os.urandom(8).hex()))
-        return safetar.extract(archive, label, top, destination, *limits, expected=expected)
+        name = "{}.{}".format(top, os.urandom(8).hex())
+        destination = os.path.join(self.staging, name)
+        digest = safetar.extract(archive, label, top, name if self._in_staging else destination, *limits,
+                                 expected=expected)[1]
+        return destination, digest
 
     def prepare_file(self, extension, location):
         source = extension.path("sw_packages", location)

@@ -372,7 +372,8 @@ def budget(compressed_bytes):
 
 def extract(path, label, top, destination, max_members=MAX_MEMBERS, max_bytes=None, expected=None):
     """Extract the archive's top directory `top/` as `destination` (a path that does not exist
-    yet, in a directory only this deployer writes to), checking each member before it is
+    yet, in a directory only this deployer writes to; absolute, or relative to a working
+    directory that stays the same meanwhile), checking each member before it is
     written, and the digest of the bytes read against `expected` (its SHA256SUMS line) at the
     end; returns (`destination`, digest). Nothing is left at `destination` when it raises.
     `max_bytes` (decompressed; default: `budget` of the file's size) and `max_members` bound
@@ -406,9 +407,10 @@ def extract(path, label, top, destination, max_members=MAX_MEMBERS, max_bytes=No
 
 
 def _write_failure(label, where, error):
-    # The home's disk, not the archive: a failure, not a refusal.
+    # The home's disk, not the archive: a failure, not a refusal. `where` may be relative to the
+    # working directory (`Home.working_in_staging`): named in full.
     return DeployError("{}: cannot write {}: {} (help: check the free space and the permissions of the "
-                       "home)".format(label, where, error.strerror or error))
+                       "home)".format(label, os.path.abspath(where), error.strerror or error))
 
 
 def _read_failure(label, failed):

@@ -71,6 +71,23 @@ class LayoutTest(DeployerCase):
         self.assertEqual(sorted(loaded & {"datablox_deployer." + m for m in (
             "ansible", "bundle", "nodes", "placement", "release", "run", "service")} | loaded & {"ssl"}), [])
 
+    def test_the_callers_working_directory_is_kept_through_an_install_and_a_refusal(self):
+        # Archives are extracted from inside .staging/, by relative paths; the deploy returns, or
+        # raises, in the directory it was called from.
+        self.tree.block("alpha", "1.0")
+        self.tree.block("evil", "1.0", archive=b"not a tar archive at all")
+        self.tree.write()
+        before = os.getcwd()
+        options = lambda name: deploy.Options(self.home, self.tree.path, [name], platform=tuple(PLATFORM[1:]))
+        deploy.deploy(options("alpha"))
+        self.assertEqual(os.getcwd(), before)
+        self.assertTrue(os.path.isfile(os.path.join(self.home, "blox", "alpha__1_0", "b_alpha.py")))
+        with self.assertRaises(deploy.DeployError) as caught:
+            deploy.deploy(options("evil"))
+        self.assertIn("not a readable gzipped tar archive", str(caught.exception))
+        self.assertEqual(os.getcwd(), before)
+        self.assertFalse(os.path.exists(os.path.join(self.home, ".staging")))
+
     def test_dry_run_writes_nothing_and_says_why(self):
         self.tree.block("alpha", "1.0")
         self.tree.write()
