@@ -35,10 +35,10 @@ Supported interpreters: those whose tarfile has the `data` filter: CPython 3.12 
 3.8.17+, 3.9.17+, 3.10.12+, 3.11.4+. Any other is refused before an archive is opened.
 """
 
+import collections
 import hashlib
 import os
 import posixpath
-import queue
 import shutil
 import sys
 import tarfile
@@ -174,7 +174,10 @@ class _Gunzip(object):
     def __init__(self, raw):
         self.raw = raw
         self.digest = hashlib.sha256()
-        self.chunks = queue.Queue(AHEAD)  # bytes, an exception, then None: the end
+        # What the thread made, in order: bytes, an exception, then None (the end). `made`
+        # counts them, `room` the places left (queue.Queue, less its import).
+        self.chunks = collections.deque()
+        self.made, self.room = threading.Semaphore(0), threading.Semaphore(AHEAD)
         self.chunk, self.at = b"", 0
         self.ended = False
         self.failed = None
@@ -192,15 +195,20 @@ class _Gunzip(object):
                         chunk = inflate.decompress(data, CHUNK)
                     except zlib.error as error:
                         # tarfile raises it as it reads that far; the rest is hashed all the same.
-                        self.chunks.put(error)
+                        self._put(error)
                         self.stop = True
                         break
                     data = inflate.unconsumed_tail
                     if chunk:
-                        self.chunks.put(chunk)
+                        self._put(chunk)
         except BaseException as error:  # noqa: a read failure, raised by read() and finish()
-            self.chunks.put(error)
-        self.chunks.put(None)
+            self._put(error)
+        self._put(None)
+
+    def _put(self, item):
+        self.room.acquire()
+        self.chunks.append(item)
+        self.made.release()
 
     def _read_raw(self):
         try:
@@ -209,7 +217,9 @@ class _Gunzip(object):
             raise _ReadFailed(error)
 
     def _next(self):
-        item = self.chunks.get()
+        self.made.acquire()
+        item = self.chunks.popleft()
+        self.room.release()
         if item is None:
             self.ended = True
         elif isinstance(item, _ReadFailed):
