@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import unittest
 from unittest import mock
 
@@ -351,6 +352,22 @@ class ExtractTest(unittest.TestCase):
         driver = os.path.join(REPO, "engage-extension", "drivers", "system_python_driver.py")
         with open(driver) as handle:
             self.assertIn('SUPPORTED = "{}"\n'.format(safetar.SUPPORTED), handle.read())
+
+    def test_a_refusal_partway_stops_the_decompression_and_the_digest_still_covers_every_byte(self):
+        # 40 MiB of zeros, refused from its first file's header: the thread that gunzips the
+        # archive stops, hashes the rest of the file and ends; a change past what tarfile read
+        # (the gzip trailer's last byte) is what is reported.
+        archive = zeros_archive(self.TOP, [8 << 20] * 5)
+        expected = self.write(archive)
+        for data, refusal in ((archive, "member `t__1_0/z0`: more than 1048576 bytes once decompressed"),
+                              (archive[:-1] + bytes([archive[-1] ^ 1]), "but SHA256SUMS says " + expected)):
+            self.write(data)
+            with self.assertRaises(safetar.Refused) as caught:
+                safetar.extract(self.path, "sw_packages/t__1_0.tgz", self.TOP, self.destination, max_bytes=1 << 20,
+                                expected=expected)
+            self.assertIn(refusal, str(caught.exception))
+            self.assertEqual([t for t in threading.enumerate() if t.name == "gunzip"], [])
+            self.assertFalse(os.path.lexists(self.destination))
 
     def test_a_full_disk_is_a_failure_naming_the_file_not_a_refusal_of_the_archive(self):
         # A file size limit makes the write fail as a full disk does (EFBIG instead of ENOSPC).
