@@ -116,27 +116,28 @@ pub fn scan_recorded(dir: &Path, top: &str, excludes: &Excludes, inputs: &Inputs
 
     let source = |entry: &Entry| source_of(dir, top.len(), &entry.path);
     for entry in &entries {
-        if let EntryKind::File { .. } = entry.kind {
-            let (nlink, inside) = links[&(entry.stat.dev, entry.stat.inode)];
-            if nlink > inside {
-                problems.push(
-                    Diagnostic::error(
-                        "hard-link-outside",
-                        format!(
-                            "hard link to outside the block: `{}` has {nlink} links, {inside} of them inside the block",
-                            source(entry).display()
-                        ),
-                    )
-                    .file(source(entry))
-                    .help("replace the hard link with a copy of the file"),
-                );
-            }
+        if let EntryKind::File { .. } = entry.kind
+            && let Some(&(nlink, inside)) = links.get(&(entry.stat.dev, entry.stat.inode))
+            && nlink > inside
+        {
+            problems.push(
+                Diagnostic::error(
+                    "hard-link-outside",
+                    format!(
+                        "hard link to outside the block: `{}` has {nlink} links, {inside} of them inside the block",
+                        source(entry).display()
+                    ),
+                )
+                .file(source(entry))
+                .help("replace the hard link with a copy of the file"),
+            );
         }
     }
 
-    let directories: HashSet<&[u8]> = entries
-        .iter()
-        .filter(|entry| entry.kind == EntryKind::Dir)
+    // Only a symbolic link needs them (most blocks have none).
+    let has_links = (entries.iter()).any(|entry| matches!(entry.kind, EntryKind::Symlink { .. }));
+    let directories: HashSet<&[u8]> = (entries.iter())
+        .filter(|entry| has_links && entry.kind == EntryKind::Dir)
         .map(|entry| entry.path.as_slice())
         .collect();
     for entry in &entries {
@@ -201,7 +202,8 @@ struct Walk<'a> {
     reuse: bool,
     entries: Vec<Entry>,
     problems: Vec<Diagnostic>,
-    /// (dev, inode) -> (nlink, occurrences in the tree), for regular files.
+    /// (dev, inode) -> (nlink, occurrences in the tree), for regular files with more than one
+    /// link.
     links: HashMap<(u64, u64), (u64, u64)>,
 }
 
@@ -347,11 +349,14 @@ impl<'a> Walk<'a> {
         let kind = match stat.mode & S_IFMT {
             S_IFDIR => EntryKind::Dir,
             S_IFREG => {
-                let counter = self
-                    .links
-                    .entry((stat.dev, stat.inode))
-                    .or_insert((links, 0));
-                counter.1 += 1;
+                // A file with one link has no other name, inside the block or out.
+                if links > 1 {
+                    let counter = self
+                        .links
+                        .entry((stat.dev, stat.inode))
+                        .or_insert((links, 0));
+                    counter.1 += 1;
+                }
                 EntryKind::File {
                     executable: stat.mode & 0o111 != 0,
                     size: stat.size,
