@@ -108,11 +108,11 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
                 files.push(json_file(
                     &format!("{dir}/resources.json"),
                     &json!([definition(resource)]),
-                )?);
+                ));
                 files.push(json_file(
                     &format!("{dir}/packages.json"),
                     &packages(resource),
-                )?);
+                ));
             }
             Driver::Directory(source) => {
                 let dir = format!("drivers/{}", resource.driver_dir());
@@ -140,16 +140,16 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
                 files.push(json_file(
                     &format!("{dir}/resources.json"),
                     &json!([definition(resource)]),
-                )?);
+                ));
                 files.push(json_file(
                     &format!("{dir}/packages.json"),
                     &packages(resource),
-                )?);
+                ));
             }
         }
     }
-    files.push(json_file(DEFINITIONS_FILE, &Value::Array(definitions))?);
-    files.push(json_file(LIBRARY_FILE, &Value::Array(library))?);
+    files.push(json_file(DEFINITIONS_FILE, &Value::Array(definitions)));
+    files.push(json_file(LIBRARY_FILE, &Value::Array(library)));
 
     for module in &drivers.modules {
         let name = module
@@ -177,13 +177,13 @@ pub fn generate(model: &Model, drivers: &DriverSources) -> Result<Vec<OutputFile
                 model.extension.log_level.as_deref(),
                 &model.extension.install_specs,
             ),
-        )?);
+        ));
     }
     for spec in &model.extension.install_specs {
         files.push(json_file(
             &format!("metadata/{}", spec.file),
             &install_spec(spec),
-        )?);
+        ));
     }
 
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -232,24 +232,11 @@ fn bytes(path: &str, content: Vec<u8>) -> OutputFile {
     }
 }
 
-/// Serializes `value` in the one JSON format of the tree, then re-reads it and checks that it
-/// comes back equal, so a file that Engage would read differently is never written.
-pub fn json_file(path: &str, value: &Value) -> Result<OutputFile> {
+/// `value` in the one JSON format of the tree: pretty-printed, ended by a newline.
+pub fn json_file(path: &str, value: &Value) -> OutputFile {
     let mut text = serde_json::to_string_pretty(value).expect("JSON values always serialize");
     text.push('\n');
-    let reread: Value = serde_json::from_str(&text).map_err(|error| {
-        Error::new(Diagnostic::error(
-            "json-roundtrip",
-            format!("generated `{path}` does not parse back: {error}"),
-        ))
-    })?;
-    if &reread != value {
-        return Err(Error::new(Diagnostic::error(
-            "json-roundtrip",
-            format!("generated `{path}` reads back differently"),
-        )));
-    }
-    Ok(bytes(path, text.into_bytes()))
+    bytes(path, text.into_bytes())
 }
 
 pub fn key_json(key: &Key) -> Value {

@@ -344,7 +344,7 @@ pub fn stage(
         .iter()
         .map(|p| format!("{}  {TREE}/sw_packages/{}\n", p.sha256, p.file_name))
         .collect();
-    let manifest = extension::json_file(DIST_MANIFEST_FILE, &dist_manifest(model, plan, built))?;
+    let manifest = extension::json_file(DIST_MANIFEST_FILE, &dist_manifest(model, plan, built));
     let Content::Bytes(manifest) = manifest.content else {
         unreachable!("json_file returns bytes")
     };
