@@ -1,9 +1,8 @@
 """Archives from `sw_packages`, extracted the way pip extracts an sdist: `tarfile` with PEP 706's
 `data` filter, here wrapped in a filter of ours that is stricter. The file is read once, front
-to back, by a thread that hashes every byte and decompresses it a little ahead of tarfile
-(`_Gunzip`: tarfile's stream mode reads the tar stream from it); each member is checked by the
-filter before it is written under a new directory in the home's private staging area, and at
-the end the digest of every byte read must equal the archive's line in SHA256SUMS. What was extracted is then
+to back: every byte is hashed as tarfile reads it, each member is checked by the filter before
+it is written under a new directory in the home's private staging area, and at the end the
+digest of what was read must equal the archive's line in SHA256SUMS. What was extracted is then
 the resource's directory (renamed into place by the caller). On any refusal the new directory
 is removed: the home is as it was. A file that cannot be written (a full disk) is a failure
 naming that file, not a refusal of the archive.
@@ -35,15 +34,12 @@ Supported interpreters: those whose tarfile has the `data` filter: CPython 3.12 
 3.8.17+, 3.9.17+, 3.10.12+, 3.11.4+. Any other is refused before an archive is opened.
 """
 
-import collections
 import hashlib
 import os
 import posixpath
 import shutil
 import sys
 import tarfile
-import threading
-import zlib
 
 from . import DeployError
 
@@ -53,11 +49,6 @@ MIN_BUDGET = 64 << 20
 RATIO = 100
 # The extended headers (pax, GNU long name and link target) of one member, together.
 MAX_HEADER = 1 << 20
-# The decompressing thread (`_Gunzip`): bytes of the file read at a time, at most CHUNK bytes of
-# tar stream per chunk, at most AHEAD chunks ahead of tarfile.
-READ_SIZE = 1 << 16
-CHUNK = 1 << 18
-AHEAD = 8
 SUPPORTED = "CPython 3.12 or newer, 3.11.4+, 3.10.12+, 3.9.17+ or 3.8.17+"
 
 
@@ -162,90 +153,20 @@ class _ReadFailed(Exception):
     """The archive file itself could not be read."""
 
 
-class _Gunzip(object):
-    """The archive's tar stream, for tarfile's stream mode (`r|`): a thread of its own reads the
-    file once, front to back, hashes every byte and decompresses the gzip member (zlib checks its
-    header; what follows the member is hashed, never extracted), at most AHEAD chunks of CHUNK
-    bytes ahead of tarfile. Reading, hashing and decompressing release the GIL, so they run
-    beside the checks and writes of the members already read. A decompression error reaches
-    tarfile as it reads that far. `finish()` stops the decompression, waits while the thread
-    hashes the rest of the file, and returns the digest of every byte (or raises _ReadFailed)."""
+class _HashingReader(object):
+    """The archive file as tarfile reads it, every byte hashed on the way."""
 
     def __init__(self, raw):
         self.raw = raw
         self.digest = hashlib.sha256()
-        # What the thread made, in order: bytes, an exception, then None (the end). `made`
-        # counts them, `room` the places left (queue.Queue, less its import).
-        self.chunks = collections.deque()
-        self.made, self.room = threading.Semaphore(0), threading.Semaphore(AHEAD)
-        self.chunk, self.at = b"", 0
-        self.ended = False
-        self.failed = None
-        self.stop = False
-        self.thread = threading.Thread(target=self._run, name="gunzip", daemon=True)
-        self.thread.start()
 
-    def _run(self):
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    def read(self, size=-1):
         try:
-            for data in iter(self._read_raw, b""):
-                self.digest.update(data)
-                while data and not (self.stop or inflate.eof):
-                    try:
-                        chunk = inflate.decompress(data, CHUNK)
-                    except zlib.error as error:
-                        # tarfile raises it as it reads that far; the rest is hashed all the same.
-                        self._put(error)
-                        self.stop = True
-                        break
-                    data = inflate.unconsumed_tail
-                    if chunk:
-                        self._put(chunk)
-        except BaseException as error:  # noqa: a read failure, raised by read() and finish()
-            self._put(error)
-        self._put(None)
-
-    def _put(self, item):
-        self.room.acquire()
-        self.chunks.append(item)
-        self.made.release()
-
-    def _read_raw(self):
-        try:
-            return self.raw.read(READ_SIZE)
+            data = self.raw.read(size)
         except OSError as error:
             raise _ReadFailed(error)
-
-    def _next(self):
-        self.made.acquire()
-        item = self.chunks.popleft()
-        self.room.release()
-        if item is None:
-            self.ended = True
-        elif isinstance(item, _ReadFailed):
-            self.failed = item
-        return item
-
-    def read(self, size):
-        while self.at == len(self.chunk):
-            if self.ended:
-                return b""
-            item = self._next()
-            if isinstance(item, BaseException):
-                raise item
-            self.chunk, self.at = item or b"", 0
-        data = self.chunk[self.at:self.at + size]
-        self.at += len(data)
+        self.digest.update(data)
         return data
-
-    def finish(self):
-        self.stop = True
-        while not self.ended:
-            self._next()
-        self.thread.join()
-        if self.failed is not None:
-            raise self.failed
-        return self.digest.hexdigest()
 
 
 def _inside(top, path):
@@ -393,23 +314,24 @@ def extract(path, label, top, destination, max_members=MAX_MEMBERS, max_bytes=No
         _check_digest(None, None, label)
     with open(path, "rb") as raw:
         limit = budget(os.fstat(raw.fileno()).st_size) if max_bytes is None else max_bytes
+        reader = _HashingReader(raw)
         checks = _Checks(label, top, destination, max_members, limit)
         try:
             os.mkdir(destination)
         except OSError as error:
             raise _write_failure(label, destination, error)
         try:
-            source = _Gunzip(raw)
             try:
-                _extract(source, checks, label)
+                _extract(reader, checks, label)
             finally:
                 # The digest covers every byte of the file, whether tarfile read it or not; a
                 # mismatch is the error reported, whatever else went wrong.
                 try:
-                    digest = source.finish()
+                    for _ in iter(lambda: reader.read(1 << 20), b""):
+                        pass
                 except _ReadFailed as failed:
                     raise _read_failure(label, failed)
-                digest = _check_digest(digest, expected, label)
+                digest = _check_digest(reader.digest.hexdigest(), expected, label)
         except BaseException:
             shutil.rmtree(destination, ignore_errors=True)
             raise
@@ -428,10 +350,10 @@ def _read_failure(label, failed):
         label, failed.args[0]))
 
 
-def _extract(source, checks, label):
-    unreadable = (tarfile.TarError, EOFError, ValueError, RecursionError, zlib.error)
+def _extract(reader, checks, label):
+    unreadable = (tarfile.TarError, EOFError, ValueError, RecursionError)
     try:
-        with _Archive.open(fileobj=source, mode="r|", tarinfo=_Header) as tar:
+        with _Archive.open(fileobj=reader, mode="r|gz", tarinfo=_Header) as tar:
             def members():
                 # tarfile keeps every member it reads; what the checks need, they keep.
                 for member in iter(tar.next, None):
