@@ -465,21 +465,29 @@ impl Inputs {
     /// A recorder of the paths below `root` (absolute), which reuses `previous` (as `finish`
     /// left them, for the same root) of a build that started at `started_ns`.
     pub fn with_previous(root: &Path, previous: Records, started_ns: i64) -> Inputs {
-        let previous = Some(previous)
-            .filter(|p| p.root == root)
-            .unwrap_or_default();
-        Inputs {
-            previous_started_ns: started_ns,
-            // As many as last time, most likely, and an eighth for what `finish` leaves out
-            // (repeated questions): room for them at once, never twice that (memory).
-            records: Mutex::new(Records::with_capacity(
-                root,
-                previous.inputs.len() / 8 * 9,
-                previous.paths.len() / 8 * 9,
-            )),
-            previous,
+        let mut inputs = Inputs {
+            records: Mutex::new(Records::with_capacity(root, 0, 0)),
             complete: AtomicBool::new(true),
-        }
+            ..Inputs::default()
+        };
+        inputs.reuse(previous, started_ns);
+        inputs
+    }
+
+    /// Reuses `previous` (as `finish` left them, for the same root) of a build that started at
+    /// `started_ns` from now on.
+    pub fn reuse(&mut self, previous: Records, started_ns: i64) {
+        let records = self.records.get_mut().expect("no thread panics holding it");
+        self.previous = Some(previous)
+            .filter(|p| p.root == records.root)
+            .unwrap_or_default();
+        self.previous_started_ns = started_ns;
+        // As many as last time, most likely, and an eighth for what `finish` leaves out
+        // (repeated questions): room for them at once, never twice that (memory).
+        let inputs = self.previous.inputs.len() / 8 * 9;
+        let paths = self.previous.paths.len() / 8 * 9;
+        (records.inputs).reserve_exact(inputs.saturating_sub(records.inputs.len()));
+        (records.paths).reserve_exact(paths.saturating_sub(records.paths.len()));
     }
 
     fn record(&self, path: &Path, seen: Seen) {

@@ -95,23 +95,32 @@ pub fn dist(
             tasks: build::Tasks::default(),
         });
     }
-    let (mut previous, damaged) = if options.use_cache {
-        state::State::read(&out_dir)
-    } else {
-        Default::default()
-    };
     timings.lap("read the state: changed, or none");
-    let inputs = inputs::Inputs::with_previous(
-        repo,
-        std::mem::take(&mut previous.inputs),
-        previous.started_ns,
-    );
-    let checked = check::load(repo, &inputs)?;
-    timings.lap("parse and check manifests");
-    output::check_out_dir(&out_dir)?;
-    let plan = plan::make(&checked.model, repo, options.source_date_epoch, &inputs)?;
-    plan::check_out_dir(&plan, &out_dir)?;
-    timings.lap("plan and generate the extension tree");
+    // The previous state is decoded while the manifests are checked and the plan is made (on a
+    // thread of its own when `--jobs` is above 1): they reuse nothing from it, the scan and the
+    // build do.
+    let read_state = || {
+        if options.use_cache {
+            state::State::read(&out_dir)
+        } else {
+            Default::default()
+        }
+    };
+    let mut inputs = inputs::Inputs::with_previous(repo, Default::default(), 0);
+    let (checked, plan, (mut previous, damaged)) = std::thread::scope(|scope| {
+        let read = (options.jobs > 1).then(|| scope.spawn(read_state));
+        let checked = check::load(repo, &inputs)?;
+        timings.lap("parse and check manifests");
+        output::check_out_dir(&out_dir)?;
+        let plan = plan::make(&checked.model, repo, options.source_date_epoch, &inputs)?;
+        plan::check_out_dir(&plan, &out_dir)?;
+        let read = read.map_or_else(read_state, |read| {
+            read.join().expect("decoding does not panic")
+        });
+        timings.lap("plan and generate the extension tree");
+        Ok::<_, Error>((checked, plan, read))
+    })?;
+    inputs.reuse(std::mem::take(&mut previous.inputs), previous.started_ns);
     // The manifests' warnings, which a fresh run repeats; then the one about the state.
     let mut warnings = checked.warnings;
     let repeated = warnings.len();
