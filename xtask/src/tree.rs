@@ -94,10 +94,10 @@ pub fn scan_recorded(dir: &Path, top: &str, excludes: &Excludes, inputs: &Inputs
     let top_stat = Stat::from_metadata(&top_metadata);
     let base = Base::open(dir);
     let mut walk = Walk::new(top, excludes, inputs, &base, true, top_stat);
-    match walk.dir(dir, top.as_bytes(), top_stat, true) {
+    match walk.dir(&mut dir.to_path_buf(), top.as_bytes(), top_stat, true) {
         Err(Walked::Stale) => {
             walk = Walk::new(top, excludes, inputs, &base, false, top_stat);
-            walk.dir(dir, top.as_bytes(), top_stat, true)
+            walk.dir(&mut dir.to_path_buf(), top.as_bytes(), top_stat, true)
                 .map_err(Walked::into_error)?;
         }
         Err(Walked::Failed(error)) => return Err(error),
@@ -233,10 +233,11 @@ impl<'a> Walk<'a> {
     }
 
     /// Lists the directory `source` (member path `path`, stat'ed as `stat` before anything in it
-    /// was read), adds its entries and walks its subdirectories.
+    /// was read), adds its entries and walks its subdirectories, each by pushing its name onto
+    /// `source` (one buffer for the walk, not a path allocated per directory).
     fn dir(
         &mut self,
-        source: &Path,
+        source: &mut PathBuf,
         path: &[u8],
         stat: Stat,
         is_top: bool,
@@ -253,7 +254,7 @@ impl<'a> Walk<'a> {
             }
         }
         for (index, listed) in listing.iter().enumerate() {
-            let child = || source.join(OsStr::from_bytes(listed.name));
+            let child = |source: &Path| source.join(OsStr::from_bytes(listed.name));
             let mut child_path = Vec::with_capacity(path.len() + 1 + listed.name.len());
             child_path.extend_from_slice(path);
             child_path.push(b'/');
@@ -272,7 +273,7 @@ impl<'a> Walk<'a> {
                     let found = self.base.statx(inside, false).map(|(stat, _)| stat);
                     let is_dir = found.is_some_and(|stat| stat.mode & S_IFMT == S_IFDIR);
                     if !is_dir {
-                        self.inputs.saw_lstat(&child(), found);
+                        self.inputs.saw_lstat(&child(source), found);
                     }
                     let stat = match found {
                         Some(stat) if is_dir => stat,
@@ -283,9 +284,12 @@ impl<'a> Walk<'a> {
                             self.push(child_path, EntryKind::Dir, Stat::default());
                             continue;
                         }
-                        None => return Err(lstat_error(&child()).into()),
+                        None => return Err(lstat_error(&child(source)).into()),
                     };
-                    self.dir(&child(), &child_path, stat, false)?;
+                    source.push(OsStr::from_bytes(listed.name));
+                    let walked = self.dir(source, &child_path, stat, false);
+                    source.pop();
+                    walked?;
                     // After its entries: the path is not copied (entries are sorted at the end).
                     self.push(child_path, EntryKind::Dir, Stat::default());
                 }
@@ -293,7 +297,7 @@ impl<'a> Walk<'a> {
                     let target = match listed.target {
                         Some(target) => target.to_vec(),
                         None => {
-                            let child = child();
+                            let child = child(source);
                             let read = fs::read_link(&child).with_path("read symlink", &child)?;
                             let read = read.as_os_str().as_bytes().to_vec();
                             read_targets.push((index, read.clone()));
@@ -307,17 +311,18 @@ impl<'a> Walk<'a> {
                     // (`Inputs::hash_file`, `Inputs::saw_file`); anything else here.
                     let found = self.base.statx(inside, false);
                     if found.is_none_or(|(stat, _)| stat.mode & S_IFMT != S_IFREG) {
-                        self.inputs.saw_lstat(&child(), found.map(|(stat, _)| stat));
+                        self.inputs
+                            .saw_lstat(&child(source), found.map(|(stat, _)| stat));
                     }
                     let (stat, links) = match found {
                         Some(found) => found,
                         None if cached => return Err(Walked::Stale),
-                        None => return Err(lstat_error(&child()).into()),
+                        None => return Err(lstat_error(&child(source)).into()),
                     };
                     if cached && matches!(stat.mode & S_IFMT, S_IFDIR | S_IFLNK) {
                         return Err(Walked::Stale);
                     }
-                    self.file(child_path, child, stat, links)?;
+                    self.file(child_path, || child(source), stat, links)?;
                 }
             }
         }
