@@ -405,10 +405,13 @@ fn build_archive(context: &Context, job: &crate::plan::ArchiveJob, tree: &Tree) 
         && let Some(recorded) = &previous.package
     {
         let mut hashes = Vec::with_capacity(tree.entries.len());
+        // One path buffer for the tree's files (thousands of paths, from the malloc arena that
+        // the build's threads share).
+        let mut source = PathBuf::new();
         for entry in &tree.entries {
             let hash = match entry.kind {
                 EntryKind::File { .. } => {
-                    let source = tree.source(entry);
+                    tree.source_into(entry, &mut source);
                     let hash = context.inputs.hash_file(&source, &entry.stat, || {
                         let hash = hash::hash_file(&source)?;
                         fault::point("hash")?;

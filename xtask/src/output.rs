@@ -25,6 +25,7 @@
 //! There is no fsync (a cold build waited on the disk for most of its time with it): the protocol
 //! holds against a killed process, and after a power loss `verify` tells, `--no-cache` repairs.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
@@ -269,8 +270,8 @@ pub fn stage_tree(
     for (index, file) in (first..).zip(files) {
         let path = tree_root.join(&file.path);
         let bytes = match &file.content {
-            Content::Bytes(bytes) => bytes.clone(),
-            Content::Copy(source) => inputs.read(source).with_path("read", source)?,
+            Content::Bytes(bytes) => Cow::Borrowed(bytes.as_slice()),
+            Content::Copy(source) => Cow::Owned(inputs.read(source).with_path("read", source)?),
         };
         let relative = format!("{TREE}/{}", file.path);
         let (sha256, kept) = holds(previous, &relative, &path, &bytes);

@@ -51,6 +51,15 @@ impl Tree {
     pub fn source(&self, entry: &Entry) -> PathBuf {
         source_of(&self.root, self.top.len(), &entry.path)
     }
+
+    /// `source`, written into `buffer`, whose allocation is reused.
+    pub fn source_into(&self, entry: &Entry, buffer: &mut PathBuf) {
+        buffer.as_mut_os_string().clear();
+        buffer.push(&self.root);
+        if let Some(inside) = entry.path.get(self.top.len() + 1..) {
+            buffer.push(OsStr::from_bytes(inside));
+        }
+    }
 }
 
 /// Where the entry with member path `path` is on disk, below `root` (the top directory, whose
@@ -532,6 +541,11 @@ mod tests {
         );
         assert_eq!(tree.source(&tree.entries[0]), dir);
         assert_eq!(tree.source(&tree.entries[7]), dir.join("sub/x.py"));
+        let mut buffer = PathBuf::from("/elsewhere/longer/than/the/rest");
+        for entry in &tree.entries {
+            tree.source_into(entry, &mut buffer);
+            assert_eq!(buffer, tree.source(entry));
+        }
     }
 
     #[test]
