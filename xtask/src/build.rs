@@ -23,10 +23,11 @@ use crate::error::{Error, IoContext, Result};
 use crate::exclude::Excludes;
 use crate::fault;
 use crate::hash::{self, to_hex};
-use crate::inputs::{Inputs, Stat};
+use crate::inputs::Inputs;
 use crate::model::{Key, Kind};
 use crate::plan::{Plan, TREE};
 use crate::progress::Progress;
+use crate::stat::Stat;
 use crate::state::State;
 use crate::tree::{self, EntryKind, Tree};
 

@@ -12,39 +12,19 @@ use std::cell::Cell;
 use std::ffi::OsStr;
 use std::fs::Metadata;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 
 use crate::error::{IoContext, Result};
+use crate::stat::{Base, S_IFDIR, S_IFMT, Stat};
 
-/// What tells later whether a path may have changed (from `lstat`, or `stat` through links).
-/// Times are nanoseconds since the epoch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stat {
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub inode: u64,
-    pub dev: u64,
-    pub mode: u32,
-}
+/// A file clock ticks at least every jiffy (up to 10 ms with HZ=100): twice that of slack.
+const CLOCK_SLACK_NS: i64 = 20_000_000;
 
 impl Stat {
-    pub fn from_metadata(metadata: &Metadata) -> Stat {
-        Stat {
-            size: metadata.size(),
-            mtime_ns: nanoseconds(metadata.mtime(), metadata.mtime_nsec()),
-            ctime_ns: nanoseconds(metadata.ctime(), metadata.ctime_nsec()),
-            inode: metadata.ino(),
-            dev: metadata.dev(),
-            mode: metadata.mode(),
-        }
-    }
-
     /// Whether what this stat describes may have changed after a build that started at
     /// `started_ns` looked at it, within the same tick of the file clock (git's racy rule).
     pub fn racy(&self, started_ns: i64) -> bool {
@@ -53,22 +33,6 @@ impl Stat {
             .saturating_add(CLOCK_SLACK_NS)
             >= started_ns
     }
-}
-
-/// The file type in a `Stat`'s mode, and three of its values (POSIX's, Linux's).
-pub const S_IFMT: u32 = 0o170000;
-pub const S_IFDIR: u32 = 0o040000;
-pub const S_IFREG: u32 = 0o100000;
-pub const S_IFLNK: u32 = 0o120000;
-
-/// A file clock ticks at least every jiffy (up to 10 ms with HZ=100): twice that of slack.
-const CLOCK_SLACK_NS: i64 = 20_000_000;
-
-/// A file time in nanoseconds since the epoch (saturating).
-pub fn nanoseconds(seconds: i64, nanoseconds: i64) -> i64 {
-    seconds
-        .saturating_mul(1_000_000_000)
-        .saturating_add(nanoseconds)
 }
 
 /// Nanoseconds since the epoch: when a build starts.
@@ -108,32 +72,24 @@ pub struct Listed<'a> {
 pub struct Listing(Arc<[u8]>);
 
 impl Serialize for Listing {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
+    fn serialize<S: Serializer>(&self, to: S) -> std::result::Result<S::Ok, S::Error> {
+        to.serialize_bytes(&self.0)
     }
 }
 
 impl<'de> Deserialize<'de> for Listing {
-    fn deserialize<D: serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> std::result::Result<Listing, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(from: D) -> std::result::Result<Listing, D::Error> {
         struct Bytes;
-        impl serde::de::Visitor<'_> for Bytes {
+        impl de::Visitor<'_> for Bytes {
             type Value = Listing;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a directory listing's bytes")
             }
-            fn visit_bytes<E: serde::de::Error>(
-                self,
-                bytes: &[u8],
-            ) -> std::result::Result<Listing, E> {
+            fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> std::result::Result<Listing, E> {
                 Ok(Listing(bytes.into()))
             }
         }
-        deserializer.deserialize_bytes(Bytes)
+        from.deserialize_bytes(Bytes)
     }
 }
 
@@ -213,7 +169,7 @@ impl Seen {
             Seen::Read { stat, .. } => base.stat(key, true) == Some(*stat),
             Seen::Listed { stat, .. } => base.stat(key, false) == Some(*stat),
             Seen::Resolved(real) => {
-                let now = base.path.join(OsStr::from_bytes(key)).canonicalize();
+                let now = base.path().join(OsStr::from_bytes(key)).canonicalize();
                 now.ok().and_then(|p| p.to_str().map(String::from)) == *real
             }
         }
@@ -237,100 +193,6 @@ impl Seen {
             Seen::Stat(_) => 3,
             Seen::Resolved(_) => 4,
         }
-    }
-}
-
-/// A directory whose paths are stat'ed relative to it (`statx` on its descriptor): the kernel then
-/// walks only the part of each path below it, and path lookup is most of the time of a `dist`
-/// with nothing changed (`perf record` of `cargo xtask dist` run twice on the large profile).
-pub struct Base {
-    path: PathBuf,
-    dir: Option<std::fs::File>,
-}
-
-impl Base {
-    pub fn open(path: &Path) -> Base {
-        // Only a handle to look paths up from (`O_PATH`): no permission to read it is needed.
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        let dir = std::os::unix::fs::OpenOptionsExt::custom_flags(
-            std::fs::OpenOptions::new().read(true),
-            libc::O_PATH | libc::O_DIRECTORY,
-        )
-        .open(path)
-        .ok();
-        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-        let dir = std::fs::File::open(path).ok();
-        let path = path.to_path_buf();
-        Base { path, dir }
-    }
-
-    /// The directory `dir` (relative) below this one, opened from it.
-    pub fn below(&self, dir: &[u8]) -> Base {
-        let path = self.path.join(OsStr::from_bytes(dir));
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        if let Some(parent) = &self.dir {
-            use std::os::fd::{AsRawFd, FromRawFd};
-            let Ok(name) = std::ffi::CString::new(dir) else {
-                return Base { path, dir: None };
-            };
-            let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
-            // SAFETY: a valid descriptor and a NUL-terminated name; a descriptor returned is
-            // ours alone, and `File` closes it.
-            let fd = unsafe { libc::openat(parent.as_raw_fd(), name.as_ptr(), flags) };
-            let dir = (fd >= 0).then(|| unsafe { std::fs::File::from_raw_fd(fd) });
-            return Base { path, dir };
-        }
-        Base::open(&path)
-    }
-
-    /// What `std::fs::metadata` (`follow`) or `symlink_metadata` says of `key`, relative to
-    /// this directory or absolute.
-    pub fn stat(&self, key: impl AsRef<[u8]>, follow: bool) -> Option<Stat> {
-        self.statx(key.as_ref(), follow).map(|(stat, _)| stat)
-    }
-
-    /// `stat`, and the number of hard links.
-    pub fn statx(&self, key: &[u8], follow: bool) -> Option<(Stat, u64)> {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        if let (Some(dir), false) = (&self.dir, key.is_empty()) {
-            use std::os::fd::AsRawFd;
-            // The key and a NUL on the stack: no allocation for one of thousands of stats.
-            let mut buffer = [0u8; 256];
-            let heap;
-            let key = match buffer.get_mut(..=key.len()) {
-                Some(with_nul) => {
-                    with_nul[..key.len()].copy_from_slice(key);
-                    std::ffi::CStr::from_bytes_with_nul(with_nul).ok()?
-                }
-                _ => {
-                    heap = std::ffi::CString::new(key).ok()?;
-                    heap.as_c_str()
-                }
-            };
-            let flags =
-                libc::AT_STATX_SYNC_AS_STAT | if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-            // SAFETY: an all-zero `statx` is valid; the kernel fills it as for the standard
-            // library (the system call: glibc's wrapper needs glibc 2.28 or newer to link).
-            let mut x: libc::statx = unsafe { std::mem::zeroed() };
-            let (fd, mask, buf) = (dir.as_raw_fd(), libc::STATX_BASIC_STATS, &raw mut x);
-            let rc = unsafe { libc::syscall(libc::SYS_statx, fd, key.as_ptr(), flags, mask, buf) };
-            let stat = Stat {
-                size: x.stx_size,
-                mtime_ns: nanoseconds(x.stx_mtime.tv_sec, x.stx_mtime.tv_nsec.into()),
-                ctime_ns: nanoseconds(x.stx_ctime.tv_sec, x.stx_ctime.tv_nsec.into()),
-                inode: x.stx_ino,
-                dev: libc::makedev(x.stx_dev_major, x.stx_dev_minor),
-                mode: x.stx_mode.into(),
-            };
-            return (rc == 0).then_some((stat, x.stx_nlink.into()));
-        }
-        let path = self.path.join(OsStr::from_bytes(key));
-        let stat = if follow {
-            std::fs::metadata(path)
-        } else {
-            std::fs::symlink_metadata(path)
-        };
-        stat.ok().map(|m| (Stat::from_metadata(&m), m.nlink()))
     }
 }
 
@@ -770,39 +632,6 @@ mod tests {
             !input.seen.holds(&base, key.as_bytes()),
             "a file created there is seen"
         );
-    }
-
-    /// `Base::stat` answers as `std::fs::metadata` and `symlink_metadata` do, for a file, a
-    /// directory, a link (followed or not), a dangling link, nothing, and an absolute path.
-    #[test]
-    fn a_stat_below_a_base_is_the_standard_one() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("d/e")).unwrap();
-        std::fs::write(dir.path().join("d/e/f"), "bytes").unwrap();
-        std::os::unix::fs::symlink("e/f", dir.path().join("d/link")).unwrap();
-        std::os::unix::fs::symlink("nowhere", dir.path().join("d/dangling")).unwrap();
-        let base = Base::open(dir.path());
-        let absolute = dir.path().join("d/e/f");
-        for key in [
-            "d",
-            "d/e",
-            "d/e/f",
-            "d/link",
-            "d/dangling",
-            "d/none",
-            absolute.to_str().unwrap(),
-        ] {
-            let path = dir.path().join(key);
-            let std = |m: std::io::Result<Metadata>| m.ok().map(|m| Stat::from_metadata(&m));
-            assert_eq!(base.stat(key, true), std(std::fs::metadata(&path)), "{key}");
-            assert_eq!(
-                base.stat(key, false),
-                std(std::fs::symlink_metadata(&path)),
-                "{key}"
-            );
-        }
-        assert!(base.stat("d/link", true) != base.stat("d/link", false));
-        assert_eq!(base.stat("d/none", false), None);
     }
 
     /// Lookups in any order (forward, backward, by jumps, of missing keys) find the records a

@@ -40,9 +40,10 @@ use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::extension::{self, Content, OutputFile};
 use crate::fault;
 use crate::hash::to_hex;
-use crate::inputs::{Base, Inputs, Stat};
+use crate::inputs::Inputs;
 use crate::model::{Driver, Kind, Model, PackageSource};
 use crate::plan::{Plan, TREE};
+use crate::stat::{Base, Stat};
 use crate::state::{Output, Package, STATE_FILE, State};
 
 pub const SUMS_FILE: &str = "SHA256SUMS";

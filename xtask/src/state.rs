@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::error::{Diagnostic, IoContext, Result};
-use crate::inputs::{Base, Records, Seen, Stat};
+use crate::inputs::{Records, Seen};
+use crate::stat::{Anchored, Base, Stat};
 use serde::{Deserialize, Serialize};
 
 pub const STATE_FILE: &str = ".dist-state";
@@ -53,11 +54,8 @@ enum Check<'a> {
     Output(Cow<'a, Output>),
 }
 
-fn as_bytes<S: serde::Serializer>(
-    bytes: &&[u8],
-    serializer: S,
-) -> std::result::Result<S::Ok, S::Error> {
-    serializer.serialize_bytes(bytes)
+fn as_bytes<S: serde::Serializer>(bytes: &&[u8], to: S) -> std::result::Result<S::Ok, S::Error> {
+    to.serialize_bytes(bytes)
 }
 
 /// What decides the output besides the files: the running executable (a rebuilt xtask never
@@ -407,43 +405,6 @@ pub fn fresh(
     Some((summary, warnings))
 }
 
-/// A base, and the directory below it of the latest key's first two components (a block's:
-/// `blox/<block>`; the output's `datablox/sw_packages`), which the keys below it are stat'ed
-/// relative to: the kernel then looks up two components fewer for each, and path lookup is most
-/// of the fast path's time (`perf record` of `cargo xtask dist` run twice on the medium profile).
-/// Keys come sorted, so each such directory is opened about once.
-struct Anchored<'b> {
-    base: &'b Base,
-    dir: Vec<u8>,
-    below: Option<Base>,
-}
-
-impl<'b> Anchored<'b> {
-    fn new(base: &'b Base) -> Anchored<'b> {
-        let (dir, below) = (Vec::new(), None);
-        Anchored { base, dir, below }
-    }
-
-    /// The base to stat `key` from, and `key` relative to it.
-    fn split<'k>(&mut self, key: &'k [u8]) -> (&Base, &'k [u8]) {
-        let Some((dir, rest)) = two_components(key) else {
-            return (self.base, key);
-        };
-        if self.below.is_none() || self.dir != dir {
-            self.dir = dir.to_vec();
-            self.below = Some(self.base.below(dir));
-        }
-        (self.below.as_ref().expect("just opened"), rest)
-    }
-}
-
-/// A relative key's first two components and the rest, when there is a rest.
-fn two_components(key: &[u8]) -> Option<(&[u8], &[u8])> {
-    let first = key.iter().position(|&b| b == b'/').filter(|&at| at > 0)?;
-    let second = first + 1 + key[first + 1..].iter().position(|&b| b == b'/')?;
-    Some((&key[..second], &key[second + 1..]))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,23 +494,5 @@ mod tests {
         assert!(fresh(&out, &identity, 2).is_some());
         std::fs::write(repo.join("d/e/g"), "other bytes").unwrap();
         assert!(fresh(&out, &identity, 2).is_none());
-    }
-
-    #[test]
-    fn a_key_below_two_directories_is_split_after_them() {
-        fn split(key: &str) -> Option<(&[u8], &[u8])> {
-            two_components(key.as_bytes())
-        }
-        assert_eq!(
-            split("blox/b__1_0/x/y.py"),
-            Some((&b"blox/b__1_0"[..], &b"x/y.py"[..]))
-        );
-        assert_eq!(
-            split("blox/b__1_0/y.py"),
-            Some((&b"blox/b__1_0"[..], &b"y.py"[..]))
-        );
-        for key in ["blox/b__1_0", "blox", ".gitignore", "/abs/olute/path"] {
-            assert_eq!(split(key), None, "{key}");
-        }
     }
 }

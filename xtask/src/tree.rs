@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Diagnostic, Error, IoContext, Result};
 use crate::exclude::{self, Excludes};
-pub use crate::inputs::Stat;
-use crate::inputs::{Base, Inputs, ListedKind, Listing, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::inputs::{Inputs, ListedKind, Listing};
+pub use crate::stat::Stat;
+use crate::stat::{Base, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {

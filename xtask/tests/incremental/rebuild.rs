@@ -187,7 +187,7 @@ fn racy_setup(written_at_offset_ns: i64) -> (Repo, super::Run) {
     assert_eq!(old.len(), new.len());
     std::fs::write(&path, &new).unwrap();
     let metadata = std::fs::metadata(&path).unwrap();
-    let now = xtask::inputs::Stat::from_metadata(&metadata);
+    let now = xtask::stat::Stat::from_metadata(&metadata);
 
     super::edit_state(&repo.out(), true, |state| {
         let mut found = false;
