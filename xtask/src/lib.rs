@@ -25,6 +25,7 @@ pub mod progress;
 pub mod release;
 pub mod run;
 pub mod scaffold;
+pub mod sched;
 pub mod stat;
 pub mod state;
 pub mod tree;

@@ -397,6 +397,9 @@ pub fn fresh(
         for _ in 1..jobs.clamp(1, 1 + chunks.len()) {
             scope.spawn(work);
         }
+        if jobs > 1 {
+            crate::sched::make_room();
+        }
         work();
     });
     let mut summary = summary.filter(|_| !changed.into_inner())?;
