@@ -254,7 +254,8 @@ impl State {
         let path = out_dir.join(STATE_FILE);
         // Encoded once: the head alone differs between this state and the one compared with.
         let checks = self.checks();
-        // The outputs, summary and warnings first: when a package changed, they do.
+        // The outputs, summary and warnings first: when a package changed, they do. A false match
+        // of the CRC (one in 2^32) keeps older records, still true of the stats they hold.
         let unchanged = previous.read_checksum.is_some_and(|recorded| {
             (&self.outputs, &self.summary, &self.warnings)
                 == (&previous.outputs, &previous.summary, &previous.warnings)
